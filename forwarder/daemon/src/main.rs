@@ -1,0 +1,116 @@
+//! `ecmpfwd`: run, check a config, or benchmark the pipeline.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use ecmpfwd::{bench, config::Config, runtime, setup, stats};
+
+#[derive(Parser)]
+#[command(
+    name = "ecmpfwd",
+    version,
+    about = "Userspace resilient-ECMP forwarder"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the workers over the configured ports (until SIGINT/SIGTERM, or until every pcap
+    /// input has been forwarded).
+    Run {
+        /// The TOML config.
+        #[arg(long)]
+        config: PathBuf,
+        /// Print the final counters as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a config (errors name the file, line and key) and build its tables.
+    Check {
+        /// The TOML config.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the whole pipeline on synthetic traffic over in-memory ports and print Mpps.
+    Bench {
+        #[command(flatten)]
+        options: bench::BenchOptions,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ecmpfwd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Check { config } => {
+            let cfg = Config::load(&config)?;
+            let tables = setup::build(&cfg)?;
+            println!(
+                "{}: ok: {} ports, {} workers, {} next hops, {} groups, {} IPv4 + {} IPv6 routes",
+                cfg.origin,
+                cfg.ports.len(),
+                cfg.workers.len(),
+                cfg.nexthops.len(),
+                cfg.groups.len(),
+                tables.snapshot.fib4.len(),
+                tables.snapshot.fib6.len()
+            );
+            Ok(())
+        }
+        Command::Run { config, json } => {
+            let cfg = Config::load(&config)?;
+            let stop = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, Arc::clone(&stop))?;
+            }
+            let totals = runtime::run(&cfg, stop)?;
+            if json {
+                println!("{}", stats::json(&totals));
+            } else {
+                print!("{}", stats::human(&totals));
+            }
+            Ok(())
+        }
+        Command::Bench { options, json } => {
+            let r = bench::run(&options)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "{:.2} Mpps, {:.1} ns/packet ({} packets in {:.3} s; {} flows, {} routes, \
+                     {}-way groups, {:?}; {} drops, {} cache hits, {} misses)",
+                    r.mpps,
+                    r.ns_per_packet,
+                    r.packets,
+                    r.seconds,
+                    options.flows,
+                    options.routes,
+                    options.group_size,
+                    options.action,
+                    r.drops,
+                    r.cache_hits,
+                    r.cache_misses
+                );
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Builds the tables the data path reads (FIB, groups, next hops, ports) from a validated config.
+//!
+//! Ids follow the config's order: next hop `i` is hop id `i + 1`, group `i` is group id `i + 1`,
+//! port `i` is port id `i` (id 0 means "unset" for hops and groups, rule 8).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ecmp_tables::group::{GroupMode, GroupTable, ResilientGroup};
+use ecmp_tables::nexthop::{GroupId, HopId, HopState, NextHop};
+use ecmp_tables::snapshot::Snapshot;
+use ecmp_tables::{Fib4, Fib6, TableError};
+
+use crate::config::{self, Config};
+
+/// Why the tables could not be built from a (syntactically valid) config.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A table refused an entry; the location names the config item.
+    #[error("{origin}:{line}: {key}: {source}")]
+    Table {
+        /// The config file.
+        origin: String,
+        /// Line of the offending item.
+        line: usize,
+        /// The key path of the item.
+        key: String,
+        /// What the table said.
+        source: TableError,
+    },
+}
+
+/// The control-side tables: group builders plus the data-path snapshot pieces.
+pub struct Tables {
+    /// One builder per group; index = group id - 1.
+    pub groups: Vec<ResilientGroup>,
+    /// Group names; index = group id - 1.
+    pub group_names: Vec<String>,
+    /// Next-hop names; index = hop id - 1.
+    pub hop_names: Vec<String>,
+    /// The snapshot to publish.
+    pub snapshot: Snapshot,
+    /// What group id 0 ("no route") maps to in a snapshot: a group with no members.
+    unset_group: Arc<GroupTable>,
+}
+
+impl Tables {
+    /// Group id by name.
+    pub fn group_id(&self, name: &str) -> Option<GroupId> {
+        self.group_names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| i as GroupId + 1)
+    }
+
+    /// Hop id by name.
+    pub fn hop_id(&self, name: &str) -> Option<HopId> {
+        self.hop_names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| i as HopId + 1)
+    }
+
+    /// The group builder of `id`.
+    pub fn group_mut(&mut self, id: GroupId) -> Option<&mut ResilientGroup> {
+        self.groups.get_mut((id as usize).checked_sub(1)?)
+    }
+
+    /// A snapshot with the groups' current tables (shares the FIBs and hops with the last one).
+    pub fn rebuild_snapshot(&self) -> Snapshot {
+        let mut groups = Vec::with_capacity(self.groups.len() + 1);
+        groups.push(Arc::clone(&self.unset_group));
+        groups.extend(self.groups.iter().map(|g| Arc::new(g.table())));
+        Snapshot {
+            generation: 0,
+            fib4: Arc::clone(&self.snapshot.fib4),
+            fib6: Arc::clone(&self.snapshot.fib6),
+            groups,
+            hops: self.snapshot.hops.clone(),
+            ports: self.snapshot.ports.clone(),
+        }
+    }
+}
+
+fn mode_of(g: &config::GroupSpec) -> GroupMode {
+    match g.mode {
+        config::GroupMode::Manual => GroupMode::Manual,
+        config::GroupMode::AutoRecovery => GroupMode::AutoRecovery,
+        config::GroupMode::Idle => GroupMode::Idle {
+            idle_timer_ms: g.idle_timer.as_millis() as u64,
+            unbalanced_timer_ms: g.unbalanced_timer.as_millis() as u64,
+        },
+        config::GroupMode::Maglev => GroupMode::Maglev,
+    }
+}
+
+/// Builds every table from `cfg`.
+pub fn build(cfg: &Config) -> Result<Tables, SetupError> {
+    let err = |line: usize, key: String| {
+        let origin = cfg.origin.clone();
+        move |source: TableError| SetupError::Table {
+            origin,
+            line,
+            key,
+            source,
+        }
+    };
+
+    let mut hops = Vec::with_capacity(cfg.nexthops.len() + 1);
+    hops.push(NextHop {
+        id: 0,
+        addr: IpAddr::from([0, 0, 0, 0]),
+        port: 0,
+        mac: [0; 6],
+        weight: 0,
+        action: Default::default(),
+    });
+    for (i, h) in cfg.nexthops.iter().enumerate() {
+        hops.push(NextHop {
+            id: i as HopId + 1,
+            addr: h.address,
+            port: h.port as u16,
+            mac: h.mac.0,
+            weight: h.weight,
+            action: h.action.into(),
+        });
+    }
+
+    let mut groups = Vec::with_capacity(cfg.groups.len());
+    for (gi, g) in cfg.groups.iter().enumerate() {
+        let e = |k: &str| err(g.line, format!("group[{gi}].{k}"));
+        let mut rg =
+            ResilientGroup::new(g.buckets, mode_of(g), cfg.instance.seed).map_err(e("buckets"))?;
+        rg.set_policy(g.hash.into());
+        for m in &g.members {
+            rg.add_member(m.nexthop as HopId + 1, m.weight)
+                .map_err(e("members"))?;
+        }
+        // Members join together: balance once, then apply the configured initial states so a
+        // hop configured draining or failed owns no buckets from the start.
+        rg.clear();
+        for m in &g.members {
+            let state: HopState = cfg.nexthops[m.nexthop].state.into();
+            if state != HopState::Active {
+                rg.set_state(m.nexthop as HopId + 1, state)
+                    .map_err(e("members"))?;
+            }
+        }
+        groups.push(rg);
+    }
+
+    let mut fib4 = Fib4::new(cfg.fib.max_tbl8 as usize);
+    let mut fib6 = Fib6::new();
+    for (ri, r) in cfg.routes.iter().enumerate() {
+        let gid = r.group as GroupId + 1;
+        let e = err(r.line, format!("route[{ri}].prefix"));
+        match r.prefix.addr {
+            IpAddr::V4(a) => fib4.insert(a, r.prefix.len, gid).map_err(e)?,
+            IpAddr::V6(a) => fib6.insert(a, r.prefix.len, gid).map_err(e)?,
+        };
+    }
+
+    let unset_group = ResilientGroup::new(1, GroupMode::Manual, 0)
+        .map_err(err(0, "group".into()))?
+        .table();
+    let mut tables = Tables {
+        unset_group: Arc::new(unset_group),
+        groups,
+        group_names: cfg.groups.iter().map(|g| g.name.clone()).collect(),
+        hop_names: cfg.nexthops.iter().map(|h| h.name.clone()).collect(),
+        snapshot: Snapshot {
+            generation: 0,
+            fib4: Arc::new(fib4),
+            fib6: Arc::new(fib6),
+            groups: Vec::new(),
+            hops,
+            ports: cfg.ports.iter().map(|p| p.port_info()).collect(),
+        },
+    };
+    tables.snapshot = tables.rebuild_snapshot();
+    Ok(tables)
+}

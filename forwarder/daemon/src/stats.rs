@@ -1,0 +1,59 @@
+//! Summing and printing the workers' published counters.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use ecmp_dataplane::counters::{Counter, Counters, SharedCounters};
+use ecmp_dataplane::drop::DropReason;
+
+/// Sums every worker's published counters.
+pub fn sum(shared: &[Arc<SharedCounters>]) -> Counters {
+    let mut total = Counters::default();
+    for s in shared {
+        total.merge(&s.read());
+    }
+    total
+}
+
+const SHOWN: [(Counter, &str); 10] = [
+    (Counter::RxPackets, "rx_packets"),
+    (Counter::RxBytes, "rx_bytes"),
+    (Counter::TxPackets, "tx_packets"),
+    (Counter::TxBytes, "tx_bytes"),
+    (Counter::CacheHits, "flow_cache_hits"),
+    (Counter::CacheMisses, "flow_cache_misses"),
+    (Counter::Repicks, "flow_repicks"),
+    (Counter::NotCached, "flows_not_cached"),
+    (Counter::Evictions, "flow_evictions"),
+    (Counter::Generations, "table_generations"),
+];
+
+/// Human-readable counters: totals first, then every non-zero drop reason.
+pub fn human(c: &Counters) -> String {
+    let mut out = String::new();
+    for (counter, name) in SHOWN {
+        let _ = writeln!(out, "{name:<22} {}", c.get(counter));
+    }
+    let _ = writeln!(out, "{:<22} {}", "drops", c.total_drops());
+    for r in DropReason::ALL {
+        let n = c.drops(r);
+        if n > 0 {
+            let _ = writeln!(out, "  {:<20} {n}", r.name());
+        }
+    }
+    out
+}
+
+/// The counters as one JSON object (drop reasons under "drops", zeros included).
+pub fn json(c: &Counters) -> serde_json::Value {
+    let mut obj = serde_json::Map::new();
+    for (counter, name) in SHOWN {
+        obj.insert(name.into(), c.get(counter).into());
+    }
+    let drops: serde_json::Map<_, _> = DropReason::ALL
+        .iter()
+        .map(|r| (r.name().to_string(), c.drops(*r).into()))
+        .collect();
+    obj.insert("drops".into(), drops.into());
+    obj.into()
+}

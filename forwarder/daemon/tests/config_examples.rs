@@ -1,0 +1,786 @@
+//! Every example in `configs/` loads, and bad configs fail at the right line and key.
+
+#[allow(dead_code)]
+#[path = "../src/config.rs"]
+mod config;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{
+    ActionSpec, Config, ConfigError, EncapKindSpec, GroupMode, HashAlgoSpec, HashFieldsSpec,
+    HopStateSpec, PortKind, PortQueue, XdpMode,
+};
+
+fn configs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs")
+}
+
+fn load(name: &str) -> Config {
+    let path = configs_dir().join(name);
+    match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("a valid test address")
+}
+
+#[test]
+fn every_example_loads() {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(configs_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            if let Err(e) = Config::load(&path) {
+                panic!("{e}");
+            }
+            names.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    for expected in [
+        "anycast-vip.toml",
+        "encap.toml",
+        "lab-afxdp.toml",
+        "maglev.toml",
+        "minimal.toml",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "configs/{expected} is missing"
+        );
+    }
+}
+
+#[test]
+fn minimal_takes_the_defaults() {
+    let c = load("minimal.toml");
+    assert_eq!(c.instance.name, "minimal");
+    assert_eq!(c.instance.seed, config::seed_from_name("minimal"));
+    assert_eq!(c.instance.rss_key, config::DEFAULT_RSS_KEY);
+    assert_eq!(c.instance.control_socket, None);
+    assert_eq!(c.ports.len(), 2);
+    assert_eq!(c.ports[1].kind, PortKind::Memory);
+    assert_eq!(c.ports[1].mtu, 1500);
+    assert_eq!(c.ports[0].mac.0, [2, 0, 0, 0, 0, 1]);
+    assert_eq!(
+        c.workers[0].ports,
+        vec![
+            PortQueue { port: 0, queue: 0 },
+            PortQueue { port: 1, queue: 0 }
+        ]
+    );
+    assert_eq!(c.flow_cache.capacity, 1 << 20);
+    assert_eq!(c.flow_cache.idle_timeout, Duration::from_secs(300));
+    assert_eq!(c.flow_cache.embryonic_timeout, Duration::from_secs(5));
+    assert_eq!(c.flow_cache.fin_timeout, Duration::from_secs(10));
+    assert_eq!(c.fib.max_tbl8, 65_536);
+    assert_eq!(c.hash.fields, HashFieldsSpec::FiveTuple);
+    assert_eq!(c.hash.algo, HashAlgoSpec::Fast);
+    let hop = &c.nexthops[1];
+    assert_eq!((hop.name.as_str(), hop.port, hop.weight), ("s2", 1, 1));
+    assert_eq!(hop.state, HopStateSpec::Active);
+    assert_eq!(hop.action, ActionSpec::Rewrite);
+    let g = &c.groups[0];
+    assert_eq!((g.mode, g.buckets), (GroupMode::AutoRecovery, 256));
+    assert_eq!(
+        g.members.iter().map(|m| m.nexthop).collect::<Vec<_>>(),
+        [0, 1]
+    );
+    assert_eq!(c.routes[0].prefix.to_string(), "192.0.2.10/32");
+    assert_eq!(c.routes[0].group, 0);
+    assert_eq!(c.routes[0].line, 38);
+}
+
+#[test]
+fn anycast_vip_is_the_seed_scenario() {
+    let c = load("anycast-vip.toml");
+    assert_eq!(c.instance.seed, 0x5eed_ec4f_0000_0001);
+    assert_eq!(c.nexthops.len(), 8);
+    assert_eq!(c.routes.len(), 1);
+    assert_eq!(
+        (c.routes[0].prefix.addr, c.routes[0].prefix.len),
+        (ip("192.0.2.10"), 32)
+    );
+    let g = &c.groups[c.routes[0].group];
+    assert_eq!(g.mode, GroupMode::AutoRecovery);
+    assert_eq!(g.buckets, 4096);
+    assert_eq!(g.members.len(), 8);
+    assert_eq!(
+        g.members[7].weight, 2,
+        "member weight defaults to the hop's weight"
+    );
+    assert_eq!(g.hash.fields, HashFieldsSpec::FiveTuple);
+    assert_eq!(c.flow_cache.idle_timeout, Duration::from_secs(300));
+    assert_eq!(c.workers.iter().map(|w| w.core).collect::<Vec<_>>(), [1, 2]);
+}
+
+#[test]
+fn encap_covers_every_kind_and_both_families() {
+    let c = load("encap.toml");
+    let kinds: Vec<_> = c
+        .nexthops
+        .iter()
+        .map(|h| match h.action {
+            ActionSpec::Encap(e) => e,
+            ActionSpec::Rewrite => panic!("{} should encapsulate", h.name),
+        })
+        .collect();
+    assert_eq!(kinds[0].kind, EncapKindSpec::IpIp);
+    assert_eq!(
+        kinds[0].dst,
+        ip("203.0.113.1"),
+        "dst defaults to the hop's address"
+    );
+    assert_eq!(kinds[1].kind, EncapKindSpec::Gre { key: Some(42) });
+    assert!(matches!(
+        kinds[2].kind,
+        EncapKindSpec::Vxlan {
+            vni: 10_010,
+            inner_mac: Some(_),
+            udp_port: 4789
+        }
+    ));
+    assert_eq!(kinds[3].kind, EncapKindSpec::Gue { udp_port: 6080 });
+    assert_eq!(
+        kinds[4].kind,
+        EncapKindSpec::MplsUdp {
+            label: 1000,
+            udp_port: 6635
+        }
+    );
+    assert_eq!(kinds[4].dst, ip("2001:db8:f::100"));
+    assert_eq!(kinds[5].kind, EncapKindSpec::IpIp);
+    assert!(kinds[5].src.is_ipv6() && kinds[5].dst.is_ipv6());
+    assert!(c.routes.iter().any(|r| r.prefix.addr.is_ipv4()));
+    assert!(c.routes.iter().any(|r| r.prefix.addr.is_ipv6()));
+    assert_eq!(c.groups[0].members[2].weight, 2);
+}
+
+#[test]
+fn converts_into_table_types() {
+    use ecmp_tables::nexthop::{Action, Encap, EncapKind, HopState, PortInfo};
+    use ecmp_tables::policy::{HashAlgo, HashFields, HashPolicy};
+
+    let c = load("encap.toml");
+    let actions: Vec<Action> = c.nexthops.iter().map(|h| h.action.into()).collect();
+    let src4 = ip("203.0.113.254");
+    assert_eq!(
+        actions[1],
+        Action::Encap(Encap {
+            kind: EncapKind::Gre { key: Some(42) },
+            src: src4,
+            dst: ip("203.0.113.2")
+        })
+    );
+    assert_eq!(
+        actions[2],
+        Action::Encap(Encap {
+            kind: EncapKind::Vxlan {
+                vni: 10_010,
+                inner_dst_mac: Some([2, 0, 0, 0, 0x30, 3]),
+                port: 4789
+            },
+            src: src4,
+            dst: ip("203.0.113.3"),
+        })
+    );
+    let Action::Encap(gue) = actions[3] else {
+        panic!("gue hop should encapsulate")
+    };
+    assert_eq!(gue.kind, EncapKind::Gue { port: 6080 });
+    let Action::Encap(mpls) = actions[4] else {
+        panic!("mpls hop should encapsulate")
+    };
+    assert_eq!(
+        mpls.kind,
+        EncapKind::MplsUdp {
+            label: 1000,
+            port: 6635
+        }
+    );
+    assert_eq!(
+        c.ports[1].port_info(),
+        PortInfo {
+            mac: [2, 0, 0, 0, 0, 2],
+            mtu: 9000
+        }
+    );
+
+    let c = load("maglev.toml");
+    assert_eq!(HopState::from(c.nexthops[2].state), HopState::Draining);
+    assert_eq!(HopState::from(c.nexthops[0].state), HopState::Active);
+    assert_eq!(Action::from(c.nexthops[0].action), Action::Rewrite);
+    assert_eq!(
+        HashPolicy::from(c.groups[1].hash),
+        HashPolicy {
+            fields: HashFields::SrcDstIp,
+            algo: HashAlgo::Crc32c,
+            symmetric: true,
+            inner: false
+        }
+    );
+    assert_eq!(
+        HashPolicy::from(config::HashSpec::default()),
+        HashPolicy::default()
+    );
+}
+
+#[test]
+fn maglev_groups() {
+    let c = load("maglev.toml");
+    assert_eq!(c.instance.seed, 20_240_601);
+    let v4 = &c.groups[0];
+    assert_eq!((v4.mode, v4.buckets), (GroupMode::Maglev, 4096));
+    assert_eq!(v4.hash.algo, HashAlgoSpec::Crc32c);
+    let v6 = &c.groups[1];
+    assert_eq!(v6.buckets, 65_536);
+    assert_eq!(v6.hash.fields, HashFieldsSpec::SrcDstIp);
+    assert!(v6.hash.symmetric);
+    assert_eq!(
+        v6.hash.algo,
+        HashAlgoSpec::Crc32c,
+        "unset keys come from [hash]"
+    );
+    assert_eq!(c.nexthops[2].state, HopStateSpec::Draining);
+}
+
+#[test]
+fn lab_afxdp_ports_and_queues() {
+    let c = load("lab-afxdp.toml");
+    assert_eq!(
+        c.ports[0].kind,
+        PortKind::AfXdp {
+            interface: "veth-fwd-n".into(),
+            queues: 2,
+            mode: XdpMode::Driver,
+            zero_copy: false
+        }
+    );
+    assert_eq!(
+        c.workers[1].ports,
+        vec![
+            PortQueue { port: 0, queue: 1 },
+            PortQueue { port: 1, queue: 1 }
+        ]
+    );
+    let g = &c.groups[0];
+    assert_eq!(g.mode, GroupMode::Idle);
+    assert_eq!(g.idle_timer, Duration::from_secs(10));
+    assert_eq!(g.unbalanced_timer, Duration::from_secs(60));
+    assert_eq!(
+        c.instance.control_socket.as_deref(),
+        Some(Path::new("/tmp/ecmpfwd-lab.sock"))
+    );
+}
+
+#[test]
+fn load_resolves_relative_paths_and_names_the_file() {
+    let dir = std::env::temp_dir().join(format!("ecmpfwd-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pcap.toml");
+    let text = format!(
+        "{BASE}[[port]]\nname = \"cap\"\nkind = \"pcap\"\nmac = \"02:00:00:00:00:09\"\ninput = \"in.pcap\"\noutput = \"/abs/out.pcap\"\n"
+    );
+    std::fs::write(&path, &text).unwrap();
+    let c = Config::load(&path).unwrap();
+    assert_eq!(
+        c.ports[1].kind,
+        PortKind::Pcap {
+            input: Some(dir.join("in.pcap")),
+            output: Some("/abs/out.pcap".into())
+        }
+    );
+    std::fs::write(&path, format!("{text}bogus = 1\n")).unwrap();
+    let e = Config::load(&path).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with(&format!("{}:18: port[1].bogus: ", path.display())),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    let e = Config::load(&dir.join("missing.toml")).unwrap_err();
+    assert!(matches!(e, ConfigError::Read { .. }), "{e}");
+}
+
+/// Line and key recovery walk spans over the text: no truncation of a valid file may panic,
+/// and every error still names a line inside the text.
+#[test]
+fn truncated_examples_never_panic() {
+    for name in [
+        "anycast-vip.toml",
+        "encap.toml",
+        "lab-afxdp.toml",
+        "maglev.toml",
+        "minimal.toml",
+    ] {
+        let text = std::fs::read_to_string(configs_dir().join(name)).unwrap();
+        let lines = text.lines().count();
+        for end in (0..text.len()).filter(|&i| text.is_char_boundary(i)) {
+            if let Err(e) = Config::parse(&text[..end], name) {
+                let line = e.line().unwrap();
+                assert!((1..=lines.max(1)).contains(&line), "{name}[..{end}]: {e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn an_empty_group_and_a_route_to_it_are_fine() {
+    let text = format!(
+        "{BASE}[[group]]\nname = \"later\"\nmembers = []\n[[route]]\nprefix = \"2001:db8::/32\"\ngroup = \"later\"\n"
+    );
+    let c = Config::parse(&text, "t.toml").unwrap();
+    assert!(c.groups[0].members.is_empty());
+    assert_eq!(c.routes[0].group, 0);
+}
+
+/// A valid head every bad snippet is appended to (11 lines).
+const BASE: &str = r#"[instance]
+name = "t"
+
+[[port]]
+name = "p0"
+kind = "memory"
+mac = "02:00:00:00:00:01"
+
+[[worker]]
+core = 0
+ports = ["p0"]
+"#;
+
+/// A valid next hop on p0 for snippets that need one.
+const HOP: &str = "[[nexthop]]\nname = \"h\"\naddress = \"198.51.100.1\"\nport = \"p0\"\nmac = \"02:00:00:00:01:01\"\n";
+
+/// Marks the line the error must be reported on.
+const MARK: &str = "#<";
+
+struct Bad {
+    /// The whole document, with `#<` ending the offending line.
+    text: String,
+    key: &'static str,
+    message: &'static str,
+}
+
+fn after_base(snippet: &str, key: &'static str, message: &'static str) -> Bad {
+    Bad {
+        text: format!("{BASE}{snippet}"),
+        key,
+        message,
+    }
+}
+
+fn whole(text: &str, key: &'static str, message: &'static str) -> Bad {
+    Bad {
+        text: text.to_owned(),
+        key,
+        message,
+    }
+}
+
+fn bad_configs() -> Vec<Bad> {
+    vec![
+        // TOML syntax.
+        after_base("[[nexthop] #<\nname = \"x\"\n", "", "expected"),
+        after_base(
+            "[fib]\nmax_tbl8 = 1\nmax_tbl8 = 2 #<\n",
+            "",
+            "duplicate key",
+        ),
+        after_base("[fib]\nmax_tbl8 = 1 2 #<\n", "", ""),
+        // Unknown, missing and mistyped keys.
+        whole(
+            "[instance]\nnam = \"t\" #<\n",
+            "instance.nam",
+            "unknown field `nam`",
+        ),
+        whole(
+            "#<\n[[port]]\nname = \"p0\"\nkind = \"memory\"\nmac = \"02:00:00:00:00:01\"\n",
+            "instance",
+            "missing field `instance`",
+        ),
+        after_base("[fibs] #<\n", "fibs", "unknown field `fibs`"),
+        after_base(
+            "[fib]\nmax_tbl9 = 1 #<\n",
+            "fib.max_tbl9",
+            "unknown field `max_tbl9`",
+        ),
+        after_base(
+            &format!("{HOP}colour = \"red\" #<\n"),
+            "nexthop[0].colour",
+            "unknown field `colour`",
+        ),
+        after_base(
+            "[[nexthop]] #<\nname = \"h\"\naddress = \"198.51.100.1\"\nport = \"p0\"\n",
+            "nexthop[0].mac",
+            "missing field `mac`",
+        ),
+        after_base(
+            &format!("{HOP}weight = \"heavy\" #<\n"),
+            "nexthop[0].weight",
+            "invalid type",
+        ),
+        after_base(
+            &format!("{HOP}weight = 0 #<\n"),
+            "nexthop[0].weight",
+            "at least 1",
+        ),
+        after_base(
+            &format!("{HOP}state = \"up\" #<\n"),
+            "nexthop[0].state",
+            "unknown variant `up`",
+        ),
+        after_base(
+            "[[port]]\nname = \"p1\"\nkind = \"dpdk\" #<\nmac = \"02:00:00:00:00:02\"\n",
+            "port[1].kind",
+            "unknown variant `dpdk`",
+        ),
+        after_base(
+            &format!("{HOP}encap = {{ kind = \"gre\", src = \"192.0.2.1\", bogus = 1 }} #<\n"),
+            "nexthop[0].encap.bogus",
+            "unknown field `bogus`",
+        ),
+        after_base(
+            &format!("{HOP}[nexthop.encap]\nkind = \"gre\"\nsrc = \"192.0.2.1\"\ntunnel = 1 #<\n"),
+            "nexthop[0].encap.tunnel",
+            "unknown field `tunnel`",
+        ),
+        after_base(
+            &format!(
+                "{HOP}[[group]]\nname = \"g\"\nmembers = [\"h\", {{ nexthop = \"h\", wieght = 2 }}] #<\n"
+            ),
+            "group[0].members[1].wieght",
+            "unknown field `wieght`",
+        ),
+        after_base(
+            "[hash]\nfields = \"4-tuple\" #<\n",
+            "hash.fields",
+            "unknown variant `4-tuple`",
+        ),
+        // Bad values.
+        after_base(
+            "[[nexthop]]\nname = \"h\"\naddress = \"198.51.100.1\"\nport = \"p0\"\nmac = \"02:00:00:00:01\" #<\n",
+            "nexthop[0].mac",
+            "invalid MAC address",
+        ),
+        after_base(
+            "[[port]]\nname = \"p1\"\nkind = \"memory\"\nmac = \"01:00:5e:00:00:01\" #<\n",
+            "port[1].mac",
+            "not a unicast MAC",
+        ),
+        after_base(
+            "[[port]]\nname = \"p:1\" #<\nkind = \"memory\"\nmac = \"02:00:00:00:00:02\"\n",
+            "port[1].name",
+            "invalid name",
+        ),
+        after_base(
+            "[[port]]\nname = \"p1\"\nkind = \"memory\"\nmac = \"02:00:00:00:00:02\"\nmtu = 20 #<\n",
+            "port[1].mtu",
+            "outside 68..=9216",
+        ),
+        after_base(
+            "[[port]]\nname = \"p1\"\nkind = \"memory\"\nmac = \"02:00:00:00:00:02\"\ninterface = \"eth0\" #<\n",
+            "port[1].interface",
+            "not used by kind = \"memory\"",
+        ),
+        after_base(
+            "[[port]]\nname = \"p1\"\nkind = \"pcap\" #<\nmac = \"02:00:00:00:00:02\"\n",
+            "port[1].kind",
+            "needs `input`, `output` or both",
+        ),
+        after_base(
+            "[[port]]\nname = \"x\"\nkind = \"afxdp\"\ninterface = \"veth0\"\nmode = \"generic\"\nzero_copy = true #<\nmac = \"02:00:00:00:00:02\"\n",
+            "port[1].zero_copy",
+            "needs mode = \"driver\"",
+        ),
+        after_base(
+            "[[port]]\nname = \"x\"\nkind = \"afxdp\" #<\nmac = \"02:00:00:00:00:02\"\n",
+            "port[1].interface",
+            "needs `interface`",
+        ),
+        after_base(
+            "[[route]]\nprefix = \"192.0.2.1/24\" #<\ngroup = \"g\"\n",
+            "route[0].prefix",
+            "host bits set (did you mean 192.0.2.0/24?)",
+        ),
+        after_base(
+            "[[route]]\nprefix = \"2001:db8::/129\" #<\ngroup = \"g\"\n",
+            "route[0].prefix",
+            "length must be 0..=128",
+        ),
+        after_base(
+            "[[group]]\nname = \"g\"\nbuckets = 100 #<\n",
+            "group[0].buckets",
+            "not a power of two",
+        ),
+        after_base(
+            "[[group]]\nname = \"g\"\nbuckets = 131072 #<\n",
+            "group[0].buckets",
+            "not a power of two in 1..=65536",
+        ),
+        after_base(
+            "[flow_cache]\nidle_timeout = \"5 minutes\" #<\n",
+            "flow_cache.idle_timeout",
+            "invalid duration",
+        ),
+        after_base(
+            "[flow_cache]\nidle_timeout = \"0s\" #<\n",
+            "flow_cache.idle_timeout",
+            "greater than zero",
+        ),
+        after_base(
+            "[flow_cache]\nidle_timeout = \"10s\"\nfin_timeout = \"1m\" #<\n",
+            "flow_cache.fin_timeout",
+            "longer than idle_timeout",
+        ),
+        after_base(
+            "[flow_cache]\ncapacity = 1000 #<\n",
+            "flow_cache.capacity",
+            "not a power of two",
+        ),
+        after_base("[fib]\nmax_tbl8 = 0 #<\n", "fib.max_tbl8", "1..=16777216"),
+        whole(
+            "[instance]\nname = \"t\"\nseed = 0 #<\n",
+            "instance.seed",
+            "seed 0 is refused",
+        ),
+        whole(
+            "[instance]\nname = \"t\"\nseed = -5 #<\n",
+            "instance.seed",
+            "must not be negative",
+        ),
+        whole(
+            "[instance]\nname = \"t\"\nrss_key = \"6d5a\" #<\n",
+            "instance.rss_key",
+            "expected 40 bytes",
+        ),
+        // Encapsulation.
+        after_base(
+            &format!("{HOP}[nexthop.encap]\nkind = \"ipip\"\nsrc = \"2001:db8::1\" #<\n"),
+            "nexthop[0].encap.src",
+            "encap family mismatch",
+        ),
+        after_base(
+            &format!(
+                "{HOP}[nexthop.encap]\nkind = \"gre\"\nsrc = \"192.0.2.1\"\ndst = \"2001:db8::2\" #<\n"
+            ),
+            "nexthop[0].encap.dst",
+            "IPv4 but dst 2001:db8::2 is IPv6",
+        ),
+        after_base(
+            &format!("{HOP}[nexthop.encap]\nkind = \"ipip\"\nsrc = \"192.0.2.1\"\nvni = 5 #<\n"),
+            "nexthop[0].encap.vni",
+            "`vni` is not used by kind = \"ipip\"",
+        ),
+        after_base(
+            &format!("{HOP}[nexthop.encap]\nkind = \"gue\" #<\nsrc = \"192.0.2.1\"\n"),
+            "nexthop[0].encap.udp_port",
+            "needs `udp_port`",
+        ),
+        after_base(
+            &format!("{HOP}[nexthop.encap]\nkind = \"vxlan\" #<\nsrc = \"192.0.2.1\"\n"),
+            "nexthop[0].encap.vni",
+            "needs `vni`",
+        ),
+        after_base(
+            &format!(
+                "{HOP}[nexthop.encap]\nkind = \"vxlan\"\nsrc = \"192.0.2.1\"\nvni = 16777216 #<\n"
+            ),
+            "nexthop[0].encap.vni",
+            "24 bits",
+        ),
+        after_base(
+            &format!(
+                "{HOP}[nexthop.encap]\nkind = \"mpls-udp\"\nsrc = \"192.0.2.1\"\nlabel = 3 #<\n"
+            ),
+            "nexthop[0].encap.label",
+            "reserved",
+        ),
+        after_base(
+            &format!("{HOP}[nexthop.encap]\nkind = \"gre\"\nsrc = \"0.0.0.0\" #<\n"),
+            "nexthop[0].encap.src",
+            "not a unicast address",
+        ),
+        after_base(
+            &format!("{HOP}action = \"encap\" #<\n"),
+            "nexthop[0].action",
+            "needs a [nexthop.encap] table",
+        ),
+        after_base(
+            &format!(
+                "{HOP}action = \"rewrite\" #<\n[nexthop.encap]\nkind = \"ipip\"\nsrc = \"192.0.2.1\"\n"
+            ),
+            "nexthop[0].action",
+            "conflicts",
+        ),
+        // Cross-references.
+        after_base(
+            "[[nexthop]]\nname = \"h\"\naddress = \"198.51.100.1\"\nport = \"p9\" #<\nmac = \"02:00:00:00:01:01\"\n",
+            "nexthop[0].port",
+            "unknown port \"p9\"",
+        ),
+        after_base(
+            &format!(
+                "{HOP}{}",
+                HOP.replacen("[[nexthop]]", "[[nexthop]]\n", 1).replacen(
+                    "name = \"h\"",
+                    "name = \"h\" #<",
+                    1
+                )
+            ),
+            "nexthop[1].name",
+            "duplicate next hop name \"h\" (first defined on line 13)",
+        ),
+        after_base(
+            "[[port]]\nname = \"p0\" #<\nkind = \"memory\"\nmac = \"02:00:00:00:00:02\"\n",
+            "port[1].name",
+            "duplicate port name",
+        ),
+        after_base(
+            &format!("{HOP}[[group]]\nname = \"g\"\nmembers = [\"h\",\n  \"nope\"] #<\n"),
+            "group[0].members[1]",
+            "unknown next hop \"nope\"",
+        ),
+        after_base(
+            &format!("{HOP}[[group]]\nname = \"g\"\nmembers = [\"h\", \"h\"] #<\n"),
+            "group[0].members[1]",
+            "listed twice",
+        ),
+        after_base(
+            &format!(
+                "{HOP}[[group]]\nname = \"g\"\nmembers = [{{ nexthop = \"h\", weight = 0 }}] #<\n"
+            ),
+            "group[0].members[0].weight",
+            "at least 1",
+        ),
+        after_base(
+            &format!(
+                "{HOP}[[group]]\nname = \"g\"\nbuckets = 1 #<\nmembers = [\"h\", \"h2\"]\n{}",
+                HOP.replace("\"h\"", "\"h2\"")
+            ),
+            "group[0].buckets",
+            "buckets = 1 cannot hold 2 members",
+        ),
+        after_base(
+            "[[group]]\nname = \"g\"\nmode = \"maglev\"\nidle_timer = \"5s\" #<\n",
+            "group[0].idle_timer",
+            "only used by mode = \"idle\"",
+        ),
+        after_base(
+            "[[group]]\nname = \"g\"\nmode = \"idle\"\nidle_timer = \"0s\" #<\n",
+            "group[0].idle_timer",
+            "greater than zero",
+        ),
+        after_base(
+            "[[group]] #<\nname = \"g\"\nmode = \"maglev\"\nhash = { algo = \"lb-key\" }\n",
+            "group[0].buckets",
+            "lb-key",
+        ),
+        after_base(
+            "[[group]]\nname = \"g\"\n[[group]]\nname = \"g\" #<\n",
+            "group[1].name",
+            "duplicate group name",
+        ),
+        after_base(
+            "[[group]]\nname = \"g\"\n[[route]]\nprefix = \"192.0.2.0/24\"\ngroup = \"g2\" #<\n",
+            "route[0].group",
+            "unknown group \"g2\"",
+        ),
+        after_base(
+            "[[group]]\nname = \"g\"\n[[route]]\nprefix = \"192.0.2.0/24\"\ngroup = \"g\"\n[[route]]\nprefix = \"192.0.2.0/24\" #<\ngroup = \"g\"\n",
+            "route[1].prefix",
+            "duplicate route for 192.0.2.0/24 (first on line 15)",
+        ),
+        // Workers.
+        after_base(
+            "[[worker]]\ncore = 1\nports = [\"p9\"] #<\n",
+            "worker[1].ports[0]",
+            "unknown port \"p9\"",
+        ),
+        after_base(
+            "[[port]]\nname = \"p1\"\nkind = \"memory\"\nmac = \"02:00:00:00:00:02\"\n[[worker]]\ncore = 0 #<\nports = [\"p1\"]\n",
+            "worker[1].core",
+            "core 0 is already used by the worker on line 10",
+        ),
+        after_base(
+            "[[worker]]\ncore = 1\nports = [\"p0\"] #<\n",
+            "worker[1].ports[0]",
+            "already served by worker[0]",
+        ),
+        after_base(
+            "[[worker]]\ncore = 1\nports = [] #<\n",
+            "worker[1].ports",
+            "at least one port",
+        ),
+        after_base(
+            "[[worker]]\ncore = 1\nports = [\"p0:1\"] #<\n",
+            "worker[1].ports[0]",
+            "has a single queue",
+        ),
+        after_base(
+            "[[port]]\nname = \"x\"\nkind = \"afxdp\"\ninterface = \"veth0\"\nqueues = 2\nmac = \"02:00:00:00:00:02\"\n[[worker]]\ncore = 1\nports = [\"x\"] #<\n",
+            "worker[1].ports[0]",
+            "has 2 queues",
+        ),
+        after_base(
+            "[[port]]\nname = \"x\"\nkind = \"afxdp\"\ninterface = \"veth0\"\nqueues = 2\nmac = \"02:00:00:00:00:02\"\n[[worker]]\ncore = 1\nports = [\"x:2\"] #<\n",
+            "worker[1].ports[0]",
+            "invalid queue \"2\"",
+        ),
+        after_base(
+            "[[port]] #<\nname = \"x\"\nkind = \"afxdp\"\ninterface = \"veth0\"\nqueues = 2\nmac = \"02:00:00:00:00:02\"\n[[worker]]\ncore = 1\nports = [\"x:1\"]\n",
+            "port[1].queues",
+            "queue 0 of port \"x\" is not served",
+        ),
+        after_base(
+            "[[port]]\nname = \"x\"\nkind = \"afxdp\"\ninterface = \"veth0\"\nmac = \"02:00:00:00:00:02\"\n[[port]] #<\nname = \"y\"\nkind = \"afxdp\"\ninterface = \"veth0\"\nmac = \"02:00:00:00:00:03\"\n",
+            "port[2].interface",
+            "already used by port \"x\"",
+        ),
+        whole(
+            "[instance] #<\nname = \"t\"\n[[port]]\nname = \"p0\"\nkind = \"memory\"\nmac = \"02:00:00:00:00:01\"\n",
+            "worker",
+            "at least one [[worker]]",
+        ),
+    ]
+}
+
+#[test]
+fn bad_configs_name_the_line_and_the_key() {
+    let mut failures = Vec::new();
+    for bad in bad_configs() {
+        let marked = bad.text.lines().position(|l| l.ends_with(MARK));
+        let Some(index) = marked else {
+            panic!("no {MARK} marker in:\n{}", bad.text)
+        };
+        let line = index + 1;
+        let err = match Config::parse(&bad.text, "bad.toml") {
+            Ok(_) => {
+                failures.push(format!("accepted:\n{}", bad.text));
+                continue;
+            }
+            Err(e) => e,
+        };
+        let shown = err.to_string();
+        let prefix = if bad.key.is_empty() {
+            format!("bad.toml:{line}: ")
+        } else {
+            format!("bad.toml:{line}: {}: ", bad.key)
+        };
+        if err.line() != Some(line)
+            || err.key() != Some(bad.key)
+            || !shown.starts_with(&prefix)
+            || !shown.contains(bad.message)
+        {
+            failures.push(format!(
+                "expected `{prefix}...{}...`, got `{shown}` for:\n{}",
+                bad.message, bad.text
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

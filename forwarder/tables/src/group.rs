@@ -1,0 +1,1067 @@
+//! Resilient next-hop groups: a power-of-two table of buckets, each owned by one hop, that
+//! changes as little as possible when hops come and go.
+//!
+//! [`ResilientGroup`] is the control-side builder; [`GroupTable`] is the read-only copy workers
+//! pick from (`buckets[hash & (B - 1)]`, never `hash % n`).
+//!
+//! Invariants of a [`ResilientGroup`] (outside `Maglev` mode, whose table is recomputed from
+//! scratch on every change):
+//! - every bucket is owned by an `Active` member or by nobody (hop 0); a bucket has no owner
+//!   only while the group has no active member;
+//! - a hop leaving `Active` (failed, draining or removed) loses all its buckets and only those
+//!   move: each goes to the active hop with the largest weighted deficit `B * w / W - count`
+//!   (ties to the lowest member index), which spreads them evenly by weight;
+//! - a new or returning hop gets buckets as its mode says: `Manual` on `clear()` only,
+//!   `AutoRecovery` exactly the buckets it owned when it left (a brand-new hop waits for
+//!   `clear()`), `Idle` through `upkeep` (Linux resilient nexthop group rules); in every mode a
+//!   hop joining a group with no active owner takes all buckets at once;
+//! - members keep their index while listed; a removed member leaves a vacant slot (hop 0) that a
+//!   later new member reuses, so a worker validates a cached `(index, hop)` pair in O(1).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use foldhash::{HashMap, HashMapExt};
+
+use crate::error::TableError;
+use crate::nexthop::{HopId, HopState};
+use crate::policy::HashPolicy;
+
+/// Most buckets a group may have (Linux resilient groups also cap at 2^16).
+pub const MAX_BUCKETS: u32 = 1 << 16;
+
+/// Most members a group may list (member indices are `u16`).
+pub const MAX_MEMBERS: usize = 1 << 16;
+
+/// How a group hands buckets to new and returning hops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupMode {
+    /// New and returning hops get buckets only on `clear()` (IOS-XR's default sticky ECMP).
+    Manual,
+    /// A returning hop gets back exactly the buckets it had before it failed or drained.
+    AutoRecovery,
+    /// Linux resilient nexthop group semantics: `upkeep` moves buckets to under-share hops once
+    /// idle, or all needed once the table has been unbalanced for `unbalanced_timer_ms`.
+    Idle {
+        /// A bucket unused for this long may move.
+        idle_timer_ms: u64,
+        /// After this long unbalanced, buckets move even when busy; 0 = never forced.
+        unbalanced_timer_ms: u64,
+    },
+    /// The table is a pure function of (seed, active members, weights): Maglev's permutation fill.
+    Maglev,
+}
+
+/// A group member as workers see it. A vacant slot (a removed member) has `hop == 0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Member {
+    /// The next hop.
+    pub hop: HopId,
+    /// Its relative share of the buckets.
+    pub weight: u32,
+    /// Whether it owns buckets and keeps its cached flows.
+    pub state: HopState,
+}
+
+const VACANT: Member = Member {
+    hop: 0,
+    weight: 0,
+    state: HopState::Failed,
+};
+
+/// One bucket of a [`GroupTable`]: its hop and that hop's member index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    hop: HopId,
+    member: u16,
+}
+
+/// The read-only bucket table workers pick from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupTable {
+    /// How flows are hashed onto the buckets.
+    pub policy: HashPolicy,
+    mask: u32,
+    slots: Box<[Slot]>,
+    members: Box<[Member]>,
+}
+
+impl GroupTable {
+    /// Number of buckets (a power of two).
+    pub fn bucket_count(&self) -> u32 {
+        self.mask + 1
+    }
+
+    /// The member index and hop owning the bucket of `hash`; `None` when it has no owner.
+    #[inline]
+    pub fn pick(&self, hash: u32) -> Option<(u16, HopId)> {
+        let s = self.slots.get((hash & self.mask) as usize)?;
+        (s.hop != 0).then_some((s.member, s.hop))
+    }
+
+    /// The member at `idx`, unless the slot is vacant or out of range.
+    #[inline]
+    pub fn member(&self, idx: u16) -> Option<&Member> {
+        self.members.get(usize::from(idx)).filter(|m| m.hop != 0)
+    }
+
+    /// Whether a flow cached on `(idx, hop)` may stay there: the hop is still listed at that
+    /// index and has not failed (draining hops keep their flows).
+    #[inline]
+    pub fn still_member(&self, idx: u16, hop: HopId) -> bool {
+        self.member(idx)
+            .is_some_and(|m| m.hop == hop && m.state != HopState::Failed)
+    }
+
+    /// All member slots, vacant ones included (their `hop` is 0).
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+}
+
+/// The control-side builder of one group's bucket table. See the module docs for the rules.
+#[derive(Debug, Clone)]
+pub struct ResilientGroup {
+    mode: GroupMode,
+    seed: u64,
+    policy: HashPolicy,
+    owners: Vec<HopId>,
+    /// Owners at the last full build or `clear()`, for [`ResilientGroup::replaced`].
+    baseline: Vec<HopId>,
+    members: Vec<Member>,
+    /// Per member slot: the buckets it owned when it last left `Active` (`AutoRecovery` only).
+    saved: Vec<Vec<u32>>,
+    index: HashMap<HopId, u16>,
+    /// First `upkeep` that saw the table unbalanced (`Idle` only).
+    unbalanced_since: Option<u64>,
+}
+
+impl ResilientGroup {
+    /// An empty group of `buckets` buckets (a power of two in 1..=65536). `seed` feeds Maglev's
+    /// permutations; every instance that must agree on the table uses the same seed.
+    pub fn new(buckets: u32, mode: GroupMode, seed: u64) -> Result<Self, TableError> {
+        if !buckets.is_power_of_two() || buckets > MAX_BUCKETS {
+            return Err(TableError::BucketCount(buckets));
+        }
+        let owners = vec![0; buckets as usize];
+        Ok(Self {
+            mode,
+            seed,
+            policy: HashPolicy::default(),
+            baseline: owners.clone(),
+            owners,
+            members: Vec::new(),
+            saved: Vec::new(),
+            index: HashMap::new(),
+            unbalanced_since: None,
+        })
+    }
+
+    /// The group's mode.
+    pub fn mode(&self) -> GroupMode {
+        self.mode
+    }
+
+    /// How flows are hashed onto the buckets.
+    pub fn policy(&self) -> HashPolicy {
+        self.policy
+    }
+
+    /// Sets the hash policy (copied into every [`GroupTable`] built afterwards).
+    pub fn set_policy(&mut self, policy: HashPolicy) {
+        self.policy = policy;
+    }
+
+    /// Number of buckets.
+    pub fn bucket_count(&self) -> u32 {
+        // At most MAX_BUCKETS, checked in `new`.
+        self.owners.len() as u32
+    }
+
+    /// The hop owning each bucket (0 = none).
+    pub fn bucket_owners(&self) -> &[HopId] {
+        &self.owners
+    }
+
+    /// Whether the bucket's owner differs from its owner at the last full build or `clear()`
+    /// (the `*` of sticky ECMP displays). False for an out-of-range bucket.
+    pub fn replaced(&self, bucket: usize) -> bool {
+        self.owners
+            .get(bucket)
+            .zip(self.baseline.get(bucket))
+            .is_some_and(|(a, b)| a != b)
+    }
+
+    /// All member slots, vacant ones included (their `hop` is 0).
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// The member entry of `hop`, if listed.
+    pub fn member(&self, hop: HopId) -> Option<&Member> {
+        self.slot(hop).map(|i| &self.members[i])
+    }
+
+    /// Adds `hop` with `weight`. A listed hop gets the new weight and, if it was failed or
+    /// draining, returns as its mode says.
+    pub fn add_member(&mut self, hop: HopId, weight: u32) -> Result<(), TableError> {
+        if hop == 0 {
+            return Err(TableError::ZeroHop);
+        }
+        if weight == 0 {
+            return Err(TableError::ZeroWeight(hop));
+        }
+        if let Some(i) = self.slot(hop) {
+            self.members[i].weight = weight;
+            if self.members[i].state != HopState::Active {
+                self.activate(i);
+            }
+            self.settle();
+            return Ok(());
+        }
+        let i = match self.members.iter().position(|m| m.hop == 0) {
+            Some(i) => i,
+            None if self.members.len() < MAX_MEMBERS => {
+                self.members.push(VACANT);
+                self.saved.push(Vec::new());
+                self.members.len() - 1
+            }
+            None => return Err(TableError::TooManyMembers { max: MAX_MEMBERS }),
+        };
+        self.members[i] = Member {
+            hop,
+            weight,
+            state: HopState::Active,
+        };
+        // i < MAX_MEMBERS = 2^16.
+        self.index.insert(hop, i as u16);
+        self.saved[i].clear();
+        self.settle();
+        Ok(())
+    }
+
+    /// Moves `hop` to `state`. Leaving `Active` moves exactly its buckets to the other active
+    /// hops; returning to `Active` follows the mode.
+    pub fn set_state(&mut self, hop: HopId, state: HopState) -> Result<(), TableError> {
+        let i = self.slot(hop).ok_or(TableError::UnknownHop(hop))?;
+        match (self.members[i].state, state) {
+            (old, new) if old == new => return Ok(()),
+            (HopState::Active, _) => self.release(i),
+            (_, HopState::Active) => self.activate(i),
+            _ => {}
+        }
+        self.members[i].state = state;
+        self.settle();
+        Ok(())
+    }
+
+    /// Forgets `hop` entirely (its buckets move as on a failure; a later add is a new hop).
+    pub fn remove_member(&mut self, hop: HopId) -> Result<(), TableError> {
+        let i = self.slot(hop).ok_or(TableError::UnknownHop(hop))?;
+        if self.members[i].state == HopState::Active {
+            self.release(i);
+        }
+        self.members[i] = VACANT;
+        self.saved[i].clear();
+        self.index.remove(&hop);
+        self.settle();
+        Ok(())
+    }
+
+    /// Changes `hop`'s weight. Maglev recomputes at once, `Idle` rebalances through `upkeep`,
+    /// `Manual` and `AutoRecovery` on `clear()`.
+    pub fn set_weight(&mut self, hop: HopId, weight: u32) -> Result<(), TableError> {
+        let i = self.slot(hop).ok_or(TableError::UnknownHop(hop))?;
+        if weight == 0 {
+            return Err(TableError::ZeroWeight(hop));
+        }
+        self.members[i].weight = weight;
+        self.settle();
+        Ok(())
+    }
+
+    /// Rebalances: every active hop ends within one bucket of its weighted share, moving the
+    /// fewest buckets (only from hops above their share, and ownerless ones). Also resets the
+    /// `replaced` marks.
+    pub fn clear(&mut self) {
+        match self.mode {
+            GroupMode::Maglev => self.maglev_fill(),
+            _ => self.rebalance(),
+        }
+        self.baseline.clone_from(&self.owners);
+        self.unbalanced_since = None;
+    }
+
+    /// `Idle` mode's periodic step (a no-op returning 0 in other modes): moves buckets to
+    /// under-share hops when Linux's rules allow, i.e. the bucket is idle
+    /// (`now_ms - last_used_ms[b] >= idle_timer_ms`) and its hop is over its share, or the table
+    /// has been unbalanced for `unbalanced_timer_ms` (when not 0). The unbalanced clock starts at
+    /// the first `upkeep` that sees the table unbalanced. Returns the number of buckets moved.
+    pub fn upkeep(&mut self, now_ms: u64, last_used_ms: &[u64]) -> Result<usize, TableError> {
+        let GroupMode::Idle {
+            idle_timer_ms,
+            unbalanced_timer_ms,
+        } = self.mode
+        else {
+            return Ok(0);
+        };
+        if last_used_ms.len() != self.owners.len() {
+            return Err(TableError::LastUsedLength {
+                expected: self.owners.len(),
+                got: last_used_ms.len(),
+            });
+        }
+        let mut counts = self.counts();
+        let targets = self.targets(&counts);
+        let balanced = |counts: &[u32], owners: &[HopId]| counts == targets && !owners.contains(&0);
+        if balanced(&counts, &self.owners) {
+            self.unbalanced_since = None;
+            return Ok(0);
+        }
+        let since = *self.unbalanced_since.get_or_insert(now_ms);
+        let forced =
+            unbalanced_timer_ms != 0 && now_ms.saturating_sub(since) >= unbalanced_timer_ms;
+        let mut moved = 0;
+        for (b, &used) in last_used_ms.iter().enumerate() {
+            let from = self.slot(self.owners[b]);
+            let movable = match from {
+                None => true,
+                Some(i) => {
+                    counts[i] > targets[i]
+                        && (forced || now_ms.saturating_sub(used) >= idle_timer_ms)
+                }
+            };
+            if !movable {
+                continue;
+            }
+            let Some(to) = (0..counts.len())
+                .filter(|&j| counts[j] < targets[j])
+                .max_by_key(|&j| (targets[j] - counts[j], Reverse(j)))
+            else {
+                break;
+            };
+            if let Some(i) = from {
+                counts[i] -= 1;
+            }
+            counts[to] += 1;
+            self.owners[b] = self.members[to].hop;
+            moved += 1;
+        }
+        if balanced(&counts, &self.owners) {
+            self.unbalanced_since = None;
+        }
+        Ok(moved)
+    }
+
+    /// Buckets that would change owner if `hop` were removed (nothing is changed).
+    pub fn what_if_remove(&self, hop: HopId) -> usize {
+        let mut g = self.clone();
+        match g.remove_member(hop) {
+            Ok(()) => self.moved_to(&g),
+            Err(_) => 0,
+        }
+    }
+
+    /// Buckets that would change owner if `hop` were added (or returned) with `weight`: at once,
+    /// plus, in `Idle` mode, the moves `upkeep` would eventually make. An add the group would
+    /// refuse moves nothing.
+    pub fn what_if_add(&self, hop: HopId, weight: u32) -> usize {
+        let mut g = self.clone();
+        if g.add_member(hop, weight).is_err() {
+            return 0;
+        }
+        if matches!(g.mode, GroupMode::Idle { .. }) {
+            g.rebalance();
+        }
+        self.moved_to(&g)
+    }
+
+    /// The read-only table for workers.
+    pub fn table(&self) -> GroupTable {
+        let slots = self
+            .owners
+            .iter()
+            .map(|&hop| Slot {
+                hop,
+                member: self.index.get(&hop).copied().unwrap_or(0),
+            })
+            .collect();
+        GroupTable {
+            policy: self.policy,
+            mask: self.bucket_count() - 1,
+            slots,
+            members: self.members.clone().into_boxed_slice(),
+        }
+    }
+
+    fn slot(&self, hop: HopId) -> Option<usize> {
+        self.index.get(&hop).map(|&i| usize::from(i))
+    }
+
+    fn moved_to(&self, other: &Self) -> usize {
+        self.owners
+            .iter()
+            .zip(&other.owners)
+            .filter(|(a, b)| a != b)
+            .count()
+    }
+
+    /// Buckets owned per member slot.
+    fn counts(&self) -> Vec<u32> {
+        let mut counts = vec![0u32; self.members.len()];
+        for &h in &self.owners {
+            if let Some(i) = self.slot(h) {
+                counts[i] += 1;
+            }
+        }
+        counts
+    }
+
+    /// Member slots that may own buckets.
+    fn active(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.members.len())
+            .filter(|&i| self.members[i].hop != 0 && self.members[i].state == HopState::Active)
+    }
+
+    /// Member slot `i` leaves `Active`: its buckets lose their owner (remembered for
+    /// `AutoRecovery`), and `settle` hands them to the remaining active hops.
+    fn release(&mut self, i: usize) {
+        let hop = self.members[i].hop;
+        let mut mine = Vec::new();
+        for (b, owner) in self.owners.iter_mut().enumerate() {
+            if *owner == hop {
+                *owner = 0;
+                // b < MAX_BUCKETS.
+                mine.push(b as u32);
+            }
+        }
+        if self.mode == GroupMode::AutoRecovery {
+            self.saved[i] = mine;
+        }
+    }
+
+    /// Member slot `i` returns to `Active`.
+    fn activate(&mut self, i: usize) {
+        self.members[i].state = HopState::Active;
+        if self.mode == GroupMode::AutoRecovery {
+            let hop = self.members[i].hop;
+            for b in std::mem::take(&mut self.saved[i]) {
+                if let Some(owner) = self.owners.get_mut(b as usize) {
+                    *owner = hop;
+                }
+            }
+        }
+    }
+
+    /// Restores the invariants after a membership change.
+    fn settle(&mut self) {
+        if self.mode == GroupMode::Maglev {
+            self.maglev_fill();
+        } else {
+            self.fill_orphans();
+        }
+    }
+
+    /// Gives every ownerless bucket to the active hop with the largest weighted deficit.
+    fn fill_orphans(&mut self) {
+        if !self.owners.contains(&0) {
+            return;
+        }
+        let counts = self.counts();
+        let total: i128 = self
+            .active()
+            .map(|i| i128::from(self.members[i].weight))
+            .sum();
+        let buckets = self.owners.len() as i128;
+        // Deficit scaled by the total weight: B * w_i - count_i * W, exact in integers.
+        let mut heap: BinaryHeap<(i128, Reverse<usize>)> = self
+            .active()
+            .map(|i| {
+                let deficit =
+                    buckets * i128::from(self.members[i].weight) - i128::from(counts[i]) * total;
+                (deficit, Reverse(i))
+            })
+            .collect();
+        for b in 0..self.owners.len() {
+            if self.owners[b] != 0 {
+                continue;
+            }
+            let Some((deficit, Reverse(i))) = heap.pop() else {
+                return;
+            };
+            self.owners[b] = self.members[i].hop;
+            heap.push((deficit - total, Reverse(i)));
+        }
+    }
+
+    /// Per member slot, the bucket count each active hop should have: its weighted share rounded
+    /// down or up (so within one bucket of it), choosing for each hop the rounding closest to
+    /// what it owns now so that reaching the targets moves the fewest buckets. Sums to B when
+    /// any hop is active.
+    fn targets(&self, counts: &[u32]) -> Vec<u32> {
+        let buckets = self.owners.len() as u64;
+        let total: u64 = self
+            .active()
+            .map(|i| u64::from(self.members[i].weight))
+            .sum();
+        let mut targets = vec![0u32; self.members.len()];
+        if total == 0 {
+            return targets;
+        }
+        // (slot, floor, remainder) of each active hop's share B * w / W.
+        let shares: Vec<(usize, u32, u64)> = self
+            .active()
+            .map(|i| {
+                let num = buckets * u64::from(self.members[i].weight);
+                // num / total <= buckets <= 2^16.
+                (i, (num / total) as u32, num % total)
+            })
+            .collect();
+        let mut sum = 0u64;
+        for &(i, floor, rem) in &shares {
+            let ceil = floor + u32::from(rem != 0);
+            targets[i] = counts[i].clamp(floor, ceil);
+            sum += u64::from(targets[i]);
+        }
+        // Fix the sum one bucket at a time; every such step costs one move whichever hop takes
+        // it, so prefer the hops whose exact share is nearest the new rounding.
+        if sum > buckets {
+            let mut down: Vec<_> = shares.iter().filter(|s| targets[s.0] > s.1).collect();
+            down.sort_by_key(|s| (s.2, Reverse(s.0)));
+            for s in down.iter().take((sum - buckets) as usize) {
+                targets[s.0] -= 1;
+            }
+        } else if sum < buckets {
+            let mut up: Vec<_> = shares
+                .iter()
+                .filter(|s| targets[s.0] == s.1 && s.2 != 0)
+                .collect();
+            up.sort_by_key(|s| (Reverse(s.2), s.0));
+            for s in up.iter().take((buckets - sum) as usize) {
+                targets[s.0] += 1;
+            }
+        }
+        targets
+    }
+
+    /// Moves buckets from hops above their target (and ownerless ones) to hops below it.
+    fn rebalance(&mut self) {
+        let mut counts = self.counts();
+        let targets = self.targets(&counts);
+        if self.active().next().is_none() {
+            return;
+        }
+        let mut freed = Vec::new();
+        for b in (0..self.owners.len()).rev() {
+            match self.slot(self.owners[b]) {
+                Some(i) if counts[i] <= targets[i] => continue,
+                Some(i) => counts[i] -= 1,
+                None => {}
+            }
+            freed.push(b);
+        }
+        for i in 0..counts.len() {
+            while counts[i] < targets[i] {
+                let Some(b) = freed.pop() else {
+                    return;
+                };
+                self.owners[b] = self.members[i].hop;
+                counts[i] += 1;
+            }
+        }
+    }
+
+    /// Maglev's fill: each active hop walks its own permutation of the buckets (offset + j *
+    /// skip, skip odd hence coprime with the power-of-two size) taking the first free bucket per
+    /// turn; a hop gets turns in proportion to its weight (credit of `weight` per round, one turn
+    /// per `max weight` of credit). Hops take turns in hop id order, so the result depends only
+    /// on (seed, active members, weights, bucket count).
+    fn maglev_fill(&mut self) {
+        self.owners.fill(0);
+        let mut hops: Vec<(HopId, u64)> = self
+            .active()
+            .map(|i| (self.members[i].hop, u64::from(self.members[i].weight)))
+            .collect();
+        hops.sort_unstable();
+        let Some(max_weight) = hops.iter().map(|h| h.1).max() else {
+            return;
+        };
+        let mask = self.owners.len() as u64 - 1;
+        let perms: Vec<(u64, u64)> = hops
+            .iter()
+            .map(|&(hop, _)| {
+                let h = mix(u64::from(hop) ^ 0x243f_6a88_85a3_08d3);
+                let offset = mix(h ^ self.seed);
+                let skip = mix(h ^ self.seed.rotate_left(29) ^ 0x1319_8a2e_0370_7344);
+                (offset & mask, (skip & mask) | 1)
+            })
+            .collect();
+        let mut next = vec![0u64; hops.len()];
+        let mut credit = vec![0u64; hops.len()];
+        let mut free = self.owners.len();
+        loop {
+            for (k, &(hop, weight)) in hops.iter().enumerate() {
+                credit[k] += weight;
+                while credit[k] >= max_weight {
+                    credit[k] -= max_weight;
+                    let (offset, skip) = perms[k];
+                    // A free bucket exists and the walk visits every bucket once per B steps.
+                    loop {
+                        let b = (offset.wrapping_add(next[k].wrapping_mul(skip)) & mask) as usize;
+                        next[k] += 1;
+                        if self.owners[b] == 0 {
+                            self.owners[b] = hop;
+                            break;
+                        }
+                    }
+                    free -= 1;
+                    if free == 0 {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A 64-bit finaliser (splitmix64): fixed, so Maglev tables agree across builds and machines.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NEW_HOP: HopId = 100;
+
+    fn sticky_modes() -> impl Strategy<Value = GroupMode> {
+        prop_oneof![
+            Just(GroupMode::Manual),
+            Just(GroupMode::AutoRecovery),
+            Just(GroupMode::Idle {
+                idle_timer_ms: 1000,
+                unbalanced_timer_ms: 0
+            }),
+        ]
+    }
+
+    /// Bucket count and the weights of hops 1..=n.
+    fn shape() -> impl Strategy<Value = (u32, Vec<u32>)> {
+        (
+            (0u32..=9).prop_map(|k| 1 << k),
+            prop::collection::vec(1u32..=10, 1..=8),
+        )
+    }
+
+    fn build(mode: GroupMode, buckets: u32, weights: &[u32]) -> ResilientGroup {
+        let mut g = ResilientGroup::new(buckets, mode, 7).unwrap();
+        for (hop, &w) in (1..).zip(weights) {
+            g.add_member(hop, w).unwrap();
+        }
+        g.clear();
+        g
+    }
+
+    #[derive(Debug, Clone)]
+    enum Ev {
+        Add(HopId, u32),
+        State(HopId, HopState),
+        Weight(HopId, u32),
+        Remove(HopId),
+        Clear,
+    }
+
+    fn events() -> impl Strategy<Value = Vec<Ev>> {
+        let hop = 1u32..=10;
+        let state = prop_oneof![
+            Just(HopState::Active),
+            Just(HopState::Draining),
+            Just(HopState::Failed)
+        ];
+        let ev = prop_oneof![
+            2 => (hop.clone(), 1u32..=10).prop_map(|(h, w)| Ev::Add(h, w)),
+            4 => (hop.clone(), state).prop_map(|(h, s)| Ev::State(h, s)),
+            1 => (hop.clone(), 1u32..=10).prop_map(|(h, w)| Ev::Weight(h, w)),
+            1 => hop.prop_map(Ev::Remove),
+            1 => Just(Ev::Clear),
+        ];
+        prop::collection::vec(ev, 0..20)
+    }
+
+    fn apply(g: &mut ResilientGroup, events: &[Ev]) {
+        for ev in events {
+            // Events on hops that are not members are refused; that is part of the sequence.
+            let _ = match *ev {
+                Ev::Add(h, w) => g.add_member(h, w),
+                Ev::State(h, s) => g.set_state(h, s),
+                Ev::Weight(h, w) => g.set_weight(h, w),
+                Ev::Remove(h) => g.remove_member(h),
+                Ev::Clear => {
+                    g.clear();
+                    Ok(())
+                }
+            };
+        }
+    }
+
+    fn active(g: &ResilientGroup) -> Vec<Member> {
+        g.members()
+            .iter()
+            .filter(|m| m.hop != 0 && m.state == HopState::Active)
+            .copied()
+            .collect()
+    }
+
+    fn owned(owners: &[HopId], hop: HopId) -> usize {
+        owners.iter().filter(|&&h| h == hop).count()
+    }
+
+    fn changed(a: &[HopId], b: &[HopId]) -> Vec<usize> {
+        (0..a.len()).filter(|&i| a[i] != b[i]).collect()
+    }
+
+    /// `count * W - B * w`: positive above the exact weighted share, scaled by the total weight.
+    fn excess(g: &ResilientGroup, owners: &[HopId], m: &Member) -> i64 {
+        let total: i64 = active(g).iter().map(|m| i64::from(m.weight)).sum();
+        owned(owners, m.hop) as i64 * total - i64::from(g.bucket_count()) * i64::from(m.weight)
+    }
+
+    /// Every active hop owns within one bucket of its exact weighted share.
+    fn within_one(g: &ResilientGroup) -> Result<(), TestCaseError> {
+        let total: i64 = active(g).iter().map(|m| i64::from(m.weight)).sum();
+        for m in active(g) {
+            let e = excess(g, g.bucket_owners(), &m);
+            prop_assert!(
+                e.abs() < total,
+                "hop {} owns {} of {}: {:?}",
+                m.hop,
+                owned(g.bucket_owners(), m.hop),
+                g.bucket_count(),
+                active(g)
+            );
+        }
+        if !active(g).is_empty() {
+            prop_assert!(!g.bucket_owners().contains(&0));
+        }
+        Ok(())
+    }
+
+    fn active_hop_at(g: &ResilientGroup, pick: usize) -> Option<HopId> {
+        let a = active(g);
+        (!a.is_empty()).then(|| a[pick % a.len()].hop)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn failure_moves_only_that_hops_buckets_spread_by_weight(
+            mode in sticky_modes(),
+            (buckets, weights) in shape(),
+            history in events(),
+            from_clear in any::<bool>(),
+            pick in any::<usize>(),
+            leave in prop_oneof![Just(HopState::Failed), Just(HopState::Draining)],
+        ) {
+            let mut g = build(mode, buckets, &weights);
+            if !from_clear {
+                apply(&mut g, &history);
+            }
+            let Some(victim) = active_hop_at(&g, pick) else { return Ok(()) };
+            let before = g.bucket_owners().to_vec();
+            let predicted = g.what_if_remove(victim);
+            g.set_state(victim, leave).unwrap();
+            let moved = changed(&before, g.bucket_owners());
+            let expected: Vec<usize> = (0..before.len()).filter(|&b| before[b] == victim).collect();
+            prop_assert_eq!(&moved, &expected);
+            prop_assert_eq!(predicted, moved.len());
+            let others = active(&g);
+            for &b in &moved {
+                let now = g.bucket_owners()[b];
+                prop_assert!(others.iter().any(|m| m.hop == now) || (others.is_empty() && now == 0));
+            }
+            if from_clear {
+                within_one(&g)?;
+            }
+        }
+
+        #[test]
+        fn auto_recovery_returns_exactly_the_old_buckets(
+            (buckets, weights) in shape(),
+            history in events(),
+            pick in any::<usize>(),
+            second in prop::option::of(any::<usize>()),
+            leave in prop_oneof![Just(HopState::Failed), Just(HopState::Draining)],
+        ) {
+            let mut g = build(GroupMode::AutoRecovery, buckets, &weights);
+            apply(&mut g, &history);
+            let Some(victim) = active_hop_at(&g, pick) else { return Ok(()) };
+            let before = g.bucket_owners().to_vec();
+            g.set_state(victim, leave).unwrap();
+            // Another hop may fail while the victim is away (not the last one: a hop joining a
+            // group with no active owner takes every bucket, by design).
+            if let Some(other) = second.filter(|_| active(&g).len() >= 2).and_then(|p| active_hop_at(&g, p)) {
+                g.set_state(other, HopState::Failed).unwrap();
+            }
+            let mid = g.bucket_owners().to_vec();
+            prop_assert_eq!(g.what_if_add(victim, 1), owned(&before, victim));
+            g.set_state(victim, HopState::Active).unwrap();
+            let old: Vec<usize> = (0..before.len()).filter(|&b| before[b] == victim).collect();
+            prop_assert_eq!(changed(&mid, g.bucket_owners()), old.clone());
+            prop_assert!(old.iter().all(|&b| g.bucket_owners()[b] == victim));
+            if second.is_none() {
+                prop_assert_eq!(g.bucket_owners(), &before[..]);
+            }
+        }
+
+        #[test]
+        fn manual_joins_move_nothing_until_clear(
+            mode in prop_oneof![Just(GroupMode::Manual), Just(GroupMode::AutoRecovery)],
+            (buckets, weights) in shape(),
+            history in events(),
+            weight in 1u32..=10,
+            pick in any::<usize>(),
+        ) {
+            let mut g = build(mode, buckets, &weights);
+            apply(&mut g, &history);
+            if g.bucket_owners().contains(&0) {
+                return Ok(());
+            }
+            let before = g.bucket_owners().to_vec();
+            prop_assert_eq!(g.what_if_add(NEW_HOP, weight), 0);
+            g.add_member(NEW_HOP, weight).unwrap();
+            prop_assert_eq!(g.bucket_owners(), &before[..]);
+            if mode == GroupMode::Manual {
+                // A returning hop waits for clear too.
+                let away: Vec<HopId> = g.members().iter()
+                    .filter(|m| m.hop != 0 && m.state != HopState::Active).map(|m| m.hop).collect();
+                if !away.is_empty() {
+                    g.set_state(away[pick % away.len()], HopState::Active).unwrap();
+                    prop_assert_eq!(g.bucket_owners(), &before[..]);
+                }
+            }
+            g.clear();
+            within_one(&g)?;
+            prop_assert!(owned(g.bucket_owners(), NEW_HOP) > 0 || u64::from(buckets) * u64::from(weight)
+                < active(&g).iter().map(|m| u64::from(m.weight)).sum::<u64>());
+        }
+
+        #[test]
+        fn clear_balances_moving_the_fewest_over_share_buckets(
+            mode in sticky_modes(),
+            (buckets, weights) in shape(),
+            history in events(),
+        ) {
+            let mut g = build(mode, buckets, &weights);
+            apply(&mut g, &history);
+            let before = g.bucket_owners().to_vec();
+            let total: i64 = active(&g).iter().map(|m| i64::from(m.weight)).sum();
+            // Least moves any balanced table needs: buckets above the rounded-up shares (plus
+            // ownerless ones) must leave, buckets below the rounded-down shares must arrive.
+            let (mut leave, mut arrive) = (owned(&before, 0) as i64, 0);
+            for m in active(&g) {
+                let share = i64::from(buckets) * i64::from(m.weight);
+                let (floor, ceil) = (share / total, (share + total - 1) / total);
+                let c = owned(&before, m.hop) as i64;
+                leave += (c - ceil).max(0);
+                arrive += (floor - c).max(0);
+            }
+            g.clear();
+            within_one(&g)?;
+            let moved = changed(&before, g.bucket_owners());
+            if total > 0 {
+                prop_assert_eq!(moved.len() as i64, leave.max(arrive));
+            }
+            for &b in &moved {
+                let was = before[b];
+                let m = active(&g).into_iter().find(|m| m.hop == was);
+                prop_assert!(was == 0 || m.is_some_and(|m| excess(&g, &before, &m) > 0),
+                    "bucket {} left hop {} which was not over its share", b, was);
+            }
+            prop_assert!((0..before.len()).all(|b| !g.replaced(b)));
+        }
+
+        #[test]
+        fn idle_busy_buckets_wait_for_the_timers(
+            (buckets, weights) in shape(),
+            forced_after in prop_oneof![Just(0u64), Just(5000u64)],
+            weight in 1u32..=10,
+            ages in prop::collection::vec(0u64..2000, 512),
+        ) {
+            let mode = GroupMode::Idle { idle_timer_ms: 1000, unbalanced_timer_ms: forced_after };
+            let mut g = build(mode, buckets, &weights);
+            g.add_member(NEW_HOP, weight).unwrap();
+            let now = 1_000_000;
+            let used: Vec<u64> = (0..buckets as usize).map(|b| now - ages[b]).collect();
+            let before = g.bucket_owners().to_vec();
+            let targets = g.targets(&g.counts());
+            let n = g.upkeep(now, &used).unwrap();
+            let moved = changed(&before, g.bucket_owners());
+            prop_assert_eq!(n, moved.len());
+            for &b in &moved {
+                prop_assert!(ages[b] >= 1000, "busy bucket {} moved", b);
+                let from = g.slot(before[b]).unwrap();
+                let to = g.slot(g.bucket_owners()[b]).unwrap();
+                prop_assert!(owned(&before, before[b]) as u32 > targets[from]);
+                prop_assert!((owned(&before, g.bucket_owners()[b]) as u32) < targets[to]);
+            }
+            // From now on every bucket is busy: only the unbalanced timer may move them.
+            let busy_at = |t: u64| vec![t; buckets as usize];
+            let settled = g.bucket_owners().to_vec();
+            let t = now + forced_after.max(1_000_000_000) - 1;
+            let late = if forced_after == 0 { t } else { now + forced_after - 1 };
+            prop_assert_eq!(g.upkeep(late, &busy_at(late)).unwrap(), 0);
+            prop_assert_eq!(g.bucket_owners(), &settled[..]);
+            if forced_after != 0 {
+                g.upkeep(now + forced_after, &busy_at(now + forced_after)).unwrap();
+            } else {
+                g.upkeep(late + 1000, &busy_at(0)).unwrap();
+            }
+            within_one(&g)?;
+        }
+
+        #[test]
+        fn maglev_table_depends_only_on_the_end_state(
+            seed in any::<u64>(),
+            buckets in (0u32..=12).prop_map(|k| 1 << k),
+            history in events(),
+            order in prop::collection::vec(any::<u32>(), 10),
+        ) {
+            let mut g = ResilientGroup::new(buckets, GroupMode::Maglev, seed).unwrap();
+            apply(&mut g, &history);
+            let mut end: Vec<Member> = g.members().iter().filter(|m| m.hop != 0).copied().collect();
+            end.sort_by_key(|m| order[m.hop as usize % order.len()]);
+            let mut fresh = ResilientGroup::new(buckets, GroupMode::Maglev, seed).unwrap();
+            for m in &end {
+                fresh.add_member(m.hop, m.weight).unwrap();
+                fresh.set_state(m.hop, m.state).unwrap();
+            }
+            prop_assert_eq!(g.bucket_owners(), fresh.bucket_owners());
+            prop_assert_eq!(g.bucket_owners().contains(&0), active(&g).is_empty());
+        }
+
+        #[test]
+        fn maglev_shares_follow_weights_and_failures_move_little(
+            seed in any::<u64>(),
+            weights in prop::collection::vec(1u32..=10, 2..=10),
+            pick in any::<usize>(),
+        ) {
+            let g = build(GroupMode::Maglev, 4096, &weights);
+            let total: u32 = weights.iter().sum();
+            for (hop, &w) in (1..).zip(&weights) {
+                let ideal = 4096.0 * f64::from(w) / f64::from(total);
+                let got = owned(g.bucket_owners(), hop) as f64;
+                prop_assert!((got - ideal).abs() <= 0.01 * ideal + 2.0, "hop {} weight {}: {} vs {:.1}", hop, w, got, ideal);
+            }
+            let mut h = g.clone();
+            let victim = active_hop_at(&g, pick).unwrap();
+            h.set_state(victim, HopState::Failed).unwrap();
+            let collateral = changed(g.bucket_owners(), h.bucket_owners()).iter()
+                .filter(|&&b| g.bucket_owners()[b] != victim).count();
+            prop_assert!(collateral <= 4096 / 16, "{} buckets of surviving hops moved (seed {})", collateral, seed);
+        }
+    }
+
+    #[test]
+    fn table_picks_by_mask_and_members_keep_their_index() {
+        let mut g = ResilientGroup::new(8, GroupMode::Manual, 0).unwrap();
+        g.add_member(10, 1).unwrap();
+        g.add_member(20, 1).unwrap();
+        g.add_member(30, 1).unwrap();
+        assert!(
+            g.bucket_owners().iter().all(|&h| h == 10),
+            "the first hop takes an empty group"
+        );
+        g.clear();
+        let t = g.table();
+        assert_eq!(t.bucket_count(), 8);
+        for hash in [0u32, 5, 0xffff_fff9] {
+            let (idx, hop) = t.pick(hash).unwrap();
+            assert_eq!(hop, g.bucket_owners()[(hash & 7) as usize]);
+            assert_eq!(t.member(idx).map(|m| m.hop), Some(hop));
+        }
+        // Removing 20 leaves a hole; 30 keeps index 2 and a new hop reuses index 1.
+        g.remove_member(20).unwrap();
+        let t = g.table();
+        assert!(t.member(1).is_none());
+        assert!(t.still_member(2, 30));
+        assert!(!t.still_member(1, 20));
+        g.add_member(40, 1).unwrap();
+        assert_eq!(g.members()[1].hop, 40);
+        assert!(!g.table().still_member(1, 20));
+        g.set_state(30, HopState::Draining).unwrap();
+        let t = g.table();
+        assert!(
+            t.still_member(2, 30),
+            "draining hops keep their cached flows"
+        );
+        assert!(
+            t.slots.iter().all(|s| s.hop != 30),
+            "draining hops own no buckets"
+        );
+        g.set_state(30, HopState::Failed).unwrap();
+        assert!(!g.table().still_member(2, 30));
+    }
+
+    #[test]
+    fn replaced_marks_the_buckets_moved_since_clear() {
+        let mut g = build(GroupMode::Manual, 4, &[1, 1, 1]);
+        assert_eq!(g.bucket_owners(), &[1, 1, 2, 3]);
+        g.set_state(2, HopState::Failed).unwrap();
+        // Sticky ECMP: only the failed path's bucket is replaced, by the path with the least.
+        assert_eq!(g.bucket_owners(), &[1, 1, 3, 3]);
+        assert_eq!(
+            (0..5).map(|b| g.replaced(b)).collect::<Vec<_>>(),
+            [false, false, true, false, false]
+        );
+        g.clear();
+        assert!((0..4).all(|b| !g.replaced(b)));
+    }
+
+    #[test]
+    fn empty_groups_and_bad_input() {
+        assert_eq!(
+            ResilientGroup::new(0, GroupMode::Manual, 0).err(),
+            Some(TableError::BucketCount(0))
+        );
+        assert_eq!(
+            ResilientGroup::new(6, GroupMode::Manual, 0).err(),
+            Some(TableError::BucketCount(6))
+        );
+        assert!(ResilientGroup::new(1 << 17, GroupMode::Maglev, 0).is_err());
+        let mut g = ResilientGroup::new(1, GroupMode::Maglev, 0).unwrap();
+        assert_eq!(g.table().pick(0), None);
+        assert_eq!(g.add_member(0, 1), Err(TableError::ZeroHop));
+        assert_eq!(g.add_member(1, 0), Err(TableError::ZeroWeight(1)));
+        assert_eq!(
+            g.set_state(1, HopState::Failed),
+            Err(TableError::UnknownHop(1))
+        );
+        assert_eq!(g.what_if_remove(1), 0);
+        assert_eq!(g.what_if_add(1, 1), 1);
+        g.add_member(1, 1).unwrap();
+        assert_eq!(g.table().pick(u32::MAX), Some((0, 1)));
+        g.set_state(1, HopState::Failed).unwrap();
+        assert_eq!(g.table().pick(0), None, "no active hop: no owner");
+        let mut idle = ResilientGroup::new(
+            4,
+            GroupMode::Idle {
+                idle_timer_ms: 0,
+                unbalanced_timer_ms: 0,
+            },
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            idle.upkeep(0, &[0; 3]),
+            Err(TableError::LastUsedLength {
+                expected: 4,
+                got: 3
+            })
+        );
+    }
+}

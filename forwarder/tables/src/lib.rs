@@ -1,0 +1,15 @@
+//! What control builds and workers read: the FIBs, next hops, resilient groups and the published
+//! snapshot. Pure data structures: no threads, no I/O.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod fib;
+pub mod group;
+pub mod nexthop;
+pub mod policy;
+pub mod snapshot;
+
+pub use error::TableError;
+pub use fib::{Fib4, Fib6, MAX_GROUP_ID};
+pub use group::{GroupMode, GroupTable, MAX_BUCKETS, MAX_MEMBERS, Member, ResilientGroup};
+pub use snapshot::{OFFLINE, ReaderId, Snapshot, SnapshotCell};

@@ -1,0 +1,660 @@
+//! The hot-path parser: one bounds-checked pass from an Ethernet frame to a [`PacketMeta`].
+//!
+//! Invariants:
+//! - No allocation, no panics on any input: every read goes through `get`/`first_chunk` on
+//!   ranges proven present, and a failed check is a [`ParseError`], never an index panic.
+//! - Accepted frames: Ethernet II, at most [`MAX_VLAN_DEPTH`] 802.1Q/802.1ad tags, IPv4 or IPv6.
+//!   Everything else (ARP included) is [`ParseError::UnknownEthertype`]: the host handles it.
+//! - The IP packet is bounded by its length field, not the frame: Ethernet padding after it is
+//!   ignored, and L4/inner headers must fit inside the IP packet.
+//! - IPv4 header checksums are verified (a router must); L4 checksums are not.
+//! - Ports and TCP flags are read only from the first (or only) fragment; a later fragment has
+//!   `l4_offset == 0` and zero ports. `fragment` is set for every fragment, including the first
+//!   and IPv6 atomic fragments.
+//! - Offsets in a `PacketMeta` are from the start of the frame given to the function, for inner
+//!   headers too, so one buffer serves both passes.
+
+use crate::ipv6;
+use crate::meta::{IpVersion, PacketMeta};
+use crate::{Error, checksum, ethertype, ip_proto, udp_port, vxlan};
+
+/// Most VLAN tags followed (QinQ: one S-tag and one C-tag).
+pub const MAX_VLAN_DEPTH: usize = 2;
+/// Most IPv6 extension headers skipped before the upper layer.
+pub const MAX_IPV6_EXT_HEADERS: usize = 8;
+
+/// Why [`parse_frame`] rejected a frame; the data path counts drops by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, thiserror::Error)]
+#[repr(u8)]
+pub enum ParseError {
+    /// The frame is shorter than the fixed part of a header it announces (Ethernet, VLAN tag,
+    /// IPv4/IPv6 base header, IPv6 extension header).
+    #[error("frame truncated")]
+    Truncated = 0,
+    /// The EtherType is not IPv4, IPv6 or a VLAN TPID (ARP included: it belongs to the host).
+    #[error("unknown ethertype")]
+    UnknownEthertype = 1,
+    /// More than [`MAX_VLAN_DEPTH`] VLAN tags.
+    #[error("too many VLAN tags")]
+    VlanTooDeep = 2,
+    /// The IP version nibble disagrees with the EtherType.
+    #[error("IP version does not match the ethertype")]
+    BadIpVersion = 3,
+    /// IPv4 IHL below 5 or past the end of the frame.
+    #[error("bad IPv4 header length")]
+    BadIpv4HeaderLen = 4,
+    /// IPv4 total length below the header length or past the frame; IPv6 payload length past the frame.
+    #[error("bad IP length")]
+    BadIpLength = 5,
+    /// The IPv4 header checksum does not verify.
+    #[error("bad IPv4 header checksum")]
+    BadIpv4Checksum = 6,
+    /// More than [`MAX_IPV6_EXT_HEADERS`] IPv6 extension headers.
+    #[error("IPv6 extension header chain too deep")]
+    Ipv6ExtChainTooDeep = 7,
+    /// The TCP, UDP or SCTP header of an unfragmented packet or first fragment does not fit in
+    /// the IP packet, or the TCP data offset is below 5 or past the packet.
+    #[error("L4 header truncated")]
+    L4Truncated = 8,
+}
+
+impl ParseError {
+    /// Number of variants (size of per-reason counter arrays).
+    pub const COUNT: usize = ParseError::L4Truncated as usize + 1;
+
+    /// Every variant, in discriminant order.
+    pub const ALL: [ParseError; ParseError::COUNT] = [
+        ParseError::Truncated,
+        ParseError::UnknownEthertype,
+        ParseError::VlanTooDeep,
+        ParseError::BadIpVersion,
+        ParseError::BadIpv4HeaderLen,
+        ParseError::BadIpLength,
+        ParseError::BadIpv4Checksum,
+        ParseError::Ipv6ExtChainTooDeep,
+        ParseError::L4Truncated,
+    ];
+
+    /// Stable snake_case name (metrics, corpus file names).
+    pub const fn name(self) -> &'static str {
+        match self {
+            ParseError::Truncated => "truncated",
+            ParseError::UnknownEthertype => "unknown_ethertype",
+            ParseError::VlanTooDeep => "vlan_too_deep",
+            ParseError::BadIpVersion => "bad_ip_version",
+            ParseError::BadIpv4HeaderLen => "bad_ipv4_header_len",
+            ParseError::BadIpLength => "bad_ip_length",
+            ParseError::BadIpv4Checksum => "bad_ipv4_checksum",
+            ParseError::Ipv6ExtChainTooDeep => "ipv6_ext_chain_too_deep",
+            ParseError::L4Truncated => "l4_truncated",
+        }
+    }
+
+    /// The variant whose [`name`](Self::name) is `name`.
+    pub fn from_name(name: &str) -> Option<ParseError> {
+        Self::ALL.iter().copied().find(|e| e.name() == name)
+    }
+
+    /// Index into counter arrays (the discriminant).
+    #[inline]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Parses Ethernet, VLAN tags, IPv4/IPv6 (extension headers skipped) and the TCP/UDP/SCTP
+/// ports of `frame`, filling every field of the returned [`PacketMeta`].
+#[inline]
+pub fn parse_frame(frame: &[u8]) -> Result<PacketMeta, ParseError> {
+    let mut meta = PacketMeta::default();
+    let (ethertype, l3) = parse_l2(frame, 0, &mut meta)?;
+    parse_ip(frame, l3, ethertype, &mut meta)?;
+    Ok(meta)
+}
+
+/// The meta of the packet tunnelled inside `frame`, whose outer headers `outer` describes
+/// (as returned by [`parse_frame`] for the same frame): IPv4/IPv6 in IP (protocol 4/41), GRE
+/// (version 0, carrying IPv4, IPv6 or transparent Ethernet) and VXLAN (UDP destination port
+/// 4789, I flag set, inner Ethernet). Offsets are from the start of `frame`.
+///
+/// `None` when the packet is not such a tunnel, when the inner packet does not parse as
+/// [`parse_frame`] would accept it, or when the outer packet is a fragment: no fragment is
+/// looked into, so every fragment of a datagram falls back to the outer headers alike.
+#[inline]
+pub fn parse_inner(frame: &[u8], outer: &PacketMeta) -> Option<PacketMeta> {
+    if outer.fragment || outer.l4_offset == 0 {
+        return None;
+    }
+    // Inner headers must lie within the outer IP packet.
+    let frame = frame.get(..usize::from(outer.l3_offset) + usize::from(outer.ip_len))?;
+    let l4 = usize::from(outer.l4_offset);
+    let mut meta = PacketMeta::default();
+    match outer.protocol {
+        ip_proto::IPV4 => parse_ip(frame, l4, ethertype::IPV4, &mut meta).ok()?,
+        ip_proto::IPV6 => parse_ip(frame, l4, ethertype::IPV6, &mut meta).ok()?,
+        ip_proto::GRE => {
+            let g: &[u8; 4] = frame.get(l4..)?.first_chunk()?;
+            // Version 0 with no RFC 1701 routing or reserved bits: the header length is then
+            // fixed by C, K and S alone.
+            if g[0] & 0x4F != 0 || g[1] != 0 {
+                return None;
+            }
+            let hl = 4 + 4 * usize::from((g[0] >> 7) + ((g[0] >> 5) & 1) + ((g[0] >> 4) & 1));
+            let inner = l4 + hl;
+            match u16::from_be_bytes([g[2], g[3]]) {
+                t @ (ethertype::IPV4 | ethertype::IPV6) => {
+                    parse_ip(frame, inner, t, &mut meta).ok()?
+                }
+                ethertype::TEB => {
+                    let (t, l3) = parse_l2(frame, inner, &mut meta).ok()?;
+                    parse_ip(frame, l3, t, &mut meta).ok()?;
+                }
+                _ => return None,
+            }
+        }
+        ip_proto::UDP if outer.dst_port == udp_port::VXLAN => {
+            let vx = l4 + 8;
+            let v: &[u8; 8] = frame.get(vx..)?.first_chunk()?;
+            if v[0] & vxlan::FLAG_I == 0 {
+                return None;
+            }
+            let (t, l3) = parse_l2(frame, vx + vxlan::HEADER_LEN, &mut meta).ok()?;
+            parse_ip(frame, l3, t, &mut meta).ok()?;
+        }
+        _ => return None,
+    }
+    Some(meta)
+}
+
+#[inline(always)]
+fn off16(off: usize) -> Result<u16, ParseError> {
+    // Offsets past 64 KiB only arise from IPv6 chains in oversized buffers; no IP length
+    // field could describe such a packet.
+    u16::try_from(off).map_err(|_| ParseError::BadIpLength)
+}
+
+/// Ethernet header and VLAN tags at `start`; returns the IP EtherType and the L3 offset.
+#[inline(always)]
+fn parse_l2(frame: &[u8], start: usize, meta: &mut PacketMeta) -> Result<(u16, usize), ParseError> {
+    let eth: &[u8; 14] = frame
+        .get(start..)
+        .and_then(|s| s.first_chunk())
+        .ok_or(ParseError::Truncated)?;
+    let mut et = u16::from_be_bytes([eth[12], eth[13]]);
+    let mut off = start + 14;
+    let mut depth = 0usize;
+    while et == ethertype::VLAN || et == ethertype::QINQ {
+        if depth == MAX_VLAN_DEPTH {
+            return Err(ParseError::VlanTooDeep);
+        }
+        let tag: &[u8; 4] = frame
+            .get(off..)
+            .and_then(|s| s.first_chunk())
+            .ok_or(ParseError::Truncated)?;
+        et = u16::from_be_bytes([tag[2], tag[3]]);
+        off += 4;
+        depth += 1;
+    }
+    meta.vlan_depth = depth as u8;
+    match et {
+        ethertype::IPV4 | ethertype::IPV6 => Ok((et, off)),
+        _ => Err(ParseError::UnknownEthertype),
+    }
+}
+
+/// The IP header at `l3` (its version given by `ethertype`) and what follows.
+#[inline(always)]
+fn parse_ip(
+    frame: &[u8],
+    l3: usize,
+    ethertype: u16,
+    meta: &mut PacketMeta,
+) -> Result<(), ParseError> {
+    meta.l3_offset = off16(l3)?;
+    let rest = frame.get(l3..).ok_or(ParseError::Truncated)?;
+    if ethertype == ethertype::IPV4 {
+        parse_ipv4(frame, l3, rest, meta)
+    } else {
+        parse_ipv6(frame, l3, rest, meta)
+    }
+}
+
+#[inline(always)]
+fn parse_ipv4(
+    frame: &[u8],
+    l3: usize,
+    rest: &[u8],
+    meta: &mut PacketMeta,
+) -> Result<(), ParseError> {
+    let h: &[u8; 20] = rest.first_chunk().ok_or(ParseError::Truncated)?;
+    if h[0] >> 4 != 4 {
+        return Err(ParseError::BadIpVersion);
+    }
+    let ihl = usize::from(h[0] & 0x0F) * 4;
+    if ihl < 20 || ihl > rest.len() {
+        return Err(ParseError::BadIpv4HeaderLen);
+    }
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    if total < ihl || total > rest.len() {
+        return Err(ParseError::BadIpLength);
+    }
+    // The option-less header (nearly every packet) is summed at a constant length, fully unrolled.
+    let valid = if ihl == 20 {
+        checksum::verify(h)
+    } else {
+        rest.get(..ihl).is_some_and(checksum::verify)
+    };
+    if !valid {
+        return Err(ParseError::BadIpv4Checksum);
+    }
+    meta.version = IpVersion::V4;
+    meta.src = [0; 16];
+    meta.dst = [0; 16];
+    meta.src[..4].copy_from_slice(&h[12..16]);
+    meta.dst[..4].copy_from_slice(&h[16..20]);
+    meta.protocol = h[9];
+    meta.ttl = h[8];
+    meta.ip_len = total as u16;
+    let frag = u16::from_be_bytes([h[6], h[7]]);
+    meta.fragment = frag & 0x3FFF != 0;
+    if frag & 0x1FFF != 0 {
+        return Ok(());
+    }
+    parse_l4(frame, l3 + ihl, l3 + total, meta)
+}
+
+#[inline(always)]
+fn parse_ipv6(
+    frame: &[u8],
+    l3: usize,
+    rest: &[u8],
+    meta: &mut PacketMeta,
+) -> Result<(), ParseError> {
+    let h: &[u8; 40] = rest.first_chunk().ok_or(ParseError::Truncated)?;
+    if h[0] >> 4 != 6 {
+        return Err(ParseError::BadIpVersion);
+    }
+    let plen = usize::from(u16::from_be_bytes([h[4], h[5]]));
+    let payload = rest.get(40..40 + plen).ok_or(ParseError::BadIpLength)?;
+    meta.ip_len = u16::try_from(40 + plen).map_err(|_| ParseError::BadIpLength)?;
+    meta.version = IpVersion::V6;
+    meta.src.copy_from_slice(&h[8..24]);
+    meta.dst.copy_from_slice(&h[24..40]);
+    meta.ttl = h[7];
+    let chain =
+        ipv6::walk_ext_headers(h[6], payload, MAX_IPV6_EXT_HEADERS).map_err(|e| match e {
+            Error::TooManyExtHeaders => ParseError::Ipv6ExtChainTooDeep,
+            _ => ParseError::Truncated,
+        })?;
+    meta.protocol = chain.protocol;
+    meta.fragment = chain.fragment.is_some();
+    match chain.l4_offset {
+        Some(o) => parse_l4(frame, l3 + 40 + o, l3 + 40 + plen, meta),
+        None => Ok(()),
+    }
+}
+
+/// The L4 header at `l4`, bounded by the end of the IP packet `end`.
+#[inline(always)]
+fn parse_l4(frame: &[u8], l4: usize, end: usize, meta: &mut PacketMeta) -> Result<(), ParseError> {
+    meta.l4_offset = off16(l4)?;
+    let seg = frame.get(l4..end).unwrap_or(&[]);
+    match meta.protocol {
+        ip_proto::TCP => {
+            let t: &[u8; 20] = seg.first_chunk().ok_or(ParseError::L4Truncated)?;
+            let doff = usize::from(t[12] >> 4) * 4;
+            if doff < 20 || doff > seg.len() {
+                return Err(ParseError::L4Truncated);
+            }
+            meta.src_port = u16::from_be_bytes([t[0], t[1]]);
+            meta.dst_port = u16::from_be_bytes([t[2], t[3]]);
+            meta.tcp_flags = t[13];
+        }
+        ip_proto::UDP => {
+            let u: &[u8; 8] = seg.first_chunk().ok_or(ParseError::L4Truncated)?;
+            meta.src_port = u16::from_be_bytes([u[0], u[1]]);
+            meta.dst_port = u16::from_be_bytes([u[2], u[3]]);
+        }
+        ip_proto::SCTP => {
+            let s: &[u8; 12] = seg.first_chunk().ok_or(ParseError::L4Truncated)?;
+            meta.src_port = u16::from_be_bytes([s[0], s[1]]);
+            meta.dst_port = u16::from_be_bytes([s[2], s[3]]);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipv4;
+    use crate::test_util::hex;
+    use core::net::Ipv4Addr;
+
+    const MACS: &str = "020000000002020000000001";
+    // The captured SYN of `ipv4::tests`.
+    const SYN: &str = "4500003c4867400040067430c0a8fe67c0a8fe6b\
+        e6b222b860a0e96f00000000a002ffffd5020000020405b40402080a0055a1080000000001030307";
+    // The captured ICMPv6 echo request of `ipv6::tests`.
+    const ECHO6: &str = "600f93e300103a400000000000000000000000000000000100000000000000000000000000000001\
+        8000d0111234000165636d7066776421";
+
+    fn eth(ethertype: &str, rest: &str) -> Vec<u8> {
+        hex(&format!("{MACS}{ethertype}{rest}"))
+    }
+
+    fn v4(a: [u8; 4]) -> [u8; 16] {
+        let mut x = [0; 16];
+        x[..4].copy_from_slice(&a);
+        x
+    }
+
+    /// Recomputes the IPv4 header checksum at `l3` (for frames edited by a test).
+    fn fix4(f: &mut [u8], l3: usize) {
+        ipv4::Packet::new_unchecked(&mut f[l3..]).fill_checksum();
+    }
+
+    /// An IPv4 header (checksum filled) for `payload_len` bytes of `protocol`.
+    fn ipv4_header(protocol: u8, payload_len: usize) -> Vec<u8> {
+        let r = ipv4::Repr {
+            src_addr: Ipv4Addr::new(10, 0, 0, 1),
+            dst_addr: Ipv4Addr::new(10, 0, 0, 2),
+            protocol,
+            ttl: 64,
+            dscp: 0,
+            ecn: 0,
+            ident: 1,
+            dont_frag: true,
+            more_frags: false,
+            frag_offset: 0,
+            options: crate::Options::EMPTY,
+            payload_len,
+        };
+        let mut b = vec![0u8; r.buffer_len()];
+        r.emit(&mut ipv4::Packet::new_unchecked(&mut b[..]));
+        b.truncate(r.header_len());
+        b
+    }
+
+    #[test]
+    fn captured_syn_meta() {
+        let f = eth("0800", SYN);
+        let m = parse_frame(&f).unwrap();
+        assert_eq!(
+            m,
+            PacketMeta {
+                l3_offset: 14,
+                l4_offset: 34,
+                vlan_depth: 0,
+                version: IpVersion::V4,
+                src: v4([192, 168, 254, 103]),
+                dst: v4([192, 168, 254, 107]),
+                protocol: ip_proto::TCP,
+                src_port: 59058,
+                dst_port: 8888,
+                tcp_flags: 0x02,
+                fragment: false,
+                ttl: 64,
+                ip_len: 60,
+            }
+        );
+    }
+
+    #[test]
+    fn vlan_qinq_and_padding() {
+        let m = parse_frame(&eth("8100", &format!("0064 0800 {SYN}"))).unwrap();
+        assert_eq!((m.vlan_depth, m.l3_offset, m.l4_offset), (1, 18, 38));
+        let m = parse_frame(&eth("88a8", &format!("0064 8100 00c8 0800 {SYN}"))).unwrap();
+        assert_eq!(
+            (m.vlan_depth, m.l3_offset, m.l4_offset, m.dst_port),
+            (2, 22, 42, 8888)
+        );
+        let m = parse_frame(&eth("0800", &format!("{SYN} 000000000000"))).unwrap();
+        assert_eq!(m.ip_len, 60, "Ethernet padding is not part of the packet");
+    }
+
+    #[test]
+    fn captured_echo6_meta() {
+        let m = parse_frame(&eth("86dd", ECHO6)).unwrap();
+        assert_eq!(m.version, IpVersion::V6);
+        assert_eq!(
+            (m.l3_offset, m.l4_offset, m.protocol, m.ip_len, m.ttl),
+            (14, 54, ip_proto::ICMPV6, 56, 64)
+        );
+        assert_eq!(m.src, core::net::Ipv6Addr::LOCALHOST.octets());
+        assert_eq!((m.src_port, m.dst_port, m.fragment), (0, 0, false));
+    }
+
+    #[test]
+    fn ipv6_extension_chain_and_fragments() {
+        // HBH, dest opts, fragment (first, M set), UDP 12345 -> 53.
+        let chain =
+            "3c00050200000100 2c01010400000000 0000000000000000 11000001deadbeef 3039003500080000";
+        let ip = format!(
+            "60000000 0028 00 40 {}{} {chain}",
+            "20010db8000000000000000000000001", "20010db8000000000000000000000002"
+        );
+        let m = parse_frame(&eth("86dd", &ip)).unwrap();
+        assert_eq!(
+            (m.protocol, m.l4_offset, m.src_port, m.dst_port, m.fragment),
+            (ip_proto::UDP, 86, 12345, 53, true)
+        );
+        // A later fragment: no L4.
+        let later = format!(
+            "60000000 0010 2c 40 {}{} 060005a900000007 0102030405060708",
+            "20010db8000000000000000000000001", "20010db8000000000000000000000002"
+        );
+        let m = parse_frame(&eth("86dd", &later)).unwrap();
+        assert_eq!(
+            (m.protocol, m.l4_offset, m.src_port, m.fragment),
+            (ip_proto::TCP, 0, 0, true)
+        );
+    }
+
+    #[test]
+    fn ipv4_fragments() {
+        let mut first = eth("0800", SYN);
+        first[20] = 0x20; // MF, offset 0
+        fix4(&mut first, 14);
+        let m = parse_frame(&first).unwrap();
+        assert!(m.fragment);
+        assert_eq!((m.l4_offset, m.src_port, m.tcp_flags), (34, 59058, 0x02));
+        let mut later = eth("0800", SYN);
+        later[20] = 0x00;
+        later[21] = 0xb9; // offset 185 * 8
+        fix4(&mut later, 14);
+        let m = parse_frame(&later).unwrap();
+        assert!(m.fragment);
+        assert_eq!(
+            (m.l4_offset, m.src_port, m.dst_port, m.tcp_flags, m.protocol),
+            (0, 0, 0, 0, ip_proto::TCP)
+        );
+    }
+
+    #[test]
+    fn every_error_variant() {
+        use ParseError::*;
+        let syn = eth("0800", SYN);
+        let mut cases: Vec<(Vec<u8>, ParseError)> = vec![
+            (syn[..13].to_vec(), Truncated),
+            (syn[..33].to_vec(), Truncated),
+            (eth("8100", "00"), Truncated),
+            (eth("86dd", &ECHO6[..70]), Truncated),
+            (
+                eth(
+                    "0806",
+                    "0001080006040001000c293c7ef1c0a80164000000000000c0a80101",
+                ),
+                UnknownEthertype,
+            ),
+            (eth("8847", "0012b1ff"), UnknownEthertype),
+            (
+                eth("8100", &format!("0001 8100 0002 8100 0003 0800 {SYN}")),
+                VlanTooDeep,
+            ),
+            (eth("86dd", SYN), BadIpVersion),
+            (eth("0800", ECHO6), BadIpVersion),
+            (syn[..58].to_vec(), BadIpLength),
+        ];
+        let mut ihl4 = syn.clone();
+        ihl4[14] = 0x44;
+        cases.push((ihl4, BadIpv4HeaderLen));
+        let mut ihl15 = syn[..50].to_vec();
+        ihl15[14] = 0x4f;
+        cases.push((ihl15, BadIpv4HeaderLen));
+        let mut short_total = syn.clone();
+        short_total[17] = 19;
+        fix4(&mut short_total, 14);
+        cases.push((short_total, BadIpLength));
+        let mut long6 = eth("86dd", ECHO6);
+        long6[19] = 17;
+        cases.push((long6, BadIpLength));
+        let mut bad_csum = syn.clone();
+        bad_csum[25] ^= 0x01;
+        cases.push((bad_csum, BadIpv4Checksum));
+        let deep = format!(
+            "60000000 0048 3c 40 {} {}",
+            "00".repeat(32),
+            "3c00000000000000".repeat(8) + "3b00000000000000"
+        );
+        cases.push((eth("86dd", &deep), Ipv6ExtChainTooDeep));
+        let mut doff4 = syn.clone();
+        doff4[46] = 0x40;
+        cases.push((doff4, L4Truncated));
+        let mut cut_tcp = syn[..14 + 30].to_vec();
+        cut_tcp[17] = 30;
+        fix4(&mut cut_tcp, 14);
+        cases.push((cut_tcp, L4Truncated));
+        let mut udp4 = eth(
+            "0800",
+            &format!("{}0035", hex_of(&ipv4_header(ip_proto::UDP, 4))),
+        );
+        udp4.extend_from_slice(&[0, 0]);
+        cases.push((udp4, L4Truncated));
+
+        let mut seen = [false; ParseError::COUNT];
+        for (i, (f, want)) in cases.iter().enumerate() {
+            assert_eq!(parse_frame(f), Err(*want), "case {i}");
+            seen[want.index()] = true;
+        }
+        assert!(seen.iter().all(|&s| s), "every variant exercised");
+    }
+
+    fn hex_of(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn inner_ip_in_ip_and_gre() {
+        let inner = hex(SYN);
+        // IPv4 in IPv4.
+        let mut f = eth("0800", &hex_of(&ipv4_header(ip_proto::IPV4, inner.len())));
+        f.extend_from_slice(&inner);
+        let outer = parse_frame(&f).unwrap();
+        assert_eq!((outer.protocol, outer.l4_offset), (ip_proto::IPV4, 34));
+        let m = parse_inner(&f, &outer).unwrap();
+        assert_eq!(
+            (
+                m.l3_offset,
+                m.l4_offset,
+                m.src_port,
+                m.dst_port,
+                m.vlan_depth
+            ),
+            (34, 54, 59058, 8888, 0)
+        );
+        // IPv6 in IPv4 (6in4).
+        let echo = hex(ECHO6);
+        let mut f = eth("0800", &hex_of(&ipv4_header(ip_proto::IPV6, echo.len())));
+        f.extend_from_slice(&echo);
+        let m = parse_inner(&f, &parse_frame(&f).unwrap()).unwrap();
+        assert_eq!(
+            (m.version, m.l3_offset, m.l4_offset, m.protocol),
+            (IpVersion::V6, 34, 74, ip_proto::ICMPV6)
+        );
+        // GRE with key carrying IPv4.
+        let mut f = eth(
+            "0800",
+            &hex_of(&ipv4_header(ip_proto::GRE, 8 + inner.len())),
+        );
+        f.extend_from_slice(&hex("2000 0800 0000002a"));
+        f.extend_from_slice(&inner);
+        let m = parse_inner(&f, &parse_frame(&f).unwrap()).unwrap();
+        assert_eq!((m.l3_offset, m.l4_offset, m.dst_port), (42, 62, 8888));
+        // GRE transparent Ethernet with a VLAN tag inside.
+        let inner_eth = eth("8100", &format!("0005 0800 {SYN}"));
+        let mut f = eth(
+            "0800",
+            &hex_of(&ipv4_header(ip_proto::GRE, 4 + inner_eth.len())),
+        );
+        f.extend_from_slice(&hex("0000 6558"));
+        f.extend_from_slice(&inner_eth);
+        let m = parse_inner(&f, &parse_frame(&f).unwrap()).unwrap();
+        assert_eq!(
+            (m.vlan_depth, m.l3_offset, m.l4_offset, m.src_port),
+            (1, 56, 76, 59058)
+        );
+        // GRE version 1 is not looked into.
+        let mut f = eth(
+            "0800",
+            &hex_of(&ipv4_header(ip_proto::GRE, 4 + inner.len())),
+        );
+        f.extend_from_slice(&hex("0001 0800"));
+        f.extend_from_slice(&inner);
+        assert_eq!(parse_inner(&f, &parse_frame(&f).unwrap()), None);
+    }
+
+    #[test]
+    fn inner_vxlan() {
+        let inner_eth = eth("0800", SYN);
+        let udp_len = 8 + 8 + inner_eth.len();
+        let mut f = eth("0800", &hex_of(&ipv4_header(ip_proto::UDP, udp_len)));
+        f.extend_from_slice(&hex(&format!(
+            "c350 12b5 {udp_len:04x} 0000 08000000 00006400"
+        )));
+        f.extend_from_slice(&inner_eth);
+        let outer = parse_frame(&f).unwrap();
+        assert_eq!(outer.dst_port, udp_port::VXLAN);
+        let m = parse_inner(&f, &outer).unwrap();
+        assert_eq!(
+            (m.l3_offset, m.l4_offset, m.src_port, m.tcp_flags),
+            (64, 84, 59058, 0x02)
+        );
+        // I flag clear.
+        f[42] = 0;
+        assert_eq!(parse_inner(&f, &outer), None);
+        // Not a tunnel; a fragment; a forged outer meta pointing past the frame.
+        let plain = eth("0800", SYN);
+        let m = parse_frame(&plain).unwrap();
+        assert_eq!(parse_inner(&plain, &m), None);
+        let forged = PacketMeta {
+            protocol: ip_proto::IPV4,
+            l4_offset: 60000,
+            ip_len: 65535,
+            ..m
+        };
+        assert_eq!(parse_inner(&plain, &forged), None);
+        let frag = PacketMeta {
+            protocol: ip_proto::IPV4,
+            fragment: true,
+            ..m
+        };
+        assert_eq!(parse_inner(&plain, &frag), None);
+    }
+
+    #[test]
+    fn error_names() {
+        assert_eq!(ParseError::COUNT, ParseError::ALL.len());
+        for (i, e) in ParseError::ALL.iter().enumerate() {
+            assert_eq!(e.index(), i);
+            assert_eq!(ParseError::from_name(e.name()), Some(*e));
+            assert!(
+                e.name()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            );
+        }
+        assert_eq!(ParseError::from_name("nope"), None);
+    }
+}
