@@ -426,7 +426,7 @@ impl FlowCache {
     #[inline]
     pub fn prefetch(&self, hash: u64) {
         if let Some(bucket) = self.buckets.get(self.bucket_of(hash)) {
-            core::hint::black_box(bucket.entries[0].tag);
+            ecmp_io::hint::prefetch(bucket);
         }
     }
 

@@ -1,4 +1,4 @@
-//! Ports for ecmpfwd: the I/O side of the [`Port`](ecmp_dataplane::port::Port) seam.
+//! Ports for ecmpfwd: the I/O side of the [`Port`](crate::port::Port) seam.
 //!
 //! - [`memory`]: a per-worker [`FramePool`](memory::FramePool) of preallocated, recycled buffers,
 //!   [`MemFrame`](memory::MemFrame), and [`MemoryPort`](memory::MemoryPort) for tests and
@@ -17,16 +17,21 @@
 //!   buffer and queue is sized up front. Pool exhaustion makes `rx_burst` return fewer frames; it
 //!   never panics.
 //!
+//! - [`port`]: the [`Frame`](port::Frame) and [`Port`](port::Port) traits the pipeline is generic
+//!   over, and the burst type.
+//! - [`hint`]: a software prefetch for the pipeline.
+//!
 //! This is the one crate of the workspace that may use `unsafe` (AF_XDP and DPDK ports need it);
-//! the ports written so far are safe code, and any future `unsafe` block carries a `// SAFETY:`
-//! comment.
+//! each `unsafe` block is allowed module by module and carries a `// SAFETY:` comment.
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod error;
 pub mod fault;
+pub mod hint;
 pub mod memory;
 pub mod pcap;
+pub mod port;
 
 pub use error::IoError;
 

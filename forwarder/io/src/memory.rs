@@ -23,7 +23,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use ecmp_dataplane::port::{Burst, Frame, Port};
+use crate::port::{Burst, Frame, Port};
 
 use crate::{IoError, PortStats};
 
@@ -712,7 +712,7 @@ mod tests {
         port.replay([&[1u8][..], &[2, 2], &[3, 3, 3]]).unwrap();
 
         let mut b = burst();
-        assert_eq!(port.rx_burst(&mut b), ecmp_dataplane::port::BURST);
+        assert_eq!(port.rx_burst(&mut b), crate::port::BURST);
         let lens: Vec<usize> = b.iter().map(|f| f.data().len()).collect();
         assert_eq!(&lens[..7], &[1, 2, 3, 1, 2, 3, 1]);
 
@@ -734,7 +734,7 @@ mod tests {
         assert_eq!(pool.outstanding(), 0);
 
         // Replay continues where it stopped: 32 + 8 = 40 packets so far, 40 % 3 == 1.
-        assert_eq!(port.rx_burst(&mut b), ecmp_dataplane::port::BURST);
+        assert_eq!(port.rx_burst(&mut b), crate::port::BURST);
         assert_eq!(b[0].data(), &[2, 2]);
         port.tx_burst(&mut b);
         drop(port);

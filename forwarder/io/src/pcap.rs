@@ -20,7 +20,7 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ecmp_dataplane::port::{Burst, Frame, Port};
+use crate::port::{Burst, Frame, Port};
 
 use crate::memory::{FramePool, MAX_PACKET, MemFrame};
 use crate::{IoError, PortStats};

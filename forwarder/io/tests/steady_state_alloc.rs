@@ -5,10 +5,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{self, Cursor};
 
-use ecmp_dataplane::port::{Burst, Port};
 use ecmp_io::fault::{Chance, FaultConfig, FaultPort};
 use ecmp_io::memory::{FramePool, MemoryPort, TxMode};
 use ecmp_io::pcap::{Endian, PcapPort, PcapReader, PcapWriter, Resolution};
+use ecmp_io::port::{Burst, Port};
 
 thread_local! {
     // Per thread, so allocations of the test harness's other threads do not count.

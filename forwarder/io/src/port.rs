@@ -1,7 +1,7 @@
 //! The seam between the pipeline and I/O: frames and ports.
 //!
 //! The pipeline never performs I/O itself (rule 2 in ARCHITECTURE.md); it moves frame handles
-//! between bursts. A port implementation (in the `io` crate) owns the buffers behind its frames.
+//! between bursts. A port implementation (in this crate) owns the buffers behind its frames.
 //! Frames are moved, never copied, between the rx burst, the per-port tx bursts and the free list,
 //! so a frame that a port refuses to send is always handed back through [`Port::release`].
 
