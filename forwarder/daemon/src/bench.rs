@@ -5,17 +5,25 @@
 //! the flow cache, tables and caches warm), then `packets` frames are timed. What is measured is
 //! rx copy-in (as a NIC's DMA would write the frame), parse, hash, flow cache, LPM, bucket pick,
 //! rewrite/encap and tx hand-off: everything but the wire.
+//!
+//! The set-up ([`BenchSetup`]: tables and frames) and the timed loop ([`BenchWorker`]) are public
+//! so the criterion benches in `benches/` measure exactly what this command measures. Everything
+//! set up is a pure function of the options: the same options and seed give the same tables and
+//! the same frames in the same order. Counts that depend on the clock (which entry a full flow
+//! cache bucket evicts, when a partial tx batch is drained) can still differ slightly run to run.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
-use ecmp_dataplane::counters::{Counter, SharedCounters};
+use ecmp_dataplane::counters::{Counter, Counters, SharedCounters};
+use ecmp_dataplane::error::DataplaneError;
 use ecmp_dataplane::flowcache::FlowCacheConfig;
 use ecmp_dataplane::pipeline::PipelineConfig;
 use ecmp_dataplane::worker::Worker;
+use ecmp_io::IoError;
 use ecmp_io::memory::{FramePool, MemoryPort, TxMode};
+use ecmp_tables::TableError;
 use ecmp_tables::group::{GroupMode, ResilientGroup};
 use ecmp_tables::nexthop::{Action, Encap, EncapKind, NextHop, PortInfo};
 use ecmp_tables::snapshot::{Snapshot, SnapshotCell};
@@ -23,6 +31,26 @@ use ecmp_tables::{Fib4, Fib6};
 use serde::Serialize;
 
 use crate::traffic::{PacketSpec, Rng};
+
+/// Why a bench could not be set up or run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// One of flows, routes, group size or groups is zero.
+    #[error("flows, routes, group size and groups must all be at least 1")]
+    ZeroSize,
+    /// `--core` names a core this machine does not have.
+    #[error("core {0} does not exist")]
+    NoSuchCore(usize),
+    /// A table refused the generated groups or routes (e.g. buckets not a power of two).
+    #[error("tables: {0}")]
+    Table(#[from] TableError),
+    /// The memory ports refused the frames (e.g. a frame longer than a pool buffer).
+    #[error("ports: {0}")]
+    Io(#[from] IoError),
+    /// The worker could not be built (e.g. a flow cache capacity out of range).
+    #[error("worker: {0}")]
+    Dataplane(#[from] DataplaneError),
+}
 
 /// The action every next hop of the bench applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -118,8 +146,13 @@ pub struct BenchReport {
     pub cache_misses: u64,
 }
 
-const EGRESS_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+/// Frames in the memory ports' pool: enough for a burst in flight on each of the two ports and
+/// the tx batch, with room to spare.
+const POOL_FRAMES: usize = 4096;
+/// The MAC of port 0, which the replayed frames are addressed to.
 const INGRESS_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+/// The MAC of port 1, which every next hop sends through.
+const EGRESS_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 
 fn encap_for(action: BenchAction, hop_addr: Ipv4Addr) -> Action {
     let kind = match action {
@@ -144,8 +177,9 @@ fn encap_for(action: BenchAction, hop_addr: Ipv4Addr) -> Action {
     })
 }
 
-/// Random route prefixes: ~70% /24, 15% /16../23, 15% /25../32; distinct.
-fn random_routes(rng: &mut Rng, n: usize) -> Vec<(u32, u8)> {
+/// `n` distinct random IPv4 route prefixes `(address in host order, length)`: ~70% /24, 15%
+/// /16../23, 15% /25../32, host bits clear, none in 0/8, 127/8 or multicast.
+pub fn random_routes(rng: &mut Rng, n: usize) -> Vec<(u32, u8)> {
     let mut seen = std::collections::HashSet::with_capacity(n);
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
@@ -167,141 +201,228 @@ fn random_routes(rng: &mut Rng, n: usize) -> Vec<(u32, u8)> {
     out
 }
 
-/// Builds the tables and the frames, runs, and reports.
-pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
-    if opts.flows == 0 || opts.routes == 0 || opts.group_size == 0 || opts.groups == 0 {
-        bail!("flows, routes, group size and groups must all be at least 1");
+/// A random address inside the route `(addr, len)`.
+pub fn address_in(rng: &mut Rng, (addr, len): (u32, u8)) -> u32 {
+    let host = if len == 32 {
+        0
+    } else {
+        rng.next_u64() as u32 & (u32::MAX >> len)
+    };
+    addr | host
+}
+
+/// Everything a bench run needs before the clock starts: the tables and one frame per flow.
+pub struct BenchSetup {
+    /// Hop 0 and group 0 are the unset entries (rule 8); groups `1..=groups` each hold
+    /// `group_size` hops, all on port 1; routes are spread round-robin over the groups.
+    pub snapshot: Snapshot,
+    /// The IPv4 routes installed in `snapshot.fib4`, in insertion order.
+    pub routes: Vec<(u32, u8)>,
+    /// The pipeline configuration (seed, RSS key, flow cache sized for the flows).
+    pub pipeline: PipelineConfig,
+    /// Frames back to back, `frame_len` bytes each, in replay order: one per flow.
+    frames: Vec<u8>,
+    frame_len: usize,
+}
+
+impl BenchSetup {
+    /// Builds the tables and the frames `opts` describes (`packets`, `core` are not used here).
+    pub fn new(opts: &BenchOptions) -> Result<Self, BenchError> {
+        if opts.flows == 0 || opts.routes == 0 || opts.group_size == 0 || opts.groups == 0 {
+            return Err(BenchError::ZeroSize);
+        }
+        let mut rng = Rng::new(opts.seed);
+
+        let mut hops = vec![NextHop {
+            id: 0,
+            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 0,
+            mac: [0; 6],
+            weight: 0,
+            action: Action::Rewrite,
+        }];
+        let mut groups = vec![Arc::new(
+            ResilientGroup::new(1, GroupMode::Manual, 0)?.table(),
+        )];
+        let mode = match opts.mode {
+            BenchMode::Manual => GroupMode::Manual,
+            BenchMode::AutoRecovery => GroupMode::AutoRecovery,
+            BenchMode::Maglev => GroupMode::Maglev,
+        };
+        for _ in 0..opts.groups {
+            let mut g = ResilientGroup::new(opts.buckets, mode, opts.seed)?;
+            for _ in 0..opts.group_size {
+                let id = hops.len() as u32;
+                let addr = Ipv4Addr::from(0xC612_0000 | id); // 198.18.x.y
+                hops.push(NextHop {
+                    id,
+                    addr: IpAddr::V4(addr),
+                    port: 1,
+                    mac: [0x02, 0xbe, 0, 0, (id >> 8) as u8, id as u8],
+                    weight: 1,
+                    action: encap_for(opts.action, addr),
+                });
+                g.add_member(id, 1)?;
+            }
+            g.clear();
+            groups.push(Arc::new(g.table()));
+        }
+
+        let routes = random_routes(&mut rng, opts.routes);
+        let mut fib4 = Fib4::new(opts.routes / 4 + 1024);
+        for (i, &(addr, len)) in routes.iter().enumerate() {
+            fib4.insert(Ipv4Addr::from(addr), len, (i % opts.groups) as u32 + 1)?;
+        }
+        let snapshot = Snapshot {
+            generation: 0,
+            fib4: Arc::new(fib4),
+            fib6: Arc::new(Fib6::new()),
+            groups,
+            hops,
+            ports: vec![
+                PortInfo {
+                    mac: INGRESS_MAC,
+                    mtu: 1500,
+                },
+                PortInfo {
+                    mac: EGRESS_MAC,
+                    mtu: 1500,
+                },
+            ],
+        };
+
+        // One frame per flow, destinations inside random routes, in random order.
+        let mut spec = PacketSpec::udp(
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            0,
+            0,
+            opts.frame_len,
+        );
+        spec.dst_mac = INGRESS_MAC;
+        // Every frame has the same headers, so the same length (frame_len or the headers).
+        let frame_len = spec.build().len();
+        let mut frames = vec![0u8; opts.flows * frame_len];
+        for buf in frames.chunks_exact_mut(frame_len) {
+            let route = routes[rng.below(routes.len() as u64) as usize];
+            let mut s = spec;
+            s.dst = IpAddr::V4(Ipv4Addr::from(address_in(&mut rng, route)));
+            s.src = IpAddr::V4(Ipv4Addr::from(
+                0xC612_0000 | (rng.next_u64() as u32 & 0x1_FFFF),
+            ));
+            s.src_port = 1024 + rng.below(64_000) as u16;
+            s.dst_port = [53, 80, 443, 8080][rng.below(4) as usize];
+            s.write(buf);
+        }
+
+        let capacity = opts
+            .cache_capacity
+            .unwrap_or_else(|| (opts.flows * 2).next_power_of_two().max(1024));
+        let pipeline = PipelineConfig {
+            seed: opts.seed ^ 0x5eed,
+            rss_key: ecmp_dataplane::hash::DEFAULT_RSS_KEY,
+            flow_cache: FlowCacheConfig {
+                capacity,
+                ..FlowCacheConfig::default()
+            },
+        };
+        Ok(Self {
+            snapshot,
+            routes,
+            pipeline,
+            frames,
+            frame_len,
+        })
     }
+
+    /// The frames, one per flow, in replay order.
+    pub fn frames(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.frames.chunks_exact(self.frame_len)
+    }
+
+    /// A worker over two memory ports: port 0 replays the frames forever, port 1 counts and
+    /// recycles what is sent. Consumes the set-up so the frames are not held twice (the port
+    /// keeps its own copy, as a NIC ring would be filled from outside).
+    pub fn into_worker(self) -> Result<BenchWorker, BenchError> {
+        let pool = FramePool::new(POOL_FRAMES);
+        let mut rx = MemoryPort::with_tx_mode(pool.clone(), TxMode::Count);
+        rx.replay(self.frames.chunks_exact(self.frame_len))?;
+        drop(self.frames);
+        let tx = MemoryPort::with_tx_mode(pool, TxMode::Count);
+        let cell = Arc::new(SnapshotCell::new(self.snapshot, 1));
+        let shared = Arc::new(SharedCounters::default());
+        let worker = Worker::new(vec![rx, tx], &self.pipeline, cell, shared)?;
+        Ok(BenchWorker {
+            worker,
+            start: Instant::now(),
+        })
+    }
+}
+
+/// A bench worker and its clock: polls the replay port with the time since it was built.
+pub struct BenchWorker {
+    worker: Worker<MemoryPort>,
+    start: Instant,
+}
+
+impl BenchWorker {
+    /// One poll (one rx burst from the replay port, through the pipeline, into the tx batch);
+    /// returns the frames received. Reads the clock once, as a daemon worker does.
+    #[inline]
+    pub fn poll(&mut self) -> usize {
+        self.worker.poll(self.start.elapsed().as_nanos() as u64)
+    }
+
+    /// Polls until at least `packets` more frames were received (whole bursts: may overshoot by
+    /// less than a burst).
+    pub fn run(&mut self, packets: u64) {
+        let target = self.received() + packets;
+        while self.received() < target {
+            self.poll();
+        }
+    }
+
+    /// Frames received so far.
+    #[inline]
+    pub fn received(&self) -> u64 {
+        self.counters().get(Counter::RxPackets)
+    }
+
+    /// The pipeline's counters so far.
+    pub fn counters(&self) -> &Counters {
+        self.worker.pipeline().counters()
+    }
+
+    /// Sends the partial tx batches.
+    pub fn drain(&mut self) {
+        self.worker.drain();
+    }
+
+    /// The worker, e.g. to inspect its flow cache.
+    pub fn worker(&self) -> &Worker<MemoryPort> {
+        &self.worker
+    }
+}
+
+/// Builds the tables and the frames, runs, and reports.
+pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
     if let Some(core) = opts.core {
         let id = core_affinity::get_core_ids()
             .unwrap_or_default()
             .into_iter()
             .find(|c| c.id == core)
-            .with_context(|| format!("core {core} does not exist"))?;
+            .ok_or(BenchError::NoSuchCore(core))?;
         core_affinity::set_for_current(id);
     }
-    let mut rng = Rng::new(opts.seed);
+    let mut w = BenchSetup::new(opts)?.into_worker()?;
 
-    let mut hops = vec![NextHop {
-        id: 0,
-        addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        port: 0,
-        mac: [0; 6],
-        weight: 0,
-        action: Action::Rewrite,
-    }];
-    let mut groups = vec![Arc::new(
-        ResilientGroup::new(1, GroupMode::Manual, 0)?.table(),
-    )];
-    let mode = match opts.mode {
-        BenchMode::Manual => GroupMode::Manual,
-        BenchMode::AutoRecovery => GroupMode::AutoRecovery,
-        BenchMode::Maglev => GroupMode::Maglev,
-    };
-    for _ in 0..opts.groups {
-        let mut g = ResilientGroup::new(opts.buckets, mode, opts.seed)?;
-        for _ in 0..opts.group_size {
-            let id = hops.len() as u32;
-            let addr = Ipv4Addr::from(0xC612_0000 | id); // 198.18.x.y
-            hops.push(NextHop {
-                id,
-                addr: IpAddr::V4(addr),
-                port: 1,
-                mac: [0x02, 0xbe, 0, 0, (id >> 8) as u8, id as u8],
-                weight: 1,
-                action: encap_for(opts.action, addr),
-            });
-            g.add_member(id, 1)?;
-        }
-        g.clear();
-        groups.push(Arc::new(g.table()));
-    }
-
-    let routes = random_routes(&mut rng, opts.routes);
-    let mut fib4 = Fib4::new(opts.routes / 4 + 1024);
-    for (i, &(addr, len)) in routes.iter().enumerate() {
-        fib4.insert(Ipv4Addr::from(addr), len, (i % opts.groups) as u32 + 1)?;
-    }
-    let port = PortInfo {
-        mac: EGRESS_MAC,
-        mtu: 1500,
-    };
-    let snapshot = Snapshot {
-        generation: 0,
-        fib4: Arc::new(fib4),
-        fib6: Arc::new(Fib6::new()),
-        groups,
-        hops,
-        ports: vec![
-            PortInfo {
-                mac: INGRESS_MAC,
-                mtu: 1500,
-            },
-            port,
-        ],
-    };
-
-    // One frame per flow, destinations inside random routes, in random order.
-    let mut spec = PacketSpec::udp(
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        0,
-        0,
-        opts.frame_len,
-    );
-    spec.dst_mac = INGRESS_MAC;
-    let frames = (0..opts.flows).map(move |_| {
-        let (addr, len) = routes[rng.below(routes.len() as u64) as usize];
-        let host = if len == 32 {
-            0
-        } else {
-            rng.next_u64() as u32 & (u32::MAX >> len)
-        };
-        let mut s = spec;
-        s.dst = IpAddr::V4(Ipv4Addr::from(addr | host));
-        s.src = IpAddr::V4(Ipv4Addr::from(
-            0xC612_0000 | (rng.next_u64() as u32 & 0x1_FFFF),
-        ));
-        s.src_port = 1024 + rng.below(64_000) as u16;
-        s.dst_port = [53, 80, 443, 8080][rng.below(4) as usize];
-        s.build()
-    });
-
-    let pool = FramePool::new(4096);
-    let mut rx = MemoryPort::with_tx_mode(pool.clone(), TxMode::Count);
-    rx.replay(frames)?;
-    let tx = MemoryPort::with_tx_mode(pool, TxMode::Count);
-
-    let capacity = opts
-        .cache_capacity
-        .unwrap_or_else(|| (opts.flows * 2).next_power_of_two().max(1024));
-    let pcfg = PipelineConfig {
-        seed: opts.seed ^ 0x5eed,
-        rss_key: ecmp_dataplane::hash::DEFAULT_RSS_KEY,
-        flow_cache: FlowCacheConfig {
-            capacity,
-            ..FlowCacheConfig::default()
-        },
-    };
-    let cell = Arc::new(SnapshotCell::new(snapshot, 1));
-    let shared = Arc::new(SharedCounters::default());
-    let mut worker = Worker::new(vec![rx, tx], &pcfg, cell, shared)?;
-
-    let start = Instant::now();
-    let rx_count = |w: &Worker<MemoryPort>| w.pipeline().counters().get(Counter::RxPackets);
-    let warmup = opts.flows as u64;
-    while rx_count(&worker) < warmup {
-        worker.poll(start.elapsed().as_nanos() as u64);
-    }
-    let before = worker.pipeline().counters().clone();
+    w.run(opts.flows as u64);
+    let before = w.counters().clone();
     let t0 = Instant::now();
-    let target = before.get(Counter::RxPackets) + opts.packets;
-    while rx_count(&worker) < target {
-        worker.poll(start.elapsed().as_nanos() as u64);
-    }
-    worker.drain();
+    w.run(opts.packets);
+    w.drain();
     let seconds = t0.elapsed().as_secs_f64();
-    let after = worker.pipeline().counters().clone();
+    let after = w.counters().clone();
     let d = |c: Counter| after.get(c) - before.get(c);
     let packets = d(Counter::RxPackets);
     Ok(BenchReport {
@@ -315,4 +436,71 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
         cache_hits: d(Counter::CacheHits),
         cache_misses: d(Counter::CacheMisses),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ecmp_wire::parse_frame;
+
+    fn small(action: BenchAction) -> BenchOptions {
+        BenchOptions {
+            flows: 300,
+            routes: 500,
+            group_size: 4,
+            groups: 8,
+            buckets: 64,
+            mode: BenchMode::AutoRecovery,
+            packets: 10_000,
+            frame_len: 60,
+            action,
+            cache_capacity: None,
+            core: None,
+            seed: 7,
+        }
+    }
+
+    #[test]
+    fn every_frame_parses_and_has_a_route() {
+        let setup = BenchSetup::new(&small(BenchAction::Rewrite)).unwrap();
+        assert_eq!(setup.frames().len(), 300);
+        for f in setup.frames() {
+            assert_eq!(f.len(), 60);
+            let m = parse_frame(f).unwrap();
+            let dst = u32::from_be_bytes([m.dst[0], m.dst[1], m.dst[2], m.dst[3]]);
+            let g = setup.snapshot.fib4.lookup(dst);
+            assert!((1..=8).contains(&g), "destination {dst:#x} -> group {g}");
+        }
+    }
+
+    #[test]
+    fn setup_is_a_pure_function_of_the_options() {
+        let a = BenchSetup::new(&small(BenchAction::Vxlan)).unwrap();
+        let b = BenchSetup::new(&small(BenchAction::Vxlan)).unwrap();
+        assert!(a.frames().eq(b.frames()));
+        assert_eq!(a.routes, b.routes);
+    }
+
+    #[test]
+    fn run_forwards_every_packet_and_hits_the_cache_after_warm_up() {
+        for action in [BenchAction::Rewrite, BenchAction::Vxlan] {
+            let r = run(&small(action)).unwrap();
+            assert!(
+                r.packets >= 10_000 && r.packets < 10_000 + 32,
+                "{}",
+                r.packets
+            );
+            assert_eq!(r.drops, 0);
+            assert_eq!(r.cache_hits + r.cache_misses, r.packets);
+            // 300 flows in a 1024-entry cache: only 4-way bucket overflow can miss.
+            assert!(r.cache_hits > r.packets * 9 / 10, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn zero_sizes_are_refused() {
+        let mut o = small(BenchAction::Rewrite);
+        o.groups = 0;
+        assert!(matches!(run(&o), Err(BenchError::ZeroSize)));
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod demo;
 pub mod runtime;
 pub mod setup;
 pub mod stats;

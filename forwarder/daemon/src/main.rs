@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use ecmpfwd::{bench, config::Config, runtime, setup, stats};
+use ecmpfwd::{bench, config::Config, demo, runtime, setup, stats};
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +42,18 @@ enum Command {
     Bench {
         #[command(flatten)]
         options: bench::BenchOptions,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay synthetic flows through the pipeline in-process: spread over next hops, fail one,
+    /// drain another, bring the first back; checks every claim and fails if one does not hold.
+    Demo {
+        /// The TOML config.
+        #[arg(long, default_value = "configs/anycast-vip.toml")]
+        config: PathBuf,
+        #[command(flatten)]
+        options: demo::DemoOptions,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -108,6 +120,27 @@ fn real_main() -> Result<()> {
                     r.drops,
                     r.cache_hits,
                     r.cache_misses
+                );
+            }
+            Ok(())
+        }
+        Command::Demo {
+            config,
+            options,
+            json,
+        } => {
+            let cfg = Config::load(&config)?;
+            let report = demo::run(&cfg, &options)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            if !report.passed() {
+                anyhow::bail!(
+                    "demo: {} of {} claims did not hold",
+                    report.failures(),
+                    report.checks().count()
                 );
             }
             Ok(())

@@ -1,40 +1,84 @@
 //! The per-worker flow cache: which hop each recent flow was sent to.
 //!
-//! Layout: bucketized open addressing. A flow's bucket is `hash & (buckets - 1)`; a bucket is one
-//! 64-byte line of [`WAYS`] 16-byte entries (signature, state, expiry, cached hop). The full keys
-//! live in a parallel array of 64-byte-aligned rows, so a lookup reads the bucket line, filters by
-//! the 6-bit signature (top bits of the hash) and then verifies the exact key: a hit is never a
-//! hash collision. Both layouts and the at-most-64-bytes-per-flow budget are const-asserted.
+//! Layout: two-choice bucketized cuckoo hashing. A bucket is one 64-byte cache line of [`WAYS`]
+//! 32-byte slots; each slot holds the whole flow: the exact key in compact form, the cached hop
+//! and the expiry. Every key has two candidate buckets taken from independent bits of its 64-bit
+//! hash (bits 0.. and 32..), so a lookup reads exactly two lines known from the hash alone,
+//! which [`FlowCache::prefetch`] requests in stage one of the burst: an IPv4 hit costs no
+//! dependent cache miss. (Four-slot, two-line buckets hold more at 0.9 load but double the lines
+//! per packet; at 1M flows that measured slower.)
+//!
+//! Keys: an IPv4 key (addresses with zero padding) is stored inline (13 bytes). Any other key
+//! (IPv6, or an IPv4 key with stray padding bytes) is stored "wide": the slot holds the XOR
+//! fold of each address (a 32-bit filter) and a parallel 32-byte extension record holds the other
+//! three words of each address, from which the full key is exact and recoverable. A wide hit
+//! therefore reads one more line, after the inline filter matched. The extension record also
+//! holds `b1 ^ b2`, which lets an entry be moved to its other bucket without its hash.
+//!
+//! Cost: 32 bytes of slot plus 32 of extension = 64 bytes per flow whatever its version
+//! (const-asserted); IPv4 lookups touch the two prefetched lines only, IPv6 hits one more.
+//!
+//! Placement: an insert goes to the candidate with fewer live entries that has a free or expired
+//! slot; when both are full, a breadth-first search of at most [`MAX_MOVES`] moves looks for an
+//! entry that can move to its own other bucket (an entry never leaves its two candidates); only
+//! then is the least recently used eligible entry of the two buckets evicted. Up to load 0.8
+//! this holds every flow (tested); at 0.9, near the (2, 2) cuckoo threshold of 0.897, about one
+//! in a hundred is not held.
 //!
 //! Invariants:
 //! - Owned by one worker and never shared, so no atomics or locks; the struct is cache-aligned.
-//! - Everything is allocated in [`FlowCache::new`]; lookups, inserts, evictions, updates and
-//!   removals never allocate, never fail the packet and never panic.
-//! - At most one entry per key (live or expired): insert reuses the key's own entry.
+//! - Everything is allocated in [`FlowCache::new`]; lookups, inserts, moves, evictions, updates
+//!   and removals never allocate, never fail the packet and never panic (bucket indices are
+//!   masked by `buckets - 1`, slot indices are below [`WAYS`]).
+//! - At most one entry per key (live or expired), and it is in one of the key's two candidate
+//!   buckets: insert finds the key's own entry in either candidate before placing it anywhere.
 //! - `len()` (occupied entries, including expired ones not yet reclaimed) never exceeds
 //!   `capacity()`. An expired entry is never returned; it is reclaimed when its key is looked up
-//!   or when an insert into its bucket needs the slot.
-//! - Embryonic flows (TCP SYN without ACK) take free, expired or embryonic slots only: a SYN
-//!   flood cannot push established flows out. Other flows may evict the least recently used
-//!   live entry of the bucket, and that is reported and counted.
+//!   or when an insert or a move needs the slot.
+//! - Embryonic flows (TCP SYN without ACK) take free, expired or embryonic slots only (moving
+//!   other entries is allowed, evicting them is not): a SYN flood cannot push established flows
+//!   out. Other flows may evict the least recently used live entry of their two buckets, and
+//!   that is reported and counted.
 //! - Timeouts by state: embryonic (SYN only), established (idle), closing (after FIN or RST).
 //!   Every hit refreshes the expiry with the timeout of the flow's new state.
 //! - Time is kept in milliseconds relative to the first `now_ms` the cache sees, in 40 bits
 //!   (about 34 years); a clock beyond that makes every entry look expired (misses, never stale
 //!   hits). `now_ms` must not go backwards by more than the timeouts for expiry to be exact.
+//! - A group id is stored in 24 bits: every id a FIB returns is at most
+//!   [`MAX_GROUP_ID`] (const-asserted to fit); a larger one is never cached.
 
+use ecmp_tables::fib::MAX_GROUP_ID;
 use ecmp_tables::nexthop::{GroupId, HopId};
+use ecmp_wire::meta::IpVersion;
 
 use crate::flow::FlowKey;
 
-/// Entries per bucket line.
-pub const WAYS: usize = 4;
+/// Slots per bucket (a bucket is one cache line).
+pub const WAYS: usize = 2;
 
 /// Largest supported capacity (flows per worker); 64 bytes each.
 pub const MAX_CAPACITY: usize = 1 << 26;
 
 /// Largest accepted timeout (about 49 days).
 pub const MAX_TIMEOUT_MS: u64 = 1 << 32;
+
+/// Longest chain of entry moves an insert tries before it evicts (searched breadth-first).
+pub const MAX_MOVES: usize = 4;
+
+/// Nodes of the move search: `2 * WAYS` roots, `WAYS` children per node, `MAX_MOVES` levels.
+const SEARCH_NODES: usize = {
+    let mut total = 0;
+    let mut level = 2 * WAYS;
+    let mut d = 0;
+    while d < MAX_MOVES {
+        total += level;
+        level *= WAYS;
+        d += 1;
+    }
+    total
+};
+const NO_PARENT: u16 = u16::MAX;
+const _: () = assert!(SEARCH_NODES < NO_PARENT as usize);
 
 /// TCP flag bits, as in [`ecmp_wire::meta::PacketMeta::tcp_flags`].
 const TCP_FIN: u8 = 0x01;
@@ -46,15 +90,36 @@ const TCP_ACK: u8 = 0x10;
 const TIME_BITS: u32 = 40;
 const TIME_MAX: u64 = (1 << TIME_BITS) - 1;
 
+/// Slot tag bits: the state (0 = free), then the key format.
+const STATE_MASK: u8 = 0b0011;
+/// The key is stored as address folds plus the extension record.
+const WIDE: u8 = 0b0100;
+/// A wide key's version is IPv6.
+const WIDE_V6: u8 = 0b1000;
+const FORMAT_MASK: u8 = WIDE | WIDE_V6;
+/// The tag of a free slot: a format no key has (`WIDE_V6` without `WIDE`), so that the key
+/// comparison alone rejects free slots.
+const FREE_TAG: u8 = WIDE_V6;
+
+/// Bits of a slot's `group_exp` word that hold the group id (the rest holds expiry bits).
+const GROUP_BITS: u32 = 24;
+const GROUP_MASK: u32 = (1 << GROUP_BITS) - 1;
+const _: () = assert!(MAX_GROUP_ID <= GROUP_MASK);
+
+/// The bits of a slot's `meta` word that belong to the key: protocol and key format.
+const META_KEY_MASK: u32 = 0xff | ((FORMAT_MASK as u32) << 8);
+
 /// Where a flow was sent: the group of its route, the member index within the group and the hop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct CachedHop {
-    /// The group the flow's route resolved to.
+    /// The group the flow's route resolved to (at most [`MAX_GROUP_ID`] to be cached).
     pub group: GroupId,
     /// The member slot of the hop within the group.
     pub member: u16,
     /// The next hop the flow is pinned to.
     pub hop: HopId,
+    /// Opaque tag of the tables the hop was chosen from; stored and returned unchanged.
+    pub epoch: u32,
 }
 
 /// Size and timeouts of a flow cache.
@@ -109,14 +174,16 @@ pub enum FlowCacheError {
 /// What [`FlowCache::insert`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InsertOutcome {
-    /// Stored in a free or expired slot.
+    /// Stored in a free or expired slot (possibly after moving other entries to their other
+    /// bucket).
     Inserted,
     /// The key was cached already: its hop was replaced and its expiry refreshed.
     Replaced,
-    /// Stored by evicting the least recently used live entry of the bucket.
+    /// Stored by evicting the least recently used live entry of the two buckets.
     Evicted,
-    /// Not stored: the flow is embryonic and its bucket holds only live non-embryonic flows.
-    /// The packet is still forwarded; the flow is looked up again on its next packet.
+    /// Not stored: the flow is embryonic and its buckets hold only live non-embryonic flows
+    /// that cannot move, or the group id exceeds [`MAX_GROUP_ID`]. The packet is still
+    /// forwarded; the flow is looked up again on its next packet.
     NotCached,
 }
 
@@ -131,10 +198,12 @@ pub struct FlowCacheCounters {
     pub inserts: u64,
     /// Live flows evicted to make room.
     pub evictions: u64,
-    /// Inserts that stored nothing (embryonic flow, bucket full of established flows).
+    /// Inserts that stored nothing (see [`InsertOutcome::NotCached`]).
     pub not_cached: u64,
     /// Expired entries reclaimed.
     pub expired: u64,
+    /// Entries moved to their other bucket to make room.
+    pub moves: u64,
 }
 
 /// TCP-derived state of a cached flow; selects its timeout.
@@ -202,46 +271,172 @@ impl Timeouts {
     }
 }
 
-/// One cached flow in a bucket line. `tag` holds the signature (high 6 bits) and the state (low
-/// 2 bits, 0 = free); the expiry is 40 bits split over `expiry_lo` and `expiry_hi`.
-#[derive(Debug, Clone, Copy, Default)]
-#[repr(C)]
-struct Entry {
-    group: u32,
-    hop: u32,
-    expiry_lo: u32,
-    member: u16,
-    expiry_hi: u8,
-    tag: u8,
+/// A key in slot form: what a slot's inline fields must equal, plus the extension words of a
+/// wide key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Probe {
+    /// IPv4 source address, or the XOR of the four words of a wide source address.
+    src: u32,
+    /// Same for the destination.
+    dst: u32,
+    /// Source port (low half) and destination port (high half).
+    ports: u32,
+    /// The protocol (bits 0..8) and the key format (bits 8..16: 0 for inline IPv4, `WIDE` or
+    /// `WIDE | WIDE_V6`), placed as in a slot's `meta` word.
+    meta: u32,
+    /// Words 1..4 of the source then of the destination address (zero for inline keys).
+    words: [u32; 6],
 }
 
-const _: () = assert!(size_of::<Entry>() == 16);
+/// The four native-order words of an address.
+#[inline(always)]
+fn words(addr: &[u8; 16]) -> [u32; 4] {
+    let w = u128::from_le_bytes(*addr);
+    [
+        w as u32,
+        (w >> 32) as u32,
+        (w >> 64) as u32,
+        (w >> 96) as u32,
+    ]
+}
 
-impl Entry {
-    const FREE: Entry = Entry {
-        group: 0,
+/// Inverse of [`words`].
+#[inline(always)]
+fn address(w: [u32; 4]) -> [u8; 16] {
+    let v = u128::from(w[0])
+        | (u128::from(w[1]) << 32)
+        | (u128::from(w[2]) << 64)
+        | (u128::from(w[3]) << 96);
+    v.to_le_bytes()
+}
+
+impl Probe {
+    #[inline(always)]
+    fn of(key: &FlowKey) -> Self {
+        let (s, d) = (words(&key.src), words(&key.dst));
+        let ports = u32::from(key.src_port) | (u32::from(key.dst_port) << 16);
+        let padding = s[1] | s[2] | s[3] | d[1] | d[2] | d[3];
+        if key.version == IpVersion::V4 && padding == 0 {
+            Self {
+                src: s[0],
+                dst: d[0],
+                ports,
+                meta: u32::from(key.protocol),
+                words: [0; 6],
+            }
+        } else {
+            Self {
+                src: s[0] ^ s[1] ^ s[2] ^ s[3],
+                dst: d[0] ^ d[1] ^ d[2] ^ d[3],
+                ports,
+                meta: u32::from(key.protocol)
+                    | (u32::from(match key.version {
+                        IpVersion::V4 => WIDE,
+                        IpVersion::V6 => WIDE | WIDE_V6,
+                    }) << 8),
+                words: [s[1], s[2], s[3], d[1], d[2], d[3]],
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn is_wide(&self) -> bool {
+        self.meta & (u32::from(WIDE) << 8) != 0
+    }
+}
+
+/// One cached flow: 32 bytes, two per cache line. The key is the first 16 bytes: addresses,
+/// ports and `meta` = protocol (bits 0..8) | tag (bits 8..16: state, key format) | member
+/// (bits 16..32). `group_exp` holds the group id (bits 0..24) and expiry bits 32..40 (bits
+/// 24..32); `expiry_lo` the low 32 bits of the expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+struct Slot {
+    src: u32,
+    dst: u32,
+    ports: u32,
+    meta: u32,
+    hop: u32,
+    epoch: u32,
+    expiry_lo: u32,
+    group_exp: u32,
+}
+
+/// The rest of a wide key, and the XOR of the entry's two candidate buckets (so that the entry
+/// can move to its other bucket). Parallel to the slots, one per slot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C, align(32))]
+struct Ext {
+    words: [u32; 6],
+    alt: u32,
+}
+
+/// One bucket: two cache lines of slots.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct Bucket {
+    slots: [Slot; WAYS],
+}
+
+impl Bucket {
+    const EMPTY: Bucket = Bucket {
+        slots: [Slot::FREE; WAYS],
+    };
+}
+
+const _: () = assert!(size_of::<Slot>() == 32);
+const _: () = assert!(size_of::<Ext>() == 32 && align_of::<Ext>() == 32);
+const _: () = assert!(size_of::<Bucket>() == 64 && align_of::<Bucket>() == 64);
+/// Slots per cache line: `prefetch` requests the line of every `SLOTS_PER_LINE`-th slot.
+const SLOTS_PER_LINE: usize = 64 / size_of::<Slot>();
+const _: () = assert!(SLOTS_PER_LINE * size_of::<Slot>() == 64);
+/// The memory budget: at most 64 bytes per flow, slot plus extension.
+const _: () = assert!(size_of::<Slot>() + size_of::<Ext>() <= 64);
+
+impl Slot {
+    const FREE: Slot = Slot {
+        src: 0,
+        dst: 0,
+        ports: 0,
+        meta: (FREE_TAG as u32) << 8,
         hop: 0,
+        epoch: 0,
         expiry_lo: 0,
-        member: 0,
-        expiry_hi: 0,
-        tag: 0,
+        group_exp: 0,
     };
 
     #[inline(always)]
-    fn is_free(&self) -> bool {
-        self.tag & 3 == 0
+    fn tag(&self) -> u8 {
+        (self.meta >> 8) as u8
     }
 
-    /// Occupied and carrying signature `sig`.
     #[inline(always)]
-    fn matches(&self, sig: u8) -> bool {
-        !self.is_free() && self.tag >> 2 == sig
+    fn set_tag(&mut self, tag: u8) {
+        self.meta = (self.meta & !0xff00) | (u32::from(tag) << 8);
     }
 
-    /// State of an occupied entry.
+    #[inline(always)]
+    fn is_free(&self) -> bool {
+        self.tag() & STATE_MASK == 0
+    }
+
+    /// Equal to `p` in every inline key field (for a wide key the extension words remain to
+    /// be compared). Never true of a free slot: its format is one no probe has.
+    #[inline(always)]
+    fn holds(&self, p: &Probe) -> bool {
+        // One branch-free comparison of the first 16 bytes, which the compiler can do with a
+        // single vector compare.
+        ((self.src ^ p.src)
+            | (self.dst ^ p.dst)
+            | (self.ports ^ p.ports)
+            | ((self.meta ^ p.meta) & META_KEY_MASK))
+            == 0
+    }
+
+    /// State of an occupied slot.
     #[inline(always)]
     fn state(&self) -> FlowState {
-        match self.tag & 3 {
+        match self.tag() & STATE_MASK {
             1 => FlowState::Embryonic,
             2 => FlowState::Established,
             _ => FlowState::Closing,
@@ -250,7 +445,13 @@ impl Entry {
 
     #[inline(always)]
     fn expiry(&self) -> u64 {
-        u64::from(self.expiry_lo) | (u64::from(self.expiry_hi) << 32)
+        u64::from(self.expiry_lo) | (u64::from(self.group_exp >> GROUP_BITS) << 32)
+    }
+
+    /// Occupied and not expired at `now`.
+    #[inline(always)]
+    fn is_live(&self, now: u64) -> bool {
+        !self.is_free() && self.expiry() > now
     }
 
     /// When the flow was last touched: every touch set expiry = now + timeout(state).
@@ -262,61 +463,88 @@ impl Entry {
     #[inline(always)]
     fn hop(&self) -> CachedHop {
         CachedHop {
-            group: self.group,
-            member: self.member,
+            group: self.group_exp & GROUP_MASK,
+            member: (self.meta >> 16) as u16,
             hop: self.hop,
+            epoch: self.epoch,
         }
     }
 
+    /// Stores `value`; the caller checked that its group fits in [`GROUP_BITS`].
     #[inline(always)]
     fn set_hop(&mut self, value: CachedHop) {
-        self.group = value.group;
-        self.member = value.member;
+        self.group_exp = (self.group_exp & !GROUP_MASK) | (value.group & GROUP_MASK);
+        self.meta = (self.meta & 0xffff) | (u32::from(value.member) << 16);
         self.hop = value.hop;
+        self.epoch = value.epoch;
     }
 
-    /// Sets state, signature and expiry (`now + timeout(state)`, saturating at the 40-bit limit).
+    /// Sets state and expiry (`now + timeout(state)`, saturating at the 40-bit limit).
     #[inline(always)]
-    fn touch(&mut self, state: FlowState, sig: u8, now: u64, timeouts: &Timeouts) {
+    fn touch(&mut self, state: FlowState, now: u64, timeouts: &Timeouts) {
         let expiry = now.saturating_add(timeouts.of(state)).min(TIME_MAX);
         self.expiry_lo = expiry as u32;
-        self.expiry_hi = (expiry >> 32) as u8;
-        self.tag = (sig << 2) | state as u8;
+        self.group_exp = (self.group_exp & GROUP_MASK) | (((expiry >> 32) as u32) << GROUP_BITS);
+        self.set_tag((self.tag() & FORMAT_MASK) | state as u8);
+    }
+
+    /// A fresh slot for the key `p`.
+    #[inline(always)]
+    fn new(p: &Probe, value: CachedHop, state: FlowState, now: u64, timeouts: &Timeouts) -> Self {
+        let mut s = Slot {
+            src: p.src,
+            dst: p.dst,
+            ports: p.ports,
+            meta: p.meta,
+            ..Slot::FREE
+        };
+        s.set_hop(value);
+        s.touch(state, now, timeouts);
+        s
+    }
+
+    /// The full key of an occupied slot whose extension record is `ext`.
+    fn key(&self, ext: &Ext) -> FlowKey {
+        let tag = self.tag();
+        let (src, dst, version) = if tag & WIDE == 0 {
+            (
+                address([self.src, 0, 0, 0]),
+                address([self.dst, 0, 0, 0]),
+                IpVersion::V4,
+            )
+        } else {
+            let w = &ext.words;
+            (
+                address([self.src ^ w[0] ^ w[1] ^ w[2], w[0], w[1], w[2]]),
+                address([self.dst ^ w[3] ^ w[4] ^ w[5], w[3], w[4], w[5]]),
+                if tag & WIDE_V6 != 0 {
+                    IpVersion::V6
+                } else {
+                    IpVersion::V4
+                },
+            )
+        };
+        FlowKey {
+            src,
+            dst,
+            src_port: self.ports as u16,
+            dst_port: (self.ports >> 16) as u16,
+            protocol: self.meta as u8,
+            version,
+        }
     }
 }
 
-/// One cache line of entries.
-#[derive(Debug, Clone, Copy, Default)]
-#[repr(C, align(64))]
-struct Bucket {
-    entries: [Entry; WAYS],
-}
-
-/// The keys of one bucket, parallel to it (read only to verify a signature match).
-#[derive(Debug, Clone, Copy, Default)]
-#[repr(C, align(64))]
-struct KeyRow {
-    keys: [FlowKey; WAYS],
-}
-
-const _: () = assert!(size_of::<Bucket>() == 64);
-const _: () = assert!(align_of::<Bucket>() == 64);
-const _: () = assert!((size_of::<Bucket>() + size_of::<KeyRow>()) / WAYS <= 64);
-const _: () = assert!((size_of::<Bucket>() + size_of::<KeyRow>()).is_multiple_of(WAYS));
-
-/// The signature: 6 high bits of the hash (the bucket comes from the low bits).
-#[inline(always)]
-fn signature(hash: u64) -> u8 {
-    (hash >> 58) as u8
-}
+/// A slot's position: `bucket * WAYS + way`, which also indexes the extension records.
+type At = usize;
 
 /// A per-worker flow cache. See the module doc for layout and invariants.
 #[repr(C, align(64))]
 pub struct FlowCache {
     buckets: Box<[Bucket]>,
-    keys: Box<[KeyRow]>,
+    ext: Box<[Ext]>,
     mask: usize,
-    epoch: u64,
+    origin: u64,
     timeouts: Timeouts,
     counters: FlowCacheCounters,
     len: usize,
@@ -354,12 +582,13 @@ impl FlowCache {
                 return Err(FlowCacheError::InvalidTimeout { name, value_ms });
             }
         }
-        let buckets = config.capacity.max(WAYS).next_power_of_two() / WAYS;
+        let capacity = config.capacity.max(WAYS).next_power_of_two();
+        let buckets = capacity / WAYS;
         Ok(Self {
-            buckets: vec![Bucket::default(); buckets].into_boxed_slice(),
-            keys: vec![KeyRow::default(); buckets].into_boxed_slice(),
+            buckets: vec![Bucket::EMPTY; buckets].into_boxed_slice(),
+            ext: vec![Ext::default(); capacity].into_boxed_slice(),
             mask: buckets - 1,
-            epoch: 0,
+            origin: 0,
             timeouts: Timeouts {
                 embryonic: config.embryonic_timeout_ms,
                 established: config.idle_timeout_ms,
@@ -394,40 +623,66 @@ impl FlowCache {
         self.counters
     }
 
+    /// The two candidate buckets of `hash`, from independent bits; distinct whenever there
+    /// are at least two buckets.
     #[inline(always)]
-    fn bucket_of(&self, hash: u64) -> usize {
-        (hash as usize) & self.mask
+    fn candidates(&self, hash: u64) -> (usize, usize) {
+        let b1 = (hash as usize) & self.mask;
+        let b2 = ((hash >> 32) as usize) & self.mask;
+        let b2 = if b2 == b1 { (b1 ^ 1) & self.mask } else { b2 };
+        (b1, b2)
     }
 
-    /// Relative time; the first call fixes the epoch.
+    #[inline(always)]
+    fn slot(&self, at: At) -> &Slot {
+        &self.buckets[at / WAYS].slots[at % WAYS]
+    }
+
+    #[inline(always)]
+    fn slot_mut(&mut self, at: At) -> &mut Slot {
+        &mut self.buckets[at / WAYS].slots[at % WAYS]
+    }
+
+    /// Relative time; the first call fixes the origin.
     #[inline(always)]
     fn clock(&mut self, now_ms: u64) -> u64 {
         if !self.started {
             self.started = true;
-            self.epoch = now_ms;
+            self.origin = now_ms;
         }
-        now_ms.saturating_sub(self.epoch).min(TIME_MAX)
+        now_ms.saturating_sub(self.origin).min(TIME_MAX)
     }
 
-    /// Relative time without fixing the epoch (before the first call nothing is cached).
+    /// Relative time without fixing the origin (before the first call nothing is cached).
     #[inline(always)]
     fn peek_clock(&self, now_ms: u64) -> u64 {
-        now_ms.saturating_sub(self.epoch).min(TIME_MAX)
+        now_ms.saturating_sub(self.origin).min(TIME_MAX)
     }
 
-    /// Starts loading the bucket line of `hash` into the cache, so that the lookup a few packets
-    /// later does not stall on it.
-    ///
-    /// This is an ordinary one-byte load whose value is discarded (kept alive by `black_box`),
-    /// not a prefetch instruction: `_mm_prefetch` is a `#[target_feature]` function, which safe
-    /// code may call only from another such function, and this crate forbids `unsafe`. The load
-    /// starts the same cache miss and overlaps it with the work that follows; unlike a prefetch
-    /// it occupies a load slot until the line arrives.
+    /// Starts loading every line a lookup of `hash` reads (both lines of both candidate
+    /// buckets), so that the lookup a stage later does not stall on them.
     #[inline]
     pub fn prefetch(&self, hash: u64) {
-        if let Some(bucket) = self.buckets.get(self.bucket_of(hash)) {
-            ecmp_io::hint::prefetch(bucket);
+        let (b1, b2) = self.candidates(hash);
+        for b in [b1, b2] {
+            for line in self.buckets[b].slots.iter().step_by(SLOTS_PER_LINE) {
+                ecmp_io::hint::prefetch(line);
+            }
         }
+    }
+
+    /// The slot holding `p`'s key (live or expired) in bucket `b1` or `b2`.
+    #[inline(always)]
+    fn find(&self, p: &Probe, b1: usize, b2: usize) -> Option<At> {
+        for b in [b1, b2] {
+            for (i, s) in self.buckets[b].slots.iter().enumerate() {
+                let at = b * WAYS + i;
+                if s.holds(p) && (!p.is_wide() || self.ext[at].words == p.words) {
+                    return Some(at);
+                }
+            }
+        }
+        None
     }
 
     /// The cached hop of `key` (whose cache hash is `hash`), if cached and not expired.
@@ -444,23 +699,26 @@ impl FlowCache {
         tcp_flags: u8,
     ) -> Option<CachedHop> {
         let now = self.clock(now_ms);
-        let b = self.bucket_of(hash);
-        let sig = signature(hash);
+        let p = Probe::of(key);
+        let (b1, b2) = self.candidates(hash);
         let timeouts = self.timeouts;
-        if let (Some(bucket), Some(row)) = (self.buckets.get_mut(b), self.keys.get(b)) {
-            for (e, k) in bucket.entries.iter_mut().zip(&row.keys) {
-                if e.matches(sig) && k == key {
-                    if e.expiry() <= now {
-                        *e = Entry::FREE;
-                        self.len -= 1;
-                        self.counters.expired += 1;
-                        break;
-                    }
-                    let state = e.state().after(tcp_flags);
-                    e.touch(state, sig, now, &timeouts);
-                    self.counters.hits += 1;
-                    return Some(e.hop());
+        // `find` spelled out, so that a hit works on the slot it found without indexing again.
+        for b in [b1, b2] {
+            for (i, s) in self.buckets[b].slots.iter_mut().enumerate() {
+                if !s.holds(&p) || (p.is_wide() && self.ext[b * WAYS + i].words != p.words) {
+                    continue;
                 }
+                if s.expiry() > now {
+                    let state = s.state().after(tcp_flags);
+                    s.touch(state, now, &timeouts);
+                    self.counters.hits += 1;
+                    return Some(s.hop());
+                }
+                *s = Slot::FREE;
+                self.len -= 1;
+                self.counters.expired += 1;
+                self.counters.misses += 1;
+                return None;
             }
         }
         self.counters.misses += 1;
@@ -474,24 +732,22 @@ impl FlowCache {
             return None;
         }
         let now = self.peek_clock(now_ms);
-        let b = self.bucket_of(hash);
-        let sig = signature(hash);
-        let (bucket, row) = (self.buckets.get(b)?, self.keys.get(b)?);
-        bucket
-            .entries
-            .iter()
-            .zip(&row.keys)
-            .find(|(e, k)| e.matches(sig) && *k == key)
-            .filter(|(e, _)| e.expiry() > now)
-            .map(|(e, _)| e.hop())
+        let p = Probe::of(key);
+        let (b1, b2) = self.candidates(hash);
+        self.find(&p, b1, b2)
+            .map(|at| self.slot(at))
+            .filter(|s| s.expiry() > now)
+            .map(Slot::hop)
     }
 
     /// Caches `value` for `key` (cache hash `hash`), first seen at `now_ms` with `tcp_flags`.
     ///
     /// Never fails the packet: when there is no room it reports [`InsertOutcome::NotCached`].
     /// Slot choice: the key's own entry (live: [`InsertOutcome::Replaced`]; expired: reused),
-    /// else a free slot, else an expired one, else the least recently used live entry that the
-    /// new flow may evict (an embryonic flow may evict only embryonic ones).
+    /// else a free (or else expired) slot of the candidate bucket with fewer live entries, else
+    /// a slot freed by moving up to [`MAX_MOVES`] entries to their other bucket, else the least
+    /// recently used live entry of both buckets that the new flow may evict (an embryonic flow
+    /// may evict only embryonic ones).
     pub fn insert(
         &mut self,
         key: &FlowKey,
@@ -501,96 +757,225 @@ impl FlowCache {
         tcp_flags: u8,
     ) -> InsertOutcome {
         let now = self.clock(now_ms);
-        let b = self.bucket_of(hash);
-        let sig = signature(hash);
+        if value.group > GROUP_MASK {
+            self.counters.not_cached += 1;
+            return InsertOutcome::NotCached;
+        }
+        let p = Probe::of(key);
+        let (b1, b2) = self.candidates(hash);
         let timeouts = self.timeouts;
         let fresh = FlowState::initial(tcp_flags);
-        let (Some(bucket), Some(row)) = (self.buckets.get_mut(b), self.keys.get_mut(b)) else {
+
+        if let Some(at) = self.find(&p, b1, b2) {
+            let s = self.slot_mut(at);
+            if s.expiry() > now {
+                let state = s.state().after(tcp_flags);
+                s.set_hop(value);
+                s.touch(state, now, &timeouts);
+                return InsertOutcome::Replaced;
+            }
+            // The key's own expired entry: reuse it in place (no duplicate can exist).
+            *s = Slot::new(&p, value, fresh, now, &timeouts);
+            self.counters.expired += 1;
+            self.counters.inserts += 1;
+            return InsertOutcome::Inserted;
+        }
+
+        let (slot, outcome) = if let Some(at) = self.roomiest(b1, b2, now) {
+            (at, InsertOutcome::Inserted)
+        } else if let Some(at) = self.make_room(b1, b2, now) {
+            (at, InsertOutcome::Inserted)
+        } else if let Some(at) = self.victim(b1, b2, fresh) {
+            self.counters.evictions += 1;
+            (at, InsertOutcome::Evicted)
+        } else {
             self.counters.not_cached += 1;
             return InsertOutcome::NotCached;
         };
-
-        let mut own = None;
-        let mut free = None;
-        let mut expired = None;
-        let mut victim: Option<(usize, u64)> = None;
-        for (i, (e, k)) in bucket.entries.iter().zip(&row.keys).enumerate() {
-            if e.is_free() {
-                free = free.or(Some(i));
-                continue;
-            }
-            let live = e.expiry() > now;
-            if e.matches(sig) && k == key {
-                own = Some((i, live));
-                break;
-            }
-            if !live {
-                expired = expired.or(Some(i));
-                continue;
-            }
-            if fresh == FlowState::Embryonic && e.state() != FlowState::Embryonic {
-                continue;
-            }
-            let used = e.last_used(&timeouts);
-            if victim.is_none_or(|(_, oldest)| used < oldest) {
-                victim = Some((i, used));
-            }
-        }
-
-        let (slot, outcome) = match (own, free, expired, victim) {
-            (Some((i, true)), ..) => {
-                let e = &mut bucket.entries[i];
-                let state = e.state().after(tcp_flags);
-                e.set_hop(value);
-                e.touch(state, sig, now, &timeouts);
-                return InsertOutcome::Replaced;
-            }
-            (Some((i, false)), ..) => {
-                self.counters.expired += 1;
-                (i, InsertOutcome::Inserted)
-            }
-            (None, Some(i), ..) => {
-                self.len += 1;
-                (i, InsertOutcome::Inserted)
-            }
-            (None, None, Some(i), _) => {
-                self.counters.expired += 1;
-                (i, InsertOutcome::Inserted)
-            }
-            (None, None, None, Some((i, _))) => {
-                self.counters.evictions += 1;
-                (i, InsertOutcome::Evicted)
-            }
-            (None, None, None, None) => {
-                self.counters.not_cached += 1;
-                return InsertOutcome::NotCached;
-            }
+        self.claim(slot, now);
+        *self.slot_mut(slot) = Slot::new(&p, value, fresh, now, &timeouts);
+        self.ext[slot] = Ext {
+            words: p.words,
+            alt: (b1 ^ b2) as u32,
         };
-        let e = &mut bucket.entries[slot];
-        e.set_hop(value);
-        e.touch(fresh, sig, now, &timeouts);
-        row.keys[slot] = *key;
         self.counters.inserts += 1;
         outcome
     }
 
+    /// Accounts for overwriting the slot at `at`: a free slot adds an entry, an expired one is
+    /// reclaimed, a live one (an eviction, counted by the caller) is replaced.
+    #[inline(always)]
+    fn claim(&mut self, at: At, now: u64) {
+        let s = *self.slot(at);
+        if s.is_free() {
+            self.len += 1;
+        } else if !s.is_live(now) {
+            self.counters.expired += 1;
+        }
+    }
+
+    /// A free slot of bucket `b`, else an expired one.
+    #[inline(always)]
+    fn room(&self, b: usize, now: u64) -> Option<At> {
+        let mut expired = None;
+        for (i, s) in self.buckets[b].slots.iter().enumerate() {
+            if s.is_free() {
+                return Some(b * WAYS + i);
+            }
+            if s.expiry() <= now {
+                expired = expired.or(Some(b * WAYS + i));
+            }
+        }
+        expired
+    }
+
+    /// Live entries of bucket `b`.
+    #[inline(always)]
+    fn load(&self, b: usize, now: u64) -> usize {
+        self.buckets[b]
+            .slots
+            .iter()
+            .filter(|s| s.is_live(now))
+            .count()
+    }
+
+    /// A free (else expired) slot of whichever of `b1`, `b2` holds fewer live entries (`b1` on
+    /// a tie), or of the other one if that one has none. Balancing the two keeps both below
+    /// [`WAYS`] far longer than filling the first: two-choice hashing's whole point.
+    #[inline(always)]
+    fn roomiest(&self, b1: usize, b2: usize, now: u64) -> Option<At> {
+        match (self.room(b1, now), self.room(b2, now)) {
+            (Some(x), Some(y)) => Some(if self.load(b2, now) < self.load(b1, now) {
+                y
+            } else {
+                x
+            }),
+            (x, y) => x.or(y),
+        }
+    }
+
+    /// The other candidate bucket of the entry at `at`.
+    #[inline(always)]
+    fn alt_of(&self, at: At) -> usize {
+        ((at / WAYS) ^ self.ext[at].alt as usize) & self.mask
+    }
+
+    /// Frees a slot in `b1` or `b2` (both full of live entries) by moving at most [`MAX_MOVES`]
+    /// entries, each to its own other bucket, found breadth-first so that the shortest chain
+    /// wins. Returns the freed slot, or `None` (moving nothing) when no chain exists.
+    fn make_room(&mut self, b1: usize, b2: usize, now: u64) -> Option<At> {
+        // The search tree: each node is an occupied slot and the node whose entry would move
+        // into it. No allocation: the tree is bounded by `SEARCH_NODES`.
+        let mut tree = [(0 as At, NO_PARENT); SEARCH_NODES];
+        let mut n = 0;
+        let roots = if b1 == b2 { 1 } else { 2 };
+        for b in [b1, b2].into_iter().take(roots) {
+            for i in 0..WAYS {
+                tree[n] = (b * WAYS + i, NO_PARENT);
+                n += 1;
+            }
+        }
+        let mut level = 0..n;
+        for depth in 1..=MAX_MOVES {
+            for k in level.clone() {
+                let at = tree[k].0;
+                let alt = self.alt_of(at);
+                // A chain never passes through a bucket twice, so no slot is moved twice.
+                if self.chain_visits(&tree, k, alt) {
+                    continue;
+                }
+                if let Some(to) = self.room(alt, now) {
+                    // Shift the chain: the deepest entry moves to the free slot, each parent
+                    // into the slot its child left; the root's slot is the one freed.
+                    let (mut node, mut dest) = (k, to);
+                    loop {
+                        let (from, parent) = tree[node];
+                        self.relocate(from, dest, now);
+                        if parent == NO_PARENT {
+                            return Some(from);
+                        }
+                        (node, dest) = (usize::from(parent), from);
+                    }
+                }
+                if depth < MAX_MOVES {
+                    for j in 0..WAYS {
+                        if n < SEARCH_NODES {
+                            tree[n] = (alt * WAYS + j, k as u16);
+                            n += 1;
+                        }
+                    }
+                }
+            }
+            level = level.end..n;
+        }
+        None
+    }
+
+    /// Whether the chain from node `k` up to its root has a slot in bucket `b`.
+    #[inline(always)]
+    fn chain_visits(&self, tree: &[(At, u16); SEARCH_NODES], mut k: usize, b: usize) -> bool {
+        loop {
+            let (at, parent) = tree[k];
+            if at / WAYS == b {
+                return true;
+            }
+            if parent == NO_PARENT {
+                return false;
+            }
+            k = usize::from(parent);
+        }
+    }
+
+    /// Moves the entry at `from` to the free or expired slot `to` (reclaiming it) and frees
+    /// `from`. The entry keeps its key, hop, state and expiry.
+    fn relocate(&mut self, from: At, to: At, now: u64) {
+        let target = *self.slot(to);
+        if !target.is_free() {
+            debug_assert!(target.expiry() <= now, "moved onto a live entry");
+            self.counters.expired += 1;
+            self.len -= 1;
+        }
+        *self.slot_mut(to) = *self.slot(from);
+        self.ext[to] = self.ext[from];
+        *self.slot_mut(from) = Slot::FREE;
+        self.counters.moves += 1;
+    }
+
+    /// The least recently used live entry of `b1`/`b2` that a new flow in state `fresh` may
+    /// evict (an embryonic flow may evict only embryonic ones).
+    fn victim(&self, b1: usize, b2: usize, fresh: FlowState) -> Option<At> {
+        let mut best: Option<(At, u64)> = None;
+        for b in [b1, b2] {
+            for (i, s) in self.buckets[b].slots.iter().enumerate() {
+                if s.is_free()
+                    || (fresh == FlowState::Embryonic && s.state() != FlowState::Embryonic)
+                {
+                    continue;
+                }
+                let used = s.last_used(&self.timeouts);
+                if best.is_none_or(|(_, oldest)| used < oldest) {
+                    best = Some((b * WAYS + i, used));
+                }
+            }
+        }
+        best.map(|(at, _)| at)
+    }
+
     /// Replaces the cached hop of `key` (after the cached hop failed and the flow was re-picked)
-    /// without touching its expiry or state. Returns false when the key is not cached.
+    /// without touching its expiry or state. Returns false when the key is not cached. A value
+    /// whose group exceeds [`MAX_GROUP_ID`] cannot be stored: the key's entry is removed
+    /// instead (so that no stale hop survives) and false is returned.
     #[inline]
     pub fn update(&mut self, key: &FlowKey, hash: u64, value: CachedHop) -> bool {
-        let b = self.bucket_of(hash);
-        let sig = signature(hash);
-        let (Some(bucket), Some(row)) = (self.buckets.get_mut(b), self.keys.get(b)) else {
+        if value.group > GROUP_MASK {
+            self.remove(key, hash);
             return false;
-        };
-        match bucket
-            .entries
-            .iter_mut()
-            .zip(&row.keys)
-            .find(|(e, k)| e.matches(sig) && *k == key)
-        {
-            Some((e, _)) => {
-                e.set_hop(value);
+        }
+        let p = Probe::of(key);
+        let (b1, b2) = self.candidates(hash);
+        match self.find(&p, b1, b2) {
+            Some(at) => {
+                self.slot_mut(at).set_hop(value);
                 true
             }
             None => false,
@@ -599,19 +984,11 @@ impl FlowCache {
 
     /// Forgets `key`. Returns false when it was not cached.
     pub fn remove(&mut self, key: &FlowKey, hash: u64) -> bool {
-        let b = self.bucket_of(hash);
-        let sig = signature(hash);
-        let (Some(bucket), Some(row)) = (self.buckets.get_mut(b), self.keys.get(b)) else {
-            return false;
-        };
-        match bucket
-            .entries
-            .iter_mut()
-            .zip(&row.keys)
-            .find(|(e, k)| e.matches(sig) && *k == key)
-        {
-            Some((e, _)) => {
-                *e = Entry::FREE;
+        let p = Probe::of(key);
+        let (b1, b2) = self.candidates(hash);
+        match self.find(&p, b1, b2) {
+            Some(at) => {
+                *self.slot_mut(at) = Slot::FREE;
                 self.len -= 1;
                 true
             }
@@ -621,25 +998,25 @@ impl FlowCache {
 
     /// Calls `f` for every flow live at `now_ms` (for stats and what-if; walks the whole cache).
     pub fn for_each(&self, now_ms: u64, mut f: impl FnMut(&FlowKey, &CachedHop)) {
-        self.live(now_ms, |k, e| f(k, &e.hop()));
+        self.live(now_ms, |at, s| f(&s.key(&self.ext[at]), &s.hop()));
     }
 
     /// Counts the flows live at `now_ms` whose cached hop satisfies `pred`.
     pub fn count_where(&self, now_ms: u64, mut pred: impl FnMut(&CachedHop) -> bool) -> usize {
         let mut n = 0;
-        self.live(now_ms, |_, e| n += usize::from(pred(&e.hop())));
+        self.live(now_ms, |_, s| n += usize::from(pred(&s.hop())));
         n
     }
 
-    fn live(&self, now_ms: u64, mut f: impl FnMut(&FlowKey, &Entry)) {
+    fn live(&self, now_ms: u64, mut f: impl FnMut(At, &Slot)) {
         if !self.started {
             return;
         }
         let now = self.peek_clock(now_ms);
-        for (bucket, row) in self.buckets.iter().zip(self.keys.iter()) {
-            for (e, k) in bucket.entries.iter().zip(&row.keys) {
-                if !e.is_free() && e.expiry() > now {
-                    f(k, e);
+        for (b, bucket) in self.buckets.iter().enumerate() {
+            for (i, s) in bucket.slots.iter().enumerate() {
+                if s.is_live(now) {
+                    f(b * WAYS + i, s);
                 }
             }
         }
@@ -650,7 +1027,6 @@ impl FlowCache {
 mod tests {
     use super::*;
     use crate::hash::{DEFAULT_RSS_KEY, FlowHasher};
-    use ecmp_wire::meta::IpVersion;
     use proptest::prelude::*;
     use std::collections::{HashMap, HashSet};
 
@@ -682,30 +1058,105 @@ mod tests {
         }
     }
 
+    fn key6(n: u32) -> FlowKey {
+        let mut src = [0u8; 16];
+        src[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        src[12..].copy_from_slice(&n.to_be_bytes());
+        let mut dst = [0u8; 16];
+        dst[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        dst[15] = 1;
+        FlowKey {
+            src,
+            dst,
+            src_port: 40_000,
+            dst_port: 443,
+            protocol: 6,
+            version: IpVersion::V6,
+        }
+    }
+
     fn hop(n: u32) -> CachedHop {
         CachedHop {
             group: 7,
             member: n as u16,
             hop: 100 + n,
+            epoch: n ^ 0x5a5a,
         }
     }
 
-    /// Hashes that all land in bucket 0, with distinct signatures.
-    fn same_bucket(i: u64) -> u64 {
+    /// Hashes whose two candidate buckets are 0 and 1 (for any capacity up to 2^26 flows).
+    fn same_pair(i: u64) -> u64 {
         i << 58
     }
 
-    /// Test-only view of every occupied entry: key, hop, state, expiry (relative).
+    /// A hash with candidate buckets `b1` and `b2`.
+    fn pair(b1: u64, b2: u64) -> u64 {
+        b1 | (b2 << 32)
+    }
+
+    /// Test-only view of every occupied entry: bucket, key, state, expiry (relative).
     fn occupied(c: &FlowCache) -> Vec<(usize, FlowKey, FlowState, u64)> {
         let mut out = Vec::new();
-        for (b, (bucket, row)) in c.buckets.iter().zip(c.keys.iter()).enumerate() {
-            for (e, k) in bucket.entries.iter().zip(&row.keys) {
-                if !e.is_free() {
-                    out.push((b, *k, e.state(), e.expiry()));
+        for (b, bucket) in c.buckets.iter().enumerate() {
+            for (i, s) in bucket.slots.iter().enumerate() {
+                if !s.is_free() {
+                    out.push((b, s.key(&c.ext[b * WAYS + i]), s.state(), s.expiry()));
                 }
             }
         }
         out
+    }
+
+    /// A small deterministic generator (splitmix64) for the load tests.
+    fn splitmix(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// `n` distinct random flows (one in four IPv6) with their cache hashes.
+    fn random_flows(n: usize, seed: u64) -> Vec<(FlowKey, u64)> {
+        let hasher = FlowHasher::new(seed, &DEFAULT_RSS_KEY);
+        let mut rng = seed;
+        let mut seen = HashSet::with_capacity(n);
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let r = splitmix(&mut rng);
+            let mut k = FlowKey {
+                src_port: r as u16,
+                dst_port: (r >> 16) as u16,
+                protocol: 6,
+                ..FlowKey::default()
+            };
+            if r.is_multiple_of(4) {
+                k.version = IpVersion::V6;
+                k.src = splitmix(&mut rng)
+                    .to_le_bytes()
+                    .repeat(2)
+                    .try_into()
+                    .unwrap();
+                k.dst[..8].copy_from_slice(&splitmix(&mut rng).to_le_bytes());
+            } else {
+                k.version = IpVersion::V4;
+                k.src[..4].copy_from_slice(&((r >> 32) as u32).to_le_bytes());
+                k.dst[..4].copy_from_slice(&[192, 0, 2, (r >> 8) as u8]);
+            }
+            if seen.insert(k) {
+                out.push((k, hasher.cache_hash(&k)));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn layout_budget() {
+        assert_eq!(size_of::<Bucket>(), 64);
+        assert!(size_of::<Slot>() + size_of::<Ext>() <= 64);
+        let c = FlowCache::new(config(1 << 10)).unwrap();
+        assert_eq!(c.buckets.as_ptr() as usize % 64, 0);
+        assert_eq!(c.ext.as_ptr() as usize % 32, 0);
     }
 
     #[test]
@@ -736,6 +1187,18 @@ mod tests {
     }
 
     #[test]
+    fn candidates_are_distinct_and_in_range() {
+        let c = FlowCache::new(config(64)).unwrap();
+        assert_eq!(c.candidates(pair(3, 9)), (3, 9));
+        assert_eq!(c.candidates(pair(3, 3)), (3, 2));
+        assert_eq!(c.candidates(same_pair(63)), (0, 1));
+        assert_eq!(c.candidates(u64::MAX), (c.mask, c.mask - 1));
+        // A single bucket is its own alternative.
+        let one = FlowCache::new(config(WAYS)).unwrap();
+        assert_eq!(one.candidates(u64::MAX), (0, 0));
+    }
+
+    #[test]
     fn insert_then_lookup_hits_and_counts() {
         let mut c = FlowCache::new(config(64)).unwrap();
         let h = FlowHasher::new(1, &DEFAULT_RSS_KEY);
@@ -757,7 +1220,43 @@ mod tests {
     }
 
     #[test]
-    fn signature_collisions_are_resolved_by_the_key() {
+    fn epoch_and_large_ids_round_trip() {
+        let mut c = FlowCache::new(config(64)).unwrap();
+        let value = CachedHop {
+            group: MAX_GROUP_ID,
+            member: u16::MAX,
+            hop: u32::MAX,
+            epoch: u32::MAX,
+        };
+        c.insert(&key(1), 1, value, T0, ACK);
+        assert_eq!(c.lookup(&key(1), 1, T0, ACK), Some(value));
+        // The protocol shares a word with the group: neither disturbs the other.
+        let mut udp = key(1);
+        udp.protocol = 0xff;
+        assert_eq!(c.lookup(&udp, 1, T0, ACK), None);
+        let other = CachedHop { epoch: 3, ..value };
+        assert!(c.update(&key(1), 1, other));
+        assert_eq!(c.peek(&key(1), 1, T0), Some(other));
+    }
+
+    #[test]
+    fn groups_beyond_the_fib_limit_are_never_cached() {
+        let mut c = FlowCache::new(config(64)).unwrap();
+        let bad = CachedHop {
+            group: MAX_GROUP_ID + 1,
+            ..hop(1)
+        };
+        assert_eq!(c.insert(&key(1), 1, bad, T0, ACK), InsertOutcome::NotCached);
+        assert!(c.is_empty());
+        c.insert(&key(1), 1, hop(1), T0, ACK);
+        // An update that cannot be stored drops the entry rather than keep a stale hop.
+        assert!(!c.update(&key(1), 1, bad));
+        assert_eq!(c.peek(&key(1), 1, T0), None);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn same_hash_keys_are_told_apart_by_the_key() {
         let mut c = FlowCache::new(config(64)).unwrap();
         let hash = 0xdead_beef_u64;
         assert_eq!(
@@ -771,6 +1270,56 @@ mod tests {
         assert_eq!(c.lookup(&key(1), hash, T0, 0), Some(hop(1)));
         assert_eq!(c.lookup(&key(2), hash, T0, 0), Some(hop(2)));
         assert_eq!(c.lookup(&key(3), hash, T0, 0), None);
+    }
+
+    #[test]
+    fn wide_keys_are_exact_and_recoverable() {
+        let mut c = FlowCache::new(config(64)).unwrap();
+        let v4 = key(1);
+        // The same bytes as IPv6, and an IPv4 key with stray padding: three distinct flows.
+        let v6_same = FlowKey {
+            version: IpVersion::V6,
+            ..v4
+        };
+        let mut padded = v4;
+        padded.src[9] = 1;
+        // Two IPv6 keys whose address folds are equal (words swapped): only the extension
+        // record tells them apart.
+        let a = key6(7);
+        let mut b = a;
+        b.src.swap(4, 12);
+        b.src.swap(5, 13);
+        b.src.swap(6, 14);
+        b.src.swap(7, 15);
+        assert_ne!(a, b);
+        assert_eq!(Probe::of(&a).src, Probe::of(&b).src);
+        let flows = [v4, v6_same, padded, a, b];
+        for (i, k) in flows.iter().enumerate() {
+            assert_eq!(
+                c.insert(k, pair(5, 6 + i as u64), hop(i as u32), T0, ACK),
+                InsertOutcome::Inserted
+            );
+        }
+        for (i, k) in flows.iter().enumerate() {
+            assert_eq!(
+                c.lookup(k, pair(5, 6 + i as u64), T0 + 1, ACK),
+                Some(hop(i as u32)),
+                "{k:?}"
+            );
+        }
+        let mut seen = HashMap::new();
+        c.for_each(T0 + 1, |k, v| {
+            seen.insert(*k, *v);
+        });
+        let expected: HashMap<FlowKey, CachedHop> = flows
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (*k, hop(i as u32)))
+            .collect();
+        assert_eq!(seen, expected);
+        assert!(c.remove(&b, pair(5, 10)));
+        assert_eq!(c.lookup(&a, pair(5, 9), T0 + 2, ACK), Some(hop(3)));
+        assert_eq!(c.lookup(&b, pair(5, 10), T0 + 2, ACK), None);
     }
 
     #[test]
@@ -836,63 +1385,230 @@ mod tests {
     }
 
     #[test]
-    fn established_flows_evict_the_least_recently_used() {
+    fn inserts_prefer_the_less_loaded_candidate() {
         let mut c = FlowCache::new(config(64)).unwrap();
-        for i in 0..4u16 {
-            let outcome = c.insert(&key(i), same_bucket(i.into()), hop(i.into()), T0, ACK);
+        for i in 0..2 * WAYS as u16 {
+            c.insert(&key(i), same_pair(i.into()), hop(i.into()), T0, ACK);
+        }
+        let per_bucket = |c: &FlowCache, b: usize| occupied(c).iter().filter(|e| e.0 == b).count();
+        assert_eq!((per_bucket(&c, 0), per_bucket(&c, 1)), (WAYS, WAYS));
+    }
+
+    #[test]
+    fn established_flows_evict_the_least_recently_used_of_both_buckets() {
+        let mut c = FlowCache::new(config(64)).unwrap();
+        let full = 2 * WAYS as u16;
+        for i in 0..full {
+            let outcome = c.insert(&key(i), same_pair(i.into()), hop(i.into()), T0, ACK);
             assert_eq!(outcome, InsertOutcome::Inserted);
         }
         // Touch all but key 2, which becomes the least recently used.
-        for i in [0u16, 1, 3] {
+        for i in (0..full).filter(|&i| i != 2) {
             assert!(
-                c.lookup(&key(i), same_bucket(i.into()), T0 + 10, ACK)
+                c.lookup(&key(i), same_pair(i.into()), T0 + 10, ACK)
                     .is_some()
             );
         }
         assert_eq!(
-            c.insert(&key(9), same_bucket(9), hop(9), T0 + 20, ACK),
+            c.insert(&key(99), same_pair(99), hop(99), T0 + 20, ACK),
             InsertOutcome::Evicted
         );
-        assert_eq!(c.lookup(&key(2), same_bucket(2), T0 + 30, ACK), None);
-        for i in [0u16, 1, 3, 9] {
+        assert_eq!(c.lookup(&key(2), same_pair(2), T0 + 30, ACK), None);
+        for i in (0..full).filter(|&i| i != 2).chain([99]) {
             assert!(
-                c.lookup(&key(i), same_bucket(i.into()), T0 + 30, ACK)
+                c.lookup(&key(i), same_pair(i.into()), T0 + 30, ACK)
                     .is_some()
             );
         }
-        assert_eq!(c.counters().evictions, 1);
-        assert_eq!(c.len(), 4);
+        let n = c.counters();
+        assert_eq!((n.evictions, n.moves), (1, 0));
+        assert_eq!(c.len(), usize::from(full));
     }
 
     #[test]
     fn embryonic_flows_never_evict_established_ones() {
         let mut c = FlowCache::new(config(64)).unwrap();
-        for i in 0..4u16 {
-            c.insert(&key(i), same_bucket(i.into()), hop(i.into()), T0, ACK);
+        let full = 2 * WAYS as u16;
+        for i in 0..full {
+            c.insert(&key(i), same_pair(i.into()), hop(i.into()), T0, ACK);
         }
         assert_eq!(
-            c.insert(&key(9), same_bucket(9), hop(9), T0 + 1, SYN),
+            c.insert(&key(99), same_pair(99), hop(99), T0 + 1, SYN),
             InsertOutcome::NotCached
         );
         assert_eq!(c.counters().not_cached, 1);
-        for i in 0..4u16 {
-            assert!(c.peek(&key(i), same_bucket(i.into()), T0 + 2).is_some());
+        for i in 0..full {
+            assert!(c.peek(&key(i), same_pair(i.into()), T0 + 2).is_some());
         }
-        // With an embryonic entry in the bucket, a SYN replaces the oldest embryonic one.
-        assert!(c.remove(&key(3), same_bucket(3)));
-        c.insert(&key(3), same_bucket(3), hop(3), T0 + 3, SYN);
+        // With an embryonic entry in the buckets, a SYN replaces the oldest embryonic one.
+        assert!(c.remove(&key(3), same_pair(3)));
+        c.insert(&key(3), same_pair(3), hop(3), T0 + 3, SYN);
         assert_eq!(
-            c.insert(&key(9), same_bucket(9), hop(9), T0 + 4, SYN),
+            c.insert(&key(99), same_pair(99), hop(99), T0 + 4, SYN),
             InsertOutcome::Evicted
         );
-        assert_eq!(c.peek(&key(3), same_bucket(3), T0 + 5), None);
-        assert_eq!(c.peek(&key(9), same_bucket(9), T0 + 5), Some(hop(9)));
+        assert_eq!(c.peek(&key(3), same_pair(3), T0 + 5), None);
+        assert_eq!(c.peek(&key(99), same_pair(99), T0 + 5), Some(hop(99)));
         // Expired established slots are fair game for a SYN.
         assert_eq!(
-            c.insert(&key(10), same_bucket(10), hop(10), T0 + 400_000, SYN),
+            c.insert(&key(100), same_pair(100), hop(100), T0 + 400_000, SYN),
             InsertOutcome::Inserted
         );
         assert_eq!(c.counters().expired, 1);
+    }
+
+    #[test]
+    fn full_buckets_make_room_by_moving_entries_to_their_other_bucket() {
+        // With x (or y) these fill buckets 0 and 1.
+        const FILL: u16 = 2 * WAYS as u16 - 1;
+        let mut c = FlowCache::new(config(64)).unwrap();
+        // Depth one: x lives in bucket 1 and may move to bucket 5.
+        let x = key(50);
+        assert_eq!(
+            c.insert(&x, pair(1, 5), hop(50), T0, ACK),
+            InsertOutcome::Inserted
+        );
+        for i in 0..FILL {
+            c.insert(&key(i), same_pair(i.into()), hop(i.into()), T0, ACK);
+        }
+        assert_eq!(occupied(&c).iter().filter(|e| e.0 == 5).count(), 0);
+        // Buckets 0 and 1 are full; a SYN may still get in, by moving x, evicting nobody.
+        assert_eq!(
+            c.insert(&key(99), same_pair(99), hop(99), T0 + 1, SYN),
+            InsertOutcome::Inserted
+        );
+        assert_eq!(c.counters().moves, 1);
+        let at5: Vec<FlowKey> = occupied(&c)
+            .iter()
+            .filter(|e| e.0 == 5)
+            .map(|e| e.1)
+            .collect();
+        assert_eq!(at5, vec![x]);
+        assert_eq!(c.lookup(&x, pair(1, 5), T0 + 2, ACK), Some(hop(50)));
+        for i in (0..FILL).chain([99]) {
+            assert_eq!(
+                c.peek(&key(i), same_pair(i.into()), T0 + 2),
+                Some(hop(i.into()))
+            );
+        }
+        assert_eq!(c.len(), usize::from(FILL) + 2);
+
+        // Depth two: y lives in bucket 0 and may move to bucket 9, which is full of entries of
+        // the pair (9, 3); bucket 3 has room, so one of them moves on to it and y follows.
+        let mut c = FlowCache::new(config(64)).unwrap();
+        let mut expected = vec![(key(60), pair(0, 9), hop(60))];
+        expected.extend((0..FILL).map(|i| (key(i), same_pair(i.into()), hop(i.into()))));
+        expected
+            .extend((0..WAYS as u16).map(|i| (key(200 + i), pair(9, 3), hop(200 + u32::from(i)))));
+        for (i, (k, h, v)) in expected.iter().enumerate() {
+            if i == usize::from(FILL) + 1 {
+                // Blockers fill bucket 3 (their other bucket, 1, is full) so that the pair
+                // (9, 3) lands in 9; they leave again before the insert under test.
+                for j in 0..WAYS as u16 {
+                    c.insert(&key(300 + j), pair(3, 1), hop(300), T0, ACK);
+                }
+            }
+            assert_eq!(c.insert(k, *h, *v, T0, ACK), InsertOutcome::Inserted);
+        }
+        for j in 0..WAYS as u16 {
+            assert!(c.remove(&key(300 + j), pair(3, 1)));
+        }
+        let bucket_of =
+            |c: &FlowCache, k: &FlowKey| occupied(c).iter().find(|e| e.1 == *k).map(|e| e.0);
+        assert_eq!(bucket_of(&c, &key(60)), Some(0));
+        assert_eq!(bucket_of(&c, &key(200)), Some(9));
+        assert_eq!(
+            c.insert(&key(99), same_pair(99), hop(99), T0 + 1, ACK),
+            InsertOutcome::Inserted
+        );
+        expected.push((key(99), same_pair(99), hop(99)));
+        let n = c.counters();
+        assert_eq!((n.moves, n.evictions), (2, 0));
+        assert_eq!(bucket_of(&c, &key(60)), Some(9));
+        assert_eq!(occupied(&c).iter().filter(|e| e.0 == 3).count(), 1);
+        assert_eq!(c.len(), expected.len());
+        for (k, h, v) in &expected {
+            assert_eq!(c.peek(k, *h, T0 + 2), Some(*v), "{k:?}");
+            let (b1, b2) = c.candidates(*h);
+            let b = bucket_of(&c, k);
+            assert!(b == Some(b1) || b == Some(b2), "{k:?} in bucket {b:?}");
+        }
+    }
+
+    #[test]
+    fn half_load_holds_every_flow() {
+        for (capacity, seed) in [(1 << 11, 1), (1 << 16, 2), (1 << 18, 3)] {
+            let mut c = FlowCache::new(config(capacity)).unwrap();
+            let flows = random_flows(capacity / 2, seed);
+            for (i, (k, h)) in flows.iter().enumerate() {
+                assert_eq!(
+                    c.insert(k, *h, hop(i as u32), T0, ACK),
+                    InsertOutcome::Inserted,
+                    "flow {i} of {} at capacity {capacity}",
+                    flows.len()
+                );
+            }
+            for (i, (k, h)) in flows.iter().enumerate() {
+                assert_eq!(c.lookup(k, *h, T0 + 1, ACK), Some(hop(i as u32)));
+            }
+            assert_eq!(c.len(), flows.len());
+            assert_eq!(c.counters().evictions, 0);
+        }
+    }
+
+    #[test]
+    fn high_load_loss_is_bounded() {
+        let capacity = 1 << 16;
+        // (load, most flows in a thousand not held): two-choice two-way buckets with a short
+        // move search hold everything up to about 0.8 and lose about one flow in a hundred at
+        // 0.9, near the (2, 2) cuckoo threshold of 0.897.
+        for (tenths, bound) in [(8, 1), (9, 20)] {
+            let mut c = FlowCache::new(config(capacity)).unwrap();
+            let flows = random_flows(capacity * tenths / 10, 4);
+            let mut lost = 0;
+            for (i, (k, h)) in flows.iter().enumerate() {
+                match c.insert(k, *h, hop(i as u32), T0, ACK) {
+                    InsertOutcome::Inserted => {}
+                    InsertOutcome::Evicted => lost += 1,
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            println!(
+                "load 0.{tenths}: {lost} of {} flows not held ({:.3}%), {} moves",
+                flows.len(),
+                lost as f64 * 100.0 / flows.len() as f64,
+                c.counters().moves
+            );
+            assert!(lost * 1000 <= flows.len() * bound, "{lost} flows lost");
+            // Moves lost nothing: exactly the evicted flows are missing, every other flow is
+            // found with its own hop.
+            let held = flows
+                .iter()
+                .enumerate()
+                .filter(|(i, (k, h))| match c.peek(k, *h, T0 + 1) {
+                    Some(v) => {
+                        assert_eq!(v, hop(*i as u32));
+                        true
+                    }
+                    None => false,
+                })
+                .count();
+            assert_eq!(held, flows.len() - lost);
+            assert_eq!(c.len(), held);
+
+            // Half of them embryonic: NotCached takes the place of some evictions; same bound.
+            let mut c = FlowCache::new(config(capacity)).unwrap();
+            let mut not_held = 0;
+            for (i, (k, h)) in flows.iter().enumerate() {
+                let flags = if i % 2 == 0 { ACK } else { SYN };
+                match c.insert(k, *h, hop(i as u32), T0, flags) {
+                    InsertOutcome::NotCached | InsertOutcome::Evicted => not_held += 1,
+                    _ => {}
+                }
+            }
+            println!("load 0.{tenths}, half SYN: {not_held} not held");
+            assert!(not_held * 1000 <= flows.len() * bound);
+        }
     }
 
     #[test]
@@ -915,7 +1631,7 @@ mod tests {
             let flags = if i % 2 == 0 { ACK } else { SYN };
             c.insert(
                 &key(i),
-                u64::from(i) * 0x9e37_79b9,
+                u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15),
                 hop(u32::from(i % 3)),
                 T0,
                 flags,
@@ -925,7 +1641,7 @@ mod tests {
         c.for_each(T0 + 1, |k, _| {
             seen.insert(*k);
         });
-        assert_eq!(seen.len(), 50);
+        assert_eq!(seen, (0..50).map(key).collect());
         assert_eq!(c.count_where(T0 + 1, |h| h.member == 0), 17);
         // After the embryonic timeout only the 25 established flows remain.
         assert_eq!(c.count_where(T0 + 5_000, |_| true), 25);
@@ -959,7 +1675,7 @@ mod tests {
     }
 
     const FLAGS: [u8; 6] = [0, SYN, ACK, SYN | ACK, FIN_ACK, RST];
-    const KEYS: u16 = 24;
+    const KEYS: u16 = 40;
 
     fn op() -> impl Strategy<Value = Op> {
         let flags = proptest::sample::select(FLAGS.to_vec());
@@ -988,22 +1704,35 @@ mod tests {
         closing: 300,
     };
 
+    /// Model keys: IPv4 ones and IPv6 ones (every third), so both key formats move and evict.
+    fn model_key(k: u16) -> FlowKey {
+        if k.is_multiple_of(3) {
+            key6(k.into())
+        } else {
+            key(k)
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
         #[test]
-        fn cache_agrees_with_a_model(ops in proptest::collection::vec(op(), 1..300)) {
+        fn cache_agrees_with_a_model(
+            capacity in proptest::sample::select(vec![8usize, 16, 32]),
+            ops in proptest::collection::vec(op(), 1..300),
+        ) {
             let mut c = FlowCache::new(FlowCacheConfig {
-                capacity: 8,
+                capacity,
                 idle_timeout_ms: TEST_TIMEOUTS.established,
                 embryonic_timeout_ms: TEST_TIMEOUTS.embryonic,
                 fin_timeout_ms: TEST_TIMEOUTS.closing,
             }).unwrap();
             let hasher = FlowHasher::new(42, &DEFAULT_RSS_KEY);
-            let keys: Vec<FlowKey> = (0..KEYS).map(key).collect();
+            let keys: Vec<FlowKey> = (0..KEYS).map(model_key).collect();
             let hashes: Vec<u64> = keys.iter().map(|k| hasher.cache_hash(k)).collect();
-            let mask = c.capacity() / WAYS - 1;
-            let bucket = |k: u16| (hashes[usize::from(k)] as usize) & mask;
+            let cands = |k: usize| c.candidates(hashes[k]);
+            let cands: Vec<(usize, usize)> = (0..keys.len()).map(cands).collect();
+            let index = |k: &FlowKey| keys.iter().position(|x| x == k).unwrap();
             let mut model: HashMap<u16, Model> = HashMap::new();
             let mut now = T0;
             let live = |m: &HashMap<u16, Model>, k: u16, now: u64| {
@@ -1016,16 +1745,23 @@ mod tests {
                         let kk = usize::from(k);
                         let value = hop(value);
                         let before = live(&model, k, now);
-                        // The other live flows of the bucket, per the model.
-                        let neighbours: Vec<(u16, Model)> = (0..KEYS)
-                            .filter(|&o| o != k && bucket(o) == bucket(k))
+                        let (b1, b2) = cands[kk];
+                        // The other live flows sitting in the key's two buckets: the only
+                        // ones it may evict.
+                        let neighbours: Vec<(u16, Model)> = occupied(&c)
+                            .iter()
+                            .filter(|(b, ..)| *b == b1 || *b == b2)
+                            .map(|(_, key, ..)| index(key) as u16)
+                            .filter(|&o| o != k)
                             .filter_map(|o| live(&model, o, now).map(|m| (o, m)))
                             .collect();
+                        let slots = if b1 == b2 { WAYS } else { 2 * WAYS };
                         let outcome = c.insert(&keys[kk], hashes[kk], value, now, flags);
-                        let gone: Vec<(u16, Model)> = neighbours
-                            .iter()
+                        // Every other live flow that is no longer found.
+                        let gone: Vec<(u16, Model)> = (0..KEYS)
+                            .filter(|&o| o != k)
+                            .filter_map(|o| live(&model, o, now).map(|m| (o, m)))
                             .filter(|(o, _)| c.peek(&keys[usize::from(*o)], hashes[usize::from(*o)], now).is_none())
-                            .copied()
                             .collect();
                         let fresh = FlowState::initial(flags);
                         match outcome {
@@ -1038,10 +1774,12 @@ mod tests {
                             InsertOutcome::Inserted | InsertOutcome::Evicted => {
                                 prop_assert!(before.is_none(), "live key inserted twice");
                                 if outcome == InsertOutcome::Evicted {
-                                    // Exactly one live neighbour went, the least recently used
-                                    // of those the new flow may evict.
+                                    // Exactly one live flow went: the least recently used of
+                                    // the neighbours the new flow may evict.
                                     prop_assert_eq!(gone.len(), 1);
                                     let (victim, vm) = gone[0];
+                                    prop_assert!(neighbours.iter().any(|(o, _)| *o == victim), "evicted a flow of another bucket");
+                                    prop_assert_eq!(neighbours.len(), slots, "evicted with room left");
                                     let eligible = |m: &Model| fresh != FlowState::Embryonic || m.state == FlowState::Embryonic;
                                     prop_assert!(eligible(&vm), "embryonic evicted a non-embryonic flow");
                                     prop_assert!(neighbours.iter().filter(|(_, m)| eligible(m)).all(|(_, m)| m.last_used >= vm.last_used));
@@ -1055,7 +1793,7 @@ mod tests {
                                 prop_assert!(before.is_none());
                                 prop_assert!(gone.is_empty());
                                 prop_assert_eq!(fresh, FlowState::Embryonic, "only embryonic flows go uncached");
-                                prop_assert!(neighbours.len() == WAYS && neighbours.iter().all(|(_, m)| m.state != FlowState::Embryonic));
+                                prop_assert!(neighbours.len() == slots && neighbours.iter().all(|(_, m)| m.state != FlowState::Embryonic));
                                 model.remove(&k);
                             }
                         }
@@ -1110,8 +1848,8 @@ mod tests {
                 let distinct: HashSet<FlowKey> = occ.iter().map(|(_, k, _, _)| *k).collect();
                 prop_assert_eq!(distinct.len(), occ.len(), "two entries share a key");
                 for (b, k, _, _) in &occ {
-                    let i = keys.iter().position(|x| x == k).unwrap();
-                    prop_assert_eq!(*b, bucket(i as u16), "entry in the wrong bucket");
+                    let (b1, b2) = cands[index(k)];
+                    prop_assert!(*b == b1 || *b == b2, "entry outside its candidate buckets");
                 }
                 // Every live model flow is visible, with its value; nothing else is live.
                 let mut seen = HashMap::new();

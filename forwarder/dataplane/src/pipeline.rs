@@ -219,21 +219,37 @@ impl Pipeline {
         now_ms: u64,
     ) -> Result<Choice, DropReason> {
         let meta = &self.meta[i];
+        let key = &self.keys[i];
+        let hash = self.hashes[i];
+        let epoch = snap.generation as u32;
+
+        // A flow cached under the current generation skips the route lookup: nothing changed
+        // since its route was resolved, so only its hop's membership needs checking. After any
+        // publish, each flow pays one route lookup and is re-stamped.
+        let cached = self.cache.lookup(key, hash, now_ms, meta.tcp_flags);
+        if let Some(c) = cached
+            && c.epoch == epoch
+            && snap
+                .group(c.group)
+                .is_some_and(|g| g.still_member(c.member, c.hop))
+        {
+            self.counters.add(Counter::CacheHits, 1);
+            return Ok(Choice::Cached(c));
+        }
+
         let group_id = lookup_route(snap, meta);
         if group_id == 0 {
             return Err(DropReason::NoRoute);
         }
         let group = snap.group(group_id).ok_or(DropReason::NoRoute)?;
-        let key = &self.keys[i];
-        let hash = self.hashes[i];
-
-        let cached = self.cache.lookup(key, hash, now_ms, meta.tcp_flags);
         if let Some(c) = cached
             && c.group == group_id
             && group.still_member(c.member, c.hop)
         {
+            let restamped = CachedHop { epoch, ..c };
+            self.cache.update(key, hash, restamped);
             self.counters.add(Counter::CacheHits, 1);
-            return Ok(Choice::Cached(c));
+            return Ok(Choice::Cached(restamped));
         }
 
         let hash_meta = if group.policy.inner {
@@ -247,6 +263,7 @@ impl Pipeline {
             group: group_id,
             member,
             hop,
+            epoch,
         };
         if cached.is_some() {
             self.counters.add(Counter::Repicks, 1);
@@ -290,6 +307,7 @@ impl Pipeline {
                 group: group_id,
                 member,
                 hop,
+                epoch: snap.generation as u32,
             },
             bucket: bucket_index(group, gh),
         })

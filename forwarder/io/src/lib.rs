@@ -20,12 +20,14 @@
 //! - [`port`]: the [`Frame`](port::Frame) and [`Port`](port::Port) traits the pipeline is generic
 //!   over, and the burst type.
 //! - [`hint`]: a software prefetch for the pipeline.
+//! - [`alloc_count`]: a counting global allocator for no-allocation tests.
 //!
 //! This is the one crate of the workspace that may use `unsafe` (AF_XDP and DPDK ports need it);
 //! each `unsafe` block is allowed module by module and carries a `// SAFETY:` comment.
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod alloc_count;
 pub mod error;
 pub mod fault;
 pub mod hint;

@@ -1,62 +1,16 @@
 //! Proves the "no allocation once warmed up" promise of the ports: a counting global allocator
 //! watches a worker-style poll loop over every port type of this crate.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{self, Cursor};
 
+use ecmp_io::alloc_count::{CountingAllocator, allocations};
 use ecmp_io::fault::{Chance, FaultConfig, FaultPort};
 use ecmp_io::memory::{FramePool, MemoryPort, TxMode};
 use ecmp_io::pcap::{Endian, PcapPort, PcapReader, PcapWriter, Resolution};
 use ecmp_io::port::{Burst, Port};
 
-thread_local! {
-    // Per thread, so allocations of the test harness's other threads do not count.
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-struct Counting;
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
-// allocator contract is exactly `System`'s; the counter is a const-initialised thread-local
-// `Cell`, whose access never allocates.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: as above; `ptr` came from `System` through this allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn count() {
-    // `try_with`: the thread-local may already be gone while a thread exits.
-    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-}
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 fn packet(i: u8, len: usize) -> Vec<u8> {
     let mut p = vec![i; len];

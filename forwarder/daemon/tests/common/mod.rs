@@ -1,0 +1,177 @@
+//! A small in-process lab for the daemon's integration tests: tables from a TOML string, one
+//! worker over memory ports, and helpers to send flows and see which hop each one reached.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use ecmp_dataplane::counters::{Counter, Counters, SharedCounters};
+use ecmp_dataplane::worker::Worker;
+use ecmp_io::memory::{FramePool, MemoryPort};
+use ecmp_tables::nexthop::{HopId, HopState};
+use ecmp_tables::snapshot::SnapshotCell;
+use ecmpfwd::config::Config;
+use ecmpfwd::setup::{self, Tables};
+use ecmpfwd::traffic::{PacketSpec, Rng, tcp_flags};
+
+/// An anycast VIP behind `hops` servers in a group of the given mode.
+pub fn vip_config(hops: usize, mode: &str, buckets: u32, cache: usize) -> String {
+    let mut s = format!(
+        "[instance]\nname = \"test\"\n\
+         [flow_cache]\ncapacity = {cache}\n\
+         [[port]]\nname = \"uplink\"\nkind = \"memory\"\nmac = \"02:00:00:00:00:01\"\n\
+         [[port]]\nname = \"servers\"\nkind = \"memory\"\nmac = \"02:00:00:00:00:02\"\n\
+         [[worker]]\ncore = 0\nports = [\"uplink\", \"servers\"]\n"
+    );
+    let mut members = Vec::new();
+    for i in 1..=hops {
+        s += &format!(
+            "[[nexthop]]\nname = \"s{i}\"\naddress = \"198.18.1.{i}\"\nport = \"servers\"\n\
+             mac = \"02:be:00:00:00:{i:02x}\"\n"
+        );
+        members.push(format!("\"s{i}\""));
+    }
+    s += &format!(
+        "[[group]]\nname = \"vip\"\nmode = \"{mode}\"\nbuckets = {buckets}\nmembers = [{}]\n\
+         [[route]]\nprefix = \"192.0.2.10/32\"\ngroup = \"vip\"\n",
+        members.join(", ")
+    );
+    s
+}
+
+pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+
+/// One worker over two memory ports (0 = uplink, 1 = servers), with the control-side tables.
+pub struct Lab {
+    pub tables: Tables,
+    pub cell: Arc<SnapshotCell>,
+    pub worker: Worker<MemoryPort>,
+    pub pool: FramePool,
+    pub shared: Arc<SharedCounters>,
+    now_ns: u64,
+}
+
+impl Lab {
+    pub fn new(toml: &str) -> Lab {
+        let cfg = Config::parse(toml, "test.toml").expect("config");
+        let tables = setup::build(&cfg).expect("tables");
+        let cell = Arc::new(SnapshotCell::new(tables.snapshot.clone(), 1));
+        let pool = FramePool::new(4096);
+        let ports = vec![MemoryPort::new(pool.clone()), MemoryPort::new(pool.clone())];
+        let shared = Arc::new(SharedCounters::default());
+        let pcfg = ecmpfwd::runtime::pipeline_config(&cfg);
+        let worker =
+            Worker::new(ports, &pcfg, Arc::clone(&cell), Arc::clone(&shared)).expect("worker");
+        Lab {
+            tables,
+            cell,
+            worker,
+            pool,
+            shared,
+            now_ns: 1_000_000,
+        }
+    }
+
+    /// Advances the lab's clock.
+    pub fn advance_ms(&mut self, ms: u64) {
+        self.now_ns += ms * 1_000_000;
+    }
+
+    /// Sends frames in through the uplink, polls until forwarded, returns what the servers port sent.
+    pub fn send(&mut self, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for chunk in frames.chunks(256) {
+            for f in chunk {
+                self.worker.ports_mut()[0].inject(f).expect("inject");
+            }
+            while self.worker.ports_mut()[0].rx_pending() > 0 {
+                self.worker.poll(self.now_ns);
+            }
+            self.worker.drain();
+            out.extend(self.worker.ports_mut()[1].take_sent());
+        }
+        out
+    }
+
+    /// Applies a state change to a hop of group 1 and publishes the new tables.
+    pub fn set_state(&mut self, hop: HopId, state: HopState) {
+        self.tables
+            .group_mut(1)
+            .expect("group")
+            .set_state(hop, state)
+            .expect("state");
+        self.publish();
+    }
+
+    pub fn publish(&mut self) {
+        self.cell.publish(self.tables.rebuild_snapshot());
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.worker.pipeline().counters().clone()
+    }
+
+    pub fn counter(&self, c: Counter) -> u64 {
+        self.worker.pipeline().counters().get(c)
+    }
+}
+
+/// A flow: its first (SYN) and later (ACK) packets toward the VIP.
+#[derive(Clone)]
+pub struct Flow {
+    pub syn: Vec<u8>,
+    pub ack: Vec<u8>,
+}
+
+pub fn flows(n: usize, seed: u64) -> Vec<Flow> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|_| {
+            let src = IpAddr::V4(Ipv4Addr::from(
+                0xC612_0000 | (rng.next_u64() as u32 & 0xFFFF),
+            ));
+            let spec = PacketSpec::udp(
+                src,
+                IpAddr::V4(VIP),
+                1024 + rng.below(60_000) as u16,
+                443,
+                60,
+            );
+            Flow {
+                syn: spec.with_tcp(tcp_flags::SYN).build(),
+                ack: spec.with_tcp(tcp_flags::ACK).build(),
+            }
+        })
+        .collect()
+}
+
+/// The hop a forwarded frame went to: hops are numbered by the last byte of their MAC.
+pub fn hop_of(frame: &[u8]) -> HopId {
+    HopId::from(frame[5])
+}
+
+/// Sends one packet per flow (`ack` packets unless `syn`) and returns the hop of each flow, in order.
+pub fn placement(lab: &mut Lab, flows: &[Flow], syn: bool) -> Vec<HopId> {
+    let frames: Vec<Vec<u8>> = flows
+        .iter()
+        .map(|f| if syn { f.syn.clone() } else { f.ack.clone() })
+        .collect();
+    let out = lab.send(&frames);
+    assert_eq!(
+        out.len(),
+        flows.len(),
+        "every packet must be forwarded: {:?}",
+        lab.counters()
+    );
+    // Frames leave in order, one per flow.
+    out.iter().map(|f| hop_of(f)).collect()
+}
+
+pub fn tally(p: &[HopId]) -> HashMap<HopId, usize> {
+    let mut m = HashMap::new();
+    for h in p {
+        *m.entry(*h).or_insert(0) += 1;
+    }
+    m
+}

@@ -1,0 +1,107 @@
+//! The hot path allocates nothing: after warm-up, a million packets through the whole pipeline
+//! (parse, hash, flow cache with inserts and evictions, LPM, buckets, rewrite and every encap,
+//! tx batching, drops) make zero heap allocations on the worker thread.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use ecmp_dataplane::counters::{Counter, SharedCounters};
+use ecmp_dataplane::worker::Worker;
+use ecmp_io::alloc_count::{CountingAllocator, allocations};
+use ecmp_io::memory::{FramePool, MemoryPort, TxMode};
+use ecmp_tables::snapshot::SnapshotCell;
+use ecmpfwd::config::Config;
+use ecmpfwd::traffic::{PacketSpec, Rng, tcp_flags};
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+const PACKETS: u64 = 1_000_000;
+
+#[test]
+fn a_million_packets_after_warm_up_allocate_nothing() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/encap.toml");
+    let cfg = Config::load(std::path::Path::new(path)).expect("config");
+    let mut cfg = cfg;
+    // A cache smaller than the flow count, so inserts, evictions and "not cached" all happen.
+    cfg.flow_cache.capacity = 1 << 12;
+    let tables = ecmpfwd::setup::build(&cfg).expect("tables");
+    let routes: Vec<IpAddr> = cfg.routes.iter().map(|r| r.prefix.addr).collect();
+
+    // Traffic to every route of the config (every action), TCP and UDP, plus packets that are
+    // dropped (TTL 1, no route): 20k flows.
+    let mut rng = Rng::new(3);
+    let mut frames = Vec::new();
+    for i in 0..20_000u32 {
+        let dst = routes[i as usize % routes.len()];
+        let src = match dst {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(
+                0xC612_0000 | (rng.next_u64() as u32 & 0xFFFF),
+            )),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::from(
+                0x2001_0db8_0000_0000_0000_0000_0000_0000u128 | u128::from(i),
+            )),
+        };
+        let mut spec = PacketSpec::udp(
+            src,
+            dst,
+            1024 + (i % 60_000) as u16,
+            80,
+            60 + (i as usize % 4) * 100,
+        );
+        if i % 3 == 0 {
+            spec = spec.with_tcp(if i % 2 == 0 {
+                tcp_flags::SYN
+            } else {
+                tcp_flags::ACK
+            });
+        }
+        if i % 97 == 0 {
+            spec.ttl = 1;
+        }
+        if i % 89 == 0 {
+            spec.dst = match dst {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)),
+                IpAddr::V6(_) => "2001:db8:dead::1".parse().unwrap(),
+            };
+        }
+        frames.push(spec.build());
+    }
+
+    let cell = Arc::new(SnapshotCell::new(tables.snapshot, 1));
+    let pool = FramePool::new(4096);
+    let ports: Vec<MemoryPort> = (0..cfg.ports.len())
+        .map(|_| MemoryPort::with_tx_mode(pool.clone(), TxMode::Count))
+        .collect();
+    let pcfg = ecmpfwd::runtime::pipeline_config(&cfg);
+    let mut worker = Worker::new(ports, &pcfg, cell, Arc::new(SharedCounters::default())).unwrap();
+    worker.ports_mut()[0].replay(&frames).unwrap();
+
+    let rx = |w: &Worker<MemoryPort>| w.pipeline().counters().get(Counter::RxPackets);
+    let mut now = 0u64;
+    while rx(&worker) < 2 * frames.len() as u64 {
+        now += 10_000;
+        worker.poll(now);
+    }
+    let start_rx = rx(&worker);
+    let before = allocations();
+    while rx(&worker) < start_rx + PACKETS {
+        now += 10_000;
+        worker.poll(now);
+    }
+    let allocated = allocations() - before;
+    let c = worker.pipeline().counters().clone();
+    assert!(
+        c.get(Counter::TxPackets) > PACKETS / 2,
+        "most packets forwarded: {c:?}"
+    );
+    assert!(c.total_drops() > 0, "the drop paths ran too: {c:?}");
+    assert!(
+        c.get(Counter::NotCached) + c.get(Counter::Evictions) > 0,
+        "cache pressure: {c:?}"
+    );
+    assert_eq!(
+        allocated, 0,
+        "the hot path allocated {allocated} times over {PACKETS} packets"
+    );
+}

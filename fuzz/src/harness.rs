@@ -1,0 +1,656 @@
+//! The whole data path under fuzzing: one [`Worker`] over three [`MemoryPort`]s, built once per
+//! thread from [`CONFIG`] through the daemon's own config parser and table builder, fed the
+//! records of each input (see [`crate::input`]).
+//!
+//! What every input must leave true (checked at its end, on counter deltas, so that the state
+//! the worker keeps between inputs — flow cache, hop states, clock — does not matter):
+//! - every injected frame was received, and each was either sent or dropped and counted:
+//!   `rx == tx + drops`, and the ports hold exactly `tx` sent frames;
+//! - the pool has no outstanding frame once the sent frames are returned, and no frame was
+//!   released to a foreign pool: nothing leaked, nothing was freed twice;
+//! - every sent frame passes [`check_accepted`] (its outer headers parse and are consistent),
+//!   leaves untagged and unpadded, fits the egress MTU, carries the egress port's MAC as source
+//!   and the MAC of a next hop on that port as destination; an encapsulated frame carries that
+//!   hop's tunnel endpoints and kind, and the tunnels `parse_inner` knows have an inner packet.
+//!
+//! The worker is kept across inputs (the brief of a persistent fuzz target: building tables and
+//! a flow cache per input would dominate the run), so a crash may depend on earlier inputs; the
+//! per-input checks above never do.
+
+use std::cell::RefCell;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ecmp_dataplane::counters::{Counter, Counters, SharedCounters};
+use ecmp_dataplane::drop::DropReason;
+use ecmp_dataplane::worker::Worker;
+use ecmp_io::memory::{FramePool, MAX_PACKET, MemoryPort};
+use ecmp_tables::nexthop::{Action, EncapKind, HopId, HopState};
+use ecmp_tables::snapshot::{Snapshot, SnapshotCell};
+use ecmp_wire::meta::PacketMeta;
+use ecmp_wire::{ethernet, ip_proto, parse_frame, udp_port};
+use ecmpfwd::config::Config;
+use ecmpfwd::runtime::pipeline_config;
+use ecmpfwd::setup::{self, Tables};
+
+use crate::input::{MAX_RECORDS, Record, Records};
+use crate::wire_checks::check_accepted;
+
+/// The forwarder under test. Routes cover most of both address families so that random
+/// destinations get forwarded; hops cover rewrite and every encapsulation kind over both
+/// underlay families; groups cover every mode, inner hashing and a group whose only hop failed.
+/// Ports: 0 `uplink` (MTU 1500), 1 `fabric` (1400: big packets fail to encapsulate), 2 `edge`
+/// (576). The flow cache is tiny and its timeouts short so that evictions and expiries happen.
+pub const CONFIG: &str = r#"
+[instance]
+name = "fuzz"
+seed = 20240917
+
+[flow_cache]
+capacity = 64
+idle_timeout = "30s"
+embryonic_timeout = "2s"
+fin_timeout = "5s"
+
+[[port]]
+name = "uplink"
+kind = "memory"
+mac = "02:00:00:00:00:01"
+
+[[port]]
+name = "fabric"
+kind = "memory"
+mac = "02:00:00:00:00:02"
+mtu = 1400
+
+[[port]]
+name = "edge"
+kind = "memory"
+mac = "02:00:00:00:00:03"
+mtu = 576
+
+[[worker]]
+core = 0
+ports = ["uplink", "fabric", "edge"]
+
+[[nexthop]]
+name = "web1"
+address = "10.1.0.1"
+port = "uplink"
+mac = "02:00:00:00:10:01"
+
+[[nexthop]]
+name = "web2"
+address = "10.1.0.2"
+port = "uplink"
+mac = "02:00:00:00:10:02"
+
+[[nexthop]]
+name = "web3"
+address = "10.1.0.3"
+port = "edge"
+mac = "02:00:00:00:10:03"
+
+[[nexthop]]
+name = "ipip-v4"
+address = "203.0.113.1"
+port = "fabric"
+mac = "02:00:00:00:20:01"
+encap = { kind = "ipip", src = "203.0.113.254" }
+
+[[nexthop]]
+name = "gre-key-v4"
+address = "203.0.113.2"
+port = "fabric"
+mac = "02:00:00:00:20:02"
+encap = { kind = "gre", src = "203.0.113.254", key = 42 }
+
+[[nexthop]]
+name = "gre-v6"
+address = "2001:db8:f::2"
+port = "edge"
+mac = "02:00:00:00:20:12"
+encap = { kind = "gre", src = "2001:db8:f::fe" }
+
+[[nexthop]]
+name = "vxlan-v4"
+address = "203.0.113.3"
+port = "fabric"
+mac = "02:00:00:00:20:03"
+encap = { kind = "vxlan", src = "203.0.113.254", vni = 10010, inner_mac = "02:00:00:00:30:03" }
+
+[[nexthop]]
+name = "vxlan-v6"
+address = "2001:db8:f::3"
+port = "fabric"
+mac = "02:00:00:00:20:13"
+encap = { kind = "vxlan", src = "2001:db8:f::fe", vni = 77 }
+
+[[nexthop]]
+name = "gue-v6"
+address = "2001:db8:f::4"
+port = "fabric"
+mac = "02:00:00:00:20:04"
+encap = { kind = "gue", src = "2001:db8:f::fe", udp_port = 6080 }
+
+[[nexthop]]
+name = "mpls-v6"
+address = "2001:db8:f::5"
+port = "fabric"
+mac = "02:00:00:00:20:05"
+encap = { kind = "mpls-udp", src = "2001:db8:f::fe", dst = "2001:db8:f::100", label = 1000 }
+
+[[nexthop]]
+name = "ipip-v6"
+address = "2001:db8:f::6"
+port = "fabric"
+mac = "02:00:00:00:20:06"
+encap = { kind = "ipip", src = "2001:db8:f::fe" }
+
+[[nexthop]]
+name = "gone"
+address = "10.9.9.9"
+port = "uplink"
+mac = "02:00:00:00:90:01"
+state = "failed"
+
+[[group]]
+name = "web"
+members = ["web1", "web2", "web3"]
+
+[[group]]
+name = "tunnels-v4"
+mode = "manual"
+members = ["ipip-v4", "gre-key-v4", { nexthop = "vxlan-v4", weight = 2 }]
+hash = { inner = true }
+
+[[group]]
+name = "tunnels-v6"
+mode = "maglev"
+buckets = 1024
+members = ["gue-v6", "mpls-v6", "ipip-v6", "vxlan-v6"]
+hash = { fields = "src-dst-ip", symmetric = true, algo = "crc32c" }
+
+[[group]]
+name = "mixed"
+mode = "idle"
+buckets = 64
+members = ["web1", "ipip-v4", "gre-v6", "vxlan-v6", "mpls-v6"]
+hash = { algo = "toeplitz", inner = true }
+
+[[group]]
+name = "lbkey"
+members = ["web2", "web3"]
+hash = { algo = "lb-key", fields = "dst-ip" }
+
+[[group]]
+name = "dead"
+members = ["gone"]
+
+[[route]]
+prefix = "0.0.0.0/2"
+group = "web"
+
+[[route]]
+prefix = "64.0.0.0/2"
+group = "tunnels-v4"
+
+[[route]]
+prefix = "128.0.0.0/2"
+group = "tunnels-v6"
+
+[[route]]
+prefix = "192.168.0.0/16"
+group = "mixed"
+
+[[route]]
+prefix = "192.0.2.0/24"
+group = "lbkey"
+
+[[route]]
+prefix = "172.16.0.0/12"
+group = "dead"
+
+[[route]]
+prefix = "::/3"
+group = "mixed"
+
+[[route]]
+prefix = "2000::/3"
+group = "tunnels-v6"
+
+[[route]]
+prefix = "2001:db8:dead::/48"
+group = "dead"
+
+[[route]]
+prefix = "4000::/2"
+group = "tunnels-v4"
+"#;
+
+/// Frames the pool owns: every frame of an input may be in flight at once, and its sent copy
+/// is held until the input's checks have run.
+const POOL_FRAMES: usize = 2 * MAX_RECORDS + 64;
+/// Clock advance per poll: much less than the tx drain timer, so both drain paths run.
+const POLL_NS: u64 = 20_000;
+/// Polls after which frames still pending mean the worker stopped making progress.
+const MAX_POLLS: usize = 4 * MAX_RECORDS + 16;
+
+/// What one input did, as counter deltas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Frames injected (and received).
+    pub received: u64,
+    /// Frames sent.
+    pub sent: u64,
+    /// Frames dropped, by reason (indexed by [`DropReason`]).
+    pub drops: [u64; DropReason::COUNT],
+}
+
+impl Outcome {
+    /// Drops for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize]
+    }
+}
+
+/// The worker, its tables and its clock.
+pub struct Harness {
+    worker: Worker<MemoryPort>,
+    pool: FramePool,
+    tables: Tables,
+    cell: Arc<SnapshotCell>,
+    /// Hop states changed since the last publish.
+    unpublished: bool,
+    now_ns: u64,
+}
+
+thread_local! {
+    // A pool and its ports are `!Send` (one worker thread owns them), hence per thread rather
+    // than a `static`; libFuzzer runs inputs on one thread, so this is built once.
+    static HARNESS: RefCell<Harness> = RefCell::new(Harness::new());
+}
+
+/// Runs `input` through this thread's harness (built on first use); panics when a check fails.
+pub fn run_one(input: &[u8]) -> Outcome {
+    HARNESS.with_borrow_mut(|h| h.run(input))
+}
+
+impl Harness {
+    /// Builds the worker from [`CONFIG`]. Panics if the config or tables do not build: that is
+    /// a harness bug, found by the first input.
+    pub fn new() -> Self {
+        let cfg = match Config::parse(CONFIG, "fuzz/src/harness.rs") {
+            Ok(c) => c,
+            Err(e) => panic!("fuzz config: {e}"),
+        };
+        let tables = match setup::build(&cfg) {
+            Ok(t) => t,
+            Err(e) => panic!("fuzz tables: {e}"),
+        };
+        let cell = Arc::new(SnapshotCell::new(tables.snapshot.clone(), 1));
+        let pool = FramePool::new(POOL_FRAMES);
+        let ports = cfg
+            .ports
+            .iter()
+            .map(|_| MemoryPort::new(pool.clone()))
+            .collect();
+        let worker = match Worker::new(
+            ports,
+            &pipeline_config(&cfg),
+            Arc::clone(&cell),
+            Arc::new(SharedCounters::default()),
+        ) {
+            Ok(w) => w,
+            Err(e) => panic!("fuzz worker: {e}"),
+        };
+        Harness {
+            worker,
+            pool,
+            tables,
+            cell,
+            unpublished: false,
+            now_ns: 1_000_000_000,
+        }
+    }
+
+    /// Feeds one input's records through the worker and checks what came out.
+    pub fn run(&mut self, input: &[u8]) -> Outcome {
+        let before = self.worker.pipeline().counters().clone();
+        let mut injected = 0u64;
+        for record in Records::new(input) {
+            match record {
+                Record::Barrier(step_ns) => {
+                    self.publish();
+                    self.poll_until_idle();
+                    self.now_ns += step_ns;
+                }
+                Record::HopState {
+                    hop_selector,
+                    state,
+                    clear,
+                } => self.set_hop_state(hop_selector, state, clear),
+                Record::Frame { port, bytes } => {
+                    self.publish();
+                    let bytes = &bytes[..bytes.len().min(MAX_PACKET)];
+                    if let Err(e) = self.worker.ports_mut()[port].inject(bytes) {
+                        panic!("inject (the pool is sized for every record): {e}");
+                    }
+                    injected += 1;
+                }
+            }
+        }
+        self.publish();
+        self.poll_until_idle();
+        let sent = self.check_and_return_sent();
+        let after = self.worker.pipeline().counters().clone();
+        let outcome = delta(&before, &after);
+        assert_eq!(outcome.received, injected, "frames received vs injected");
+        assert_eq!(
+            outcome.received,
+            outcome.sent + outcome.drops.iter().sum::<u64>(),
+            "rx != tx + drops: {outcome:?}"
+        );
+        assert_eq!(outcome.sent, sent, "tx counter vs frames on the ports");
+        assert_eq!(self.pool.outstanding(), 0, "frames leaked: {outcome:?}");
+        assert_eq!(self.pool.stats().foreign_releases, 0, "foreign release");
+        outcome
+    }
+
+    /// Polls until every injected frame went through and the tx batches were drained.
+    fn poll_until_idle(&mut self) {
+        for _ in 0..MAX_POLLS {
+            self.now_ns += POLL_NS;
+            // A poll that receives nothing drains every partial tx batch.
+            let received = self.worker.poll(self.now_ns);
+            if received == 0 && self.worker.ports_mut().iter().all(|p| p.rx_pending() == 0) {
+                return;
+            }
+        }
+        panic!("frames still pending after {MAX_POLLS} polls");
+    }
+
+    /// Publishes the hop-state changes made since the last call, as one snapshot.
+    fn publish(&mut self) {
+        if self.unpublished {
+            self.cell.publish(self.tables.rebuild_snapshot());
+            self.unpublished = false;
+        }
+    }
+
+    /// Moves one hop to a new state in every group it belongs to (published by [`Self::publish`]).
+    fn set_hop_state(&mut self, selector: u8, state: u8, clear: bool) {
+        let hop = 1 + (usize::from(selector) % self.tables.hop_names.len()) as HopId;
+        let state =
+            [HopState::Active, HopState::Draining, HopState::Failed][usize::from(state % 3)];
+        for g in &mut self.tables.groups {
+            if g.member(hop).is_some() {
+                if let Err(e) = g.set_state(hop, state) {
+                    panic!("set_state({hop}, {state:?}) on a member: {e}");
+                }
+                if clear {
+                    g.clear();
+                }
+            }
+        }
+        self.unpublished = true;
+    }
+
+    /// Checks every frame the ports sent, returns them to the pool, and counts them.
+    fn check_and_return_sent(&mut self) -> u64 {
+        // Hop state changes only replace group tables; hops and ports stay as built.
+        let snap = Arc::clone(self.worker.snapshot());
+        let mut sent = 0;
+        for (port, p) in self.worker.ports_mut().iter_mut().enumerate() {
+            for frame in p.sent() {
+                check_sent(&snap, port, ecmp_io::port::Frame::data(frame));
+                sent += 1;
+            }
+            p.clear_sent();
+        }
+        sent
+    }
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn delta(before: &Counters, after: &Counters) -> Outcome {
+    let get = |c: Counter| after.get(c) - before.get(c);
+    let mut drops = [0; DropReason::COUNT];
+    for r in DropReason::ALL {
+        drops[r as usize] = after.drops(r) - before.drops(r);
+    }
+    Outcome {
+        received: get(Counter::RxPackets),
+        sent: get(Counter::TxPackets),
+        drops,
+    }
+}
+
+/// The checks on one frame sent on port `port` (see the module doc).
+pub fn check_sent(snap: &Snapshot, port: usize, frame: &[u8]) {
+    let meta = match parse_frame(frame) {
+        Ok(m) => m,
+        Err(e) => panic!("sent frame does not parse ({e}): {frame:02x?}"),
+    };
+    let inner = check_accepted(frame, &meta);
+    assert_eq!(meta.vlan_depth, 0, "sent frame tagged: {meta:?}");
+    assert_eq!(
+        ethernet::HEADER_LEN + usize::from(meta.ip_len),
+        frame.len(),
+        "sent frame padded or cut: {meta:?}"
+    );
+    assert!(meta.ttl >= 1, "sent with TTL 0: {meta:?}");
+    let Some(info) = snap.ports.get(port) else {
+        panic!("sent on port {port}, which the snapshot does not have");
+    };
+    assert!(
+        meta.ip_len <= info.mtu,
+        "over the MTU of port {port}: {meta:?}"
+    );
+    assert_eq!(frame[6..12], info.mac, "source MAC of port {port}");
+    let hop = snap
+        .hops
+        .iter()
+        .skip(1)
+        .find(|h| usize::from(h.port) == port && frame[..6] == h.mac);
+    let Some(hop) = hop else {
+        panic!("sent on port {port} to {:02x?}, no hop there", &frame[..6]);
+    };
+    let Action::Encap(encap) = hop.action else {
+        return;
+    };
+    assert_eq!(
+        (meta.src_ip(), meta.dst_ip()),
+        (encap.src, encap.dst),
+        "tunnel endpoints of hop {}",
+        hop.id
+    );
+    let udp_to = |m: &PacketMeta, port: u16| m.protocol == ip_proto::UDP && m.dst_port == port;
+    let (kind_ok, has_inner) = match encap.kind {
+        EncapKind::IpIp => {
+            let p = meta.protocol;
+            (p == ip_proto::IPV4 || p == ip_proto::IPV6, true)
+        }
+        EncapKind::Gre { .. } => (meta.protocol == ip_proto::GRE, true),
+        EncapKind::Vxlan { port, .. } => (udp_to(&meta, port), port == udp_port::VXLAN),
+        EncapKind::Gue { port } | EncapKind::MplsUdp { port, .. } => (udp_to(&meta, port), false),
+    };
+    assert!(kind_ok, "outer headers of {:?}: {meta:?}", encap.kind);
+    if has_inner {
+        let Some(inner) = inner else {
+            panic!("no inner packet under {:?}: {frame:02x?}", encap.kind);
+        };
+        assert!(inner.ttl >= 1, "inner TTL 0: {inner:?}");
+        let family_ok = matches!(
+            (encap.dst, meta.version),
+            (IpAddr::V4(_), ecmp_wire::IpVersion::V4) | (IpAddr::V6(_), ecmp_wire::IpVersion::V6)
+        );
+        assert!(family_ok, "outer family of {:?}", encap.dst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::{barrier, encode_frames, hop_state};
+    use crate::seeds;
+
+    fn corpus_frame(name: &str) -> Vec<u8> {
+        let corpus = seeds::wire_corpus().expect("corpus readable");
+        corpus
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, f)| f)
+            .expect("frame in the corpus")
+    }
+
+    #[test]
+    fn config_builds_and_covers_every_action() {
+        let h = Harness::new();
+        let hops = &h.worker.snapshot().hops;
+        let kinds: Vec<_> = hops
+            .iter()
+            .skip(1)
+            .map(|h| match h.action {
+                Action::Rewrite => "rewrite",
+                Action::Encap(e) => match e.kind {
+                    EncapKind::IpIp => "ipip",
+                    EncapKind::Gre { .. } => "gre",
+                    EncapKind::Vxlan { .. } => "vxlan",
+                    EncapKind::Gue { .. } => "gue",
+                    EncapKind::MplsUdp { .. } => "mpls-udp",
+                },
+            })
+            .collect();
+        for k in ["rewrite", "ipip", "gre", "vxlan", "gue", "mpls-udp"] {
+            assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+        }
+    }
+
+    #[test]
+    fn every_corpus_frame_is_sent_or_dropped_by_its_reason() {
+        let mut h = Harness::new();
+        for (name, frame) in seeds::wire_corpus().expect("corpus readable") {
+            let out = h.run(&encode_frames([(0, &frame[..])]));
+            assert_eq!(out.received, 1, "{name}");
+            let expected = name.split("__").next().expect("name has a verdict");
+            if expected == "ok" {
+                // Every valid corpus frame has a route in CONFIG.
+                assert_eq!(
+                    out.dropped(DropReason::NoRoute),
+                    0,
+                    "{name} unrouted: {out:?}"
+                );
+            } else {
+                let reason = DropReason::ALL
+                    .into_iter()
+                    .find(|r| r.name() == expected)
+                    .expect("corpus verdict is a drop reason");
+                assert_eq!(out.dropped(reason), 1, "{name}: {out:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn many_flows_in_one_input_across_timeouts_and_hop_failures() {
+        let mut h = Harness::new();
+        let syn = corpus_frame("ok__ipv4_tcp_syn");
+        // The same SYN to destinations in every IPv4 route, from many source ports.
+        let mut frames = Vec::new();
+        for (i, dst) in [
+            [10, 0, 0, 2],
+            [70, 1, 2, 3],
+            [130, 1, 2, 3],
+            [192, 168, 1, 1],
+        ]
+        .iter()
+        .enumerate()
+        {
+            for sport in 0..12u16 {
+                let mut f = syn.clone();
+                f[30..34].copy_from_slice(dst);
+                f[34..36].copy_from_slice(&(1000 + sport).to_be_bytes());
+                ecmp_wire::ipv4::Packet::new_unchecked(&mut f[14..]).fill_checksum();
+                frames.push((i % 2, f));
+            }
+        }
+        let mut input = encode_frames(frames.iter().map(|(p, f)| (*p, &f[..])));
+        input.extend_from_slice(&barrier(2));
+        for hop in 0..12u8 {
+            input.extend_from_slice(&hop_state(hop, 2, hop % 3 == 0));
+        }
+        input.extend(encode_frames(
+            frames.iter().take(20).map(|(p, f)| (*p, &f[..])),
+        ));
+        input.extend_from_slice(&barrier(3));
+        for hop in 0..12u8 {
+            input.extend_from_slice(&hop_state(hop, 0, true));
+        }
+        let out = h.run(&input);
+        assert_eq!(out.received, 68);
+        assert!(out.sent >= 48, "the first round is routed: {out:?}");
+        assert!(out.dropped(DropReason::NoNextHop) > 0, "every hop failed");
+        // And the next input still forwards everything (hops are active again).
+        let again = h.run(&encode_frames(frames.iter().map(|(p, f)| (*p, &f[..]))));
+        assert_eq!((again.received, again.sent), (48, 48), "{again:?}");
+    }
+
+    #[test]
+    fn check_sent_accepts_a_rewrite_and_rejects_wrong_macs() {
+        let h = Harness::new();
+        let snap = Arc::clone(h.worker.snapshot());
+        let mut f = corpus_frame("ok__ipv4_tcp_syn");
+        f[..6].copy_from_slice(&snap.hops[1].mac);
+        f[6..12].copy_from_slice(&snap.ports[0].mac);
+        check_sent(&snap, 0, &f);
+        let on_wrong_port = std::panic::catch_unwind(|| check_sent(&snap, 1, &f));
+        assert!(on_wrong_port.is_err(), "no hop of port 1 has that MAC");
+        let mut g = f.clone();
+        g[11] ^= 1;
+        assert!(std::panic::catch_unwind(|| check_sent(&snap, 0, &g)).is_err());
+        // An IP-in-IP hop's MAC on a plain packet: not the hop's tunnel.
+        let ipip = snap
+            .hops
+            .iter()
+            .find(|h| matches!(h.action, Action::Encap(e) if e.kind == EncapKind::IpIp))
+            .expect("an IP-in-IP hop");
+        let mut t = f.clone();
+        t[..6].copy_from_slice(&ipip.mac);
+        t[6..12].copy_from_slice(&snap.ports[usize::from(ipip.port)].mac);
+        let port = usize::from(ipip.port);
+        assert!(std::panic::catch_unwind(|| check_sent(&snap, port, &t)).is_err());
+    }
+
+    #[test]
+    fn oversized_and_empty_frames() {
+        let mut h = Harness::new();
+        let big = vec![0xAB; 2047];
+        let out = h.run(&encode_frames([(0, &big[..]), (1, &[][..])]));
+        assert_eq!((out.received, out.sent), (2, 0));
+        assert_eq!(out.dropped(DropReason::Truncated), 1);
+        assert_eq!(out.dropped(DropReason::UnknownEthertype), 1);
+    }
+
+    #[test]
+    fn seeds_run_clean() {
+        let mut h = Harness::new();
+        for (name, input) in seeds::seed_dir("pipeline").expect("pipeline seeds") {
+            let out = h.run(&input);
+            assert!(out.received > 0, "{name} injects nothing");
+        }
+        // The seeds reach every next hop but the failed one, so every action gets fuzzed.
+        let sent = h.worker.pipeline().hop_packets();
+        let names = &h.tables.hop_names;
+        let idle: Vec<_> = names
+            .iter()
+            .enumerate()
+            .filter(|&(i, n)| n != "gone" && sent.get(i + 1).is_none_or(|&c| c == 0))
+            .collect();
+        assert!(idle.is_empty(), "hops no seed reaches: {idle:?} ({sent:?})");
+    }
+}

@@ -1,0 +1,650 @@
+//! Golden fixtures (ARCHITECTURE.md rule 11): input frame -> expected output frame and verdict,
+//! for the config `tests/golden/golden.toml`, shared by the tests and the benches.
+//!
+//! Files in `tests/golden/`, per case `<name>`:
+//! - `<name>.in.hex`: the input frame, received on the `uplink` port;
+//! - `<name>.out.hex`: the frame the forwarder must send (absent for drops);
+//! - `<name>.verdict`: `tx <port name>` or `drop <drop reason name>`.
+//!
+//! Names: `<next hop>__<variant>` for a packet routed to that next hop and sent, `drop__<what>`
+//! for a drop. The inputs are defined here ([`golden_inputs`]); the expected files are what the
+//! pipeline produced when they were last regenerated (`UPDATE_GOLDEN=1 cargo test -p ecmp-tests`)
+//! and reviewed. The golden test fails when the code, the inputs or the config drift from them.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ecmp_dataplane::drop::DropReason;
+use ecmp_dataplane::pipeline::Pipeline;
+use ecmp_dataplane::port::PortId;
+use ecmp_dataplane::worker::Worker;
+use ecmp_io::memory::{FramePool, MemoryPort, TxMode};
+use ecmp_tables::snapshot::Snapshot;
+use ecmp_wire::{checksum, ethertype, ip_proto, ipv6, udp};
+use ecmpfwd::config::Config;
+
+use crate::TestsError;
+use crate::frames::{CLIENT_MAC, Frag, InputSpec, refill_ipv4_checksum};
+use crate::hex;
+use crate::rig::{Outcome, Rig, build_pipeline, build_worker};
+
+/// Suffix of input files.
+pub const IN_SUFFIX: &str = ".in.hex";
+/// Suffix of expected-output files.
+pub const OUT_SUFFIX: &str = ".out.hex";
+/// Suffix of verdict files.
+pub const VERDICT_SUFFIX: &str = ".verdict";
+/// Environment variable that makes the golden test rewrite the fixture files.
+pub const UPDATE_ENV: &str = "UPDATE_GOLDEN";
+
+/// The next hops that forward, in the order of the golden config; each gets every variant of
+/// [`variants`]. Route k (1-based config position) is 10.k.0.0/16 and 2001:db8:k::/48.
+pub const FORWARDING_HOPS: [&str; 12] = [
+    "rewrite",
+    "ipip-v4",
+    "ipip-v6",
+    "gre-v4",
+    "gre-key-v4",
+    "gre-key-v6",
+    "vxlan-v4",
+    "vxlan-v6",
+    "gue-v4",
+    "gue-v6",
+    "mpls-v4",
+    "mpls-v6",
+];
+
+/// Source of every IPv4 input.
+pub const CLIENT_V4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+/// Source of every IPv6 input.
+pub const CLIENT_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc1, 0, 0, 0, 0, 7);
+
+/// The fixture directory, `tests/golden/`.
+pub fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("golden")
+}
+
+/// The golden config, `tests/golden/golden.toml`.
+pub fn golden_config() -> Result<Config, TestsError> {
+    Ok(Config::load(&golden_dir().join("golden.toml"))?)
+}
+
+/// A [`Rig`] (worker + collecting memory ports) for the golden config.
+pub fn golden_rig() -> Result<Rig, TestsError> {
+    Rig::new(&golden_config()?)
+}
+
+/// A worker for the golden config over memory ports drawing from `pool` (port 0 is `uplink`,
+/// where the fixtures' inputs arrive); benches use [`TxMode::Count`].
+pub fn golden_worker(pool: &FramePool, tx_mode: TxMode) -> Result<Worker<MemoryPort>, TestsError> {
+    build_worker(&golden_config()?, pool, tx_mode)
+}
+
+/// A bare pipeline and snapshot for the golden config.
+pub fn golden_pipeline() -> Result<(Pipeline, Arc<Snapshot>), TestsError> {
+    build_pipeline(&golden_config()?)
+}
+
+/// What the forwarder must do with a fixture's input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expected {
+    /// Send exactly `frame` on `port`.
+    Tx {
+        /// Egress port id.
+        port: PortId,
+        /// Egress port name (as in the verdict file).
+        port_name: String,
+        /// The expected output frame.
+        frame: Vec<u8>,
+    },
+    /// Drop it for this reason.
+    Drop(DropReason),
+}
+
+/// One fixture as loaded from `tests/golden/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoldenCase {
+    /// The file stem.
+    pub name: String,
+    /// The input frame.
+    pub input: Vec<u8>,
+    /// The expected result.
+    pub expected: Expected,
+}
+
+impl GoldenCase {
+    /// The next hop a `<hop>__<variant>` case is routed to (`None` for `drop__` cases).
+    pub fn hop(&self) -> Option<&str> {
+        self.name
+            .split_once("__")
+            .map(|(h, _)| h)
+            .filter(|h| *h != "drop")
+    }
+}
+
+/// Every fixture, sorted by name; panics (naming the file) when the fixtures cannot be read,
+/// which in a test or bench is the failure to report.
+pub fn golden_cases() -> Vec<GoldenCase> {
+    try_golden_cases().unwrap_or_else(|e| panic!("loading the golden fixtures: {e}"))
+}
+
+/// Every fixture, sorted by name.
+pub fn try_golden_cases() -> Result<Vec<GoldenCase>, TestsError> {
+    let cfg = golden_config()?;
+    let dir = golden_dir();
+    let mut names = BTreeSet::new();
+    for entry in fs::read_dir(&dir).map_err(|e| TestsError::file(&dir, e))? {
+        let entry = entry.map_err(|e| TestsError::file(&dir, e))?;
+        if let Some(stem) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_suffix(IN_SUFFIX))
+        {
+            names.insert(stem.to_owned());
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| load_case(&cfg, &dir, name))
+        .collect()
+}
+
+fn load_case(cfg: &Config, dir: &Path, name: String) -> Result<GoldenCase, TestsError> {
+    let input = read_hex(&dir.join(format!("{name}{IN_SUFFIX}")))?;
+    let vpath = dir.join(format!("{name}{VERDICT_SUFFIX}"));
+    let text = read_text(&vpath)?;
+    let bad = || TestsError::Verdict {
+        path: vpath.clone(),
+        text: text.trim().to_owned(),
+    };
+    let expected = match text.trim().split_once(' ') {
+        Some(("tx", port_name)) => {
+            let port = cfg
+                .port_index(port_name)
+                .and_then(|p| PortId::try_from(p).ok())
+                .ok_or_else(bad)?;
+            Expected::Tx {
+                port,
+                port_name: port_name.to_owned(),
+                frame: read_hex(&dir.join(format!("{name}{OUT_SUFFIX}")))?,
+            }
+        }
+        Some(("drop", reason)) => Expected::Drop(drop_reason(reason).ok_or_else(bad)?),
+        _ => return Err(bad()),
+    };
+    Ok(GoldenCase {
+        name,
+        input,
+        expected,
+    })
+}
+
+/// The drop reason named `name` (its `DropReason::name()`).
+pub fn drop_reason(name: &str) -> Option<DropReason> {
+    DropReason::ALL.iter().copied().find(|r| r.name() == name)
+}
+
+fn read_text(path: &Path) -> Result<String, TestsError> {
+    fs::read_to_string(path).map_err(|e| TestsError::file(path, e))
+}
+
+/// The bytes of a hex fixture file.
+pub fn read_hex(path: &Path) -> Result<Vec<u8>, TestsError> {
+    hex::decode(&read_text(path)?).map_err(|source| TestsError::Hex {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn write(path: &Path, text: &str) -> Result<(), TestsError> {
+    fs::write(path, text).map_err(|e| TestsError::file(path, e))
+}
+
+/// Rewrites every fixture file from [`golden_inputs`] and what the pipeline does with each
+/// input now, and deletes fixture files of cases that no longer exist. Returns the case count.
+/// Review the diff before committing: this freezes whatever the code does.
+pub fn regenerate() -> Result<usize, TestsError> {
+    let cfg = golden_config()?;
+    let inputs = golden_inputs(&cfg)?;
+    let mut rig = Rig::new(&cfg)?;
+    let dir = golden_dir();
+    let mut keep = BTreeSet::new();
+    for input in &inputs {
+        let name = &input.name;
+        write(
+            &dir.join(format!("{name}{IN_SUFFIX}")),
+            &hex::encode(&input.description, &input.frame),
+        )?;
+        let out_path = dir.join(format!("{name}{OUT_SUFFIX}"));
+        let verdict = match rig.run(&input.frame)? {
+            Outcome::Tx { port, frame } => {
+                let port_name = cfg
+                    .ports
+                    .get(usize::from(port))
+                    .map(|p| p.name.clone())
+                    .ok_or(TestsError::UnknownPort(port))?;
+                let comment = format!("{name}: sent on {port_name}, {} bytes", frame.len());
+                write(&out_path, &hex::encode(&comment, &frame))?;
+                format!("tx {port_name}\n")
+            }
+            Outcome::Drop(reason) => {
+                if out_path.exists() {
+                    fs::remove_file(&out_path).map_err(|e| TestsError::file(&out_path, e))?;
+                }
+                format!("drop {}\n", reason.name())
+            }
+        };
+        write(&dir.join(format!("{name}{VERDICT_SUFFIX}")), &verdict)?;
+        keep.insert(name.clone());
+    }
+    for entry in fs::read_dir(&dir).map_err(|e| TestsError::file(&dir, e))? {
+        let path = entry.map_err(|e| TestsError::file(&dir, e))?.path();
+        let Some(file) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let stem = [IN_SUFFIX, OUT_SUFFIX, VERDICT_SUFFIX]
+            .iter()
+            .find_map(|s| file.strip_suffix(s));
+        if let Some(stem) = stem
+            && !keep.contains(stem)
+        {
+            fs::remove_file(&path).map_err(|e| TestsError::file(&path, e))?;
+        }
+    }
+    Ok(inputs.len())
+}
+
+/// A fixture input as defined in code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoldenInput {
+    /// The case name (file stem).
+    pub name: String,
+    /// What the frame is (the comment line of its `.in.hex`).
+    pub description: String,
+    /// The frame.
+    pub frame: Vec<u8>,
+}
+
+/// The inner destinations routed to next hop `name` of `cfg` (route k = config position + 1).
+fn hop_destinations(cfg: &Config, name: &str) -> Result<(IpAddr, IpAddr), TestsError> {
+    let k = cfg
+        .nexthop_index(name)
+        .map(|i| i + 1)
+        .and_then(|k| u8::try_from(k).ok())
+        .ok_or_else(|| TestsError::UnknownHop(name.to_owned()))?;
+    Ok((
+        IpAddr::V4(Ipv4Addr::new(10, k, 0, 10)),
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, u16::from(k), 0, 0, 0, 0, 0x10)),
+    ))
+}
+
+const QINQ: [(u16, u16); 2] = [(ethertype::QINQ, 100), (ethertype::VLAN, 200)];
+const ROUTER_ALERT: [u8; 4] = [0x94, 0x04, 0x00, 0x00];
+const SYN: u8 = 0x02;
+const PSH_ACK: u8 = 0x18;
+
+/// The input variants every forwarding next hop gets: (suffix, description, frame spec).
+fn variants(d4: IpAddr, d6: IpAddr) -> Vec<(&'static str, &'static str, InputSpec)> {
+    let (s4, s6) = (IpAddr::V4(CLIENT_V4), IpAddr::V6(CLIENT_V6));
+    let first = Frag::First { ident: 0x4242 };
+    // The first fragment carried 8 (UDP) + 24 data bytes.
+    let later = Frag::Later {
+        ident: 0x4242,
+        offset: 32,
+    };
+    vec![
+        (
+            "v4-udp",
+            "IPv4 UDP 40000 -> 4242, 18 data bytes, TTL 64, DF",
+            InputSpec::udp(s4, d4, 18),
+        ),
+        (
+            "v4-tcp",
+            "IPv4 TCP PSH+ACK 40001 -> 4280, 32 data bytes, DSCP 10 ECN 2",
+            InputSpec::udp(s4, d4, 32).tcp(PSH_ACK).tos(0x2a),
+        ),
+        (
+            "v6-udp",
+            "IPv6 UDP 40000 -> 4242, 20 data bytes, hop limit 64",
+            InputSpec::udp(s6, d6, 20),
+        ),
+        (
+            "v6-tcp",
+            "IPv6 TCP PSH+ACK 40001 -> 4280, 32 data bytes, traffic class 0xb8 (EF)",
+            InputSpec::udp(s6, d6, 32).tcp(PSH_ACK).tos(0xb8),
+        ),
+        (
+            "v4-vlan",
+            "802.1Q VLAN 100, IPv4 UDP, 18 data bytes",
+            InputSpec::udp(s4, d4, 18).vlans(&[(ethertype::VLAN, 100)]),
+        ),
+        (
+            "v4-qinq",
+            "802.1ad 100 + 802.1Q 200 (QinQ), IPv4 TCP SYN",
+            InputSpec::udp(s4, d4, 0).tcp(SYN).vlans(&QINQ),
+        ),
+        (
+            "v6-qinq",
+            "802.1ad 100 + 802.1Q 200 (QinQ), IPv6 UDP, 8 data bytes",
+            InputSpec::udp(s6, d6, 8).vlans(&QINQ),
+        ),
+        (
+            "v4-padded",
+            "IPv4 UDP with 2 data bytes (IP length 30) and 16 bytes of Ethernet padding 0xee",
+            InputSpec::udp(s4, d4, 2).padding(16),
+        ),
+        (
+            "v4-options",
+            "IPv4 with a Router Alert option (IHL 6), UDP, 14 data bytes",
+            InputSpec::udp(s4, d4, 14).options(&ROUTER_ALERT),
+        ),
+        (
+            "v4-frag-first",
+            "IPv4 first fragment (MF, offset 0, ident 0x4242): UDP header + 24 data bytes",
+            InputSpec::udp(s4, d4, 24).frag(first),
+        ),
+        (
+            "v4-frag-later",
+            "IPv4 last fragment (offset 32, ident 0x4242): 20 data bytes, no L4 header",
+            InputSpec::udp(s4, d4, 20).frag(later),
+        ),
+        (
+            "v6-frag-first",
+            "IPv6 first fragment (fragment header, M, offset 0): UDP header + 24 data bytes",
+            InputSpec::udp(s6, d6, 24).frag(first),
+        ),
+        (
+            "v6-frag-later",
+            "IPv6 last fragment (offset 32): 20 data bytes, no L4 header",
+            InputSpec::udp(s6, d6, 20).frag(later),
+        ),
+        (
+            "v4-ttl2",
+            "IPv4 UDP with TTL 2 (leaves with TTL 1)",
+            InputSpec::udp(s4, d4, 18).ttl(2),
+        ),
+        (
+            "v6-hlim2",
+            "IPv6 UDP with hop limit 2 (leaves with 1)",
+            InputSpec::udp(s6, d6, 20).ttl(2),
+        ),
+    ]
+}
+
+/// Every fixture input, in a fixed order: each forwarding hop with every variant, the
+/// small-MTU port at and past its MTU, then the drops.
+pub fn golden_inputs(cfg: &Config) -> Result<Vec<GoldenInput>, TestsError> {
+    let mut out = Vec::new();
+    let mut push = |name: String, description: &str, frame: Vec<u8>| {
+        out.push(GoldenInput {
+            name,
+            description: description.to_owned(),
+            frame,
+        });
+    };
+    let built = |spec: &InputSpec| -> Result<Vec<u8>, TestsError> { Ok(spec.build()?) };
+    let (s4, s6) = (IpAddr::V4(CLIENT_V4), IpAddr::V6(CLIENT_V6));
+
+    for hop in FORWARDING_HOPS {
+        let (d4, d6) = hop_destinations(cfg, hop)?;
+        for (suffix, description, spec) in variants(d4, d6) {
+            push(format!("{hop}__{suffix}"), description, built(&spec)?);
+        }
+    }
+
+    // The small-MTU port (128): the limit is on the IP packet, not the frame.
+    let (n4, n6) = hop_destinations(cfg, "narrow-rewrite")?;
+    let (g4, _) = hop_destinations(cfg, "narrow-gre")?;
+    let mtu_cases = [
+        (
+            "narrow-rewrite__v4-at-mtu",
+            "IPv4 UDP, IP length 128 = the egress MTU",
+            InputSpec::udp(s4, n4, 100),
+        ),
+        (
+            "narrow-rewrite__v6-at-mtu",
+            "IPv6 UDP, IP length 128 = the egress MTU",
+            InputSpec::udp(s6, n6, 80),
+        ),
+        (
+            "narrow-rewrite__v4-qinq-at-mtu",
+            "QinQ IPv4 UDP, IP length 128 = the egress MTU (tags do not count)",
+            InputSpec::udp(s4, n4, 100).vlans(&QINQ),
+        ),
+        (
+            "drop__mtu-rewrite-v4",
+            "IPv4 UDP, IP length 129 > the egress MTU 128",
+            InputSpec::udp(s4, n4, 101),
+        ),
+        (
+            "drop__mtu-rewrite-v6",
+            "IPv6 UDP, IP length 129 > the egress MTU 128",
+            InputSpec::udp(s6, n6, 81),
+        ),
+        (
+            "narrow-gre__v4-at-mtu",
+            "IPv4 UDP, IP length 104: with 24 bytes of IPv4+GRE exactly the egress MTU 128",
+            InputSpec::udp(s4, g4, 76),
+        ),
+        (
+            "drop__mtu-gre-v4",
+            "IPv4 UDP, IP length 105: with 24 bytes of IPv4+GRE one past the egress MTU 128",
+            InputSpec::udp(s4, g4, 77),
+        ),
+    ];
+    for (name, description, spec) in mtu_cases {
+        push(name.to_owned(), description, built(&spec)?);
+    }
+
+    let (r4, r6) = hop_destinations(cfg, "rewrite")?;
+    let (v4, _) = hop_destinations(cfg, "vxlan-v4")?;
+    let (f4, f6) = hop_destinations(cfg, "failed")?;
+    let unrouted4 = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    let unrouted6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 1));
+    let forwarding_drops = [
+        (
+            "drop__ttl1-v4",
+            "IPv4 UDP with TTL 1, routed",
+            InputSpec::udp(s4, r4, 18).ttl(1),
+        ),
+        (
+            "drop__ttl0-v4",
+            "IPv4 UDP with TTL 0, routed",
+            InputSpec::udp(s4, r4, 18).ttl(0),
+        ),
+        (
+            "drop__hlim1-v6",
+            "IPv6 UDP with hop limit 1, routed",
+            InputSpec::udp(s6, r6, 20).ttl(1),
+        ),
+        (
+            "drop__ttl1-v4-vxlan",
+            "IPv4 UDP with TTL 1 toward a VXLAN hop: not encapsulated either",
+            InputSpec::udp(s4, v4, 18).ttl(1),
+        ),
+        (
+            "drop__no-route-v4",
+            "IPv4 UDP to 192.0.2.1 (no route)",
+            InputSpec::udp(s4, unrouted4, 18),
+        ),
+        (
+            "drop__no-route-v6",
+            "IPv6 UDP to 2001:db8:100::1 (no route)",
+            InputSpec::udp(s6, unrouted6, 20),
+        ),
+        (
+            "drop__no-next-hop-v4",
+            "IPv4 UDP routed to a group whose only hop is failed",
+            InputSpec::udp(s4, f4, 18),
+        ),
+        (
+            "drop__no-next-hop-v6",
+            "IPv6 UDP routed to a group whose only hop is failed",
+            InputSpec::udp(s6, f6, 20),
+        ),
+    ];
+    for (name, description, spec) in forwarding_drops {
+        push(name.to_owned(), description, built(&spec)?);
+    }
+
+    for (name, description, frame) in parse_error_frames(r4, r6)? {
+        push(name.to_owned(), description, frame);
+    }
+    Ok(out)
+}
+
+/// (case name, description, frame).
+type NamedFrame = (&'static str, &'static str, Vec<u8>);
+
+/// One frame per parse error (some errors twice, by different routes), each routed to the
+/// rewrite hop so that only the malformation stops it.
+fn parse_error_frames(r4: IpAddr, r6: IpAddr) -> Result<Vec<NamedFrame>, TestsError> {
+    let (s4, s6) = (IpAddr::V4(CLIENT_V4), IpAddr::V6(CLIENT_V6));
+    let udp4 = InputSpec::udp(s4, r4, 18).build()?;
+    let tcp4 = InputSpec::udp(s4, r4, 6).tcp(SYN).build()?;
+    let udp6 = InputSpec::udp(s6, r6, 20).build()?;
+    const L3: usize = 14;
+
+    let runt = udp4[..13].to_vec();
+    let ip_cut = udp4[..30].to_vec();
+    let mut vlan_cut = udp4[..16].to_vec();
+    vlan_cut[12..14].copy_from_slice(&ethertype::VLAN.to_be_bytes());
+
+    let mut arp = vec![0u8; 60];
+    arp[..6].fill(0xff);
+    arp[6..12].copy_from_slice(&CLIENT_MAC);
+    arp[12..14].copy_from_slice(&ethertype::ARP.to_be_bytes());
+    // Ethernet/IPv4, request, sender 198.51.100.7, target 10.1.0.1.
+    arp[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    arp[22..28].copy_from_slice(&CLIENT_MAC);
+    arp[28..32].copy_from_slice(&CLIENT_V4.octets());
+    arp[38..42].copy_from_slice(&[10, 1, 0, 1]);
+
+    let three_tags = InputSpec::udp(s4, r4, 18)
+        .vlans(&[
+            (ethertype::QINQ, 100),
+            (ethertype::VLAN, 200),
+            (ethertype::VLAN, 300),
+        ])
+        .build()?;
+
+    let mut v6_in_0800 = udp6.clone();
+    v6_in_0800[12..14].copy_from_slice(&ethertype::IPV4.to_be_bytes());
+
+    let mut ihl4 = udp4.clone();
+    ihl4[L3] = 0x44;
+    refill_ipv4_checksum(&mut ihl4, L3);
+
+    let mut long = udp4.clone();
+    // Total length 200 in a 46-byte IP packet; the header checksum is right for it.
+    long[L3 + 2..L3 + 4].copy_from_slice(&200u16.to_be_bytes());
+    refill_ipv4_checksum(&mut long, L3);
+
+    let mut bad_sum = udp4.clone();
+    bad_sum[L3 + 11] ^= 0x01;
+
+    let mut udp_cut = udp4.clone();
+    // Total length 24: 4 bytes of UDP header; the rest of the frame becomes padding.
+    udp_cut[L3 + 2..L3 + 4].copy_from_slice(&24u16.to_be_bytes());
+    refill_ipv4_checksum(&mut udp_cut, L3);
+
+    let mut doff4 = tcp4.clone();
+    doff4[L3 + 20 + 12] = 0x40;
+
+    Ok(vec![
+        (
+            "drop__truncated-runt",
+            "13 bytes: shorter than an Ethernet header",
+            runt,
+        ),
+        (
+            "drop__truncated-ipv4-header",
+            "IPv4 frame cut 16 bytes into the IP header",
+            ip_cut,
+        ),
+        (
+            "drop__truncated-vlan-tag",
+            "EtherType 802.1Q followed by only 2 bytes",
+            vlan_cut,
+        ),
+        (
+            "drop__unknown-ethertype-arp",
+            "ARP request (who has 10.1.0.1), padded to 60 bytes",
+            arp,
+        ),
+        (
+            "drop__vlan-too-deep",
+            "three VLAN tags (802.1ad 100, 802.1Q 200, 802.1Q 300), then IPv4 UDP",
+            three_tags,
+        ),
+        (
+            "drop__bad-ip-version",
+            "an IPv6 packet under EtherType 0x0800",
+            v6_in_0800,
+        ),
+        (
+            "drop__bad-ipv4-header-len",
+            "IPv4 with IHL 4 (16 bytes)",
+            ihl4,
+        ),
+        (
+            "drop__bad-ip-length",
+            "IPv4 total length 200 in a frame holding 46 bytes of IP (checksum valid)",
+            long,
+        ),
+        (
+            "drop__bad-ipv4-checksum",
+            "IPv4 UDP with one bit of the header checksum flipped",
+            bad_sum,
+        ),
+        (
+            "drop__ipv6-ext-chain-too-deep",
+            "IPv6 with nine destination-options headers before UDP",
+            deep_ipv6_chain(s6, r6)?,
+        ),
+        (
+            "drop__l4-truncated-udp",
+            "IPv4 total length 24: only 4 bytes of the UDP header inside the IP packet",
+            udp_cut,
+        ),
+        (
+            "drop__l4-truncated-tcp-doff",
+            "IPv4 TCP SYN with data offset 4 (16 bytes)",
+            doff4,
+        ),
+    ])
+}
+
+/// IPv6 with nine 8-byte destination-options headers (PadN only) and then a UDP datagram.
+fn deep_ipv6_chain(src: IpAddr, dst: IpAddr) -> Result<Vec<u8>, TestsError> {
+    const HEADERS: usize = 9;
+    let (IpAddr::V6(s), IpAddr::V6(d)) = (src, dst) else {
+        return Err(crate::frames::FrameError::MixedFamilies.into());
+    };
+    let base = InputSpec::udp(src, dst, 8).build()?;
+    // Keep the Ethernet header and the IPv6 header; rebuild what follows.
+    let (l2, hdr) = (14, ipv6::HEADER_LEN);
+    let udp_seg = base[l2 + hdr..].to_vec();
+    let mut frame = base[..l2 + hdr].to_vec();
+    for i in 0..HEADERS {
+        let next = if i + 1 == HEADERS {
+            ip_proto::UDP
+        } else {
+            ip_proto::IPV6_OPTS
+        };
+        frame.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
+    }
+    frame.extend_from_slice(&udp_seg);
+    let payload_len = HEADERS * 8 + udp_seg.len();
+    let mut ip = ipv6::Packet::new_unchecked(&mut frame[l2..]);
+    ip.set_next_header(ip_proto::IPV6_OPTS);
+    ip.set_payload_len(payload_len as u16);
+    // The UDP checksum does not cover extension headers; it is still right as built.
+    let pseudo = checksum::pseudo_header_v6(s.octets(), d.octets(), ip_proto::UDP, 16);
+    let at = l2 + hdr + HEADERS * 8;
+    udp::Packet::new_unchecked(&mut frame[at..]).fill_checksum(pseudo);
+    Ok(frame)
+}

@@ -1,0 +1,99 @@
+//! Helpers shared by the integration tests in `tests/tests/` and by the benches.
+//!
+//! - [`golden`]: the golden fixtures of `tests/golden/` (input frame -> expected output frame and
+//!   verdict) and the worker/pipeline built for their config (ARCHITECTURE.md rule 11: the same
+//!   cases drive tests and benchmarks).
+//! - [`rig`]: a whole worker over memory ports for any config, run a frame or a burst at a time,
+//!   with every frame accounted for (sent once or dropped once).
+//! - [`frames`]: the input frame builder (wire emitters, every checksum right).
+//! - [`hex`]: the hex text format of fixture and corpus files.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+
+pub mod frames;
+pub mod golden;
+pub mod hex;
+pub mod rig;
+
+pub use golden::{
+    Expected, GoldenCase, golden_cases, golden_config, golden_dir, golden_pipeline, golden_rig,
+    golden_worker,
+};
+pub use rig::{Outcome, Rig};
+
+/// Why a fixture could not be loaded, built or run.
+#[derive(Debug, thiserror::Error)]
+pub enum TestsError {
+    /// The config did not load.
+    #[error("config: {0}")]
+    Config(#[from] ecmpfwd::config::ConfigError),
+    /// The tables could not be built from the config.
+    #[error("setup: {0}")]
+    Setup(#[from] ecmpfwd::setup::SetupError),
+    /// The worker or pipeline could not be built.
+    #[error("dataplane: {0}")]
+    Dataplane(#[from] ecmp_dataplane::error::DataplaneError),
+    /// A port or the frame pool refused (pool exhausted, frame too large, capture I/O).
+    #[error("io: {0}")]
+    Io(#[from] ecmp_io::IoError),
+    /// A fixture file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// A hex file did not decode.
+    #[error("{}: {source}", path.display())]
+    Hex {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: hex::HexError,
+    },
+    /// A verdict file is neither `tx <port>` (a port of the config) nor `drop <reason>`.
+    #[error("{}: bad verdict {text:?}", path.display())]
+    Verdict {
+        /// The file.
+        path: PathBuf,
+        /// Its content.
+        text: String,
+    },
+    /// A case definition could not be built into a frame.
+    #[error("building a frame: {0}")]
+    Frame(#[from] frames::FrameError),
+    /// A case names a next hop the config does not have.
+    #[error("no next hop {0:?} in the config")]
+    UnknownHop(String),
+    /// The worker sent a frame on a port the config does not have.
+    #[error("sent on port {0}, which the config does not have")]
+    UnknownPort(u16),
+    /// The config has no ingress port (port 0).
+    #[error("the config has no ports")]
+    NoIngressPort,
+    /// Polling did not consume the injected frames.
+    #[error("{pending} injected frames still pending after polling")]
+    Stuck {
+        /// Frames left on the ingress port.
+        pending: usize,
+    },
+    /// One frame in did not give exactly one frame out or exactly one drop.
+    #[error("one frame in gave {sent} sent and {drops} drops")]
+    Unaccounted {
+        /// Frames sent.
+        sent: usize,
+        /// Drops counted.
+        drops: u64,
+    },
+}
+
+impl TestsError {
+    fn file(path: &Path, source: std::io::Error) -> Self {
+        TestsError::File {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
