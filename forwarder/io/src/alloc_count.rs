@@ -1,7 +1,7 @@
 //! A counting global allocator, so tests anywhere in the workspace can prove that a code path
 //! does not allocate without writing `unsafe` themselves:
 //!
-//! ```ignore
+//! ```text
 //! #[global_allocator]
 //! static GLOBAL: ecmp_io::alloc_count::CountingAllocator = ecmp_io::alloc_count::CountingAllocator;
 //! let before = ecmp_io::alloc_count::allocations();
