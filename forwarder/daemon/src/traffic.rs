@@ -5,19 +5,8 @@ use std::net::IpAddr;
 
 use ecmp_wire::{checksum, ethernet, ethertype, ip_proto, ipv4, ipv6, tcp, udp};
 
-/// TCP flag bits as `PacketSpec::tcp_flags` takes them.
-pub mod tcp_flags {
-    /// FIN.
-    pub const FIN: u16 = 0x01;
-    /// SYN.
-    pub const SYN: u16 = 0x02;
-    /// RST.
-    pub const RST: u16 = 0x04;
-    /// PSH.
-    pub const PSH: u16 = 0x08;
-    /// ACK.
-    pub const ACK: u16 = 0x10;
-}
+/// TCP flag bits as [`L4::Tcp`] takes them: the wire crate's constants (`tcp_flags::SYN`, ...).
+pub use ecmp_wire::tcp as tcp_flags;
 
 /// The L4 protocol of a synthetic packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

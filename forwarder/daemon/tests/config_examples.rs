@@ -1,8 +1,7 @@
 //! Every example in `configs/` loads, and bad configs fail at the right line and key.
 
 #[allow(dead_code)]
-#[path = "../src/config.rs"]
-mod config;
+use ecmpfwd::config;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
