@@ -1,6 +1,5 @@
 //! Every example in `configs/` loads, and bad configs fail at the right line and key.
 
-#[allow(dead_code)]
 use ecmpfwd::config;
 
 use std::net::IpAddr;
