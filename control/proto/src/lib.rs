@@ -1,0 +1,1 @@
+//! ecmpfwd control-socket messages.
