@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod fib;
+mod fib6;
 pub mod group;
 pub mod nexthop;
 pub mod policy;
