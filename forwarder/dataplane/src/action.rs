@@ -30,8 +30,16 @@ pub fn apply<F: Frame>(
         return Err(DropReason::Unresolved);
     }
     let ip_len = usize::from(meta.ip_len);
-    if matches!(hop.action, Action::Rewrite) && ip_len > usize::from(port.mtu) {
-        return Err(DropReason::MtuExceeded);
+    if matches!(hop.action, Action::Rewrite) {
+        if ip_len > usize::from(port.mtu) {
+            return Err(DropReason::MtuExceeded);
+        }
+        if meta.version == IpVersion::V4
+            && usize::from(meta.l3_offset) == ETH
+            && rewrite_v4_untagged(frame, ip_len, hop, port)
+        {
+            return Ok(());
+        }
     }
     normalize_l2(frame, meta)?;
     let inner_ttl = decrement_ttl(frame.data_mut(), meta.version)?;
@@ -47,6 +55,48 @@ pub fn apply<F: Frame>(
         }
         Action::Encap(encap) => encapsulate(frame, meta, hop, port, &encap, inner_ttl, flow_hash),
     }
+}
+
+/// The common case straight through: an untagged IPv4 packet with an option-less header,
+/// rewritten in place with one bounds check. Returns false, having changed nothing but the
+/// padding trim (which the general path repeats identically), when the header is not the one
+/// this path expects; the general path then gives the answer, error included.
+#[inline(always)]
+fn rewrite_v4_untagged<F: Frame>(
+    frame: &mut F,
+    ip_len: usize,
+    hop: &NextHop,
+    port: &PortInfo,
+) -> bool {
+    frame.truncate(ETH + ip_len);
+    let data = frame.data_mut();
+    let len = data.len();
+    let Some((eth, rest)) = data.split_first_chunk_mut::<ETH>() else {
+        return false;
+    };
+    let Some(ip) = rest.first_chunk_mut::<{ ipv4::MIN_HEADER_LEN }>() else {
+        return false;
+    };
+    // What `ipv4::Packet::new_checked` would accept, for a 20-byte header.
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    if ip[0] & 0x0F != 5 || total < ipv4::MIN_HEADER_LEN || total > len - ETH {
+        return false;
+    }
+    // TTL is byte 8, sharing a checksummed word with the protocol (byte 9); RFC 1624 update,
+    // exactly as `ipv4::Packet::decrement_ttl` does it.
+    let (ttl, proto) = (ip[8], ip[9]);
+    let new = ttl.saturating_sub(1);
+    let c = checksum::update16(
+        u16::from_be_bytes([ip[10], ip[11]]),
+        u16::from_be_bytes([ttl, proto]),
+        u16::from_be_bytes([new, proto]),
+    );
+    ip[8] = new;
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    eth[..6].copy_from_slice(&hop.mac);
+    eth[6..12].copy_from_slice(&port.mac);
+    eth[12..].copy_from_slice(&ethertype::IPV4.to_be_bytes());
+    true
 }
 
 /// Leaves exactly `[14-byte Ethernet header][IP packet]`: VLAN tags stripped, padding trimmed.

@@ -313,29 +313,29 @@ fn address(w: [u32; 4]) -> [u8; 16] {
 impl Probe {
     #[inline(always)]
     fn of(key: &FlowKey) -> Self {
-        let (s, d) = (words(&key.src), words(&key.dst));
         let ports = u32::from(key.src_port) | (u32::from(key.dst_port) << 16);
-        let padding = s[1] | s[2] | s[3] | d[1] | d[2] | d[3];
-        if key.version == IpVersion::V4 && padding == 0 {
-            Self {
-                src: s[0],
-                dst: d[0],
+        let (sw, dw) = (u128::from_le_bytes(key.src), u128::from_le_bytes(key.dst));
+        // Two wide tests instead of six words: the inline form needs zero padding only.
+        if key.version == IpVersion::V4 && (sw >> 32) | (dw >> 32) == 0 {
+            return Self {
+                src: sw as u32,
+                dst: dw as u32,
                 ports,
                 meta: u32::from(key.protocol),
                 words: [0; 6],
-            }
-        } else {
-            Self {
-                src: s[0] ^ s[1] ^ s[2] ^ s[3],
-                dst: d[0] ^ d[1] ^ d[2] ^ d[3],
-                ports,
-                meta: u32::from(key.protocol)
-                    | (u32::from(match key.version {
-                        IpVersion::V4 => WIDE,
-                        IpVersion::V6 => WIDE | WIDE_V6,
-                    }) << 8),
-                words: [s[1], s[2], s[3], d[1], d[2], d[3]],
-            }
+            };
+        }
+        let (s, d) = (words(&key.src), words(&key.dst));
+        Self {
+            src: s[0] ^ s[1] ^ s[2] ^ s[3],
+            dst: d[0] ^ d[1] ^ d[2] ^ d[3],
+            ports,
+            meta: u32::from(key.protocol)
+                | (u32::from(match key.version {
+                    IpVersion::V4 => WIDE,
+                    IpVersion::V6 => WIDE | WIDE_V6,
+                }) << 8),
+            words: [s[1], s[2], s[3], d[1], d[2], d[3]],
         }
     }
 
@@ -701,26 +701,31 @@ impl FlowCache {
         let now = self.clock(now_ms);
         let p = Probe::of(key);
         let (b1, b2) = self.candidates(hash);
-        let timeouts = self.timeouts;
-        // `find` spelled out, so that a hit works on the slot it found without indexing again.
-        for b in [b1, b2] {
-            for (i, s) in self.buckets[b].slots.iter_mut().enumerate() {
-                if !s.holds(&p) || (p.is_wide() && self.ext[b * WAYS + i].words != p.words) {
-                    continue;
-                }
-                if s.expiry() > now {
-                    let state = s.state().after(tcp_flags);
-                    s.touch(state, now, &timeouts);
-                    self.counters.hits += 1;
-                    return Some(s.hop());
-                }
-                *s = Slot::FREE;
-                self.len -= 1;
-                self.counters.expired += 1;
-                self.counters.misses += 1;
-                return None;
-            }
+        let Some(at) = self.find(&p, b1, b2) else {
+            self.counters.misses += 1;
+            return None;
+        };
+        // Disjoint fields: the slot is written while the timeouts are read in place.
+        let (buckets, timeouts, counters) = (&mut self.buckets, &self.timeouts, &mut self.counters);
+        let s = &mut buckets[at / WAYS].slots[at % WAYS];
+        if s.expiry() > now {
+            let tag = s.tag();
+            // An established flow stays established on any packet without SYN, FIN or RST
+            // (every non-TCP packet, every plain ACK): no state decision on that path.
+            let state = if tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) == 0
+                && tag & STATE_MASK == FlowState::Established as u8
+            {
+                FlowState::Established
+            } else {
+                s.state().after(tcp_flags)
+            };
+            s.touch(state, now, timeouts);
+            counters.hits += 1;
+            return Some(s.hop());
         }
+        *s = Slot::FREE;
+        self.len -= 1;
+        self.counters.expired += 1;
         self.counters.misses += 1;
         None
     }

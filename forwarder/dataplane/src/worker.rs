@@ -103,6 +103,9 @@ impl<P: Port> Worker<P> {
             received += n;
             self.pipeline
                 .process(&self.snapshot, &mut self.rx, &mut self.verdicts, now_ms);
+            if self.forward_whole_burst() {
+                continue;
+            }
             for (frame, verdict) in self.rx.drain(..).zip(self.verdicts.iter()) {
                 match *verdict {
                     Verdict::Tx(out) => {
@@ -127,6 +130,35 @@ impl<P: Port> Worker<P> {
         self.cell.report(self.reader, self.generation);
         self.pipeline.counters().publish(&self.shared);
         received
+    }
+
+    /// The common case in one move: every frame of the rx burst goes to the same port. Does
+    /// what the per-frame loop would (send a full batch first, then append in order) when that
+    /// port's batch is then empty, by swapping the whole burst in; returns false, having done
+    /// nothing, otherwise.
+    #[inline]
+    fn forward_whole_burst(&mut self) -> bool {
+        let n = self.rx.len();
+        let Some(&Verdict::Tx(out)) = self.verdicts.first() else {
+            return false;
+        };
+        let out = usize::from(out);
+        if n == 0
+            || out >= self.tx.len()
+            || !self.verdicts[..n.min(BURST)]
+                .iter()
+                .all(|v| *v == Verdict::Tx(out as u16))
+        {
+            return false;
+        }
+        if self.tx[out].is_full() {
+            send(&mut self.ports, &mut self.tx, out, &mut self.pipeline);
+        }
+        if !self.tx[out].is_empty() {
+            return false;
+        }
+        std::mem::swap(&mut self.rx, &mut self.tx[out]);
+        true
     }
 
     /// Sends every partial tx batch and flushes every port.

@@ -64,6 +64,22 @@ pub fn verify(bytes: &[u8]) -> bool {
     data(bytes) == 0xFFFF
 }
 
+/// [`verify`] for an option-less IPv4 header: five 32-bit adds and one remainder.
+///
+/// Why this is exact: the folded sum is 0 only for all-zero data and otherwise lies in
+/// `1..=0xFFFF`, with the wide sum congruent to it modulo 0xFFFF; so it equals 0xFFFF exactly
+/// when the wide sum is a non-zero multiple of 0xFFFF. Native-order 32-bit words change the
+/// sum only by factors of 2^8 and 2^16, which are invertible modulo 0xFFFF.
+#[inline(always)]
+pub fn verify_ipv4_header(h: &[u8; 20]) -> bool {
+    let (words, _) = h.as_chunks::<4>();
+    let s: u64 = words
+        .iter()
+        .map(|w| u64::from(u32::from_ne_bytes(*w)))
+        .sum();
+    s != 0 && s.is_multiple_of(0xFFFF)
+}
+
 /// The checksum to store for `bytes` whose checksum field is zero.
 #[inline]
 pub fn compute(bytes: &[u8]) -> u16 {
@@ -92,7 +108,12 @@ pub fn pseudo_header_v6(src: [u8; 16], dst: [u8; 16], next_header: u8, length: u
 /// RFC 1624 eqn. 3: the checksum after one 16-bit word of the covered data changed from `old` to `new`.
 #[inline]
 pub fn update16(csum: u16, old: u16, new: u16) -> u16 {
-    !fold(u64::from(!csum) + u64::from(!old) + u64::from(new))
+    // Three 16-bit values sum below 2^18: two folding steps reach 16 bits, and further steps
+    // of `fold` would change nothing.
+    let s = u32::from(!csum) + u32::from(!old) + u32::from(new);
+    let s = (s >> 16) + (s & 0xFFFF);
+    let s = (s >> 16) + (s & 0xFFFF);
+    !(s as u16)
 }
 
 /// [`update16`] for an aligned 32-bit field (an IPv4 address, a TCP sequence number).
@@ -187,7 +208,32 @@ mod tests {
         c
     }
 
+    #[test]
+    fn ipv4_header_verify_edge_cases() {
+        let h = crate::test_util::hex("4500 0073 0000 4000 4011 b861 c0a8 0001 c0a8 00c7");
+        let h: [u8; 20] = h.try_into().unwrap();
+        assert!(verify_ipv4_header(&h));
+        // All zero sums to 0, not to the ones'-complement zero; all 0xFF sums to 0xFFFF.
+        assert!(!verify_ipv4_header(&[0; 20]));
+        assert!(verify_ipv4_header(&[0xff; 20]));
+        let mut bad = h;
+        bad[11] ^= 1;
+        assert!(!verify_ipv4_header(&bad));
+    }
+
     proptest! {
+        #[test]
+        fn ipv4_header_verify_matches_verify(mut h in any::<[u8; 20]>(), fill in any::<bool>()) {
+            if fill {
+                // Half the cases carry a valid checksum, so both answers are exercised.
+                h[10] = 0;
+                h[11] = 0;
+                let c = compute(&h);
+                h[10..12].copy_from_slice(&c.to_be_bytes());
+            }
+            prop_assert_eq!(verify_ipv4_header(&h), verify(&h));
+        }
+
         #[test]
         fn fast_sum_matches_reference(d in proptest::collection::vec(any::<u8>(), 0..300)) {
             prop_assert_eq!(data(&d), reference(&d));
