@@ -132,6 +132,10 @@ pub struct ResilientGroup {
     /// Per member slot: the buckets it owned when it last left `Active` (`AutoRecovery` only).
     saved: Vec<Vec<u32>>,
     index: HashMap<HopId, u16>,
+    /// Maglev permutation keys by hop; a hop without one uses its id. Control sets a key derived
+    /// from the next hop's identity (its address), because hop ids depend on the order in which
+    /// an instance learnt its hops and Maglev tables must agree across instances.
+    maglev_keys: HashMap<HopId, u64>,
     /// First `upkeep` that saw the table unbalanced (`Idle` only).
     unbalanced_since: Option<u64>,
 }
@@ -153,6 +157,7 @@ impl ResilientGroup {
             members: Vec::new(),
             saved: Vec::new(),
             index: HashMap::new(),
+            maglev_keys: HashMap::new(),
             unbalanced_since: None,
         })
     }
@@ -240,6 +245,18 @@ impl ResilientGroup {
         Ok(())
     }
 
+    /// Sets the key Maglev derives `hop`'s permutation and turn order from (default: the hop id).
+    /// Instances that must build identical Maglev tables give each next hop the same key (e.g. a
+    /// hash of its address) whatever hop id it has locally; keys must be distinct within a group.
+    /// Other modes ignore the key.
+    pub fn set_maglev_key(&mut self, hop: HopId, key: u64) -> Result<(), TableError> {
+        self.slot(hop).ok_or(TableError::UnknownHop(hop))?;
+        if self.maglev_keys.insert(hop, key) != Some(key) && self.mode == GroupMode::Maglev {
+            self.maglev_fill();
+        }
+        Ok(())
+    }
+
     /// Moves `hop` to `state`. Leaving `Active` moves exactly its buckets to the other active
     /// hops; returning to `Active` follows the mode.
     pub fn set_state(&mut self, hop: HopId, state: HopState) -> Result<(), TableError> {
@@ -264,6 +281,7 @@ impl ResilientGroup {
         self.members[i] = VACANT;
         self.saved[i].clear();
         self.index.remove(&hop);
+        self.maglev_keys.remove(&hop);
         self.settle();
         Ok(())
     }
@@ -574,23 +592,32 @@ impl ResilientGroup {
     /// Maglev's fill: each active hop walks its own permutation of the buckets (offset + j *
     /// skip, skip odd hence coprime with the power-of-two size) taking the first free bucket per
     /// turn; a hop gets turns in proportion to its weight (credit of `weight` per round, one turn
-    /// per `max weight` of credit). Hops take turns in hop id order, so the result depends only
-    /// on (seed, active members, weights, bucket count).
+    /// per `max weight` of credit). Hops take turns in key order (see
+    /// [`ResilientGroup::set_maglev_key`]), so the result depends only on (seed, the active
+    /// members' keys and weights, bucket count), not on local hop ids or update order.
     fn maglev_fill(&mut self) {
         self.owners.fill(0);
-        let mut hops: Vec<(HopId, u64)> = self
+        let mut hops: Vec<(u64, HopId, u64)> = self
             .active()
-            .map(|i| (self.members[i].hop, u64::from(self.members[i].weight)))
+            .map(|i| {
+                let hop = self.members[i].hop;
+                let key = self
+                    .maglev_keys
+                    .get(&hop)
+                    .copied()
+                    .unwrap_or(u64::from(hop));
+                (key, hop, u64::from(self.members[i].weight))
+            })
             .collect();
         hops.sort_unstable();
-        let Some(max_weight) = hops.iter().map(|h| h.1).max() else {
+        let Some(max_weight) = hops.iter().map(|h| h.2).max() else {
             return;
         };
         let mask = self.owners.len() as u64 - 1;
         let perms: Vec<(u64, u64)> = hops
             .iter()
-            .map(|&(hop, _)| {
-                let h = mix(u64::from(hop) ^ 0x243f_6a88_85a3_08d3);
+            .map(|&(key, _, _)| {
+                let h = mix(key ^ 0x243f_6a88_85a3_08d3);
                 let offset = mix(h ^ self.seed);
                 let skip = mix(h ^ self.seed.rotate_left(29) ^ 0x1319_8a2e_0370_7344);
                 (offset & mask, (skip & mask) | 1)
@@ -600,7 +627,7 @@ impl ResilientGroup {
         let mut credit = vec![0u64; hops.len()];
         let mut free = self.owners.len();
         loop {
-            for (k, &(hop, weight)) in hops.iter().enumerate() {
+            for (k, &(_, hop, weight)) in hops.iter().enumerate() {
                 credit[k] += weight;
                 while credit[k] >= max_weight {
                     credit[k] -= max_weight;
@@ -1020,6 +1047,35 @@ mod tests {
         );
         g.clear();
         assert!((0..4).all(|b| !g.replaced(b)));
+    }
+
+    #[test]
+    fn maglev_tables_agree_across_instances_with_different_hop_ids() {
+        // Two instances learnt the same three next hops (keys 100, 200, 300) in different orders,
+        // so their local hop ids differ; their tables must still map every bucket to the same key.
+        let build = |hops: &[(HopId, u64)]| {
+            let mut g = ResilientGroup::new(1024, GroupMode::Maglev, 7).unwrap();
+            for &(hop, key) in hops {
+                g.add_member(hop, 1).unwrap();
+                g.set_maglev_key(hop, key).unwrap();
+            }
+            let keys: std::collections::HashMap<HopId, u64> = hops.iter().copied().collect();
+            g.bucket_owners()
+                .iter()
+                .map(|h| keys[h])
+                .collect::<Vec<u64>>()
+        };
+        let a = build(&[(1, 100), (2, 200), (3, 300)]);
+        let b = build(&[(9, 300), (4, 100), (6, 200)]);
+        assert_eq!(a, b);
+        let mut g = ResilientGroup::new(16, GroupMode::Maglev, 7).unwrap();
+        assert_eq!(g.set_maglev_key(5, 1), Err(TableError::UnknownHop(5)));
+        g.add_member(5, 1).unwrap();
+        g.remove_member(5).unwrap();
+        assert!(
+            g.maglev_keys.is_empty(),
+            "a removed hop's key is forgotten with it"
+        );
     }
 
     #[test]

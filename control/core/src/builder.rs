@@ -1,0 +1,1166 @@
+//! The table builder: RIB changes -> resilient groups, next hops and FIB routes -> snapshots.
+//!
+//! A BGP prefix's group is the set of its paths' next hops ([`PrefixChange::hops`]). Each prefix
+//! gets its own group, shaped by the longest [`PrefixPolicy`] range covering it (or the default
+//! [`GroupPolicy`]): mode, bucket count, hash fields and the action (rewrite, or an encapsulation
+//! whose outer destination is the next hop). Policies match on prefix ranges only: a
+//! [`PrefixChange`] carries no communities (the RIB already folded GRACEFUL_SHUTDOWN into
+//! [`NextHopState::Draining`]).
+//!
+//! Invariants:
+//! - Ids: hop ids `1..=S` and group ids `1..=G` are the static config's, in its order (as the
+//!   daemon's setup numbers them), never changed or freed here. A BGP prefix holds one group id
+//!   for its whole lifetime; freed ids are reused lowest first, and trailing free ids are trimmed
+//!   so the snapshot's group vector stays as short as the live ids allow.
+//! - A BGP hop id names one distinct (next-hop address, [`Action`]) and is shared by every group
+//!   listing it; it lives while at least one group lists it (in any state, failed included) and
+//!   is then freed, oldest freed first reused, so an id just given up is reused last.
+//!   Reusing ids is safe for the workers' flow caches: a cached `(group, member, hop)` is
+//!   honoured only while that hop is listed at that member index of the group now routing the
+//!   flow, so a flow can only ever stay on a current member.
+//! - Hop ids follow the order next hops were first seen, so two instances fed in different
+//!   orders may number the same next hop differently. Maglev groups permute by hop id, so their
+//!   tables agree across instances only when the hop ids do.
+//! - Per group, every listed next hop is a member: `Active` or `Draining` as the RIB says, or
+//!   `Failed` once its last path went. Only the failed hop's buckets move. A failed member is
+//!   removed when its prefix goes, or by [`Builder::forget_failed`]; a hop returning before that
+//!   gets back what its mode gives a returning hop (`AutoRecovery`: exactly its old buckets).
+//! - Merge rule: a static route wins over BGP for the same prefix. The BGP prefix still gets its
+//!   group (so it can be inspected) but is not installed; its withdrawal leaves the static route
+//!   alone. A BGP route that covers or is covered by a static route is installed normally, and
+//!   removing it lets the FIB fall back to the covering route, static or BGP.
+//! - Publishing: every operation that changed something returns one [`Snapshot`]. Groups the
+//!   batch did not touch keep their `Arc<GroupTable>` (pointer-equal across snapshots); a batch
+//!   that changed no route shares the previous `Arc<Fib4>`/`Arc<Fib6>`.
+//!
+//! FIB cost: the FIBs are updated by deltas (insert/remove), never rebuilt. The builder holds them
+//! in `Arc`s and changes them through `Arc::make_mut`, which copies a FIB only when a published
+//! snapshot still holds it, i.e. in practice once per FIB-changing batch: 64 MiB for IPv4 (the
+//! DIR-24-8 `tbl24`) plus the tbl8s, a few milliseconds of memcpy. Coalescing updates into batches
+//! bounds that cost per batch, not per update. A left-right scheme (two copies, deltas replayed
+//! on the idle copy once [`ecmp_tables::SnapshotCell::min_reported`] shows no worker holds it)
+//! would remove the copy; it needs the publisher's quiescence information, which this pure module
+//! does not have.
+//!
+//! Next hops: [`NextHopResolver`] maps an address to its egress port and MAC when the hop is first
+//! seen, and again on [`Builder::refresh_resolution`]. An unresolved hop is kept with port 0 and
+//! MAC 00:00:00:00:00:00, which the data path drops as `unresolved`.
+//!
+//! Pure code: no threads, sockets or clocks.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use ecmp_proto::Prefix;
+use ecmp_tables::group::{GroupMode, GroupTable, MAX_BUCKETS, ResilientGroup};
+use ecmp_tables::nexthop::{
+    Action, Encap, EncapKind, GroupId, HopId, HopState, NextHop, PortId, PortInfo,
+};
+use ecmp_tables::policy::HashPolicy;
+use ecmp_tables::snapshot::Snapshot;
+use ecmp_tables::{Fib4, Fib6, MAX_GROUP_ID, TableError};
+
+use crate::rib::{NextHopState, PrefixChange};
+
+/// Weight of every BGP member: paths carry no weight, so each next hop gets an equal share.
+const BGP_WEIGHT: u32 = 1;
+
+/// Why the builder refused a config item, a prefix or a next hop. Construction fails on the
+/// first one; during [`Builder::apply`] the offending prefix or hop is skipped, the rest of the
+/// batch is applied, and the error is kept for [`Builder::take_errors`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// A policy's bucket count is not a power of two in 1..=65536 (`range` None: the default).
+    #[error("policy {}: {source}", scope(.range))]
+    Policy {
+        /// The policy's range.
+        range: Option<Prefix>,
+        /// What the group builder said.
+        source: TableError,
+    },
+    /// A static next hop's id is not its position + 1.
+    #[error("static next hop at index {index} has id {id}, expected {}", .index + 1)]
+    StaticHopId {
+        /// Position in the static hop list.
+        index: usize,
+        /// The id it carries.
+        id: HopId,
+    },
+    /// A static group lists a hop id that is not a static next hop.
+    #[error("static group {group} lists unknown hop {hop}")]
+    StaticMember {
+        /// The group id.
+        group: GroupId,
+        /// The unknown hop id.
+        hop: HopId,
+    },
+    /// A static route names a group id that is not a static group.
+    #[error("static route {prefix} names unknown group {group}")]
+    StaticRouteGroup {
+        /// The route.
+        prefix: Prefix,
+        /// The unknown group id.
+        group: GroupId,
+    },
+    /// The FIB refused a static route.
+    #[error("static route {prefix}: {source}")]
+    StaticRoute {
+        /// The route.
+        prefix: Prefix,
+        /// What the FIB said.
+        source: TableError,
+    },
+    /// Every group id up to the FIB's limit is in use; the prefix was not installed.
+    #[error("{prefix}: all group ids up to {max} are in use")]
+    GroupIdsExhausted {
+        /// The prefix left out.
+        prefix: Prefix,
+        /// The largest group id.
+        max: GroupId,
+    },
+    /// The policy encapsulates from an address of the other family than the next hop's; the
+    /// hop was left out of the prefix's group.
+    #[error("{prefix}: next hop {next_hop} is not of the encapsulation source's family")]
+    EncapFamily {
+        /// The prefix.
+        prefix: Prefix,
+        /// The next hop left out.
+        next_hop: IpAddr,
+    },
+    /// The resolver named a port beyond the port list; the hop is kept unresolved.
+    #[error("next hop {next_hop} resolved to unknown port {port}")]
+    UnknownPort {
+        /// The next hop.
+        next_hop: IpAddr,
+        /// The port the resolver returned.
+        port: PortId,
+    },
+    /// A group or FIB refused a change for the prefix (e.g. too many members, tbl8 exhausted);
+    /// that change was skipped.
+    #[error("{prefix}: {source}")]
+    Table {
+        /// The prefix.
+        prefix: Prefix,
+        /// What the table said.
+        source: TableError,
+    },
+}
+
+/// Merges several batches of RIB changes, oldest first, into one: per prefix, the last hop set,
+/// and the hops any batch removed that are not back. Applying the result leaves every group
+/// with the members and states applying the batches one by one would have, in one snapshot; hops
+/// that join a new prefix together are balanced together.
+pub fn coalesce(batches: impl IntoIterator<Item = PrefixChange>) -> Vec<PrefixChange> {
+    let mut merged: BTreeMap<Prefix, PrefixChange> = BTreeMap::new();
+    for change in batches {
+        match merged.get_mut(&change.prefix) {
+            None => {
+                merged.insert(change.prefix, change);
+            }
+            Some(m) => {
+                let mut removed: BTreeSet<IpAddr> = m.removed.iter().copied().collect();
+                removed.extend(change.removed);
+                m.hops = change.hops;
+                m.removed = removed
+                    .into_iter()
+                    .filter(|a| !m.hops.contains_key(a))
+                    .collect();
+            }
+        }
+    }
+    merged.into_values().collect()
+}
+
+fn scope(range: &Option<Prefix>) -> String {
+    range.map_or_else(|| "default".to_owned(), |r| r.to_string())
+}
+
+/// Maps a next-hop address to its egress port and destination MAC.
+pub trait NextHopResolver {
+    /// The egress port and MAC for `addr`; `None` when unknown (the hop is kept unresolved).
+    /// A known port with an unknown MAC is `Some((port, [0; 6]))`.
+    fn resolve(&self, addr: IpAddr) -> Option<(PortId, [u8; 6])>;
+}
+
+impl<F: Fn(IpAddr) -> Option<(PortId, [u8; 6])>> NextHopResolver for F {
+    fn resolve(&self, addr: IpAddr) -> Option<(PortId, [u8; 6])> {
+        self(addr)
+    }
+}
+
+/// The egress port by longest connected subnet, the MAC from a neighbour table the caller fills
+/// (ARP/ND replies, static entries). An address outside every subnet is unresolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectedResolver {
+    subnets: Vec<(Prefix, PortId)>,
+    neighbors: HashMap<IpAddr, [u8; 6]>,
+}
+
+impl ConnectedResolver {
+    /// A resolver for these connected subnets, with no neighbour known yet.
+    pub fn new(subnets: Vec<(Prefix, PortId)>) -> Self {
+        Self {
+            subnets,
+            neighbors: HashMap::new(),
+        }
+    }
+
+    /// Records (or replaces) `addr`'s MAC.
+    pub fn set_neighbor(&mut self, addr: IpAddr, mac: [u8; 6]) {
+        self.neighbors.insert(addr, mac);
+    }
+
+    /// Forgets `addr`'s MAC.
+    pub fn remove_neighbor(&mut self, addr: IpAddr) {
+        self.neighbors.remove(&addr);
+    }
+}
+
+impl NextHopResolver for ConnectedResolver {
+    fn resolve(&self, addr: IpAddr) -> Option<(PortId, [u8; 6])> {
+        let &(_, port) = self
+            .subnets
+            .iter()
+            .filter(|(subnet, _)| contains_addr(subnet, addr))
+            .max_by_key(|(subnet, _)| subnet.len())?;
+        Some((port, self.neighbors.get(&addr).copied().unwrap_or([0; 6])))
+    }
+}
+
+/// The Maglev key of a next hop: a fixed function of its address (FNV-1a), so instances that learnt
+/// their hops in different orders (and so numbered them differently) still build identical Maglev
+/// tables.
+fn maglev_key(addr: IpAddr) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let (tag, bytes): (u8, Vec<u8>) = match addr {
+        IpAddr::V4(a) => (4, a.octets().to_vec()),
+        IpAddr::V6(a) => (6, a.octets().to_vec()),
+    };
+    for b in std::iter::once(tag).chain(bytes) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn contains_addr(range: &Prefix, addr: IpAddr) -> bool {
+    Prefix::new(addr, range.len()).is_ok_and(|p| p == *range)
+}
+
+/// What a prefix's next hops do to packets; the encapsulation's outer destination is the hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ActionTemplate {
+    /// Rewrite MACs and decrement TTL.
+    #[default]
+    Rewrite,
+    /// Encapsulate from `src` to the next hop's address.
+    Encap {
+        /// The tunnel kind.
+        kind: EncapKind,
+        /// This forwarder's tunnel endpoint.
+        src: IpAddr,
+    },
+}
+
+impl ActionTemplate {
+    /// The action toward `next_hop`; `None` when an encapsulation's source is of the other family.
+    pub fn action_for(&self, next_hop: IpAddr) -> Option<Action> {
+        match *self {
+            ActionTemplate::Rewrite => Some(Action::Rewrite),
+            ActionTemplate::Encap { kind, src } => {
+                (src.is_ipv4() == next_hop.is_ipv4()).then_some(Action::Encap(Encap {
+                    kind,
+                    src,
+                    dst: next_hop,
+                }))
+            }
+        }
+    }
+}
+
+/// How a prefix's group is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GroupPolicy {
+    /// How hops coming and going get buckets.
+    pub mode: GroupMode,
+    /// Buckets (a power of two in 1..=65536).
+    pub buckets: u32,
+    /// Which fields feed the hash.
+    pub hash: HashPolicy,
+    /// Rewrite or encapsulate.
+    pub action: ActionTemplate,
+}
+
+impl Default for GroupPolicy {
+    /// The config's group defaults: auto-recovery, 256 buckets, 5-tuple hash, rewrite.
+    fn default() -> Self {
+        Self {
+            mode: GroupMode::AutoRecovery,
+            buckets: 256,
+            hash: HashPolicy::default(),
+            action: ActionTemplate::Rewrite,
+        }
+    }
+}
+
+/// A policy for the prefixes inside `range` (the longest covering range wins; ties go to the
+/// first listed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PrefixPolicy {
+    /// Prefixes equal to or more specific than this one match.
+    pub range: Prefix,
+    /// What their groups look like.
+    pub group: GroupPolicy,
+}
+
+impl PrefixPolicy {
+    /// Whether `prefix` lies inside the range.
+    pub fn covers(&self, prefix: &Prefix) -> bool {
+        prefix.len() >= self.range.len() && contains_addr(&self.range, prefix.addr())
+    }
+}
+
+/// The tables built from the static config, as plain data (the daemon's setup order).
+#[derive(Debug, Clone, Default)]
+pub struct StaticTables {
+    /// Next hops; `hops[i].id` must be `i + 1`.
+    pub hops: Vec<NextHop>,
+    /// Group builders; index = group id - 1.
+    pub groups: Vec<ResilientGroup>,
+    /// Routes to those groups.
+    pub routes: Vec<(Prefix, GroupId)>,
+}
+
+/// Everything a [`Builder`] is built from, besides its resolver.
+#[derive(Debug, Clone, Default)]
+pub struct BuilderConfig {
+    /// Per-range policies.
+    pub policies: Vec<PrefixPolicy>,
+    /// The policy of prefixes no range covers.
+    pub default_policy: GroupPolicy,
+    /// The ports, by port id.
+    pub ports: Vec<PortInfo>,
+    /// The instance seed (Maglev permutations).
+    pub seed: u64,
+    /// tbl8 groups of the IPv4 FIB (one per /24 holding routes longer than /24).
+    pub max_tbl8: usize,
+    /// The static config's hops, groups and routes.
+    pub statics: StaticTables,
+}
+
+/// One member of a prefix's group, for display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// The next hop's address.
+    pub addr: IpAddr,
+    /// Its hop id.
+    pub hop: HopId,
+    /// Active, draining or failed.
+    pub state: HopState,
+    /// Its weight.
+    pub weight: u32,
+    /// Buckets it owns.
+    pub buckets: usize,
+}
+
+/// One bucket, for display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketInfo {
+    /// Its owner (0: none).
+    pub hop: HopId,
+    /// The owner differs from the one at the last full build (the `*` of sticky ECMP displays).
+    pub replaced: bool,
+}
+
+/// A BGP prefix's route and group, for `route PREFIX`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// The prefix.
+    pub prefix: Prefix,
+    /// Its group id.
+    pub group: GroupId,
+    /// False when a static route for the same prefix wins.
+    pub installed: bool,
+    /// The policy its group was built with.
+    pub policy: GroupPolicy,
+    /// Members, ascending by address.
+    pub members: Vec<MemberInfo>,
+    /// Bucket owners, by bucket index.
+    pub buckets: Vec<BucketInfo>,
+}
+
+/// A next hop in use, for `nexthops`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HopInfo {
+    /// The hop as workers see it.
+    pub hop: NextHop,
+    /// Groups listing it (in any state).
+    pub groups: u32,
+    /// From the static config (not BGP).
+    pub configured: bool,
+    /// Its MAC is known.
+    pub resolved: bool,
+}
+
+/// What removing a next hop would do to one group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WhatIf {
+    /// The group.
+    pub group: GroupId,
+    /// Its BGP prefix (None for a static group).
+    pub prefix: Option<Prefix>,
+    /// Buckets that would change owner.
+    pub buckets: usize,
+}
+
+#[derive(Debug, Clone)]
+struct BgpGroup {
+    prefix: Prefix,
+    policy: GroupPolicy,
+    group: ResilientGroup,
+    /// Every listed next hop (failed ones included) and its hop id.
+    members: BTreeMap<IpAddr, HopId>,
+}
+
+#[derive(Debug, Clone)]
+enum GroupSlot {
+    Static(Box<ResilientGroup>),
+    Bgp(Box<BgpGroup>),
+    Free,
+}
+
+/// What one operation changed, to publish.
+#[derive(Debug, Default)]
+struct Batch {
+    fib: bool,
+    hops: bool,
+    groups: BTreeSet<GroupId>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        !self.fib && !self.hops && self.groups.is_empty()
+    }
+}
+
+/// RIB changes in, snapshots out. See the module doc for the invariants and costs.
+#[derive(Debug)]
+pub struct Builder<R> {
+    resolver: R,
+    policies: Vec<PrefixPolicy>,
+    default_policy: GroupPolicy,
+    seed: u64,
+    ports: Vec<PortInfo>,
+    fib4: Arc<Fib4>,
+    fib6: Arc<Fib6>,
+    static_routes: BTreeSet<Prefix>,
+    /// Hop ids `1..=static_hops` are the config's.
+    static_hops: usize,
+    /// Index = hop id; `[0]` and freed ids hold an unresolved placeholder.
+    hops: Vec<NextHop>,
+    /// Index = hop id: groups listing it.
+    hop_refs: Vec<u32>,
+    hop_ids: HashMap<(IpAddr, Action), HopId>,
+    free_hops: VecDeque<HopId>,
+    /// Index = group id - 1.
+    groups: Vec<GroupSlot>,
+    /// Index = group id; `[0]` and free ids hold `unset`.
+    tables: Vec<Arc<GroupTable>>,
+    unset: Arc<GroupTable>,
+    free_groups: BTreeSet<GroupId>,
+    routes: BTreeMap<Prefix, GroupId>,
+    errors: Vec<BuildError>,
+}
+
+fn placeholder(id: HopId) -> NextHop {
+    NextHop {
+        id,
+        addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        port: 0,
+        mac: [0; 6],
+        weight: 0,
+        action: Action::Rewrite,
+    }
+}
+
+/// Index into `Builder::groups` of a group id (`None` for 0, which names no group).
+fn slot_of(id: GroupId) -> Option<usize> {
+    (id as usize).checked_sub(1)
+}
+
+fn check_buckets(range: Option<Prefix>, buckets: u32) -> Result<(), BuildError> {
+    if buckets.is_power_of_two() && buckets <= MAX_BUCKETS {
+        Ok(())
+    } else {
+        Err(BuildError::Policy {
+            range,
+            source: TableError::BucketCount(buckets),
+        })
+    }
+}
+
+fn fib_insert(
+    fib4: &mut Arc<Fib4>,
+    fib6: &mut Arc<Fib6>,
+    prefix: Prefix,
+    group: GroupId,
+) -> Result<(), TableError> {
+    match prefix.addr() {
+        IpAddr::V4(a) => Arc::make_mut(fib4).insert(a, prefix.len(), group),
+        IpAddr::V6(a) => Arc::make_mut(fib6).insert(a, prefix.len(), group),
+    }
+    .map(|_| ())
+}
+
+impl<R: NextHopResolver> Builder<R> {
+    /// A builder holding the static tables and no BGP route.
+    pub fn new(config: BuilderConfig, resolver: R) -> Result<Self, BuildError> {
+        check_buckets(None, config.default_policy.buckets)?;
+        for p in &config.policies {
+            check_buckets(Some(p.range), p.group.buckets)?;
+        }
+        let statics = config.statics;
+        let mut hops = Vec::with_capacity(statics.hops.len() + 1);
+        hops.push(placeholder(0));
+        for (index, hop) in statics.hops.iter().enumerate() {
+            if hop.id as usize != index + 1 {
+                return Err(BuildError::StaticHopId { index, id: hop.id });
+            }
+            hops.push(*hop);
+        }
+        let mut hop_refs = vec![0u32; hops.len()];
+        for (i, g) in statics.groups.iter().enumerate() {
+            for m in g.members().iter().filter(|m| m.hop != 0) {
+                let refs = hop_refs
+                    .get_mut(m.hop as usize)
+                    .ok_or(BuildError::StaticMember {
+                        group: i as GroupId + 1,
+                        hop: m.hop,
+                    })?;
+                *refs += 1;
+            }
+        }
+        let mut fib4 = Arc::new(Fib4::new(config.max_tbl8));
+        let mut fib6 = Arc::new(Fib6::new());
+        let mut static_routes = BTreeSet::new();
+        for &(prefix, group) in &statics.routes {
+            if group == 0 || group as usize > statics.groups.len() {
+                return Err(BuildError::StaticRouteGroup { prefix, group });
+            }
+            fib_insert(&mut fib4, &mut fib6, prefix, group)
+                .map_err(|source| BuildError::StaticRoute { prefix, source })?;
+            static_routes.insert(prefix);
+        }
+        let unset = ResilientGroup::new(1, GroupMode::Manual, 0)
+            .map_err(|source| BuildError::Policy {
+                range: None,
+                source,
+            })?
+            .table();
+        let unset = Arc::new(unset);
+        let mut tables = Vec::with_capacity(statics.groups.len() + 1);
+        tables.push(Arc::clone(&unset));
+        tables.extend(statics.groups.iter().map(|g| Arc::new(g.table())));
+        Ok(Self {
+            resolver,
+            policies: config.policies,
+            default_policy: config.default_policy,
+            seed: config.seed,
+            ports: config.ports,
+            fib4,
+            fib6,
+            static_routes,
+            static_hops: statics.hops.len(),
+            hops,
+            hop_refs,
+            hop_ids: HashMap::new(),
+            free_hops: VecDeque::new(),
+            groups: statics
+                .groups
+                .into_iter()
+                .map(|g| GroupSlot::Static(Box::new(g)))
+                .collect(),
+            tables,
+            unset,
+            free_groups: BTreeSet::new(),
+            routes: BTreeMap::new(),
+            errors: Vec::new(),
+        })
+    }
+
+    /// Applies one batch of RIB changes; returns the snapshot to publish, or `None` when nothing
+    /// changed. Refused prefixes and hops are skipped (see [`Builder::take_errors`]).
+    ///
+    /// Each change is taken as the prefix's whole new hop set: a listed hop missing from it is
+    /// failed whether or not [`PrefixChange::removed`] names it, so a replayed or coalesced
+    /// change ([`coalesce`]) is applied correctly.
+    pub fn apply(&mut self, changes: &[PrefixChange]) -> Option<Snapshot> {
+        let mut batch = Batch::default();
+        for change in changes {
+            match self.routes.get(&change.prefix).copied() {
+                None if change.hops.is_empty() => {}
+                None => self.add_prefix(&mut batch, change),
+                Some(gid) if change.hops.is_empty() => {
+                    self.remove_prefix(&mut batch, change.prefix, gid);
+                }
+                Some(gid) => self.update_prefix(&mut batch, gid, change),
+            }
+        }
+        self.finish(batch)
+    }
+
+    /// Rebalances `prefix`'s group (the `clear` command): every active hop ends within one
+    /// bucket of its share, moving the fewest buckets, and the `replaced` marks reset. `None`
+    /// when the prefix has no BGP group.
+    pub fn clear(&mut self, prefix: &Prefix) -> Option<Snapshot> {
+        let gid = self.group_id(prefix)?;
+        let GroupSlot::Bgp(g) = self.groups.get_mut(slot_of(gid)?)? else {
+            return None;
+        };
+        g.group.clear();
+        let mut batch = Batch::default();
+        batch.groups.insert(gid);
+        self.finish(batch)
+    }
+
+    /// Removes every failed member from every BGP group (their buckets already moved, so no
+    /// bucket moves now); after this a returning hop is a new hop to its group.
+    pub fn forget_failed(&mut self) -> Option<Snapshot> {
+        let mut batch = Batch::default();
+        let mut released = Vec::new();
+        for (i, slot) in self.groups.iter_mut().enumerate() {
+            let GroupSlot::Bgp(g) = slot else {
+                continue;
+            };
+            let failed: Vec<(IpAddr, HopId)> = g
+                .members
+                .iter()
+                .filter(|&(_, &hop)| {
+                    g.group
+                        .member(hop)
+                        .is_some_and(|m| m.state == HopState::Failed)
+                })
+                .map(|(&addr, &hop)| (addr, hop))
+                .collect();
+            for (addr, hop) in failed {
+                g.members.remove(&addr);
+                if let Err(source) = g.group.remove_member(hop) {
+                    self.errors.push(BuildError::Table {
+                        prefix: g.prefix,
+                        source,
+                    });
+                }
+                released.push(hop);
+                batch.groups.insert(i as GroupId + 1);
+            }
+        }
+        for hop in released {
+            self.release_hop(&mut batch, hop);
+        }
+        self.finish(batch)
+    }
+
+    /// Resolves every BGP next hop again (after the resolver learnt or lost neighbours).
+    pub fn refresh_resolution(&mut self) -> Option<Snapshot> {
+        let mut batch = Batch::default();
+        for id in self.static_hops + 1..self.hops.len() {
+            if self.hop_refs[id] == 0 {
+                continue;
+            }
+            let (port, mac) = self.resolve(self.hops[id].addr);
+            let hop = &mut self.hops[id];
+            if (hop.port, hop.mac) != (port, mac) {
+                hop.port = port;
+                hop.mac = mac;
+                batch.hops = true;
+            }
+        }
+        self.finish(batch)
+    }
+
+    /// The whole current state as a snapshot (for the first publication).
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            generation: 0,
+            fib4: Arc::clone(&self.fib4),
+            fib6: Arc::clone(&self.fib6),
+            groups: self.tables.clone(),
+            hops: self.hops.clone(),
+            ports: self.ports.clone(),
+        }
+    }
+
+    /// Errors met since the last call, oldest first.
+    pub fn take_errors(&mut self) -> Vec<BuildError> {
+        std::mem::take(&mut self.errors)
+    }
+
+    /// The resolver.
+    pub fn resolver(&self) -> &R {
+        &self.resolver
+    }
+
+    /// The resolver, to teach it neighbours; follow with [`Builder::refresh_resolution`].
+    pub fn resolver_mut(&mut self) -> &mut R {
+        &mut self.resolver
+    }
+
+    /// The group id of a BGP prefix.
+    pub fn group_id(&self, prefix: &Prefix) -> Option<GroupId> {
+        self.routes.get(prefix).copied()
+    }
+
+    /// Every BGP prefix and its group id, ascending.
+    pub fn routes(&self) -> impl Iterator<Item = (Prefix, GroupId)> + '_ {
+        self.routes.iter().map(|(p, g)| (*p, *g))
+    }
+
+    /// The group builder of `id` (static or BGP).
+    pub fn group(&self, id: GroupId) -> Option<&ResilientGroup> {
+        match self.groups.get(slot_of(id)?)? {
+            GroupSlot::Static(g) => Some(g),
+            GroupSlot::Bgp(g) => Some(&g.group),
+            GroupSlot::Free => None,
+        }
+    }
+
+    /// A BGP prefix's route, members and bucket owners.
+    pub fn route(&self, prefix: &Prefix) -> Option<RouteInfo> {
+        let gid = self.group_id(prefix)?;
+        let GroupSlot::Bgp(g) = self.groups.get(slot_of(gid)?)? else {
+            return None;
+        };
+        let owners = g.group.bucket_owners();
+        let members = g
+            .members
+            .iter()
+            .filter_map(|(&addr, &hop)| {
+                let m = g.group.member(hop)?;
+                Some(MemberInfo {
+                    addr,
+                    hop,
+                    state: m.state,
+                    weight: m.weight,
+                    buckets: owners.iter().filter(|&&o| o == hop).count(),
+                })
+            })
+            .collect();
+        let buckets = owners
+            .iter()
+            .enumerate()
+            .map(|(b, &hop)| BucketInfo {
+                hop,
+                replaced: g.group.replaced(b),
+            })
+            .collect();
+        Some(RouteInfo {
+            prefix: *prefix,
+            group: gid,
+            installed: !self.static_routes.contains(prefix),
+            policy: g.policy,
+            members,
+            buckets,
+        })
+    }
+
+    /// The next hop with id `id`, if in use.
+    pub fn hop(&self, id: HopId) -> Option<&NextHop> {
+        let i = id as usize;
+        (i != 0 && (i <= self.static_hops || self.hop_refs.get(i).is_some_and(|&r| r > 0)))
+            .then(|| self.hops.get(i))
+            .flatten()
+    }
+
+    /// Every next hop in use (static ones always), ascending by id.
+    pub fn hops(&self) -> Vec<HopInfo> {
+        (1..self.hops.len())
+            .filter(|&i| i <= self.static_hops || self.hop_refs[i] > 0)
+            .map(|i| HopInfo {
+                hop: self.hops[i],
+                groups: self.hop_refs[i],
+                configured: i <= self.static_hops,
+                resolved: self.hops[i].mac != [0; 6],
+            })
+            .collect()
+    }
+
+    /// For each group listing a hop at `addr` (any action, static groups included): the buckets
+    /// that would move if it were removed. Nothing is changed.
+    pub fn what_if_remove(&self, addr: IpAddr) -> Vec<WhatIf> {
+        let mut out = Vec::new();
+        for (i, slot) in self.groups.iter().enumerate() {
+            let (group, prefix) = match slot {
+                GroupSlot::Static(g) => (&**g, None),
+                GroupSlot::Bgp(g) => (&g.group, Some(g.prefix)),
+                GroupSlot::Free => continue,
+            };
+            for m in group.members() {
+                if m.hop != 0
+                    && self
+                        .hops
+                        .get(m.hop as usize)
+                        .is_some_and(|h| h.addr == addr)
+                {
+                    out.push(WhatIf {
+                        group: i as GroupId + 1,
+                        prefix,
+                        buckets: group.what_if_remove(m.hop),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Buckets of `prefix`'s group that would move if a path to `addr` appeared (or returned);
+    /// `None` when the prefix has no BGP group or its policy cannot reach `addr`.
+    pub fn what_if_add(&self, prefix: &Prefix, addr: IpAddr) -> Option<usize> {
+        let gid = self.group_id(prefix)?;
+        let GroupSlot::Bgp(g) = self.groups.get(slot_of(gid)?)? else {
+            return None;
+        };
+        let action = g.policy.action.action_for(addr)?;
+        // A hop not allocated yet gets an id no group lists.
+        let hop = match self.hop_ids.get(&(addr, action)) {
+            Some(&id) => id,
+            None => HopId::try_from(self.hops.len()).ok()?,
+        };
+        Some(g.group.what_if_add(hop, BGP_WEIGHT))
+    }
+
+    /// The IPv4 FIB as of the last operation.
+    pub fn fib4(&self) -> &Fib4 {
+        &self.fib4
+    }
+
+    /// The IPv6 FIB as of the last operation.
+    pub fn fib6(&self) -> &Fib6 {
+        &self.fib6
+    }
+
+    fn policy_for(&self, prefix: &Prefix) -> GroupPolicy {
+        let mut best: Option<&PrefixPolicy> = None;
+        for p in self.policies.iter().filter(|p| p.covers(prefix)) {
+            if best.is_none_or(|b| p.range.len() > b.range.len()) {
+                best = Some(p);
+            }
+        }
+        best.map_or(self.default_policy, |p| p.group)
+    }
+
+    fn add_prefix(&mut self, batch: &mut Batch, change: &PrefixChange) {
+        let prefix = change.prefix;
+        let policy = self.policy_for(&prefix);
+        let mut group = match ResilientGroup::new(policy.buckets, policy.mode, self.seed) {
+            Ok(g) => g,
+            Err(source) => {
+                self.errors.push(BuildError::Table { prefix, source });
+                return;
+            }
+        };
+        group.set_policy(policy.hash);
+        let mut members = BTreeMap::new();
+        for &addr in change.hops.keys() {
+            let Some(hop) = self.acquire_hop(batch, prefix, addr, policy.action) else {
+                continue;
+            };
+            match group
+                .add_member(hop, BGP_WEIGHT)
+                .and_then(|()| group.set_maglev_key(hop, maglev_key(addr)))
+            {
+                Ok(()) => {
+                    members.insert(addr, hop);
+                }
+                Err(source) => {
+                    self.errors.push(BuildError::Table { prefix, source });
+                    self.release_hop(batch, hop);
+                }
+            }
+        }
+        if members.is_empty() {
+            return;
+        }
+        // Members join together: balance once, then drain, so draining hops own no bucket.
+        group.clear();
+        for (addr, &hop) in &members {
+            if change.hops.get(addr) == Some(&NextHopState::Draining)
+                && let Err(source) = group.set_state(hop, HopState::Draining)
+            {
+                self.errors.push(BuildError::Table { prefix, source });
+            }
+        }
+        let Some(gid) = self.alloc_group() else {
+            self.errors.push(BuildError::GroupIdsExhausted {
+                prefix,
+                max: MAX_GROUP_ID,
+            });
+            self.release_all(batch, members.values());
+            return;
+        };
+        if !self.static_routes.contains(&prefix) {
+            if let Err(source) = fib_insert(&mut self.fib4, &mut self.fib6, prefix, gid) {
+                self.errors.push(BuildError::Table { prefix, source });
+                self.release_all(batch, members.values());
+                self.free_group(gid);
+                return;
+            }
+            batch.fib = true;
+        }
+        if let Some(slot) = slot_of(gid).and_then(|i| self.groups.get_mut(i)) {
+            *slot = GroupSlot::Bgp(Box::new(BgpGroup {
+                prefix,
+                policy,
+                group,
+                members,
+            }));
+        }
+        self.routes.insert(prefix, gid);
+        batch.groups.insert(gid);
+    }
+
+    fn remove_prefix(&mut self, batch: &mut Batch, prefix: Prefix, gid: GroupId) {
+        self.routes.remove(&prefix);
+        if !self.static_routes.contains(&prefix) {
+            let removed = match prefix.addr() {
+                IpAddr::V4(a) => Arc::make_mut(&mut self.fib4).remove(a, prefix.len()),
+                IpAddr::V6(a) => Arc::make_mut(&mut self.fib6).remove(a, prefix.len()),
+            };
+            match removed {
+                Ok(_) => batch.fib = true,
+                Err(source) => self.errors.push(BuildError::Table { prefix, source }),
+            }
+        }
+        let slot = slot_of(gid).and_then(|i| self.groups.get_mut(i));
+        let Some(slot) = slot.filter(|s| matches!(s, GroupSlot::Bgp(_))) else {
+            return;
+        };
+        if let GroupSlot::Bgp(g) = std::mem::replace(slot, GroupSlot::Free) {
+            self.release_all(batch, g.members.values());
+        }
+        self.free_group(gid);
+        batch.groups.insert(gid);
+    }
+
+    fn update_prefix(&mut self, batch: &mut Batch, gid: GroupId, change: &PrefixChange) {
+        // Taken out while hops are acquired (which needs `&mut self`), put back at the end.
+        let Some(i) =
+            slot_of(gid).filter(|&i| matches!(self.groups.get(i), Some(GroupSlot::Bgp(_))))
+        else {
+            return;
+        };
+        let GroupSlot::Bgp(mut g) = std::mem::replace(&mut self.groups[i], GroupSlot::Free) else {
+            return;
+        };
+        let prefix = change.prefix;
+        let want = |addr: &IpAddr| {
+            change
+                .hops
+                .get(addr)
+                .map_or(HopState::Failed, |&s| HopState::from(s))
+        };
+        let current: Vec<(IpAddr, HopId, HopState)> = g
+            .members
+            .iter()
+            .filter_map(|(&addr, &hop)| Some((addr, hop, g.group.member(hop)?.state)))
+            .collect();
+        let mut transitions: Vec<(HopId, HopState)> = current
+            .iter()
+            .filter(|&&(addr, _, state)| want(&addr) != state)
+            .map(|&(addr, hop, _)| (hop, want(&addr)))
+            .collect();
+        // Hops leaving Active first: their buckets go to the hops that were already serving,
+        // exactly as if the leave had come in an earlier batch; joins then follow their mode.
+        let leaving_active = |&(hop, _): &(HopId, HopState)| {
+            current
+                .iter()
+                .any(|&(_, h, s)| h == hop && s == HopState::Active)
+        };
+        transitions.sort_by_key(|t| !leaving_active(t));
+        let mut changed = !transitions.is_empty();
+        for (hop, state) in transitions {
+            if let Err(source) = g.group.set_state(hop, state) {
+                self.errors.push(BuildError::Table { prefix, source });
+            }
+        }
+        for (&addr, &state) in &change.hops {
+            if g.members.contains_key(&addr) {
+                continue;
+            }
+            let Some(hop) = self.acquire_hop(batch, prefix, addr, g.policy.action) else {
+                continue;
+            };
+            let added = g.group.add_member(hop, BGP_WEIGHT).and_then(|()| {
+                g.group.set_maglev_key(hop, maglev_key(addr))?;
+                if state == NextHopState::Draining {
+                    g.group.set_state(hop, HopState::Draining)
+                } else {
+                    Ok(())
+                }
+            });
+            match added {
+                Ok(()) => {
+                    g.members.insert(addr, hop);
+                    changed = true;
+                }
+                Err(source) => {
+                    self.errors.push(BuildError::Table { prefix, source });
+                    if g.group.member(hop).is_some() {
+                        g.members.insert(addr, hop);
+                        changed = true;
+                    } else {
+                        self.release_hop(batch, hop);
+                    }
+                }
+            }
+        }
+        if changed {
+            batch.groups.insert(gid);
+        }
+        self.groups[i] = GroupSlot::Bgp(g);
+    }
+
+    /// The hop id for `addr` under `template`, allocated (and resolved) on first use; counts
+    /// one more group listing it.
+    fn acquire_hop(
+        &mut self,
+        batch: &mut Batch,
+        prefix: Prefix,
+        addr: IpAddr,
+        template: ActionTemplate,
+    ) -> Option<HopId> {
+        let Some(action) = template.action_for(addr) else {
+            self.errors.push(BuildError::EncapFamily {
+                prefix,
+                next_hop: addr,
+            });
+            return None;
+        };
+        if let Some(&id) = self.hop_ids.get(&(addr, action)) {
+            self.hop_refs[id as usize] += 1;
+            return Some(id);
+        }
+        let id = match self.free_hops.pop_front() {
+            Some(id) => id,
+            None => match HopId::try_from(self.hops.len()) {
+                Ok(id) => {
+                    self.hops.push(placeholder(id));
+                    self.hop_refs.push(0);
+                    id
+                }
+                Err(_) => {
+                    self.errors.push(BuildError::Table {
+                        prefix,
+                        source: TableError::TooManyMembers {
+                            max: HopId::MAX as usize,
+                        },
+                    });
+                    return None;
+                }
+            },
+        };
+        let (port, mac) = self.resolve(addr);
+        self.hops[id as usize] = NextHop {
+            id,
+            addr,
+            port,
+            mac,
+            weight: BGP_WEIGHT,
+            action,
+        };
+        self.hop_refs[id as usize] = 1;
+        self.hop_ids.insert((addr, action), id);
+        batch.hops = true;
+        Some(id)
+    }
+
+    /// One group fewer lists `id`; a BGP hop no group lists is freed.
+    fn release_hop(&mut self, batch: &mut Batch, id: HopId) {
+        let i = id as usize;
+        if i <= self.static_hops {
+            return;
+        }
+        let Some(refs) = self.hop_refs.get_mut(i) else {
+            return;
+        };
+        *refs = refs.saturating_sub(1);
+        if *refs == 0 {
+            let hop = self.hops[i];
+            self.hop_ids.remove(&(hop.addr, hop.action));
+            self.hops[i] = placeholder(id);
+            self.free_hops.push_back(id);
+            batch.hops = true;
+        }
+    }
+
+    fn release_all<'a>(&mut self, batch: &mut Batch, hops: impl Iterator<Item = &'a HopId>) {
+        for &hop in hops {
+            self.release_hop(batch, hop);
+        }
+    }
+
+    /// Port and MAC for `addr`: unresolved (port 0, zero MAC) when the resolver does not know
+    /// it or names a port that does not exist.
+    fn resolve(&mut self, addr: IpAddr) -> (PortId, [u8; 6]) {
+        match self.resolver.resolve(addr) {
+            Some((port, mac)) if usize::from(port) < self.ports.len() => (port, mac),
+            Some((port, _)) => {
+                self.errors.push(BuildError::UnknownPort {
+                    next_hop: addr,
+                    port,
+                });
+                (0, [0; 6])
+            }
+            None => (0, [0; 6]),
+        }
+    }
+
+    /// The lowest free group id, or the next one while below the FIB's limit.
+    fn alloc_group(&mut self) -> Option<GroupId> {
+        if let Some(id) = self.free_groups.pop_first() {
+            return Some(id);
+        }
+        let id = GroupId::try_from(self.groups.len() + 1).ok()?;
+        if id > MAX_GROUP_ID {
+            return None;
+        }
+        self.groups.push(GroupSlot::Free);
+        self.tables.push(Arc::clone(&self.unset));
+        Some(id)
+    }
+
+    fn free_group(&mut self, id: GroupId) {
+        let i = id as usize;
+        if let Some(slot) = slot_of(id).and_then(|s| self.groups.get_mut(s)) {
+            *slot = GroupSlot::Free;
+            self.tables[i] = Arc::clone(&self.unset);
+            self.free_groups.insert(id);
+        }
+        while matches!(self.groups.last(), Some(GroupSlot::Free)) {
+            self.groups.pop();
+            self.tables.pop();
+            // The popped slot held id `groups.len() + 1` (counted after the pop).
+            self.free_groups.remove(&(self.groups.len() as GroupId + 1));
+        }
+    }
+
+    fn finish(&mut self, batch: Batch) -> Option<Snapshot> {
+        if batch.is_empty() {
+            return None;
+        }
+        for &gid in &batch.groups {
+            let i = gid as usize;
+            let Some(slot) = slot_of(gid).and_then(|s| self.groups.get(s)) else {
+                continue;
+            };
+            self.tables[i] = match slot {
+                GroupSlot::Static(g) => Arc::new(g.table()),
+                GroupSlot::Bgp(g) => Arc::new(g.group.table()),
+                GroupSlot::Free => Arc::clone(&self.unset),
+            };
+        }
+        Some(self.snapshot())
+    }
+}
+
+#[cfg(test)]
+mod tests;
