@@ -228,21 +228,6 @@ impl NextHopResolver for ConnectedResolver {
     }
 }
 
-/// The Maglev key of a next hop: a fixed function of its address (FNV-1a), so instances that learnt
-/// their hops in different orders (and so numbered them differently) still build identical Maglev
-/// tables.
-fn maglev_key(addr: IpAddr) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let (tag, bytes): (u8, Vec<u8>) = match addr {
-        IpAddr::V4(a) => (4, a.octets().to_vec()),
-        IpAddr::V6(a) => (6, a.octets().to_vec()),
-    };
-    for b in std::iter::once(tag).chain(bytes) {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
 fn contains_addr(range: &Prefix, addr: IpAddr) -> bool {
     Prefix::new(addr, range.len()).is_ok_and(|p| p == *range)
 }
@@ -866,7 +851,7 @@ impl<R: NextHopResolver> Builder<R> {
             };
             match group
                 .add_member(hop, BGP_WEIGHT)
-                .and_then(|()| group.set_maglev_key(hop, maglev_key(addr)))
+                .and_then(|()| group.set_maglev_key(hop, ecmp_tables::nexthop::maglev_key(addr)))
             {
                 Ok(()) => {
                     members.insert(addr, hop);
@@ -990,7 +975,8 @@ impl<R: NextHopResolver> Builder<R> {
                 continue;
             };
             let added = g.group.add_member(hop, BGP_WEIGHT).and_then(|()| {
-                g.group.set_maglev_key(hop, maglev_key(addr))?;
+                g.group
+                    .set_maglev_key(hop, ecmp_tables::nexthop::maglev_key(addr))?;
                 if state == NextHopState::Draining {
                     g.group.set_state(hop, HopState::Draining)
                 } else {

@@ -133,8 +133,10 @@ pub fn build(cfg: &Config) -> Result<Tables, SetupError> {
             ResilientGroup::new(g.buckets, mode_of(g), cfg.instance.seed).map_err(e("buckets"))?;
         rg.set_policy(g.hash.into());
         for m in &g.members {
-            rg.add_member(m.nexthop as HopId + 1, m.weight)
-                .map_err(e("members"))?;
+            let hop = m.nexthop as HopId + 1;
+            rg.add_member(hop, m.weight).map_err(e("members"))?;
+            let key = ecmp_tables::nexthop::maglev_key(cfg.nexthops[m.nexthop].address);
+            rg.set_maglev_key(hop, key).map_err(e("members"))?;
         }
         // Members join together: balance once, then apply the configured initial states so a
         // hop configured draining or failed owns no buckets from the start.

@@ -103,3 +103,22 @@ pub struct PortInfo {
     /// Largest IP packet (L3 bytes, without the Ethernet header) the port may send.
     pub mtu: u16,
 }
+
+/// The Maglev key of a next hop (see `ResilientGroup::set_maglev_key`): a fixed function of its
+/// address (FNV-1a over family and octets), so instances that numbered their hops differently
+/// still build identical Maglev tables.
+pub fn maglev_key(addr: IpAddr) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: u8| h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    match addr {
+        IpAddr::V4(a) => {
+            eat(4);
+            a.octets().into_iter().for_each(&mut eat);
+        }
+        IpAddr::V6(a) => {
+            eat(6);
+            a.octets().into_iter().for_each(&mut eat);
+        }
+    }
+    h
+}
