@@ -17,7 +17,8 @@ use crate::port::Frame;
 
 const ETH: usize = ethernet::HEADER_LEN;
 
-/// Rewrites or encapsulates `frame` toward `hop`, leaving it ready to send on `port`.
+/// Rewrites or encapsulates `frame` toward `hop`, leaving it ready to send on `port`; returns
+/// the length of the frame to send (its `data()` length now).
 #[inline]
 pub fn apply<F: Frame>(
     frame: &mut F,
@@ -25,7 +26,7 @@ pub fn apply<F: Frame>(
     hop: &NextHop,
     port: &PortInfo,
     flow_hash: u64,
-) -> Result<(), DropReason> {
+) -> Result<usize, DropReason> {
     if hop.mac == [0; 6] {
         return Err(DropReason::Unresolved);
     }
@@ -36,9 +37,9 @@ pub fn apply<F: Frame>(
         }
         if meta.version == IpVersion::V4
             && usize::from(meta.l3_offset) == ETH
-            && rewrite_v4_untagged(frame, ip_len, hop, port)
+            && let Some(len) = rewrite_v4_untagged(frame, ip_len, hop, port)
         {
-            return Ok(());
+            return Ok(len);
         }
     }
     normalize_l2(frame, meta)?;
@@ -51,36 +52,35 @@ pub fn apply<F: Frame>(
                 port.mac,
                 l3_ethertype(meta.version),
             );
-            Ok(())
         }
-        Action::Encap(encap) => encapsulate(frame, meta, hop, port, &encap, inner_ttl, flow_hash),
+        Action::Encap(encap) => {
+            encapsulate(frame, meta, hop, port, &encap, inner_ttl, flow_hash)?;
+        }
     }
+    Ok(frame.data().len())
 }
 
 /// The common case straight through: an untagged IPv4 packet with an option-less header,
-/// rewritten in place with one bounds check. Returns false, having changed nothing but the
-/// padding trim (which the general path repeats identically), when the header is not the one
-/// this path expects; the general path then gives the answer, error included.
+/// rewritten in place with one bounds check; returns the frame's length. Returns `None`, having
+/// changed nothing but the padding trim (which the general path repeats identically), when the
+/// header is not the one this path expects; the general path then gives the answer, error
+/// included.
 #[inline(always)]
 fn rewrite_v4_untagged<F: Frame>(
     frame: &mut F,
     ip_len: usize,
     hop: &NextHop,
     port: &PortInfo,
-) -> bool {
+) -> Option<usize> {
     frame.truncate(ETH + ip_len);
     let data = frame.data_mut();
     let len = data.len();
-    let Some((eth, rest)) = data.split_first_chunk_mut::<ETH>() else {
-        return false;
-    };
-    let Some(ip) = rest.first_chunk_mut::<{ ipv4::MIN_HEADER_LEN }>() else {
-        return false;
-    };
+    let (eth, rest) = data.split_first_chunk_mut::<ETH>()?;
+    let ip = rest.first_chunk_mut::<{ ipv4::MIN_HEADER_LEN }>()?;
     // What `ipv4::Packet::new_checked` would accept, for a 20-byte header.
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
     if ip[0] & 0x0F != 5 || total < ipv4::MIN_HEADER_LEN || total > len - ETH {
-        return false;
+        return None;
     }
     // TTL is byte 8, sharing a checksummed word with the protocol (byte 9); RFC 1624 update,
     // exactly as `ipv4::Packet::decrement_ttl` does it.
@@ -96,7 +96,7 @@ fn rewrite_v4_untagged<F: Frame>(
     eth[..6].copy_from_slice(&hop.mac);
     eth[6..12].copy_from_slice(&port.mac);
     eth[12..].copy_from_slice(&ethertype::IPV4.to_be_bytes());
-    true
+    Some(len)
 }
 
 /// Leaves exactly `[14-byte Ethernet header][IP packet]`: VLAN tags stripped, padding trimmed.

@@ -273,7 +273,7 @@ impl Timeouts {
 
 /// A key in slot form: what a slot's inline fields must equal, plus the extension words of a
 /// wide key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Probe {
     /// IPv4 source address, or the XOR of the four words of a wide source address.
     src: u32,
@@ -344,6 +344,24 @@ impl Probe {
         self.meta & (u32::from(WIDE) << 8) != 0
     }
 }
+
+/// A key prepared for one cache by [`FlowCache::probe`]: the key in slot form and its two
+/// candidate buckets. Derived once per packet (stage one of a burst) and then handed to
+/// [`FlowCache::prefetch_at`], [`FlowCache::lookup_at`], [`FlowCache::insert_at`] and
+/// [`FlowCache::update_at`], which derive nothing again.
+///
+/// A probe is for the cache that made it, from the key's own cache hash. Handed to another
+/// cache it cannot make that cache panic (bucket indices are masked again on use), but that
+/// cache may miss the key or hold it in buckets the hash-based methods do not look in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheProbe {
+    key: Probe,
+    b1: u32,
+    b2: u32,
+}
+
+// Bucket indices of the largest cache fit the probe's 32-bit fields.
+const _: () = assert!(MAX_CAPACITY / WAYS <= u32::MAX as usize);
 
 /// One cached flow: 32 bytes, two per cache line. The key is the first 16 bytes: addresses,
 /// ports and `meta` = protocol (bits 0..8) | tag (bits 8..16: state, key format) | member
@@ -482,10 +500,24 @@ impl Slot {
     /// Sets state and expiry (`now + timeout(state)`, saturating at the 40-bit limit).
     #[inline(always)]
     fn touch(&mut self, state: FlowState, now: u64, timeouts: &Timeouts) {
-        let expiry = now.saturating_add(timeouts.of(state)).min(TIME_MAX);
+        self.set_expiry(now.saturating_add(timeouts.of(state)).min(TIME_MAX));
+        self.set_tag((self.tag() & FORMAT_MASK) | state as u8);
+    }
+
+    #[inline(always)]
+    fn set_expiry(&mut self, expiry: u64) {
         self.expiry_lo = expiry as u32;
         self.group_exp = (self.group_exp & GROUP_MASK) | (((expiry >> 32) as u32) << GROUP_BITS);
-        self.set_tag((self.tag() & FORMAT_MASK) | state as u8);
+    }
+
+    /// [`Self::touch`] for a flow that stays in its state, given its new `expiry`: written
+    /// only when it changes, so that a flow hit again within the same millisecond leaves its
+    /// cache line clean.
+    #[inline(always)]
+    fn refresh(&mut self, expiry: u64) {
+        if expiry != self.expiry() {
+            self.set_expiry(expiry);
+        }
     }
 
     /// A fresh slot for the key `p`.
@@ -545,6 +577,12 @@ pub struct FlowCache {
     ext: Box<[Ext]>,
     mask: usize,
     origin: u64,
+    /// The last `now_ms` the clock was read at (valid once `started`), its relative time and
+    /// the expiry an established flow hit then gets: a burst reads the same millisecond for
+    /// every packet, so these are worked out once per millisecond, not per packet.
+    tick_ms: u64,
+    tick_now: u64,
+    tick_established: u64,
     timeouts: Timeouts,
     counters: FlowCacheCounters,
     len: usize,
@@ -589,6 +627,9 @@ impl FlowCache {
             ext: vec![Ext::default(); capacity].into_boxed_slice(),
             mask: buckets - 1,
             origin: 0,
+            tick_ms: 0,
+            tick_now: 0,
+            tick_established: 0,
             timeouts: Timeouts {
                 embryonic: config.embryonic_timeout_ms,
                 established: config.idle_timeout_ms,
@@ -646,11 +687,24 @@ impl FlowCache {
     /// Relative time; the first call fixes the origin.
     #[inline(always)]
     fn clock(&mut self, now_ms: u64) -> u64 {
+        if self.started && now_ms == self.tick_ms {
+            return self.tick_now;
+        }
+        self.new_tick(now_ms)
+    }
+
+    /// [`Self::clock`] at a millisecond other than the last one.
+    #[inline(never)]
+    fn new_tick(&mut self, now_ms: u64) -> u64 {
         if !self.started {
             self.started = true;
             self.origin = now_ms;
         }
-        now_ms.saturating_sub(self.origin).min(TIME_MAX)
+        let now = now_ms.saturating_sub(self.origin).min(TIME_MAX);
+        self.tick_ms = now_ms;
+        self.tick_now = now;
+        self.tick_established = now.saturating_add(self.timeouts.established).min(TIME_MAX);
+        now
     }
 
     /// Relative time without fixing the origin (before the first call nothing is cached).
@@ -659,14 +713,46 @@ impl FlowCache {
         now_ms.saturating_sub(self.origin).min(TIME_MAX)
     }
 
+    /// Prepares `key`, whose cache hash is `hash`, for the `*_at` methods of this cache.
+    #[inline(always)]
+    pub fn probe(&self, key: &FlowKey, hash: u64) -> CacheProbe {
+        let (b1, b2) = self.candidates(hash);
+        CacheProbe {
+            key: Probe::of(key),
+            // Below `buckets`, which fits (const-asserted next to `CacheProbe`).
+            b1: b1 as u32,
+            b2: b2 as u32,
+        }
+    }
+
+    /// The probe's candidate buckets, masked to this cache.
+    #[inline(always)]
+    fn buckets_of(&self, p: &CacheProbe) -> (usize, usize) {
+        (p.b1 as usize & self.mask, p.b2 as usize & self.mask)
+    }
+
     /// Starts loading every line a lookup of `hash` reads (both lines of both candidate
     /// buckets), so that the lookup a stage later does not stall on them.
     #[inline]
     pub fn prefetch(&self, hash: u64) {
         let (b1, b2) = self.candidates(hash);
+        self.prefetch_buckets(b1, b2);
+    }
+
+    /// [`Self::prefetch`] of a prepared key.
+    #[inline(always)]
+    pub fn prefetch_at(&self, probe: &CacheProbe) {
+        // A hint only: a bucket out of range (a probe of another cache) is skipped, not masked.
+        self.prefetch_buckets(probe.b1 as usize, probe.b2 as usize);
+    }
+
+    #[inline(always)]
+    fn prefetch_buckets(&self, b1: usize, b2: usize) {
         for b in [b1, b2] {
-            for line in self.buckets[b].slots.iter().step_by(SLOTS_PER_LINE) {
-                ecmp_io::hint::prefetch(line);
+            if let Some(bucket) = self.buckets.get(b) {
+                for line in bucket.slots.iter().step_by(SLOTS_PER_LINE) {
+                    ecmp_io::hint::prefetch(line);
+                }
             }
         }
     }
@@ -674,11 +760,16 @@ impl FlowCache {
     /// The slot holding `p`'s key (live or expired) in bucket `b1` or `b2`.
     #[inline(always)]
     fn find(&self, p: &Probe, b1: usize, b2: usize) -> Option<At> {
+        self.find_way(p, b1, b2).map(|(b, way)| b * WAYS + way)
+    }
+
+    /// [`Self::find`] as bucket and way.
+    #[inline(always)]
+    fn find_way(&self, p: &Probe, b1: usize, b2: usize) -> Option<(usize, usize)> {
         for b in [b1, b2] {
-            for (i, s) in self.buckets[b].slots.iter().enumerate() {
-                let at = b * WAYS + i;
-                if s.holds(p) && (!p.is_wide() || self.ext[at].words == p.words) {
-                    return Some(at);
+            for (way, s) in self.buckets[b].slots.iter().enumerate() {
+                if s.holds(p) && (!p.is_wide() || self.ext[b * WAYS + way].words == p.words) {
+                    return Some((b, way));
                 }
             }
         }
@@ -698,28 +789,39 @@ impl FlowCache {
         now_ms: u64,
         tcp_flags: u8,
     ) -> Option<CachedHop> {
+        let probe = self.probe(key, hash);
+        self.lookup_at(&probe, now_ms, tcp_flags)
+    }
+
+    /// [`Self::lookup`] of a prepared key.
+    #[inline(always)]
+    pub fn lookup_at(
+        &mut self,
+        probe: &CacheProbe,
+        now_ms: u64,
+        tcp_flags: u8,
+    ) -> Option<CachedHop> {
         let now = self.clock(now_ms);
-        let p = Probe::of(key);
-        let (b1, b2) = self.candidates(hash);
-        let Some(at) = self.find(&p, b1, b2) else {
+        let (b1, b2) = self.buckets_of(probe);
+        let Some((b, way)) = self.find_way(&probe.key, b1, b2) else {
             self.counters.misses += 1;
             return None;
         };
+        let established = self.tick_established;
         // Disjoint fields: the slot is written while the timeouts are read in place.
         let (buckets, timeouts, counters) = (&mut self.buckets, &self.timeouts, &mut self.counters);
-        let s = &mut buckets[at / WAYS].slots[at % WAYS];
+        let s = &mut buckets[b].slots[way];
         if s.expiry() > now {
             let tag = s.tag();
             // An established flow stays established on any packet without SYN, FIN or RST
             // (every non-TCP packet, every plain ACK): no state decision on that path.
-            let state = if tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) == 0
+            if tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) == 0
                 && tag & STATE_MASK == FlowState::Established as u8
             {
-                FlowState::Established
+                s.refresh(established);
             } else {
-                s.state().after(tcp_flags)
-            };
-            s.touch(state, now, timeouts);
+                s.touch(s.state().after(tcp_flags), now, timeouts);
+            }
             counters.hits += 1;
             return Some(s.hop());
         }
@@ -761,17 +863,29 @@ impl FlowCache {
         now_ms: u64,
         tcp_flags: u8,
     ) -> InsertOutcome {
+        let probe = self.probe(key, hash);
+        self.insert_at(&probe, value, now_ms, tcp_flags)
+    }
+
+    /// [`Self::insert`] of a prepared key.
+    pub fn insert_at(
+        &mut self,
+        probe: &CacheProbe,
+        value: CachedHop,
+        now_ms: u64,
+        tcp_flags: u8,
+    ) -> InsertOutcome {
         let now = self.clock(now_ms);
         if value.group > GROUP_MASK {
             self.counters.not_cached += 1;
             return InsertOutcome::NotCached;
         }
-        let p = Probe::of(key);
-        let (b1, b2) = self.candidates(hash);
+        let p = &probe.key;
+        let (b1, b2) = self.buckets_of(probe);
         let timeouts = self.timeouts;
         let fresh = FlowState::initial(tcp_flags);
 
-        if let Some(at) = self.find(&p, b1, b2) {
+        if let Some(at) = self.find(p, b1, b2) {
             let s = self.slot_mut(at);
             if s.expiry() > now {
                 let state = s.state().after(tcp_flags);
@@ -780,7 +894,7 @@ impl FlowCache {
                 return InsertOutcome::Replaced;
             }
             // The key's own expired entry: reuse it in place (no duplicate can exist).
-            *s = Slot::new(&p, value, fresh, now, &timeouts);
+            *s = Slot::new(p, value, fresh, now, &timeouts);
             self.counters.expired += 1;
             self.counters.inserts += 1;
             return InsertOutcome::Inserted;
@@ -798,7 +912,7 @@ impl FlowCache {
             return InsertOutcome::NotCached;
         };
         self.claim(slot, now);
-        *self.slot_mut(slot) = Slot::new(&p, value, fresh, now, &timeouts);
+        *self.slot_mut(slot) = Slot::new(p, value, fresh, now, &timeouts);
         self.ext[slot] = Ext {
             words: p.words,
             alt: (b1 ^ b2) as u32,
@@ -972,13 +1086,19 @@ impl FlowCache {
     /// instead (so that no stale hop survives) and false is returned.
     #[inline]
     pub fn update(&mut self, key: &FlowKey, hash: u64, value: CachedHop) -> bool {
+        let probe = self.probe(key, hash);
+        self.update_at(&probe, value)
+    }
+
+    /// [`Self::update`] of a prepared key.
+    #[inline]
+    pub fn update_at(&mut self, probe: &CacheProbe, value: CachedHop) -> bool {
         if value.group > GROUP_MASK {
-            self.remove(key, hash);
+            self.remove_at(probe);
             return false;
         }
-        let p = Probe::of(key);
-        let (b1, b2) = self.candidates(hash);
-        match self.find(&p, b1, b2) {
+        let (b1, b2) = self.buckets_of(probe);
+        match self.find(&probe.key, b1, b2) {
             Some(at) => {
                 self.slot_mut(at).set_hop(value);
                 true
@@ -989,9 +1109,13 @@ impl FlowCache {
 
     /// Forgets `key`. Returns false when it was not cached.
     pub fn remove(&mut self, key: &FlowKey, hash: u64) -> bool {
-        let p = Probe::of(key);
-        let (b1, b2) = self.candidates(hash);
-        match self.find(&p, b1, b2) {
+        let probe = self.probe(key, hash);
+        self.remove_at(&probe)
+    }
+
+    fn remove_at(&mut self, probe: &CacheProbe) -> bool {
+        let (b1, b2) = self.buckets_of(probe);
+        match self.find(&probe.key, b1, b2) {
             Some(at) => {
                 *self.slot_mut(at) = Slot::FREE;
                 self.len -= 1;

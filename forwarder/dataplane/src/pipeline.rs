@@ -3,7 +3,8 @@
 //! Each stage runs over the whole burst before the next starts (DPDK/VPP style): the flow-cache
 //! bucket of every packet is prefetched in the first loop and is in cache by the time the second
 //! loop reads it, a prefetch distance of one stage. The pipeline does no I/O and no allocation:
-//! all scratch arrays are sized by [`BURST`] and owned by the worker.
+//! all scratch arrays are sized by [`BURST`] and owned by the worker. Each drop is counted where
+//! it is decided, once.
 
 use ecmp_tables::group::GroupTable;
 use ecmp_tables::nexthop::HopId;
@@ -16,7 +17,7 @@ use crate::counters::{Counter, Counters};
 use crate::drop::DropReason;
 use crate::error::DataplaneError;
 use crate::flow::FlowKey;
-use crate::flowcache::{CachedHop, FlowCache, FlowCacheConfig, InsertOutcome};
+use crate::flowcache::{CacheProbe, CachedHop, FlowCache, FlowCacheConfig, InsertOutcome};
 use crate::hash::FlowHasher;
 use crate::port::{BURST, Frame, PortId};
 
@@ -54,6 +55,21 @@ pub enum Choice {
     },
 }
 
+/// What the stages of one burst know about one packet: filled by stage one, read by the others.
+/// One record per packet, so that each stage walks a single array.
+#[derive(Debug, Clone, Copy, Default)]
+struct PacketState {
+    meta: PacketMeta,
+    /// The flow key prepared for the flow cache (candidate buckets included).
+    probe: CacheProbe,
+    /// The flow's cache hash (also the encapsulation's entropy).
+    hash: u64,
+    /// The hop stage two chose.
+    hop: HopId,
+    /// Parsed and not dropped so far.
+    pending: bool,
+}
+
 /// One worker's pipeline state: flow cache, hasher, counters and per-burst scratch.
 pub struct Pipeline {
     cache: FlowCache,
@@ -61,11 +77,9 @@ pub struct Pipeline {
     counters: Counters,
     /// Packets sent per hop id; resized only when a new snapshot has more hops.
     hop_packets: Vec<u64>,
-    meta: [PacketMeta; BURST],
-    keys: [FlowKey; BURST],
-    hashes: [u64; BURST],
-    hops: [HopId; BURST],
-    pending: [bool; BURST],
+    packets: [PacketState; BURST],
+    /// Bytes of the frames of the last burst given a [`Verdict::Tx`], as they will be sent.
+    tx_bytes: u64,
 }
 
 impl Pipeline {
@@ -76,11 +90,8 @@ impl Pipeline {
             hasher: FlowHasher::new(cfg.seed, &cfg.rss_key),
             counters: Counters::default(),
             hop_packets: Vec::new(),
-            meta: [PacketMeta::default(); BURST],
-            keys: [FlowKey::default(); BURST],
-            hashes: [0; BURST],
-            hops: [0; BURST],
-            pending: [false; BURST],
+            packets: [PacketState::default(); BURST],
+            tx_bytes: 0,
         })
     }
 
@@ -109,6 +120,13 @@ impl Pipeline {
         &self.hop_packets
     }
 
+    /// Total length of the frames the last [`Self::process`] gave a [`Verdict::Tx`], as
+    /// rewritten or encapsulated (what their `data()` now holds): lets the worker count tx
+    /// bytes without reading every frame again.
+    pub fn tx_bytes(&self) -> u64 {
+        self.tx_bytes
+    }
+
     /// Called when the worker switches to a new snapshot: sizes per-hop counters (off the
     /// per-packet path; it allocates only when the hop table grew).
     pub fn on_new_snapshot(&mut self, snap: &Snapshot) {
@@ -131,163 +149,101 @@ impl Pipeline {
         if self.hop_packets.len() < snap.hops.len() {
             self.on_new_snapshot(snap);
         }
+        let (frames, verdicts) = (&mut frames[..n], &mut verdicts[..n]);
+        let packets = &mut self.packets[..n];
+        let counters = &mut self.counters;
 
-        // Stage 1: parse, key, cache hash; prefetch the flow-cache bucket for stage 2. The meta
-        // is parsed straight into its slot and the key built from there: no 64-byte copies.
+        // Stage 1: parse, key, cache hash and probe; prefetch the flow-cache buckets for stage
+        // 2. The meta is parsed straight into its record; the key lives in registers only.
         let mut rx_bytes = 0u64;
-        for ((((frame, verdict), meta), key), (hash, pending)) in frames[..n]
+        for ((frame, verdict), pkt) in frames
             .iter()
-            .zip(verdicts[..n].iter_mut())
-            .zip(self.meta.iter_mut())
-            .zip(self.keys.iter_mut())
-            .zip(self.hashes.iter_mut().zip(self.pending.iter_mut()))
+            .zip(verdicts.iter_mut())
+            .zip(packets.iter_mut())
         {
             let data = frame.data();
             rx_bytes += data.len() as u64;
-            *pending = false;
-            match parse_frame_into(data, meta) {
-                Ok(()) if meta.ttl <= 1 => *verdict = Verdict::Drop(DropReason::TtlExpired),
+            pkt.pending = false;
+            let dropped = match parse_frame_into(data, &mut pkt.meta) {
+                Ok(()) if pkt.meta.ttl <= 1 => DropReason::TtlExpired,
                 Ok(()) => {
-                    *key = FlowKey::from_meta(meta);
-                    let h = self.hasher.cache_hash(key);
-                    *hash = h;
-                    self.cache.prefetch(h);
-                    *pending = true;
+                    let key = FlowKey::from_meta(&pkt.meta);
+                    let h = self.hasher.cache_hash(&key);
+                    pkt.hash = h;
+                    pkt.probe = self.cache.probe(&key, h);
+                    self.cache.prefetch_at(&pkt.probe);
+                    pkt.pending = true;
+                    continue;
                 }
-                Err(e) => *verdict = Verdict::Drop(e.into()),
-            }
+                Err(e) => e.into(),
+            };
+            *verdict = Verdict::Drop(dropped);
+            counters.drop(dropped);
         }
-        self.counters.add(Counter::RxPackets, n as u64);
-        self.counters.add(Counter::RxBytes, rx_bytes);
+        counters.add(Counter::RxPackets, n as u64);
+        counters.add(Counter::RxBytes, rx_bytes);
 
-        // Stage 2: route lookup, flow cache, bucket pick.
-        for i in 0..n {
-            if !self.pending[i] {
+        // Stage 2: flow cache, route lookup, bucket pick.
+        for ((frame, verdict), pkt) in frames
+            .iter()
+            .zip(verdicts.iter_mut())
+            .zip(packets.iter_mut())
+        {
+            if !pkt.pending {
                 continue;
             }
-            match self.choose(snap, frames[i].data(), i, now_ms) {
-                Ok(choice) => {
-                    self.hops[i] = match choice {
-                        Choice::Cached(c) | Choice::Bucket { hop: c, .. } => c.hop,
-                    }
-                }
+            match choose(
+                &mut self.cache,
+                &self.hasher,
+                counters,
+                snap,
+                frame,
+                pkt,
+                now_ms,
+            ) {
+                Ok(hop) => pkt.hop = hop,
                 Err(r) => {
-                    verdicts[i] = Verdict::Drop(r);
-                    self.pending[i] = false;
+                    *verdict = Verdict::Drop(r);
+                    counters.drop(r);
+                    pkt.pending = false;
                 }
             }
         }
 
         // Stage 3: rewrite or encapsulate toward the hop.
-        for i in 0..n {
-            if !self.pending[i] {
+        let mut tx_bytes = 0u64;
+        for ((frame, verdict), pkt) in frames
+            .iter_mut()
+            .zip(verdicts.iter_mut())
+            .zip(packets.iter())
+        {
+            if !pkt.pending {
                 continue;
             }
-            let hop_id = self.hops[i];
-            verdicts[i] = match snap.hops.get(hop_id as usize) {
-                None => Verdict::Drop(DropReason::NoNextHop),
+            let hop_id = pkt.hop;
+            let sent = match snap.hops.get(hop_id as usize) {
+                None => Err(DropReason::NoNextHop),
                 Some(hop) => match snap.ports.get(hop.port as usize) {
-                    None => Verdict::Drop(DropReason::NoEgressPort),
-                    Some(port) => {
-                        match action::apply(
-                            &mut frames[i],
-                            &self.meta[i],
-                            hop,
-                            port,
-                            self.hashes[i],
-                        ) {
-                            Ok(()) => {
-                                if let Some(c) = self.hop_packets.get_mut(hop_id as usize) {
-                                    *c += 1;
-                                }
-                                Verdict::Tx(hop.port)
-                            }
-                            Err(r) => Verdict::Drop(r),
-                        }
-                    }
+                    None => Err(DropReason::NoEgressPort),
+                    Some(port) => action::apply(frame, &pkt.meta, hop, port, pkt.hash)
+                        .map(|len| (hop.port, len)),
                 },
             };
+            *verdict = match sent {
+                Ok((out, len)) => {
+                    tx_bytes += len as u64;
+                    if let Some(c) = self.hop_packets.get_mut(hop_id as usize) {
+                        *c += 1;
+                    }
+                    Verdict::Tx(out)
+                }
+                Err(r) => {
+                    counters.drop(r);
+                    Verdict::Drop(r)
+                }
+            };
         }
-
-        for v in &verdicts[..n] {
-            if let Verdict::Drop(r) = v {
-                self.counters.drop(*r);
-            }
-        }
-    }
-
-    /// Picks the hop for packet `i` of the burst: the cached hop while it is still a usable
-    /// member of the route's group, otherwise the group's bucket for the packet's hash.
-    #[inline]
-    fn choose(
-        &mut self,
-        snap: &Snapshot,
-        frame: &[u8],
-        i: usize,
-        now_ms: u64,
-    ) -> Result<Choice, DropReason> {
-        let meta = &self.meta[i];
-        let key = &self.keys[i];
-        let hash = self.hashes[i];
-        let epoch = snap.generation as u32;
-
-        // A flow cached under the current generation skips the route lookup: nothing changed
-        // since its route was resolved, so only its hop's membership needs checking. After any
-        // publish, each flow pays one route lookup and is re-stamped.
-        let cached = self.cache.lookup(key, hash, now_ms, meta.tcp_flags);
-        if let Some(c) = cached
-            && c.epoch == epoch
-            && snap
-                .group(c.group)
-                .is_some_and(|g| g.still_member(c.member, c.hop))
-        {
-            self.counters.add(Counter::CacheHits, 1);
-            return Ok(Choice::Cached(c));
-        }
-
-        let group_id = lookup_route(snap, meta);
-        if group_id == 0 {
-            return Err(DropReason::NoRoute);
-        }
-        let group = snap.group(group_id).ok_or(DropReason::NoRoute)?;
-        if let Some(c) = cached
-            && c.group == group_id
-            && group.still_member(c.member, c.hop)
-        {
-            let restamped = CachedHop { epoch, ..c };
-            self.cache.update(key, hash, restamped);
-            self.counters.add(Counter::CacheHits, 1);
-            return Ok(Choice::Cached(restamped));
-        }
-
-        let hash_meta = if group.policy.inner {
-            parse_inner(frame, meta).unwrap_or(*meta)
-        } else {
-            *meta
-        };
-        let gh = self.hasher.group_hash(&hash_meta, &group.policy);
-        let (member, hop) = group.pick(gh).ok_or(DropReason::NoNextHop)?;
-        let picked = CachedHop {
-            group: group_id,
-            member,
-            hop,
-            epoch,
-        };
-        if cached.is_some() {
-            self.counters.add(Counter::Repicks, 1);
-            self.cache.update(key, hash, picked);
-        } else {
-            self.counters.add(Counter::CacheMisses, 1);
-            match self.cache.insert(key, hash, picked, now_ms, meta.tcp_flags) {
-                InsertOutcome::NotCached => self.counters.add(Counter::NotCached, 1),
-                InsertOutcome::Evicted => self.counters.add(Counter::Evictions, 1),
-                InsertOutcome::Inserted | InsertOutcome::Replaced => {}
-            }
-        }
-        Ok(Choice::Bucket {
-            hop: picked,
-            bucket: bucket_index(group, gh),
-        })
+        self.tx_bytes = tx_bytes;
     }
 
     /// Explains, without changing any state, which hop a packet would take and why.
@@ -320,6 +276,77 @@ impl Pipeline {
             bucket: bucket_index(group, gh),
         })
     }
+}
+
+/// Picks the hop for one parsed packet: the cached hop while it is still a usable member of
+/// the route's group, otherwise the group's bucket for the packet's hash. The frame is read
+/// only on a miss of a group that hashes inner headers.
+#[inline(always)]
+fn choose<F: Frame>(
+    cache: &mut FlowCache,
+    hasher: &FlowHasher,
+    counters: &mut Counters,
+    snap: &Snapshot,
+    frame: &F,
+    pkt: &PacketState,
+    now_ms: u64,
+) -> Result<HopId, DropReason> {
+    let meta = &pkt.meta;
+    let epoch = snap.generation as u32;
+
+    // A flow cached under the current generation skips the route lookup: nothing changed
+    // since its route was resolved, so only its hop's membership needs checking. After any
+    // publish, each flow pays one route lookup and is re-stamped.
+    let cached = cache.lookup_at(&pkt.probe, now_ms, meta.tcp_flags);
+    if let Some(c) = cached
+        && c.epoch == epoch
+        && snap
+            .group(c.group)
+            .is_some_and(|g| g.still_member(c.member, c.hop))
+    {
+        counters.add(Counter::CacheHits, 1);
+        return Ok(c.hop);
+    }
+
+    let group_id = lookup_route(snap, meta);
+    if group_id == 0 {
+        return Err(DropReason::NoRoute);
+    }
+    let group = snap.group(group_id).ok_or(DropReason::NoRoute)?;
+    if let Some(c) = cached
+        && c.group == group_id
+        && group.still_member(c.member, c.hop)
+    {
+        cache.update_at(&pkt.probe, CachedHop { epoch, ..c });
+        counters.add(Counter::CacheHits, 1);
+        return Ok(c.hop);
+    }
+
+    let hash_meta = if group.policy.inner {
+        parse_inner(frame.data(), meta).unwrap_or(*meta)
+    } else {
+        *meta
+    };
+    let gh = hasher.group_hash(&hash_meta, &group.policy);
+    let (member, hop) = group.pick(gh).ok_or(DropReason::NoNextHop)?;
+    let picked = CachedHop {
+        group: group_id,
+        member,
+        hop,
+        epoch,
+    };
+    if cached.is_some() {
+        counters.add(Counter::Repicks, 1);
+        cache.update_at(&pkt.probe, picked);
+    } else {
+        counters.add(Counter::CacheMisses, 1);
+        match cache.insert_at(&pkt.probe, picked, now_ms, meta.tcp_flags) {
+            InsertOutcome::NotCached => counters.add(Counter::NotCached, 1),
+            InsertOutcome::Evicted => counters.add(Counter::Evictions, 1),
+            InsertOutcome::Inserted | InsertOutcome::Replaced => {}
+        }
+    }
+    Ok(hop)
 }
 
 /// The bucket a group hash selects (what [`GroupTable::pick`] reads), for display.

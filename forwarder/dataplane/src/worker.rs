@@ -11,7 +11,7 @@ use ecmp_tables::snapshot::{ReaderId, Snapshot, SnapshotCell};
 use crate::counters::{Counter, SharedCounters};
 use crate::error::DataplaneError;
 use crate::pipeline::{Pipeline, PipelineConfig, Verdict};
-use crate::port::{BURST, Burst, Port};
+use crate::port::{BURST, Burst, Frame, Port};
 
 /// Partial tx batches wait at most this long before they are sent (DPDK l3fwd uses ~100 us).
 pub const TX_DRAIN_NS: u64 = 100_000;
@@ -20,6 +20,9 @@ pub const TX_DRAIN_NS: u64 = 100_000;
 pub struct Worker<P: Port> {
     ports: Vec<P>,
     tx: Vec<Burst<P::Frame>>,
+    /// Bytes of the frames in each tx batch (tallied as they are batched, so that sending a
+    /// batch reads no frame).
+    tx_bytes: Vec<u64>,
     rx: Burst<P::Frame>,
     verdicts: [Verdict; BURST],
     pipeline: Pipeline,
@@ -46,9 +49,11 @@ impl<P: Port> Worker<P> {
         pipeline.on_new_snapshot(&snapshot);
         cell.report(reader, generation);
         let tx = ports.iter().map(|_| Burst::new()).collect();
+        let tx_bytes = vec![0; ports.len()];
         Ok(Worker {
             ports,
             tx,
+            tx_bytes,
             rx: Burst::new(),
             verdicts: [Verdict::Tx(0); BURST],
             pipeline,
@@ -111,10 +116,17 @@ impl<P: Port> Worker<P> {
                     Verdict::Tx(out) => {
                         let out = out as usize;
                         if self.tx[out].is_full() {
-                            send(&mut self.ports, &mut self.tx, out, &mut self.pipeline);
+                            send(
+                                &mut self.ports,
+                                &mut self.tx,
+                                &mut self.tx_bytes,
+                                out,
+                                &mut self.pipeline,
+                            );
                         }
                         // A batch that stayed full after send had every frame released, so
                         // there is room now.
+                        self.tx_bytes[out] += frame.data().len() as u64;
                         self.tx[out].push(frame);
                     }
                     Verdict::Drop(_) => self.ports[p].release(frame),
@@ -152,12 +164,20 @@ impl<P: Port> Worker<P> {
             return false;
         }
         if self.tx[out].is_full() {
-            send(&mut self.ports, &mut self.tx, out, &mut self.pipeline);
+            send(
+                &mut self.ports,
+                &mut self.tx,
+                &mut self.tx_bytes,
+                out,
+                &mut self.pipeline,
+            );
         }
         if !self.tx[out].is_empty() {
             return false;
         }
         std::mem::swap(&mut self.rx, &mut self.tx[out]);
+        // Every frame of the burst got this verdict: the pipeline's tally is the batch's.
+        self.tx_bytes[out] = self.pipeline.tx_bytes();
         true
     }
 
@@ -165,7 +185,13 @@ impl<P: Port> Worker<P> {
     pub fn drain(&mut self) {
         for out in 0..self.tx.len() {
             if !self.tx[out].is_empty() {
-                send(&mut self.ports, &mut self.tx, out, &mut self.pipeline);
+                send(
+                    &mut self.ports,
+                    &mut self.tx,
+                    &mut self.tx_bytes,
+                    out,
+                    &mut self.pipeline,
+                );
             }
         }
         for port in &mut self.ports {
@@ -183,13 +209,17 @@ impl<P: Port> Drop for Worker<P> {
     }
 }
 
-/// Hands port `out` its batch; whatever it refuses is released and counted, never leaked.
-fn send<P: Port>(ports: &mut [P], tx: &mut [Burst<P::Frame>], out: usize, pipeline: &mut Pipeline) {
+/// Hands port `out` its batch (whose frames hold `tx_bytes[out]` bytes); whatever it refuses is
+/// released and counted, never leaked. The batch leaves empty and its tally zero.
+fn send<P: Port>(
+    ports: &mut [P],
+    tx: &mut [Burst<P::Frame>],
+    tx_bytes: &mut [u64],
+    out: usize,
+    pipeline: &mut Pipeline,
+) {
     let batch = &mut tx[out];
-    let bytes: u64 = batch
-        .iter()
-        .map(|f| crate::port::Frame::data(f).len() as u64)
-        .sum();
+    let bytes = std::mem::take(&mut tx_bytes[out]);
     let before = batch.len();
     let sent = ports[out].tx_burst(batch);
     let c = pipeline.counters_mut();
@@ -197,14 +227,140 @@ fn send<P: Port>(ports: &mut [P], tx: &mut [Burst<P::Frame>], out: usize, pipeli
     if sent == before {
         c.add(Counter::TxBytes, bytes);
     } else {
-        let unsent: u64 = batch
-            .iter()
-            .map(|f| crate::port::Frame::data(f).len() as u64)
-            .sum();
+        let unsent: u64 = batch.iter().map(|f| f.data().len() as u64).sum();
         c.add(Counter::TxBytes, bytes - unsent);
         for frame in batch.drain(..) {
             c.drop(crate::drop::DropReason::TxRefused);
             ports[out].release(frame);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use ecmp_io::memory::{FramePool, MemoryPort, TxMode};
+    use ecmp_tables::group::{GroupMode, ResilientGroup};
+    use ecmp_tables::nexthop::{Action, NextHop, PortInfo};
+    use ecmp_tables::{Fib4, Fib6};
+
+    use super::*;
+    use crate::flowcache::FlowCacheConfig;
+    use crate::hash::DEFAULT_RSS_KEY;
+
+    fn hop(id: u32, port: u16) -> NextHop {
+        NextHop {
+            id,
+            addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, id as u8)),
+            port,
+            mac: [0x02, 0, 0, 0, 0, id as u8],
+            weight: u32::from(id != 0),
+            action: Action::Rewrite,
+        }
+    }
+
+    /// 10/8 to group 1 (hop 1 on port 1).
+    fn snapshot() -> Snapshot {
+        let mut g = ResilientGroup::new(16, GroupMode::Manual, 0).unwrap();
+        g.add_member(1, 1).unwrap();
+        g.clear();
+        let mut fib4 = Fib4::new(16);
+        fib4.insert(Ipv4Addr::new(10, 0, 0, 0), 8, 1).unwrap();
+        let unset = ResilientGroup::new(1, GroupMode::Manual, 0)
+            .unwrap()
+            .table();
+        Snapshot {
+            generation: 0,
+            fib4: Arc::new(fib4),
+            fib6: Arc::new(Fib6::new()),
+            groups: vec![Arc::new(unset), Arc::new(g.table())],
+            hops: vec![hop(0, 0), hop(1, 1)],
+            ports: vec![
+                PortInfo {
+                    mac: [0x02, 0xaa, 0, 0, 0, 0],
+                    mtu: 1500,
+                },
+                PortInfo {
+                    mac: [0x02, 0xbb, 0, 0, 0, 0],
+                    mtu: 1500,
+                },
+            ],
+        }
+    }
+
+    /// An untagged IPv4/UDP frame to 10.0.0.1 with `payload` bytes of UDP payload, padded by
+    /// `pad` bytes after the IP packet (which the rewrite trims).
+    fn frame(sport: u16, payload: usize, pad: usize, ttl: u8) -> Vec<u8> {
+        let ip_len = 20 + 8 + payload;
+        let mut f = vec![0u8; 14 + ip_len + pad];
+        f[..6].copy_from_slice(&[0x02, 0xaa, 0, 0, 0, 0]);
+        f[6..12].copy_from_slice(&[0x02, 0xcc, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        let ip = &mut f[14..];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+        ip[8] = ttl;
+        ip[9] = 17;
+        ip[12..16].copy_from_slice(&[172, 16, 0, 1]);
+        ip[16..20].copy_from_slice(&[10, 0, 0, 1]);
+        ip[20..22].copy_from_slice(&sport.to_be_bytes());
+        ip[22..24].copy_from_slice(&53u16.to_be_bytes());
+        ip[24..26].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+        ecmp_wire::ipv4::Packet::new_unchecked(&mut f[14..]).fill_checksum();
+        f
+    }
+
+    #[test]
+    fn tx_bytes_are_the_bytes_the_port_accepted() {
+        let pool = FramePool::new(256);
+        let ports = (0..2)
+            .map(|_| MemoryPort::with_tx_mode(pool.clone(), TxMode::Collect))
+            .collect();
+        let cfg = PipelineConfig {
+            seed: 7,
+            rss_key: DEFAULT_RSS_KEY,
+            flow_cache: FlowCacheConfig {
+                capacity: 1024,
+                ..FlowCacheConfig::default()
+            },
+        };
+        let cell = Arc::new(SnapshotCell::new(snapshot(), 1));
+        let shared = Arc::new(SharedCounters::default());
+        let mut w = Worker::new(ports, &cfg, cell, shared).unwrap();
+
+        // A burst forwarded whole (padding trimmed, so sent lengths differ from received
+        // ones), then one with a drop in it (frame by frame), then more than a batch.
+        let whole: Vec<Vec<u8>> = (0..5).map(|i| frame(1000 + i, i.into(), 7, 64)).collect();
+        let mixed: Vec<Vec<u8>> = (0..6)
+            .map(|i| frame(2000 + i, 3 * usize::from(i), 0, if i == 2 { 1 } else { 64 }))
+            .collect();
+        let many: Vec<Vec<u8>> = (0..40).map(|i| frame(3000 + i, 10, 3, 64)).collect();
+        let mut now = 1_000_000_000;
+        for burst in [&whole, &mixed, &many] {
+            for f in burst {
+                w.ports_mut()[0].inject(f).unwrap();
+            }
+            while w.poll(now) > 0 {
+                now += 1_000;
+            }
+        }
+        w.drain();
+        let tx_bytes = w.pipeline().counters().get(Counter::TxBytes);
+        let port = &w.ports_mut()[1];
+        let sent: u64 = port.sent().iter().map(|f| f.data().len() as u64).sum();
+        assert_eq!(port.sent().len(), 5 + 5 + 40);
+        assert_eq!(port.stats().tx_bytes, sent);
+        assert_eq!(tx_bytes, sent);
+        let received: u64 = [&whole, &mixed, &many]
+            .iter()
+            .flat_map(|b| b.iter())
+            .map(|f| f.len() as u64)
+            .sum();
+        assert!(sent < received, "padding was trimmed and one frame dropped");
+        assert_eq!(w.pipeline().counters().get(Counter::TxPackets), 50);
+        assert_eq!(w.pipeline().counters().total_drops(), 1);
+        drop(w);
+        assert_eq!(pool.outstanding(), 0);
     }
 }

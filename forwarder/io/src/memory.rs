@@ -389,6 +389,61 @@ struct Replay {
     next: usize,
 }
 
+impl Replay {
+    /// Fills the rest of `out` with the next packets, in buffers taken from `pool`'s free list in
+    /// one go (as many as it has, in the order single allocations would take them). Returns the
+    /// frames added, their bytes, and whether the pool ran dry (counted as an allocation failure,
+    /// as a failed [`FramePool::alloc`] would be).
+    #[inline]
+    fn fill(&mut self, pool: &FramePool, out: &mut Burst<MemFrame>) -> (usize, u64, bool) {
+        let mut inner = pool.inner.borrow_mut();
+        let room = out.remaining_capacity();
+        let free = inner.free.len();
+        let take = room.min(free);
+        let dry = take < room;
+        if dry {
+            inner.stats.alloc_failures += 1;
+        }
+        let pool_id = inner.id;
+        let mut bytes = 0u64;
+        // The free list is a stack: its last buffer is the one the next allocation would get.
+        for mut buf in inner.free.drain(free - take..).rev() {
+            let (off, len) = self.packets.get(self.next).copied().unwrap_or_default();
+            self.next += 1;
+            if self.next >= self.packets.len() {
+                self.next = 0;
+            }
+            let area = &mut buf[HEADROOM..];
+            // A short packet is copied as one block of known size (a few vector moves, no
+            // call); the bytes past its end land outside the packet window, unseen.
+            let src = self.bytes.get(off..).unwrap_or_default();
+            let copied = (len <= SMALL_BLOCK && copy_block::<SMALL_BLOCK>(area, src))
+                || (len <= REPLAY_BLOCK && copy_block::<REPLAY_BLOCK>(area, src));
+            // `replay` checked every length against `MAX_PACKET`, the size of `area`.
+            let len = if copied {
+                len
+            } else {
+                match (area.get_mut(..len), self.bytes.get(off..off + len)) {
+                    (Some(d), Some(s)) => {
+                        d.copy_from_slice(s);
+                        len
+                    }
+                    _ => 0,
+                }
+            };
+            bytes += len as u64;
+            out.push(MemFrame {
+                buf,
+                start: HEADROOM as u16,
+                // At most `MAX_PACKET`, below `u16::MAX` (const-asserted with `FRAME_SIZE`).
+                len: len as u16,
+                pool: pool_id,
+            });
+        }
+        (take, bytes, dry)
+    }
+}
+
 /// A port backed by memory: the test or benchmark injects or replays packets and inspects or
 /// counts what the pipeline transmitted.
 pub struct MemoryPort {
@@ -543,26 +598,7 @@ impl Port for MemoryPort {
             n += 1;
         }
         if let Some(replay) = &mut self.replay {
-            let mut bytes = 0u64;
-            let (filled, dry) = self.pool.fill_burst(out, usize::MAX, |frame| {
-                let (off, len) = replay.packets[replay.next];
-                replay.next += 1;
-                if replay.next == replay.packets.len() {
-                    replay.next = 0;
-                }
-                let area = frame.payload_area();
-                // A short packet is copied as one block of known size (a few vector moves, no
-                // call); the bytes past its end land outside the packet window, unseen.
-                let src = replay.bytes.get(off..).unwrap_or_default();
-                let copied = (len <= SMALL_BLOCK && copy_block::<SMALL_BLOCK>(area, src))
-                    || (len <= REPLAY_BLOCK && copy_block::<REPLAY_BLOCK>(area, src));
-                if !copied {
-                    area[..len].copy_from_slice(&replay.bytes[off..off + len]);
-                }
-                frame.set_loaded_len(len);
-                bytes += len as u64;
-                Some(())
-            });
+            let (filled, bytes, dry) = replay.fill(&self.pool, out);
             self.stats.rx_bytes += bytes;
             self.stats.rx_no_buffer += u64::from(dry);
             n += filled;
