@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ecmp_tables::snapshot::{ReaderId, Snapshot, SnapshotCell};
 
+use crate::drop::DropReason;
 use crate::counters::{Counter, SharedCounters};
 use crate::error::DataplaneError;
 use crate::pipeline::{Pipeline, PipelineConfig, Verdict};
@@ -113,6 +114,12 @@ impl<P: Port> Worker<P> {
             }
             for (frame, verdict) in self.rx.drain(..).zip(self.verdicts.iter()) {
                 match *verdict {
+                    // A snapshot may name a port this worker does not have (tables built for
+                    // more ports than it serves): drop and count, never index past its batches.
+                    Verdict::Tx(out) if usize::from(out) >= self.tx.len() => {
+                        self.pipeline.counters_mut().drop(DropReason::NoEgressPort);
+                        self.ports[p].release(frame);
+                    }
                     Verdict::Tx(out) => {
                         let out = out as usize;
                         if self.tx[out].is_full() {
@@ -309,6 +316,34 @@ mod tests {
         ip[24..26].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
         ecmp_wire::ipv4::Packet::new_unchecked(&mut f[14..]).fill_checksum();
         f
+    }
+
+    #[test]
+    fn a_hop_on_a_port_the_worker_lacks_is_dropped_not_panicked() {
+        let pool = FramePool::new(64);
+        // The tables route to port 1; this worker has only port 0.
+        let ports = vec![MemoryPort::with_tx_mode(pool.clone(), TxMode::Collect)];
+        let cfg = PipelineConfig {
+            seed: 7,
+            rss_key: DEFAULT_RSS_KEY,
+            flow_cache: FlowCacheConfig {
+                capacity: 1024,
+                ..FlowCacheConfig::default()
+            },
+        };
+        let cell = Arc::new(SnapshotCell::new(snapshot(), 1));
+        let mut w = Worker::new(ports, &cfg, cell, Arc::new(SharedCounters::default())).unwrap();
+        for i in 0..3 {
+            w.ports_mut()[0].inject(&frame(100 + i, 10, 0, 64)).unwrap();
+        }
+        // One packet of another route's drop keeps the burst from being forwarded whole.
+        w.ports_mut()[0].inject(&frame(200, 10, 0, 1)).unwrap();
+        w.poll(1_000_000);
+        w.drain();
+        let c = w.pipeline().counters();
+        assert_eq!(c.drops(DropReason::NoEgressPort), 3);
+        assert_eq!(c.drops(DropReason::TtlExpired), 1);
+        assert_eq!(pool.outstanding(), 0);
     }
 
     #[test]
