@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use ecmp_tables::snapshot::{ReaderId, Snapshot, SnapshotCell};
 
-use crate::drop::DropReason;
 use crate::counters::{Counter, SharedCounters};
+use crate::drop::DropReason;
 use crate::error::DataplaneError;
 use crate::pipeline::{Pipeline, PipelineConfig, Verdict};
 use crate::port::{BURST, Burst, Frame, Port};
