@@ -20,3 +20,15 @@ ensure_nextest() {
   cargo nextest --version >/dev/null 2>&1 && return 0
   cargo install --locked cargo-nextest
 }
+# ensure_exabgp: ExaBGP 5.0.15 (the BGP companion) in the repo's .venv-exabgp, for the
+# integration test control/core/tests/exabgp.rs; exports ECMP_EXABGP for it.
+ensure_exabgp() {
+  local venv="$PWD/.venv-exabgp"
+  local have
+  have=$("$venv/bin/python3" -c 'import importlib.metadata as m; print(m.version("exabgp"))' 2>/dev/null || true)
+  if [ "$have" != 5.0.15 ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check exabgp==5.0.15
+  fi
+  export ECMP_EXABGP="$venv/bin/exabgp"
+}
