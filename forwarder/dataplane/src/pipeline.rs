@@ -259,13 +259,7 @@ impl Pipeline {
         {
             return Ok(Choice::Cached(c));
         }
-        let hash_meta = if group.policy.inner {
-            parse_inner(frame, &meta).unwrap_or(meta)
-        } else {
-            meta
-        };
-        let gh = self.hasher.group_hash(&hash_meta, &group.policy);
-        let (member, hop) = group.pick(gh).ok_or(DropReason::NoNextHop)?;
+        let (member, hop, gh) = pick_bucket(&self.hasher, group, frame, &meta)?;
         Ok(Choice::Bucket {
             hop: CachedHop {
                 group: group_id,
@@ -322,13 +316,7 @@ fn choose<F: Frame>(
         return Ok(c.hop);
     }
 
-    let hash_meta = if group.policy.inner {
-        parse_inner(frame.data(), meta).unwrap_or(*meta)
-    } else {
-        *meta
-    };
-    let gh = hasher.group_hash(&hash_meta, &group.policy);
-    let (member, hop) = group.pick(gh).ok_or(DropReason::NoNextHop)?;
+    let (member, hop, _) = pick_bucket(hasher, group, frame.data(), meta)?;
     let picked = CachedHop {
         group: group_id,
         member,
@@ -347,6 +335,26 @@ fn choose<F: Frame>(
         }
     }
     Ok(hop)
+}
+
+/// The group's bucket for a packet not (usably) in the flow cache: the group hash, over the inner
+/// headers when the group's policy asks for them and the packet has them (the frame is read only
+/// then), and the member owning that bucket. Returns (member index, hop, group hash).
+#[inline(always)]
+fn pick_bucket(
+    hasher: &FlowHasher,
+    group: &GroupTable,
+    frame: &[u8],
+    meta: &PacketMeta,
+) -> Result<(u16, HopId, u32), DropReason> {
+    let inner = if group.policy.inner {
+        parse_inner(frame, meta)
+    } else {
+        None
+    };
+    let gh = hasher.group_hash(inner.as_ref().unwrap_or(meta), &group.policy);
+    let (member, hop) = group.pick(gh).ok_or(DropReason::NoNextHop)?;
+    Ok((member, hop, gh))
 }
 
 /// The bucket a group hash selects (what [`GroupTable::pick`] reads), for display.

@@ -255,6 +255,7 @@ mod tests {
     use super::*;
     use crate::flowcache::FlowCacheConfig;
     use crate::hash::DEFAULT_RSS_KEY;
+    use crate::pipeline::Choice;
 
     fn hop(id: u32, port: u16) -> NextHop {
         NextHop {
@@ -264,6 +265,17 @@ mod tests {
             mac: [0x02, 0, 0, 0, 0, id as u8],
             weight: u32::from(id != 0),
             action: Action::Rewrite,
+        }
+    }
+
+    fn pipeline_config() -> PipelineConfig {
+        PipelineConfig {
+            seed: 7,
+            rss_key: DEFAULT_RSS_KEY,
+            flow_cache: FlowCacheConfig {
+                capacity: 1024,
+                ..FlowCacheConfig::default()
+            },
         }
     }
 
@@ -319,18 +331,50 @@ mod tests {
     }
 
     #[test]
+    fn trace_tells_a_cached_flow_from_a_bucket_pick_without_changing_state() {
+        let pool = FramePool::new(64);
+        let ports = (0..2)
+            .map(|_| MemoryPort::with_tx_mode(pool.clone(), TxMode::Count))
+            .collect();
+        let cell = Arc::new(SnapshotCell::new(snapshot(), 1));
+        let mut w = Worker::new(
+            ports,
+            &pipeline_config(),
+            cell,
+            Arc::new(SharedCounters::default()),
+        )
+        .unwrap();
+        let seen = frame(100, 10, 0, 64);
+        let unseen = frame(101, 10, 0, 64);
+        w.ports_mut()[0].inject(&seen).unwrap();
+        w.poll(1_000_000);
+        let snap = Arc::clone(w.snapshot());
+        let p = w.pipeline();
+        let cached = p.flow_cache().len();
+        match p.trace(&snap, &seen, 1) {
+            Ok(Choice::Cached(c)) => assert_eq!((c.group, c.hop), (1, 1)),
+            other => panic!("a forwarded flow traces as cached: {other:?}"),
+        }
+        match p.trace(&snap, &unseen, 1) {
+            Ok(Choice::Bucket { hop, bucket }) => {
+                assert_eq!(hop.hop, 1);
+                assert!(bucket < 16);
+            }
+            other => panic!("a new flow traces as a bucket pick: {other:?}"),
+        }
+        assert_eq!(p.flow_cache().len(), cached, "trace inserts nothing");
+        let mut no_route = frame(102, 10, 0, 64);
+        no_route[14 + 16] = 11;
+        ecmp_wire::ipv4::Packet::new_unchecked(&mut no_route[14..]).fill_checksum();
+        assert_eq!(p.trace(&snap, &no_route, 1), Err(DropReason::NoRoute));
+    }
+
+    #[test]
     fn a_hop_on_a_port_the_worker_lacks_is_dropped_not_panicked() {
         let pool = FramePool::new(64);
         // The tables route to port 1; this worker has only port 0.
         let ports = vec![MemoryPort::with_tx_mode(pool.clone(), TxMode::Collect)];
-        let cfg = PipelineConfig {
-            seed: 7,
-            rss_key: DEFAULT_RSS_KEY,
-            flow_cache: FlowCacheConfig {
-                capacity: 1024,
-                ..FlowCacheConfig::default()
-            },
-        };
+        let cfg = pipeline_config();
         let cell = Arc::new(SnapshotCell::new(snapshot(), 1));
         let mut w = Worker::new(ports, &cfg, cell, Arc::new(SharedCounters::default())).unwrap();
         for i in 0..3 {
@@ -352,14 +396,7 @@ mod tests {
         let ports = (0..2)
             .map(|_| MemoryPort::with_tx_mode(pool.clone(), TxMode::Collect))
             .collect();
-        let cfg = PipelineConfig {
-            seed: 7,
-            rss_key: DEFAULT_RSS_KEY,
-            flow_cache: FlowCacheConfig {
-                capacity: 1024,
-                ..FlowCacheConfig::default()
-            },
-        };
+        let cfg = pipeline_config();
         let cell = Arc::new(SnapshotCell::new(snapshot(), 1));
         let shared = Arc::new(SharedCounters::default());
         let mut w = Worker::new(ports, &cfg, cell, shared).unwrap();
