@@ -77,6 +77,8 @@ pub struct Pipeline {
     counters: Counters,
     /// Packets sent per hop id; resized only when a new snapshot has more hops.
     hop_packets: Vec<u64>,
+    /// Port ids at or above this are not the worker's (see [`Pipeline::set_egress_ports`]).
+    egress_ports: usize,
     packets: [PacketState; BURST],
     /// Bytes of the frames of the last burst given a [`Verdict::Tx`], as they will be sent.
     tx_bytes: u64,
@@ -90,6 +92,7 @@ impl Pipeline {
             hasher: FlowHasher::new(cfg.seed, &cfg.rss_key),
             counters: Counters::default(),
             hop_packets: Vec::new(),
+            egress_ports: usize::MAX,
             packets: [PacketState::default(); BURST],
             tx_bytes: 0,
         })
@@ -125,6 +128,12 @@ impl Pipeline {
     /// bytes without reading every frame again.
     pub fn tx_bytes(&self) -> u64 {
         self.tx_bytes
+    }
+
+    /// Limits egress to port ids below `ports` (the worker's own ports); hops on other ports are
+    /// dropped as `no_egress_port`. Unlimited until called.
+    pub fn set_egress_ports(&mut self, ports: usize) {
+        self.egress_ports = ports;
     }
 
     /// Called when the worker switches to a new snapshot: sizes per-hop counters (off the
@@ -223,10 +232,14 @@ impl Pipeline {
             let hop_id = pkt.hop;
             let sent = match snap.hops.get(hop_id as usize) {
                 None => Err(DropReason::NoNextHop),
+                // Tables may name ports this worker does not serve (built for more ports):
+                // such a hop is no egress here, decided before anything is counted as sent.
                 Some(hop) => match snap.ports.get(hop.port as usize) {
-                    None => Err(DropReason::NoEgressPort),
-                    Some(port) => action::apply(frame, &pkt.meta, hop, port, pkt.hash)
-                        .map(|len| (hop.port, len)),
+                    Some(port) if usize::from(hop.port) < self.egress_ports => {
+                        action::apply(frame, &pkt.meta, hop, port, pkt.hash)
+                            .map(|len| (hop.port, len))
+                    }
+                    _ => Err(DropReason::NoEgressPort),
                 },
             };
             *verdict = match sent {

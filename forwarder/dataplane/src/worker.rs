@@ -9,7 +9,6 @@ use std::sync::Arc;
 use ecmp_tables::snapshot::{ReaderId, Snapshot, SnapshotCell};
 
 use crate::counters::{Counter, SharedCounters};
-use crate::drop::DropReason;
 use crate::error::DataplaneError;
 use crate::pipeline::{Pipeline, PipelineConfig, Verdict};
 use crate::port::{BURST, Burst, Frame, Port};
@@ -47,6 +46,9 @@ impl<P: Port> Worker<P> {
         let snapshot = cell.load();
         let generation = snapshot.generation;
         let mut pipeline = Pipeline::new(cfg)?;
+        // The pipeline never emits a verdict for a port this worker lacks, so the tx batches
+        // below can be indexed by verdict.
+        pipeline.set_egress_ports(ports.len());
         pipeline.on_new_snapshot(&snapshot);
         cell.report(reader, generation);
         let tx = ports.iter().map(|_| Burst::new()).collect();
@@ -114,12 +116,6 @@ impl<P: Port> Worker<P> {
             }
             for (frame, verdict) in self.rx.drain(..).zip(self.verdicts.iter()) {
                 match *verdict {
-                    // A snapshot may name a port this worker does not have (tables built for
-                    // more ports than it serves): drop and count, never index past its batches.
-                    Verdict::Tx(out) if usize::from(out) >= self.tx.len() => {
-                        self.pipeline.counters_mut().drop(DropReason::NoEgressPort);
-                        self.ports[p].release(frame);
-                    }
                     Verdict::Tx(out) => {
                         let out = out as usize;
                         if self.tx[out].is_full() {
@@ -253,6 +249,7 @@ mod tests {
     use ecmp_tables::{Fib4, Fib6};
 
     use super::*;
+    use crate::drop::DropReason;
     use crate::flowcache::FlowCacheConfig;
     use crate::hash::DEFAULT_RSS_KEY;
     use crate::pipeline::Choice;
