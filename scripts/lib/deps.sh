@@ -32,3 +32,27 @@ ensure_exabgp() {
   fi
   export ECMP_EXABGP="$venv/bin/exabgp"
 }
+# need_debs PACKAGE...: install the Debian packages that are not installed yet (libraries and
+# headers have no command to look for).
+need_debs() {
+  local missing=()
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  [ "${#missing[@]}" = 0 ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    echo "error: missing Debian packages and installing them needs root: apt-get install ${missing[*]}" >&2
+    return 1
+  fi
+  if [ "$_apt_updated" = 0 ]; then
+    apt-get update -qq
+    _apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+# ensure_build_deps: what building ecmpfwd needs besides Rust: clang compiles the XDP program
+# (libbpf-cargo), libbpf links against libelf and zlib.
+ensure_build_deps() {
+  need_debs clang libelf-dev zlib1g-dev pkg-config make
+}

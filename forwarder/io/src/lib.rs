@@ -32,8 +32,11 @@ pub mod error;
 pub mod fault;
 pub mod hint;
 pub mod memory;
+pub mod netlink;
+pub mod packet;
 pub mod pcap;
 pub mod port;
+pub mod xdp;
 
 pub use error::IoError;
 

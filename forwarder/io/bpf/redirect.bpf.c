@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+//
+// ecmpfwd's XDP program: steers transit traffic into the AF_XDP socket bound to the receiving
+// queue and leaves everything the host itself needs (ARP, neighbour discovery, link-scope and
+// multicast traffic, packets to the host's own addresses) to the kernel.
+//
+// Every header read is preceded by a check against data_end: the verifier rejects the program
+// otherwise, and a runt frame must fall back to the kernel rather than be misparsed.
+
+#include <linux/bpf.h>
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define ETH_P_IPV4 0x0800
+#define ETH_P_IPV6 0x86DD
+#define ETH_P_8021Q 0x8100
+#define IPPROTO_ICMPV6_ 58
+
+// Indices of the per-CPU counters; the Rust side (xdp::program) mirrors these in XdpCounter.
+enum counter {
+	CNT_REDIRECTED = 0,
+	CNT_PASS_NOT_IP = 1,
+	CNT_PASS_NEIGHBOUR = 2,
+	CNT_PASS_HOST = 3,
+	CNT_PASS_LINK_SCOPE = 4,
+	CNT_PASS_NO_SOCKET = 5,
+	CNT_PASS_MALFORMED = 6,
+	CNT_MAX = 7,
+};
+
+struct eth_hdr {
+	__u8 dst[6];
+	__u8 src[6];
+	__be16 proto;
+};
+
+struct vlan_tag {
+	__be16 tci;
+	__be16 proto;
+};
+
+struct ipv4_hdr {
+	__u8 ver_ihl;
+	__u8 tos;
+	__be16 tot_len;
+	__be16 id;
+	__be16 frag;
+	__u8 ttl;
+	__u8 protocol;
+	__be16 check;
+	__be32 saddr;
+	__be32 daddr;
+};
+
+struct ipv6_addr {
+	__u8 b[16];
+};
+
+struct ipv6_hdr {
+	__be32 ver_tc_flow;
+	__be16 payload_len;
+	__u8 nexthdr;
+	__u8 hop_limit;
+	struct ipv6_addr saddr;
+	struct ipv6_addr daddr;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks SEC(".maps");
+
+// Keys are addresses in network byte order; the value is unused (presence is what matters).
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} pass_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct ipv6_addr);
+	__type(value, __u8);
+} pass_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+static __always_inline int count(__u32 idx, int verdict)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
+
+	if (c)
+		*c += 1;
+	return verdict;
+}
+
+static __always_inline int v4_link_scope(__be32 daddr)
+{
+	__u32 a = bpf_ntohl(daddr);
+
+	return (a & 0xffff0000) == 0xa9fe0000 /* 169.254/16 */
+	       || (a & 0xf0000000) == 0xe0000000 /* 224/4 */
+	       || a == 0xffffffff;
+}
+
+static __always_inline int v6_link_scope(const struct ipv6_addr *a)
+{
+	return a->b[0] == 0xff /* ff00::/8 */
+	       || (a->b[0] == 0xfe && (a->b[1] & 0xc0) == 0x80); /* fe80::/10 */
+}
+
+SEC("xdp")
+int ecmpfwd_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct eth_hdr *eth = data;
+	void *l3;
+	__u16 proto;
+
+	if ((void *)(eth + 1) > data_end)
+		return count(CNT_PASS_MALFORMED, XDP_PASS);
+	proto = bpf_ntohs(eth->proto);
+	l3 = eth + 1;
+	if (proto == ETH_P_8021Q) {
+		struct vlan_tag *tag = l3;
+
+		if ((void *)(tag + 1) > data_end)
+			return count(CNT_PASS_MALFORMED, XDP_PASS);
+		proto = bpf_ntohs(tag->proto);
+		l3 = tag + 1;
+	}
+
+	if (proto == ETH_P_IPV4) {
+		struct ipv4_hdr *ip = l3;
+
+		if ((void *)(ip + 1) > data_end)
+			return count(CNT_PASS_MALFORMED, XDP_PASS);
+		if (v4_link_scope(ip->daddr))
+			return count(CNT_PASS_LINK_SCOPE, XDP_PASS);
+		if (bpf_map_lookup_elem(&pass_v4, &ip->daddr))
+			return count(CNT_PASS_HOST, XDP_PASS);
+	} else if (proto == ETH_P_IPV6) {
+		struct ipv6_hdr *ip6 = l3;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return count(CNT_PASS_MALFORMED, XDP_PASS);
+		if (ip6->nexthdr == IPPROTO_ICMPV6_) {
+			__u8 *type = (__u8 *)(ip6 + 1);
+
+			if ((void *)(type + 1) > data_end)
+				return count(CNT_PASS_MALFORMED, XDP_PASS);
+			// Router solicitation/advertisement, neighbour solicitation/advertisement,
+			// redirect: the host's neighbour table must see them whatever the address.
+			if (*type >= 133 && *type <= 137)
+				return count(CNT_PASS_NEIGHBOUR, XDP_PASS);
+		}
+		if (v6_link_scope(&ip6->daddr))
+			return count(CNT_PASS_LINK_SCOPE, XDP_PASS);
+		if (bpf_map_lookup_elem(&pass_v6, &ip6->daddr))
+			return count(CNT_PASS_HOST, XDP_PASS);
+	} else {
+		return count(CNT_PASS_NOT_IP, XDP_PASS);
+	}
+
+	// The low bits of the flags are the verdict when no socket is bound on this queue.
+	if (bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS) == XDP_REDIRECT)
+		return count(CNT_REDIRECTED, XDP_REDIRECT);
+	return count(CNT_PASS_NO_SOCKET, XDP_PASS);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
