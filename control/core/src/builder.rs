@@ -11,7 +11,8 @@
 //! - Ids: hop ids `1..=S` and group ids `1..=G` are the static config's, in its order (as the
 //!   daemon's setup numbers them), never changed or freed here. A BGP prefix holds one group id
 //!   for its whole lifetime; freed ids are reused lowest first, and trailing free ids are trimmed
-//!   so the snapshot's group vector stays as short as the live ids allow.
+//!   so the snapshot's group vector stays as short as the live ids allow. An operator static
+//!   route ([`Builder::add_static_route`]) holds a group id the same way, from add to remove.
 //! - A BGP hop id names one distinct (next-hop address, [`Action`]) and is shared by every group
 //!   listing it; it lives while at least one group lists it (in any state, failed included) and
 //!   is then freed, oldest freed first reused, so an id just given up is reused last.
@@ -25,10 +26,24 @@
 //!   `Failed` once its last path went. Only the failed hop's buckets move. A failed member is
 //!   removed when its prefix goes, or by [`Builder::forget_failed`]; a hop returning before that
 //!   gets back what its mode gives a returning hop (`AutoRecovery`: exactly its old buckets).
-//! - Merge rule: a static route wins over BGP for the same prefix. The BGP prefix still gets its
-//!   group (so it can be inspected) but is not installed; its withdrawal leaves the static route
-//!   alone. A BGP route that covers or is covered by a static route is installed normally, and
-//!   removing it lets the FIB fall back to the covering route, static or BGP.
+//! - Merge rule: a static route (from the config or added by an operator) wins over BGP for the
+//!   same prefix. The BGP prefix still gets its group (so it can be inspected) but is not
+//!   installed; its withdrawal leaves the static route alone, and removing an operator static
+//!   route installs the BGP prefix's group again. A BGP route that covers or is covered by a
+//!   static route is installed normally, and removing it lets the FIB fall back to the covering
+//!   route, static or BGP. Configured static routes change only with the config: the operator
+//!   can neither replace nor remove them here.
+//! - Operator static routes: the group is shaped by the prefix's policy and its hops are
+//!   acquired like BGP hops (shared, ref-counted, resolved). It behaves like a BGP prefix whose
+//!   hop set the operator gives, every hop wanted `Active`: replacing the set fails the hops
+//!   left out (only their buckets move; [`Builder::forget_failed`] removes them, a hop put back
+//!   before that returns as its mode says) and adds the new ones as its mode says.
+//! - Operator drain ([`Builder::set_drained`]) is an override per next-hop address that
+//!   persists: every group listing that address (BGP, operator static, configured static), now
+//!   or later, has it `Draining` where its source (RIB, operator route, config) wants it
+//!   `Active`. A failed member stays failed. Each group keeps what its source last wanted per
+//!   address, so undraining restores exactly that (e.g. a hop under GRACEFUL_SHUTDOWN stays
+//!   draining).
 //! - Publishing: every operation that changed something returns one [`Snapshot`]. Groups the
 //!   batch did not touch keep their `Arc<GroupTable>` (pointer-equal across snapshots); a batch
 //!   that changed no route shares the previous `Arc<Fib4>`/`Arc<Fib6>`.
@@ -59,9 +74,9 @@ use ecmp_tables::nexthop::{
 };
 use ecmp_tables::policy::HashPolicy;
 use ecmp_tables::snapshot::Snapshot;
-use ecmp_tables::{Fib4, Fib6, MAX_GROUP_ID, TableError};
+use ecmp_tables::{Fib4, Fib6, MAX_GROUP_ID, MAX_MEMBERS, TableError};
 
-use crate::rib::{NextHopState, PrefixChange};
+use crate::rib::{HopSet, NextHopState, PrefixChange};
 
 /// Weight of every BGP member: paths carry no weight, so each next hop gets an equal share.
 const BGP_WEIGHT: u32 = 1;
@@ -119,8 +134,9 @@ pub enum BuildError {
         /// The largest group id.
         max: GroupId,
     },
-    /// The policy encapsulates from an address of the other family than the next hop's; the
-    /// hop was left out of the prefix's group.
+    /// The policy encapsulates from an address of the other family than the next hop's: from
+    /// [`Builder::apply`] the hop was left out of the prefix's group, from
+    /// [`Builder::add_static_route`] the whole route was refused.
     #[error("{prefix}: next hop {next_hop} is not of the encapsulation source's family")]
     EncapFamily {
         /// The prefix.
@@ -144,6 +160,24 @@ pub enum BuildError {
         prefix: Prefix,
         /// What the table said.
         source: TableError,
+    },
+    /// An operator static route was given no next hop (remove it instead).
+    #[error("static route {prefix}: no next hop given")]
+    NoNextHops {
+        /// The route.
+        prefix: Prefix,
+    },
+    /// The prefix's static route comes from the config, which the operator cannot change here.
+    #[error("static route {prefix} is configured; change it in the config")]
+    ConfiguredStaticRoute {
+        /// The route.
+        prefix: Prefix,
+    },
+    /// No operator static route exists for the prefix.
+    #[error("no static route {prefix}")]
+    NoStaticRoute {
+        /// The prefix.
+        prefix: Prefix,
     },
 }
 
@@ -385,6 +419,20 @@ pub struct HopInfo {
     pub configured: bool,
     /// Its MAC is known.
     pub resolved: bool,
+    /// An operator drained its address ([`Builder::set_drained`]).
+    pub drained: bool,
+}
+
+/// A static route and its group, for `route PREFIX` and `routes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticRouteInfo {
+    /// The route and its group. `installed` is always true (a static route wins). For a
+    /// configured route, `policy` is read from the configured group (mode, bucket count, hash)
+    /// and `policy.action` is its first member's action as a template: configured hops carry
+    /// their own actions ([`Builder::hop`] has each).
+    pub route: RouteInfo,
+    /// From the config file (false: added by an operator).
+    pub configured: bool,
 }
 
 /// What removing a next hop would do to one group.
@@ -392,26 +440,100 @@ pub struct HopInfo {
 pub struct WhatIf {
     /// The group.
     pub group: GroupId,
-    /// Its BGP prefix (None for a static group).
+    /// Its BGP prefix or operator static route (None for a configured static group).
     pub prefix: Option<Prefix>,
+    /// A static route's group (configured, or added by an operator), not a BGP prefix's.
+    pub static_route: bool,
     /// Buckets that would change owner.
     pub buckets: usize,
 }
 
+/// A BGP prefix's or an operator static route's group.
 #[derive(Debug, Clone)]
-struct BgpGroup {
+struct PrefixGroup {
     prefix: Prefix,
     policy: GroupPolicy,
     group: ResilientGroup,
     /// Every listed next hop (failed ones included) and its hop id.
     members: BTreeMap<IpAddr, HopId>,
+    /// What the source (RIB, or operator: all active) last wanted; a listed address missing
+    /// here is failed. Kept so an operator undrain can restore it.
+    want: HopSet,
+}
+
+/// A configured group.
+#[derive(Debug, Clone)]
+struct StaticGroup {
+    group: ResilientGroup,
+    /// Each member's state as configured: what an operator undrain restores.
+    configured: BTreeMap<HopId, HopState>,
 }
 
 #[derive(Debug, Clone)]
 enum GroupSlot {
-    Static(Box<ResilientGroup>),
-    Bgp(Box<BgpGroup>),
+    Static(Box<StaticGroup>),
+    Bgp(Box<PrefixGroup>),
+    Operator(Box<PrefixGroup>),
     Free,
+}
+
+impl GroupSlot {
+    fn group(&self) -> Option<&ResilientGroup> {
+        match self {
+            GroupSlot::Static(g) => Some(&g.group),
+            GroupSlot::Bgp(g) | GroupSlot::Operator(g) => Some(&g.group),
+            GroupSlot::Free => None,
+        }
+    }
+}
+
+/// The state a member gets: what its source wants, except that an operator drain turns
+/// `Active` into `Draining` (a failed member stays failed).
+fn effective(want: HopState, drained: bool) -> HopState {
+    if drained && want == HopState::Active {
+        HopState::Draining
+    } else {
+        want
+    }
+}
+
+/// What a prefix's source wants for `addr`: failed when it no longer lists it.
+fn wanted(hops: &HopSet, addr: &IpAddr) -> HopState {
+    hops.get(addr)
+        .map_or(HopState::Failed, |&s| HopState::from(s))
+}
+
+fn member_infos(
+    group: &ResilientGroup,
+    members: impl Iterator<Item = (IpAddr, HopId)>,
+) -> Vec<MemberInfo> {
+    let owners = group.bucket_owners();
+    let mut out: Vec<MemberInfo> = members
+        .filter_map(|(addr, hop)| {
+            let m = group.member(hop)?;
+            Some(MemberInfo {
+                addr,
+                hop,
+                state: m.state,
+                weight: m.weight,
+                buckets: owners.iter().filter(|&&o| o == hop).count(),
+            })
+        })
+        .collect();
+    out.sort_by_key(|m| (m.addr, m.hop));
+    out
+}
+
+fn bucket_infos(group: &ResilientGroup) -> Vec<BucketInfo> {
+    group
+        .bucket_owners()
+        .iter()
+        .enumerate()
+        .map(|(b, &hop)| BucketInfo {
+            hop,
+            replaced: group.replaced(b),
+        })
+        .collect()
 }
 
 /// What one operation changed, to publish.
@@ -438,9 +560,17 @@ pub struct Builder<R> {
     ports: Vec<PortInfo>,
     fib4: Arc<Fib4>,
     fib6: Arc<Fib6>,
-    static_routes: BTreeSet<Prefix>,
+    /// Configured static routes.
+    static_routes: BTreeMap<Prefix, GroupId>,
+    /// Static routes added by an operator.
+    operator_routes: BTreeMap<Prefix, GroupId>,
+    /// Next-hop addresses an operator drained.
+    drained: BTreeSet<IpAddr>,
     /// Hop ids `1..=static_hops` are the config's.
     static_hops: usize,
+    /// Config hops given without a MAC (all zero): their MAC comes from the resolver, their
+    /// port stays the configured one.
+    static_unresolved: Vec<HopId>,
     /// Index = hop id; `[0]` and freed ids hold an unresolved placeholder.
     hops: Vec<NextHop>,
     /// Index = hop id: groups listing it.
@@ -527,14 +657,14 @@ impl<R: NextHopResolver> Builder<R> {
         }
         let mut fib4 = Arc::new(Fib4::new(config.max_tbl8));
         let mut fib6 = Arc::new(Fib6::new());
-        let mut static_routes = BTreeSet::new();
+        let mut static_routes = BTreeMap::new();
         for &(prefix, group) in &statics.routes {
             if group == 0 || group as usize > statics.groups.len() {
                 return Err(BuildError::StaticRouteGroup { prefix, group });
             }
             fib_insert(&mut fib4, &mut fib6, prefix, group)
                 .map_err(|source| BuildError::StaticRoute { prefix, source })?;
-            static_routes.insert(prefix);
+            static_routes.insert(prefix, group);
         }
         let unset = ResilientGroup::new(1, GroupMode::Manual, 0)
             .map_err(|source| BuildError::Policy {
@@ -555,7 +685,15 @@ impl<R: NextHopResolver> Builder<R> {
             fib4,
             fib6,
             static_routes,
+            operator_routes: BTreeMap::new(),
+            drained: BTreeSet::new(),
             static_hops: statics.hops.len(),
+            static_unresolved: statics
+                .hops
+                .iter()
+                .filter(|h| h.mac == [0; 6])
+                .map(|h| h.id)
+                .collect(),
             hops,
             hop_refs,
             hop_ids: HashMap::new(),
@@ -563,7 +701,15 @@ impl<R: NextHopResolver> Builder<R> {
             groups: statics
                 .groups
                 .into_iter()
-                .map(|g| GroupSlot::Static(Box::new(g)))
+                .map(|group| {
+                    let configured = group
+                        .members()
+                        .iter()
+                        .filter(|m| m.hop != 0)
+                        .map(|m| (m.hop, m.state))
+                        .collect();
+                    GroupSlot::Static(Box::new(StaticGroup { group, configured }))
+                })
                 .collect(),
             tables,
             unset,
@@ -588,33 +734,302 @@ impl<R: NextHopResolver> Builder<R> {
                 Some(gid) if change.hops.is_empty() => {
                     self.remove_prefix(&mut batch, change.prefix, gid);
                 }
-                Some(gid) => self.update_prefix(&mut batch, gid, change),
+                Some(gid) => self.update_group(&mut batch, gid, &change.hops),
             }
         }
         self.finish(batch)
     }
 
-    /// Rebalances `prefix`'s group (the `clear` command): every active hop ends within one
-    /// bucket of its share, moving the fewest buckets, and the `replaced` marks reset. `None`
-    /// when the prefix has no BGP group.
+    /// Rebalances `prefix`'s groups (the `clear` command): its BGP group and its static
+    /// route's group (configured or operator), whichever exist. In each, every active hop ends
+    /// within one bucket of its share, moving the fewest buckets, and the `replaced` marks
+    /// reset. `None` when the prefix has no group.
     pub fn clear(&mut self, prefix: &Prefix) -> Option<Snapshot> {
-        let gid = self.group_id(prefix)?;
-        let GroupSlot::Bgp(g) = self.groups.get_mut(slot_of(gid)?)? else {
-            return None;
-        };
-        g.group.clear();
         let mut batch = Batch::default();
-        batch.groups.insert(gid);
+        let gids = [
+            self.routes.get(prefix),
+            self.static_routes.get(prefix),
+            self.operator_routes.get(prefix),
+        ];
+        for &gid in gids.into_iter().flatten() {
+            let group = match slot_of(gid).and_then(|i| self.groups.get_mut(i)) {
+                Some(GroupSlot::Static(g)) => &mut g.group,
+                Some(GroupSlot::Bgp(g) | GroupSlot::Operator(g)) => &mut g.group,
+                Some(GroupSlot::Free) | None => continue,
+            };
+            group.clear();
+            batch.groups.insert(gid);
+        }
         self.finish(batch)
     }
 
-    /// Removes every failed member from every BGP group (their buckets already moved, so no
-    /// bucket moves now); after this a returning hop is a new hop to its group.
+    /// Drains (`drained`) or undrains every member at `addr`, in every group listing it now or
+    /// later (see the module doc): a drained hop keeps its established flows, takes no new ones
+    /// and owns no bucket (only its buckets move); undraining restores what the group's source
+    /// wants, returning the hop's buckets as its mode says (`AutoRecovery`: exactly those it
+    /// had). `None` when no table changed: the address was already (un)drained, or no group
+    /// lists it (the override is still recorded for later groups).
+    pub fn set_drained(&mut self, addr: IpAddr, drained: bool) -> Option<Snapshot> {
+        let changed = if drained {
+            self.drained.insert(addr)
+        } else {
+            self.drained.remove(&addr)
+        };
+        if !changed {
+            return None;
+        }
+        let mut batch = Batch::default();
+        for (i, slot) in self.groups.iter_mut().enumerate() {
+            let (group, targets) = match slot {
+                GroupSlot::Static(g) => {
+                    let targets: Vec<(HopId, HopState)> = g
+                        .configured
+                        .iter()
+                        .filter(|&(&hop, _)| {
+                            self.hops.get(hop as usize).is_some_and(|h| h.addr == addr)
+                        })
+                        .map(|(&hop, &want)| (hop, effective(want, drained)))
+                        .collect();
+                    (&mut g.group, targets)
+                }
+                GroupSlot::Bgp(g) | GroupSlot::Operator(g) => {
+                    let Some(&hop) = g.members.get(&addr) else {
+                        continue;
+                    };
+                    let target = effective(wanted(&g.want, &addr), drained);
+                    (&mut g.group, vec![(hop, target)])
+                }
+                GroupSlot::Free => continue,
+            };
+            for (hop, target) in targets {
+                // `set_state` refuses only an unlisted hop, which the filter leaves out.
+                if group.member(hop).is_some_and(|m| m.state != target)
+                    && group.set_state(hop, target).is_ok()
+                {
+                    batch.groups.insert(i as GroupId + 1);
+                }
+            }
+        }
+        self.finish(batch)
+    }
+
+    /// The next-hop addresses an operator drained, ascending.
+    pub fn drained(&self) -> Vec<IpAddr> {
+        self.drained.iter().copied().collect()
+    }
+
+    /// Adds an operator static route to `next_hops` (duplicates count once), or replaces the
+    /// next-hop set of the one `prefix` has. A new route gets its own group, shaped by the
+    /// prefix's policy like a BGP prefix's, with every hop active (draining if drained) and
+    /// balanced together; it takes the prefix's FIB entry from a BGP route (which stays, not
+    /// installed). A replaced set keeps the group: hops left out fail (only their buckets
+    /// move; [`Builder::forget_failed`] removes them) and new hops join as the mode says
+    /// (`AutoRecovery`/`Manual`: no buckets until [`Builder::clear`]).
+    ///
+    /// Refused, with nothing changed: an empty set ([`BuildError::NoNextHops`]), a configured
+    /// static route ([`BuildError::ConfiguredStaticRoute`]), a hop the policy's encapsulation
+    /// cannot reach ([`BuildError::EncapFamily`]), no group or hop id left, or a FIB refusal
+    /// ([`BuildError::StaticRoute`]). A hop that does not resolve is kept unresolved and
+    /// reported through [`Builder::take_errors`], as from [`Builder::apply`].
+    pub fn add_static_route(
+        &mut self,
+        prefix: Prefix,
+        next_hops: &[IpAddr],
+    ) -> Result<Option<Snapshot>, BuildError> {
+        if next_hops.is_empty() {
+            return Err(BuildError::NoNextHops { prefix });
+        }
+        if self.static_routes.contains_key(&prefix) {
+            return Err(BuildError::ConfiguredStaticRoute { prefix });
+        }
+        let existing = self.operator_routes.get(&prefix).copied();
+        let policy = match existing.and_then(slot_of).and_then(|i| self.groups.get(i)) {
+            Some(GroupSlot::Operator(g)) => g.policy,
+            _ => self.policy_for(&prefix),
+        };
+        let hops: HopSet = next_hops
+            .iter()
+            .map(|&addr| (addr, NextHopState::Active))
+            .collect();
+        let mut new_hops = 0;
+        for &addr in hops.keys() {
+            let action = policy
+                .action
+                .action_for(addr)
+                .ok_or(BuildError::EncapFamily {
+                    prefix,
+                    next_hop: addr,
+                })?;
+            if !self.hop_ids.contains_key(&(addr, action)) {
+                new_hops += 1;
+            }
+        }
+        // Checked before anything changes, so that acquiring hops and adding members cannot
+        // fail half way. A replaced set keeps the hops it leaves out listed (failed).
+        let listed = match existing.and_then(slot_of).and_then(|i| self.groups.get(i)) {
+            Some(GroupSlot::Operator(g)) => {
+                g.members.len() + hops.keys().filter(|a| !g.members.contains_key(a)).count()
+            }
+            _ => hops.len(),
+        };
+        let full = if new_hops > self.hop_room() {
+            Some(HopId::MAX as usize)
+        } else {
+            (listed > MAX_MEMBERS).then_some(MAX_MEMBERS)
+        };
+        if let Some(max) = full {
+            return Err(BuildError::Table {
+                prefix,
+                source: TableError::TooManyMembers { max },
+            });
+        }
+        let mut batch = Batch::default();
+        if let Some(gid) = existing {
+            self.update_group(&mut batch, gid, &hops);
+            return Ok(self.finish(batch));
+        }
+        let empty = self
+            .new_group(policy)
+            .map_err(|source| BuildError::Table { prefix, source })?;
+        let gid = self.alloc_group().ok_or(BuildError::GroupIdsExhausted {
+            prefix,
+            max: MAX_GROUP_ID,
+        })?;
+        if let Err(source) = fib_insert(&mut self.fib4, &mut self.fib6, prefix, gid) {
+            // Undoes `alloc_group` exactly: the id goes back to the free set, or is trimmed.
+            self.free_group(gid);
+            return Err(BuildError::StaticRoute { prefix, source });
+        }
+        batch.fib = true;
+        let (group, members) = self.build_group(&mut batch, prefix, policy, empty, &hops);
+        if let Some(slot) = slot_of(gid).and_then(|i| self.groups.get_mut(i)) {
+            *slot = GroupSlot::Operator(Box::new(PrefixGroup {
+                prefix,
+                policy,
+                group,
+                members,
+                want: hops,
+            }));
+        }
+        self.operator_routes.insert(prefix, gid);
+        batch.groups.insert(gid);
+        Ok(self.finish(batch))
+    }
+
+    /// Removes the operator static route for `prefix`, releasing its group and hops. The FIB
+    /// entry goes back to the prefix's BGP group when it has one, else the prefix is removed
+    /// (its addresses fall back to the covering route). Refused, with nothing changed, for a
+    /// configured route ([`BuildError::ConfiguredStaticRoute`]) or a prefix without an operator
+    /// route ([`BuildError::NoStaticRoute`]).
+    pub fn remove_static_route(&mut self, prefix: &Prefix) -> Result<Option<Snapshot>, BuildError> {
+        let prefix = *prefix;
+        if self.static_routes.contains_key(&prefix) {
+            return Err(BuildError::ConfiguredStaticRoute { prefix });
+        }
+        let gid = *self
+            .operator_routes
+            .get(&prefix)
+            .ok_or(BuildError::NoStaticRoute { prefix })?;
+        // The FIB first: it is the only step that can fail.
+        let fib = match self.routes.get(&prefix) {
+            Some(&bgp) => fib_insert(&mut self.fib4, &mut self.fib6, prefix, bgp),
+            None => match prefix.addr() {
+                IpAddr::V4(a) => Arc::make_mut(&mut self.fib4).remove(a, prefix.len()),
+                IpAddr::V6(a) => Arc::make_mut(&mut self.fib6).remove(a, prefix.len()),
+            }
+            .map(|_| ()),
+        };
+        fib.map_err(|source| BuildError::StaticRoute { prefix, source })?;
+        let mut batch = Batch {
+            fib: true,
+            ..Batch::default()
+        };
+        self.operator_routes.remove(&prefix);
+        let slot = slot_of(gid).and_then(|i| self.groups.get_mut(i));
+        if let Some(slot) = slot.filter(|s| matches!(s, GroupSlot::Operator(_)))
+            && let GroupSlot::Operator(g) = std::mem::replace(slot, GroupSlot::Free)
+        {
+            self.release_all(&mut batch, g.members.values());
+        }
+        self.free_group(gid);
+        batch.groups.insert(gid);
+        Ok(self.finish(batch))
+    }
+
+    /// Every static route, configured and operator, ascending by prefix.
+    pub fn static_routes(&self) -> Vec<StaticRouteInfo> {
+        let mut out: Vec<StaticRouteInfo> = self
+            .static_routes
+            .keys()
+            .chain(self.operator_routes.keys())
+            .filter_map(|p| self.static_route(p))
+            .collect();
+        out.sort_by_key(|r| r.route.prefix);
+        out
+    }
+
+    /// The static route (configured or operator) for exactly `prefix`, with its group.
+    pub fn static_route(&self, prefix: &Prefix) -> Option<StaticRouteInfo> {
+        if let Some(&gid) = self.static_routes.get(prefix) {
+            let GroupSlot::Static(g) = self.groups.get(slot_of(gid)?)? else {
+                return None;
+            };
+            let listed: Vec<NextHop> = g
+                .group
+                .members()
+                .iter()
+                .filter_map(|m| self.hops.get(m.hop as usize).filter(|_| m.hop != 0))
+                .copied()
+                .collect();
+            let action = match listed.first().map(|h| h.action) {
+                Some(Action::Encap(e)) => ActionTemplate::Encap {
+                    kind: e.kind,
+                    src: e.src,
+                },
+                Some(Action::Rewrite) | None => ActionTemplate::Rewrite,
+            };
+            return Some(StaticRouteInfo {
+                route: RouteInfo {
+                    prefix: *prefix,
+                    group: gid,
+                    installed: true,
+                    policy: GroupPolicy {
+                        mode: g.group.mode(),
+                        buckets: g.group.bucket_count(),
+                        hash: g.group.policy(),
+                        action,
+                    },
+                    members: member_infos(&g.group, listed.iter().map(|h| (h.addr, h.id))),
+                    buckets: bucket_infos(&g.group),
+                },
+                configured: true,
+            });
+        }
+        let gid = *self.operator_routes.get(prefix)?;
+        let GroupSlot::Operator(g) = self.groups.get(slot_of(gid)?)? else {
+            return None;
+        };
+        Some(StaticRouteInfo {
+            route: RouteInfo {
+                prefix: *prefix,
+                group: gid,
+                installed: true,
+                policy: g.policy,
+                members: member_infos(&g.group, g.members.iter().map(|(&a, &h)| (a, h))),
+                buckets: bucket_infos(&g.group),
+            },
+            configured: false,
+        })
+    }
+
+    /// Removes every failed member from every BGP and operator static group (their buckets
+    /// already moved, so no bucket moves now); after this a returning hop is a new hop to its
+    /// group.
     pub fn forget_failed(&mut self) -> Option<Snapshot> {
         let mut batch = Batch::default();
         let mut released = Vec::new();
         for (i, slot) in self.groups.iter_mut().enumerate() {
-            let GroupSlot::Bgp(g) = slot else {
+            let (GroupSlot::Bgp(g) | GroupSlot::Operator(g)) = slot else {
                 continue;
             };
             let failed: Vec<(IpAddr, HopId)> = g
@@ -645,9 +1060,24 @@ impl<R: NextHopResolver> Builder<R> {
         self.finish(batch)
     }
 
-    /// Resolves every BGP next hop again (after the resolver learnt or lost neighbours).
+    /// Resolves every BGP next hop, and every config hop given without a MAC, again (after the
+    /// resolver learnt or lost neighbours).
     pub fn refresh_resolution(&mut self) -> Option<Snapshot> {
         let mut batch = Batch::default();
+        for i in 0..self.static_unresolved.len() {
+            let id = self.static_unresolved[i] as usize;
+            let Some(hop) = self.hops.get(id).copied() else {
+                continue;
+            };
+            let mac = self
+                .resolver
+                .resolve(hop.addr)
+                .map_or([0; 6], |(_, mac)| mac);
+            if hop.mac != mac {
+                self.hops[id].mac = mac;
+                batch.hops = true;
+            }
+        }
         for id in self.static_hops + 1..self.hops.len() {
             if self.hop_refs[id] == 0 {
                 continue;
@@ -700,51 +1130,25 @@ impl<R: NextHopResolver> Builder<R> {
         self.routes.iter().map(|(p, g)| (*p, *g))
     }
 
-    /// The group builder of `id` (static or BGP).
+    /// The group builder of `id` (static, operator static or BGP).
     pub fn group(&self, id: GroupId) -> Option<&ResilientGroup> {
-        match self.groups.get(slot_of(id)?)? {
-            GroupSlot::Static(g) => Some(g),
-            GroupSlot::Bgp(g) => Some(&g.group),
-            GroupSlot::Free => None,
-        }
+        self.groups.get(slot_of(id)?)?.group()
     }
 
-    /// A BGP prefix's route, members and bucket owners.
+    /// A BGP prefix's route, members and bucket owners (a static route for the same prefix:
+    /// [`Builder::static_route`]).
     pub fn route(&self, prefix: &Prefix) -> Option<RouteInfo> {
         let gid = self.group_id(prefix)?;
         let GroupSlot::Bgp(g) = self.groups.get(slot_of(gid)?)? else {
             return None;
         };
-        let owners = g.group.bucket_owners();
-        let members = g
-            .members
-            .iter()
-            .filter_map(|(&addr, &hop)| {
-                let m = g.group.member(hop)?;
-                Some(MemberInfo {
-                    addr,
-                    hop,
-                    state: m.state,
-                    weight: m.weight,
-                    buckets: owners.iter().filter(|&&o| o == hop).count(),
-                })
-            })
-            .collect();
-        let buckets = owners
-            .iter()
-            .enumerate()
-            .map(|(b, &hop)| BucketInfo {
-                hop,
-                replaced: g.group.replaced(b),
-            })
-            .collect();
         Some(RouteInfo {
             prefix: *prefix,
             group: gid,
-            installed: !self.static_routes.contains(prefix),
+            installed: !self.static_wins(prefix),
             policy: g.policy,
-            members,
-            buckets,
+            members: member_infos(&g.group, g.members.iter().map(|(&a, &h)| (a, h))),
+            buckets: bucket_infos(&g.group),
         })
     }
 
@@ -765,18 +1169,20 @@ impl<R: NextHopResolver> Builder<R> {
                 groups: self.hop_refs[i],
                 configured: i <= self.static_hops,
                 resolved: self.hops[i].mac != [0; 6],
+                drained: self.drained.contains(&self.hops[i].addr),
             })
             .collect()
     }
 
-    /// For each group listing a hop at `addr` (any action, static groups included): the buckets
-    /// that would move if it were removed. Nothing is changed.
+    /// For each group listing a hop at `addr` (any action; configured and operator static
+    /// groups included): the buckets that would move if it were removed. Nothing is changed.
     pub fn what_if_remove(&self, addr: IpAddr) -> Vec<WhatIf> {
         let mut out = Vec::new();
         for (i, slot) in self.groups.iter().enumerate() {
-            let (group, prefix) = match slot {
-                GroupSlot::Static(g) => (&**g, None),
-                GroupSlot::Bgp(g) => (&g.group, Some(g.prefix)),
+            let (group, prefix, static_route) = match slot {
+                GroupSlot::Static(g) => (&g.group, None, true),
+                GroupSlot::Bgp(g) => (&g.group, Some(g.prefix), false),
+                GroupSlot::Operator(g) => (&g.group, Some(g.prefix), true),
                 GroupSlot::Free => continue,
             };
             for m in group.members() {
@@ -789,6 +1195,7 @@ impl<R: NextHopResolver> Builder<R> {
                     out.push(WhatIf {
                         group: i as GroupId + 1,
                         prefix,
+                        static_route,
                         buckets: group.what_if_remove(m.hop),
                     });
                 }
@@ -823,6 +1230,16 @@ impl<R: NextHopResolver> Builder<R> {
         &self.fib6
     }
 
+    /// A static route (configured or operator) holds the prefix's FIB entry.
+    fn static_wins(&self, prefix: &Prefix) -> bool {
+        self.static_routes.contains_key(prefix) || self.operator_routes.contains_key(prefix)
+    }
+
+    /// Hop ids that can still be allocated.
+    fn hop_room(&self) -> usize {
+        self.free_hops.len() + (HopId::MAX as usize + 1).saturating_sub(self.hops.len())
+    }
+
     fn policy_for(&self, prefix: &Prefix) -> GroupPolicy {
         let mut best: Option<&PrefixPolicy> = None;
         for p in self.policies.iter().filter(|p| p.covers(prefix)) {
@@ -833,19 +1250,18 @@ impl<R: NextHopResolver> Builder<R> {
         best.map_or(self.default_policy, |p| p.group)
     }
 
-    fn add_prefix(&mut self, batch: &mut Batch, change: &PrefixChange) {
-        let prefix = change.prefix;
-        let policy = self.policy_for(&prefix);
-        let mut group = match ResilientGroup::new(policy.buckets, policy.mode, self.seed) {
-            Ok(g) => g,
-            Err(source) => {
-                self.errors.push(BuildError::Table { prefix, source });
-                return;
-            }
-        };
-        group.set_policy(policy.hash);
+    /// Fills the empty `group` with `hops` (those it can reach), balanced together, then drains
+    /// the ones to drain so they own no bucket. Refused hops are reported and left out.
+    fn build_group(
+        &mut self,
+        batch: &mut Batch,
+        prefix: Prefix,
+        policy: GroupPolicy,
+        mut group: ResilientGroup,
+        hops: &HopSet,
+    ) -> (ResilientGroup, BTreeMap<IpAddr, HopId>) {
         let mut members = BTreeMap::new();
-        for &addr in change.hops.keys() {
+        for &addr in hops.keys() {
             let Some(hop) = self.acquire_hop(batch, prefix, addr, policy.action) else {
                 continue;
             };
@@ -862,17 +1278,39 @@ impl<R: NextHopResolver> Builder<R> {
                 }
             }
         }
-        if members.is_empty() {
-            return;
-        }
         // Members join together: balance once, then drain, so draining hops own no bucket.
         group.clear();
         for (addr, &hop) in &members {
-            if change.hops.get(addr) == Some(&NextHopState::Draining)
+            let state = effective(wanted(hops, addr), self.drained.contains(addr));
+            if state == HopState::Draining
                 && let Err(source) = group.set_state(hop, HopState::Draining)
             {
                 self.errors.push(BuildError::Table { prefix, source });
             }
+        }
+        (group, members)
+    }
+
+    /// An empty group under `policy`.
+    fn new_group(&self, policy: GroupPolicy) -> Result<ResilientGroup, TableError> {
+        let mut group = ResilientGroup::new(policy.buckets, policy.mode, self.seed)?;
+        group.set_policy(policy.hash);
+        Ok(group)
+    }
+
+    fn add_prefix(&mut self, batch: &mut Batch, change: &PrefixChange) {
+        let prefix = change.prefix;
+        let policy = self.policy_for(&prefix);
+        let group = match self.new_group(policy) {
+            Ok(g) => g,
+            Err(source) => {
+                self.errors.push(BuildError::Table { prefix, source });
+                return;
+            }
+        };
+        let (group, members) = self.build_group(batch, prefix, policy, group, &change.hops);
+        if members.is_empty() {
+            return;
         }
         let Some(gid) = self.alloc_group() else {
             self.errors.push(BuildError::GroupIdsExhausted {
@@ -882,7 +1320,7 @@ impl<R: NextHopResolver> Builder<R> {
             self.release_all(batch, members.values());
             return;
         };
-        if !self.static_routes.contains(&prefix) {
+        if !self.static_wins(&prefix) {
             if let Err(source) = fib_insert(&mut self.fib4, &mut self.fib6, prefix, gid) {
                 self.errors.push(BuildError::Table { prefix, source });
                 self.release_all(batch, members.values());
@@ -892,11 +1330,12 @@ impl<R: NextHopResolver> Builder<R> {
             batch.fib = true;
         }
         if let Some(slot) = slot_of(gid).and_then(|i| self.groups.get_mut(i)) {
-            *slot = GroupSlot::Bgp(Box::new(BgpGroup {
+            *slot = GroupSlot::Bgp(Box::new(PrefixGroup {
                 prefix,
                 policy,
                 group,
                 members,
+                want: change.hops.clone(),
             }));
         }
         self.routes.insert(prefix, gid);
@@ -905,7 +1344,7 @@ impl<R: NextHopResolver> Builder<R> {
 
     fn remove_prefix(&mut self, batch: &mut Batch, prefix: Prefix, gid: GroupId) {
         self.routes.remove(&prefix);
-        if !self.static_routes.contains(&prefix) {
+        if !self.static_wins(&prefix) {
             let removed = match prefix.addr() {
                 IpAddr::V4(a) => Arc::make_mut(&mut self.fib4).remove(a, prefix.len()),
                 IpAddr::V6(a) => Arc::make_mut(&mut self.fib6).remove(a, prefix.len()),
@@ -926,23 +1365,35 @@ impl<R: NextHopResolver> Builder<R> {
         batch.groups.insert(gid);
     }
 
-    fn update_prefix(&mut self, batch: &mut Batch, gid: GroupId, change: &PrefixChange) {
+    /// Moves a BGP or operator static group to the hop set `hops`: listed hops take the state
+    /// it wants (failed when left out, draining when drained), new ones join as the mode says.
+    fn update_group(&mut self, batch: &mut Batch, gid: GroupId, hops: &HopSet) {
         // Taken out while hops are acquired (which needs `&mut self`), put back at the end.
-        let Some(i) =
-            slot_of(gid).filter(|&i| matches!(self.groups.get(i), Some(GroupSlot::Bgp(_))))
-        else {
+        let Some(i) = slot_of(gid).filter(|&i| {
+            matches!(
+                self.groups.get(i),
+                Some(GroupSlot::Bgp(_) | GroupSlot::Operator(_))
+            )
+        }) else {
             return;
         };
-        let GroupSlot::Bgp(mut g) = std::mem::replace(&mut self.groups[i], GroupSlot::Free) else {
-            return;
+        let (mut g, operator) = match std::mem::replace(&mut self.groups[i], GroupSlot::Free) {
+            GroupSlot::Bgp(g) => (g, false),
+            GroupSlot::Operator(g) => (g, true),
+            other => {
+                self.groups[i] = other;
+                return;
+            }
         };
-        let prefix = change.prefix;
-        let want = |addr: &IpAddr| {
-            change
-                .hops
-                .get(addr)
-                .map_or(HopState::Failed, |&s| HopState::from(s))
-        };
+        let prefix = g.prefix;
+        // Worked out up front: acquiring hops below needs `&mut self`.
+        let targets: BTreeMap<IpAddr, HopState> = g
+            .members
+            .keys()
+            .chain(hops.keys())
+            .map(|a| (*a, effective(wanted(hops, a), self.drained.contains(a))))
+            .collect();
+        let want = |addr: &IpAddr| targets.get(addr).copied().unwrap_or(HopState::Failed);
         let current: Vec<(IpAddr, HopId, HopState)> = g
             .members
             .iter()
@@ -967,17 +1418,18 @@ impl<R: NextHopResolver> Builder<R> {
                 self.errors.push(BuildError::Table { prefix, source });
             }
         }
-        for (&addr, &state) in &change.hops {
+        for &addr in hops.keys() {
             if g.members.contains_key(&addr) {
                 continue;
             }
+            let state = want(&addr);
             let Some(hop) = self.acquire_hop(batch, prefix, addr, g.policy.action) else {
                 continue;
             };
             let added = g.group.add_member(hop, BGP_WEIGHT).and_then(|()| {
                 g.group
                     .set_maglev_key(hop, ecmp_tables::nexthop::maglev_key(addr))?;
-                if state == NextHopState::Draining {
+                if state == HopState::Draining {
                     g.group.set_state(hop, HopState::Draining)
                 } else {
                     Ok(())
@@ -1002,7 +1454,12 @@ impl<R: NextHopResolver> Builder<R> {
         if changed {
             batch.groups.insert(gid);
         }
-        self.groups[i] = GroupSlot::Bgp(g);
+        g.want.clone_from(hops);
+        self.groups[i] = if operator {
+            GroupSlot::Operator(g)
+        } else {
+            GroupSlot::Bgp(g)
+        };
     }
 
     /// The hop id for `addr` under `template`, allocated (and resolved) on first use; counts
@@ -1138,11 +1595,9 @@ impl<R: NextHopResolver> Builder<R> {
             let Some(slot) = slot_of(gid).and_then(|s| self.groups.get(s)) else {
                 continue;
             };
-            self.tables[i] = match slot {
-                GroupSlot::Static(g) => Arc::new(g.table()),
-                GroupSlot::Bgp(g) => Arc::new(g.group.table()),
-                GroupSlot::Free => Arc::clone(&self.unset),
-            };
+            self.tables[i] = slot
+                .group()
+                .map_or_else(|| Arc::clone(&self.unset), |g| Arc::new(g.table()));
         }
         Some(self.snapshot())
     }

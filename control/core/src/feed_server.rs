@@ -47,7 +47,10 @@ use ecmp_tables::Snapshot;
 use rustix::io::Errno;
 use rustix::net::SendFlags;
 
+use ecmp_proto::ctl::{Reply, Request};
+
 use crate::builder::{Builder, NextHopResolver, coalesce};
+use crate::ctl_server::{CtlAcceptor, CtlListener, Dataplane, Upkeep};
 use crate::feed::{FeedError, decode_line};
 use crate::rib::{PrefixChange, Rib};
 
@@ -63,6 +66,8 @@ const CHANNEL_DEPTH: usize = 4096;
 const READ_CHUNK: usize = 64 * 1024;
 /// Messages the control thread takes from the channel before it looks at its timers again.
 const DRAIN_MAX: usize = 1024;
+/// How often the control thread looks whether workers took a publication, while one is pending.
+const CONVERGENCE_POLL: Duration = Duration::from_micros(100);
 
 /// Why the feed server could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -229,9 +234,49 @@ fn peer_allowed(uid: u32, gid: u32, own_uid: u32, config: &FeedServerConfig) -> 
 
 /// The socket file we bound; removed on drop unless another file has replaced it since.
 #[derive(Debug)]
-struct SocketFile {
-    path: PathBuf,
+pub(crate) struct SocketFile {
+    pub(crate) path: PathBuf,
     dev_ino: Option<(u64, u64)>,
+}
+
+/// Binds a Unix stream socket at `path` (a stale socket there is removed first; a live one or a
+/// non-socket file is an error), sets its mode and makes it non-blocking.
+pub(crate) fn bind_socket(
+    path: PathBuf,
+    mode: u32,
+) -> Result<(UnixListener, SocketFile), FeedServerError> {
+    if mode & !0o777 != 0 {
+        return Err(FeedServerError::Config("mode has bits beyond 0o777"));
+    }
+    let io_err = |op: &'static str| {
+        let path = path.clone();
+        move |source| FeedServerError::Io { path, op, source }
+    };
+    match fs::symlink_metadata(&path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if UnixStream::connect(&path).is_ok() {
+                return Err(FeedServerError::InUse(path));
+            }
+            fs::remove_file(&path).map_err(io_err("remove stale socket"))?;
+        }
+        Ok(_) => return Err(FeedServerError::NotASocket(path)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("stat")(e)),
+    }
+    let listener = UnixListener::bind(&path).map_err(io_err("bind"))?;
+    let dev_ino = fs::symlink_metadata(&path)
+        .map(|m| (m.dev(), m.ino()))
+        .map_err(io_err("stat"))?;
+    let file = SocketFile {
+        path: path.clone(),
+        dev_ino: Some(dev_ino),
+    };
+    fs::set_permissions(&path, Permissions::from_mode(mode)).map_err(io_err("chmod"))?;
+    // Non-blocking so the accept thread can look at the stop flag between connections.
+    listener
+        .set_nonblocking(true)
+        .map_err(io_err("set non-blocking"))?;
+    Ok((listener, file))
 }
 
 impl Drop for SocketFile {
@@ -245,12 +290,24 @@ impl Drop for SocketFile {
 }
 
 /// A bound feed socket, not yet serving. See the module doc.
-#[derive(Debug)]
 pub struct FeedServer {
-    listener: UnixListener,
-    file: SocketFile,
+    /// None: control socket only (no BGP feed configured).
+    listener: Option<UnixListener>,
+    file: Option<SocketFile>,
     config: FeedServerConfig,
     counters: Arc<Counters>,
+    ctl: Option<CtlListener>,
+    dataplane: Option<Box<dyn Dataplane>>,
+}
+
+impl std::fmt::Debug for FeedServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedServer")
+            .field("path", &self.file.as_ref().map(|f| f.path.clone()))
+            .field("ctl", &self.ctl.as_ref().map(|c| c.path().to_owned()))
+            .field("dataplane", &self.dataplane.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl FeedServer {
@@ -260,52 +317,49 @@ impl FeedServer {
         path: impl Into<PathBuf>,
         config: FeedServerConfig,
     ) -> Result<FeedServer, FeedServerError> {
-        let path = path.into();
         if config.max_line == 0 {
             return Err(FeedServerError::Config("max_line must be at least 1"));
         }
-        if config.mode & !0o777 != 0 {
-            return Err(FeedServerError::Config("mode has bits beyond 0o777"));
-        }
-        let io_err = |op: &'static str| {
-            let path = path.clone();
-            move |source| FeedServerError::Io { path, op, source }
-        };
-        match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_socket() => {
-                if UnixStream::connect(&path).is_ok() {
-                    return Err(FeedServerError::InUse(path));
-                }
-                fs::remove_file(&path).map_err(io_err("remove stale socket"))?;
-            }
-            Ok(_) => return Err(FeedServerError::NotASocket(path)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err("stat")(e)),
-        }
-        let listener = UnixListener::bind(&path).map_err(io_err("bind"))?;
-        let dev_ino = fs::symlink_metadata(&path)
-            .map(|m| (m.dev(), m.ino()))
-            .map_err(io_err("stat"))?;
-        let file = SocketFile {
-            path: path.clone(),
-            dev_ino: Some(dev_ino),
-        };
-        fs::set_permissions(&path, Permissions::from_mode(config.mode)).map_err(io_err("chmod"))?;
-        // Non-blocking so the accept thread can look at the stop flag between connections.
-        listener
-            .set_nonblocking(true)
-            .map_err(io_err("set non-blocking"))?;
+        let (listener, file) = bind_socket(path.into(), config.mode)?;
         Ok(FeedServer {
-            listener,
-            file,
+            listener: Some(listener),
+            file: Some(file),
             config,
             counters: Arc::default(),
+            ctl: None,
+            dataplane: None,
         })
     }
 
-    /// The socket path.
-    pub fn path(&self) -> &Path {
-        &self.file.path
+    /// A server without a feed socket: the control thread serves only the control socket
+    /// ([`FeedServer::with_control`]) and the upkeep hook, for a forwarder with static routes.
+    pub fn without_feed() -> FeedServer {
+        FeedServer {
+            listener: None,
+            file: None,
+            config: FeedServerConfig::default(),
+            counters: Arc::default(),
+            ctl: None,
+            dataplane: None,
+        }
+    }
+
+    /// Also serves the control socket `ctl` on the control thread; `dataplane` answers the
+    /// data-side commands (stats, flows, trace) and tells when workers took a publication
+    /// (convergence). Without a dataplane those commands answer with an error.
+    pub fn with_control(
+        mut self,
+        ctl: CtlListener,
+        dataplane: Option<Box<dyn Dataplane>>,
+    ) -> FeedServer {
+        self.ctl = Some(ctl);
+        self.dataplane = dataplane;
+        self
+    }
+
+    /// The feed socket's path (None without a feed socket).
+    pub fn path(&self) -> Option<&Path> {
+        self.file.as_ref().map(|f| f.path.as_path())
     }
 
     /// A reader of this server's counters, valid after it stops too.
@@ -322,20 +376,58 @@ impl FeedServer {
         publish: impl FnMut(Snapshot),
         stop: Arc<AtomicBool>,
     ) -> Result<(Rib, Builder<R>), FeedServerError> {
+        self.run_with(rib, builder, publish, None, stop)
+    }
+
+    /// [`FeedServer::run`] with an upkeep hook the control thread calls on every loop turn.
+    pub fn run_with<R: NextHopResolver>(
+        self,
+        rib: Rib,
+        builder: Builder<R>,
+        publish: impl FnMut(Snapshot),
+        upkeep: Option<Box<dyn Upkeep<R>>>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<(Rib, Builder<R>), FeedServerError> {
         let FeedServer {
             listener,
             file,
             config,
             counters,
+            ctl,
+            dataplane,
         } = self;
         let (tx, rx) = sync_channel(CHANNEL_DEPTH);
+        let own_uid = rustix::process::geteuid().as_raw();
+        let ctl_live = Arc::new(Mutex::new(Vec::new()));
+        let (ctl_accept, ctl_file) = match ctl {
+            Some(CtlListener {
+                listener,
+                file,
+                config,
+            }) => {
+                let acceptor = CtlAcceptor {
+                    listener,
+                    config,
+                    stop: Arc::clone(&stop),
+                    tx: tx.clone(),
+                    own_uid,
+                    live: Arc::clone(&ctl_live),
+                };
+                let handle = thread::Builder::new()
+                    .name("ctl-accept".to_owned())
+                    .spawn(move || acceptor.run())
+                    .map_err(FeedServerError::Spawn)?;
+                (Some(handle), Some(file))
+            }
+            None => (None, None),
+        };
         let acceptor = Acceptor {
             listener,
             config: config.clone(),
             counters: Arc::clone(&counters),
             stop: Arc::clone(&stop),
             tx,
-            own_uid: rustix::process::geteuid().as_raw(),
+            own_uid,
         };
         let accept = thread::Builder::new()
             .name("feed-accept".to_owned())
@@ -351,14 +443,39 @@ impl FeedServer {
             conns: BTreeMap::new(),
             pending: Vec::new(),
             batch_due: None,
+            first_rx: None,
+            dataplane,
+            converging: Vec::new(),
+            convergence: Convergence::new(),
+            started: Instant::now(),
+            upkeep,
         };
         control.serve(&rx, &stop);
+        // The control acceptor ends on the stop flag; its connections end on shutdown.
+        let ctl_threads = ctl_accept.map(|a| a.join());
+        for stream in ctl_live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
         let readers = control.shut_down(rx, accept);
         drop(file);
+        drop(ctl_file);
         let readers = readers?;
         let mut panicked = false;
         for reader in readers {
             panicked |= reader.join().is_err();
+        }
+        match ctl_threads {
+            Some(Ok(threads)) => {
+                for t in threads {
+                    panicked |= t.join().is_err();
+                }
+            }
+            Some(Err(_)) => panicked = true,
+            None => {}
         }
         if panicked {
             return Err(FeedServerError::Panicked("feed-conn"));
@@ -377,12 +494,27 @@ impl FeedServer {
         R: NextHopResolver + Send + 'static,
         P: FnMut(Snapshot) + Send + 'static,
     {
+        self.spawn_with(rib, builder, publish, None)
+    }
+
+    /// [`FeedServer::run_with`] on a thread of its own.
+    pub fn spawn_with<R, P>(
+        self,
+        rib: Rib,
+        builder: Builder<R>,
+        publish: P,
+        upkeep: Option<Box<dyn Upkeep<R>>>,
+    ) -> Result<FeedServerHandle<R>, FeedServerError>
+    where
+        R: NextHopResolver + Send + 'static,
+        P: FnMut(Snapshot) + Send + 'static,
+    {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = self.stats();
         let flag = Arc::clone(&stop);
         let thread = thread::Builder::new()
             .name("feed-control".to_owned())
-            .spawn(move || self.run(rib, builder, publish, flag))
+            .spawn(move || self.run_with(rib, builder, publish, upkeep, flag))
             .map_err(FeedServerError::Spawn)?;
         Ok(FeedServerHandle {
             stop,
@@ -449,18 +581,26 @@ fn refresh_lines(families: &[Family]) -> Vec<u8> {
     out
 }
 
-/// What readers and the acceptor tell the control thread.
-enum Msg {
+/// What readers and the acceptors tell the control thread.
+pub(crate) enum Msg {
     /// A new connection; the stream is the control thread's write side.
     Connected { id: u64, stream: UnixStream },
-    /// A decoded feed line.
-    Event(FeedEvent),
+    /// A decoded feed line, and when its read completed (convergence is measured from there).
+    Event(FeedEvent, Instant),
+    /// A control socket request; the answer goes back on `reply`.
+    Command {
+        /// The request.
+        request: Request,
+        /// Where the answer goes (the connection thread waits on it).
+        reply: SyncSender<Reply>,
+    },
     /// The connection's reader ended.
     Closed(u64),
 }
 
 struct Acceptor {
-    listener: UnixListener,
+    /// None: no feed socket; the thread only waits for the stop flag.
+    listener: Option<UnixListener>,
     config: FeedServerConfig,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
@@ -474,7 +614,11 @@ impl Acceptor {
         let mut readers: Vec<JoinHandle<()>> = Vec::new();
         let mut next_id = 0u64;
         while !self.stop.load(Ordering::Relaxed) {
-            let stream = match self.listener.accept() {
+            let Some(listener) = &self.listener else {
+                thread::sleep(ACCEPT_POLL);
+                continue;
+            };
+            let stream = match listener.accept() {
                 Ok((stream, _)) => stream,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     thread::sleep(ACCEPT_POLL);
@@ -614,7 +758,7 @@ impl Reader {
             return true;
         };
         match decode_line(text) {
-            Ok(Some(event)) => self.tx.send(Msg::Event(event)).is_ok(),
+            Ok(Some(event)) => self.tx.send(Msg::Event(event, Instant::now())).is_ok(),
             Ok(None) => {
                 bump(&self.counters.ignored);
                 true
@@ -763,6 +907,18 @@ struct Control<R, P> {
     pending: Vec<PrefixChange>,
     /// When `pending` is built and published.
     batch_due: Option<Instant>,
+    /// When the oldest line behind `pending` was read.
+    first_rx: Option<Instant>,
+    /// The data side, for data-side commands and convergence.
+    dataplane: Option<Box<dyn Dataplane>>,
+    /// Publications not yet taken by every worker: (generation, oldest line's read time).
+    converging: Vec<(u64, Instant)>,
+    /// Update read -> every worker on the new generation.
+    convergence: Convergence,
+    /// When the server started (for uptime).
+    started: Instant,
+    /// Called on every loop turn.
+    upkeep: Option<Box<dyn Upkeep<R>>>,
 }
 
 impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
@@ -775,6 +931,9 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                 .flatten()
             {
                 wake = wake.min(due);
+            }
+            if !self.converging.is_empty() {
+                wake = wake.min(now + CONVERGENCE_POLL);
             }
             match rx.recv_timeout(wake.saturating_duration_since(now)) {
                 Ok(msg) => {
@@ -798,6 +957,12 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
             for conn in self.conns.values_mut() {
                 conn.flush();
             }
+            self.check_convergence();
+            if let Some(upkeep) = &mut self.upkeep
+                && let Some(snapshot) = upkeep.run(&mut self.builder, Instant::now())
+            {
+                self.publish_snapshot(snapshot, None);
+            }
         }
         self.build();
     }
@@ -813,9 +978,17 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                 self.conns.insert(id, conn);
                 self.rib.begin_refresh_all(now);
             }
-            Msg::Event(event) => {
+            Msg::Event(event, read_at) => {
                 let changes = self.rib.apply(&event, now);
+                if !changes.is_empty() && self.first_rx.is_none() {
+                    self.first_rx = Some(read_at);
+                }
                 self.add_changes(changes, now);
+            }
+            Msg::Command { request, reply } => {
+                let answer = self.command(request);
+                // The connection thread may have timed out and gone; nothing to tell then.
+                let _ = reply.try_send(answer);
             }
             Msg::Closed(id) => {
                 self.conns.remove(&id);
@@ -840,10 +1013,9 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
             return;
         }
         let changes = coalesce(std::mem::take(&mut self.pending));
+        let first_rx = self.first_rx.take();
         if let Some(snapshot) = self.builder.apply(&changes) {
-            // Counted first, so whoever has received a snapshot sees it counted.
-            bump(&self.counters.publishes);
-            (self.publish)(snapshot);
+            self.publish_snapshot(snapshot, first_rx);
         }
         for error in self.builder.take_errors() {
             bump(&self.counters.build_errors);
@@ -890,5 +1062,9 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
     }
 }
 
+mod commands;
+mod convergence;
 #[cfg(test)]
 mod tests;
+
+use convergence::Convergence;

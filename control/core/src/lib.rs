@@ -7,12 +7,15 @@
 //! - [`feed_server`]: the Unix socket the companion's helper connects to; a control thread owns
 //!   the RIB and the builder, coalesces what arrives together and publishes snapshots.
 //!
+//! - [`ctl_server`]: the control socket `ecmpctl` talks to, answered by the same control thread.
+//!
 //! `feed`, `rib` and `builder` are pure (no threads, sockets or clocks: time is passed in); only
 //! `feed_server` does I/O. Control never depends on the data path crates; it shares only
 //! `ecmp-tables` types with them.
 #![forbid(unsafe_code)]
 
 pub mod builder;
+pub mod ctl_server;
 pub mod feed;
 pub mod feed_server;
 pub mod rib;

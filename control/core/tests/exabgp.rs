@@ -163,6 +163,35 @@ fn exabgp_sessions_drive_the_published_groups() {
     });
     assert_eq!(withdrawn.buckets(2), 0);
     only_moved(&all, &withdrawn, 2, &[3, 4]);
+    // The operator's view (`ecmpctl --json route`) agrees: hop 2 failed, owns nothing, and
+    // exactly the buckets it owned are marked replaced.
+    let shown = world.feed.ctl(&["route", "192.0.2.10/32"]);
+    let shown = &shown[0];
+    assert_eq!(shown["summary"]["origin"], "bgp");
+    for m in shown["members"].as_array().expect("members") {
+        let n = match m["addr"].as_str() {
+            Some("198.51.100.2") => 2,
+            Some("198.51.100.3") => 3,
+            Some("198.51.100.4") => 4,
+            other => panic!("unexpected member {other:?}"),
+        };
+        assert_eq!(m["buckets"], withdrawn.buckets(n) as u64, "{m}");
+        let state = if n == 2 { "failed" } else { "active" };
+        assert_eq!(m["state"], state, "{m}");
+    }
+    let marks: Vec<bool> = shown["buckets"]
+        .as_array()
+        .expect("bucket map")
+        .iter()
+        .map(|b| b["replaced"] == true)
+        .collect();
+    let moved: Vec<bool> = all.owners.iter().map(|o| *o == Some(next_hop(2))).collect();
+    assert_eq!(
+        marks, moved,
+        "replaced marks are exactly hop 2's old buckets"
+    );
+    let what_if = world.feed.ctl(&["what-if", "remove", "198.51.100.3"]);
+    assert_eq!(what_if["buckets"], withdrawn.buckets(3) as u64);
 
     // Auto-recovery: the returning hop gets back exactly its old buckets.
     world.command(2, &format!("announce route {}", route(2, "")));
@@ -184,6 +213,19 @@ fn exabgp_sessions_drive_the_published_groups() {
     });
     assert_eq!(drained.buckets(3), 0);
     only_moved(&back, &drained, 3, &[2, 4]);
+    let shown = world.feed.ctl(&["route", "192.0.2.10/32"]);
+    let states: Vec<(String, String)> = shown[0]["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| (m["addr"].to_string(), m["state"].to_string()))
+        .collect();
+    assert!(
+        states.contains(&("\"198.51.100.3\"".to_owned(), "\"draining\"".to_owned())),
+        "{states:?}"
+    );
+    let peers = world.feed.ctl(&["peers"]);
+    assert_eq!(peers.as_array().map(Vec::len), Some(3), "{peers}");
 
     // A dead server: its session goes down and, with stale time 0, its hop fails at once.
     let t = Instant::now();

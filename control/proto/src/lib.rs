@@ -1,5 +1,6 @@
 //! ecmpfwd control-plane messages shared by the daemon's control side and `ecmpctl`.
 //!
+//! - [`ctl`]: the control socket's requests and replies (`ecmpctl`).
 //! - [`feed`]: the events the ExaBGP feed decoder produces ([`FeedEvent`]) and the route vocabulary
 //!   they use ([`Prefix`], [`PathId`], [`Family`], [`Community`]).
 //!
@@ -7,6 +8,7 @@
 //! ([`Prefix::new`], `FromStr`), so a value that exists is well formed.
 #![forbid(unsafe_code)]
 
+pub mod ctl;
 pub mod feed;
 mod prefix;
 

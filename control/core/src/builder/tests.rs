@@ -1,5 +1,8 @@
 //! The scenarios driven through `Rib` + `Builder`, the publishing rules (Arc sharing, no
-//! empty snapshots, id reuse), and the RIB/FIB agreement as a property.
+//! empty snapshots, id reuse), and the RIB/FIB agreement as a property. Operator commands
+//! (drain, static routes) are in `operator`.
+
+mod operator;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -663,6 +666,7 @@ fn what_if_counts_without_changing_anything() {
         vec![WhatIf {
             group: 1,
             prefix: Some(pfx(P)),
+            static_route: false,
             buckets: count(&owners, hop),
         }]
     );
@@ -804,6 +808,12 @@ enum Ev {
         peer: u8,
     },
     Forget,
+    /// Operator drain (`on`) or undrain of hop `hop` of `PREFIXES[prefix]`'s family.
+    Drain {
+        prefix: usize,
+        hop: u8,
+        on: bool,
+    },
 }
 
 fn peer_addr(peer: u8) -> IpAddr {
@@ -826,6 +836,8 @@ fn events() -> impl Strategy<Value = Vec<Ev>> {
             .prop_map(|(peer, prefix, path)| Ev::Withdraw { peer, prefix, path }),
         1 => (0u8..3).prop_map(|peer| Ev::Down { peer }),
         1 => Just(Ev::Forget),
+        1 => (0..PREFIXES.len(), 0u8..4, proptest::bool::ANY)
+            .prop_map(|(prefix, hop, on)| Ev::Drain { prefix, hop, on }),
     ];
     proptest::collection::vec(ev, 1..40)
 }
@@ -877,12 +889,13 @@ fn feed_event(ev: &Ev) -> Option<FeedEvent> {
             neighbor: Neighbor::new(peer_addr(peer)),
             state: SessionState::Down { reason: None },
         }),
-        Ev::Forget => None,
+        Ev::Forget | Ev::Drain { .. } => None,
     }
 }
 
 fn check_agreement(rib: &Rib, b: &Builder<Resolve>) -> Result<(), TestCaseError> {
     let snap = b.snapshot();
+    let drained: BTreeSet<IpAddr> = b.drained().into_iter().collect();
     let in_rib: BTreeSet<Prefix> = rib.routes().map(|(p, _)| p).collect();
     let mut listed: BTreeMap<HopId, u32> = BTreeMap::new();
     for (prefix, hops) in rib.routes() {
@@ -914,14 +927,15 @@ fn check_agreement(rib: &Rib, b: &Builder<Resolve>) -> Result<(), TestCaseError>
                 }
             };
         }
-        let want = |s: NextHopState| -> BTreeSet<IpAddr> {
+        // The operator's drain turns what the RIB wants active into draining.
+        let want = |s: HopState| -> BTreeSet<IpAddr> {
             hops.iter()
-                .filter(|(_, v)| **v == s)
+                .filter(|&(a, &v)| effective(HopState::from(v), drained.contains(a)) == s)
                 .map(|(a, _)| *a)
                 .collect()
         };
-        prop_assert_eq!(&active, &want(NextHopState::Active), "{}", prefix);
-        prop_assert_eq!(&draining, &want(NextHopState::Draining), "{}", prefix);
+        prop_assert_eq!(&active, &want(HopState::Active), "{}", prefix);
+        prop_assert_eq!(&draining, &want(HopState::Draining), "{}", prefix);
         let active_ids: BTreeSet<HopId> = group
             .members()
             .iter()
@@ -979,13 +993,36 @@ proptest! {
         let mut rib = Rib::new(RibConfig::default());
         let now = Instant::now();
         for ev in &evs {
-            match feed_event(ev) {
-                Some(event) => {
+            match (feed_event(ev), ev) {
+                (Some(event), _) => {
                     let changes = rib.apply(&event, now);
                     let snap = b.apply(&changes);
-                    prop_assert_eq!(snap.is_some(), !changes.is_empty());
+                    if b.drained().is_empty() {
+                        prop_assert_eq!(snap.is_some(), !changes.is_empty());
+                    } else {
+                        // A drained hop's RIB state may change without changing its group.
+                        prop_assert!(snap.is_none() || !changes.is_empty());
+                    }
                 }
-                None => {
+                (None, &Ev::Drain { prefix, hop, on }) => {
+                    let addr = hop_addr(&pfx(PREFIXES[prefix]), hop);
+                    let was = b.drained().contains(&addr);
+                    let before = b.snapshot();
+                    let snap = b.set_drained(addr, on);
+                    if was == on {
+                        prop_assert!(snap.is_none(), "a repeated (un)drain publishes nothing");
+                    }
+                    // Only groups listing the address change.
+                    for (gid, table) in before.groups.iter().enumerate().skip(1) {
+                        let lists = table.members().iter().any(|m| {
+                            m.hop != 0 && before.hops[m.hop as usize].addr == addr
+                        });
+                        if !lists {
+                            prop_assert!(Arc::ptr_eq(table, &b.snapshot().groups[gid]));
+                        }
+                    }
+                }
+                (None, _) => {
                     b.forget_failed();
                 }
             }
@@ -1026,4 +1063,40 @@ fn maglev_tables_agree_across_instances_that_learnt_hops_in_another_order() {
         "the hop ids do differ"
     );
     assert_eq!(by_addr(&a), by_addr(&b));
+}
+
+#[test]
+fn config_hops_without_a_mac_are_resolved_and_keep_their_port() {
+    let mut cfg = with_static(auto(16));
+    cfg.statics.hops[0].mac = [0; 6];
+    cfg.statics.hops[0].port = 1;
+    cfg.ports.push(ports()[0]);
+    // The resolver would pick port 0 by subnet; the config's port 1 must stay.
+    let subnets = vec![(pfx("192.0.2.0/24"), 0)];
+    let mut b = Builder::new(cfg, ConnectedResolver::new(subnets)).unwrap();
+    assert_eq!(b.snapshot().hop(1).unwrap().mac, [0; 6]);
+    assert!(b.refresh_resolution().is_none(), "nothing known yet");
+    b.resolver_mut()
+        .set_neighbor(ip("192.0.2.254"), [2, 0, 0, 0, 0, 7]);
+    let snap = b.refresh_resolution().unwrap();
+    assert_eq!(snap.hop(1).unwrap().mac, [2, 0, 0, 0, 0, 7]);
+    assert_eq!(snap.hop(1).unwrap().port, 1);
+    // A changed MAC follows; a forgotten one goes back to unresolved.
+    b.resolver_mut()
+        .set_neighbor(ip("192.0.2.254"), [2, 0, 0, 0, 0, 8]);
+    assert_eq!(
+        b.refresh_resolution().unwrap().hop(1).unwrap().mac,
+        [2, 0, 0, 0, 0, 8]
+    );
+    b.resolver_mut().remove_neighbor(ip("192.0.2.254"));
+    assert_eq!(b.refresh_resolution().unwrap().hop(1).unwrap().mac, [0; 6]);
+    // A config hop with a MAC is never touched by the resolver.
+    let mut b = Builder::new(
+        with_static(auto(16)),
+        ConnectedResolver::new(vec![(pfx("192.0.2.0/24"), 0)]),
+    )
+    .unwrap();
+    b.resolver_mut()
+        .set_neighbor(ip("192.0.2.254"), [2, 0, 0, 0, 0, 9]);
+    assert!(b.refresh_resolution().is_none());
 }

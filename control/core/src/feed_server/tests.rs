@@ -111,7 +111,7 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("feed.sock");
         let server = FeedServer::bind(&path, config).unwrap();
-        assert_eq!(server.path(), path);
+        assert_eq!(server.path(), Some(path.as_path()));
         let (tx, snapshots) = channel();
         let handle = server
             .spawn(Rib::new(rib), builder(), move |s| {
@@ -635,3 +635,5 @@ fn peer_check_allows_own_uid_and_listed_ids_only() {
     assert!(peer_allowed(4242, 50, 1000, &listed));
     assert!(!peer_allowed(4242, 51, 1000, &listed));
 }
+
+mod ctl;

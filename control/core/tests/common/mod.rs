@@ -20,6 +20,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use ecmp_control::builder::{Builder, BuilderConfig, GroupPolicy, StaticTables};
+use ecmp_control::ctl_server::{CtlConfig, CtlListener};
 use ecmp_control::feed_server::{FeedServer, FeedServerConfig, FeedServerHandle, FeedStats};
 use ecmp_control::{Rib, RibConfig};
 use ecmp_tables::Snapshot;
@@ -259,7 +260,38 @@ pub struct Feed {
     pub dir: tempfile::TempDir,
 }
 
+/// `ecmpctl --json ARGS` against a control socket: the reply's `result`; panics (with the
+/// reply) unless the daemon carried the command out.
+pub fn ecmpctl(socket: &Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_ecmpctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(["--json", "--timeout", "5"])
+        .args(args)
+        .output()
+        .expect("run ecmpctl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ecmpctl {args:?}: {}\n{text}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reply: serde_json::Value = serde_json::from_str(&text).expect("ecmpctl prints JSON");
+    reply["result"].clone()
+}
+
 impl Feed {
+    /// The control socket of the in-process server.
+    pub fn ctl_socket(&self) -> PathBuf {
+        self.dir.path().join("ctl.sock")
+    }
+
+    /// `ecmpctl --json ARGS` against this server.
+    pub fn ctl(&self, args: &[&str]) -> serde_json::Value {
+        ecmpctl(&self.ctl_socket(), args)
+    }
+
     /// Starts the feed server and a companion accepting sessions from `peers` on a free port.
     pub fn start(peers: &[Peer]) -> Feed {
         let exabgp = exabgp_binary();
@@ -269,7 +301,12 @@ impl Feed {
             batch_window: BATCH_WINDOW,
             ..FeedServerConfig::default()
         };
-        let server = FeedServer::bind(&sock, config).expect("bind feed");
+        let ctl = CtlListener::bind(dir.path().join("ctl.sock"), CtlConfig::default())
+            .expect("bind control socket");
+        // No data plane in these tests: the control socket answers from the RIB and builder.
+        let server = FeedServer::bind(&sock, config)
+            .expect("bind feed")
+            .with_control(ctl, None);
         let latest = Arc::new(Latest::default());
         let publish_to = Arc::clone(&latest);
         let rib = Rib::new(RibConfig {

@@ -1,0 +1,491 @@
+//! `ecmpctl`: look at and steer a running ecmpfwd through its control socket.
+//!
+//! Human tables by default; `--json` prints the daemon's reply as is (one JSON object), for
+//! scripts. The exit status is 0 when the daemon carried the command out, 1 when it refused it
+//! (the reason goes to stderr), 2 when the socket could not be reached.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use ecmp_proto::Prefix;
+use ecmp_proto::ctl::{
+    Changed, ConvergenceReply, FlowsReply, NexthopSummary, PeerLine, Reply, Request, RouteDetail,
+    RouteSummary, StatsReply, TraceQuery, TraceReply, TraceVia, WhatIfReply,
+};
+
+/// Where the daemon listens unless the config says otherwise.
+const DEFAULT_SOCKET: &str = "/run/ecmpfwd/control.sock";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ecmpctl",
+    version,
+    about = "Inspect and steer a running ecmpfwd"
+)]
+struct Cli {
+    /// The daemon's control socket (the config's instance.control_socket).
+    #[arg(long, short, env = "ECMPCTL_SOCKET", default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Print the daemon's JSON reply instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Every route with its group summary.
+    Routes,
+    /// `route PREFIX`: the group in detail with its bucket map; `route add PREFIX via HOP...` and
+    /// `route del PREFIX` manage static routes.
+    Route {
+        /// PREFIX, or `add PREFIX via HOP...`, or `del PREFIX`.
+        #[arg(num_args = 1.., required = true)]
+        args: Vec<String>,
+    },
+    /// Every next hop in use.
+    Nexthops,
+    /// Cached flows: totals per worker and per hop, and the first N flows.
+    Flows {
+        /// Flows to list.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
+    /// Counters per port, worker and drop reason, feed counters.
+    Stats,
+    /// Which next hop a 5-tuple takes now, and why.
+    Trace {
+        /// Source address.
+        src: IpAddr,
+        /// Destination address.
+        dst: IpAddr,
+        /// tcp, udp, icmp or a protocol number.
+        #[arg(long, default_value = "tcp")]
+        proto: String,
+        /// Source port.
+        #[arg(long, default_value_t = 0)]
+        sport: u16,
+        /// Destination port.
+        #[arg(long, default_value_t = 0)]
+        dport: u16,
+    },
+    /// Stop giving new flows to a next hop (its established flows stay).
+    Drain {
+        /// The next hop's address.
+        hop: IpAddr,
+    },
+    /// Undo `drain`.
+    Undrain {
+        /// The next hop's address.
+        hop: IpAddr,
+    },
+    /// Rebalance a prefix's group as its mode defines.
+    Clear {
+        /// The prefix.
+        prefix: Prefix,
+    },
+    /// What a change would move, without making it: `what-if remove HOP`, `what-if add PREFIX HOP`.
+    WhatIf {
+        /// `remove HOP` or `add PREFIX HOP`.
+        #[arg(num_args = 2..=3, required = true)]
+        args: Vec<String>,
+    },
+    /// Feed sessions and their path counts.
+    Peers,
+    /// Route-update convergence histogram.
+    Convergence,
+}
+
+fn proto_number(name: &str) -> Result<u8> {
+    Ok(match name {
+        "tcp" => 6,
+        "udp" => 17,
+        "icmp" => 1,
+        "icmpv6" => 58,
+        "sctp" => 132,
+        n => n
+            .parse()
+            .with_context(|| format!("unknown protocol {n:?} (tcp, udp, icmp or a number)"))?,
+    })
+}
+
+fn request(command: &Command) -> Result<Request> {
+    Ok(match command {
+        Command::Routes => Request::Routes {},
+        Command::Route { args } => match args.as_slice() {
+            [prefix] => Request::Route {
+                prefix: prefix
+                    .parse()
+                    .with_context(|| format!("bad prefix {prefix:?}"))?,
+            },
+            [add, prefix, via, hops @ ..] if add == "add" && via == "via" && !hops.is_empty() => {
+                Request::RouteAdd {
+                    prefix: prefix
+                        .parse()
+                        .with_context(|| format!("bad prefix {prefix:?}"))?,
+                    via: hops
+                        .iter()
+                        .map(|h| h.parse().with_context(|| format!("bad next hop {h:?}")))
+                        .collect::<Result<_>>()?,
+                }
+            }
+            [del, prefix] if del == "del" => Request::RouteDel {
+                prefix: prefix
+                    .parse()
+                    .with_context(|| format!("bad prefix {prefix:?}"))?,
+            },
+            _ => bail!("usage: route PREFIX | route add PREFIX via HOP... | route del PREFIX"),
+        },
+        Command::Nexthops => Request::Nexthops {},
+        Command::Flows { top } => Request::Flows { top: *top },
+        Command::Stats => Request::Stats {},
+        Command::Trace {
+            src,
+            dst,
+            proto,
+            sport,
+            dport,
+        } => Request::Trace(TraceQuery {
+            src: *src,
+            dst: *dst,
+            proto: proto_number(proto)?,
+            sport: *sport,
+            dport: *dport,
+        }),
+        Command::Drain { hop } => Request::Drain { hop: *hop },
+        Command::Undrain { hop } => Request::Undrain { hop: *hop },
+        Command::Clear { prefix } => Request::Clear { prefix: *prefix },
+        Command::WhatIf { args } => match args.as_slice() {
+            [remove, hop] if remove == "remove" => Request::WhatIfRemove {
+                hop: hop
+                    .parse()
+                    .with_context(|| format!("bad next hop {hop:?}"))?,
+            },
+            [add, prefix, hop] if add == "add" => Request::WhatIfAdd {
+                prefix: prefix
+                    .parse()
+                    .with_context(|| format!("bad prefix {prefix:?}"))?,
+                hop: hop
+                    .parse()
+                    .with_context(|| format!("bad next hop {hop:?}"))?,
+            },
+            _ => bail!("usage: what-if remove HOP | what-if add PREFIX HOP"),
+        },
+        Command::Peers => Request::Peers {},
+        Command::Convergence => Request::Convergence {},
+    })
+}
+
+fn ask(cli: &Cli, req: &Request) -> Result<Reply> {
+    let mut stream = UnixStream::connect(&cli.socket).with_context(|| {
+        format!(
+            "{}: cannot connect (is ecmpfwd running?)",
+            cli.socket.display()
+        )
+    })?;
+    let timeout = Some(Duration::from_secs(cli.timeout.max(1)));
+    stream.set_read_timeout(timeout)?;
+    stream.set_write_timeout(timeout)?;
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    stream.write_all(&line)?;
+    let mut reply = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut reply)
+        .with_context(|| format!("{}: no reply", cli.socket.display()))?;
+    if reply.is_empty() {
+        bail!("{}: the daemon closed the connection", cli.socket.display());
+    }
+    serde_json::from_str(&reply).context("the daemon's reply is not valid")
+}
+
+fn mac_state(n: &NexthopSummary) -> String {
+    if n.resolved {
+        n.mac.clone()
+    } else {
+        "unresolved".to_owned()
+    }
+}
+
+fn print_routes(routes: &[RouteSummary]) {
+    println!(
+        "{:<24} {:<8} {:>5} {:<14} {:>6} {:>8} {:>6} {:>7}  installed",
+        "prefix", "origin", "group", "mode", "active", "draining", "failed", "buckets"
+    );
+    for r in routes {
+        println!(
+            "{:<24} {:<8} {:>5} {:<14} {:>6} {:>8} {:>6} {:>7}  {}",
+            r.prefix.to_string(),
+            format!("{:?}", r.origin).to_lowercase(),
+            r.group,
+            r.mode,
+            r.active,
+            r.draining,
+            r.failed,
+            r.buckets,
+            if r.installed { "yes" } else { "no (shadowed)" }
+        );
+    }
+}
+
+fn print_route(details: &[RouteDetail]) {
+    for d in details {
+        let s = &d.summary;
+        println!(
+            "{} ({:?}), group {}, {} mode, {} buckets, hash {}, action {}{}",
+            s.prefix,
+            s.origin,
+            s.group,
+            s.mode,
+            s.buckets,
+            d.hash,
+            d.action,
+            if s.installed {
+                ""
+            } else {
+                ", not installed (a static route wins)"
+            }
+        );
+        println!(
+            "  {:>5} {:<40} {:<9} {:>7}",
+            "hop", "address", "state", "buckets"
+        );
+        for m in &d.members {
+            println!(
+                "  {:>5} {:<40} {:<9} {:>7}",
+                m.hop,
+                m.addr.to_string(),
+                format!("{:?}", m.state).to_lowercase(),
+                m.buckets
+            );
+        }
+        println!("  bucket map (hop id per bucket; * = moved since the last rebalance):");
+        for (row, chunk) in d.buckets.chunks(16).enumerate() {
+            let cells: Vec<String> = chunk
+                .iter()
+                .map(|b| format!("{:>4}{}", b.hop, if b.replaced { "*" } else { " " }))
+                .collect();
+            println!("  {:>5}: {}", row * 16, cells.join(""));
+        }
+    }
+}
+
+fn print(command: &Command, result: serde_json::Value) -> Result<()> {
+    match command {
+        Command::Routes => print_routes(&serde_json::from_value::<Vec<RouteSummary>>(result)?),
+        Command::Route { args } if args.len() == 1 => {
+            print_route(&serde_json::from_value::<Vec<RouteDetail>>(result)?);
+        }
+        Command::Nexthops => {
+            let hops: Vec<NexthopSummary> = serde_json::from_value(result)?;
+            println!(
+                "{:>5} {:<40} {:<10} {:<18} {:>6} {:<8} action",
+                "hop", "address", "port", "mac", "groups", "origin"
+            );
+            for n in hops {
+                println!(
+                    "{:>5} {:<40} {:<10} {:<18} {:>6} {:<8} {}{}",
+                    n.hop,
+                    n.addr.to_string(),
+                    n.port,
+                    mac_state(&n),
+                    n.groups,
+                    if n.configured { "config" } else { "bgp" },
+                    n.action,
+                    if n.drained { " (drained)" } else { "" }
+                );
+            }
+        }
+        Command::Flows { .. } => {
+            let f: FlowsReply = serde_json::from_value(result)?;
+            println!("{} flows cached (per worker: {:?})", f.total, f.per_worker);
+            println!("  {:>5} {:>10}", "hop", "flows");
+            for h in &f.per_hop {
+                println!("  {:>5} {:>10}", h.hop, h.flows);
+            }
+            for e in &f.flows {
+                println!(
+                    "  worker {} {} {}:{} -> {}:{} group {} hop {}",
+                    e.worker,
+                    e.flow.proto,
+                    e.flow.src,
+                    e.flow.sport,
+                    e.flow.dst,
+                    e.flow.dport,
+                    e.group,
+                    e.hop
+                );
+            }
+        }
+        Command::Stats => {
+            let s: StatsReply = serde_json::from_value(result)?;
+            println!("uptime {:.1} s", s.uptime_s);
+            println!(
+                "{:<12} {:>6} {:>14} {:>12} {:>14} {:>12} {:>10}",
+                "port", "worker", "rx packets", "rx pps", "tx packets", "tx pps", "tx refused"
+            );
+            for p in &s.ports {
+                println!(
+                    "{:<12} {:>6} {:>14} {:>12.0} {:>14} {:>12.0} {:>10}",
+                    p.name, p.worker, p.rx_packets, p.rx_pps, p.tx_packets, p.tx_pps, p.tx_refused
+                );
+            }
+            println!(
+                "{:<6} {:>5} {:>14} {:>14} {:>12} {:>12} {:>12} {:>10}",
+                "worker",
+                "cpu",
+                "packets",
+                "forwarded",
+                "dropped",
+                "cache hits",
+                "pps",
+                "generation"
+            );
+            for w in &s.workers {
+                println!(
+                    "{:<6} {:>5} {:>14} {:>14} {:>12} {:>12} {:>12.0} {:>10}",
+                    w.worker,
+                    w.cpu.map_or_else(|| "-".to_owned(), |c| c.to_string()),
+                    w.packets,
+                    w.forwarded,
+                    w.dropped,
+                    w.cache_hits,
+                    w.pps,
+                    w.generation
+                );
+            }
+            if !s.drops.is_empty() {
+                println!("drops:");
+                for (reason, n) in &s.drops {
+                    println!("  {reason:<24} {n:>14}");
+                }
+            }
+            println!("feed:");
+            for (name, n) in &s.feed {
+                println!("  {name:<24} {n:>14}");
+            }
+        }
+        Command::Trace { .. } => {
+            let t: TraceReply = serde_json::from_value(result)?;
+            let via = match t.via {
+                TraceVia::Cache { worker } => format!("cached on worker {worker}"),
+                TraceVia::Bucket { bucket } => format!("new flow: bucket {bucket}"),
+            };
+            println!("group {} -> hop {} ({}), {via}", t.group, t.hop, t.addr);
+        }
+        Command::WhatIf { .. } => {
+            let w: WhatIfReply = serde_json::from_value(result)?;
+            for g in &w.groups {
+                let name = g
+                    .prefix
+                    .map_or_else(|| format!("group {}", g.group), |p| p.to_string());
+                println!("{name:<24} {:>6} buckets move", g.buckets);
+            }
+            match w.flows {
+                Some(f) => println!("total: {} buckets, {f} cached flows move", w.buckets),
+                None => println!(
+                    "total: {} buckets move; cached flows stay on their hops",
+                    w.buckets
+                ),
+            }
+        }
+        Command::Peers => {
+            let peers: Vec<PeerLine> = serde_json::from_value(result)?;
+            println!(
+                "{:<40} {:>10} {:<10} {:>8} {:>6}",
+                "peer", "as", "state", "paths", "stale"
+            );
+            for p in peers {
+                println!(
+                    "{:<40} {:>10} {:<10} {:>8} {:>6}{}",
+                    p.peer.to_string(),
+                    p.asn.map_or_else(|| "-".to_owned(), |a| a.to_string()),
+                    p.state,
+                    p.paths,
+                    p.stale,
+                    p.last_down_reason
+                        .map(|r| format!("  ({r})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        Command::Convergence => {
+            let c: ConvergenceReply = serde_json::from_value(result)?;
+            println!(
+                "{} publications: p50 {:.1} us, p99 {:.1} us, max {:.1} us",
+                c.samples, c.p50_us, c.p99_us, c.max_us
+            );
+            for (upto, n) in &c.histogram {
+                println!("  <= {upto:>10.0} us {n:>8}");
+            }
+        }
+        Command::Drain { .. }
+        | Command::Undrain { .. }
+        | Command::Clear { .. }
+        | Command::Route { .. } => {
+            let c: Changed = serde_json::from_value(result)?;
+            if c.published {
+                println!("done: generation {} published", c.generation);
+            } else {
+                println!("nothing to change (generation {})", c.generation);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let req = match request(&cli.command) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ecmpctl: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let reply = match ask(&cli, &req) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ecmpctl: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.json {
+        match serde_json::to_string_pretty(&reply) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("ecmpctl: {e}");
+                return ExitCode::from(2);
+            }
+        }
+        return if reply.ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
+    if !reply.ok {
+        eprintln!(
+            "ecmpctl: {}",
+            reply.error.as_deref().unwrap_or("refused without a reason")
+        );
+        return ExitCode::from(1);
+    }
+    match print(&cli.command, reply.result) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ecmpctl: cannot show the reply: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! The control socket: `ecmpctl` (or a script) sends one JSON [`Request`] per line and gets one
+//! [`Reply`] line back.
+//!
+//! Threads: an accept thread checks each peer's `SO_PEERCRED` (same rule as the feed socket) and
+//! starts one thread per connection, up to `max_clients`. A connection thread reads a line,
+//! decodes it and hands the request to the control thread (the one that owns the RIB and the
+//! builder, see [`crate::feed_server`]), waits for the answer and writes it back itself.
+//!
+//! Invariants:
+//! - Bad input changes nothing: an oversized line, a line that is not a valid request (bad JSON,
+//!   unknown command or field) gets an error reply from the connection thread and never reaches
+//!   the control thread; a request the control thread refuses changed no state.
+//! - The control thread never writes to a control client: a client that stops reading blocks
+//!   only its own connection thread, whose write times out after [`WRITE_TIMEOUT`] and closes
+//!   the connection.
+//! - At most `max_clients` connections are served at once; one more is answered with an error
+//!   line and closed.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::Shutdown;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use ecmp_proto::ctl::{
+    FlowsReply, MAX_REQUEST, Reply, Request, StatsReply, TraceQuery, TraceReply,
+};
+
+use crate::feed_server::{ACCEPT_POLL, FeedServerError, Msg, SocketFile, bind_socket};
+
+/// How long a connection thread waits for the control thread's answer.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long writing one reply to a client may block before the connection is closed.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a connection thread looks at the stop flag while waiting for a request.
+const READ_POLL: Duration = Duration::from_millis(50);
+
+/// What the control socket answers from the data side. The daemon implements it over its
+/// workers; the control plane never sees the data path's types.
+pub trait Dataplane: Send {
+    /// Counters per port, worker and drop reason (the feed counters are filled in by the
+    /// control thread).
+    fn stats(&self) -> StatsReply;
+    /// Flow-cache totals and up to `top` flows.
+    fn flows(&self, top: usize) -> Result<FlowsReply, String>;
+    /// Which hop this 5-tuple takes now.
+    fn trace(&self, query: &TraceQuery) -> Result<TraceReply, String>;
+    /// The generation the latest publication got.
+    fn generation(&self) -> u64;
+    /// The oldest generation any worker still runs (every worker runs it or a newer one).
+    fn applied_generation(&self) -> u64;
+    /// The name of port `port`, for display.
+    fn port_name(&self, port: u16) -> Option<String>;
+}
+
+/// Work the control thread does between messages: neighbour tracking, idle-mode timers. Runs
+/// on every loop turn (at least every [`crate::feed_server::STOP_POLL`]); must not block.
+pub trait Upkeep<R>: Send {
+    /// Does what is due at `now`; returns the snapshot to publish when it changed the builder.
+    fn run(
+        &mut self,
+        builder: &mut crate::builder::Builder<R>,
+        now: std::time::Instant,
+    ) -> Option<ecmp_tables::Snapshot>;
+}
+
+/// How the control socket is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CtlConfig {
+    /// Permission bits of the socket file.
+    pub mode: u32,
+    /// Peer uids allowed besides our own effective uid.
+    pub allowed_uids: Vec<u32>,
+    /// Peer gids allowed.
+    pub allowed_gids: Vec<u32>,
+    /// Connections served at once.
+    pub max_clients: usize,
+}
+
+impl Default for CtlConfig {
+    fn default() -> Self {
+        CtlConfig {
+            mode: 0o660,
+            allowed_uids: Vec::new(),
+            allowed_gids: Vec::new(),
+            max_clients: 256,
+        }
+    }
+}
+
+/// A bound control socket, served once handed to [`crate::feed_server::FeedServer::with_control`].
+#[derive(Debug)]
+pub struct CtlListener {
+    pub(crate) listener: UnixListener,
+    pub(crate) file: SocketFile,
+    pub(crate) config: CtlConfig,
+}
+
+impl CtlListener {
+    /// Binds `path` (a stale socket there is removed; a live one or another file is an error).
+    pub fn bind(path: impl Into<PathBuf>, config: CtlConfig) -> Result<Self, FeedServerError> {
+        if config.max_clients == 0 {
+            return Err(FeedServerError::Config("max_clients must be at least 1"));
+        }
+        let (listener, file) = bind_socket(path.into(), config.mode)?;
+        Ok(CtlListener {
+            listener,
+            file,
+            config,
+        })
+    }
+
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.file.path
+    }
+}
+
+/// Runs the accept loop until `stop`; returns the connection threads still running.
+pub(crate) struct CtlAcceptor {
+    pub(crate) listener: UnixListener,
+    pub(crate) config: CtlConfig,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) tx: SyncSender<Msg>,
+    pub(crate) own_uid: u32,
+    /// Live connections, shared with the connection threads (for shutdown).
+    pub(crate) live: Arc<Mutex<Vec<UnixStream>>>,
+}
+
+impl CtlAcceptor {
+    pub(crate) fn run(self) -> Vec<JoinHandle<()>> {
+        let clients = Arc::new(AtomicUsize::new(0));
+        let mut threads: Vec<JoinHandle<()>> = Vec::new();
+        while !self.stop.load(Ordering::Relaxed) {
+            let mut stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    thread::sleep(ACCEPT_POLL);
+                    continue;
+                }
+                Err(_) => {
+                    thread::sleep(ACCEPT_POLL);
+                    continue;
+                }
+            };
+            threads.retain(|t| !t.is_finished());
+            if stream.set_nonblocking(false).is_err() || !self.admit(&stream) {
+                continue;
+            }
+            let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+            if clients.load(Ordering::Relaxed) >= self.config.max_clients {
+                let _ = write_reply(&mut stream, &Reply::error("too many control clients"));
+                continue;
+            }
+            let Ok(shutdown_side) = stream.try_clone() else {
+                continue;
+            };
+            self.live
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(shutdown_side);
+            clients.fetch_add(1, Ordering::Relaxed);
+            let conn = CtlConn {
+                stream,
+                tx: self.tx.clone(),
+                stop: Arc::clone(&self.stop),
+            };
+            let counter = Arc::clone(&clients);
+            match thread::Builder::new()
+                .name("ctl-conn".to_owned())
+                .spawn(move || {
+                    conn.run();
+                    counter.fetch_sub(1, Ordering::Relaxed);
+                }) {
+                Ok(t) => threads.push(t),
+                Err(_) => {
+                    clients.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+        threads
+    }
+
+    fn admit(&self, stream: &UnixStream) -> bool {
+        match rustix::net::sockopt::socket_peercred(stream) {
+            Ok(cred) => {
+                let (uid, gid) = (cred.uid.as_raw(), cred.gid.as_raw());
+                uid == self.own_uid
+                    || self.config.allowed_uids.contains(&uid)
+                    || self.config.allowed_gids.contains(&gid)
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+fn write_reply(stream: &mut UnixStream, reply: &Reply) -> io::Result<()> {
+    let mut line = serde_json::to_vec(reply).map_err(io::Error::other)?;
+    line.push(b'\n');
+    stream.write_all(&line)
+}
+
+struct CtlConn {
+    stream: UnixStream,
+    tx: SyncSender<Msg>,
+    stop: Arc<AtomicBool>,
+}
+
+/// One line read from a client, bounded.
+enum Line {
+    Text(String),
+    Oversized,
+    End,
+}
+
+impl CtlConn {
+    fn run(mut self) {
+        let Ok(read_side) = self.stream.try_clone() else {
+            return;
+        };
+        let _ = read_side.set_read_timeout(Some(READ_POLL));
+        let mut reader = BufReader::new(read_side);
+        let mut buf = Vec::new();
+        loop {
+            let reply = match self.read_line(&mut reader, &mut buf) {
+                Line::End => break,
+                Line::Oversized => Reply::error(format!(
+                    "request longer than {MAX_REQUEST} bytes: discarded"
+                )),
+                Line::Text(text) if text.trim().is_empty() => continue,
+                Line::Text(text) => match serde_json::from_str::<Request>(&text) {
+                    Err(e) => Reply::error(format!("bad request: {e}")),
+                    Ok(request) => self.ask(request),
+                },
+            };
+            if write_reply(&mut self.stream, &reply).is_err() {
+                break;
+            }
+        }
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// Reads up to a newline, keeping at most MAX_REQUEST bytes; an oversized line is consumed
+    /// to its newline and reported once.
+    fn read_line(&self, reader: &mut BufReader<UnixStream>, buf: &mut Vec<u8>) -> Line {
+        buf.clear();
+        let mut oversized = false;
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Line::End;
+            }
+            let chunk = match reader.fill_buf() {
+                Ok([]) => return Line::End,
+                Ok(chunk) => chunk,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue;
+                }
+                Err(_) => return Line::End,
+            };
+            let (piece, done) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(nl) => (&chunk[..nl], Some(nl + 1)),
+                None => (chunk, None),
+            };
+            if !oversized {
+                if buf.len() + piece.len() > MAX_REQUEST {
+                    oversized = true;
+                    buf.clear();
+                } else {
+                    buf.extend_from_slice(piece);
+                }
+            }
+            let used = done.unwrap_or(chunk.len());
+            reader.consume(used);
+            if done.is_some() {
+                if oversized {
+                    return Line::Oversized;
+                }
+                return Line::Text(String::from_utf8_lossy(buf).into_owned());
+            }
+        }
+    }
+
+    fn ask(&self, request: Request) -> Reply {
+        let (reply_tx, reply_rx) = sync_channel(1);
+        if self
+            .tx
+            .send(Msg::Command {
+                request,
+                reply: reply_tx,
+            })
+            .is_err()
+        {
+            return Reply::error("the control thread is stopping");
+        }
+        match reply_rx.recv_timeout(ANSWER_TIMEOUT) {
+            Ok(reply) => reply,
+            Err(RecvTimeoutError::Timeout) => {
+                Reply::error("the control thread did not answer in time")
+            }
+            Err(RecvTimeoutError::Disconnected) => Reply::error("the control thread is stopping"),
+        }
+    }
+}

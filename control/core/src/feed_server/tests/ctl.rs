@@ -1,0 +1,397 @@
+//! The control socket over real Unix sockets, answered by the feed server's control thread, with
+//! a fake data plane that takes every publication at once.
+
+use std::sync::atomic::AtomicU64;
+
+use ecmp_proto::ctl::{
+    Changed, ConvergenceReply, FlowsReply, HopFlows, HopStateName, RouteDetail, RouteOrigin,
+    RouteSummary, StatsReply, TraceQuery, TraceReply, TraceVia, WhatIfReply,
+};
+
+use super::*;
+use crate::ctl_server::{CtlConfig, CtlListener, Dataplane};
+
+/// Takes every publication at once; reports a fixed flow count per hop.
+struct FakeDataplane {
+    generation: Arc<AtomicU64>,
+}
+
+impl Dataplane for FakeDataplane {
+    fn stats(&self) -> StatsReply {
+        StatsReply {
+            uptime_s: 1.0,
+            ports: Vec::new(),
+            workers: Vec::new(),
+            drops: vec![("no_route".to_owned(), 3)],
+            feed: Vec::new(),
+        }
+    }
+    fn flows(&self, _top: usize) -> Result<FlowsReply, String> {
+        Ok(FlowsReply {
+            total: 10,
+            per_worker: vec![10],
+            per_hop: vec![HopFlows { hop: 1, flows: 7 }, HopFlows { hop: 2, flows: 3 }],
+            flows: Vec::new(),
+        })
+    }
+    fn trace(&self, q: &TraceQuery) -> Result<TraceReply, String> {
+        Ok(TraceReply {
+            worker: Some(0),
+            group: 1,
+            hop: 1,
+            addr: q.dst,
+            via: TraceVia::Bucket { bucket: 5 },
+        })
+    }
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+    fn applied_generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+    fn port_name(&self, port: u16) -> Option<String> {
+        Some(format!("veth{port}"))
+    }
+}
+
+struct CtlHarness {
+    server: Option<FeedServerHandle<Resolve>>,
+    feed: PathBuf,
+    ctl: PathBuf,
+    publishes: Arc<AtomicU64>,
+    _dir: tempfile::TempDir,
+}
+
+impl CtlHarness {
+    fn start() -> CtlHarness {
+        let dir = tempfile::tempdir().unwrap();
+        let feed = dir.path().join("feed.sock");
+        let ctl = dir.path().join("ctl.sock");
+        let generation = Arc::new(AtomicU64::new(0));
+        let listener = CtlListener::bind(&ctl, CtlConfig::default()).unwrap();
+        // A wide window, so the three first announcements join the group together.
+        let config = FeedServerConfig {
+            batch_window: Duration::from_millis(50),
+            ..FeedServerConfig::default()
+        };
+        let server = FeedServer::bind(&feed, config).unwrap().with_control(
+            listener,
+            Some(Box::new(FakeDataplane {
+                generation: Arc::clone(&generation),
+            })),
+        );
+        let publishes = Arc::clone(&generation);
+        let handle = server
+            .spawn(Rib::new(RibConfig::default()), builder(), move |_s| {
+                publishes.fetch_add(1, Ordering::Relaxed);
+            })
+            .unwrap();
+        CtlHarness {
+            server: Some(handle),
+            feed,
+            ctl,
+            publishes: generation,
+            _dir: dir,
+        }
+    }
+
+    fn client(&self) -> (UnixStream, BufReader<UnixStream>) {
+        let s = UnixStream::connect(&self.ctl).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let r = BufReader::new(s.try_clone().unwrap());
+        (s, r)
+    }
+
+    fn raw(&self, line: &[u8]) -> Reply {
+        let (mut s, mut r) = self.client();
+        s.write_all(line).unwrap();
+        let mut reply = String::new();
+        r.read_line(&mut reply).unwrap();
+        serde_json::from_str(&reply).unwrap()
+    }
+
+    fn ask(&self, req: &Request) -> Reply {
+        let mut line = serde_json::to_vec(req).unwrap();
+        line.push(b'\n');
+        self.raw(&line)
+    }
+
+    fn ok<T: serde::de::DeserializeOwned>(&self, req: &Request) -> T {
+        let reply = self.ask(req);
+        assert!(reply.ok, "{req:?}: {reply:?}");
+        serde_json::from_value(reply.result).unwrap()
+    }
+
+    /// Feeds three servers announcing 192.0.2.10/32 and waits until the group has all three.
+    fn three_servers(&self) {
+        let mut c = UnixStream::connect(&self.feed).unwrap();
+        let lines = [
+            UP.to_owned(),
+            announce("127.0.0.2", "198.51.100.1", "192.0.2.10/32", "0.0.0.1"),
+            announce("127.0.0.2", "198.51.100.2", "192.0.2.10/32", "0.0.0.2"),
+            announce("127.0.0.2", "198.51.100.3", "192.0.2.10/32", "0.0.0.3"),
+        ];
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        send(&mut c, &refs);
+        let end = Instant::now() + WAIT;
+        loop {
+            let routes: Vec<RouteSummary> = self.ok(&Request::Routes {});
+            if routes.first().is_some_and(|r| r.active == 3) {
+                break;
+            }
+            assert!(
+                Instant::now() < end,
+                "three servers never showed: {routes:?}"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+        // Kept open: closing the feed connection does not drop paths, but keep it tidy.
+        drop(c);
+    }
+
+    fn finish(mut self) {
+        self.server.take().unwrap().join().unwrap();
+        assert!(!self.ctl.exists(), "control socket file left behind");
+    }
+}
+
+fn prefix() -> ecmp_proto::Prefix {
+    "192.0.2.10/32".parse().unwrap()
+}
+
+fn route(h: &CtlHarness) -> RouteDetail {
+    let mut routes: Vec<RouteDetail> = h.ok(&Request::Route { prefix: prefix() });
+    assert_eq!(routes.len(), 1);
+    routes.remove(0)
+}
+
+#[test]
+fn routes_route_and_nexthops_show_the_group_and_its_bucket_map() {
+    let h = CtlHarness::start();
+    h.three_servers();
+    let routes: Vec<RouteSummary> = h.ok(&Request::Routes {});
+    assert_eq!(routes.len(), 1);
+    assert_eq!(routes[0].origin, RouteOrigin::Bgp);
+    assert_eq!((routes[0].active, routes[0].buckets), (3, 64));
+    let r = route(&h);
+    assert_eq!(r.members.len(), 3);
+    assert_eq!(r.members.iter().map(|m| m.buckets).sum::<usize>(), 64);
+    for m in &r.members {
+        assert!((21..=22).contains(&m.buckets), "{r:?}");
+        let owned = r.buckets.iter().filter(|b| b.hop == m.hop).count();
+        assert_eq!(owned, m.buckets);
+    }
+    assert!(r.buckets.iter().all(|b| !b.replaced));
+    let hops: Vec<ecmp_proto::ctl::NexthopSummary> = h.ok(&Request::Nexthops {});
+    assert_eq!(hops.len(), 3);
+    assert!(hops.iter().all(|n| n.resolved && n.port == "veth0"));
+    h.finish();
+}
+
+#[test]
+fn drain_keeps_buckets_takes_no_new_flows_and_undrain_restores() {
+    let h = CtlHarness::start();
+    h.three_servers();
+    let before = route(&h);
+    let hop = ip("198.51.100.2");
+    let published = h.publishes.load(Ordering::Relaxed);
+    let changed: Changed = h.ok(&Request::Drain { hop });
+    assert!(changed.published);
+    assert_eq!(h.publishes.load(Ordering::Relaxed), published + 1);
+    let drained = route(&h);
+    let m = drained.members.iter().find(|m| m.addr == hop).unwrap();
+    assert_eq!(m.state, HopStateName::Draining);
+    let changed: Changed = h.ok(&Request::Undrain { hop });
+    assert!(changed.published);
+    let after = route(&h);
+    assert!(
+        after
+            .members
+            .iter()
+            .all(|m| m.state == HopStateName::Active)
+    );
+    assert_eq!(
+        after.buckets, before.buckets,
+        "undrain gives the same buckets back"
+    );
+    // Nothing to undo twice.
+    let changed: Changed = h.ok(&Request::Undrain { hop });
+    assert!(!changed.published);
+    h.finish();
+}
+
+#[test]
+fn what_if_remove_counts_buckets_and_cached_flows_without_changing_anything() {
+    let h = CtlHarness::start();
+    h.three_servers();
+    let before = route(&h);
+    let published = h.publishes.load(Ordering::Relaxed);
+    let victim = before.members.iter().find(|m| m.hop == 1).unwrap();
+    let w: WhatIfReply = h.ok(&Request::WhatIfRemove { hop: victim.addr });
+    assert_eq!(w.buckets, victim.buckets);
+    assert_eq!(
+        w.flows,
+        Some(7),
+        "the fake data plane caches 7 flows on hop 1"
+    );
+    assert_eq!(route(&h), before);
+    assert_eq!(h.publishes.load(Ordering::Relaxed), published);
+    let w: WhatIfReply = h.ok(&Request::WhatIfAdd {
+        prefix: prefix(),
+        hop: ip("198.51.100.4"),
+    });
+    assert_eq!(
+        w.buckets, 0,
+        "auto-recovery gives a new hop nothing until clear"
+    );
+    h.finish();
+}
+
+#[test]
+fn static_route_add_shadows_and_del_restores_the_bgp_route() {
+    let h = CtlHarness::start();
+    h.three_servers();
+    let changed: Changed = h.ok(&Request::RouteAdd {
+        prefix: prefix(),
+        via: vec![ip("198.51.100.9")],
+    });
+    assert!(changed.published);
+    let routes: Vec<RouteSummary> = h.ok(&Request::Routes {});
+    assert_eq!(routes.len(), 2, "{routes:?}");
+    let bgp = routes
+        .iter()
+        .find(|r| r.origin == RouteOrigin::Bgp)
+        .unwrap();
+    let op = routes
+        .iter()
+        .find(|r| r.origin == RouteOrigin::Operator)
+        .unwrap();
+    assert!(!bgp.installed && op.installed);
+    let changed: Changed = h.ok(&Request::RouteDel { prefix: prefix() });
+    assert!(changed.published);
+    let routes: Vec<RouteSummary> = h.ok(&Request::Routes {});
+    assert_eq!(routes.len(), 1);
+    assert!(routes[0].installed);
+    h.finish();
+}
+
+#[test]
+fn bad_requests_get_an_error_and_change_nothing() {
+    let h = CtlHarness::start();
+    h.three_servers();
+    let before = route(&h);
+    let published = h.publishes.load(Ordering::Relaxed);
+    for line in [
+        &b"not json\n"[..],
+        b"{\"cmd\":\"reboot\"}\n",
+        b"{\"cmd\":\"drain\"}\n",
+        b"{\"cmd\":\"drain\",\"hop\":\"198.51.100.2\",\"force\":true}\n",
+        b"{\"cmd\":\"routes\",\"x\":1}\n",
+    ] {
+        let reply = h.raw(line);
+        assert!(!reply.ok, "{}", String::from_utf8_lossy(line));
+        assert!(reply.error.unwrap().starts_with("bad request"));
+    }
+    for req in [
+        Request::Drain {
+            hop: ip("203.0.113.1"),
+        },
+        Request::Clear {
+            prefix: "203.0.113.0/24".parse().unwrap(),
+        },
+        Request::RouteDel {
+            prefix: "203.0.113.0/24".parse().unwrap(),
+        },
+        Request::RouteAdd {
+            prefix: "203.0.113.0/24".parse().unwrap(),
+            via: Vec::new(),
+        },
+        Request::Route {
+            prefix: "203.0.113.0/24".parse().unwrap(),
+        },
+    ] {
+        let reply = h.ask(&req);
+        assert!(!reply.ok, "{req:?} was accepted: {reply:?}");
+    }
+    // An oversized line is refused and the connection still answers the next one.
+    let (mut s, mut r) = h.client();
+    let mut big = vec![b' '; ecmp_proto::ctl::MAX_REQUEST + 10];
+    big.push(b'\n');
+    s.write_all(&big).unwrap();
+    s.write_all(b"{\"cmd\":\"peers\"}\n").unwrap();
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let first: Reply = serde_json::from_str(&line).unwrap();
+    assert!(!first.ok && first.error.unwrap().contains("longer than"));
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    let second: Reply = serde_json::from_str(&line).unwrap();
+    assert!(second.ok, "{second:?}");
+    assert_eq!(route(&h), before);
+    assert_eq!(h.publishes.load(Ordering::Relaxed), published);
+    h.finish();
+}
+
+#[test]
+fn data_side_commands_peers_and_convergence_answer() {
+    let h = CtlHarness::start();
+    h.three_servers();
+    let stats: StatsReply = h.ok(&Request::Stats {});
+    assert_eq!(stats.drops, vec![("no_route".to_owned(), 3)]);
+    assert!(
+        stats.feed.iter().any(|(n, v)| n == "paths" && *v == 3),
+        "{stats:?}"
+    );
+    let flows: FlowsReply = h.ok(&Request::Flows { top: 5 });
+    assert_eq!(flows.total, 10);
+    let t: TraceReply = h.ok(&Request::Trace(TraceQuery {
+        src: ip("198.18.0.1"),
+        dst: ip("192.0.2.10"),
+        proto: 6,
+        sport: 1,
+        dport: 80,
+    }));
+    assert_eq!(t.via, TraceVia::Bucket { bucket: 5 });
+    let peers: Vec<ecmp_proto::ctl::PeerLine> = h.ok(&Request::Peers {});
+    assert_eq!(peers.len(), 1);
+    assert_eq!((peers[0].state.as_str(), peers[0].paths), ("up", 3));
+    let c: ConvergenceReply = h.ok(&Request::Convergence {});
+    assert!(c.samples >= 1, "{c:?}");
+    assert!(c.p99_us > 0.0 && c.p99_us < 5_000_000.0, "{c:?}");
+    h.finish();
+}
+
+#[test]
+fn hundred_concurrent_clients_and_a_stalled_one_are_all_served() {
+    let h = CtlHarness::start();
+    h.three_servers();
+    // Sends requests and never reads: its replies pile up in its own socket only.
+    let mut stalled = UnixStream::connect(&h.ctl).unwrap();
+    let flood: Vec<u8> = b"{\"cmd\":\"route\",\"prefix\":\"192.0.2.10/32\"}\n".repeat(2000);
+    stalled
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    // The server stops reading once its replies back up; a partial write is expected.
+    let _ = stalled.write_all(&flood);
+    let started = Instant::now();
+    let clients: Vec<_> = (0..100)
+        .map(|_| {
+            let path = h.ctl.clone();
+            thread::spawn(move || {
+                let mut s = UnixStream::connect(&path).unwrap();
+                s.set_read_timeout(Some(WAIT)).unwrap();
+                s.write_all(b"{\"cmd\":\"routes\"}\n").unwrap();
+                let mut line = String::new();
+                BufReader::new(s).read_line(&mut line).unwrap();
+                let reply: Reply = serde_json::from_str(&line).unwrap();
+                reply.ok
+            })
+        })
+        .collect();
+    for c in clients {
+        assert!(c.join().unwrap());
+    }
+    assert!(started.elapsed() < WAIT);
+    drop(stalled);
+    h.finish();
+}

@@ -1,0 +1,515 @@
+//! The control socket's protocol, spoken by `ecmpctl` and served by the daemon's control thread.
+//!
+//! One JSON object per line each way: a [`Request`] (tagged by `cmd`), answered by exactly one
+//! [`Reply`] line. Requests that change state (`drain`, `undrain`, `clear`, `route-add`,
+//! `route-del`) either apply completely or answer `ok: false` having changed nothing.
+//! Everything here is plain data so scripts can use the JSON directly (`ecmpctl --json`).
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Prefix;
+
+/// Longest request line the server reads; longer lines get an error reply and are discarded.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// One command to the control socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    /// Every route (BGP and static) with its group summary.
+    Routes {},
+    /// One route's group in detail: members and the bucket map.
+    Route {
+        /// The exact prefix.
+        prefix: Prefix,
+    },
+    /// Every next hop in use.
+    Nexthops {},
+    /// Flow-cache contents: totals per hop and the first `top` flows.
+    Flows {
+        /// How many flows to list (0: totals only).
+        #[serde(default)]
+        top: usize,
+    },
+    /// Counters per port, per worker and per drop reason, with rates.
+    Stats {},
+    /// Which next hop a 5-tuple takes now, and why (cache or bucket).
+    Trace(TraceQuery),
+    /// Make a next hop take no new flows (its established flows stay).
+    Drain {
+        /// The next hop's address.
+        hop: IpAddr,
+    },
+    /// Undo `drain`.
+    Undrain {
+        /// The next hop's address.
+        hop: IpAddr,
+    },
+    /// Rebalance a prefix's group as its mode defines.
+    Clear {
+        /// The exact prefix.
+        prefix: Prefix,
+    },
+    /// Add (or replace) a static route.
+    RouteAdd {
+        /// The prefix.
+        prefix: Prefix,
+        /// Its next hops.
+        via: Vec<IpAddr>,
+    },
+    /// Remove a static route.
+    RouteDel {
+        /// The prefix.
+        prefix: Prefix,
+    },
+    /// What removing a next hop would move, without changing anything.
+    WhatIfRemove {
+        /// The next hop's address.
+        hop: IpAddr,
+    },
+    /// What adding a next hop to a prefix's group would move, without changing anything.
+    WhatIfAdd {
+        /// The prefix.
+        prefix: Prefix,
+        /// The next hop's address.
+        hop: IpAddr,
+    },
+    /// Feed sessions and their path counts.
+    Peers {},
+    /// Route-update convergence (feed line received -> every worker on the new tables).
+    Convergence {},
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    /// True when the request was carried out.
+    pub ok: bool,
+    /// Why not, when `ok` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The result, shaped by the request (one of the `*Reply` types below).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub result: serde_json::Value,
+}
+
+impl Reply {
+    /// A successful reply carrying `result`.
+    pub fn ok(result: impl Serialize) -> Reply {
+        match serde_json::to_value(result) {
+            Ok(result) => Reply {
+                ok: true,
+                error: None,
+                result,
+            },
+            Err(e) => Reply::error(format!("cannot encode the reply: {e}")),
+        }
+    }
+
+    /// A refusal.
+    pub fn error(message: impl Into<String>) -> Reply {
+        Reply {
+            ok: false,
+            error: Some(message.into()),
+            result: serde_json::Value::Null,
+        }
+    }
+}
+
+/// A 5-tuple for `trace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceQuery {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// IP protocol number (6 TCP, 17 UDP, ...).
+    pub proto: u8,
+    /// Source port (0 for protocols without ports).
+    #[serde(default)]
+    pub sport: u16,
+    /// Destination port.
+    #[serde(default)]
+    pub dport: u16,
+}
+
+/// A next hop's state in a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HopStateName {
+    /// Takes new flows.
+    Active,
+    /// Keeps established flows, takes no new ones.
+    Draining,
+    /// Gone: its buckets moved.
+    Failed,
+}
+
+/// Where a route came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RouteOrigin {
+    /// Learnt from the BGP feed.
+    Bgp,
+    /// From the config file.
+    Config,
+    /// Added with `route-add`.
+    Operator,
+}
+
+/// One line of `routes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteSummary {
+    /// The prefix.
+    pub prefix: Prefix,
+    /// Where it came from.
+    pub origin: RouteOrigin,
+    /// Its group id.
+    pub group: u32,
+    /// False when another route for the same prefix wins (static over BGP).
+    pub installed: bool,
+    /// Group mode name.
+    pub mode: String,
+    /// Members by state.
+    pub active: usize,
+    /// Draining members.
+    pub draining: usize,
+    /// Failed members.
+    pub failed: usize,
+    /// Buckets in the group.
+    pub buckets: usize,
+}
+
+/// One member of a group, for `route`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberDetail {
+    /// The next hop's address.
+    pub addr: IpAddr,
+    /// Its hop id.
+    pub hop: u32,
+    /// Its state.
+    pub state: HopStateName,
+    /// Buckets it owns.
+    pub buckets: usize,
+}
+
+/// One bucket, for `route`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketDetail {
+    /// Owner hop id (0: none).
+    pub hop: u32,
+    /// The owner changed since the group was last balanced.
+    pub replaced: bool,
+}
+
+/// `route PREFIX`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteDetail {
+    /// The route's summary line.
+    pub summary: RouteSummary,
+    /// Hash fields, as configured.
+    pub hash: String,
+    /// Action (rewrite or an encapsulation).
+    pub action: String,
+    /// Members, ascending by address.
+    pub members: Vec<MemberDetail>,
+    /// The bucket map, by bucket index.
+    pub buckets: Vec<BucketDetail>,
+}
+
+/// One line of `nexthops`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NexthopSummary {
+    /// Hop id.
+    pub hop: u32,
+    /// Address.
+    pub addr: IpAddr,
+    /// Egress port name.
+    pub port: String,
+    /// Destination MAC (all zero: unresolved).
+    pub mac: String,
+    /// The MAC is known.
+    pub resolved: bool,
+    /// Action.
+    pub action: String,
+    /// Groups listing it.
+    pub groups: u32,
+    /// From the config file.
+    pub configured: bool,
+    /// Drained by an operator.
+    pub drained: bool,
+}
+
+/// Cached flows of one next hop, for `flows`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HopFlows {
+    /// Hop id.
+    pub hop: u32,
+    /// Flows cached toward it, all workers.
+    pub flows: u64,
+}
+
+/// One cached flow, for `flows`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowEntry {
+    /// The worker holding it.
+    pub worker: usize,
+    /// The 5-tuple.
+    pub flow: TraceQuery,
+    /// The hop it is pinned to.
+    pub hop: u32,
+    /// The group it was picked from.
+    pub group: u32,
+}
+
+/// `flows`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowsReply {
+    /// Flows cached, all workers.
+    pub total: u64,
+    /// Per worker.
+    pub per_worker: Vec<u64>,
+    /// Per next hop, most flows first.
+    pub per_hop: Vec<HopFlows>,
+    /// Up to `top` flows.
+    pub flows: Vec<FlowEntry>,
+}
+
+/// One port's counters, for `stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortCounters {
+    /// Port name.
+    pub name: String,
+    /// Worker serving it.
+    pub worker: usize,
+    /// Received packets.
+    pub rx_packets: u64,
+    /// Received bytes.
+    pub rx_bytes: u64,
+    /// Sent packets.
+    pub tx_packets: u64,
+    /// Sent bytes.
+    pub tx_bytes: u64,
+    /// Transmissions the port refused (ring full).
+    pub tx_refused: u64,
+    /// Received packets per second over the last interval.
+    pub rx_pps: f64,
+    /// Sent packets per second over the last interval.
+    pub tx_pps: f64,
+}
+
+/// One worker's counters, for `stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerCounters {
+    /// Worker index.
+    pub worker: usize,
+    /// CPU it is pinned to, if pinned.
+    pub cpu: Option<usize>,
+    /// Packets it processed.
+    pub packets: u64,
+    /// Packets forwarded.
+    pub forwarded: u64,
+    /// Packets dropped.
+    pub dropped: u64,
+    /// Flow-cache hits.
+    pub cache_hits: u64,
+    /// Flow-cache misses.
+    pub cache_misses: u64,
+    /// Table generation it runs.
+    pub generation: u64,
+    /// Packets per second over the last interval.
+    pub pps: f64,
+}
+
+/// `stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsReply {
+    /// Seconds since the daemon started.
+    pub uptime_s: f64,
+    /// Per port.
+    pub ports: Vec<PortCounters>,
+    /// Per worker.
+    pub workers: Vec<WorkerCounters>,
+    /// Drops by reason (name, count), all workers; reasons never seen are left out.
+    pub drops: Vec<(String, u64)>,
+    /// Feed counters (lines, events, errors...), name -> value.
+    pub feed: Vec<(String, u64)>,
+}
+
+/// How `trace` found the hop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "via", rename_all = "kebab-case")]
+pub enum TraceVia {
+    /// The flow is cached on a worker.
+    Cache {
+        /// That worker.
+        worker: usize,
+    },
+    /// A new flow would take this bucket.
+    Bucket {
+        /// Bucket index.
+        bucket: usize,
+    },
+}
+
+/// `trace`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceReply {
+    /// The worker RSS would hand this flow to, when known.
+    pub worker: Option<usize>,
+    /// Group id of the route.
+    pub group: u32,
+    /// Hop id picked.
+    pub hop: u32,
+    /// Its address.
+    pub addr: IpAddr,
+    /// Cache or bucket.
+    pub via: TraceVia,
+}
+
+/// One group's answer in `what-if-remove`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhatIfGroup {
+    /// Group id.
+    pub group: u32,
+    /// Its prefix (None for a config group).
+    pub prefix: Option<Prefix>,
+    /// Buckets that would change owner.
+    pub buckets: usize,
+}
+
+/// `what-if-remove` / `what-if-add`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhatIfReply {
+    /// Per group listing the hop.
+    pub groups: Vec<WhatIfGroup>,
+    /// Buckets moving, all groups.
+    pub buckets: usize,
+    /// Cached flows that would move to another hop, all workers (None when unknown).
+    pub flows: Option<u64>,
+}
+
+/// One line of `peers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerLine {
+    /// Peer address.
+    pub peer: IpAddr,
+    /// Peer AS.
+    pub asn: Option<u32>,
+    /// Session state (connected, up, down).
+    pub state: String,
+    /// Paths held.
+    pub paths: usize,
+    /// Of those, stale.
+    pub stale: usize,
+    /// Why it last went down.
+    pub last_down_reason: Option<String>,
+}
+
+/// `convergence`: update received -> every worker on the new generation, in microseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConvergenceReply {
+    /// Publications measured.
+    pub samples: u64,
+    /// Median.
+    pub p50_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// Worst.
+    pub max_us: f64,
+    /// Histogram buckets (upper bound in microseconds, count), non-empty ones only.
+    pub histogram: Vec<(f64, u64)>,
+}
+
+/// What a state-changing command did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changed {
+    /// A new table generation was published.
+    pub published: bool,
+    /// The generation now (after publishing, if it did).
+    pub generation: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_with_their_tag() {
+        let cases = [
+            (r#"{"cmd":"routes"}"#, Request::Routes {}),
+            (
+                r#"{"cmd":"route","prefix":"198.19.0.0/24"}"#,
+                Request::Route {
+                    prefix: "198.19.0.0/24".parse().unwrap(),
+                },
+            ),
+            (r#"{"cmd":"flows"}"#, Request::Flows { top: 0 }),
+            (
+                r#"{"cmd":"drain","hop":"198.18.1.1"}"#,
+                Request::Drain {
+                    hop: "198.18.1.1".parse().unwrap(),
+                },
+            ),
+            (
+                r#"{"cmd":"trace","src":"198.18.0.1","dst":"198.19.0.1","proto":6,"sport":1000,"dport":80}"#,
+                Request::Trace(TraceQuery {
+                    src: "198.18.0.1".parse().unwrap(),
+                    dst: "198.19.0.1".parse().unwrap(),
+                    proto: 6,
+                    sport: 1000,
+                    dport: 80,
+                }),
+            ),
+            (
+                r#"{"cmd":"route-add","prefix":"2001:2:ffff::/48","via":["2001:2:0:1::1"]}"#,
+                Request::RouteAdd {
+                    prefix: "2001:2:ffff::/48".parse().unwrap(),
+                    via: vec!["2001:2:0:1::1".parse().unwrap()],
+                },
+            ),
+        ];
+        for (line, want) in cases {
+            let got: Request = serde_json::from_str(line).unwrap();
+            assert_eq!(got, want, "{line}");
+            let again: Request =
+                serde_json::from_str(&serde_json::to_string(&got).unwrap()).unwrap();
+            assert_eq!(again, want);
+        }
+    }
+
+    #[test]
+    fn unknown_commands_and_fields_are_refused() {
+        for line in [
+            r#"{"cmd":"reboot"}"#,
+            r#"{"cmd":"routes","extra":1}"#,
+            r#"{"cmd":"route"}"#,
+            r#"{"cmd":"route","prefix":"10.0.0.1/33"}"#,
+            r#"{"cmd":"drain","hop":"not-an-address"}"#,
+            r#"{}"#,
+        ] {
+            assert!(serde_json::from_str::<Request>(line).is_err(), "{line}");
+        }
+    }
+
+    #[test]
+    fn replies_carry_result_or_error() {
+        let ok = serde_json::to_string(&Reply::ok(Changed {
+            published: true,
+            generation: 7,
+        }))
+        .unwrap();
+        assert_eq!(
+            ok,
+            r#"{"ok":true,"result":{"generation":7,"published":true}}"#
+        );
+        let err = serde_json::to_string(&Reply::error("no such prefix")).unwrap();
+        assert_eq!(err, r#"{"ok":false,"error":"no such prefix"}"#);
+        let back: Reply = serde_json::from_str(&err).unwrap();
+        assert!(!back.ok);
+        assert_eq!(back.result, serde_json::Value::Null);
+    }
+}
