@@ -190,7 +190,11 @@ impl Record {
 fn hop_action(cfg: &Config, case: &GoldenCase) -> (Action, [u8; 6], [u8; 6]) {
     let hop_name = case.hop().expect("a forwarded case names its hop");
     let hop = &cfg.nexthops[cfg.nexthop_index(hop_name).expect("hop in config")];
-    (hop.action.into(), hop.mac.0, cfg.ports[hop.port].mac.0)
+    (
+        hop.action.into(),
+        hop.mac.expect("golden configs give every hop a MAC").0,
+        cfg.ports[hop.port].port_info().mac,
+    )
 }
 
 /// The records for one forwarded case: its output, plus the GUE payload as its own frame.

@@ -17,8 +17,20 @@
 //! parser or by serde carry a byte span; the key path is recovered by finding that span in the
 //! parsed document tree. Errors found by the cross-checks below use `toml::Spanned` positions.
 //!
-//! Relative paths (pcap files, the control socket) are resolved against the directory of the
-//! config file by [`Config::load`]; [`Config::parse`] keeps them as written.
+//! What may be left to run time: an AF_XDP port may omit `mac` and `addresses` (read from the
+//! interface at start), and a next hop on an AF_XDP port may omit `mac` (resolved from the
+//! `[[neighbor]]` entries, else the kernel's neighbour table). Memory and pcap ports have no
+//! kernel behind them, so they and their next hops must say everything.
+//!
+//! `[control]` and `[feed]` describe the control socket and the BGP companion's socket; a
+//! `group` given by name is looked up in [`GROUP_FILE`] while loading, so a typo fails here
+//! rather than at bind time (groups only known to NSS modules must be given as a gid).
+//! `[bgp]` is the group policy of BGP-learnt prefixes; each `[[bgp.policy]]` overrides some of
+//! its keys for the prefixes inside its range (the longest covering range wins).
+//! `instance.control_socket` moved to `[control] socket` and is refused with a pointer there.
+//!
+//! Relative paths (pcap files, the control and feed sockets) are resolved against the directory
+//! of the config file by [`Config::load`]; [`Config::parse`] keeps them as written.
 //!
 //! The hash seed: when `instance.seed` is absent it is derived from `instance.name`, so two
 //! instances that must hash alike (an anycast cluster behind one ECMP router, Maglev groups that
@@ -90,6 +102,28 @@ pub const MAX_NAME_LEN: usize = 64;
 pub const MAX_IFNAME_LEN: usize = 15;
 /// Longest Unix socket path (sun_path is 108 bytes including the NUL).
 pub const MAX_SOCKET_PATH_LEN: usize = 107;
+
+/// Default permission bits of the control and feed sockets (owner and group read/write).
+pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
+/// Permission bits a socket `mode` may set (no setuid, setgid or sticky bits).
+pub const MAX_SOCKET_MODE: u32 = 0o777;
+/// Default number of control connections served at once.
+pub const DEFAULT_MAX_CLIENTS: usize = 256;
+/// Default longest feed line in bytes (newline excluded).
+pub const DEFAULT_FEED_MAX_LINE: usize = 1 << 20;
+/// Smallest feed `max_line`: an ExaBGP update for a single prefix is already a few hundred bytes,
+/// so anything shorter would discard every update.
+pub const MIN_FEED_MAX_LINE: usize = 1024;
+/// Largest feed `max_line` (each connection may buffer a line this long).
+pub const MAX_FEED_MAX_LINE: usize = 1 << 30;
+/// Default time feed changes are collected before one snapshot is built from all of them.
+pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_millis(2);
+/// Default time a down BGP peer's paths keep forwarding (zero: removed at once).
+pub const DEFAULT_STALE_TIME: Duration = Duration::ZERO;
+/// Default time a route refresh waits for End-of-RIB before unconfirmed paths are dropped.
+pub const DEFAULT_REFRESH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Where group names are looked up (`control.group`, `feed.group`).
+pub const GROUP_FILE: &str = "/etc/group";
 
 /// Where in a config file an error is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,6 +235,14 @@ pub struct Config {
     pub groups: Vec<GroupSpec>,
     /// `[[route]]`, in file order.
     pub routes: Vec<RouteSpec>,
+    /// `[[neighbor]]`, in file order: static neighbours, preferred over the kernel's table.
+    pub neighbors: Vec<NeighborSpec>,
+    /// `[control]`: the control socket, if any.
+    pub control: Option<ControlSpec>,
+    /// `[feed]`: the BGP companion's socket, if any.
+    pub feed: Option<FeedSpec>,
+    /// `[bgp]` and `[[bgp.policy]]`: how groups of BGP-learnt prefixes are built.
+    pub bgp: BgpSpec,
 }
 
 /// `[instance]`.
@@ -212,8 +254,6 @@ pub struct InstanceSpec {
     pub seed: u64,
     /// Toeplitz key for the `toeplitz` hash.
     pub rss_key: [u8; RSS_KEY_LEN],
-    /// Where the control socket listens, if anywhere.
-    pub control_socket: Option<PathBuf>,
 }
 
 /// A 48-bit MAC address.
@@ -331,8 +371,13 @@ pub struct PortSpec {
     pub name: String,
     /// The backend and its settings.
     pub kind: PortKind,
-    /// The port's own MAC (unicast, non-zero).
-    pub mac: MacAddr,
+    /// The port's own MAC (unicast, non-zero). `None` only for AF_XDP ports: read from the
+    /// interface at start.
+    pub mac: Option<MacAddr>,
+    /// The port's connected subnets, as addresses with their prefix length. `None` only for
+    /// AF_XDP ports: read from the interface at start. Memory and pcap ports without
+    /// `addresses` have none (`Some(vec![])`).
+    pub addresses: Option<Vec<PortAddr>>,
     /// Largest L3 packet the port may send.
     pub mtu: u16,
     /// Line of the `[[port]]` header, for errors found at run time.
@@ -566,8 +611,9 @@ pub struct NextHopSpec {
     pub address: IpAddr,
     /// Index into [`Config::ports`].
     pub port: usize,
-    /// Destination MAC (unicast, non-zero).
-    pub mac: MacAddr,
+    /// Destination MAC (unicast, non-zero). `None` only on AF_XDP ports: resolved at run time
+    /// (a `[[neighbor]]` entry first, else the kernel's neighbour table).
+    pub mac: Option<MacAddr>,
     /// Default weight (>= 1).
     pub weight: u32,
     /// Initial state.
@@ -634,6 +680,207 @@ pub struct RouteSpec {
     pub line: usize,
 }
 
+/// An address of a port with the length of its connected subnet (`198.18.1.254/24`); unlike
+/// [`Prefix`], host bits are the point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PortAddr {
+    /// The port's own address (unicast).
+    pub addr: IpAddr,
+    /// The subnet's prefix length: at most 32 for IPv4, 128 for IPv6.
+    pub len: u8,
+}
+
+impl PortAddr {
+    /// The connected subnet (`198.18.1.0/24`).
+    pub fn subnet(&self) -> Prefix {
+        Prefix {
+            addr: mask(self.addr, self.len),
+            len: self.len,
+        }
+    }
+}
+
+impl fmt::Display for PortAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+impl std::str::FromStr for PortAddr {
+    type Err = String;
+
+    /// `addr/len`; the length is required (an interface address always has one).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let Some((addr_text, len_text)) = s.split_once('/') else {
+            return Err(format!(
+                "invalid port address {s:?}: expected address/length like \"198.18.1.254/24\""
+            ));
+        };
+        let addr: IpAddr = addr_text.parse().map_err(|_| {
+            format!("invalid port address {s:?}: {addr_text:?} is not an IP address")
+        })?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        match len_text.parse::<u8>() {
+            Ok(len) if len <= max && !len_text.starts_with('+') => Ok(Self { addr, len }),
+            _ => Err(format!(
+                "invalid port address {s:?}: length must be 0..={max}"
+            )),
+        }
+    }
+}
+
+/// `[[neighbor]]`: a static neighbour, used instead of the kernel's entry for its address (for
+/// configured next hops and BGP next hops alike).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeighborSpec {
+    /// The neighbour's address (unicast, unique among neighbours).
+    pub address: IpAddr,
+    /// Its MAC (unicast, non-zero).
+    pub mac: MacAddr,
+    /// Index into [`Config::ports`] of the port it is reached through; `None`: the port whose
+    /// connected subnet holds the address.
+    pub port: Option<usize>,
+    /// Line of the `[[neighbor]]` header.
+    pub line: usize,
+}
+
+/// `[control]`: the control socket (mirrors `ecmp_control::ctl_server::CtlConfig` plus where and
+/// as which group the socket file is created).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlSpec {
+    /// The socket path (at most 107 bytes; relative paths are resolved by [`Config::load`]).
+    pub socket: PathBuf,
+    /// Permission bits of the socket file (at most 0o777; default 0o660).
+    pub mode: u32,
+    /// Group id the socket file is given; `None` keeps the daemon's group. A group name in the
+    /// file is resolved through [`GROUP_FILE`] at load time.
+    pub group: Option<u32>,
+    /// Peer uids allowed besides the daemon's own effective uid (distinct).
+    pub allowed_uids: Vec<u32>,
+    /// Peer gids allowed (distinct).
+    pub allowed_gids: Vec<u32>,
+    /// Connections served at once (>= 1; default 256).
+    pub max_clients: usize,
+    /// Line of the `[control]` header.
+    pub line: usize,
+}
+
+/// `[feed]`: the socket the BGP companion writes to (mirrors
+/// `ecmp_control::feed_server::FeedServerConfig` and `ecmp_control::rib::RibConfig`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedSpec {
+    /// The socket path (at most 107 bytes; relative paths are resolved by [`Config::load`]).
+    pub socket: PathBuf,
+    /// Permission bits of the socket file (at most 0o777; default 0o660).
+    pub mode: u32,
+    /// Group id the socket file is given; `None` keeps the daemon's group.
+    pub group: Option<u32>,
+    /// Peer uids allowed besides the daemon's own effective uid (distinct).
+    pub allowed_uids: Vec<u32>,
+    /// Peer gids allowed (distinct).
+    pub allowed_gids: Vec<u32>,
+    /// Longest accepted line in bytes, newline excluded (1 KiB..=1 GiB; default 1 MiB).
+    pub max_line: usize,
+    /// How long changes are collected before one snapshot is built (may be zero; default 2 ms).
+    pub batch_window: Duration,
+    /// How long a down peer's paths keep forwarding (zero removes them at once, the default).
+    pub stale_time: Duration,
+    /// How long a refresh waits for End-of-RIB before unconfirmed paths are dropped (> 0;
+    /// default 30 s).
+    pub refresh_timeout: Duration,
+    /// Line of the `[feed]` header.
+    pub line: usize,
+}
+
+/// What BGP-learnt next hops do to packets (mirrors `ecmp_control::builder::ActionTemplate`):
+/// like [`ActionSpec`], but an encapsulation's outer destination is always the next hop itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ActionTemplateSpec {
+    /// Rewrite MACs, decrement TTL.
+    #[default]
+    Rewrite,
+    /// Encapsulate from `src` to the next hop's address.
+    Encap {
+        /// The tunnel kind and its fields.
+        kind: EncapKindSpec,
+        /// This forwarder's tunnel endpoint (next hops of the other family cannot use it).
+        src: IpAddr,
+    },
+}
+
+/// How the group of a BGP-learnt prefix is built (mirrors `ecmp_control::builder::GroupPolicy`,
+/// plus the `idle` mode's timers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GroupPolicySpec {
+    /// Resilience mode (default `auto-recovery`).
+    pub mode: GroupMode,
+    /// Bucket count: a power of two in 1..=65536 (default 256, 4096 for `maglev`).
+    pub buckets: u32,
+    /// `idle` mode: how long a bucket must be idle before it moves.
+    pub idle_timer: Duration,
+    /// `idle` mode: move buckets anyway after this long unbalanced; zero disables.
+    pub unbalanced_timer: Duration,
+    /// `[hash]` with the policy's overrides applied.
+    pub hash: HashSpec,
+    /// Rewrite or encapsulate.
+    pub action: ActionTemplateSpec,
+}
+
+impl GroupPolicySpec {
+    /// The built-in policy: `auto-recovery`, 256 buckets, `hash`, rewrite.
+    pub fn with_hash(hash: HashSpec) -> Self {
+        Self {
+            mode: GroupMode::AutoRecovery,
+            buckets: DEFAULT_BUCKETS,
+            idle_timer: DEFAULT_IDLE_TIMER,
+            unbalanced_timer: Duration::ZERO,
+            hash,
+            action: ActionTemplateSpec::Rewrite,
+        }
+    }
+}
+
+/// `[[bgp.policy]]`: the policy of prefixes inside `range` (mirrors
+/// `ecmp_control::builder::PrefixPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PrefixPolicySpec {
+    /// Prefixes equal to or more specific than this one match (unique among policies).
+    pub range: Prefix,
+    /// `[bgp]` with this entry's overrides applied.
+    pub group: GroupPolicySpec,
+    /// Line of the `[[bgp.policy]]` header.
+    pub line: usize,
+}
+
+impl PrefixPolicySpec {
+    /// Whether `prefix` lies inside the range.
+    pub fn covers(&self, prefix: &Prefix) -> bool {
+        prefix.addr.is_ipv4() == self.range.addr.is_ipv4()
+            && prefix.len >= self.range.len
+            && mask(prefix.addr, self.range.len) == self.range.addr
+    }
+}
+
+/// `[bgp]`: how groups of BGP-learnt prefixes are built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpSpec {
+    /// The keys of `[bgp]` itself: the policy of prefixes no range covers.
+    pub default_policy: GroupPolicySpec,
+    /// `[[bgp.policy]]`, in file order (ranges distinct).
+    pub policies: Vec<PrefixPolicySpec>,
+}
+
+impl BgpSpec {
+    /// The policy of `prefix`: the longest covering range's, else the default.
+    pub fn policy_for(&self, prefix: &Prefix) -> &GroupPolicySpec {
+        self.policies
+            .iter()
+            .filter(|p| p.covers(prefix))
+            .max_by_key(|p| p.range.len)
+            .map_or(&self.default_policy, |p| &p.group)
+    }
+}
+
 impl Config {
     /// Reads and validates a config file. Relative paths inside are resolved against the file's
     /// directory.
@@ -697,6 +944,61 @@ impl<'de> Deserialize<'de> for Prefix {
         let s = String::deserialize(d)?;
         s.parse().map_err(de::Error::custom)
     }
+}
+
+/// A socket file's group as written: a numeric gid (an integer, or a string of digits as
+/// `chown` takes it) or a group name, looked up later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GroupRef {
+    Gid(u32),
+    Name(String),
+}
+
+impl<'de> Deserialize<'de> for GroupRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = GroupRef;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a group name or a numeric gid")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<GroupRef, E> {
+                u32::try_from(v)
+                    .map(GroupRef::Gid)
+                    .map_err(|_| E::custom(format!("gid {v} is outside 0..={}", u32::MAX)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<GroupRef, E> {
+                u32::try_from(v)
+                    .map(GroupRef::Gid)
+                    .map_err(|_| E::custom(format!("gid {v} is outside 0..={}", u32::MAX)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<GroupRef, E> {
+                if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+                    return v
+                        .parse()
+                        .map(GroupRef::Gid)
+                        .map_err(|_| E::custom(format!("gid {v} is outside 0..={}", u32::MAX)));
+                }
+                if v.is_empty() || v.contains(|c: char| c == ':' || c.is_whitespace()) {
+                    return Err(E::custom(format!("invalid group name {v:?}")));
+                }
+                Ok(GroupRef::Name(v.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The gid of group `name` in the text of a group file (`name:password:gid:members` lines);
+/// `None` when no line names it.
+fn gid_in_group_file(text: &str, name: &str) -> Option<u32> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let mut fields = l.split(':');
+        if fields.next() != Some(name) {
+            return None;
+        }
+        fields.nth(1)?.trim().parse().ok()
+    })
 }
 
 /// A duration written as `"300s"`, `"120ms"`, `"5m"`, `"1h"`, `"250us"` or sums like `"1m30s"`.
@@ -855,6 +1157,11 @@ struct RawConfig {
     group: Vec<Spanned<RawGroup>>,
     #[serde(default)]
     route: Vec<Spanned<RawRoute>>,
+    #[serde(default)]
+    neighbor: Vec<Spanned<RawNeighbor>>,
+    control: Option<Spanned<RawControl>>,
+    feed: Option<Spanned<RawFeed>>,
+    bgp: Option<Spanned<RawBgp>>,
 }
 
 #[derive(Deserialize)]
@@ -863,7 +1170,8 @@ struct RawInstance {
     name: Name,
     seed: Option<Spanned<Seed>>,
     rss_key: Option<RssKey>,
-    control_socket: Option<Spanned<PathBuf>>,
+    /// Moved to `[control] socket`; kept only to say so.
+    control_socket: Option<Spanned<de::IgnoredAny>>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -889,7 +1197,9 @@ impl RawPortKind {
 struct RawPort {
     name: Spanned<Name>,
     kind: Spanned<RawPortKind>,
-    mac: Spanned<MacAddr>,
+    mac: Option<Spanned<MacAddr>>,
+    /// Parsed by `build_port`: serde would blame the whole array for one bad element.
+    addresses: Option<Vec<Spanned<String>>>,
     mtu: Option<Spanned<u16>>,
     input: Option<Spanned<PathBuf>>,
     output: Option<Spanned<PathBuf>>,
@@ -954,7 +1264,7 @@ struct RawNextHop {
     name: Spanned<Name>,
     address: Spanned<IpAddr>,
     port: Spanned<String>,
-    mac: Spanned<MacAddr>,
+    mac: Option<Spanned<MacAddr>>,
     weight: Option<Spanned<u32>>,
     state: Option<HopStateSpec>,
     action: Option<Spanned<RawActionKind>>,
@@ -1053,6 +1363,87 @@ impl<'de> Deserialize<'de> for RawMember {
 struct RawRoute {
     prefix: Spanned<Prefix>,
     group: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNeighbor {
+    address: Spanned<IpAddr>,
+    mac: Spanned<MacAddr>,
+    port: Option<Spanned<String>>,
+}
+
+/// The keys `[control]` and `[feed]` share.
+struct RawSocket {
+    socket: Spanned<PathBuf>,
+    mode: Option<Spanned<i64>>,
+    group: Option<Spanned<GroupRef>>,
+    allowed_uids: Option<Vec<Spanned<u32>>>,
+    allowed_gids: Option<Vec<Spanned<u32>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    socket: Spanned<PathBuf>,
+    mode: Option<Spanned<i64>>,
+    group: Option<Spanned<GroupRef>>,
+    allowed_uids: Option<Vec<Spanned<u32>>>,
+    allowed_gids: Option<Vec<Spanned<u32>>>,
+    max_clients: Option<Spanned<usize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeed {
+    socket: Spanned<PathBuf>,
+    mode: Option<Spanned<i64>>,
+    group: Option<Spanned<GroupRef>>,
+    allowed_uids: Option<Vec<Spanned<u32>>>,
+    allowed_gids: Option<Vec<Spanned<u32>>>,
+    max_line: Option<Spanned<usize>>,
+    batch_window: Option<Spanned<Dur>>,
+    stale_time: Option<Spanned<Dur>>,
+    refresh_timeout: Option<Spanned<Dur>>,
+}
+
+/// The group-policy keys `[bgp]` and `[[bgp.policy]]` share.
+#[derive(Default)]
+struct RawPolicy {
+    mode: Option<Spanned<GroupMode>>,
+    buckets: Option<Spanned<u32>>,
+    idle_timer: Option<Spanned<Dur>>,
+    unbalanced_timer: Option<Spanned<Dur>>,
+    hash: Option<RawHash>,
+    action: Option<Spanned<RawActionKind>>,
+    encap: Option<Spanned<RawEncap>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBgp {
+    #[serde(default)]
+    policy: Vec<Spanned<RawBgpPolicy>>,
+    mode: Option<Spanned<GroupMode>>,
+    buckets: Option<Spanned<u32>>,
+    idle_timer: Option<Spanned<Dur>>,
+    unbalanced_timer: Option<Spanned<Dur>>,
+    hash: Option<RawHash>,
+    action: Option<Spanned<RawActionKind>>,
+    encap: Option<Spanned<RawEncap>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBgpPolicy {
+    prefix: Spanned<Prefix>,
+    mode: Option<Spanned<GroupMode>>,
+    buckets: Option<Spanned<u32>>,
+    idle_timer: Option<Spanned<Dur>>,
+    unbalanced_timer: Option<Spanned<Dur>>,
+    hash: Option<RawHash>,
+    action: Option<Spanned<RawActionKind>>,
+    encap: Option<Spanned<RawEncap>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1221,7 +1612,7 @@ fn build(
     raw: RawConfig,
     resolve: &dyn Fn(PathBuf) -> PathBuf,
 ) -> Result<Config, ConfigError> {
-    let instance = build_instance(ctx, raw.instance, resolve)?;
+    let instance = build_instance(ctx, raw.instance)?;
 
     if raw.port.is_empty() {
         return Err(ctx.invalid(0..0, "port", "at least one [[port]] is required"));
@@ -1249,7 +1640,7 @@ fn build(
     let mut nexthops = Vec::with_capacity(raw.nexthop.len());
     for (i, h) in raw.nexthop.into_iter().enumerate() {
         hop_names.add(&h.get_ref().name, i, &format!("nexthop[{i}].name"))?;
-        nexthops.push(build_nexthop(ctx, i, h, &port_names)?);
+        nexthops.push(build_nexthop(ctx, i, h, &port_names, &ports)?);
     }
 
     // Group ids are index + 1 (id 0 means "no route") and must fit a FIB entry.
@@ -1288,6 +1679,32 @@ fn build(
         });
     }
 
+    let neighbors = build_neighbors(ctx, raw.neighbor, &port_names, &nexthops)?;
+    let control = raw
+        .control
+        .map(|c| build_control(ctx, c, resolve))
+        .transpose()?;
+    let feed = match raw.feed {
+        None => None,
+        Some(f) => {
+            let span = f.get_ref().socket.span();
+            let feed = build_feed(ctx, f, resolve)?;
+            if let Some(c) = control.as_ref().filter(|c| c.socket == feed.socket) {
+                return Err(ctx.invalid(
+                    span,
+                    "feed.socket",
+                    format!(
+                        "{} is also the control socket (line {})",
+                        feed.socket.display(),
+                        c.line
+                    ),
+                ));
+            }
+            Some(feed)
+        }
+    };
+    let bgp = build_bgp(ctx, raw.bgp, hash)?;
+
     Ok(Config {
         origin: ctx.origin.to_owned(),
         instance,
@@ -1299,7 +1716,241 @@ fn build(
         nexthops,
         groups,
         routes,
+        neighbors,
+        control,
+        feed,
+        bgp,
     })
+}
+
+fn build_neighbors(
+    ctx: &Ctx<'_>,
+    raw: Vec<Spanned<RawNeighbor>>,
+    port_names: &Names<'_>,
+    nexthops: &[NextHopSpec],
+) -> Result<Vec<NeighborSpec>, ConfigError> {
+    let mut seen: HashMap<IpAddr, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, n) in raw.into_iter().enumerate() {
+        let line = ctx.line(n.span().start);
+        let n = n.into_inner();
+        let key = |k: &str| format!("neighbor[{i}].{k}");
+        let address = check_unicast_ip(ctx, &n.address, key("address"))?;
+        if let Some(first) = seen.insert(address, line) {
+            return Err(ctx.invalid(
+                n.address.span(),
+                key("address"),
+                format!("duplicate neighbor {address} (first on line {first})"),
+            ));
+        }
+        let mac = check_unicast_mac(ctx, &n.mac, key("mac"))?;
+        let port = match &n.port {
+            Some(p) => Some(port_names.find(p, &key("port"))?),
+            None => None,
+        };
+        // A next hop with its own MAC or port and a neighbour entry saying otherwise would
+        // leave it to load order which one wins.
+        for h in nexthops.iter().filter(|h| h.address == address) {
+            if let Some(hop_mac) = h.mac.filter(|m| *m != mac) {
+                return Err(ctx.invalid(
+                    n.mac.span(),
+                    key("mac"),
+                    format!(
+                        "{mac} conflicts with next hop {:?} (line {}), which has mac {hop_mac}",
+                        h.name, h.line
+                    ),
+                ));
+            }
+            if let (Some(p), Some(span)) = (port, n.port.as_ref().map(Spanned::span))
+                && p != h.port
+            {
+                return Err(ctx.invalid(
+                    span,
+                    key("port"),
+                    format!(
+                        "next hop {:?} (line {}) with this address is on another port",
+                        h.name, h.line
+                    ),
+                ));
+            }
+        }
+        out.push(NeighborSpec {
+            address,
+            mac,
+            port,
+            line,
+        });
+    }
+    Ok(out)
+}
+
+fn build_bgp(
+    ctx: &Ctx<'_>,
+    raw: Option<Spanned<RawBgp>>,
+    hash: HashSpec,
+) -> Result<BgpSpec, ConfigError> {
+    let builtin = GroupPolicySpec::with_hash(hash);
+    let Some(raw) = raw else {
+        return Ok(BgpSpec {
+            default_policy: builtin,
+            policies: Vec::new(),
+        });
+    };
+    let header = raw.span();
+    let r = raw.into_inner();
+    let buckets_explicit = r.buckets.is_some();
+    let keys = RawPolicy {
+        mode: r.mode,
+        buckets: r.buckets,
+        idle_timer: r.idle_timer,
+        unbalanced_timer: r.unbalanced_timer,
+        hash: r.hash,
+        action: r.action,
+        encap: r.encap,
+    };
+    let default_policy = build_policy(ctx, "bgp", header, keys, &builtin, false)?;
+    let mut ranges: HashMap<Prefix, usize> = HashMap::new();
+    let mut policies = Vec::with_capacity(r.policy.len());
+    for (i, p) in r.policy.into_iter().enumerate() {
+        let header = p.span();
+        let line = ctx.line(header.start);
+        let p = p.into_inner();
+        let prefix = format!("bgp.policy[{i}]");
+        let range = *p.prefix.get_ref();
+        if let Some(first) = ranges.insert(range, line) {
+            return Err(ctx.invalid(
+                p.prefix.span(),
+                format!("{prefix}.prefix"),
+                format!("duplicate policy for {range} (first on line {first})"),
+            ));
+        }
+        let keys = RawPolicy {
+            mode: p.mode,
+            buckets: p.buckets,
+            idle_timer: p.idle_timer,
+            unbalanced_timer: p.unbalanced_timer,
+            hash: p.hash,
+            action: p.action,
+            encap: p.encap,
+        };
+        let group = build_policy(
+            ctx,
+            &prefix,
+            header,
+            keys,
+            &default_policy,
+            buckets_explicit,
+        )?;
+        policies.push(PrefixPolicySpec { range, group, line });
+    }
+    Ok(BgpSpec {
+        default_policy,
+        policies,
+    })
+}
+
+/// One group policy: the keys given in `r` over `base`. Bucket counts not given anywhere follow
+/// the effective mode (Maglev wants more), unless `base_buckets_explicit`.
+fn build_policy(
+    ctx: &Ctx<'_>,
+    prefix: &str,
+    header: Range<usize>,
+    r: RawPolicy,
+    base: &GroupPolicySpec,
+    base_buckets_explicit: bool,
+) -> Result<GroupPolicySpec, ConfigError> {
+    let key = |k: &str| format!("{prefix}.{k}");
+    let mode = r.mode.as_ref().map_or(base.mode, |m| *m.get_ref());
+    let hash = r.hash.as_ref().map_or(base.hash, |h| h.over(base.hash));
+    let buckets = match &r.buckets {
+        Some(b) if b.get_ref().is_power_of_two() && *b.get_ref() <= MAX_BUCKETS => *b.get_ref(),
+        Some(b) => {
+            return Err(ctx.invalid(
+                b.span(),
+                key("buckets"),
+                format!(
+                    "buckets {} is not a power of two in 1..={MAX_BUCKETS}",
+                    b.get_ref()
+                ),
+            ));
+        }
+        None if base_buckets_explicit => base.buckets,
+        None if mode == GroupMode::Maglev => DEFAULT_MAGLEV_BUCKETS,
+        None => DEFAULT_BUCKETS,
+    };
+    if hash.algo == HashAlgoSpec::LbKey && buckets > LB_KEY_VALUES {
+        let span = r.buckets.as_ref().map_or(header, Spanned::span);
+        return Err(ctx.invalid(
+            span,
+            key("buckets"),
+            format!("algo \"lb-key\" gives only {LB_KEY_VALUES} distinct hashes; buckets above that are never used"),
+        ));
+    }
+    for (k, timer) in [
+        ("idle_timer", &r.idle_timer),
+        ("unbalanced_timer", &r.unbalanced_timer),
+    ] {
+        if let (Some(t), false) = (timer, mode == GroupMode::Idle) {
+            return Err(ctx.invalid(
+                t.span(),
+                key(k),
+                format!("`{k}` is only used by mode = \"idle\""),
+            ));
+        }
+    }
+    let (idle_timer, _) =
+        nonzero_duration(ctx, &r.idle_timer, base.idle_timer, &key("idle_timer"))?;
+    let unbalanced_timer = r
+        .unbalanced_timer
+        .as_ref()
+        .map_or(base.unbalanced_timer, |t| t.get_ref().0);
+    let action = match (&r.action, r.encap) {
+        (Some(a), Some(_)) if *a.get_ref() == RawActionKind::Rewrite => {
+            return Err(ctx.invalid(
+                a.span(),
+                key("action"),
+                format!("action = \"rewrite\" conflicts with the [{prefix}.encap] table"),
+            ));
+        }
+        (Some(a), None) if *a.get_ref() == RawActionKind::Encap => {
+            return Err(ctx.invalid(
+                a.span(),
+                key("action"),
+                format!("action = \"encap\" needs a [{prefix}.encap] table"),
+            ));
+        }
+        (None, None) => base.action,
+        (Some(_), None) => ActionTemplateSpec::Rewrite,
+        (_, Some(e)) => build_action_template(ctx, prefix, e)?,
+    };
+    Ok(GroupPolicySpec {
+        mode,
+        buckets,
+        idle_timer,
+        unbalanced_timer,
+        hash,
+        action,
+    })
+}
+
+/// An `encap` table of a BGP policy: the outer destination is each next hop, so no `dst`.
+fn build_action_template(
+    ctx: &Ctx<'_>,
+    prefix: &str,
+    raw: Spanned<RawEncap>,
+) -> Result<ActionTemplateSpec, ConfigError> {
+    let r = raw.into_inner();
+    let prefix = format!("{prefix}.encap");
+    if let Some(d) = &r.dst {
+        return Err(ctx.invalid(
+            d.span(),
+            format!("{prefix}.dst"),
+            "`dst` cannot be set here: the outer destination is each BGP next hop",
+        ));
+    }
+    let src = check_unicast_ip(ctx, &r.src, format!("{prefix}.src"))?;
+    let kind = encap_kind(ctx, &prefix, &r)?;
+    Ok(ActionTemplateSpec::Encap { kind, src })
 }
 
 /// A stable, non-zero seed from the instance name (FNV-1a, then the splitmix64 finaliser so
@@ -1318,11 +1969,7 @@ pub fn seed_from_name(name: &str) -> u64 {
     if h == 0 { 0x9e37_79b9_7f4a_7c15 } else { h }
 }
 
-fn build_instance(
-    ctx: &Ctx<'_>,
-    raw: Spanned<RawInstance>,
-    resolve: &dyn Fn(PathBuf) -> PathBuf,
-) -> Result<InstanceSpec, ConfigError> {
+fn build_instance(ctx: &Ctx<'_>, raw: Spanned<RawInstance>) -> Result<InstanceSpec, ConfigError> {
     let raw = raw.into_inner();
     let seed = match raw.seed {
         Some(s) if s.get_ref().0 == 0 => {
@@ -1336,33 +1983,225 @@ fn build_instance(
         Some(s) => s.get_ref().0,
         None => seed_from_name(&raw.name.0),
     };
-    let control_socket = match raw.control_socket {
-        None => None,
-        Some(p) => {
-            let span = p.span();
-            let path = resolve(p.into_inner());
-            let len = path.as_os_str().len();
-            if len == 0 {
-                return Err(ctx.invalid(span, "instance.control_socket", "empty path"));
-            }
-            if len > MAX_SOCKET_PATH_LEN {
-                return Err(ctx.invalid(
-                    span,
-                    "instance.control_socket",
-                    format!(
-                        "{} is {len} bytes; a Unix socket path holds at most {MAX_SOCKET_PATH_LEN}",
-                        path.display()
-                    ),
-                ));
-            }
-            Some(path)
-        }
-    };
+    if let Some(old) = raw.control_socket {
+        return Err(ctx.invalid(
+            old.span(),
+            "instance.control_socket",
+            "moved to [control] socket (next to the socket's mode, group and allowed peers)",
+        ));
+    }
     Ok(InstanceSpec {
         name: raw.name.0,
         seed,
         rss_key: raw.rss_key.map_or(DEFAULT_RSS_KEY, |k| k.0),
-        control_socket,
+    })
+}
+
+/// A socket path resolved against the config's directory, checked to fit `sun_path`.
+fn socket_path(
+    ctx: &Ctx<'_>,
+    raw: Spanned<PathBuf>,
+    key: &str,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+) -> Result<PathBuf, ConfigError> {
+    let span = raw.span();
+    let path = resolve(raw.into_inner());
+    let len = path.as_os_str().len();
+    if len == 0 {
+        return Err(ctx.invalid(span, key, "empty path"));
+    }
+    if len > MAX_SOCKET_PATH_LEN {
+        return Err(ctx.invalid(
+            span,
+            key,
+            format!(
+                "{} is {len} bytes; a Unix socket path holds at most {MAX_SOCKET_PATH_LEN}",
+                path.display()
+            ),
+        ));
+    }
+    Ok(path)
+}
+
+/// The keys `[control]` and `[feed]` share, validated.
+struct SocketKeys {
+    path: PathBuf,
+    mode: u32,
+    group: Option<u32>,
+    allowed_uids: Vec<u32>,
+    allowed_gids: Vec<u32>,
+}
+
+fn build_socket(
+    ctx: &Ctx<'_>,
+    table: &str,
+    raw: RawSocket,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+) -> Result<SocketKeys, ConfigError> {
+    let key = |k: &str| format!("{table}.{k}");
+    let path = socket_path(ctx, raw.socket, &key("socket"), resolve)?;
+    let mode = match &raw.mode {
+        None => DEFAULT_SOCKET_MODE,
+        Some(m) => match u32::try_from(*m.get_ref()) {
+            Ok(bits) if bits <= MAX_SOCKET_MODE => bits,
+            Ok(bits) => {
+                return Err(ctx.invalid(
+                    m.span(),
+                    key("mode"),
+                    format!(
+                        "mode {bits:#o} sets bits beyond {MAX_SOCKET_MODE:#o} (write permission bits like 0o660)"
+                    ),
+                ));
+            }
+            Err(_) => {
+                return Err(ctx.invalid(
+                    m.span(),
+                    key("mode"),
+                    format!(
+                        "mode {} is not permission bits (write one like 0o660)",
+                        m.get_ref()
+                    ),
+                ));
+            }
+        },
+    };
+    let group = match raw.group {
+        None => None,
+        Some(g) => match g.get_ref() {
+            GroupRef::Gid(gid) => Some(*gid),
+            GroupRef::Name(name) => {
+                let text = std::fs::read_to_string(GROUP_FILE).map_err(|e| {
+                    ctx.invalid(
+                        g.span(),
+                        key("group"),
+                        format!("cannot read {GROUP_FILE} to look up group {name:?}: {e}"),
+                    )
+                })?;
+                let gid = gid_in_group_file(&text, name).ok_or_else(|| {
+                    ctx.invalid(
+                        g.span(),
+                        key("group"),
+                        format!(
+                            "no group named {name:?} in {GROUP_FILE} (give a numeric gid for groups from other sources)"
+                        ),
+                    )
+                })?;
+                Some(gid)
+            }
+        },
+    };
+    let ids = |list: Option<Vec<Spanned<u32>>>, k: &str| -> Result<Vec<u32>, ConfigError> {
+        let list = list.unwrap_or_default();
+        let mut out: Vec<u32> = Vec::with_capacity(list.len());
+        for (j, id) in list.iter().enumerate() {
+            if out.contains(id.get_ref()) {
+                return Err(ctx.invalid(
+                    id.span(),
+                    format!("{table}.{k}[{j}]"),
+                    format!("{} is listed twice", id.get_ref()),
+                ));
+            }
+            out.push(*id.get_ref());
+        }
+        Ok(out)
+    };
+    Ok(SocketKeys {
+        path,
+        mode,
+        group,
+        allowed_uids: ids(raw.allowed_uids, "allowed_uids")?,
+        allowed_gids: ids(raw.allowed_gids, "allowed_gids")?,
+    })
+}
+
+fn build_control(
+    ctx: &Ctx<'_>,
+    raw: Spanned<RawControl>,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+) -> Result<ControlSpec, ConfigError> {
+    let line = ctx.line(raw.span().start);
+    let r = raw.into_inner();
+    let max_clients = match &r.max_clients {
+        None => DEFAULT_MAX_CLIENTS,
+        Some(m) if *m.get_ref() >= 1 => *m.get_ref(),
+        Some(m) => {
+            return Err(ctx.invalid(
+                m.span(),
+                "control.max_clients",
+                "max_clients must be at least 1",
+            ));
+        }
+    };
+    let socket = RawSocket {
+        socket: r.socket,
+        mode: r.mode,
+        group: r.group,
+        allowed_uids: r.allowed_uids,
+        allowed_gids: r.allowed_gids,
+    };
+    let s = build_socket(ctx, "control", socket, resolve)?;
+    Ok(ControlSpec {
+        socket: s.path,
+        mode: s.mode,
+        group: s.group,
+        allowed_uids: s.allowed_uids,
+        allowed_gids: s.allowed_gids,
+        max_clients,
+        line,
+    })
+}
+
+fn build_feed(
+    ctx: &Ctx<'_>,
+    raw: Spanned<RawFeed>,
+    resolve: &dyn Fn(PathBuf) -> PathBuf,
+) -> Result<FeedSpec, ConfigError> {
+    let line = ctx.line(raw.span().start);
+    let r = raw.into_inner();
+    let max_line = match &r.max_line {
+        None => DEFAULT_FEED_MAX_LINE,
+        Some(m) if (MIN_FEED_MAX_LINE..=MAX_FEED_MAX_LINE).contains(m.get_ref()) => *m.get_ref(),
+        Some(m) => {
+            return Err(ctx.invalid(
+                m.span(),
+                "feed.max_line",
+                format!(
+                    "max_line {} is outside {MIN_FEED_MAX_LINE}..={MAX_FEED_MAX_LINE} bytes",
+                    m.get_ref()
+                ),
+            ));
+        }
+    };
+    // Zero is meaningful for these two: no batching, and paths of a down peer dropped at once.
+    let zero_ok =
+        |d: &Option<Spanned<Dur>>, default: Duration| d.as_ref().map_or(default, |d| d.get_ref().0);
+    let (refresh_timeout, _) = nonzero_duration(
+        ctx,
+        &r.refresh_timeout,
+        DEFAULT_REFRESH_TIMEOUT,
+        "feed.refresh_timeout",
+    )?;
+    let batch_window = zero_ok(&r.batch_window, DEFAULT_BATCH_WINDOW);
+    let stale_time = zero_ok(&r.stale_time, DEFAULT_STALE_TIME);
+    let socket = RawSocket {
+        socket: r.socket,
+        mode: r.mode,
+        group: r.group,
+        allowed_uids: r.allowed_uids,
+        allowed_gids: r.allowed_gids,
+    };
+    let s = build_socket(ctx, "feed", socket, resolve)?;
+    Ok(FeedSpec {
+        socket: s.path,
+        mode: s.mode,
+        group: s.group,
+        allowed_uids: s.allowed_uids,
+        allowed_gids: s.allowed_gids,
+        max_line,
+        batch_window,
+        stale_time,
+        refresh_timeout,
+        line,
     })
 }
 
@@ -1397,7 +2236,8 @@ fn build_port(
     raw: Spanned<RawPort>,
     resolve: &dyn Fn(PathBuf) -> PathBuf,
 ) -> Result<PortSpec, ConfigError> {
-    let line = ctx.line(raw.span().start);
+    let raw_span = raw.span();
+    let line = ctx.line(raw_span.start);
     let r = raw.into_inner();
     let key = |k: &str| format!("port[{i}].{k}");
     let kind_name = r.kind.get_ref().as_str();
@@ -1408,7 +2248,39 @@ fn build_port(
             format!("`{k}` is not used by kind = \"{kind_name}\""),
         )
     };
-    let mac = check_unicast_mac(ctx, &r.mac, key("mac"))?;
+    let mac = match &r.mac {
+        Some(m) => Some(check_unicast_mac(ctx, m, key("mac"))?),
+        None if *r.kind.get_ref() == RawPortKind::Afxdp => None,
+        None => {
+            return Err(ctx.invalid(
+                raw_span.clone(),
+                key("mac"),
+                format!(
+                    "missing `mac`: a {kind_name} port needs one (only afxdp ports read it from the interface)"
+                ),
+            ));
+        }
+    };
+    let addresses = match r.addresses {
+        None if *r.kind.get_ref() == RawPortKind::Afxdp => None,
+        None => Some(Vec::new()),
+        Some(list) => {
+            let mut out: Vec<PortAddr> = Vec::with_capacity(list.len());
+            for (j, a) in list.into_iter().enumerate() {
+                let akey = format!("port[{i}].addresses[{j}]");
+                let pa: PortAddr = a
+                    .get_ref()
+                    .parse()
+                    .map_err(|e: String| ctx.invalid(a.span(), akey.clone(), e))?;
+                let addr = check_unicast_ip(ctx, &Spanned::new(a.span(), pa.addr), akey.clone())?;
+                if out.iter().any(|o| o.addr == addr) {
+                    return Err(ctx.invalid(a.span(), akey, format!("{addr} is listed twice")));
+                }
+                out.push(pa);
+            }
+            Some(out)
+        }
+    };
     let mtu = match &r.mtu {
         None => DEFAULT_MTU,
         Some(m) if (MIN_MTU..=MAX_MTU).contains(m.get_ref()) => *m.get_ref(),
@@ -1506,6 +2378,7 @@ fn build_port(
         name: r.name.into_inner().0,
         kind,
         mac,
+        addresses,
         mtu,
         line,
     })
@@ -1744,13 +2617,32 @@ fn build_nexthop(
     i: usize,
     raw: Spanned<RawNextHop>,
     port_names: &Names<'_>,
+    ports: &[PortSpec],
 ) -> Result<NextHopSpec, ConfigError> {
-    let line = ctx.line(raw.span().start);
+    let header = raw.span();
+    let line = ctx.line(header.start);
     let r = raw.into_inner();
     let key = |k: &str| format!("nexthop[{i}].{k}");
     let address = check_unicast_ip(ctx, &r.address, key("address"))?;
     let port = port_names.find(&r.port, &key("port"))?;
-    let mac = check_unicast_mac(ctx, &r.mac, key("mac"))?;
+    let mac = match &r.mac {
+        Some(m) => Some(check_unicast_mac(ctx, m, key("mac"))?),
+        None if matches!(ports[port].kind, PortKind::AfXdp { .. }) => None,
+        None => {
+            let kind = match ports[port].kind {
+                PortKind::Memory => "memory",
+                PortKind::Pcap { .. } | PortKind::AfXdp { .. } => "pcap",
+            };
+            return Err(ctx.invalid(
+                header,
+                key("mac"),
+                format!(
+                    "missing `mac`: port {:?} is a {kind} port (only next hops on afxdp ports are resolved from the kernel's neighbour table)",
+                    ports[port].name
+                ),
+            ));
+        }
+    };
     let weight = match &r.weight {
         None => 1,
         Some(w) if *w.get_ref() >= 1 => *w.get_ref(),
@@ -1793,8 +2685,8 @@ fn build_encap(
     address: IpAddr,
 ) -> Result<EncapSpec, ConfigError> {
     let r = raw.into_inner();
-    let key = |k: &str| format!("nexthop[{i}].encap.{k}");
-    let kind = *r.kind.get_ref();
+    let prefix = format!("nexthop[{i}].encap");
+    let key = |k: &str| format!("{prefix}.{k}");
     let src = check_unicast_ip(ctx, &r.src, key("src"))?;
     let dst = match &r.dst {
         Some(d) => check_unicast_ip(ctx, d, key("dst"))?,
@@ -1819,6 +2711,14 @@ fn build_encap(
             ),
         ));
     }
+    let kind = encap_kind(ctx, &prefix, &r)?;
+    Ok(EncapSpec { kind, src, dst })
+}
+
+/// The kind-specific part of an `encap` table (`prefix` is its key path).
+fn encap_kind(ctx: &Ctx<'_>, prefix: &str, r: &RawEncap) -> Result<EncapKindSpec, ConfigError> {
+    let key = |k: &str| format!("{prefix}.{k}");
+    let kind = *r.kind.get_ref();
     let fields = [
         (
             "key",
@@ -1925,7 +2825,7 @@ fn build_encap(
             }
         }
     };
-    Ok(EncapSpec { kind, src, dst })
+    Ok(kind)
 }
 
 fn build_group(
@@ -2125,10 +3025,12 @@ impl From<ActionSpec> for tables::Action {
 }
 
 impl PortSpec {
-    /// What the data path needs to know about this port as an egress.
+    /// What the data path needs to know about this port as an egress. A port whose MAC is read
+    /// from its interface (`mac` is `None`) gets the all-zero MAC here: the caller puts the
+    /// interface's MAC in before publishing.
     pub fn port_info(&self) -> tables::PortInfo {
         tables::PortInfo {
-            mac: self.mac.0,
+            mac: self.mac.map_or([0; 6], |m| m.0),
             mtu: self.mtu,
         }
     }
@@ -2253,6 +3155,640 @@ mod tests {
         assert_eq!(ctx.line(2), 2);
         assert_eq!(ctx.line(4), 3);
         assert_eq!(ctx.line(99), 3);
+    }
+
+    /// A valid head (16 lines): a memory port `m0` and an AF_XDP port `x0`, one worker.
+    const HEAD: &str = r#"[instance]
+name = "t"
+
+[[port]]
+name = "m0"
+kind = "memory"
+mac = "02:00:00:00:00:01"
+
+[[port]]
+name = "x0"
+kind = "afxdp"
+interface = "veth-t0"
+
+[[worker]]
+core = 0
+ports = ["m0", "x0"]
+"#;
+
+    /// Next hops on both ports: `hm` (memory, with a MAC) and `hx` (AF_XDP, without).
+    const HOPS: &str = "[[nexthop]]\nname = \"hm\"\naddress = \"198.18.1.1\"\nport = \"m0\"\nmac = \"02:00:00:00:01:01\"\n[[nexthop]]\nname = \"hx\"\naddress = \"198.18.2.1\"\nport = \"x0\"\n";
+
+    fn ok(tail: &str) -> Config {
+        let text = format!("{HEAD}{tail}");
+        match parse_with_base(&text, "t.toml", Some(Path::new("/etc/ecmpfwd"))) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}\n{text}"),
+        }
+    }
+
+    /// `tail` appended to [`HEAD`] must fail on the line ending in `#<`, at `key`, with a
+    /// message containing `message`.
+    #[track_caller]
+    fn fails(tail: &str, key: &str, message: &str) {
+        fails_whole(&format!("{HEAD}{tail}"), key, message);
+    }
+
+    #[track_caller]
+    fn fails_whole(text: &str, key: &str, message: &str) {
+        let line = text
+            .lines()
+            .position(|l| l.ends_with("#<"))
+            .map(|i| i + 1)
+            .unwrap_or_else(|| panic!("no #< marker in:\n{text}"));
+        let e = match Config::parse(text, "t.toml") {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e,
+        };
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with(&format!("t.toml:{line}: {key}: ")) && shown.contains(message),
+            "expected `t.toml:{line}: {key}: ...{message}...`, got `{shown}` for:\n{text}"
+        );
+        assert_eq!((e.line(), e.key()), (Some(line), Some(key)), "{shown}");
+    }
+
+    fn p(s: &str) -> Prefix {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn port_macs_and_addresses() {
+        let c = ok(
+            "[[port]]\nname = \"x1\"\nkind = \"afxdp\"\ninterface = \"veth-t1\"\nmac = \"02:00:00:00:00:03\"\naddresses = [\"198.18.1.254/24\", \"2001:2:0:1::fe/64\"]\n\
+             [[port]]\nname = \"m1\"\nkind = \"memory\"\nmac = \"02:00:00:00:00:04\"\naddresses = [\"198.18.9.1/32\"]\n",
+        );
+        assert_eq!(c.ports[0].mac, Some(MacAddr([2, 0, 0, 0, 0, 1])));
+        assert_eq!(
+            c.ports[0].addresses,
+            Some(vec![]),
+            "memory: none unless given"
+        );
+        assert_eq!(
+            (c.ports[1].mac, c.ports[1].addresses.as_ref()),
+            (None, None)
+        );
+        assert_eq!(
+            c.ports[1].port_info().mac,
+            [0; 6],
+            "filled in from the interface"
+        );
+        assert_eq!(c.ports[2].mac, Some(MacAddr([2, 0, 0, 0, 0, 3])));
+        let addrs = c.ports[2].addresses.clone().unwrap();
+        assert_eq!(addrs[0].to_string(), "198.18.1.254/24");
+        assert_eq!(addrs[0].subnet(), p("198.18.1.0/24"));
+        assert_eq!(addrs[1].subnet(), p("2001:2:0:1::/64"));
+        assert_eq!(
+            c.ports[3].addresses.as_deref(),
+            Some(&["198.18.9.1/32".parse::<PortAddr>().unwrap()][..])
+        );
+        for bad in ["198.18.1.1", "198.18.1.1/33", "x/8", "2001:2::1/129"] {
+            assert!(bad.parse::<PortAddr>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn port_errors() {
+        fails(
+            "[[port]] #<\nname = \"m1\"\nkind = \"memory\"\n",
+            "port[2].mac",
+            "missing `mac`: a memory port needs one",
+        );
+        fails(
+            "[[port]] #<\nname = \"c1\"\nkind = \"pcap\"\noutput = \"o.pcap\"\n",
+            "port[2].mac",
+            "a pcap port needs one",
+        );
+        fails(
+            "[[port]]\nname = \"x1\"\nkind = \"afxdp\"\ninterface = \"v1\"\naddresses = [\"198.18.1.254\"] #<\n",
+            "port[2].addresses[0]",
+            "expected address/length",
+        );
+        fails(
+            "[[port]]\nname = \"x1\"\nkind = \"afxdp\"\ninterface = \"v1\"\naddresses = [\"198.18.1.254/24\",\n  \"224.0.0.1/4\"] #<\n",
+            "port[2].addresses[1]",
+            "not a unicast address",
+        );
+        fails(
+            "[[port]]\nname = \"x1\"\nkind = \"afxdp\"\ninterface = \"v1\"\naddresses = [\"198.18.1.254/24\",\n  \"198.18.1.254/25\"] #<\n",
+            "port[2].addresses[1]",
+            "listed twice",
+        );
+    }
+
+    #[test]
+    fn next_hop_macs() {
+        let c = ok(HOPS);
+        assert_eq!(c.nexthops[0].mac, Some(MacAddr([2, 0, 0, 0, 1, 1])));
+        assert_eq!(c.nexthops[1].mac, None, "resolved from the neighbour table");
+        fails(
+            "[[nexthop]] #<\nname = \"h\"\naddress = \"198.18.1.1\"\nport = \"m0\"\n",
+            "nexthop[0].mac",
+            "port \"m0\" is a memory port",
+        );
+    }
+
+    #[test]
+    fn neighbors() {
+        let c = ok(&format!(
+            "{HOPS}[[neighbor]]\naddress = \"198.18.2.1\"\nmac = \"02:00:00:00:02:01\"\nport = \"x0\"\n\
+             [[neighbor]]\naddress = \"2001:2::7\"\nmac = \"02:00:00:00:02:07\"\n"
+        ));
+        assert_eq!(
+            c.neighbors,
+            [
+                NeighborSpec {
+                    address: "198.18.2.1".parse().unwrap(),
+                    mac: MacAddr([2, 0, 0, 0, 2, 1]),
+                    port: Some(1),
+                    line: 26,
+                },
+                NeighborSpec {
+                    address: "2001:2::7".parse().unwrap(),
+                    mac: MacAddr([2, 0, 0, 0, 2, 7]),
+                    port: None,
+                    line: 30,
+                }
+            ]
+        );
+        let n = "[[neighbor]]\naddress = \"198.18.3.1\"\nmac = \"02:00:00:00:03:01\"\n";
+        fails(
+            &format!("{n}[[neighbor]]\naddress = \"198.18.3.1\" #<\nmac = \"02:00:00:00:03:02\"\n"),
+            "neighbor[1].address",
+            "duplicate neighbor 198.18.3.1 (first on line 17)",
+        );
+        fails(
+            "[[neighbor]]\naddress = \"255.255.255.255\" #<\nmac = \"02:00:00:00:03:01\"\n",
+            "neighbor[0].address",
+            "not a unicast address",
+        );
+        fails(
+            "[[neighbor]]\naddress = \"198.18.3.1\"\nmac = \"ff:ff:ff:ff:ff:ff\" #<\n",
+            "neighbor[0].mac",
+            "not a unicast MAC",
+        );
+        fails(
+            "[[neighbor]] #<\naddress = \"198.18.3.1\"\n",
+            "neighbor[0].mac",
+            "missing field `mac`",
+        );
+        fails(
+            &format!("{n}port = \"p9\" #<\n"),
+            "neighbor[0].port",
+            "unknown port \"p9\"",
+        );
+        fails(
+            &format!("{n}iface = \"x\" #<\n"),
+            "neighbor[0].iface",
+            "unknown field `iface`",
+        );
+        fails(
+            &format!(
+                "{HOPS}[[neighbor]]\naddress = \"198.18.1.1\"\nmac = \"02:00:00:00:09:09\" #<\n"
+            ),
+            "neighbor[0].mac",
+            "conflicts with next hop \"hm\"",
+        );
+        fails(
+            &format!(
+                "{HOPS}[[neighbor]]\naddress = \"198.18.2.1\"\nmac = \"02:00:00:00:09:09\"\nport = \"m0\" #<\n"
+            ),
+            "neighbor[0].port",
+            "next hop \"hx\" (line 22) with this address is on another port",
+        );
+    }
+
+    #[test]
+    fn control_socket() {
+        let c = ok("");
+        assert_eq!((c.control.as_ref(), c.feed.as_ref()), (None, None));
+        let c = ok("[control]\nsocket = \"ctl.sock\"\n");
+        assert_eq!(
+            c.control,
+            Some(ControlSpec {
+                socket: "/etc/ecmpfwd/ctl.sock".into(),
+                mode: 0o660,
+                group: None,
+                allowed_uids: vec![],
+                allowed_gids: vec![],
+                max_clients: 256,
+                line: 17,
+            })
+        );
+        let c = ok(
+            "\n[control]\nsocket = \"/run/x/ctl.sock\"\nmode = 0o600\ngroup = 4321\nallowed_uids = [1000, 0]\nallowed_gids = [27]\nmax_clients = 4\n",
+        );
+        let ctl = c.control.unwrap();
+        assert_eq!(ctl.socket, Path::new("/run/x/ctl.sock"));
+        assert_eq!(
+            (ctl.mode, ctl.group, ctl.max_clients, ctl.line),
+            (0o600, Some(4321), 4, 18)
+        );
+        assert_eq!(
+            (ctl.allowed_uids, ctl.allowed_gids),
+            (vec![1000, 0], vec![27])
+        );
+        let c = ok("[control]\nsocket = \"/s\"\ngroup = \"4321\"\n");
+        assert_eq!(
+            c.control.unwrap().group,
+            Some(4321),
+            "a string of digits is a gid"
+        );
+    }
+
+    #[test]
+    fn control_socket_errors() {
+        fails_whole(
+            "[instance]\nname = \"t\"\ncontrol_socket = \"/run/x.sock\" #<\n",
+            "instance.control_socket",
+            "moved to [control] socket",
+        );
+        fails(
+            "[control] #<\nmode = 0o600\n",
+            "control.socket",
+            "missing field `socket`",
+        );
+        fails(
+            "[control]\nsocket = \"\" #<\n",
+            "control.socket",
+            "empty path",
+        );
+        fails(
+            &format!("[control]\nsocket = \"/{}\" #<\n", "s".repeat(107)),
+            "control.socket",
+            "at most 107",
+        );
+        fails(
+            "[control]\nsocket = \"/s\"\nmode = 0o1777 #<\n",
+            "control.mode",
+            "mode 0o1777 sets bits beyond 0o777",
+        );
+        fails(
+            "[control]\nsocket = \"/s\"\nmode = -1 #<\n",
+            "control.mode",
+            "not permission bits",
+        );
+        fails(
+            "[control]\nsocket = \"/s\"\nmode = \"660\" #<\n",
+            "control.mode",
+            "invalid type",
+        );
+        fails(
+            "[control]\nsocket = \"/s\"\ngroup = \"no-such-group-ecmpfwd\" #<\n",
+            "control.group",
+            "no group named \"no-such-group-ecmpfwd\" in /etc/group",
+        );
+        fails(
+            "[control]\nsocket = \"/s\"\ngroup = \"a b\" #<\n",
+            "control.group",
+            "invalid group name",
+        );
+        fails(
+            "[control]\nsocket = \"/s\"\ngroup = 4294967296 #<\n",
+            "control.group",
+            "outside 0..=4294967295",
+        );
+        fails(
+            "[control]\nsocket = \"/s\"\nallowed_uids = [0, 5,\n  5] #<\n",
+            "control.allowed_uids[2]",
+            "5 is listed twice",
+        );
+        fails(
+            "[control]\nsocket = \"/s\"\nallowed_gids = [-3] #<\n",
+            "control.allowed_gids[0]",
+            "invalid value",
+        );
+        fails(
+            "[control]\nsocket = \"/s\"\nmax_clients = 0 #<\n",
+            "control.max_clients",
+            "at least 1",
+        );
+        fails(
+            "[control]\nsocket = \"/s\"\nbacklog = 5 #<\n",
+            "control.backlog",
+            "unknown field `backlog`",
+        );
+    }
+
+    #[test]
+    fn groups_by_name() {
+        let text = "# comment\nroot:x:0:\nwheel:x:10:alice,bob\nbad:x:oops:\nlab::4242:\n";
+        assert_eq!(gid_in_group_file(text, "root"), Some(0));
+        assert_eq!(gid_in_group_file(text, "wheel"), Some(10));
+        assert_eq!(gid_in_group_file(text, "lab"), Some(4242));
+        assert_eq!(gid_in_group_file(text, "bad"), None);
+        assert_eq!(gid_in_group_file(text, "whee"), None);
+        assert_eq!(gid_in_group_file(text, "# comment"), None);
+        // Every Linux system has a root group with gid 0.
+        let c = ok("[feed]\nsocket = \"/f\"\ngroup = \"root\"\n");
+        assert_eq!(c.feed.unwrap().group, Some(0));
+    }
+
+    #[test]
+    fn feed_socket() {
+        let c = ok("[feed]\nsocket = \"feed.sock\"\n");
+        assert_eq!(
+            c.feed,
+            Some(FeedSpec {
+                socket: "/etc/ecmpfwd/feed.sock".into(),
+                mode: 0o660,
+                group: None,
+                allowed_uids: vec![],
+                allowed_gids: vec![],
+                max_line: 1 << 20,
+                batch_window: Duration::from_millis(2),
+                stale_time: Duration::ZERO,
+                refresh_timeout: Duration::from_secs(30),
+                line: 17,
+            })
+        );
+        let c = ok(
+            "[feed]\nsocket = \"/f\"\nmode = 0o640\ngroup = 7\nallowed_uids = [101]\nallowed_gids = [102, 103]\nmax_line = 65536\nbatch_window = \"0s\"\nstale_time = \"90s\"\nrefresh_timeout = \"1m\"\n\
+             [control]\nsocket = \"/c\"\n",
+        );
+        let f = c.feed.unwrap();
+        assert_eq!((f.mode, f.group, f.max_line), (0o640, Some(7), 65536));
+        assert_eq!(
+            (f.allowed_uids, f.allowed_gids),
+            (vec![101], vec![102, 103])
+        );
+        assert_eq!(
+            (f.batch_window, f.stale_time, f.refresh_timeout),
+            (
+                Duration::ZERO,
+                Duration::from_secs(90),
+                Duration::from_secs(60)
+            )
+        );
+    }
+
+    #[test]
+    fn feed_socket_errors() {
+        fails(
+            "[control]\nsocket = \"/run/s\"\n[feed]\nsocket = \"/run/s\" #<\n",
+            "feed.socket",
+            "also the control socket (line 17)",
+        );
+        fails(
+            "[feed] #<\nmax_line = 2048\n",
+            "feed.socket",
+            "missing field `socket`",
+        );
+        fails(
+            "[feed]\nsocket = \"/f\"\nmax_line = 100 #<\n",
+            "feed.max_line",
+            "outside 1024..=1073741824",
+        );
+        fails(
+            "[feed]\nsocket = \"/f\"\nrefresh_timeout = \"0s\" #<\n",
+            "feed.refresh_timeout",
+            "greater than zero",
+        );
+        fails(
+            "[feed]\nsocket = \"/f\"\nbatch_window = \"2 ms\" #<\n",
+            "feed.batch_window",
+            "invalid duration",
+        );
+        fails(
+            "[feed]\nsocket = \"/f\"\nstale_time = 90 #<\n",
+            "feed.stale_time",
+            "invalid type",
+        );
+        fails(
+            "[feed]\nsocket = \"/f\"\nmode = 0o4660 #<\n",
+            "feed.mode",
+            "beyond 0o777",
+        );
+        fails(
+            "[feed]\nsocket = \"/f\"\ngroup = \"no-such-group-ecmpfwd\" #<\n",
+            "feed.group",
+            "no group named",
+        );
+        fails(
+            "[feed]\nsocket = \"/f\"\nallowed_uids = [1, 1] #<\n",
+            "feed.allowed_uids[1]",
+            "listed twice",
+        );
+        fails(
+            "[feed]\nsocket = \"/f\"\nmax_clients = 3 #<\n",
+            "feed.max_clients",
+            "unknown field `max_clients`",
+        );
+    }
+
+    #[test]
+    fn bgp_defaults_follow_hash() {
+        let c = ok("[hash]\nalgo = \"crc32c\"\n");
+        let d = c.bgp.default_policy;
+        assert_eq!((d.mode, d.buckets), (GroupMode::AutoRecovery, 256));
+        assert_eq!(d.hash, c.hash);
+        assert_eq!(d.hash.algo, HashAlgoSpec::Crc32c);
+        assert_eq!(d.action, ActionTemplateSpec::Rewrite);
+        assert!(c.bgp.policies.is_empty());
+        let c = ok("[bgp]\nmode = \"maglev\"\n");
+        assert_eq!(c.bgp.default_policy.buckets, 4096, "Maglev's default");
+    }
+
+    #[test]
+    fn bgp_policies_override_the_default() {
+        let c = ok(r#"[bgp]
+mode = "idle"
+buckets = 1024
+idle_timer = "30s"
+unbalanced_timer = "5m"
+hash = { fields = "src-dst-ip", symmetric = true }
+
+[[bgp.policy]]
+prefix = "198.19.0.0/16"
+mode = "maglev"
+hash = { algo = "crc32c" }
+
+[[bgp.policy]]
+prefix = "198.19.1.0/24"
+action = "encap"
+[bgp.policy.encap]
+kind = "vxlan"
+src = "198.18.0.254"
+vni = 7
+
+[[bgp.policy]]
+prefix = "2001:2:ffff::/48"
+mode = "auto-recovery"
+encap = { kind = "gue", src = "2001:2::fe", udp_port = 6080 }
+"#);
+        let d = c.bgp.default_policy;
+        assert_eq!((d.mode, d.buckets), (GroupMode::Idle, 1024));
+        assert_eq!(
+            (d.idle_timer, d.unbalanced_timer),
+            (Duration::from_secs(30), Duration::from_secs(300))
+        );
+        assert_eq!(
+            (d.hash.fields, d.hash.symmetric, d.hash.algo),
+            (HashFieldsSpec::SrcDstIp, true, HashAlgoSpec::Fast)
+        );
+        let [maglev, vxlan, gue] = &c.bgp.policies[..] else {
+            panic!("three policies expected: {:?}", c.bgp.policies)
+        };
+        assert_eq!((maglev.range, maglev.line), (p("198.19.0.0/16"), 24));
+        let g = maglev.group;
+        assert_eq!(
+            (g.mode, g.buckets),
+            (GroupMode::Maglev, 1024),
+            "buckets inherited"
+        );
+        assert_eq!(
+            (g.hash.fields, g.hash.symmetric, g.hash.algo),
+            (HashFieldsSpec::SrcDstIp, true, HashAlgoSpec::Crc32c)
+        );
+        assert_eq!(g.action, ActionTemplateSpec::Rewrite);
+        assert_eq!(vxlan.group.mode, GroupMode::Idle);
+        assert_eq!(vxlan.group.idle_timer, Duration::from_secs(30));
+        assert_eq!(
+            vxlan.group.action,
+            ActionTemplateSpec::Encap {
+                kind: EncapKindSpec::Vxlan {
+                    vni: 7,
+                    inner_mac: None,
+                    udp_port: VXLAN_PORT
+                },
+                src: "198.18.0.254".parse().unwrap(),
+            }
+        );
+        assert_eq!(
+            gue.group.action,
+            ActionTemplateSpec::Encap {
+                kind: EncapKindSpec::Gue { udp_port: 6080 },
+                src: "2001:2::fe".parse().unwrap(),
+            }
+        );
+        // Longest covering range wins; other families and shorter prefixes fall through.
+        assert_eq!(c.bgp.policy_for(&p("198.19.1.128/25")), &vxlan.group);
+        assert_eq!(c.bgp.policy_for(&p("198.19.1.0/24")), &vxlan.group);
+        assert_eq!(c.bgp.policy_for(&p("198.19.7.0/24")), &maglev.group);
+        assert_eq!(c.bgp.policy_for(&p("198.18.0.0/15")), &d);
+        assert_eq!(c.bgp.policy_for(&p("2001:2:ffff:1::/64")), &gue.group);
+        assert_eq!(c.bgp.policy_for(&p("::/0")), &d);
+        // Buckets not given anywhere follow each policy's own mode.
+        let c = ok("[bgp]\n[[bgp.policy]]\nprefix = \"10.0.0.0/8\"\nmode = \"maglev\"\n");
+        assert_eq!(c.bgp.policies[0].group.buckets, 4096);
+        assert_eq!(c.bgp.default_policy.buckets, 256);
+    }
+
+    #[test]
+    fn bgp_errors() {
+        fails(
+            "[bgp]\nmode = \"fast\" #<\n",
+            "bgp.mode",
+            "unknown variant `fast`",
+        );
+        fails(
+            "[bgp]\nbuckets = 100 #<\n",
+            "bgp.buckets",
+            "not a power of two",
+        );
+        fails(
+            "[bgp]\nidle_timer = \"5s\" #<\n",
+            "bgp.idle_timer",
+            "only used by mode = \"idle\"",
+        );
+        fails(
+            "[bgp]\nmode = \"idle\"\nidle_timer = \"0s\" #<\n",
+            "bgp.idle_timer",
+            "greater than zero",
+        );
+        fails(
+            "[bgp] #<\nhash = { algo = \"lb-key\" }\nmode = \"maglev\"\n",
+            "bgp.buckets",
+            "lb-key",
+        );
+        fails(
+            "[bgp]\naction = \"encap\" #<\n",
+            "bgp.action",
+            "needs a [bgp.encap] table",
+        );
+        fails(
+            "[bgp]\naction = \"rewrite\" #<\n[bgp.encap]\nkind = \"ipip\"\nsrc = \"198.18.0.254\"\n",
+            "bgp.action",
+            "conflicts with the [bgp.encap] table",
+        );
+        fails(
+            "[bgp.encap]\nkind = \"ipip\"\nsrc = \"198.18.0.254\"\ndst = \"198.18.1.1\" #<\n",
+            "bgp.encap.dst",
+            "the outer destination is each BGP next hop",
+        );
+        fails(
+            "[bgp.encap]\nkind = \"vxlan\" #<\nsrc = \"198.18.0.254\"\n",
+            "bgp.encap.vni",
+            "needs `vni`",
+        );
+        fails(
+            "[bgp.encap]\nkind = \"gre\"\nsrc = \"198.18.0.254\"\nlabel = 20 #<\n",
+            "bgp.encap.label",
+            "not used by kind = \"gre\"",
+        );
+        fails(
+            "[bgp.encap]\nkind = \"gre\"\nsrc = \"224.0.0.1\" #<\n",
+            "bgp.encap.src",
+            "not a unicast address",
+        );
+        fails(
+            "[bgp]\nweight = 2 #<\n",
+            "bgp.weight",
+            "unknown field `weight`",
+        );
+        let pol = "[[bgp.policy]]\nprefix = \"198.19.0.0/16\"\n";
+        fails(
+            &format!("{pol}[[bgp.policy]]\nprefix = \"198.19.0.0/16\" #<\n"),
+            "bgp.policy[1].prefix",
+            "duplicate policy for 198.19.0.0/16 (first on line 17)",
+        );
+        fails(
+            "[[bgp.policy]]\nprefix = \"198.19.0.1/16\" #<\n",
+            "bgp.policy[0].prefix",
+            "host bits set",
+        );
+        fails(
+            "[[bgp.policy]] #<\nmode = \"idle\"\n",
+            "bgp.policy[0].prefix",
+            "missing field `prefix`",
+        );
+        fails(
+            &format!("{pol}buckets = 3 #<\n"),
+            "bgp.policy[0].buckets",
+            "not a power of two",
+        );
+        fails(
+            &format!("{pol}unbalanced_timer = \"1m\" #<\n"),
+            "bgp.policy[0].unbalanced_timer",
+            "only used by mode = \"idle\"",
+        );
+        fails(
+            &format!("{pol}policy = [] #<\n"),
+            "bgp.policy[0].policy",
+            "unknown field `policy`",
+        );
+        fails(
+            &format!("{pol}hash = {{ algo = \"lb-key\" }}\nbuckets = 2048 #<\n"),
+            "bgp.policy[0].buckets",
+            "lb-key",
+        );
+        fails(
+            &format!("{pol}action = \"encap\" #<\n"),
+            "bgp.policy[0].action",
+            "needs a [bgp.policy[0].encap] table",
+        );
+        fails(
+            &format!(
+                "{pol}[bgp.policy.encap]\nkind = \"mpls-udp\"\nsrc = \"198.18.0.254\"\nlabel = 2 #<\n"
+            ),
+            "bgp.policy[0].encap.label",
+            "reserved",
+        );
     }
 
     #[test]

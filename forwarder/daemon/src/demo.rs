@@ -936,7 +936,7 @@ pub fn run(cfg: &Config, opts: &DemoOptions) -> Result<DemoReport, DemoError> {
     let pcfg = pipeline_config(cfg);
     let hasher = FlowHasher::new(pcfg.seed, &pcfg.rss_key);
     let wire = Wire::new(&tables.snapshot, &members, &tables.hop_names)?;
-    let ingress_mac = cfg.ports.get(INGRESS).map_or([0; 6], |p| p.mac.0);
+    let ingress_mac = cfg.ports.get(INGRESS).map_or([0; 6], |p| p.port_info().mac);
     let mut rng = Rng::new(opts.seed);
     let traffic = Traffic::generate(
         &mut rng,

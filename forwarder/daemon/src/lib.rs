@@ -5,6 +5,8 @@
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod live;
+pub mod pktgen;
 pub mod runtime;
 pub mod setup;
 pub mod stats;

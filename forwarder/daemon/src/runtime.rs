@@ -1,5 +1,6 @@
 //! `ecmpfwd run`: one pinned worker thread per `[[worker]]`, each polling its own ports, until
-//! SIGINT/SIGTERM (or, for pcap replay, until every input capture has been forwarded).
+//! SIGINT/SIGTERM (or, for pcap replay, until every input capture has been forwarded). AF_XDP
+//! configs run in [`crate::live`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,6 +41,13 @@ pub fn pipeline_config(cfg: &Config) -> PipelineConfig {
 /// Runs the configured workers until `stop` is set or every pcap input is exhausted; returns the
 /// summed counters.
 pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters> {
+    if cfg
+        .ports
+        .iter()
+        .any(|p| matches!(p.kind, PortKind::AfXdp { .. }))
+    {
+        return crate::live::run(cfg, stop);
+    }
     let tables = setup::build(cfg)?;
     if cfg.workers.is_empty() {
         bail!("{}: no [[worker]] configured", cfg.origin);
@@ -68,8 +76,9 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters> {
                 p.line,
                 p.name
             ),
+            // Sent to crate::live above; kept as an error rather than a panic.
             PortKind::AfXdp { .. } => bail!(
-                "{}:{}: port {:?}: this build has no AF_XDP support yet",
+                "{}:{}: port {:?}: AF_XDP ports cannot be mixed with pcap ports",
                 cfg.origin,
                 p.line,
                 p.name

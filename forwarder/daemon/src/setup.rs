@@ -120,7 +120,9 @@ pub fn build(cfg: &Config) -> Result<Tables, SetupError> {
             id: i as HopId + 1,
             addr: h.address,
             port: h.port as u16,
-            mac: h.mac.0,
+            // A hop without a configured MAC stays unresolved (all zeroes, dropped as
+            // `unresolved`) until neighbour resolution fills it in.
+            mac: h.mac.map_or([0; 6], |m| m.0),
             weight: h.weight,
             action: h.action.into(),
         });

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::{
-    ActionSpec, Config, ConfigError, EncapKindSpec, GroupMode, HashAlgoSpec, HashFieldsSpec,
-    HopStateSpec, PortKind, PortQueue, XdpMode,
+    ActionSpec, ActionTemplateSpec, Config, ConfigError, EncapKindSpec, GroupMode, HashAlgoSpec,
+    HashFieldsSpec, HopStateSpec, MacAddr, PortKind, PortQueue, Prefix, XdpMode,
 };
 
 fn configs_dir() -> PathBuf {
@@ -25,6 +25,10 @@ fn load(name: &str) -> Config {
 
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("a valid test address")
+}
+
+fn prefix(s: &str) -> Prefix {
+    s.parse().expect("a valid test prefix")
 }
 
 #[test]
@@ -60,11 +64,19 @@ fn minimal_takes_the_defaults() {
     assert_eq!(c.instance.name, "minimal");
     assert_eq!(c.instance.seed, config::seed_from_name("minimal"));
     assert_eq!(c.instance.rss_key, config::DEFAULT_RSS_KEY);
-    assert_eq!(c.instance.control_socket, None);
+    assert_eq!((c.control.as_ref(), c.feed.as_ref()), (None, None));
+    assert!(c.neighbors.is_empty());
+    assert_eq!(
+        c.bgp.default_policy,
+        config::GroupPolicySpec::with_hash(c.hash)
+    );
+    assert!(c.bgp.policies.is_empty());
     assert_eq!(c.ports.len(), 2);
     assert_eq!(c.ports[1].kind, PortKind::Memory);
     assert_eq!(c.ports[1].mtu, 1500);
-    assert_eq!(c.ports[0].mac.0, [2, 0, 0, 0, 0, 1]);
+    assert_eq!(c.ports[0].mac, Some(MacAddr([2, 0, 0, 0, 0, 1])));
+    assert_eq!(c.ports[0].addresses, Some(vec![]));
+    assert!(c.nexthops.iter().all(|h| h.mac.is_some()));
     assert_eq!(
         c.workers[0].ports,
         vec![
@@ -115,6 +127,71 @@ fn anycast_vip_is_the_seed_scenario() {
     assert_eq!(g.hash.fields, HashFieldsSpec::FiveTuple);
     assert_eq!(c.flow_cache.idle_timeout, Duration::from_secs(300));
     assert_eq!(c.workers.iter().map(|w| w.core).collect::<Vec<_>>(), [1, 2]);
+}
+
+#[test]
+fn anycast_vip_documents_the_bgp_sections() {
+    let c = load("anycast-vip.toml");
+    let subnets: Vec<String> = c.ports[1]
+        .addresses
+        .iter()
+        .flatten()
+        .map(|a| a.subnet().to_string())
+        .collect();
+    assert_eq!(subnets, ["198.51.100.0/24", "2001:db8:51::/64"]);
+    assert_eq!(c.neighbors.len(), 1);
+    let n = &c.neighbors[0];
+    assert_eq!(
+        (n.address, n.mac, n.port),
+        (
+            ip("198.51.100.100"),
+            MacAddr([2, 0, 0, 0, 0x10, 0x64]),
+            Some(1)
+        )
+    );
+
+    let ctl = c.control.as_ref().expect("[control]");
+    assert_eq!(ctl.socket, Path::new("/run/ecmpfwd/fwd-a.sock"));
+    assert_eq!((ctl.mode, ctl.group, ctl.max_clients), (0o660, Some(0), 16));
+    assert_eq!(ctl.allowed_uids, [0]);
+    assert!(ctl.allowed_gids.is_empty());
+
+    let feed = c.feed.as_ref().expect("[feed]");
+    assert_eq!(feed.socket, Path::new("/run/ecmpfwd/fwd-a-feed.sock"));
+    assert_eq!(
+        (feed.mode, feed.group, feed.max_line),
+        (0o600, None, 1 << 20)
+    );
+    assert_eq!(feed.batch_window, Duration::from_millis(5));
+    assert_eq!(feed.stale_time, Duration::from_secs(90));
+    assert_eq!(feed.refresh_timeout, Duration::from_secs(30));
+
+    let d = c.bgp.default_policy;
+    assert_eq!((d.mode, d.buckets), (GroupMode::AutoRecovery, 4096));
+    assert_eq!(d.action, ActionTemplateSpec::Rewrite);
+    let [maglev, gue] = &c.bgp.policies[..] else {
+        panic!("two [[bgp.policy]] expected: {:?}", c.bgp.policies)
+    };
+    assert_eq!(maglev.range, prefix("192.0.2.0/24"));
+    assert_eq!(
+        (
+            maglev.group.mode,
+            maglev.group.buckets,
+            maglev.group.hash.algo
+        ),
+        (GroupMode::Maglev, 65_536, HashAlgoSpec::Crc32c)
+    );
+    assert_eq!(gue.range, prefix("2001:db8:100::/48"));
+    assert_eq!(gue.group.buckets, 4096, "unset keys come from [bgp]");
+    assert_eq!(
+        gue.group.action,
+        ActionTemplateSpec::Encap {
+            kind: EncapKindSpec::Gue { udp_port: 6080 },
+            src: ip("2001:db8:51::fe"),
+        }
+    );
+    assert_eq!(c.bgp.policy_for(&prefix("192.0.2.128/25")), &maglev.group);
+    assert_eq!(c.bgp.policy_for(&prefix("203.0.113.0/24")), &d);
 }
 
 #[test]
@@ -248,31 +325,86 @@ fn maglev_groups() {
 }
 
 #[test]
-fn lab_afxdp_ports_and_queues() {
+fn lab_afxdp_matches_the_lab_topology() {
     let c = load("lab-afxdp.toml");
+    let names: Vec<&str> = c.ports.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["fc0", "fb1", "fb2", "fb3", "fb4"]);
+    for p in &c.ports {
+        assert_eq!(
+            p.kind,
+            PortKind::AfXdp {
+                interface: p.name.clone(),
+                queues: 1,
+                mode: XdpMode::Driver,
+                zero_copy: false
+            }
+        );
+        assert_eq!(
+            (p.mac, p.addresses.as_ref()),
+            (None, None),
+            "{}: read from the interface",
+            p.name
+        );
+    }
+    assert_eq!(c.workers.len(), 1);
+    assert_eq!(c.workers[0].core, 1);
     assert_eq!(
-        c.ports[0].kind,
-        PortKind::AfXdp {
-            interface: "veth-fwd-n".into(),
-            queues: 2,
-            mode: XdpMode::Driver,
-            zero_copy: false
-        }
+        c.workers[0].ports,
+        (0..5)
+            .map(|port| PortQueue { port, queue: 0 })
+            .collect::<Vec<_>>()
     );
+    assert!(
+        c.nexthops.iter().all(|h| h.mac.is_none()),
+        "every hop is resolved from the neighbour table"
+    );
+
+    // Each route's group, as (prefix, [(hop address, port name)]).
+    let routes: Vec<(String, Vec<(IpAddr, &str)>)> = c
+        .routes
+        .iter()
+        .map(|r| {
+            let hops = c.groups[r.group]
+                .members
+                .iter()
+                .map(|m| {
+                    let h = &c.nexthops[m.nexthop];
+                    (h.address, c.ports[h.port].name.as_str())
+                })
+                .collect();
+            (r.prefix.to_string(), hops)
+        })
+        .collect();
+    let backends = |v6: bool| -> Vec<(IpAddr, &str)> {
+        (1..=4)
+            .map(|i| {
+                let addr = if v6 {
+                    ip(&format!("2001:2:0:{i}::1"))
+                } else {
+                    ip(&format!("198.18.{i}.1"))
+                };
+                (addr, ["fb1", "fb2", "fb3", "fb4"][i - 1])
+            })
+            .collect()
+    };
     assert_eq!(
-        c.workers[1].ports,
-        vec![
-            PortQueue { port: 0, queue: 1 },
-            PortQueue { port: 1, queue: 1 }
+        routes,
+        [
+            ("198.19.0.1/32".to_owned(), backends(false)),
+            ("2001:2:0:ffff::1/128".to_owned(), backends(true)),
+            ("198.18.0.0/24".to_owned(), vec![(ip("198.18.0.1"), "fc0")]),
+            ("2001:2::/64".to_owned(), vec![(ip("2001:2::1"), "fc0")]),
         ]
     );
-    let g = &c.groups[0];
-    assert_eq!(g.mode, GroupMode::Idle);
-    assert_eq!(g.idle_timer, Duration::from_secs(10));
-    assert_eq!(g.unbalanced_timer, Duration::from_secs(60));
+
+    let ctl = c.control.as_ref().expect("[control]");
+    assert_eq!(ctl.socket, Path::new("/run/ecmpfwd-lab/ctl.sock"));
+    assert_eq!(ctl.mode, 0o660);
+    let feed = c.feed.as_ref().expect("[feed]");
+    assert_eq!(feed.socket, Path::new("/run/ecmpfwd-lab/feed.sock"));
     assert_eq!(
-        c.instance.control_socket.as_deref(),
-        Some(Path::new("/tmp/ecmpfwd-lab.sock"))
+        (c.bgp.default_policy.mode, c.bgp.default_policy.buckets),
+        (GroupMode::AutoRecovery, 256)
     );
 }
 
@@ -415,7 +547,37 @@ fn bad_configs() -> Vec<Bad> {
         after_base(
             "[[nexthop]] #<\nname = \"h\"\naddress = \"198.51.100.1\"\nport = \"p0\"\n",
             "nexthop[0].mac",
-            "missing field `mac`",
+            "missing `mac`: port \"p0\" is a memory port",
+        ),
+        after_base(
+            "[[port]] #<\nname = \"p1\"\nkind = \"memory\"\n",
+            "port[1].mac",
+            "missing `mac`",
+        ),
+        whole(
+            "[instance]\nname = \"t\"\ncontrol_socket = \"/run/t.sock\" #<\n",
+            "instance.control_socket",
+            "moved to [control] socket",
+        ),
+        after_base(
+            "[control]\nsocket = \"/run/t.sock\"\nmode = 0o2770 #<\n",
+            "control.mode",
+            "beyond 0o777",
+        ),
+        after_base(
+            "[feed]\nsocket = \"/run/t.sock\"\ngroup = \"no-such-group-ecmpfwd\" #<\n",
+            "feed.group",
+            "no group named",
+        ),
+        after_base(
+            "[[bgp.policy]]\nprefix = \"198.19.0.0/16\"\nmode = \"maglev\"\nidle_timer = \"1s\" #<\n",
+            "bgp.policy[0].idle_timer",
+            "only used by mode = \"idle\"",
+        ),
+        after_base(
+            "[[neighbor]]\naddress = \"198.51.100.1\"\nmac = \"02:00:00:00:01:01\"\n[[neighbor]]\naddress = \"198.51.100.1\" #<\nmac = \"02:00:00:00:01:02\"\n",
+            "neighbor[1].address",
+            "duplicate neighbor",
         ),
         after_base(
             &format!("{HOP}weight = \"heavy\" #<\n"),

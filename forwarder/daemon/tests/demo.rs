@@ -157,8 +157,8 @@ fn every_group_mode_keeps_its_promises() {
     );
     assert_eq!(r.facts.moved_on_return, 0);
 
-    // Idle: the lab config; buckets come back only through upkeep.
-    let r = run(&load("lab-afxdp.toml"), &opts(1000));
+    // Idle: buckets come back only through upkeep.
+    let r = run(&anycast_in_mode("idle"), &opts(1000));
     assert_eq!(r.mode, "idle");
     assert_eq!(r.facts.returned_hop_buckets, 0);
 

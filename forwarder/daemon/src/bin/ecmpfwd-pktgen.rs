@@ -1,0 +1,313 @@
+//! `ecmpfwd-pktgen`: send tagged flows out of an interface, or count them on arrival.
+//!
+//! Runs in whatever network namespace it is started in (`ip netns exec NS ecmpfwd-pktgen ...`).
+//! `send` prints one JSON summary line; `sink` writes one JSON report to stdout or `--out`.
+//! Both stop at their duration or count, and cleanly on SIGTERM/SIGINT.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ecmp_io::memory::FramePool;
+use ecmp_io::packet::{PacketOptions, PacketPort};
+use ecmpfwd::pktgen::{self, FlowConfig, FlowSet, Proto, SendOptions, SinkOptions, Vary};
+use ecmpfwd::traffic::tcp_flags;
+
+#[derive(Parser)]
+#[command(
+    name = "ecmpfwd-pktgen",
+    version,
+    about = "Tagged-flow packet generator and sink for ecmpfwd labs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How packets get on and off the interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Driver {
+    /// An AF_PACKET raw socket (a syscall per packet).
+    Afpacket,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Send F flows of tagged packets out of an interface.
+    Send(SendArgs),
+    /// Receive on an interface and count tagged packets per flow.
+    Sink(SinkArgs),
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// The interface to send on.
+    #[arg(long)]
+    iface: String,
+    /// Packet I/O driver.
+    #[arg(long, value_enum, default_value = "afpacket")]
+    driver: Driver,
+    /// Destination MAC (the next hop's, e.g. the forwarder port's).
+    #[arg(long, value_parser = parse_mac)]
+    dst_mac: [u8; 6],
+    /// Source MAC; defaults to the interface's own.
+    #[arg(long, value_parser = parse_mac)]
+    src_mac: Option<[u8; 6]>,
+    /// Source address (the base address when addresses vary).
+    #[arg(long)]
+    src_ip: IpAddr,
+    /// Destination address (same family as --src-ip).
+    #[arg(long)]
+    dst_ip: IpAddr,
+    /// Transport protocol.
+    #[arg(long, value_enum, default_value = "udp")]
+    proto: Proto,
+    /// TCP flags: names joined by commas (fin,syn,rst,psh,ack,urg) or a number (0x10).
+    #[arg(long, default_value = "ack", value_parser = parse_tcp_flags)]
+    tcp_flags: u16,
+    /// Source port when ports do not vary.
+    #[arg(long, default_value_t = 1024)]
+    src_port: u16,
+    /// Destination port.
+    #[arg(long, default_value_t = 80)]
+    dst_port: u16,
+    /// Number of flows.
+    #[arg(long, default_value_t = 1)]
+    flows: u32,
+    /// What distinguishes flows.
+    #[arg(long, value_enum, default_value = "port")]
+    vary: Vary,
+    /// Seed of the flows' source ports and address order.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Frame size in bytes without FCS (default: the smallest holding headers and tag).
+    #[arg(long)]
+    size: Option<usize>,
+    /// TTL / hop limit.
+    #[arg(long, default_value_t = 64)]
+    ttl: u8,
+    /// Packets per second (0 = as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Number of packets to send.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Seconds to send for.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Give up after the interface refused every packet for this many seconds.
+    #[arg(long, default_value_t = 2.0)]
+    stall_timeout: f64,
+    /// Write the JSON summary here instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct SinkArgs {
+    /// The interface to receive on.
+    #[arg(long)]
+    iface: String,
+    /// Packet I/O driver.
+    #[arg(long, value_enum, default_value = "afpacket")]
+    driver: Driver,
+    /// Seconds to listen (0 = until --count or a signal).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Stop once this many tagged packets arrived.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Receive frames addressed to other MACs too.
+    #[arg(long)]
+    promisc: bool,
+    /// Write the JSON report here instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write every received frame (first 128 bytes, hex) to this file, one a line.
+    #[arg(long)]
+    dump: Option<PathBuf>,
+    /// Create this file once the sink is listening (for scripts that must not send earlier).
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+}
+
+fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<&str> = s.trim().split(':').collect();
+    let mut mac = [0u8; 6];
+    if parts.len() != 6 {
+        return Err(format!("{s:?}: a MAC is six hex bytes joined by ':'"));
+    }
+    for (b, p) in mac.iter_mut().zip(parts) {
+        *b = u8::from_str_radix(p, 16).map_err(|_| format!("{s:?}: {p:?} is not a hex byte"))?;
+    }
+    Ok(mac)
+}
+
+fn parse_tcp_flags(s: &str) -> Result<u16, String> {
+    if let Some(hex) = s.strip_prefix("0x") {
+        return u16::from_str_radix(hex, 16).map_err(|e| format!("{s:?}: {e}"));
+    }
+    if let Ok(n) = s.parse::<u16>() {
+        return Ok(n);
+    }
+    s.split(',').try_fold(0u16, |acc, name| {
+        let bit = match name.trim().to_ascii_lowercase().as_str() {
+            "fin" => tcp_flags::FIN,
+            "syn" => tcp_flags::SYN,
+            "rst" => tcp_flags::RST,
+            "psh" => tcp_flags::PSH,
+            "ack" => tcp_flags::ACK,
+            "urg" => tcp_flags::URG,
+            "none" | "" => 0,
+            other => return Err(format!("unknown TCP flag {other:?}")),
+        };
+        Ok(acc | bit)
+    })
+}
+
+fn seconds(s: f64, what: &str) -> Result<Duration> {
+    Duration::try_from_secs_f64(s).with_context(|| format!("{what}: {s} is not a duration"))
+}
+
+fn signal_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    Ok(stop)
+}
+
+fn interface_mac(iface: &str) -> Result<[u8; 6]> {
+    let path = format!("/sys/class/net/{iface}/address");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{path}: cannot read"))?;
+    parse_mac(&text).map_err(anyhow::Error::msg)
+}
+
+fn write_out(out: Option<&PathBuf>, json: &str) -> Result<()> {
+    match out {
+        Some(path) => std::fs::write(path, format!("{json}\n"))
+            .with_context(|| format!("{}: cannot write", path.display())),
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{json}")?;
+            stdout.flush()?;
+            Ok(())
+        }
+    }
+}
+
+fn run_send(a: SendArgs) -> Result<bool> {
+    if a.count.is_none() && a.duration.is_none() {
+        bail!("give --count or --duration (or both): the sender must end on its own");
+    }
+    let stop = signal_flag()?;
+    let src_mac = match a.src_mac {
+        Some(m) => m,
+        None => interface_mac(&a.iface)?,
+    };
+    let cfg = FlowConfig {
+        src_mac,
+        dst_mac: a.dst_mac,
+        src: a.src_ip,
+        dst: a.dst_ip,
+        proto: a.proto,
+        tcp_flags: a.tcp_flags,
+        src_port: a.src_port,
+        dst_port: a.dst_port,
+        flows: a.flows,
+        vary: a.vary,
+        seed: a.seed,
+        frame_len: a.size,
+        ttl: a.ttl,
+    };
+    let flows = FlowSet::new(&cfg)?;
+    let opts = SendOptions {
+        rate_pps: a.rate,
+        count: a.count,
+        duration: a.duration.map(|d| seconds(d, "--duration")).transpose()?,
+        stall_timeout: seconds(a.stall_timeout, "--stall-timeout")?,
+    };
+    let report = match a.driver {
+        Driver::Afpacket => {
+            let mut pool = FramePool::new(4 * ecmp_io::port::BURST);
+            let mut port = PacketPort::open(&a.iface, pool.clone())?;
+            let report = pktgen::send(&mut port, &mut pool, &flows, &opts, &stop);
+            if let Some(e) = port.take_error() {
+                eprintln!("ecmpfwd-pktgen send: {}: {e}", a.iface);
+            }
+            report
+        }
+    };
+    write_out(a.out.as_ref(), &serde_json::to_string(&report)?)?;
+    Ok(!report.stalled)
+}
+
+fn run_sink(a: SinkArgs) -> Result<bool> {
+    let stop = signal_flag()?;
+    let opts = SinkOptions {
+        duration: (a.duration > 0.0)
+            .then(|| seconds(a.duration, "--duration"))
+            .transpose()?,
+        count: a.count,
+    };
+    let mut dump = match &a.dump {
+        Some(path) => {
+            Some(BufWriter::new(File::create(path).with_context(|| {
+                format!("{}: cannot create", path.display())
+            })?))
+        }
+        None => None,
+    };
+    let report = match a.driver {
+        Driver::Afpacket => {
+            let pool = FramePool::new(4 * ecmp_io::port::BURST);
+            let popts = PacketOptions {
+                promiscuous: a.promisc,
+                ..PacketOptions::default()
+            };
+            let mut port = PacketPort::with_options(&a.iface, pool, popts)?;
+            if let Some(path) = &a.ready_file {
+                File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
+            }
+            eprintln!("ecmpfwd-pktgen sink: listening on {}", a.iface);
+            let report = pktgen::sink(
+                &mut port,
+                &opts,
+                &stop,
+                dump.as_mut().map(|w| w as &mut dyn Write),
+            )?;
+            if let Some(e) = port.take_error() {
+                eprintln!("ecmpfwd-pktgen sink: {}: {e}", a.iface);
+            }
+            report
+        }
+    };
+    if let Some(mut w) = dump {
+        w.flush()?;
+    }
+    write_out(a.out.as_ref(), &serde_json::to_string(&report)?)?;
+    Ok(true)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Send(a) => run_send(a),
+        Command::Sink(a) => run_sink(a),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("ecmpfwd-pktgen: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

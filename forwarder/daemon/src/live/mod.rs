@@ -1,0 +1,507 @@
+//! `ecmpfwd run` on AF_XDP ports: the real forwarder.
+//!
+//! Start-up, in order, each step failing with an error that names the port (and file:line):
+//! 1. every port's interface is looked up over netlink (it must exist; the configured queues
+//!    must exist), its MAC (unless configured), MTU and addresses are read;
+//! 2. the XDP program is attached to every interface through a bpf_link, in the configured mode,
+//!    passing the interface's own addresses, ARP and neighbour discovery to the kernel;
+//! 3. the control plane is built: static tables from the config, a [`Builder`] whose resolver
+//!    knows the ports' connected subnets and the kernel's neighbour table (static
+//!    `[[neighbor]]` entries win), the first snapshot;
+//! 4. one thread per `[[worker]]`, pinned, builds its UMEM and sockets on its own core and
+//!    polls until stopped;
+//! 5. the control thread serves the feed socket, the control socket and the neighbour upkeep.
+//!
+//! Stopping (SIGTERM/SIGINT): the control thread stops first (no new publications), then the
+//! workers send what they hold and close their sockets, then the XDP programs are detached
+//! (their links dropped). A worker that fails stops everything the same way.
+
+mod neigh;
+pub mod view;
+mod worker;
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use ecmp_control::builder::{
+    ActionTemplate, Builder, BuilderConfig, ConnectedResolver, GroupPolicy, PrefixPolicy,
+    StaticTables,
+};
+use ecmp_control::ctl_server::{CtlConfig, CtlListener};
+use ecmp_control::feed_server::{FeedServer, FeedServerConfig};
+use ecmp_control::{Rib, RibConfig};
+use ecmp_dataplane::counters::{Counters, SharedCounters};
+use ecmp_io::netlink;
+use ecmp_io::xdp::{AttachMode, XdpProgram};
+use ecmp_proto::Prefix;
+use ecmp_tables::group::GroupMode as TableMode;
+use ecmp_tables::nexthop::{PortId, PortInfo};
+use ecmp_tables::policy::HashPolicy;
+use ecmp_tables::snapshot::SnapshotCell;
+
+use crate::config::{
+    self, ActionTemplateSpec, Config, GroupPolicySpec, PortKind, WorkerSpec, XdpMode,
+};
+use crate::runtime::pipeline_config;
+use crate::setup;
+use crate::stats;
+use view::{LiveView, Mailbox, SharedPortStats, WorkerShared};
+
+/// One port as found on the system.
+#[derive(Debug, Clone)]
+pub struct LivePort {
+    /// The config's port name.
+    pub name: String,
+    /// The interface.
+    pub ifname: String,
+    /// Its index.
+    pub ifindex: u32,
+    /// The MAC frames leave with (configured, or the interface's).
+    pub mac: [u8; 6],
+    /// The L3 MTU (the smaller of the config's and the interface's).
+    pub mtu: u16,
+    /// The interface's addresses (connected subnets; the XDP program passes traffic to them).
+    pub addrs: Vec<(IpAddr, u8)>,
+    /// Attach mode.
+    pub mode: AttachMode,
+    /// Bind zero-copy when the driver can.
+    pub zero_copy: bool,
+}
+
+/// Looks up every port's interface (step 1 of the module doc).
+pub fn resolve_ports(cfg: &Config) -> Result<Vec<LivePort>> {
+    let mut out = Vec::new();
+    for (pi, p) in cfg.ports.iter().enumerate() {
+        let PortKind::AfXdp {
+            interface,
+            mode,
+            zero_copy,
+            ..
+        } = &p.kind
+        else {
+            bail!(
+                "{}:{}: port {:?}: `ecmpfwd run` with AF_XDP ports cannot mix in {} ports",
+                cfg.origin,
+                p.line,
+                p.name,
+                match p.kind {
+                    PortKind::Memory => "memory",
+                    _ => "pcap",
+                }
+            );
+        };
+        let iface = netlink::interface(interface).map_err(|e| match e {
+            netlink::NetlinkError::NoSuchInterface { .. } => anyhow!(
+                "{}:{}: port {:?}: interface {interface:?} does not exist (in this network \
+                 namespace)",
+                cfg.origin,
+                p.line,
+                p.name
+            ),
+            e => anyhow!(
+                "{}:{}: port {:?}: interface {interface:?}: {e}",
+                cfg.origin,
+                p.line,
+                p.name
+            ),
+        })?;
+        for w in &cfg.workers {
+            for q in w.ports.iter().filter(|q| q.port == pi) {
+                if u32::from(q.queue) >= iface.rx_queues {
+                    bail!(
+                        "{}:{}: port {:?}: worker on core {} polls queue {} but interface \
+                         {interface:?} has {} rx queue(s) (0..{})",
+                        cfg.origin,
+                        w.line,
+                        p.name,
+                        w.core,
+                        q.queue,
+                        iface.rx_queues,
+                        iface.rx_queues
+                    );
+                }
+            }
+        }
+        if !iface.up {
+            bail!(
+                "{}:{}: port {:?}: interface {interface:?} is down (ip link set {interface} up)",
+                cfg.origin,
+                p.line,
+                p.name
+            );
+        }
+        let addrs = match &p.addresses {
+            Some(list) => list.iter().map(|a| (a.addr, a.len)).collect(),
+            None => iface.addrs.clone(),
+        };
+        out.push(LivePort {
+            name: p.name.clone(),
+            ifname: interface.clone(),
+            ifindex: iface.index,
+            mac: p.mac.map_or(iface.mac, |m| m.0),
+            mtu: u16::try_from(iface.mtu).unwrap_or(u16::MAX).min(p.mtu),
+            addrs,
+            mode: match mode {
+                XdpMode::Driver => AttachMode::Driver,
+                XdpMode::Generic => AttachMode::Generic,
+            },
+            zero_copy: *zero_copy,
+        });
+    }
+    Ok(out)
+}
+
+/// Attaches the XDP program to every port (step 2).
+fn attach(cfg: &Config, ports: &[LivePort]) -> Result<Vec<Arc<XdpProgram>>> {
+    let mut out = Vec::new();
+    for (p, spec) in ports.iter().zip(&cfg.ports) {
+        let prog = XdpProgram::attach(&p.ifname, p.mode).with_context(|| {
+            format!(
+                "{}:{}: port {:?}: attaching the XDP program to {:?} in {:?} mode",
+                cfg.origin, spec.line, p.name, p.ifname, p.mode
+            )
+        })?;
+        if prog.replaced_stale() {
+            eprintln!(
+                "ecmpfwd: port {:?}: replaced a stale ecmpfwd XDP program left on {:?} by an \
+                 earlier run",
+                p.name, p.ifname
+            );
+        }
+        let own: Vec<IpAddr> = p.addrs.iter().map(|a| a.0).collect();
+        prog.set_pass_addrs(&own)
+            .with_context(|| format!("port {:?}: setting the host's addresses", p.name))?;
+        eprintln!(
+            "ecmpfwd: port {:?}: XDP program {} attached to {} ({:?} mode)",
+            p.name,
+            prog.prog_id(),
+            p.ifname,
+            p.mode
+        );
+        out.push(Arc::new(prog));
+    }
+    Ok(out)
+}
+
+fn table_mode(p: &GroupPolicySpec) -> TableMode {
+    match p.mode {
+        config::GroupMode::Manual => TableMode::Manual,
+        config::GroupMode::AutoRecovery => TableMode::AutoRecovery,
+        config::GroupMode::Maglev => TableMode::Maglev,
+        config::GroupMode::Idle => TableMode::Idle {
+            idle_timer_ms: p.idle_timer.as_millis() as u64,
+            unbalanced_timer_ms: p.unbalanced_timer.as_millis() as u64,
+        },
+    }
+}
+
+fn group_policy(p: &GroupPolicySpec) -> GroupPolicy {
+    GroupPolicy {
+        mode: table_mode(p),
+        buckets: p.buckets,
+        hash: HashPolicy::from(p.hash),
+        action: match p.action {
+            ActionTemplateSpec::Rewrite => ActionTemplate::Rewrite,
+            ActionTemplateSpec::Encap { kind, src } => ActionTemplate::Encap {
+                kind: kind.into(),
+                src,
+            },
+        },
+    }
+}
+
+fn proto_prefix(p: config::Prefix) -> Result<Prefix> {
+    Prefix::new(p.addr, p.len).map_err(|e| anyhow!("prefix {p}: {e}"))
+}
+
+/// The control plane's builder over the config's static tables and these ports (step 3).
+pub fn builder(cfg: &Config, ports: &[LivePort]) -> Result<Builder<ConnectedResolver>> {
+    let tables = setup::build(cfg)?;
+    let port_infos: Vec<PortInfo> = ports
+        .iter()
+        .map(|p| PortInfo {
+            mac: p.mac,
+            mtu: p.mtu,
+        })
+        .collect();
+    let statics = StaticTables {
+        hops: tables.snapshot.hops.iter().skip(1).copied().collect(),
+        groups: tables.groups.clone(),
+        routes: cfg
+            .routes
+            .iter()
+            .map(|r| Ok((proto_prefix(r.prefix)?, r.group as u32 + 1)))
+            .collect::<Result<_>>()?,
+    };
+    let policies = cfg
+        .bgp
+        .policies
+        .iter()
+        .map(|p| {
+            Ok(PrefixPolicy {
+                range: proto_prefix(p.range)?,
+                group: group_policy(&p.group),
+            })
+        })
+        .collect::<Result<_>>()?;
+    let bc = BuilderConfig {
+        policies,
+        default_policy: group_policy(&cfg.bgp.default_policy),
+        ports: port_infos,
+        seed: cfg.instance.seed,
+        max_tbl8: cfg.fib.max_tbl8 as usize,
+        statics,
+    };
+    let mut subnets = Vec::new();
+    for (pi, p) in ports.iter().enumerate() {
+        for &(addr, len) in &p.addrs {
+            // Link-local subnets are on every port: they cannot say where a hop is.
+            let link_local = match addr {
+                IpAddr::V4(a) => a.is_link_local(),
+                IpAddr::V6(a) => a.is_unicast_link_local(),
+            };
+            if link_local {
+                continue;
+            }
+            if let Ok(subnet) = Prefix::new(addr, len) {
+                subnets.push((subnet, pi as PortId));
+            }
+        }
+    }
+    let resolver = ConnectedResolver::new(subnets);
+    Builder::new(bc, resolver).map_err(|e| anyhow!("{}: {e}", cfg.origin))
+}
+
+fn chown_group(path: &Path, gid: Option<u32>) -> Result<()> {
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(path, None, Some(gid))
+            .with_context(|| format!("{}: setting group {gid}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Runs the forwarder on AF_XDP ports until `stop`; returns the summed counters.
+pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters> {
+    check_workers(cfg)?;
+    let ports = resolve_ports(cfg)?;
+    let programs = attach(cfg, &ports)?;
+    let mut builder = builder(cfg, &ports)?;
+    let mut upkeep = neigh::NeighUpkeep::new(cfg, &ports)?;
+    upkeep.prime(&mut builder);
+    let cell = Arc::new(SnapshotCell::new(builder.snapshot(), cfg.workers.len()));
+
+    // Workers first: the control thread must find them running to answer questions.
+    let workers_stop = Arc::new(AtomicBool::new(false));
+    let pcfg = pipeline_config(cfg);
+    let mut view_workers = Vec::new();
+    let mut handles: Vec<thread::JoinHandle<Result<()>>> = Vec::new();
+    let stop_workers = |handles: Vec<thread::JoinHandle<Result<()>>>| {
+        workers_stop.store(true, Ordering::Relaxed);
+        let mut failure = None;
+        for h in handles {
+            match h.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failure = Some(e),
+                Err(_) => failure = Some(anyhow!("a worker thread panicked")),
+            }
+        }
+        failure
+    };
+    for w in &cfg.workers {
+        let ws = WorkerShared {
+            counters: Arc::new(SharedCounters::default()),
+            ports: ports
+                .iter()
+                .map(|_| Arc::new(SharedPortStats::default()))
+                .collect(),
+            mailbox: Arc::new(Mailbox::default()),
+            cpu: Some(w.core),
+        };
+        let queues = (0..cfg.ports.len())
+            .map(|pi| {
+                w.ports
+                    .iter()
+                    .find(|q| q.port == pi)
+                    .map_or(0, |q| u32::from(q.queue))
+            })
+            .collect();
+        let job = worker::Job {
+            ports: ports.clone(),
+            queues,
+            programs: programs.clone(),
+            core: w.core,
+            pipeline: pcfg.clone(),
+            cell: Arc::clone(&cell),
+            counters: Arc::clone(&ws.counters),
+            port_stats: ws.ports.clone(),
+            mailbox: Arc::clone(&ws.mailbox),
+            stop: Arc::clone(&workers_stop),
+        };
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let handle = thread::Builder::new()
+            .name(format!("ecmpfwd-w{}", w.core))
+            .spawn(move || worker::run(job, ready_tx))?;
+        handles.push(handle);
+        // One worker at a time, so an error names the first port that failed.
+        let started = match ready_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(anyhow!("did not start within 30 s")),
+        };
+        if let Err(e) = started {
+            let _ = stop_workers(handles);
+            return Err(e.context(format!(
+                "{}:{}: worker on core {}",
+                cfg.origin, w.line, w.core
+            )));
+        }
+        view_workers.push(ws);
+    }
+    let shared: Vec<Arc<SharedCounters>> = view_workers
+        .iter()
+        .map(|w| Arc::clone(&w.counters))
+        .collect();
+
+    let control = match start_control(cfg, &ports, &cell, view_workers, builder, upkeep) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = stop_workers(handles);
+            return Err(e);
+        }
+    };
+    eprintln!(
+        "ecmpfwd: forwarding on {} port(s) with {} worker(s)",
+        ports.len(),
+        cfg.workers.len()
+    );
+    while !stop.load(Ordering::Relaxed) && handles.iter().all(|h| !h.is_finished()) {
+        thread::sleep(Duration::from_millis(20));
+    }
+    // No publication after this; then the workers drain and close; then the programs go.
+    let control_result = control.join();
+    let failure = stop_workers(handles);
+    drop(programs);
+    if let Some(e) = failure {
+        return Err(e.context("a worker stopped"));
+    }
+    control_result.map_err(|e| anyhow!("control thread: {e}"))?;
+    Ok(stats::sum(&shared))
+}
+
+/// The control thread: feed socket (if configured), control socket (if configured), neighbour
+/// upkeep; publishes into `cell`.
+fn start_control(
+    cfg: &Config,
+    ports: &[LivePort],
+    cell: &Arc<SnapshotCell>,
+    workers: Vec<WorkerShared>,
+    builder: Builder<ConnectedResolver>,
+    upkeep: neigh::NeighUpkeep,
+) -> Result<ecmp_control::feed_server::FeedServerHandle<ConnectedResolver>> {
+    let mut rib_config = RibConfig::default();
+    let server = match &cfg.feed {
+        Some(f) => {
+            if let Some(dir) = f.socket.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            rib_config.stale_time = f.stale_time;
+            rib_config.refresh_timeout = f.refresh_timeout;
+            let server = FeedServer::bind(
+                &f.socket,
+                FeedServerConfig {
+                    mode: f.mode,
+                    allowed_uids: f.allowed_uids.clone(),
+                    allowed_gids: f.allowed_gids.clone(),
+                    max_line: f.max_line,
+                    batch_window: f.batch_window,
+                    ..FeedServerConfig::default()
+                },
+            )
+            .with_context(|| format!("{}:{}: [feed] socket", cfg.origin, f.line))?;
+            chown_group(&f.socket, f.group)?;
+            server
+        }
+        None => FeedServer::without_feed(),
+    };
+    let view = LiveView::new(
+        Arc::clone(cell),
+        workers,
+        ports.iter().map(|p| p.name.clone()).collect(),
+    );
+    let server = match &cfg.control {
+        Some(c) => {
+            if let Some(dir) = c.socket.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let ctl = CtlListener::bind(
+                &c.socket,
+                CtlConfig {
+                    mode: c.mode,
+                    allowed_uids: c.allowed_uids.clone(),
+                    allowed_gids: c.allowed_gids.clone(),
+                    max_clients: c.max_clients,
+                },
+            )
+            .with_context(|| format!("{}:{}: [control] socket", cfg.origin, c.line))?;
+            chown_group(&c.socket, c.group)?;
+            server.with_control(ctl, Some(Box::new(view)))
+        }
+        None => server,
+    };
+    let cell = Arc::clone(cell);
+    let handle = server.spawn_with(
+        Rib::new(rib_config),
+        builder,
+        move |snapshot| {
+            cell.publish(snapshot);
+        },
+        Some(Box::new(upkeep)),
+    )?;
+    Ok(handle)
+}
+
+/// `run` needs one queue per port per worker (a worker's port index is the port id).
+fn check_workers(cfg: &Config) -> Result<()> {
+    if cfg.workers.is_empty() {
+        bail!("{}: no [[worker]] configured", cfg.origin);
+    }
+    for w in &cfg.workers {
+        check_worker(cfg, w)?;
+    }
+    Ok(())
+}
+
+fn check_worker(cfg: &Config, w: &WorkerSpec) -> Result<()> {
+    for (pi, p) in cfg.ports.iter().enumerate() {
+        let n = w.ports.iter().filter(|q| q.port == pi).count();
+        if n == 0 {
+            bail!(
+                "{}:{}: worker on core {} does not serve port {:?}; every worker must serve \
+                 every port it may forward to",
+                cfg.origin,
+                w.line,
+                w.core,
+                p.name
+            );
+        }
+        if n > 1 {
+            bail!(
+                "{}:{}: worker on core {} polls {} queues of port {:?}; give each queue its own \
+                 worker",
+                cfg.origin,
+                w.line,
+                w.core,
+                n,
+                p.name
+            );
+        }
+    }
+    Ok(())
+}

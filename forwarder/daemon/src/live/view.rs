@@ -1,0 +1,452 @@
+//! What the control socket sees of the running workers: counters read from their published
+//! atomics, and flow-cache questions asked through a per-worker mailbox that the worker answers
+//! between two polls (the flow cache is the worker's own; nobody else reads it).
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ecmp_control::ctl_server::Dataplane;
+use ecmp_dataplane::counters::{Counter, SharedCounters};
+use ecmp_dataplane::drop::DropReason;
+use ecmp_dataplane::pipeline::Choice;
+use ecmp_io::PortStats;
+use ecmp_proto::ctl::{
+    FlowEntry, FlowsReply, HopFlows, PortCounters, StatsReply, TraceQuery, TraceReply, TraceVia,
+    WorkerCounters,
+};
+use ecmp_tables::snapshot::SnapshotCell;
+use ecmp_wire::meta::IpVersion;
+
+/// How long the control thread waits for a worker to answer a mailbox question.
+const ANSWER_WAIT: Duration = Duration::from_secs(1);
+
+/// A question for one worker.
+#[derive(Debug, Clone)]
+pub enum Query {
+    /// Flow-cache totals per hop and the first `top` flows.
+    Flows {
+        /// Flows to list.
+        top: usize,
+    },
+    /// Which hop this frame would take.
+    Trace {
+        /// A packet of the flow, as it would arrive.
+        frame: Vec<u8>,
+    },
+}
+
+/// A worker's answer.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// Flow-cache totals.
+    Flows {
+        /// Flows cached.
+        total: u64,
+        /// (hop id, flows).
+        per_hop: Vec<(u32, u64)>,
+        /// Up to `top` flows.
+        flows: Vec<FlowEntry>,
+    },
+    /// The choice (or why the packet would be dropped).
+    Trace(Result<Choice, DropReason>),
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    query: Option<Query>,
+    answer: Option<Answer>,
+}
+
+/// One worker's mailbox: the control thread posts one question at a time and waits; the worker
+/// looks at `pending` (one relaxed load) once per poll loop.
+#[derive(Debug, Default)]
+pub struct Mailbox {
+    pending: AtomicBool,
+    slot: Mutex<Slot>,
+    answered: Condvar,
+}
+
+impl Mailbox {
+    /// Worker side: whether a question waits (cheap; call once per loop).
+    #[inline]
+    pub fn pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Worker side: takes the question, answers it with `f`, and wakes the asker.
+    pub fn serve(&self, f: impl FnOnce(Query) -> Answer) {
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(q) = slot.query.take() {
+            slot.answer = Some(f(q));
+        }
+        self.pending.store(false, Ordering::Release);
+        self.answered.notify_all();
+    }
+
+    /// Control side: asks and waits (bounded) for the answer.
+    pub fn ask(&self, query: Query) -> Option<Answer> {
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.query = Some(query);
+        slot.answer = None;
+        self.pending.store(true, Ordering::Release);
+        let deadline = Instant::now() + ANSWER_WAIT;
+        while slot.answer.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                slot.query = None;
+                self.pending.store(false, Ordering::Release);
+                return None;
+            }
+            slot = self
+                .answered
+                .wait_timeout(slot, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        slot.answer.take()
+    }
+}
+
+/// Port counters a worker publishes (plain relaxed atomics, written by that worker only).
+#[derive(Debug, Default)]
+pub struct SharedPortStats {
+    rx_packets: AtomicU64,
+    rx_bytes: AtomicU64,
+    tx_packets: AtomicU64,
+    tx_bytes: AtomicU64,
+    tx_refused: AtomicU64,
+}
+
+impl SharedPortStats {
+    /// Worker side: publishes the port's counters.
+    pub fn publish(&self, s: &PortStats) {
+        self.rx_packets.store(s.rx_packets, Ordering::Relaxed);
+        self.rx_bytes.store(s.rx_bytes, Ordering::Relaxed);
+        self.tx_packets.store(s.tx_packets, Ordering::Relaxed);
+        self.tx_bytes.store(s.tx_bytes, Ordering::Relaxed);
+        self.tx_refused.store(s.tx_refused, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> [u64; 5] {
+        [
+            self.rx_packets.load(Ordering::Relaxed),
+            self.rx_bytes.load(Ordering::Relaxed),
+            self.tx_packets.load(Ordering::Relaxed),
+            self.tx_bytes.load(Ordering::Relaxed),
+            self.tx_refused.load(Ordering::Relaxed),
+        ]
+    }
+}
+
+/// What the control side holds of one worker.
+#[derive(Debug)]
+pub struct WorkerShared {
+    /// The pipeline's counters.
+    pub counters: Arc<SharedCounters>,
+    /// Per port of the worker (index = port id).
+    pub ports: Vec<Arc<SharedPortStats>>,
+    /// Questions from the control socket.
+    pub mailbox: Arc<Mailbox>,
+    /// The CPU it is pinned to.
+    pub cpu: Option<usize>,
+}
+
+#[derive(Debug, Default)]
+struct Rates {
+    at: Option<Instant>,
+    /// Per (worker, port): rx, tx packets at `at`.
+    ports: Vec<(u64, u64)>,
+    /// Per worker: rx packets at `at`.
+    workers: Vec<u64>,
+}
+
+/// The [`Dataplane`] of a running forwarder.
+#[derive(Debug)]
+pub struct LiveView {
+    cell: Arc<SnapshotCell>,
+    workers: Vec<WorkerShared>,
+    port_names: Vec<String>,
+    started: Instant,
+    rates: Mutex<Rates>,
+}
+
+impl LiveView {
+    /// A view over these workers.
+    pub fn new(
+        cell: Arc<SnapshotCell>,
+        workers: Vec<WorkerShared>,
+        port_names: Vec<String>,
+    ) -> Self {
+        LiveView {
+            cell,
+            workers,
+            port_names,
+            started: Instant::now(),
+            rates: Mutex::default(),
+        }
+    }
+}
+
+fn flow_query(q: &TraceQuery) -> Result<Vec<u8>, String> {
+    use crate::traffic::{PacketSpec, tcp_flags};
+    if q.src.is_ipv4() != q.dst.is_ipv4() {
+        return Err("source and destination are of different families".to_owned());
+    }
+    let spec = PacketSpec::udp(q.src, q.dst, q.sport, q.dport, 128);
+    let spec = match q.proto {
+        6 => spec.with_tcp(tcp_flags::ACK),
+        17 => spec,
+        p => {
+            return Err(format!(
+                "trace supports TCP (6) and UDP (17), not protocol {p}"
+            ));
+        }
+    };
+    Ok(spec.build())
+}
+
+impl Dataplane for LiveView {
+    fn stats(&self) -> StatsReply {
+        let now = Instant::now();
+        let mut rates = self.rates.lock().unwrap_or_else(PoisonError::into_inner);
+        let secs = rates.at.map(|t| now.duration_since(t).as_secs_f64());
+        let rate = |new: u64, old: Option<u64>| match (secs, old) {
+            (Some(s), Some(o)) if s > 0.0 => new.saturating_sub(o) as f64 / s,
+            _ => 0.0,
+        };
+        let mut ports = Vec::new();
+        let mut port_now = Vec::new();
+        let mut workers = Vec::new();
+        let mut worker_now = Vec::new();
+        let mut drops = vec![0u64; DropReason::ALL.len()];
+        let generation_of = |_w: usize| self.cell.min_reported();
+        for (wi, w) in self.workers.iter().enumerate() {
+            let c = w.counters.read();
+            for (pi, p) in w.ports.iter().enumerate() {
+                let [rx_packets, rx_bytes, tx_packets, tx_bytes, tx_refused] = p.read();
+                let old = rates.ports.get(port_now.len()).copied();
+                ports.push(PortCounters {
+                    name: self.port_names.get(pi).cloned().unwrap_or_default(),
+                    worker: wi,
+                    rx_packets,
+                    rx_bytes,
+                    tx_packets,
+                    tx_bytes,
+                    tx_refused,
+                    rx_pps: rate(rx_packets, old.map(|o| o.0)),
+                    tx_pps: rate(tx_packets, old.map(|o| o.1)),
+                });
+                port_now.push((rx_packets, tx_packets));
+            }
+            let packets = c.get(Counter::RxPackets);
+            let dropped = c.total_drops();
+            for (i, r) in DropReason::ALL.iter().enumerate() {
+                drops[i] += c.drops(*r);
+            }
+            workers.push(WorkerCounters {
+                worker: wi,
+                cpu: w.cpu,
+                packets,
+                forwarded: c.get(Counter::TxPackets),
+                dropped,
+                cache_hits: c.get(Counter::CacheHits),
+                cache_misses: c.get(Counter::CacheMisses),
+                generation: generation_of(wi),
+                pps: rate(packets, rates.workers.get(wi).copied()),
+            });
+            worker_now.push(packets);
+        }
+        *rates = Rates {
+            at: Some(now),
+            ports: port_now,
+            workers: worker_now,
+        };
+        StatsReply {
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            ports,
+            workers,
+            drops: DropReason::ALL
+                .iter()
+                .zip(drops)
+                .filter(|(_, n)| *n > 0)
+                .map(|(r, n)| (r.name().to_owned(), n))
+                .collect(),
+            feed: Vec::new(),
+        }
+    }
+
+    fn flows(&self, top: usize) -> Result<FlowsReply, String> {
+        let mut total = 0;
+        let mut per_worker = Vec::new();
+        let mut per_hop: std::collections::BTreeMap<u32, u64> = Default::default();
+        let mut flows = Vec::new();
+        for (wi, w) in self.workers.iter().enumerate() {
+            match w.mailbox.ask(Query::Flows {
+                top: top.saturating_sub(flows.len()),
+            }) {
+                Some(Answer::Flows {
+                    total: t,
+                    per_hop: ph,
+                    flows: mut f,
+                }) => {
+                    total += t;
+                    per_worker.push(t);
+                    for (hop, n) in ph {
+                        *per_hop.entry(hop).or_default() += n;
+                    }
+                    for e in &mut f {
+                        e.worker = wi;
+                    }
+                    flows.extend(f);
+                }
+                _ => return Err(format!("worker {wi} did not answer")),
+            }
+        }
+        let mut per_hop: Vec<HopFlows> = per_hop
+            .into_iter()
+            .map(|(hop, flows)| HopFlows { hop, flows })
+            .collect();
+        per_hop.sort_by(|a, b| b.flows.cmp(&a.flows).then(a.hop.cmp(&b.hop)));
+        Ok(FlowsReply {
+            total,
+            per_worker,
+            per_hop,
+            flows,
+        })
+    }
+
+    fn trace(&self, query: &TraceQuery) -> Result<TraceReply, String> {
+        let frame = flow_query(query)?;
+        let snap = self.cell.load();
+        let addr_of = |hop: u32| -> IpAddr {
+            snap.hop(hop)
+                .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |h| h.addr)
+        };
+        let mut bucket = None;
+        for (wi, w) in self.workers.iter().enumerate() {
+            match w.mailbox.ask(Query::Trace {
+                frame: frame.clone(),
+            }) {
+                Some(Answer::Trace(Ok(Choice::Cached(c)))) => {
+                    return Ok(TraceReply {
+                        worker: Some(wi),
+                        group: c.group,
+                        hop: c.hop,
+                        addr: addr_of(c.hop),
+                        via: TraceVia::Cache { worker: wi },
+                    });
+                }
+                Some(Answer::Trace(Ok(Choice::Bucket { hop, bucket: b }))) => {
+                    bucket.get_or_insert((hop, b));
+                }
+                Some(Answer::Trace(Err(reason))) => {
+                    return Err(format!("the packet would be dropped: {}", reason.name()));
+                }
+                _ => return Err(format!("worker {wi} did not answer")),
+            }
+        }
+        let (hop, b) = bucket.ok_or("no worker")?;
+        Ok(TraceReply {
+            worker: None,
+            group: hop.group,
+            hop: hop.hop,
+            addr: addr_of(hop.hop),
+            via: TraceVia::Bucket { bucket: b },
+        })
+    }
+
+    fn generation(&self) -> u64 {
+        self.cell.generation()
+    }
+
+    fn applied_generation(&self) -> u64 {
+        self.cell.min_reported()
+    }
+
+    fn port_name(&self, port: u16) -> Option<String> {
+        self.port_names.get(usize::from(port)).cloned()
+    }
+}
+
+/// Worker side: the answer to a `Flows` question from its flow cache.
+pub fn answer_flows(
+    cache: &ecmp_dataplane::flowcache::FlowCache,
+    now_ms: u64,
+    top: usize,
+) -> Answer {
+    let mut per_hop: std::collections::BTreeMap<u32, u64> = Default::default();
+    let mut total = 0;
+    let mut flows = Vec::new();
+    cache.for_each(now_ms, |key, hop| {
+        total += 1;
+        *per_hop.entry(hop.hop).or_default() += 1;
+        if flows.len() < top {
+            let addr = |b: &[u8; 16]| -> IpAddr {
+                match key.version {
+                    IpVersion::V4 => IpAddr::from([b[0], b[1], b[2], b[3]]),
+                    IpVersion::V6 => IpAddr::from(*b),
+                }
+            };
+            flows.push(FlowEntry {
+                worker: 0,
+                flow: TraceQuery {
+                    src: addr(&key.src),
+                    dst: addr(&key.dst),
+                    proto: key.protocol,
+                    sport: key.src_port,
+                    dport: key.dst_port,
+                },
+                hop: hop.hop,
+                group: hop.group,
+            });
+        }
+    });
+    Answer::Flows {
+        total,
+        per_hop: per_hop.into_iter().collect(),
+        flows,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mailbox_round_trip_and_timeout() {
+        let mb = Arc::new(Mailbox::default());
+        assert!(!mb.pending());
+        let worker = {
+            let mb = Arc::clone(&mb);
+            std::thread::spawn(move || {
+                let end = Instant::now() + Duration::from_secs(5);
+                while !mb.pending() {
+                    assert!(Instant::now() < end);
+                    std::thread::yield_now();
+                }
+                mb.serve(|q| match q {
+                    Query::Flows { top } => Answer::Flows {
+                        total: top as u64,
+                        per_hop: vec![(1, 2)],
+                        flows: Vec::new(),
+                    },
+                    Query::Trace { .. } => Answer::Trace(Err(DropReason::NoRoute)),
+                });
+            })
+        };
+        match mb.ask(Query::Flows { top: 7 }) {
+            Some(Answer::Flows { total, per_hop, .. }) => {
+                assert_eq!((total, per_hop), (7, vec![(1, 2)]));
+            }
+            other => panic!("{other:?}"),
+        }
+        worker.join().unwrap();
+        // Nobody serves: the asker gives up within the bound and leaves nothing pending.
+        let t = Instant::now();
+        assert!(mb.ask(Query::Flows { top: 1 }).is_none());
+        assert!(t.elapsed() < ANSWER_WAIT * 2);
+        assert!(!mb.pending());
+    }
+}

@@ -1,0 +1,148 @@
+//! One AF_XDP worker thread: pins itself, builds its UMEM and one socket per port on its own
+//! core (the memory is then local to it), registers the sockets with the XDP programs, and polls
+//! until stopped.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow};
+use ecmp_dataplane::counters::SharedCounters;
+use ecmp_dataplane::pipeline::PipelineConfig;
+use ecmp_dataplane::worker::Worker;
+use ecmp_io::port::Port;
+use ecmp_io::xdp::{BindMode, Umem, UmemConfig, XdpProgram, XskConfig, XskPort};
+use ecmp_tables::snapshot::SnapshotCell;
+
+use super::LivePort;
+use super::view::{Answer, Mailbox, Query, SharedPortStats, answer_flows};
+
+/// Ring sizes per socket: 1024 descriptors keep a 32-packet burst loop fed at line rate on veth
+/// while bounding the UMEM (every port's fill ring is kept full).
+const RING: u32 = 1024;
+/// Published port counters are refreshed this often (ns).
+const STATS_EVERY_NS: u64 = 1_000_000;
+
+/// What a worker thread needs.
+pub(super) struct Job {
+    pub ports: Vec<LivePort>,
+    /// Queue id per port.
+    pub queues: Vec<u32>,
+    pub programs: Vec<Arc<XdpProgram>>,
+    pub core: usize,
+    pub pipeline: PipelineConfig,
+    pub cell: Arc<SnapshotCell>,
+    pub counters: Arc<SharedCounters>,
+    pub port_stats: Vec<Arc<SharedPortStats>>,
+    pub mailbox: Arc<Mailbox>,
+    pub stop: Arc<AtomicBool>,
+}
+
+fn open(job: &Job) -> Result<(Umem, Vec<XskPort>)> {
+    let ring = XskConfig {
+        rx_size: RING,
+        tx_size: RING,
+        fill_size: RING,
+        comp_size: RING,
+        ..XskConfig::default()
+    };
+    // Per port: a full fill ring plus a full tx ring in flight; plus the bursts in hand.
+    let frames = job.ports.len() as u32 * (ring.fill_size + ring.tx_size) + 1024;
+    let umem = Umem::new(UmemConfig {
+        frame_count: frames,
+        ..UmemConfig::default()
+    })
+    .context("allocating the UMEM")?;
+    let mut sockets = Vec::new();
+    for ((p, &queue), prog) in job.ports.iter().zip(&job.queues).zip(&job.programs) {
+        let mode = if p.zero_copy {
+            BindMode::Auto
+        } else {
+            BindMode::Copy
+        };
+        let sock = XskPort::open(&umem, &p.ifname, queue, mode, &ring).with_context(|| {
+            format!(
+                "port {:?}: opening an AF_XDP socket on queue {queue}",
+                p.name
+            )
+        })?;
+        if p.zero_copy && !sock.zero_copy() {
+            eprintln!(
+                "ecmpfwd: port {:?}: {} cannot do zero-copy; using copy mode",
+                p.name, p.ifname
+            );
+        }
+        prog.register_socket(queue, std::os::fd::AsFd::as_fd(&sock))
+            .with_context(|| {
+                format!("port {:?}: registering the socket of queue {queue}", p.name)
+            })?;
+        sockets.push(sock);
+    }
+    Ok((umem, sockets))
+}
+
+/// The worker thread's body; reports start-up success or failure on `ready`.
+pub(super) fn run(job: Job, ready: Sender<Result<()>>) -> Result<()> {
+    if let Some(core) = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.id == job.core)
+    {
+        core_affinity::set_for_current(core);
+    }
+    let (umem, sockets) = match open(&job) {
+        Ok(x) => x,
+        Err(e) => {
+            let text = format!("{e:#}");
+            let _ = ready.send(Err(e));
+            return Err(anyhow!(text));
+        }
+    };
+    let mut worker = match Worker::new(sockets, &job.pipeline, Arc::clone(&job.cell), job.counters)
+    {
+        Ok(w) => w,
+        Err(e) => {
+            let text = e.to_string();
+            let _ = ready.send(Err(e.into()));
+            return Err(anyhow!(text));
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let start = Instant::now();
+    let mut last_stats = 0u64;
+    while !job.stop.load(Ordering::Relaxed) {
+        let now = start.elapsed().as_nanos() as u64;
+        worker.poll(now);
+        if job.mailbox.pending() {
+            let now_ms = now / 1_000_000;
+            let snap = Arc::clone(worker.snapshot());
+            let pipeline = worker.pipeline();
+            job.mailbox.serve(|q| match q {
+                Query::Flows { top } => answer_flows(pipeline.flow_cache(), now_ms, top),
+                Query::Trace { frame } => Answer::Trace(pipeline.trace(&snap, &frame, now_ms)),
+            });
+        }
+        if now.saturating_sub(last_stats) >= STATS_EVERY_NS {
+            last_stats = now;
+            for (p, shared) in worker.ports_mut().iter().zip(&job.port_stats) {
+                shared.publish(&p.stats());
+            }
+        }
+    }
+    // SIGTERM: what is batched goes out, completions are reaped, then the sockets close.
+    worker.drain();
+    for p in worker.ports_mut() {
+        p.flush();
+    }
+    for (p, shared) in worker.ports_mut().iter().zip(&job.port_stats) {
+        shared.publish(&p.stats());
+    }
+    for (prog, &queue) in job.programs.iter().zip(&job.queues) {
+        // The program is detached right after; a failure here only means it is gone already.
+        let _ = prog.unregister_socket(queue);
+    }
+    drop(worker);
+    drop(umem);
+    Ok(())
+}
