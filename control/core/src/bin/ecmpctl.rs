@@ -29,7 +29,7 @@ const DEFAULT_SOCKET: &str = "/run/ecmpfwd/control.sock";
     about = "Inspect and steer a running ecmpfwd"
 )]
 struct Cli {
-    /// The daemon's control socket (the config's instance.control_socket).
+    /// The daemon's control socket (the config's [control] socket).
     #[arg(long, short, env = "ECMPCTL_SOCKET", default_value = DEFAULT_SOCKET)]
     socket: PathBuf,
     /// Print the daemon's JSON reply instead of a table.
@@ -242,9 +242,9 @@ fn print_route(details: &[RouteDetail]) {
     for d in details {
         let s = &d.summary;
         println!(
-            "{} ({:?}), group {}, {} mode, {} buckets, hash {}, action {}{}",
+            "{} ({}), group {}, {} mode, {} buckets, hash {}, action {}{}",
             s.prefix,
-            s.origin,
+            format!("{:?}", s.origin).to_lowercase(),
             s.group,
             s.mode,
             s.buckets,

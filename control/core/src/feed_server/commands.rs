@@ -40,6 +40,17 @@ fn mode_name(mode: GroupMode) -> String {
     }
 }
 
+fn hash_text(h: &ecmp_tables::policy::HashPolicy) -> String {
+    let mut out = format!("{:?} {:?}", h.fields, h.algo).to_lowercase();
+    if h.symmetric {
+        out.push_str(" symmetric");
+    }
+    if h.inner {
+        out.push_str(" inner");
+    }
+    out
+}
+
 fn mac_text(mac: [u8; 6]) -> String {
     let [a, b, c, d, e, f] = mac;
     format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
@@ -63,7 +74,7 @@ fn summary(info: &RouteInfo, origin: RouteOrigin) -> RouteSummary {
 fn detail(info: RouteInfo, origin: RouteOrigin) -> RouteDetail {
     RouteDetail {
         summary: summary(&info, origin),
-        hash: format!("{:?}", info.policy.hash),
+        hash: hash_text(&info.policy.hash),
         action: format!("{:?}", info.policy.action),
         members: info
             .members

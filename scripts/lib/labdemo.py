@@ -1,0 +1,349 @@
+#!/usr/bin/env python3
+"""The lab demo (run by scripts/demo, as root): ecmpfwd forwarding real packets between network
+namespaces, with its routes learnt from real BGP speakers.
+
+Topology (scripts/lab): a client, the forwarder (ecmpfwd on AF_XDP ports), four backends that
+each hold the anycast VIP 198.19.0.1 and announce it over BGP (ExaBGP) with themselves as next
+hop. A companion ExaBGP in the forwarder's namespace feeds the paths into ecmpfwd's feed socket.
+
+Every claim printed is checked; the exit status is 1 if one does not hold. Every process started
+here is killed by PID and the lab is torn down on the way out, failure or not.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(ROOT, "target", "release")
+VIP = "198.19.0.1"
+PREFIX = VIP + "/32"
+BACKENDS = 4
+BGP_PORT = 1790
+CONFIG = os.path.join(ROOT, "configs", "lab-bgp.toml")
+CTL = "/run/ecmpfwd-demo/ctl.sock"
+FEED = "/run/ecmpfwd-demo/feed.sock"
+
+
+class Demo:
+    def __init__(self, args):
+        self.args = args
+        self.lab = args.prefix
+        self.dir = tempfile.mkdtemp(prefix="ecmpfwd-demo-")
+        self.procs = {}
+        self.failures = []
+        self.env = {}
+
+    # ---- plumbing -------------------------------------------------------------------------
+
+    def ns(self, name):
+        return ["ip", "netns", "exec", f"{self.lab}-{name}"]
+
+    def spawn(self, key, cmd, env=None):
+        out = open(os.path.join(self.dir, f"{key}.log"), "wb")
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True, env=env)
+        self.procs[key] = p
+        return p
+
+    def stop(self, key, sig=signal.SIGTERM, wait=5.0):
+        p = self.procs.pop(key, None)
+        if p is None:
+            return None
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=wait)
+        return p.returncode
+
+    def log(self, key):
+        try:
+            with open(os.path.join(self.dir, f"{key}.log"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def ctl(self, *args):
+        out = subprocess.run([os.path.join(BIN, "ecmpctl"), "--socket", CTL, "--json", *args],
+                             capture_output=True, text=True, timeout=15)
+        if out.returncode != 0:
+            raise RuntimeError(f"ecmpctl {' '.join(args)}: {out.stderr.strip()} {out.stdout.strip()}")
+        return json.loads(out.stdout)["result"]
+
+    def show(self, *args):
+        out = subprocess.run([os.path.join(BIN, "ecmpctl"), "--socket", CTL, *args],
+                             capture_output=True, text=True, timeout=15)
+        return out.stdout
+
+    def wait_for(self, what, pred, timeout=20.0):
+        end = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < end:
+            try:
+                last = pred()
+                if last:
+                    return last
+            except (RuntimeError, KeyError, IndexError, json.JSONDecodeError) as e:
+                last = e
+            time.sleep(0.1)
+        raise RuntimeError(f"timed out waiting for {what} (last: {last})")
+
+    def claim(self, ok, text):
+        print(f"  [{'ok' if ok else 'FAIL'}] {text}")
+        if not ok:
+            self.failures.append(text)
+
+    # ---- set-up ---------------------------------------------------------------------------
+
+    def lab_up(self):
+        subprocess.run([os.path.join(ROOT, "scripts", "lab"), "up", "--prefix", self.lab,
+                        "--backends", str(BACKENDS)], check=True, stdout=subprocess.DEVNULL)
+        out = subprocess.run([os.path.join(ROOT, "scripts", "lab"), "env", "--prefix", self.lab],
+                             check=True, capture_output=True, text=True).stdout
+        self.env = dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
+
+    def start_forwarder(self):
+        self.spawn("ecmpfwd", self.ns("fw") + [os.path.join(BIN, "ecmpfwd"), "run", "--config",
+                                              CONFIG])
+        self.wait_for("ecmpfwd to forward", lambda: "forwarding on" in self.log("ecmpfwd")
+                      or self.procs["ecmpfwd"].poll() is not None)
+        if self.procs["ecmpfwd"].poll() is not None:
+            raise RuntimeError("ecmpfwd did not start:\n" + self.log("ecmpfwd"))
+
+    def exabgp_env(self):
+        env = dict(os.environ)
+        env.update(exabgp_daemon_user="root", exabgp_api_cli="false",
+                   exabgp_log_destination="stdout", exabgp_daemon_daemonize="false")
+        return env
+
+    def start_companion(self):
+        helper = os.path.join(self.dir, "feed-helper.sh")
+        with open(helper, "w") as f:
+            f.write(f"#!/bin/sh\nexec socat STDIO UNIX-CONNECT:{FEED},retry=100,interval=0.1\n")
+        os.chmod(helper, 0o755)
+        conf = [f"process feed {{ run {helper}; encoder json; }}",
+                "template { neighbor servers {",
+                "  router-id 198.18.0.254; local-as 65000; passive true; hold-time 3;",
+                f"  listen {BGP_PORT};",
+                "  capability { add-path receive; route-refresh; }",
+                "  family { ipv4 unicast; }",
+                "  api { processes [ feed ]; neighbor-changes; receive { parsed; update; } }",
+                "} }"]
+        for i in range(1, BACKENDS + 1):
+            conf.append(f"neighbor 198.18.{i}.1 {{ inherit servers; local-address 198.18.{i}.254; "
+                        f"peer-as {65000 + i}; }}")
+        path = os.path.join(self.dir, "companion.conf")
+        with open(path, "w") as f:
+            f.write("\n".join(conf) + "\n")
+        self.spawn("companion", self.ns("fw") + [self.args.exabgp, path], env=self.exabgp_env())
+
+    def start_server(self, i):
+        fifo = os.path.join(self.dir, f"commands-{i}")
+        if not os.path.exists(fifo):
+            os.mkfifo(fifo)
+        helper = os.path.join(self.dir, f"announcer-{i}.sh")
+        python = os.path.join(os.path.dirname(self.args.exabgp), "python3")
+        with open(helper, "w") as f:
+            f.write(f"#!/bin/sh\nexec {python} {ROOT}/control/core/tests/exabgp/announcer.py "
+                    f"{fifo} {self.dir}/seen-{i}\n")
+        os.chmod(helper, 0o755)
+        conf = (f"process announce {{ run {helper}; encoder text; }}\n"
+                f"neighbor 198.18.{i}.254 {{\n"
+                f"  router-id 198.18.{i}.1; local-address 198.18.{i}.1; local-as {65000 + i};\n"
+                f"  peer-as 65000; connect {BGP_PORT}; hold-time 3;\n"
+                "  capability { add-path send; route-refresh; }\n"
+                "  family { ipv4 unicast; }\n"
+                "  api { processes [ announce ]; neighbor-changes; }\n}\n")
+        path = os.path.join(self.dir, f"server-{i}.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        self.spawn(f"server{i}", self.ns(f"b{i}") + [self.args.exabgp, path],
+                   env=self.exabgp_env())
+
+    def server_says(self, i, line):
+        with open(os.path.join(self.dir, f"commands-{i}"), "w") as f:
+            f.write(line + "\n")
+
+    def announce(self, i, extra=""):
+        self.server_says(i, f"announce route {PREFIX} next-hop 198.18.{i}.1 path-information {i}"
+                         + extra)
+
+    def route(self):
+        return self.ctl("route", PREFIX)[0]
+
+    def members(self):
+        """addr -> (state, buckets)"""
+        return {m["addr"]: (m["state"], m["buckets"]) for m in self.route()["members"]}
+
+    def peers_up(self):
+        return sum(1 for p in self.ctl("peers") if p["state"] == "up")
+
+    # ---- traffic --------------------------------------------------------------------------
+
+    def round(self, name, flows, seed, src=None):
+        """Sends `flows` TCP flows (packets per flow from --packets) from the client to the VIP;
+        returns {flow id: backend}. Flows of one seed and source are the same 5-tuples every
+        time; a new source address gives flows no earlier round used."""
+        sinks = []
+        for i in range(1, BACKENDS + 1):
+            ready = os.path.join(self.dir, f"{name}-ready-{i}")
+            out = os.path.join(self.dir, f"{name}-sink-{i}.json")
+            self.spawn(f"sink{i}", self.ns(f"b{i}") + [
+                os.path.join(BIN, "ecmpfwd-pktgen"), "sink", "--iface", "b0", "--driver",
+                "afpacket", "--duration", "0", "--ready-file", ready, "--out", out])
+            sinks.append((i, ready, out))
+        for i, ready, _ in sinks:
+            self.wait_for(f"sink {i}", lambda r=ready: os.path.exists(r), timeout=10)
+        count = flows * self.args.packets
+        send = subprocess.run(self.ns("cl") + [
+            os.path.join(BIN, "ecmpfwd-pktgen"), "send", "--iface", "cl0", "--driver", "afpacket",
+            "--dst-mac", self.env["LAB_FC_MAC"], "--src-ip", src or self.env["LAB_CL_IP4"],
+            "--dst-ip", VIP, "--proto", "tcp", "--flows", str(flows), "--seed", str(seed),
+            "--count", str(count), "--rate", str(self.args.rate)],
+            capture_output=True, text=True, timeout=120)
+        if send.returncode != 0:
+            raise RuntimeError(f"pktgen send failed: {send.stderr}")
+        time.sleep(0.5)
+        where, per_backend = {}, {}
+        split = 0
+        for i, _, out in sinks:
+            self.stop(f"sink{i}")
+            with open(out) as f:
+                report = json.load(f)
+            per_backend[i] = report["packets"]
+            for flow in report["flows"]:
+                if flow in where:
+                    split += 1
+                where[flow] = i
+        self.claim(split == 0, f"{name}: every flow reached exactly one backend")
+        got = sum(per_backend.values())
+        self.claim(got == count, f"{name}: {got} of {count} packets arrived")
+        spread = "  ".join(f"backend {i}: {n:>6}" for i, n in per_backend.items())
+        print(f"  {spread}")
+        return where
+
+    # ---- the story ------------------------------------------------------------------------
+
+    def run(self):
+        t0 = time.monotonic()
+        print(f"== lab: client, forwarder, {BACKENDS} backends holding VIP {VIP} "
+              f"(namespaces {self.lab}-*)")
+        self.lab_up()
+        self.start_forwarder()
+        print("== ecmpfwd runs on AF_XDP ports fc0, fb1..fb4 (XDP attached through bpf_links)")
+        self.start_companion()
+        for i in range(1, BACKENDS + 1):
+            self.start_server(i)
+        self.wait_for("BGP sessions", lambda: self.peers_up() == BACKENDS, timeout=30)
+        print(f"== {BACKENDS} servers have BGP sessions with the companion; each announces {PREFIX}")
+        for i in range(1, BACKENDS + 1):
+            self.announce(i)
+        self.wait_for("four paths", lambda: len(self.members()) == BACKENDS)
+        # Servers joined one after another: in auto-recovery mode a joining server gets buckets
+        # when the group is balanced, which `clear` does.
+        self.ctl("clear", PREFIX)
+        m = self.members()
+        self.claim(all(s == "active" and b == 64 for s, b in m.values()),
+                   "the VIP's group has 4 active next hops with 64 of 256 buckets each")
+        print(self.show("route", PREFIX).split("  bucket map")[0].rstrip())
+
+        flows = self.args.flows
+        print(f"\n== round 1: {flows} TCP flows from the client to {VIP}")
+        before = self.round("round1", flows, seed=1)
+        self.claim(all(any(b == i for b in before.values()) for i in range(1, BACKENDS + 1)),
+                   "every backend serves some flows")
+
+        print("\n== server 3 dies (its BGP speaker is killed; the session drops)")
+        victim = 3
+        self.stop(f"server{victim}", signal.SIGKILL)
+        self.wait_for("hop 3 failed", lambda: self.members()["198.18.3.1"][0] == "failed")
+        what = self.ctl("route", PREFIX)[0]
+        replaced = sum(1 for b in what["buckets"] if b["replaced"])
+        self.claim(replaced == 64, f"only its 64 buckets moved ({replaced} marked replaced)")
+        after = self.round("round 2 (same flows)", flows, seed=1)
+        moved = {f for f in before if after.get(f) != before[f]}
+        from_victim = {f for f in before if before[f] == victim}
+        self.claim(moved == from_victim,
+                   f"{len(moved)} flows moved, exactly the {len(from_victim)} that were on server 3")
+        self.claim(all(after[f] != victim for f in after), "no flow goes to server 3")
+
+        print("\n== server 2 drains (announces its path with GRACEFUL_SHUTDOWN, 65535:0)")
+        self.announce(2, " community [65535:0]")
+        self.wait_for("hop 2 draining", lambda: self.members()["198.18.2.1"][0] == "draining")
+        kept = self.round("round 3 (established flows)", flows, seed=1)
+        on2 = {f for f in after if after[f] == 2}
+        self.claim(all(kept.get(f) == 2 for f in on2),
+                   f"the {len(on2)} established flows on server 2 stay there")
+        fresh = self.round("round 4 (new flows)", flows, seed=2, src="198.18.0.2")
+        self.claim(all(b != 2 for b in fresh.values()), "no new flow goes to server 2")
+
+        print("\n== server 3 comes back (its BGP speaker restarts and announces again)")
+        self.start_server(victim)
+        self.wait_for("server 3 session", lambda: self.peers_up() == BACKENDS, timeout=30)
+        self.announce(victim)
+        self.wait_for("hop 3 active", lambda: self.members()["198.18.3.1"][0] == "active")
+        m = self.members()
+        self.claim(m["198.18.3.1"][1] > 0,
+                   f"server 3 got its buckets back ({m['198.18.3.1'][1]}; auto-recovery)")
+        back = self.round("round 5 (new flows)", flows, seed=3, src="198.18.0.3")
+        self.claim(any(b == victim for b in back.values()), "new flows reach server 3 again")
+        self.claim(all(b != 2 for b in back.values()), "still no new flow goes to server 2")
+        again = self.round("round 6 (round 1's flows)", flows, seed=1)
+        self.claim(all(again[f] == after[f] for f in again if after.get(f) is not None),
+                   "flows established elsewhere while server 3 was down stay where they are")
+
+        stats = self.ctl("stats")
+        drops = dict((k, v) for k, v in stats["drops"])
+        print(f"\n== ecmpfwd counters: {stats['workers'][0]['forwarded']} forwarded, drops {drops}")
+        took = time.monotonic() - t0
+        print(f"\n{len(self.failures)} claim(s) failed; demo took {took:.0f} s")
+        return 0 if not self.failures else 1
+
+    def close(self):
+        for key in list(self.procs):
+            self.stop(key)
+        subprocess.run([os.path.join(ROOT, "scripts", "lab"), "down", "--prefix", self.lab],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if self.failures or self.args.keep_logs:
+            print(f"logs kept in {self.dir}")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--exabgp", required=True, help="the ExaBGP executable (in its venv)")
+    ap.add_argument("--prefix", default="efwdemo", help="lab name prefix")
+    ap.add_argument("--flows", type=int, default=1000)
+    ap.add_argument("--packets", type=int, default=5, help="packets per flow per round")
+    ap.add_argument("--rate", type=int, default=50000, help="packets per second")
+    ap.add_argument("--keep-logs", action="store_true")
+    args = ap.parse_args()
+    demo = Demo(args)
+    status = 1
+    try:
+        status = demo.run()
+    except (RuntimeError, subprocess.SubprocessError, OSError) as e:
+        print(f"\ndemo failed: {e}", file=sys.stderr)
+        for key in ("ecmpfwd", "companion"):
+            tail = demo.log(key)[-3000:]
+            if tail:
+                print(f"--- {key} log (tail) ---\n{tail}", file=sys.stderr)
+    finally:
+        demo.close()
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()
