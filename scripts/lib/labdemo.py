@@ -20,7 +20,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.join(ROOT, "target", "release")
+BIN = os.path.join(ROOT, "target", "release")  # --bin-dir overrides
 VIP = "198.19.0.1"
 PREFIX = VIP + "/32"
 BACKENDS = 4
@@ -329,8 +329,19 @@ def main():
     ap.add_argument("--packets", type=int, default=5, help="packets per flow per round")
     ap.add_argument("--rate", type=int, default=50000, help="packets per second")
     ap.add_argument("--keep-logs", action="store_true")
+    ap.add_argument("--bin-dir", help="where ecmpfwd, ecmpfwd-pktgen and ecmpctl are "
+                    "(default: target/release)")
     args = ap.parse_args()
+    if args.bin_dir:
+        global BIN
+        BIN = os.path.abspath(args.bin_dir)
     demo = Demo(args)
+
+    def interrupted(signum, _frame):
+        raise RuntimeError(f"interrupted by signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     status = 1
     try:
         status = demo.run()

@@ -1,0 +1,73 @@
+//! `scripts/demo`'s lab story runs and every claim it prints holds (root; ExaBGP from the venv
+//! scripts/test installs, found through ECMP_EXABGP). The driver tears its lab down and kills
+//! what it started even when a claim fails; this test bounds it in time and kills it by PID.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn the_lab_demo_claims_hold() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let exabgp = std::env::var("ECMP_EXABGP")
+        .unwrap_or_else(|_| root.join(".venv-exabgp/bin/exabgp").display().to_string());
+    assert!(
+        Path::new(&exabgp).is_file(),
+        "ExaBGP not found at {exabgp}: run scripts/test (it installs it) or set ECMP_EXABGP"
+    );
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_ecmpfwd"))
+        .parent()
+        .expect("binary dir")
+        .to_owned();
+    assert!(
+        bin_dir.join("ecmpctl").is_file(),
+        "ecmpctl is not built in {}: cargo build -p ecmp-control --bin ecmpctl",
+        bin_dir.display()
+    );
+    let mut child = Command::new("python3")
+        .arg(root.join("scripts/lib/labdemo.py"))
+        .args([
+            "--exabgp",
+            &exabgp,
+            "--prefix",
+            &format!("dm{}", std::process::id()),
+        ])
+        .args(["--flows", "300", "--bin-dir"])
+        .arg(&bin_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let end = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > end {
+            // The driver cleans up on SIGTERM; SIGKILL only if it does not end in time.
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = Command::new(root.join("scripts/lab"))
+                .args(["down", "--prefix", &format!("dm{}", std::process::id())])
+                .status();
+            panic!("the demo did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    let _ = child.stdout.take().map(|mut s| s.read_to_string(&mut out));
+    let _ = child.stderr.take().map(|mut s| s.read_to_string(&mut err));
+    assert!(status.success(), "demo failed:\n{out}\n{err}");
+    assert!(out.contains("0 claim(s) failed"), "{out}");
+    assert!(!out.contains("[FAIL]"), "{out}");
+    assert!(out.matches("[ok]").count() >= 20, "{out}");
+}
