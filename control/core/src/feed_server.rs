@@ -110,7 +110,10 @@ pub struct FeedServerConfig {
     pub allowed_gids: Vec<u32>,
     /// Longest accepted line in bytes, newline excluded; longer lines are discarded and counted.
     pub max_line: usize,
-    /// How long changes are collected before one snapshot is built from all of them.
+    /// How long changes are collected before one snapshot is built from all of them. Zero (the
+    /// default) still batches: the control thread applies every line already queued (up to
+    /// 1024) before it builds, so a burst becomes few snapshots while a lone update is published
+    /// at once (the convergence target is 1 ms; see benches/RESULTS.md).
     pub batch_window: Duration,
     /// Families asked for with `announce route-refresh AFI SAFI` on every new connection.
     /// [`Rib::begin_refresh_all`] marks the paths of both families, so a family left out here has
@@ -126,7 +129,7 @@ impl Default for FeedServerConfig {
             allowed_uids: Vec::new(),
             allowed_gids: Vec::new(),
             max_line: 1 << 20,
-            batch_window: Duration::from_millis(2),
+            batch_window: Duration::ZERO,
             refresh_families: Family::ALL.to_vec(),
         }
     }

@@ -117,7 +117,7 @@ pub const MIN_FEED_MAX_LINE: usize = 1024;
 /// Largest feed `max_line` (each connection may buffer a line this long).
 pub const MAX_FEED_MAX_LINE: usize = 1 << 30;
 /// Default time feed changes are collected before one snapshot is built from all of them.
-pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_millis(2);
+pub const DEFAULT_BATCH_WINDOW: Duration = Duration::ZERO;
 /// Default time a down BGP peer's paths keep forwarding (zero: removed at once).
 pub const DEFAULT_STALE_TIME: Duration = Duration::ZERO;
 /// Default time a route refresh waits for End-of-RIB before unconfirmed paths are dropped.
@@ -781,7 +781,8 @@ pub struct FeedSpec {
     pub allowed_gids: Vec<u32>,
     /// Longest accepted line in bytes, newline excluded (1 KiB..=1 GiB; default 1 MiB).
     pub max_line: usize,
-    /// How long changes are collected before one snapshot is built (may be zero; default 2 ms).
+    /// How long changes are collected before one snapshot is built (default zero: whatever is
+    /// queued when the first change is applied goes into one snapshot, see `FeedServerConfig`).
     pub batch_window: Duration,
     /// How long a down peer's paths keep forwarding (zero removes them at once, the default).
     pub stale_time: Duration,
@@ -3501,7 +3502,7 @@ ports = ["m0", "x0"]
                 allowed_uids: vec![],
                 allowed_gids: vec![],
                 max_line: 1 << 20,
-                batch_window: Duration::from_millis(2),
+                batch_window: Duration::ZERO,
                 stale_time: Duration::ZERO,
                 refresh_timeout: Duration::from_secs(30),
                 line: 17,
