@@ -949,7 +949,10 @@ fn bad_configs_name_the_line_and_the_key() {
 fn lab_bgp_learns_the_vip_and_routes_only_replies_statically() {
     let c = load("lab-bgp.toml");
     assert_eq!(c.ports.len(), 5);
-    assert!(c.ports.iter().all(|p| p.mac.is_none()), "MACs come from the interfaces");
+    assert!(
+        c.ports.iter().all(|p| p.mac.is_none()),
+        "MACs come from the interfaces"
+    );
     let routes: Vec<String> = c.routes.iter().map(|r| r.prefix.to_string()).collect();
     assert_eq!(routes, ["198.18.0.0/24", "2001:2::/64"]);
     let feed = c.feed.as_ref().expect("[feed]");
