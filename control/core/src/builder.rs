@@ -1093,6 +1093,39 @@ impl<R: NextHopResolver> Builder<R> {
         self.finish(batch)
     }
 
+    /// `Idle` mode's periodic step for every group in that mode (static and learnt): buckets
+    /// idle for the group's idle timer move to hops under their share, or all needed ones once
+    /// the group has been unbalanced for its unbalanced timer (see
+    /// [`ResilientGroup::upkeep`]). Bucket use is what workers recorded in the groups' tables;
+    /// `now_ms` is on the same clock (milliseconds since the process's epoch).
+    pub fn upkeep(&mut self, now_ms: u64) -> Option<Snapshot> {
+        let mut batch = Batch::default();
+        let mut last_used = Vec::new();
+        for (i, slot) in self.groups.iter_mut().enumerate() {
+            let (group, prefix) = match slot {
+                GroupSlot::Static(g) => (&mut g.group, None),
+                GroupSlot::Bgp(g) | GroupSlot::Operator(g) => (&mut g.group, Some(g.prefix)),
+                GroupSlot::Free => continue,
+            };
+            let Some(activity) = group.activity() else {
+                continue;
+            };
+            activity.last_used_ms(&mut last_used);
+            match group.upkeep(now_ms, &last_used) {
+                Ok(0) => {}
+                Ok(_) => {
+                    batch.groups.insert(i as GroupId + 1);
+                }
+                Err(source) => {
+                    if let Some(prefix) = prefix {
+                        self.errors.push(BuildError::Table { prefix, source });
+                    }
+                }
+            }
+        }
+        self.finish(batch)
+    }
+
     /// The whole current state as a snapshot (for the first publication).
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {

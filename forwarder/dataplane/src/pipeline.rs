@@ -329,7 +329,10 @@ fn choose<F: Frame>(
         return Ok(c.hop);
     }
 
-    let (member, hop, _) = pick_bucket(hasher, group, frame.data(), meta)?;
+    let (member, hop, gh) = pick_bucket(hasher, group, frame.data(), meta)?;
+    // Idle-mode groups learn which buckets are in use from here (misses only: a cached flow
+    // never consults its bucket, so moving that bucket cannot move it).
+    group.touch(gh, (now_ms / 1000) as u32);
     let picked = CachedHop {
         group: group_id,
         member,

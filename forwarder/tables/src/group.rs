@@ -20,6 +20,8 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use foldhash::{HashMap, HashMapExt};
 
@@ -76,6 +78,57 @@ struct Slot {
     member: u16,
 }
 
+/// When each bucket of an `Idle` group last picked a hop for a packet, in seconds of the
+/// process's clock (0: never). Shared by every table built from one [`ResilientGroup`], so it
+/// survives publications; workers write it only on flow-cache misses and only when the second
+/// changed, so the cache lines stay shared-clean between those writes. The control thread reads
+/// it for [`ResilientGroup::upkeep`].
+#[derive(Debug)]
+pub struct BucketActivity {
+    last_used_s: Box<[AtomicU32]>,
+}
+
+impl BucketActivity {
+    fn new(buckets: usize) -> Self {
+        BucketActivity {
+            last_used_s: (0..buckets).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
+    /// Marks `bucket` used at `now_s` (seconds).
+    #[inline]
+    pub fn touch(&self, bucket: usize, now_s: u32) {
+        if let Some(cell) = self.last_used_s.get(bucket)
+            && cell.load(Ordering::Relaxed) != now_s
+        {
+            cell.store(now_s, Ordering::Relaxed);
+        }
+    }
+
+    /// Last use of every bucket in milliseconds, as [`ResilientGroup::upkeep`] takes it.
+    pub fn last_used_ms(&self, out: &mut Vec<u64>) {
+        out.clear();
+        out.extend(
+            self.last_used_s
+                .iter()
+                .map(|c| u64::from(c.load(Ordering::Relaxed)) * 1000),
+        );
+    }
+}
+
+/// A table's link to its group's activity; ignored when tables are compared (equal tables route
+/// alike whatever their buckets' history).
+#[derive(Debug, Clone, Default)]
+struct ActivityLink(Option<Arc<BucketActivity>>);
+
+impl PartialEq for ActivityLink {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ActivityLink {}
+
 /// The read-only bucket table workers pick from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupTable {
@@ -84,12 +137,22 @@ pub struct GroupTable {
     mask: u32,
     slots: Box<[Slot]>,
     members: Box<[Member]>,
+    activity: ActivityLink,
 }
 
 impl GroupTable {
     /// Number of buckets (a power of two).
     pub fn bucket_count(&self) -> u32 {
         self.mask + 1
+    }
+
+    /// Records that the bucket of `hash` picked a hop at `now_s` (`Idle` groups only; a no-op
+    /// for the others).
+    #[inline]
+    pub fn touch(&self, hash: u32, now_s: u32) {
+        if let Some(a) = &self.activity.0 {
+            a.touch((hash & self.mask) as usize, now_s);
+        }
     }
 
     /// The member index and hop owning the bucket of `hash`; `None` when it has no owner.
@@ -138,6 +201,8 @@ pub struct ResilientGroup {
     maglev_keys: HashMap<HopId, u64>,
     /// First `upkeep` that saw the table unbalanced (`Idle` only).
     unbalanced_since: Option<u64>,
+    /// Bucket use reported by workers (`Idle` only).
+    activity: Option<Arc<BucketActivity>>,
 }
 
 impl ResilientGroup {
@@ -159,7 +224,14 @@ impl ResilientGroup {
             index: HashMap::new(),
             maglev_keys: HashMap::new(),
             unbalanced_since: None,
+            activity: matches!(mode, GroupMode::Idle { .. })
+                .then(|| Arc::new(BucketActivity::new(buckets as usize))),
         })
+    }
+
+    /// Bucket use as workers reported it through this group's tables (`Idle` groups only).
+    pub fn activity(&self) -> Option<&Arc<BucketActivity>> {
+        self.activity.as_ref()
     }
 
     /// The group's mode.
@@ -409,6 +481,7 @@ impl ResilientGroup {
             mask: self.bucket_count() - 1,
             slots,
             members: self.members.clone().into_boxed_slice(),
+            activity: ActivityLink(self.activity.clone()),
         }
     }
 
@@ -1119,5 +1192,34 @@ mod tests {
                 got: 3
             })
         );
+    }
+
+    #[test]
+    fn idle_tables_share_their_groups_bucket_activity() {
+        let mode = GroupMode::Idle {
+            idle_timer_ms: 1000,
+            unbalanced_timer_ms: 0,
+        };
+        let mut g = ResilientGroup::new(8, mode, 1).unwrap();
+        g.add_member(1, 1).unwrap();
+        g.clear();
+        let old = g.table();
+        old.touch(3, 7);
+        old.touch(8 + 5, 9); // hashes wrap onto the bucket mask
+        g.add_member(2, 1).unwrap();
+        let new = g.table();
+        new.touch(6, 11);
+        let mut used = Vec::new();
+        g.activity().unwrap().last_used_ms(&mut used);
+        assert_eq!(used, [0, 0, 0, 7000, 0, 9000, 11_000, 0]);
+        // Activity never makes two tables differ.
+        let mut h = ResilientGroup::new(8, mode, 1).unwrap();
+        h.add_member(1, 1).unwrap();
+        h.clear();
+        assert_eq!(h.table(), old);
+        // Other modes keep no activity; touching their tables does nothing.
+        let m = ResilientGroup::new(8, GroupMode::Manual, 1).unwrap();
+        assert!(m.activity().is_none());
+        m.table().touch(1, 5);
     }
 }

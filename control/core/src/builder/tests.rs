@@ -1100,3 +1100,59 @@ fn config_hops_without_a_mac_are_resolved_and_keep_their_port() {
         .set_neighbor(ip("192.0.2.254"), [2, 0, 0, 0, 0, 9]);
     assert!(b.refresh_resolution().is_none());
 }
+
+#[test]
+fn upkeep_moves_only_idle_buckets_to_a_joined_hop_in_idle_groups() {
+    let idle = GroupPolicy {
+        mode: GroupMode::Idle {
+            idle_timer_ms: 10_000,
+            unbalanced_timer_ms: 0,
+        },
+        ..auto(16)
+    };
+    let mut lab = Lab::new(builder(idle));
+    lab.feed(announce("198.51.100.1", P, "192.0.2.1", false))
+        .unwrap();
+    let snap = lab
+        .feed(announce("198.51.100.2", P, "192.0.2.2", false))
+        .unwrap();
+    let first = lab.hop(P, "192.0.2.1");
+    let second = lab.hop(P, "192.0.2.2");
+    assert_eq!(
+        count(&lab.owners(P), second),
+        0,
+        "idle: a joining hop waits"
+    );
+    // Workers used buckets 0..4 at t = 20 s (through the published table: the activity is
+    // shared with the builder's group).
+    let table = snap.group(lab.b.group_id(&pfx(P)).unwrap()).unwrap();
+    for hash in 0..4 {
+        table.touch(hash, 20);
+    }
+    // At t = 25 s only buckets idle for 10 s may move: 12 of 16 are (never used).
+    let before = lab.owners(P);
+    let snap = lab.b.upkeep(25_000).expect("buckets moved");
+    let after = lab.owners(P);
+    for (b, owner) in after.iter().enumerate().take(4) {
+        assert_eq!(*owner, first, "bucket {b} is busy and stays");
+    }
+    assert_eq!(
+        count(&after, second),
+        8,
+        "the joined hop gets its share from idle buckets"
+    );
+    assert!(
+        after
+            .iter()
+            .zip(&before)
+            .all(|(a, b)| a == b || (*b == first && *a == second)),
+        "only moves from the over-share hop to the joined one"
+    );
+    let gid = lab.b.group_id(&pfx(P)).unwrap();
+    assert_eq!(snap.group(gid).unwrap(), &lab.b.group(gid).unwrap().table());
+    // Balanced now: nothing more to do.
+    assert!(lab.b.upkeep(60_000).is_none());
+    // Groups in other modes have no activity and never move in upkeep.
+    let (mut other, _) = three_servers(auto(16));
+    assert!(other.b.upkeep(1_000_000).is_none());
+}

@@ -291,7 +291,9 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters> {
     let ports = resolve_ports(cfg)?;
     let programs = attach(cfg, &ports)?;
     let mut builder = builder(cfg, &ports)?;
-    let mut upkeep = neigh::NeighUpkeep::new(cfg, &ports)?;
+    // One clock for the workers' bucket-use stamps and the control thread's idle timers.
+    let epoch = std::time::Instant::now();
+    let mut upkeep = neigh::NeighUpkeep::new(cfg, &ports, epoch)?;
     upkeep.prime(&mut builder);
     let cell = Arc::new(SnapshotCell::new(builder.snapshot(), cfg.workers.len()));
 
@@ -341,6 +343,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters> {
             port_stats: ws.ports.clone(),
             mailbox: Arc::clone(&ws.mailbox),
             stop: Arc::clone(&workers_stop),
+            epoch,
         };
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let handle = thread::Builder::new()

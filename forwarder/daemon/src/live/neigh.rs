@@ -9,6 +9,10 @@
 //! would let their entries go stale and unconfirmed. So every [`REFRESH`] the upkeep asks the
 //! kernel to (re)resolve every next hop in use (`NTF_USE`), and every [`RETRY`] it asks again for
 //! those still unresolved. A neighbour the kernel declares failed loses its MAC here too.
+//!
+//! The same upkeep runs the `idle` groups' timers every [`IDLE_EVERY`]: buckets idle for the
+//! group's idle timer move to hops under their share (bucket use is what the workers recorded,
+//! on the process-wide clock `epoch` that workers and this thread share).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -29,6 +33,8 @@ const POLL: Duration = Duration::from_millis(5);
 const RETRY: Duration = Duration::from_secs(1);
 /// How often every hop in use is re-confirmed.
 const REFRESH: Duration = Duration::from_secs(15);
+/// How often `idle` groups are looked at (their timers are seconds long).
+const IDLE_EVERY: Duration = Duration::from_millis(100);
 
 pub(super) struct NeighUpkeep {
     watch: NeighbourWatch,
@@ -44,10 +50,13 @@ pub(super) struct NeighUpkeep {
     next_refresh: Instant,
     /// Consecutive netlink errors (logged once per streak).
     failing: bool,
+    /// The clock workers stamp bucket use with.
+    epoch: Instant,
+    next_idle: Instant,
 }
 
 impl NeighUpkeep {
-    pub(super) fn new(cfg: &Config, ports: &[LivePort]) -> Result<Self> {
+    pub(super) fn new(cfg: &Config, ports: &[LivePort], epoch: Instant) -> Result<Self> {
         let watch = NeighbourWatch::new().context("subscribing to the kernel's neighbour table")?;
         let statics = cfg
             .neighbors
@@ -70,6 +79,8 @@ impl NeighUpkeep {
             next_retry: now,
             next_refresh: now + REFRESH,
             failing: false,
+            epoch,
+            next_idle: now + IDLE_EVERY,
         })
     }
 
@@ -199,10 +210,19 @@ impl Upkeep<ConnectedResolver> for NeighUpkeep {
             self.next_retry = now + RETRY;
             self.ask_kernel(builder, false);
         }
-        if changed {
+        let mut snapshot = if changed {
             builder.refresh_resolution()
         } else {
             None
+        };
+        if now >= self.next_idle {
+            self.next_idle = now + IDLE_EVERY;
+            let now_ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+            // The builder's state is cumulative: the later snapshot includes the earlier one.
+            if let Some(s) = builder.upkeep(now_ms) {
+                snapshot = Some(s);
+            }
         }
+        snapshot
     }
 }

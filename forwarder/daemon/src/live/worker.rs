@@ -37,6 +37,8 @@ pub(super) struct Job {
     pub port_stats: Vec<Arc<SharedPortStats>>,
     pub mailbox: Arc<Mailbox>,
     pub stop: Arc<AtomicBool>,
+    /// The process-wide clock (shared with the control thread's idle timers).
+    pub epoch: Instant,
 }
 
 fn open(job: &Job) -> Result<(Umem, Vec<XskPort>)> {
@@ -109,7 +111,7 @@ pub(super) fn run(job: Job, ready: Sender<Result<()>>) -> Result<()> {
         }
     };
     let _ = ready.send(Ok(()));
-    let start = Instant::now();
+    let start = job.epoch;
     let mut last_stats = 0u64;
     while !job.stop.load(Ordering::Relaxed) {
         let now = start.elapsed().as_nanos() as u64;
