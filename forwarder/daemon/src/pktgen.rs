@@ -16,6 +16,12 @@
 //! - Both loops are bounded: by their duration, their count, or the stop flag (set from
 //!   SIGTERM/SIGINT by the binary); the sender also gives up when the port refuses every frame for
 //!   [`SendOptions::stall_timeout`].
+//!
+//! AF_XDP: [`XdpSender`] is a tx-only socket (no XDP program needed to transmit); [`XdpSink`]
+//! attaches the ecmpfwd XDP program, which steers transit IPv4/IPv6 packets of its queue to the
+//! sink's socket and passes the interface's own traffic (ARP, pings to its addresses) to the
+//! kernel. The program hangs on a bpf_link owned by the `XdpSink`, so it goes when the sink is
+//! dropped or the process dies.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -24,7 +30,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ecmp_io::memory::{FramePool, MemFrame};
-use ecmp_io::port::{Burst, Frame, Port};
+use ecmp_io::netlink::NetlinkError;
+use ecmp_io::port::{BURST, Burst, Frame, Port};
+use ecmp_io::xdp::{
+    AttachMode, BindMode, Umem, UmemConfig, XdpError, XdpFrame, XdpProgram, XskConfig, XskPort,
+};
 use ecmp_wire::{checksum, ip_proto};
 use serde::Serialize;
 
@@ -389,6 +399,158 @@ impl FrameSource<MemFrame> for FramePool {
     }
 }
 
+impl FrameSource<XdpFrame> for Umem {
+    #[inline]
+    fn frame_from(&mut self, bytes: &[u8]) -> Option<XdpFrame> {
+        // Not `Umem::frame_from`: its error (a formatted message) would allocate whenever the
+        // free list runs dry, which a sender outrunning its completions hits routinely.
+        let mut frame = self.alloc()?;
+        if !frame.set_len(bytes.len()) {
+            self.release(frame);
+            return None;
+        }
+        frame.data_mut().copy_from_slice(bytes);
+        Some(frame)
+    }
+}
+
+/// Errors of setting up an AF_XDP sender or sink.
+#[derive(Debug, thiserror::Error)]
+pub enum XdpSetupError {
+    /// The UMEM, the socket or the XDP program could not be set up.
+    #[error(transparent)]
+    Xdp(#[from] XdpError),
+    /// The interface's addresses could not be read.
+    #[error("reading the addresses of {ifname}: {source}")]
+    Addresses {
+        /// The interface.
+        ifname: String,
+        /// What netlink said.
+        source: NetlinkError,
+    },
+}
+
+/// Tx ring slots of the sender's socket: room for many bursts while the kernel catches up.
+const SENDER_TX_RING: u32 = 2048;
+/// Rx and fill ring slots of the sender's socket. The kernel wants both rings; with no XDP
+/// program nothing arrives, so the frames lent to the fill ring are kept to a minimum.
+const SENDER_RX_RING: u32 = 64;
+/// How long the sender waits at the end for the kernel to confirm the last transmissions.
+const SENDER_DRAIN: Duration = Duration::from_secs(1);
+/// Rx and fill ring slots of the sink's socket: ~4 ms of packets at 2 Mpps, so a sink that
+/// loses its core for a few scheduler ticks on a busy box (or sleeps between idle polls) drops
+/// nothing. 32 MiB of UMEM.
+const SINK_RX_RING: u32 = 8192;
+/// Tx and completion ring slots of the sink's socket (it never transmits).
+const SINK_TX_RING: u32 = 64;
+
+/// An AF_XDP socket for sending, with its own UMEM. Needs no XDP program.
+pub struct XdpSender {
+    port: XskPort,
+    umem: Umem,
+    /// Frames the socket keeps in its fill ring (constant: nothing is received).
+    idle_held: u32,
+}
+
+impl XdpSender {
+    /// Opens a socket on `ifname` queue `queue` (zero-copy if the driver can, else copy mode).
+    pub fn open(ifname: &str, queue: u32) -> Result<Self, XdpSetupError> {
+        let config = XskConfig {
+            rx_size: SENDER_RX_RING,
+            fill_size: SENDER_RX_RING,
+            tx_size: SENDER_TX_RING,
+            comp_size: SENDER_TX_RING,
+            ..XskConfig::default()
+        };
+        // Fill ring + a full tx ring + a full completion ring + the burst in hand: the free
+        // list cannot run dry for long.
+        let frames = config.fill_size + config.tx_size + config.comp_size + 2 * BURST as u32;
+        let umem = Umem::new(UmemConfig {
+            frame_count: frames,
+            ..UmemConfig::default()
+        })?;
+        let port = XskPort::open(&umem, ifname, queue, BindMode::Auto, &config)?;
+        let idle_held = port.kernel_held();
+        Ok(Self {
+            port,
+            umem,
+            idle_held,
+        })
+    }
+
+    /// The socket.
+    pub fn port(&self) -> &XskPort {
+        &self.port
+    }
+
+    /// [`send`] over the socket, then waits (up to a second) until the kernel has confirmed
+    /// every transmission; the report's time includes that wait, and frames still unconfirmed
+    /// after it are in [`SendReport::unconfirmed`].
+    pub fn send(&mut self, flows: &FlowSet, opts: &SendOptions, stop: &AtomicBool) -> SendReport {
+        let start = Instant::now();
+        let mut report = send(&mut self.port, &mut self.umem, flows, opts, stop);
+        let deadline = Instant::now() + SENDER_DRAIN;
+        loop {
+            self.port.flush();
+            if self.port.kernel_held() <= self.idle_held || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        report.unconfirmed = u64::from(self.port.kernel_held().saturating_sub(self.idle_held));
+        report.seconds = start.elapsed().as_secs_f64();
+        report.mpps = report.packets as f64 / report.seconds / 1e6;
+        report
+    }
+}
+
+/// An AF_XDP socket for receiving: its UMEM, and the XDP program steering the queue's transit
+/// packets to it. Dropping it detaches the program.
+pub struct XdpSink {
+    // The socket keeps its UMEM alive; it closes before the program detaches.
+    port: XskPort,
+    program: XdpProgram,
+}
+
+impl XdpSink {
+    /// Attaches the XDP program to `ifname` in `mode`, tells it the interface's own addresses
+    /// (their packets keep going to the kernel), and opens and registers a socket on `queue`.
+    pub fn open(ifname: &str, queue: u32, mode: AttachMode) -> Result<Self, XdpSetupError> {
+        let iface =
+            ecmp_io::netlink::interface(ifname).map_err(|source| XdpSetupError::Addresses {
+                ifname: ifname.to_owned(),
+                source,
+            })?;
+        let program = XdpProgram::attach(ifname, mode)?;
+        let own: Vec<IpAddr> = iface.addrs.iter().map(|a| a.0).collect();
+        program.set_pass_addrs(&own)?;
+        let config = XskConfig {
+            rx_size: SINK_RX_RING,
+            fill_size: SINK_RX_RING,
+            tx_size: SINK_TX_RING,
+            comp_size: SINK_TX_RING,
+            ..XskConfig::default()
+        };
+        let umem = Umem::new(UmemConfig {
+            frame_count: config.fill_size + config.tx_size + 2 * BURST as u32,
+            ..UmemConfig::default()
+        })?;
+        let port = XskPort::open(&umem, ifname, queue, BindMode::Auto, &config)?;
+        program.register_socket(queue, std::os::fd::AsFd::as_fd(&port))?;
+        Ok(Self { port, program })
+    }
+
+    /// The socket, to pass to [`sink`].
+    pub fn port(&mut self) -> &mut XskPort {
+        &mut self.port
+    }
+
+    /// The attached program.
+    pub fn program(&self) -> &XdpProgram {
+        &self.program
+    }
+}
+
 /// How long and how fast [`send`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SendOptions {
@@ -421,6 +583,9 @@ pub struct SendReport {
     pub refusals: u64,
     /// True when the run stopped because the port refused everything for the stall timeout.
     pub stalled: bool,
+    /// Accepted packets the kernel had not confirmed as sent when the run ended (AF_XDP only:
+    /// other ports hand packets over synchronously).
+    pub unconfirmed: u64,
 }
 
 /// Sends the flows of `flows` out of `port` until the count, the duration or `stop` ends the run.
@@ -463,11 +628,13 @@ where
             u64::try_from(due).unwrap_or(u64::MAX).saturating_sub(built)
         };
         let want = left.min(allowed).min(burst.remaining_capacity() as u64);
+        let mut dry = false;
         if want > 0 {
             let tx_ns = ecmp_io::packet::monotonic_ns();
             for _ in 0..want {
                 let flow = (built % n_flows) as u32;
                 let Some(mut frame) = source.frame_from(flows.template(flow)) else {
+                    dry = true;
                     break;
                 };
                 let seq = &mut seqs[flow as usize];
@@ -483,6 +650,15 @@ where
                 built += 1;
                 burst.push(frame);
             }
+        }
+        if burst.is_empty() && dry {
+            // Every buffer is queued in the port: reap its completions to get some back.
+            port.flush();
+            if now - last_progress >= opts.stall_timeout {
+                stalled = true;
+                break;
+            }
+            continue;
         }
         if burst.is_empty() {
             // Nothing due yet: wait for the next packet's slot, briefly, to stay responsive.
@@ -534,6 +710,7 @@ where
         frame_len: flows.frame_len(),
         refusals,
         stalled,
+        unconfirmed: 0,
     }
 }
 
@@ -576,6 +753,11 @@ pub struct SinkReport {
     pub latency_ns: Option<Latency>,
     /// Wall time listened, in seconds.
     pub seconds: f64,
+    /// Seconds from the burst holding the first tagged packet to the one holding the last.
+    pub active_seconds: f64,
+    /// Tagged packets per second over `active_seconds`, in millions (those of the first burst
+    /// not counted: they arrived at its start); 0 with fewer than two bursts.
+    pub mpps: f64,
 }
 
 /// Lower-case hex of `bytes`.
@@ -606,7 +788,12 @@ pub fn sink<P: Port>(
         first_packet: None,
         latency_ns: None,
         seconds: 0.0,
+        active_seconds: 0.0,
+        mpps: 0.0,
     };
+    // Arrival time of the first burst with a tagged packet, and the tagged packets up to it.
+    let mut first: Option<(u64, u64)> = None;
+    let mut last_ns = 0u64;
     // 3 significant digits up to 100 s: plenty for a lab, and allocated once here.
     let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 100_000_000_000, 3)
         .map_err(std::io::Error::other)?;
@@ -631,6 +818,7 @@ pub fn sink<P: Port>(
         }
         idle = 0;
         let now_ns = ecmp_io::packet::monotonic_ns();
+        let tagged_before = report.packets;
         for frame in burst.drain(..) {
             let data = frame.data();
             if let (Some(w), Ok(())) = (dump.as_deref_mut(), &result) {
@@ -657,11 +845,21 @@ pub fn sink<P: Port>(
             }
             port.release(frame);
         }
+        if report.packets > tagged_before {
+            first.get_or_insert((now_ns, report.packets));
+            last_ns = now_ns;
+        }
     }
     for f in burst.drain(..) {
         port.release(f);
     }
     report.seconds = start.elapsed().as_secs_f64();
+    if let Some((first_ns, at_first)) = first
+        && last_ns > first_ns
+    {
+        report.active_seconds = (last_ns - first_ns) as f64 / 1e9;
+        report.mpps = (report.packets - at_first) as f64 / report.active_seconds / 1e6;
+    }
     if !hist.is_empty() {
         report.latency_ns = Some(Latency {
             p50: hist.value_at_quantile(0.5),

@@ -2,7 +2,12 @@
 //!
 //! Runs in whatever network namespace it is started in (`ip netns exec NS ecmpfwd-pktgen ...`).
 //! `send` prints one JSON summary line; `sink` writes one JSON report to stdout or `--out`.
-//! Both stop at their duration or count, and cleanly on SIGTERM/SIGINT.
+//! Both stop at their duration or count, and cleanly on SIGTERM/SIGINT (an AF_XDP sink detaches
+//! its XDP program on the way out).
+//!
+//! Drivers: `afxdp` (an AF_XDP socket on one queue; the sink attaches the ecmpfwd XDP program),
+//! `afpacket` (a raw socket, every queue), or `auto`: AF_XDP when its socket (and, for the sink,
+//! the program) can be set up, else AF_PACKET with a line on stderr saying why.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -17,7 +22,12 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ecmp_io::memory::FramePool;
 use ecmp_io::packet::{PacketOptions, PacketPort};
-use ecmpfwd::pktgen::{self, FlowConfig, FlowSet, Proto, SendOptions, SinkOptions, Vary};
+use ecmp_io::port::Port;
+use ecmp_io::xdp::AttachMode;
+use ecmpfwd::pktgen::{
+    self, FlowConfig, FlowSet, Proto, SendOptions, SinkOptions, SinkReport, Vary, XdpSender,
+    XdpSink,
+};
 use ecmpfwd::traffic::tcp_flags;
 
 #[derive(Parser)]
@@ -34,8 +44,31 @@ struct Cli {
 /// How packets get on and off the interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Driver {
-    /// An AF_PACKET raw socket (a syscall per packet).
+    /// AF_XDP if it can be set up (needs root or CAP_NET_RAW/CAP_BPF), else AF_PACKET, saying
+    /// why on stderr.
+    Auto,
+    /// An AF_XDP socket on one queue (`--queue`); bursts, one wakeup per burst.
+    Afxdp,
+    /// An AF_PACKET raw socket (a syscall per packet; sees every queue).
     Afpacket,
+}
+
+/// Where the sink's XDP program runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum XdpMode {
+    /// In the driver (native XDP).
+    Driver,
+    /// In the generic network stack (works on every interface, slower).
+    Generic,
+}
+
+impl From<XdpMode> for AttachMode {
+    fn from(m: XdpMode) -> Self {
+        match m {
+            XdpMode::Driver => AttachMode::Driver,
+            XdpMode::Generic => AttachMode::Generic,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -52,8 +85,11 @@ struct SendArgs {
     #[arg(long)]
     iface: String,
     /// Packet I/O driver.
-    #[arg(long, value_enum, default_value = "afpacket")]
+    #[arg(long, value_enum, default_value = "auto")]
     driver: Driver,
+    /// Interface queue of the AF_XDP socket.
+    #[arg(long, default_value_t = 0)]
+    queue: u32,
     /// Destination MAC (the next hop's, e.g. the forwarder port's).
     #[arg(long, value_parser = parse_mac)]
     dst_mac: [u8; 6],
@@ -115,16 +151,23 @@ struct SinkArgs {
     /// The interface to receive on.
     #[arg(long)]
     iface: String,
-    /// Packet I/O driver.
+    /// Packet I/O driver (afxdp receives only transit IPv4/IPv6 packets of one queue; the
+    /// interface's own traffic still goes to the host).
     #[arg(long, value_enum, default_value = "afpacket")]
     driver: Driver,
+    /// Interface queue of the AF_XDP socket.
+    #[arg(long, default_value_t = 0)]
+    queue: u32,
+    /// Where the XDP program runs (afxdp).
+    #[arg(long, value_enum, default_value = "driver")]
+    xdp_mode: XdpMode,
     /// Seconds to listen (0 = until --count or a signal).
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
     /// Stop once this many tagged packets arrived.
     #[arg(long)]
     count: Option<u64>,
-    /// Receive frames addressed to other MACs too.
+    /// Receive frames addressed to other MACs too (afpacket; XDP sees every frame anyway).
     #[arg(long)]
     promisc: bool,
     /// Write the JSON report here instead of stdout.
@@ -234,8 +277,35 @@ fn run_send(a: SendArgs) -> Result<bool> {
         duration: a.duration.map(|d| seconds(d, "--duration")).transpose()?,
         stall_timeout: seconds(a.stall_timeout, "--stall-timeout")?,
     };
-    let report = match a.driver {
-        Driver::Afpacket => {
+    let xdp = match a.driver {
+        Driver::Afpacket => None,
+        Driver::Afxdp => Some(
+            XdpSender::open(&a.iface, a.queue)
+                .with_context(|| format!("{} queue {}: opening AF_XDP", a.iface, a.queue))?,
+        ),
+        Driver::Auto => match XdpSender::open(&a.iface, a.queue) {
+            Ok(x) => Some(x),
+            Err(e) => {
+                eprintln!(
+                    "ecmpfwd-pktgen send: {} queue {}: AF_XDP unavailable ({e}); using afpacket",
+                    a.iface, a.queue
+                );
+                None
+            }
+        },
+    };
+    let report = match xdp {
+        Some(mut x) => {
+            let report = x.send(&flows, &opts, &stop);
+            if report.unconfirmed > 0 {
+                eprintln!(
+                    "ecmpfwd-pktgen send: {}: {} packets not confirmed sent at exit",
+                    a.iface, report.unconfirmed
+                );
+            }
+            report
+        }
+        None => {
             let mut pool = FramePool::new(4 * ecmp_io::port::BURST);
             let mut port = PacketPort::open(&a.iface, pool.clone())?;
             let report = pktgen::send(&mut port, &mut pool, &flows, &opts, &stop);
@@ -257,7 +327,7 @@ fn run_sink(a: SinkArgs) -> Result<bool> {
             .transpose()?,
         count: a.count,
     };
-    let mut dump = match &a.dump {
+    let mut dump_file = match &a.dump {
         Some(path) => {
             Some(BufWriter::new(File::create(path).with_context(|| {
                 format!("{}: cannot create", path.display())
@@ -265,23 +335,68 @@ fn run_sink(a: SinkArgs) -> Result<bool> {
         }
         None => None,
     };
-    let report = match a.driver {
-        Driver::Afpacket => {
+    let xdp = match a.driver {
+        Driver::Afpacket => None,
+        Driver::Afxdp => Some(
+            XdpSink::open(&a.iface, a.queue, a.xdp_mode.into())
+                .with_context(|| format!("{} queue {}: setting up AF_XDP", a.iface, a.queue))?,
+        ),
+        Driver::Auto => match XdpSink::open(&a.iface, a.queue, a.xdp_mode.into()) {
+            Ok(x) => Some(x),
+            Err(e) => {
+                eprintln!(
+                    "ecmpfwd-pktgen sink: {} queue {}: AF_XDP unavailable ({e}); using afpacket",
+                    a.iface, a.queue
+                );
+                None
+            }
+        },
+    };
+    let report = match xdp {
+        // Dropped at the end of this arm, which detaches the XDP program.
+        Some(mut x) => {
+            eprintln!(
+                "ecmpfwd-pktgen sink: XDP program {} on {} ({:?} mode), AF_XDP queue {}",
+                x.program().prog_id(),
+                a.iface,
+                x.program().mode(),
+                a.queue
+            );
+            let report = listen(
+                x.port(),
+                &a,
+                &opts,
+                &stop,
+                dump_file.as_mut().map(|w| w as &mut dyn Write),
+            )?;
+            // Where packets the sink never saw went: the kernel's socket drops and the
+            // program's verdicts.
+            if let (Ok(k), Ok(c)) = (x.port().kernel_stats(), x.program().counters()) {
+                eprintln!(
+                    "ecmpfwd-pktgen sink: redirected {} passed {} rx_dropped {} rx_ring_full {} \
+                     fill_ring_empty {}",
+                    c.redirected,
+                    c.passed(),
+                    k.rx_dropped,
+                    k.rx_ring_full,
+                    k.rx_fill_ring_empty
+                );
+            }
+            report
+        }
+        None => {
             let pool = FramePool::new(4 * ecmp_io::port::BURST);
             let popts = PacketOptions {
                 promiscuous: a.promisc,
                 ..PacketOptions::default()
             };
             let mut port = PacketPort::with_options(&a.iface, pool, popts)?;
-            if let Some(path) = &a.ready_file {
-                File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
-            }
-            eprintln!("ecmpfwd-pktgen sink: listening on {}", a.iface);
-            let report = pktgen::sink(
+            let report = listen(
                 &mut port,
+                &a,
                 &opts,
                 &stop,
-                dump.as_mut().map(|w| w as &mut dyn Write),
+                dump_file.as_mut().map(|w| w as &mut dyn Write),
             )?;
             if let Some(e) = port.take_error() {
                 eprintln!("ecmpfwd-pktgen sink: {}: {e}", a.iface);
@@ -289,11 +404,26 @@ fn run_sink(a: SinkArgs) -> Result<bool> {
             report
         }
     };
-    if let Some(mut w) = dump {
+    if let Some(mut w) = dump_file {
         w.flush()?;
     }
     write_out(a.out.as_ref(), &serde_json::to_string(&report)?)?;
     Ok(true)
+}
+
+/// Announces readiness (`--ready-file`, a line on stderr) and runs the sink on `port`.
+fn listen<P: Port>(
+    port: &mut P,
+    a: &SinkArgs,
+    opts: &SinkOptions,
+    stop: &AtomicBool,
+    dump: Option<&mut dyn Write>,
+) -> Result<SinkReport> {
+    if let Some(path) = &a.ready_file {
+        File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
+    }
+    eprintln!("ecmpfwd-pktgen sink: listening on {}", a.iface);
+    Ok(pktgen::sink(port, opts, stop, dump)?)
 }
 
 fn main() -> ExitCode {
