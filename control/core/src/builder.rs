@@ -48,14 +48,12 @@
 //!   batch did not touch keep their `Arc<GroupTable>` (pointer-equal across snapshots); a batch
 //!   that changed no route shares the previous `Arc<Fib4>`/`Arc<Fib6>`.
 //!
-//! FIB cost: the FIBs are updated by deltas (insert/remove), never rebuilt. The builder holds them
-//! in `Arc`s and changes them through `Arc::make_mut`, which copies a FIB only when a published
-//! snapshot still holds it, i.e. in practice once per FIB-changing batch: 64 MiB for IPv4 (the
-//! DIR-24-8 `tbl24`) plus the tbl8s, a few milliseconds of memcpy. Coalescing updates into batches
-//! bounds that cost per batch, not per update. A left-right scheme (two copies, deltas replayed
-//! on the idle copy once [`ecmp_tables::SnapshotCell::min_reported`] shows no worker holds it)
-//! would remove the copy; it needs the publisher's quiescence information, which this pure module
-//! does not have.
+//! FIB cost: the FIBs are updated by deltas (insert/remove), never rebuilt, and never copied in
+//! the steady state: each is kept twice (`twin`), the copy the last snapshot published and a
+//! spare that trails it by one batch; a FIB-changing batch replays the previous batch's deltas
+//! onto the spare (once the workers have dropped it) and changes that. The price is memory: two
+//! copies of each FIB (2 x 64 MiB of IPv4 tbl24). The group vector of a snapshot is paged
+//! (`ecmp_tables::paged`), so publishing a change to one group copies one page of pointers.
 //!
 //! Next hops: [`NextHopResolver`] maps an address to its egress port and MAC when the hop is first
 //! seen, and again on [`Builder::refresh_resolution`]. An unresolved hop is kept with port 0 and
@@ -72,6 +70,7 @@ use ecmp_tables::group::{GroupMode, GroupTable, MAX_BUCKETS, ResilientGroup};
 use ecmp_tables::nexthop::{
     Action, Encap, EncapKind, GroupId, HopId, HopState, NextHop, PortId, PortInfo,
 };
+use ecmp_tables::paged::Paged;
 use ecmp_tables::policy::HashPolicy;
 use ecmp_tables::snapshot::Snapshot;
 use ecmp_tables::{Fib4, Fib6, MAX_GROUP_ID, MAX_MEMBERS, TableError};
@@ -558,8 +557,8 @@ pub struct Builder<R> {
     default_policy: GroupPolicy,
     seed: u64,
     ports: Vec<PortInfo>,
-    fib4: Arc<Fib4>,
-    fib6: Arc<Fib6>,
+    fib4: Twin<Fib4>,
+    fib6: Twin<Fib6>,
     /// Configured static routes.
     static_routes: BTreeMap<Prefix, GroupId>,
     /// Static routes added by an operator.
@@ -580,7 +579,7 @@ pub struct Builder<R> {
     /// Index = group id - 1.
     groups: Vec<GroupSlot>,
     /// Index = group id; `[0]` and free ids hold `unset`.
-    tables: Vec<Arc<GroupTable>>,
+    tables: Paged<Arc<GroupTable>>,
     unset: Arc<GroupTable>,
     free_groups: BTreeSet<GroupId>,
     routes: BTreeMap<Prefix, GroupId>,
@@ -615,16 +614,24 @@ fn check_buckets(range: Option<Prefix>, buckets: u32) -> Result<(), BuildError> 
 }
 
 fn fib_insert(
-    fib4: &mut Arc<Fib4>,
-    fib6: &mut Arc<Fib6>,
+    fib4: &mut Twin<Fib4>,
+    fib6: &mut Twin<Fib6>,
     prefix: Prefix,
     group: GroupId,
 ) -> Result<(), TableError> {
+    fib_change(fib4, fib6, prefix, Some(group))
+}
+
+fn fib_change(
+    fib4: &mut Twin<Fib4>,
+    fib6: &mut Twin<Fib6>,
+    prefix: Prefix,
+    group: Option<GroupId>,
+) -> Result<(), TableError> {
     match prefix.addr() {
-        IpAddr::V4(a) => Arc::make_mut(fib4).insert(a, prefix.len(), group),
-        IpAddr::V6(a) => Arc::make_mut(fib6).insert(a, prefix.len(), group),
+        IpAddr::V4(a) => fib4.apply((a, prefix.len(), group)),
+        IpAddr::V6(a) => fib6.apply((a, prefix.len(), group)),
     }
-    .map(|_| ())
 }
 
 impl<R: NextHopResolver> Builder<R> {
@@ -655,8 +662,8 @@ impl<R: NextHopResolver> Builder<R> {
                 *refs += 1;
             }
         }
-        let mut fib4 = Arc::new(Fib4::new(config.max_tbl8));
-        let mut fib6 = Arc::new(Fib6::new());
+        let mut fib4 = Twin::new(Fib4::new(config.max_tbl8));
+        let mut fib6 = Twin::new(Fib6::new());
         let mut static_routes = BTreeMap::new();
         for &(prefix, group) in &statics.routes {
             if group == 0 || group as usize > statics.groups.len() {
@@ -673,9 +680,11 @@ impl<R: NextHopResolver> Builder<R> {
             })?
             .table();
         let unset = Arc::new(unset);
-        let mut tables = Vec::with_capacity(statics.groups.len() + 1);
+        let mut tables = Paged::new(Arc::clone(&unset));
         tables.push(Arc::clone(&unset));
-        tables.extend(statics.groups.iter().map(|g| Arc::new(g.table())));
+        for g in &statics.groups {
+            tables.push(Arc::new(g.table()));
+        }
         Ok(Self {
             resolver,
             policies: config.policies,
@@ -933,11 +942,7 @@ impl<R: NextHopResolver> Builder<R> {
         // The FIB first: it is the only step that can fail.
         let fib = match self.routes.get(&prefix) {
             Some(&bgp) => fib_insert(&mut self.fib4, &mut self.fib6, prefix, bgp),
-            None => match prefix.addr() {
-                IpAddr::V4(a) => Arc::make_mut(&mut self.fib4).remove(a, prefix.len()),
-                IpAddr::V6(a) => Arc::make_mut(&mut self.fib6).remove(a, prefix.len()),
-            }
-            .map(|_| ()),
+            None => fib_change(&mut self.fib4, &mut self.fib6, prefix, None),
         };
         fib.map_err(|source| BuildError::StaticRoute { prefix, source })?;
         let mut batch = Batch {
@@ -1130,8 +1135,8 @@ impl<R: NextHopResolver> Builder<R> {
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             generation: 0,
-            fib4: Arc::clone(&self.fib4),
-            fib6: Arc::clone(&self.fib6),
+            fib4: Arc::clone(self.fib4.cur()),
+            fib6: Arc::clone(self.fib6.cur()),
             groups: self.tables.clone(),
             hops: self.hops.clone(),
             ports: self.ports.clone(),
@@ -1255,12 +1260,12 @@ impl<R: NextHopResolver> Builder<R> {
 
     /// The IPv4 FIB as of the last operation.
     pub fn fib4(&self) -> &Fib4 {
-        &self.fib4
+        self.fib4.cur()
     }
 
     /// The IPv6 FIB as of the last operation.
     pub fn fib6(&self) -> &Fib6 {
-        &self.fib6
+        self.fib6.cur()
     }
 
     /// A static route (configured or operator) holds the prefix's FIB entry.
@@ -1378,10 +1383,7 @@ impl<R: NextHopResolver> Builder<R> {
     fn remove_prefix(&mut self, batch: &mut Batch, prefix: Prefix, gid: GroupId) {
         self.routes.remove(&prefix);
         if !self.static_wins(&prefix) {
-            let removed = match prefix.addr() {
-                IpAddr::V4(a) => Arc::make_mut(&mut self.fib4).remove(a, prefix.len()),
-                IpAddr::V6(a) => Arc::make_mut(&mut self.fib6).remove(a, prefix.len()),
-            };
+            let removed = fib_change(&mut self.fib4, &mut self.fib6, prefix, None);
             match removed {
                 Ok(_) => batch.fib = true,
                 Err(source) => self.errors.push(BuildError::Table { prefix, source }),
@@ -1608,7 +1610,7 @@ impl<R: NextHopResolver> Builder<R> {
         let i = id as usize;
         if let Some(slot) = slot_of(id).and_then(|s| self.groups.get_mut(s)) {
             *slot = GroupSlot::Free;
-            self.tables[i] = Arc::clone(&self.unset);
+            self.tables.set(i, Arc::clone(&self.unset));
             self.free_groups.insert(id);
         }
         while matches!(self.groups.last(), Some(GroupSlot::Free)) {
@@ -1628,9 +1630,10 @@ impl<R: NextHopResolver> Builder<R> {
             let Some(slot) = slot_of(gid).and_then(|s| self.groups.get(s)) else {
                 continue;
             };
-            self.tables[i] = slot
+            let table = slot
                 .group()
                 .map_or_else(|| Arc::clone(&self.unset), |g| Arc::new(g.table()));
+            self.tables.set(i, table);
         }
         Some(self.snapshot())
     }
@@ -1638,3 +1641,6 @@ impl<R: NextHopResolver> Builder<R> {
 
 #[cfg(test)]
 mod tests;
+mod twin;
+
+use twin::Twin;

@@ -277,7 +277,7 @@ impl BenchSetup {
             generation: 0,
             fib4: Arc::new(fib4),
             fib6: Arc::new(Fib6::new()),
-            groups,
+            groups: groups.into(),
             hops,
             ports: vec![
                 PortInfo {

@@ -75,7 +75,7 @@ impl Tables {
             generation: 0,
             fib4: Arc::clone(&self.snapshot.fib4),
             fib6: Arc::clone(&self.snapshot.fib6),
-            groups,
+            groups: groups.into(),
             hops: self.snapshot.hops.clone(),
             ports: self.snapshot.ports.clone(),
         }
@@ -176,7 +176,7 @@ pub fn build(cfg: &Config) -> Result<Tables, SetupError> {
             generation: 0,
             fib4: Arc::new(fib4),
             fib6: Arc::new(fib6),
-            groups: Vec::new(),
+            groups: Vec::new().into(),
             hops,
             ports: cfg.ports.iter().map(|p| p.port_info()).collect(),
         },

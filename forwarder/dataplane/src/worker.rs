@@ -290,7 +290,7 @@ mod tests {
             generation: 0,
             fib4: Arc::new(fib4),
             fib6: Arc::new(Fib6::new()),
-            groups: vec![Arc::new(unset), Arc::new(g.table())],
+            groups: vec![Arc::new(unset), Arc::new(g.table())].into(),
             hops: vec![hop(0, 0), hop(1, 1)],
             ports: vec![
                 PortInfo {

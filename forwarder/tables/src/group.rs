@@ -141,6 +141,17 @@ pub struct GroupTable {
 }
 
 impl GroupTable {
+    /// A table of one bucket with no owner and no member (what "no group" looks like).
+    pub fn empty() -> GroupTable {
+        GroupTable {
+            policy: HashPolicy::default(),
+            mask: 0,
+            slots: Box::new([Slot { hop: 0, member: 0 }]),
+            members: Box::new([]),
+            activity: ActivityLink(None),
+        }
+    }
+
     /// Number of buckets (a power of two).
     pub fn bucket_count(&self) -> u32 {
         self.mask + 1

@@ -7,6 +7,7 @@ pub mod fib;
 mod fib6;
 pub mod group;
 pub mod nexthop;
+pub mod paged;
 pub mod policy;
 pub mod snapshot;
 

@@ -21,6 +21,7 @@ use crate::error::TableError;
 use crate::fib::{Fib4, Fib6};
 use crate::group::GroupTable;
 use crate::nexthop::{GroupId, HopId, NextHop, PortId, PortInfo};
+use crate::paged::Paged;
 
 /// Everything a worker looks up, as of one generation.
 #[derive(Debug, Clone)]
@@ -31,8 +32,9 @@ pub struct Snapshot {
     pub fib4: Arc<Fib4>,
     /// IPv6 routes.
     pub fib6: Arc<Fib6>,
-    /// Index = [`GroupId`]; `[0]` is unused (id 0 means no route).
-    pub groups: Vec<Arc<GroupTable>>,
+    /// Index = [`GroupId`]; `[0]` is unused (id 0 means no route). Paged, so that publishing a
+    /// change to one group copies one page, not one pointer per group.
+    pub groups: Paged<Arc<GroupTable>>,
     /// Index = [`HopId`]; `[0]` is unused (id 0 means unset).
     pub hops: Vec<NextHop>,
     /// Index = [`PortId`].
@@ -62,6 +64,17 @@ impl Snapshot {
     #[inline]
     pub fn port(&self, id: PortId) -> Option<&PortInfo> {
         self.ports.get(usize::from(id))
+    }
+}
+
+impl From<Vec<Arc<GroupTable>>> for Paged<Arc<GroupTable>> {
+    /// The groups of a snapshot; unused slots share the first table (id 0, "no route").
+    fn from(v: Vec<Arc<GroupTable>>) -> Self {
+        let filler = match v.first() {
+            Some(t) => Arc::clone(t),
+            None => Arc::new(GroupTable::empty()),
+        };
+        Paged::from_vec(v, filler)
     }
 }
 
@@ -190,7 +203,7 @@ mod tests {
             generation: 0,
             fib4: Arc::new(Fib4::new(0)),
             fib6: Arc::new(Fib6::new()),
-            groups: vec![Arc::new(g.table()), Arc::new(g.table())],
+            groups: vec![Arc::new(g.table()), Arc::new(g.table())].into(),
             hops: vec![hop, hop],
             ports: vec![PortInfo {
                 mac: [2, 0, 0, 0, 0, 9],
