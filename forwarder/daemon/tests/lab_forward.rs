@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ecmp_proto::Prefix;
-use ecmp_proto::ctl::Request;
+use ecmp_proto::ctl::{FlowEntry, FlowsReply, Request, TraceQuery, TraceReply, TraceVia};
 use lab_common::*;
 use serde_json::Value;
 
@@ -110,6 +110,37 @@ fn ipv4_tcp_flows_reach_every_backend_exactly_once_with_rewritten_headers() {
     // prefix origin group mode active draining failed buckets installed
     assert_eq!(cols[1], "config", "{vip}");
     assert_eq!(cols[4..], ["4", "0", "0", "256", "yes"], "{vip}");
+
+    // The worker's flow cache, seen through the control socket: every client flow is cached,
+    // and tracing one of them answers from the cache with the hop it is pinned to.
+    let flows: FlowsReply =
+        serde_json::from_value(fw.ctl_ok(&Request::Flows { top: 1000 })).expect("flows reply");
+    assert_eq!(
+        flows.per_hop.iter().map(|h| h.flows).sum::<u64>(),
+        flows.total
+    );
+    let to_vip: Vec<&FlowEntry> = flows
+        .flows
+        .iter()
+        .filter(|f| f.flow.dst == ip(VIP4))
+        .collect();
+    assert_eq!(to_vip.len(), 200, "every client flow is cached: {flows:?}");
+    let pinned = to_vip[0];
+    let traced: TraceReply =
+        serde_json::from_value(fw.ctl_ok(&Request::Trace(pinned.flow))).expect("trace reply");
+    assert_eq!(traced.via, TraceVia::Cache { worker: 0 }, "{traced:?}");
+    assert_eq!(traced.hop, pinned.hop);
+    let backends: Vec<IpAddr> = (1..=4).map(|i| ip(&format!("198.18.{i}.1"))).collect();
+    assert!(backends.contains(&traced.addr), "{traced:?}");
+    // A 5-tuple never sent is not cached: the trace names the bucket a new flow would take.
+    let fresh = TraceQuery {
+        sport: 1,
+        ..pinned.flow
+    };
+    let traced: TraceReply =
+        serde_json::from_value(fw.ctl_ok(&Request::Trace(fresh))).expect("trace reply");
+    assert!(matches!(traced.via, TraceVia::Bucket { .. }), "{traced:?}");
+    assert!(backends.contains(&traced.addr), "{traced:?}");
 
     let stopped = fw.stop();
     assert!(stopped.status.success(), "{stopped:?}");
