@@ -23,7 +23,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::port::{Burst, Frame, Port};
+use crate::port::{Burst, Frame, Port, window};
 
 use crate::{IoError, PortStats};
 
@@ -121,34 +121,17 @@ impl Frame for MemFrame {
 
     #[inline]
     fn push_front(&mut self, n: usize) -> bool {
-        match u16::try_from(n) {
-            Ok(n) if n <= self.start => {
-                self.start -= n;
-                self.len += n;
-                true
-            }
-            _ => false,
-        }
+        window::push_front(&mut self.start, &mut self.len, n)
     }
 
     #[inline]
     fn pull_front(&mut self, n: usize) -> bool {
-        match u16::try_from(n) {
-            Ok(n) if n <= self.len => {
-                self.start += n;
-                self.len -= n;
-                true
-            }
-            _ => false,
-        }
+        window::pull_front(&mut self.start, &mut self.len, n)
     }
 
     #[inline]
     fn truncate(&mut self, len: usize) {
-        if len < usize::from(self.len) {
-            // Smaller than a u16 value, so it fits.
-            self.len = len as u16;
-        }
+        window::truncate(&mut self.len, len);
     }
 }
 

@@ -38,6 +38,45 @@ pub trait Frame {
     fn truncate(&mut self, len: usize);
 }
 
+/// The packet window of a frame: `len` bytes starting `start` bytes into its buffer. The window
+/// arithmetic every frame type shares (the buffers differ, the rules do not).
+pub(crate) mod window {
+    /// Grows the window by `n` bytes at the front; false (nothing changed) past the buffer start.
+    #[inline]
+    pub(crate) fn push_front(start: &mut u16, len: &mut u16, n: usize) -> bool {
+        match u16::try_from(n) {
+            Ok(n) if n <= *start => {
+                *start -= n;
+                *len += n;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Shrinks the window by `n` bytes at the front; false (nothing changed) when shorter.
+    #[inline]
+    pub(crate) fn pull_front(start: &mut u16, len: &mut u16, n: usize) -> bool {
+        match u16::try_from(n) {
+            Ok(n) if n <= *len => {
+                *start += n;
+                *len -= n;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Shortens the window to `new_len` bytes (no-op when already shorter).
+    #[inline]
+    pub(crate) fn truncate(len: &mut u16, new_len: usize) {
+        if new_len < usize::from(*len) {
+            // Smaller than a u16 value, so it fits.
+            *len = new_len as u16;
+        }
+    }
+}
+
 /// A source and sink of frames, polled by exactly one worker.
 ///
 /// A port accepts in `tx_burst` and `release` any frame received by a port of the same type in

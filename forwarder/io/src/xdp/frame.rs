@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::umem::FRAME_SIZE;
-use crate::port::Frame;
+use crate::port::{Frame, window};
 
 // Window offsets are stored as u16.
 const _: () = assert!(FRAME_SIZE <= u16::MAX as usize);
@@ -101,33 +101,17 @@ impl Frame for XdpFrame {
 
     #[inline]
     fn push_front(&mut self, n: usize) -> bool {
-        match u16::try_from(n) {
-            Ok(n) if n <= self.start => {
-                self.start -= n;
-                self.len += n;
-                true
-            }
-            _ => false,
-        }
+        window::push_front(&mut self.start, &mut self.len, n)
     }
 
     #[inline]
     fn pull_front(&mut self, n: usize) -> bool {
-        match u16::try_from(n) {
-            Ok(n) if n <= self.len => {
-                self.start += n;
-                self.len -= n;
-                true
-            }
-            _ => false,
-        }
+        window::pull_front(&mut self.start, &mut self.len, n)
     }
 
     #[inline]
     fn truncate(&mut self, len: usize) {
-        if len < usize::from(self.len) {
-            self.len = len as u16;
-        }
+        window::truncate(&mut self.len, len);
     }
 }
 
