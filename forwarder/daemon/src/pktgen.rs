@@ -96,6 +96,10 @@ pub enum Vary {
     Addr,
     /// Both: distinct source ports and distinct source addresses.
     Both,
+    /// Source ports times source addresses: every port (a seeded permutation of 1024..=65535)
+    /// with the fewest addresses (base address up) that give the flows; reaches millions of
+    /// flows from a few addresses, as many clients behind a few NATs would.
+    Grid,
 }
 
 /// The transport protocol of generated packets.
@@ -256,11 +260,22 @@ impl FlowSet {
         }
         let n = cfg.flows as usize;
         let mut rng = Rng::new(cfg.seed);
+        const LOW: u16 = 1024;
+        const PORTS: u64 = (u16::MAX - LOW) as u64 + 1;
         let ports: Vec<u16> = match cfg.vary {
             Vary::Addr => vec![cfg.src_port; n],
+            Vary::Grid => {
+                // Flow k takes address k % A and port perm[k / A]: consecutive flows differ in
+                // both, and every (address, port) pair is used at most once.
+                let mut perm: Vec<u16> = (LOW..=u16::MAX).collect();
+                rng.shuffle(&mut perm);
+                let a = u64::from(cfg.flows).div_ceil(PORTS);
+                (0..u64::from(cfg.flows))
+                    .map(|k| perm[(k / a) as usize])
+                    .collect()
+            }
             Vary::Port | Vary::Both => {
-                const LOW: u16 = 1024;
-                let max = u64::from(u16::MAX - LOW) + 1;
+                let max = PORTS;
                 if u64::from(cfg.flows) > max {
                     return Err(PktgenError::TooManyFlows {
                         flows: cfg.flows,
@@ -278,8 +293,29 @@ impl FlowSet {
                 ports
             }
         };
+        let too_many = || PktgenError::TooManyFlows {
+            flows: cfg.flows,
+            max: match cfg.src {
+                IpAddr::V4(a) => u64::from(u32::MAX - u32::from(a)) + 1,
+                IpAddr::V6(_) => u64::from(u32::MAX),
+            },
+        };
         let addrs: Vec<IpAddr> = match cfg.vary {
             Vary::Port => vec![cfg.src; n],
+            Vary::Grid => {
+                let a = u64::from(cfg.flows).div_ceil(PORTS) as u32;
+                let bases: Vec<IpAddr> = (0..a)
+                    .map(|k| offset_addr(cfg.src, k))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| PktgenError::TooManyFlows {
+                        flows: cfg.flows,
+                        max: match cfg.src {
+                            IpAddr::V4(b) => (u64::from(u32::MAX - u32::from(b)) + 1) * PORTS,
+                            IpAddr::V6(_) => u64::from(u32::MAX) * PORTS,
+                        },
+                    })?;
+                (0..cfg.flows).map(|k| bases[(k % a) as usize]).collect()
+            }
             Vary::Addr | Vary::Both => {
                 let mut order: Vec<u32> = (0..cfg.flows).collect();
                 rng.shuffle(&mut order);
@@ -287,13 +323,7 @@ impl FlowSet {
                     .into_iter()
                     .map(|k| offset_addr(cfg.src, k))
                     .collect::<Option<_>>()
-                    .ok_or(PktgenError::TooManyFlows {
-                        flows: cfg.flows,
-                        max: match cfg.src {
-                            IpAddr::V4(a) => u64::from(u32::MAX - u32::from(a)) + 1,
-                            IpAddr::V6(_) => u64::from(u32::MAX),
-                        },
-                    })?
+                    .ok_or_else(too_many)?
             }
         };
         let l4_at = 14 + if cfg.src.is_ipv4() { 20 } else { 40 };
@@ -724,14 +754,50 @@ pub struct SinkOptions {
 }
 
 /// One-way latency percentiles (transmit stamp to the sink's receipt), in ns.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Latency {
+    /// Packets measured.
+    pub count: u64,
     /// Median.
     pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
     /// 99th percentile.
     pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
     /// Largest.
     pub max: u64,
+    /// The whole histogram as (value, packets) pairs, value being the highest latency its
+    /// bucket holds (3 significant digits): sinks on several backends report one each, and a
+    /// harness sums the counts per value to get exact percentiles of all of them together.
+    pub buckets: Vec<(u64, u64)>,
+}
+
+impl Latency {
+    /// Percentiles and buckets of a histogram; `None` when it is empty.
+    pub fn of(hist: &hdrhistogram::Histogram<u64>) -> Option<Latency> {
+        if hist.is_empty() {
+            return None;
+        }
+        Some(Latency {
+            count: hist.len(),
+            p50: hist.value_at_quantile(0.5),
+            p90: hist.value_at_quantile(0.9),
+            p99: hist.value_at_quantile(0.99),
+            p999: hist.value_at_quantile(0.999),
+            max: hist.max(),
+            buckets: hist
+                .iter_recorded()
+                .map(|v| {
+                    (
+                        hist.highest_equivalent(v.value_iterated_to()),
+                        v.count_at_value(),
+                    )
+                })
+                .collect(),
+        })
+    }
 }
 
 /// What [`sink`] received (written as one JSON object by the binary).
@@ -860,13 +926,7 @@ pub fn sink<P: Port>(
         report.active_seconds = (last_ns - first_ns) as f64 / 1e9;
         report.mpps = (report.packets - at_first) as f64 / report.active_seconds / 1e6;
     }
-    if !hist.is_empty() {
-        report.latency_ns = Some(Latency {
-            p50: hist.value_at_quantile(0.5),
-            p99: hist.value_at_quantile(0.99),
-            max: hist.max(),
-        });
-    }
+    report.latency_ns = Latency::of(&hist);
     result.map(|()| report)
 }
 
@@ -1030,6 +1090,80 @@ mod tests {
                 .len(),
             64
         );
+    }
+
+    #[test]
+    fn grid_flows_cross_ports_with_the_fewest_addresses() {
+        let c = cfg("198.18.5.0", "198.19.0.1", Proto::Udp, 150_000, Vary::Grid);
+        let s = FlowSet::new(&c).unwrap();
+        assert_eq!(s.len(), 150_000);
+        let pairs: HashSet<(IpAddr, u16)> = s.flows().iter().map(|f| (f.src, f.src_port)).collect();
+        assert_eq!(
+            pairs.len(),
+            150_000,
+            "every flow is a distinct (address, port)"
+        );
+        // 150000 flows over 64512 ports need 3 addresses, used in turn by consecutive flows.
+        let addrs: HashSet<IpAddr> = s.flows().iter().map(|f| f.src).collect();
+        let want: HashSet<IpAddr> = (0..3).map(|k| IpAddr::from([198, 18, 5, k])).collect();
+        assert_eq!(addrs, want);
+        assert_ne!(s.flows()[0].src, s.flows()[1].src);
+        assert!(s.flows().iter().all(|f| f.src_port >= 1024));
+        // A few flows fit the ports of one address.
+        let c = cfg("198.18.5.0", "198.19.0.1", Proto::Udp, 100, Vary::Grid);
+        let s = FlowSet::new(&c).unwrap();
+        assert!(s.flows().iter().all(|f| f.src == s.flows()[0].src));
+        assert_eq!(
+            s.flows()
+                .iter()
+                .map(|f| f.src_port)
+                .collect::<HashSet<_>>()
+                .len(),
+            100
+        );
+        // Too few addresses left above the base.
+        let c = cfg(
+            "255.255.255.255",
+            "198.19.0.1",
+            Proto::Udp,
+            70_000,
+            Vary::Grid,
+        );
+        assert!(matches!(
+            FlowSet::new(&c),
+            Err(PktgenError::TooManyFlows { max: 64512, .. })
+        ));
+    }
+
+    #[test]
+    fn latency_buckets_sum_to_the_count_and_merge_exactly() {
+        let mut a = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 100_000_000_000, 3).unwrap();
+        let mut b = a.clone();
+        for v in 1..=1000u64 {
+            a.record(v * 1000).unwrap();
+            b.record(v * 7).unwrap();
+        }
+        let la = Latency::of(&a).unwrap();
+        let lb = Latency::of(&b).unwrap();
+        assert_eq!(la.count, 1000);
+        assert_eq!(la.buckets.iter().map(|&(_, n)| n).sum::<u64>(), 1000);
+        assert!(la.p50 <= la.p90 && la.p90 <= la.p99 && la.p99 <= la.p999 && la.p999 <= la.max);
+        assert_eq!(la.max, a.max());
+        // Re-recording both sets of buckets gives the histogram of both runs together.
+        let mut merged = a.clone();
+        merged.add(&b).unwrap();
+        let mut rebuilt =
+            hdrhistogram::Histogram::<u64>::new_with_bounds(1, 100_000_000_000, 3).unwrap();
+        for &(v, n) in la.buckets.iter().chain(&lb.buckets) {
+            rebuilt.record_n(v, n).unwrap();
+        }
+        let lm = Latency::of(&merged).unwrap();
+        let lr = Latency::of(&rebuilt).unwrap();
+        assert_eq!(
+            (lr.count, lr.p50, lr.p99, lr.max),
+            (lm.count, lm.p50, lm.p99, lm.max)
+        );
+        assert!(Latency::of(&hdrhistogram::Histogram::<u64>::new(3).unwrap()).is_none());
     }
 
     #[test]
