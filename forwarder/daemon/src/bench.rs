@@ -6,6 +6,9 @@
 //! rx copy-in (as a NIC's DMA would write the frame), parse, hash, flow cache, LPM, bucket pick,
 //! rewrite/encap and tx hand-off: everything but the wire.
 //!
+//! With `--stages` ([`run_with_stages`]), each stage is then also timed alone on the same set-up
+//! ([`stages`]), and the report lists the stages beside the whole pipeline.
+//!
 //! The set-up ([`BenchSetup`]: tables and frames) and the timed loop ([`BenchWorker`]) are public
 //! so the criterion benches in `benches/` measure exactly what this command measures. Everything
 //! set up is a pure function of the options: the same options and seed give the same tables and
@@ -17,6 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ecmp_dataplane::counters::{Counter, Counters, SharedCounters};
+use ecmp_dataplane::drop::DropReason;
 use ecmp_dataplane::error::DataplaneError;
 use ecmp_dataplane::flowcache::FlowCacheConfig;
 use ecmp_dataplane::pipeline::PipelineConfig;
@@ -31,6 +35,10 @@ use ecmp_tables::{Fib4, Fib6};
 use serde::Serialize;
 
 use crate::traffic::{PacketSpec, Rng};
+
+pub mod stages;
+
+use stages::{Stage, StageReport};
 
 /// Why a bench could not be set up or run.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +58,15 @@ pub enum BenchError {
     /// The worker could not be built (e.g. a flow cache capacity out of range).
     #[error("worker: {0}")]
     Dataplane(#[from] DataplaneError),
+    /// A frame of the set-up would not be forwarded, so a stage could not be given its inputs
+    /// (e.g. a frame length that does not parse).
+    #[error("frame {index} of the set-up would be dropped: {}", reason.name())]
+    Unforwardable {
+        /// The frame's position in replay order.
+        index: usize,
+        /// Why the pipeline would drop it.
+        reason: DropReason,
+    },
 }
 
 /// The action every next hop of the bench applies.
@@ -144,6 +161,10 @@ pub struct BenchReport {
     pub cache_hits: u64,
     /// Flow-cache misses during the timed part.
     pub cache_misses: u64,
+    /// With `--stages`: each stage timed alone, then the whole pipeline (this run); left out of
+    /// the JSON when empty, so the report reads as before without `--stages`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageReport>,
 }
 
 /// Frames in the memory ports' pool: enough for a burst in flight on each of the two ports and
@@ -344,18 +365,22 @@ impl BenchSetup {
     /// recycles what is sent. Consumes the set-up so the frames are not held twice (the port
     /// keeps its own copy, as a NIC ring would be filled from outside).
     pub fn into_worker(self) -> Result<BenchWorker, BenchError> {
-        let pool = FramePool::new(POOL_FRAMES);
-        let mut rx = MemoryPort::with_tx_mode(pool.clone(), TxMode::Count);
-        rx.replay(self.frames.chunks_exact(self.frame_len))?;
+        let rx = self.replay_port()?;
         drop(self.frames);
-        let tx = MemoryPort::with_tx_mode(pool, TxMode::Count);
-        let cell = Arc::new(SnapshotCell::new(self.snapshot, 1));
-        let shared = Arc::new(SharedCounters::default());
-        let worker = Worker::new(vec![rx, tx], &self.pipeline, cell, shared)?;
-        Ok(BenchWorker {
-            worker,
-            start: Instant::now(),
-        })
+        BenchWorker::new(rx, self.snapshot, &self.pipeline)
+    }
+
+    /// [`Self::into_worker`] keeping the set-up (the frames are then held twice), for a run that
+    /// measures more on the same set-up afterwards.
+    pub fn worker(&self) -> Result<BenchWorker, BenchError> {
+        BenchWorker::new(self.replay_port()?, self.snapshot.clone(), &self.pipeline)
+    }
+
+    fn replay_port(&self) -> Result<MemoryPort, BenchError> {
+        let pool = FramePool::new(POOL_FRAMES);
+        let mut rx = MemoryPort::with_tx_mode(pool, TxMode::Count);
+        rx.replay(self.frames.chunks_exact(self.frame_len))?;
+        Ok(rx)
     }
 }
 
@@ -366,6 +391,22 @@ pub struct BenchWorker {
 }
 
 impl BenchWorker {
+    /// A worker over `rx` (the replay port) and a counting tx port sharing its pool.
+    fn new(
+        rx: MemoryPort,
+        snapshot: Snapshot,
+        pipeline: &PipelineConfig,
+    ) -> Result<Self, BenchError> {
+        let tx = MemoryPort::with_tx_mode(rx.pool().clone(), TxMode::Count);
+        let cell = Arc::new(SnapshotCell::new(snapshot, 1));
+        let shared = Arc::new(SharedCounters::default());
+        let worker = Worker::new(vec![rx, tx], pipeline, cell, shared)?;
+        Ok(BenchWorker {
+            worker,
+            start: Instant::now(),
+        })
+    }
+
     /// One poll (one rx burst from the replay port, through the pipeline, into the tx batch);
     /// returns the frames received. Reads the clock once, as a daemon worker does.
     #[inline]
@@ -406,6 +447,16 @@ impl BenchWorker {
 
 /// Builds the tables and the frames, runs, and reports.
 pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
+    measure(opts, false)
+}
+
+/// [`run`], then each stage alone on the same set-up ([`stages::measure`]); the report's
+/// `stages` lists them and, last, the whole pipeline of this run.
+pub fn run_with_stages(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
+    measure(opts, true)
+}
+
+fn measure(opts: &BenchOptions, with_stages: bool) -> Result<BenchReport, BenchError> {
     if let Some(core) = opts.core {
         let id = core_affinity::get_core_ids()
             .unwrap_or_default()
@@ -414,7 +465,12 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
             .ok_or(BenchError::NoSuchCore(core))?;
         core_affinity::set_for_current(id);
     }
-    let mut w = BenchSetup::new(opts)?.into_worker()?;
+    let setup = BenchSetup::new(opts)?;
+    let (mut w, kept) = if with_stages {
+        (setup.worker()?, Some(setup))
+    } else {
+        (setup.into_worker()?, None)
+    };
 
     w.run(opts.flows as u64);
     let before = w.counters().clone();
@@ -425,16 +481,32 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
     let after = w.counters().clone();
     let d = |c: Counter| after.get(c) - before.get(c);
     let packets = d(Counter::RxPackets);
+    // The worker's flow cache is as large as the one the stages build: free it first.
+    drop(w);
+    let ns_per_packet = seconds * 1e9 / packets as f64;
+    let stages = match kept {
+        Some(setup) => {
+            let mut s = stages::measure(&setup, opts.packets)?;
+            s.push(StageReport {
+                stage: Stage::Pipeline,
+                ns_per_packet,
+                packets,
+            });
+            s
+        }
+        None => Vec::new(),
+    };
     Ok(BenchReport {
         options: opts.clone(),
         packets,
         seconds,
         mpps: packets as f64 / seconds / 1e6,
-        ns_per_packet: seconds * 1e9 / packets as f64,
+        ns_per_packet,
         tx_packets: d(Counter::TxPackets),
         drops: after.total_drops() - before.total_drops(),
         cache_hits: d(Counter::CacheHits),
         cache_misses: d(Counter::CacheMisses),
+        stages,
     })
 }
 

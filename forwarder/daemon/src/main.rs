@@ -45,6 +45,10 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Then time each stage alone (parse, hash, lpm, flow cache, bucket, action) on the same
+        /// tables and frames, and report them beside the whole pipeline.
+        #[arg(long)]
+        stages: bool,
     },
     /// Replay synthetic flows through the pipeline in-process: spread over next hops, fail one,
     /// drain another, bring the first back; checks every claim and fails if one does not hold.
@@ -101,8 +105,16 @@ fn real_main() -> Result<()> {
             }
             Ok(())
         }
-        Command::Bench { options, json } => {
-            let r = bench::run(&options)?;
+        Command::Bench {
+            options,
+            json,
+            stages,
+        } => {
+            let r = if stages {
+                bench::run_with_stages(&options)?
+            } else {
+                bench::run(&options)?
+            };
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
@@ -121,6 +133,9 @@ fn real_main() -> Result<()> {
                     r.cache_hits,
                     r.cache_misses
                 );
+                if !r.stages.is_empty() {
+                    print!("{}", bench::stages::render(&r.stages));
+                }
             }
             Ok(())
         }

@@ -1,0 +1,633 @@
+//! `ecmpfwd bench --stages`: each pipeline stage timed alone, on the set-up the whole-pipeline
+//! run used (same tables, same frames in the same replay order, a flow cache of the same size
+//! holding the same flows).
+//!
+//! Every stage walks `stage_packets(--packets)` packets over the frames in replay order, starting
+//! over at the end as the replay port does, in bursts of [`BURST`]. What a stage needs is worked
+//! out before its clock starts (the parsed metadata, keys, hashes, route groups, hops), so a
+//! stage's time is that stage's work and the reads of its own inputs, nothing upstream of it.
+//!
+//! The stages do not add up to the pipeline: the pipeline overlaps them within a burst, and a
+//! flow found in the flow cache (after warm-up, nearly all of them) skips the group hash, the
+//! route lookup and the bucket pick altogether. What the pipeline also does and no stage times:
+//! rx copy-in, counters, tx hand-off.
+
+use std::hint::black_box;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use ecmp_dataplane::action;
+use ecmp_dataplane::drop::DropReason;
+use ecmp_dataplane::flow::FlowKey;
+use ecmp_dataplane::flowcache::{CacheProbe, CachedHop, FlowCache};
+use ecmp_dataplane::hash::FlowHasher;
+use ecmp_io::memory::{FramePool, MemFrame};
+use ecmp_io::port::{BURST, Burst};
+use ecmp_tables::nexthop::{GroupId, HopId};
+use ecmp_tables::policy::HashPolicy;
+use ecmp_tables::snapshot::Snapshot;
+use ecmp_wire::meta::{IpVersion, PacketMeta};
+use ecmp_wire::parse::{parse_frame, parse_frame_into};
+use serde::Serialize;
+
+use super::{BenchError, BenchSetup};
+
+/// Most packets any one stage is timed over: a few hundred milliseconds per stage even when
+/// every lookup misses the CPU caches, so that a 10M-flow run stays within tens of seconds.
+pub const MAX_STAGE_PACKETS: u64 = 4_000_000;
+
+/// The flow cache's clock during the flow-cache stage: constant, so no flow expires.
+const NOW_MS: u64 = 1_000;
+
+/// One timed part of the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Ethernet to [`PacketMeta`], IPv4 header checksum verified.
+    Parse,
+    /// The flow key, its flow-cache hash and the group hash of the route's group policy.
+    Hash,
+    /// IPv4 longest-prefix match of the destination.
+    Lpm,
+    /// Flow-cache probe, prefetch and lookup of cached flows, a burst at a time.
+    FlowCache,
+    /// The route's group and the bucket its group hash selects.
+    Bucket,
+    /// Rewrite or encapsulation toward the hop, on a fresh copy of the received frame.
+    Action,
+    /// The whole pipeline, as the main run measured it (for comparison).
+    Pipeline,
+}
+
+impl Stage {
+    /// The stage's name in reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Stage::Parse => "parse",
+            Stage::Hash => "hash",
+            Stage::Lpm => "lpm",
+            Stage::FlowCache => "flow_cache",
+            Stage::Bucket => "bucket",
+            Stage::Action => "action",
+            Stage::Pipeline => "pipeline",
+        }
+    }
+}
+
+/// What one stage measured.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StageReport {
+    /// Which stage.
+    pub stage: Stage,
+    /// Nanoseconds per packet (0 when no packet was timed).
+    pub ns_per_packet: f64,
+    /// Packets timed.
+    pub packets: u64,
+}
+
+impl StageReport {
+    /// The report of `packets` packets timed over `elapsed`.
+    pub fn new(stage: Stage, elapsed: Duration, packets: u64) -> Self {
+        Self {
+            stage,
+            ns_per_packet: ns_per_packet(elapsed, packets),
+            packets,
+        }
+    }
+}
+
+fn ns_per_packet(elapsed: Duration, packets: u64) -> f64 {
+    if packets == 0 {
+        0.0
+    } else {
+        elapsed.as_nanos() as f64 / packets as f64
+    }
+}
+
+/// Packets each stage is timed over when the whole run times `requested`.
+pub fn stage_packets(requested: u64) -> u64 {
+    requested.min(MAX_STAGE_PACKETS)
+}
+
+/// Times every stage but [`Stage::Pipeline`] over [`stage_packets`]`(packets)` packets of
+/// `setup`, in the order of [`Stage`].
+pub fn measure(setup: &BenchSetup, packets: u64) -> Result<Vec<StageReport>, BenchError> {
+    Ok(measure_all(setup, packets)?.reports)
+}
+
+/// The stage table as text, one row per stage, with a note on reading it.
+pub fn render(stages: &[StageReport]) -> String {
+    let mut out = format!("{:<12} {:>10} {:>12}\n", "stage", "ns/packet", "packets");
+    for s in stages {
+        out.push_str(&format!(
+            "{:<12} {:>10.2} {:>12}\n",
+            s.stage.name(),
+            s.ns_per_packet,
+            s.packets
+        ));
+    }
+    out.push_str(
+        "(each stage timed alone on the same frames; the pipeline overlaps them and skips the \
+         group hash, lpm and bucket for flows found in the flow cache)\n",
+    );
+    out
+}
+
+/// Everything [`measure`] found, with what the tests check beside the timings.
+struct Measured {
+    reports: Vec<StageReport>,
+    /// Flow-cache stage lookups that found their flow (read by the tests: a stage that missed
+    /// would time the wrong path).
+    #[cfg_attr(not(test), allow(dead_code))]
+    cache_hits: u64,
+    /// Heap allocations made inside the timed regions, all stages together.
+    #[cfg(test)]
+    allocations: u64,
+}
+
+/// A clock that runs only inside [`Stopwatch::time`]; in tests it also counts the heap
+/// allocations made there, which must be none.
+#[derive(Default)]
+struct Stopwatch {
+    elapsed: Duration,
+    #[cfg(test)]
+    allocations: u64,
+}
+
+impl Stopwatch {
+    #[inline(always)]
+    fn time<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        #[cfg(test)]
+        let before = ecmp_io::alloc_count::allocations();
+        let t = Instant::now();
+        let r = f();
+        self.elapsed += t.elapsed();
+        #[cfg(test)]
+        {
+            self.allocations += ecmp_io::alloc_count::allocations() - before;
+        }
+        r
+    }
+}
+
+/// The index ranges of `packets` packets over `len` inputs, in bursts of at most [`BURST`],
+/// starting over at index 0 after the last input (a pass's last burst may be short).
+struct Bursts {
+    len: usize,
+    left: u64,
+    next: usize,
+}
+
+impl Bursts {
+    fn new(len: usize, packets: u64) -> Self {
+        Self {
+            len,
+            // No input to walk: nothing to time.
+            left: if len == 0 { 0 } else { packets },
+            next: 0,
+        }
+    }
+}
+
+impl Iterator for Bursts {
+    type Item = Range<usize>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Range<usize>> {
+        if self.left == 0 {
+            return None;
+        }
+        if self.next == self.len {
+            self.next = 0;
+        }
+        let n = BURST
+            .min(self.len - self.next)
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let r = self.next..self.next + n;
+        self.next += n;
+        self.left -= n as u64;
+        Some(r)
+    }
+}
+
+/// What the pipeline decides for one flow, worked out untimed.
+struct Resolved {
+    meta: PacketMeta,
+    key: FlowKey,
+    hash: u64,
+    dst: u32,
+    policy: HashPolicy,
+    group: GroupId,
+    group_hash: u32,
+    member: u16,
+    hop: HopId,
+}
+
+/// Parses, keys, hashes, routes and picks the hop of one frame, as the pipeline does on a
+/// flow-cache miss.
+fn resolve(snap: &Snapshot, hasher: &FlowHasher, frame: &[u8]) -> Result<Resolved, DropReason> {
+    let meta = parse_frame(frame)?;
+    // The set-up makes IPv4 frames only and installs no IPv6 route.
+    if meta.version != IpVersion::V4 {
+        return Err(DropReason::NoRoute);
+    }
+    let key = FlowKey::from_meta(&meta);
+    let hash = hasher.cache_hash(&key);
+    let dst = u32::from_be_bytes([meta.dst[0], meta.dst[1], meta.dst[2], meta.dst[3]]);
+    let group = snap.fib4.lookup(dst);
+    let table = snap.group(group).ok_or(DropReason::NoRoute)?;
+    let policy = table.policy;
+    let group_hash = hasher.group_hash(&meta, &policy);
+    let (member, hop) = table.pick(group_hash).ok_or(DropReason::NoNextHop)?;
+    Ok(Resolved {
+        meta,
+        key,
+        hash,
+        dst,
+        policy,
+        group,
+        group_hash,
+        member,
+        hop,
+    })
+}
+
+/// A flow key as the flow-cache stage looks it up.
+#[derive(Clone, Copy)]
+struct CacheInput {
+    key: FlowKey,
+    hash: u64,
+    tcp_flags: u8,
+}
+
+/// What the action stage needs beside the frame and its metadata.
+#[derive(Clone, Copy)]
+struct ActionInput {
+    hop: HopId,
+    hash: u64,
+}
+
+/// Each stage's inputs, one per distinct frame walked, in replay order; one array per stage so
+/// that a stage streams only what it reads.
+#[derive(Default)]
+struct Inputs {
+    metas: Vec<PacketMeta>,
+    policies: Vec<HashPolicy>,
+    dsts: Vec<u32>,
+    cache: Vec<CacheInput>,
+    picks: Vec<(GroupId, u32)>,
+    actions: Vec<ActionInput>,
+}
+
+impl Inputs {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            metas: Vec::with_capacity(n),
+            policies: Vec::with_capacity(n),
+            dsts: Vec::with_capacity(n),
+            cache: Vec::with_capacity(n),
+            picks: Vec::with_capacity(n),
+            actions: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, r: &Resolved) {
+        self.metas.push(r.meta);
+        self.policies.push(r.policy);
+        self.dsts.push(r.dst);
+        self.cache.push(CacheInput {
+            key: r.key,
+            hash: r.hash,
+            tcp_flags: r.meta.tcp_flags,
+        });
+        self.picks.push((r.group, r.group_hash));
+        self.actions.push(ActionInput {
+            hop: r.hop,
+            hash: r.hash,
+        });
+    }
+}
+
+fn measure_all(setup: &BenchSetup, packets: u64) -> Result<Measured, BenchError> {
+    let packets = stage_packets(packets);
+    let snap = &setup.snapshot;
+    let hasher = FlowHasher::new(setup.pipeline.seed, &setup.pipeline.rss_key);
+    let flows = setup.frames().len();
+    // Inputs for the frames the stages walk; past the last flow they start over.
+    let walked = flows.min(usize::try_from(packets).unwrap_or(usize::MAX));
+
+    // The pipeline's warm-up pass: every flow seen once, so every flow inserted.
+    let mut cache =
+        FlowCache::new(setup.pipeline.flow_cache).map_err(|e| BenchError::Dataplane(e.into()))?;
+    let mut inputs = Inputs::with_capacity(walked);
+    for (index, frame) in setup.frames().enumerate() {
+        let r = resolve(snap, &hasher, frame)
+            .map_err(|reason| BenchError::Unforwardable { index, reason })?;
+        let hop = CachedHop {
+            group: r.group,
+            member: r.member,
+            hop: r.hop,
+            epoch: snap.generation as u32,
+        };
+        cache.insert(&r.key, r.hash, hop, NOW_MS, r.meta.tcp_flags);
+        if index < walked {
+            inputs.push(&r);
+        }
+    }
+
+    let frame_len = setup.frame_len;
+    let frames = &setup.frames[..walked * frame_len];
+    let mut reports = Vec::with_capacity(7);
+    #[cfg(test)]
+    let mut allocations = 0;
+    let mut record = |stage: Stage, w: Stopwatch| {
+        #[cfg(test)]
+        {
+            allocations += w.allocations;
+        }
+        reports.push(StageReport::new(stage, w.elapsed, packets));
+    };
+
+    record(
+        Stage::Parse,
+        parse_stage(frames, frame_len, walked, packets),
+    );
+    record(Stage::Hash, hash_stage(&hasher, &inputs, packets));
+    record(Stage::Lpm, lpm_stage(snap, &inputs, packets));
+    let (w, cache_hits) = flow_cache_stage(&mut cache, &inputs, packets);
+    record(Stage::FlowCache, w);
+    record(Stage::Bucket, bucket_stage(snap, &inputs, packets));
+    record(
+        Stage::Action,
+        action_stage(snap, frames, frame_len, &inputs, packets)?,
+    );
+    Ok(Measured {
+        reports,
+        cache_hits,
+        #[cfg(test)]
+        allocations,
+    })
+}
+
+/// Parses each burst's frames into the burst's metadata array, as the pipeline's first loop.
+fn parse_stage(frames: &[u8], frame_len: usize, walked: usize, packets: u64) -> Stopwatch {
+    let mut w = Stopwatch::default();
+    let mut metas = [PacketMeta::default(); BURST];
+    w.time(|| {
+        for r in Bursts::new(walked, packets) {
+            let burst = &frames[r.start * frame_len..r.end * frame_len];
+            for (f, m) in burst.chunks_exact(frame_len).zip(metas.iter_mut()) {
+                let _ = black_box(parse_frame_into(f, m));
+            }
+            black_box(&metas);
+        }
+    });
+    w
+}
+
+/// The flow key and cache hash of each packet, and its group hash under its group's policy.
+fn hash_stage(hasher: &FlowHasher, inputs: &Inputs, packets: u64) -> Stopwatch {
+    let mut w = Stopwatch::default();
+    w.time(|| {
+        for r in Bursts::new(inputs.metas.len(), packets) {
+            for (m, p) in inputs.metas[r.clone()].iter().zip(&inputs.policies[r]) {
+                let key = FlowKey::from_meta(m);
+                black_box(hasher.cache_hash(&key));
+                black_box(hasher.group_hash(m, p));
+            }
+        }
+    });
+    w
+}
+
+/// The route group of each destination.
+fn lpm_stage(snap: &Snapshot, inputs: &Inputs, packets: u64) -> Stopwatch {
+    let fib = &*snap.fib4;
+    let mut w = Stopwatch::default();
+    w.time(|| {
+        for r in Bursts::new(inputs.dsts.len(), packets) {
+            for &d in &inputs.dsts[r] {
+                black_box(fib.lookup(d));
+            }
+        }
+    });
+    w
+}
+
+/// Each burst's keys probed and their buckets prefetched, then looked up, as the pipeline's
+/// first and second loops do; returns the hits beside the time.
+fn flow_cache_stage(cache: &mut FlowCache, inputs: &Inputs, packets: u64) -> (Stopwatch, u64) {
+    let mut w = Stopwatch::default();
+    let mut probes = [CacheProbe::default(); BURST];
+    let hits = w.time(|| {
+        let mut hits = 0u64;
+        for r in Bursts::new(inputs.cache.len(), packets) {
+            let burst = &inputs.cache[r];
+            for (c, p) in burst.iter().zip(probes.iter_mut()) {
+                *p = cache.probe(&c.key, c.hash);
+                cache.prefetch_at(p);
+            }
+            for (c, p) in burst.iter().zip(&probes) {
+                hits += u64::from(black_box(cache.lookup_at(p, NOW_MS, c.tcp_flags)).is_some());
+            }
+        }
+        hits
+    });
+    (w, hits)
+}
+
+/// The bucket owner each group hash selects in its route's group.
+fn bucket_stage(snap: &Snapshot, inputs: &Inputs, packets: u64) -> Stopwatch {
+    let mut w = Stopwatch::default();
+    w.time(|| {
+        for r in Bursts::new(inputs.picks.len(), packets) {
+            for &(group, hash) in &inputs.picks[r] {
+                black_box(snap.group(group).and_then(|g| g.pick(hash)));
+            }
+        }
+    });
+    w
+}
+
+/// Rewrite or encapsulation of each packet toward its hop. Each burst's frames are copied into
+/// pool frames first, untimed, as rx copy-in would have left them: only the action is timed.
+fn action_stage(
+    snap: &Snapshot,
+    frames: &[u8],
+    frame_len: usize,
+    inputs: &Inputs,
+    packets: u64,
+) -> Result<Stopwatch, BenchError> {
+    let pool = FramePool::new(BURST);
+    let mut burst: Burst<MemFrame> = Burst::new();
+    let mut w = Stopwatch::default();
+    for r in Bursts::new(inputs.actions.len(), packets) {
+        pool.release_burst(&mut burst);
+        for f in frames[r.start * frame_len..r.end * frame_len].chunks_exact(frame_len) {
+            burst.push(pool.frame_from(f)?);
+        }
+        let (metas, actions) = (&inputs.metas[r.clone()], &inputs.actions[r]);
+        w.time(|| {
+            for ((frame, meta), a) in burst.iter_mut().zip(metas).zip(actions) {
+                let sent = match snap.hops.get(a.hop as usize) {
+                    Some(hop) => match snap.ports.get(usize::from(hop.port)) {
+                        Some(port) => action::apply(frame, meta, hop, port, a.hash),
+                        None => Err(DropReason::NoEgressPort),
+                    },
+                    None => Err(DropReason::NoNextHop),
+                };
+                let _ = black_box(sent);
+            }
+            black_box(&burst);
+        });
+    }
+    pool.release_burst(&mut burst);
+    Ok(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::{BenchAction, BenchMode, BenchOptions, run_with_stages};
+
+    // Counts this thread's allocations, so the tests can check the timed loops make none.
+    #[global_allocator]
+    static GLOBAL: ecmp_io::alloc_count::CountingAllocator =
+        ecmp_io::alloc_count::CountingAllocator;
+
+    fn tiny(action: BenchAction) -> BenchOptions {
+        BenchOptions {
+            flows: 1_000,
+            routes: 2_000,
+            group_size: 4,
+            groups: 8,
+            buckets: 64,
+            mode: BenchMode::AutoRecovery,
+            packets: 10_000,
+            frame_len: 60,
+            action,
+            cache_capacity: None,
+            core: None,
+            seed: 11,
+        }
+    }
+
+    const TIMED: [Stage; 6] = [
+        Stage::Parse,
+        Stage::Hash,
+        Stage::Lpm,
+        Stage::FlowCache,
+        Stage::Bucket,
+        Stage::Action,
+    ];
+
+    #[test]
+    fn bursts_cover_exactly_the_packets_asked_cycling_over_the_inputs() {
+        for (len, packets) in [
+            (1_000usize, 10_000u64),
+            (7, 100),
+            (100, 33),
+            (64, 64),
+            (5, 0),
+        ] {
+            let mut seen = vec![0u64; len];
+            let mut total = 0;
+            for r in Bursts::new(len, packets) {
+                assert!(!r.is_empty() && r.len() <= BURST && r.end <= len, "{r:?}");
+                for i in r {
+                    seen[i] += 1;
+                    total += 1;
+                }
+            }
+            assert_eq!(total, packets);
+            // Replay order: every input once per pass, earlier inputs first in a partial pass.
+            let passes = packets / len as u64;
+            let rest = (packets % len as u64) as usize;
+            for (i, &n) in seen.iter().enumerate() {
+                assert_eq!(n, passes + u64::from(i < rest), "input {i}");
+            }
+        }
+        assert_eq!(Bursts::new(0, 10).count(), 0);
+    }
+
+    #[test]
+    fn every_stage_is_timed_over_the_packets_asked_without_allocating() {
+        for action in [BenchAction::Rewrite, BenchAction::Vxlan] {
+            let opts = tiny(action);
+            let setup = BenchSetup::new(&opts).unwrap();
+            let m = measure_all(&setup, opts.packets).unwrap();
+            let stages: Vec<Stage> = m.reports.iter().map(|r| r.stage).collect();
+            assert_eq!(stages, TIMED);
+            for r in &m.reports {
+                assert_eq!(r.packets, 10_000, "{r:?}");
+                assert!(
+                    r.ns_per_packet.is_finite() && r.ns_per_packet > 0.0,
+                    "{r:?}"
+                );
+            }
+            assert_eq!(m.allocations, 0, "the timed loops allocated");
+            // Every flow was inserted by the warm-up, so lookups find them (1000 flows in a
+            // 2048-flow cache: only a flow whose two candidate buckets overflowed is missing).
+            assert!(m.cache_hits > 9_000, "{} hits", m.cache_hits);
+        }
+    }
+
+    #[test]
+    fn stage_packets_are_capped() {
+        assert_eq!(stage_packets(10), 10);
+        assert_eq!(stage_packets(u64::MAX), MAX_STAGE_PACKETS);
+    }
+
+    #[test]
+    fn the_report_carries_every_stage_and_the_pipeline() {
+        let opts = tiny(BenchAction::Rewrite);
+        let r = run_with_stages(&opts).unwrap();
+        let names: Vec<&str> = r.stages.iter().map(|s| s.stage.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "parse",
+                "hash",
+                "lpm",
+                "flow_cache",
+                "bucket",
+                "action",
+                "pipeline"
+            ]
+        );
+        for s in &r.stages {
+            assert!(
+                s.ns_per_packet.is_finite() && s.ns_per_packet > 0.0,
+                "{s:?}"
+            );
+        }
+        // The six stages each time exactly the packets asked; the pipeline entry is the main
+        // run's own count (whole bursts, so up to a burst more).
+        let timed: u64 = r.stages[..6].iter().map(|s| s.packets).sum();
+        assert_eq!(timed, 6 * opts.packets);
+        let pipeline = r.stages[6];
+        assert_eq!(pipeline.packets, r.packets);
+        assert_eq!(pipeline.ns_per_packet, r.ns_per_packet);
+        assert!(r.packets >= opts.packets && r.packets < opts.packets + BURST as u64);
+
+        let json = serde_json::to_value(&r).unwrap();
+        let stages = json["stages"].as_array().unwrap();
+        assert_eq!(stages.len(), 7);
+        assert_eq!(stages[3]["stage"], "flow_cache");
+        assert_eq!(stages[3]["packets"], 10_000);
+
+        let table = render(&r.stages);
+        for name in names {
+            assert!(table.lines().any(|l| l.starts_with(name)), "{table}");
+        }
+    }
+
+    #[test]
+    fn without_stages_the_report_has_no_stages_field() {
+        let r = crate::bench::run(&tiny(BenchAction::Rewrite)).unwrap();
+        assert!(r.stages.is_empty());
+        let json = serde_json::to_value(&r).unwrap();
+        assert!(json.get("stages").is_none(), "{json}");
+        assert!(json.get("ns_per_packet").is_some());
+    }
+}
