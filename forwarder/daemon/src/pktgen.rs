@@ -179,9 +179,19 @@ impl Tag {
     }
 
     /// Finds the tag of an Ethernet frame: parses Ethernet/VLAN, IPv4/IPv6 and TCP/UDP, and
-    /// decodes the start of the L4 payload.
+    /// decodes the start of the L4 payload. A frame that carries no tag there but tunnels one
+    /// (VXLAN, GRE, IP-in-IP: what an encapsulating forwarder sends its backends) is looked into,
+    /// so a sink on a backend counts and times encapsulated traffic too.
     pub fn of_frame(frame: &[u8]) -> Option<Tag> {
         let meta = ecmp_wire::parse_frame(frame).ok()?;
+        Self::at_payload(frame, &meta).or_else(|| {
+            let inner = ecmp_wire::parse::parse_inner(frame, &meta)?;
+            Self::at_payload(frame, &inner)
+        })
+    }
+
+    /// The tag at the start of the L4 payload `meta` (offsets into `frame`) describes.
+    fn at_payload(frame: &[u8], meta: &ecmp_wire::meta::PacketMeta) -> Option<Tag> {
         if meta.fragment {
             return None;
         }
@@ -1005,6 +1015,36 @@ mod tests {
         let mut long = b.to_vec();
         long.extend_from_slice(&[9; 40]);
         assert_eq!(Tag::decode(&long), Some(t));
+    }
+
+    #[test]
+    fn tags_are_found_inside_vxlan() {
+        let set =
+            FlowSet::new(&cfg("198.18.0.1", "198.19.0.1", Proto::Udp, 4, Vary::Port)).unwrap();
+        let tag = Tag {
+            flow: 3,
+            seq: 9,
+            tx_ns: 77,
+        };
+        let inner = set.build(&tag);
+        // Outer Ethernet, IPv4 (checksum right), UDP to 4789, VXLAN with the I flag, then the
+        // tagged frame as it was sent.
+        let ip_len = (20 + 8 + 8 + inner.len()) as u16;
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        f.extend_from_slice(&[0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0]);
+        f[16..18].copy_from_slice(&ip_len.to_be_bytes());
+        f.extend_from_slice(&[198, 18, 1, 254, 198, 18, 1, 1]);
+        let csum = checksum::compute(&f[14..34]);
+        f[24..26].copy_from_slice(&csum.to_be_bytes());
+        // UDP: source port, 4789, length; checksum 0, then VXLAN: flags, reserved, VNI 101.
+        f.extend_from_slice(&[0xc0, 0x01, 0x12, 0xb5]);
+        f.extend_from_slice(&(ip_len - 20).to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0x08, 0, 0, 0, 0, 0, 101, 0]);
+        f.extend_from_slice(&inner);
+        assert_eq!(Tag::of_frame(&f), Some(tag));
+        // Without the VXLAN I flag it is not VXLAN, and the outer payload carries no tag.
+        f[42] = 0;
+        assert_eq!(Tag::of_frame(&f), None);
     }
 
     #[test]
