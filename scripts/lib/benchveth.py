@@ -6,18 +6,25 @@ One lab (scripts/lab, 4 backends). Forwarders compared, interleaved within every
   kernel-mp    Linux forwarding, plain multipath route
   (both kernel variants hash L4: fib_multipath_hash_policy=1; on veth the forwarding runs in the
   sender's softirq, i.e. on the generator's core 0; the -rps variants steer it to core 1 with RPS)
+  testpmd-io   DPDK testpmd, io engine, net_af_xdp fc0 -> fb1, forwarding lcore on core 1
+               (scripts/lib/testpmd.py: one backend, no header touched: an upper bound)
   ecmpfwd      configs/lab-afxdp.toml (MAC rewrite), one worker on core 1
   ecmpfwd-vxlan  the same with every VIP next hop encapsulating in VXLAN
 Throughput: ecmpfwd-pktgen (AF_XDP, core 0) sends a fixed count; delivered = rx packets counted
 on the backends' b0 (summed deltas), Mpps = delivered / the generator's send time, CPU busy per
-core from /proc/stat deltas around the generator. Resilience: 1000 tagged flows, AF_PACKET sinks
-on every b0, how many flows change backend when a hop fails, returns and is drained.
+core from /proc/stat deltas around the generator. Latency: right after each throughput run, the
+same flows at a fixed low rate to AF_PACKET sinks on every b0 (timestamps in the payload,
+hdrhistogram buckets merged across sinks). Resilience: tagged flows, sinks on every b0, how many
+flows change backend when a hop is added, fails, returns and is drained, for the kernel's two
+kinds of ECMP and ecmpfwd in each group mode. Scaling: ecmpfwd at 10M flows on the veths, and
+`ecmpfwd bench` in-process (scripts/lib/benchscale.py). Plots: scripts/lib/benchplots.py.
 Everything started is stopped by PID; the lab is torn down and sysctls restored on the way out.
 """
 
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import re
@@ -30,19 +37,29 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testpmd  # noqa: E402  (scripts/lib, beside this file)
+
 BIN = os.path.join(ROOT, "target", "release")
 VIP = "198.19.0.1"
 NBACK = 4
 # -rps: the kernel's forwarding moved off the generator's core onto core 1 by RPS on fc0
-FORWARDERS = ["kernel-res", "kernel-mp", "kernel-res-rps", "kernel-mp-rps", "ecmpfwd",
-              "ecmpfwd-vxlan"]
+FORWARDERS = ["kernel-res", "kernel-mp", "kernel-res-rps", "kernel-mp-rps", "testpmd-io",
+              "ecmpfwd", "ecmpfwd-vxlan"]
+# the resilience comparison: ecmpfwd in each group mode against the kernel's two ECMP kinds
+RES_FORWARDERS = ["kernel-res", "kernel-mp", "ecmpfwd-auto-recovery", "ecmpfwd-manual",
+                  "ecmpfwd-maglev"]
 # core of the generator; ecmpfwd's worker is on core 1 (configs/lab-afxdp.toml)
 GEN_CORE = 0
 FWD_CORE = 1
 # distinct source ports ecmpfwd-pktgen can draw (1024..=65535)
 MAX_PORT_FLOWS = 64512
-# distinct IPv4 sources from 198.18.5.0 to the end of 198.18.0.0/15
-MAX_ADDR_FLOWS = (1 << 17) - 5 * 256
+# beyond that, flows cross every source port with as few source addresses from 198.18.5.0 up as
+# it takes (`--vary grid`); 16M flows need 261 of them, well inside 198.18.0.0/15
+MAX_FLOWS = 16_000_000
+# ecmpfwd's warm-up pass (one packet per flow) is paced below its flow-cache miss rate, so every
+# flow gets in
+WARMUP_PPS = 500_000
 
 
 class Interrupted(Exception):
@@ -71,6 +88,8 @@ class Bench:
         self.procs = []  # Popen objects still possibly running
         self.sysctl_saved = {}  # (ns, key) -> original value
         self.fwd_proc = None
+        self.tpmd = None  # testpmd.Testpmd while the testpmd baseline runs
+        self.warm = set()  # (flows, seed) ecmpfwd has seen since it started
         self.fc_mac = None
 
     # ---- helpers -------------------------------------------------------------------------
@@ -158,6 +177,13 @@ class Bench:
     def configs(self):
         base = open(os.path.join(ROOT, "configs", "lab-afxdp.toml")).read()
         base = base.replace("/run/ecmpfwd-lab/", self.work + "/")
+        # A flow cache larger than the most flows any run offers (x1.25, a power of two), so
+        # every flow count measures cached forwarding, not evictions.
+        cap = 1 << max(16, (max(self.args.flows) * 5 // 4 - 1).bit_length())
+        old = "[flow_cache]\ncapacity = 65536\n"
+        assert old in base, "flow_cache block not found in lab-afxdp.toml"
+        base = base.replace(old, f"[flow_cache]\ncapacity = {cap}\n")
+        self.flow_capacity = cap
         rewrite = os.path.join(self.work, "rewrite.toml")
         open(rewrite, "w").write(base)
         # VXLAN: every IPv4 VIP next hop bI encapsulates towards its own address.
@@ -177,11 +203,22 @@ class Bench:
         vx = os.path.join(self.work, "vxlan.toml")
         open(vx, "w").write("\n".join(out) + "\n")
         # Resilience: no static VIP route; the operator adds it over the control socket.
+        # Operator routes take their group's shape from [bgp]: one config per group mode.
         dyn = re.sub(r'\[\[route\]\]\nprefix = "198\.19\.0\.1/32"\ngroup = "vip"\n', "", base)
         assert dyn != base, "VIP route block not found in lab-afxdp.toml"
-        dynp = os.path.join(self.work, "dynamic.toml")
-        open(dynp, "w").write(dyn)
-        self.cfg = {"ecmpfwd": rewrite, "ecmpfwd-vxlan": vx, "dynamic": dynp}
+        bgp = '[bgp]\nmode = "auto-recovery"\nbuckets = 256\n'
+        assert bgp in dyn, "[bgp] block not found in lab-afxdp.toml"
+        self.cfg = {"ecmpfwd": rewrite, "ecmpfwd-vxlan": vx}
+        if self.args.veth_flows:
+            big_cap = 1 << (max(self.args.veth_flows) * 5 // 4 - 1).bit_length()
+            path = os.path.join(self.work, "rewrite-big.toml")
+            open(path, "w").write(base.replace(f"[flow_cache]\ncapacity = {cap}\n",
+                                               f"[flow_cache]\ncapacity = {big_cap}\n"))
+            self.cfg["ecmpfwd-big"] = path
+        for mode, buckets in [("auto-recovery", 256), ("manual", 256), ("maglev", 4096)]:
+            path = os.path.join(self.work, f"dynamic-{mode}.toml")
+            open(path, "w").write(dyn.replace(bgp, f'[bgp]\nmode = "{mode}"\nbuckets = {buckets}\n'))
+            self.cfg[f"ecmpfwd-{mode}"] = path
         self.ctl_sock = os.path.join(self.work, "ctl.sock")
 
     def kernel_hops(self):
@@ -198,7 +235,9 @@ class Bench:
             cmd += ["nexthop", "via", h, "dev", f"fb{i}"]
         return cmd
 
-    def setup(self, fwd, dynamic=False):
+    def setup(self, fwd, dynamic=None):
+        """Starts forwarder `fwd` with its VIP route; `dynamic` (ecmpfwd: a list of hops) adds the
+        route over the control socket instead of from the config."""
         log(f"forwarder {fwd}{' (VIP added at run time)' if dynamic else ''}")
         if fwd.startswith("kernel"):
             self.no_xdp()
@@ -216,9 +255,15 @@ class Bench:
                 sh(["ip", "-n", self.fw, "route", "replace", f"{VIP}/32", "nhid", "100"])
             else:
                 sh(self.mp_route(self.kernel_hops()))
+        elif fwd.startswith("testpmd"):
+            self.no_xdp()
+            self.sysctl(self.fw, "net.ipv4.ip_forward", 0)
+            self.tpmd = testpmd.Testpmd(self.fw, rx_iface="fc0", tx_iface="fb1",
+                                        main_core=GEN_CORE, fwd_core=FWD_CORE, mode="io")
+            self.tpmd.start()
         else:
             self.sysctl(self.fw, "net.ipv4.ip_forward", 0)
-            cfg = self.cfg["dynamic" if dynamic else fwd]
+            cfg = self.cfg[fwd]
             logf = open(os.path.join(self.work, f"{fwd}.log"), "w")
             self.fwd_proc = self.start(self.nsx(self.fw, os.path.join(BIN, "ecmpfwd"), "run",
                                                 "--config", cfg), stdout=logf, stderr=logf)
@@ -232,7 +277,7 @@ class Bench:
             if "forwarding on" not in open(logf.name).read():
                 raise RuntimeError(f"ecmpfwd did not start:\n{open(logf.name).read()}")
             if dynamic:
-                self.ctl_route(self.kernel_hops())
+                self.ctl_route(dynamic)
 
     def teardown(self, fwd):
         if fwd.startswith("kernel"):
@@ -242,6 +287,12 @@ class Bench:
                            stderr=subprocess.DEVNULL)
             self.rps(0)
             self.restore_sysctls()
+        elif fwd.startswith("testpmd"):
+            if self.tpmd is not None:
+                self.tpmd.stop()
+                self.tpmd = None
+            self.restore_sysctls()
+            self.no_xdp()
         elif self.fwd_proc is not None:
             self.stop(self.fwd_proc)
             self.fwd_proc = None
@@ -259,14 +310,15 @@ class Bench:
     # ---- throughput ------------------------------------------------------------------------
     @staticmethod
     def flow_shape(flows):
-        """(vary, source address): distinct source ports give at most 64512 flows; beyond that
-        distinct source addresses from 198.18.5.0 up, which stays inside 198.18.0.0/15 for up to
-        ~129k flows and avoids the lab's own addresses (only the VIP may show up as a source, and
-        that is dropped by the backend after b0 counted it)."""
-        return ("port", "198.18.0.1") if flows <= MAX_PORT_FLOWS else ("addr", "198.18.5.0")
+        """(vary, source address): up to 64512 flows differ in the source port alone (one client
+        address, as one client would); beyond, `grid` crosses every source port with the fewest
+        source addresses from 198.18.5.0 up (16 for 1M flows), inside 198.18.0.0/15 and clear of
+        the lab's own addresses (the backends drop them after b0 counted them)."""
+        return ("port", "198.18.0.1") if flows <= MAX_PORT_FLOWS else ("grid", "198.18.5.0")
 
-    def send(self, count, size, flows, seed, rate=0):
-        vary, src = self.flow_shape(flows)
+    def send(self, count, size, flows, seed, rate=0, src=None):
+        vary, shape_src = self.flow_shape(flows)
+        src = src or shape_src
         cmd = self.nsx(self.cl, "taskset", "-c", str(GEN_CORE), os.path.join(BIN, "ecmpfwd-pktgen"),
                        "send", "--driver", "afxdp", "--iface", "cl0", "--dst-mac", self.fc_mac,
                        "--vary", vary, "--src-ip", src, "--dst-ip", VIP, "--count", str(count),
@@ -279,15 +331,20 @@ class Bench:
             raise RuntimeError(f"pktgen send failed: {err.strip()}")
         return json.loads(out.strip().splitlines()[-1])
 
-    def throughput_run(self, fwd, size, flows, seed):
+    def testpmd_stats(self):
+        return self.tpmd.port_stats() if self.tpmd is not None else None
+
+    def throughput_run(self, fwd, size, flows, seed, count=None):
+        tp0 = self.testpmd_stats()
         st0 = self.ecmp_stats()
         rx0 = self.b0_rx()
         c0 = self.cpu_times()
-        gen = self.send(self.args.count, size, flows, seed)
+        gen = self.send(count or self.args.count, size, flows, seed)
         c1 = self.cpu_times()
         time.sleep(0.2)  # in-flight packets land
         rx1 = self.b0_rx()
         st1 = self.ecmp_stats()
+        tp1 = self.testpmd_stats()
         delivered = rx1[0] - rx0[0]
         hz = os.sysconf("SC_CLK_TCK")
         busy = {}
@@ -320,9 +377,42 @@ class Bench:
                                    for i in range(1, len(st1["ports"]))),
                 "drops": {k: v - drops0.get(k, 0) for k, v in st1["drops"] if v - drops0.get(k, 0)},
             }
+        if tp0 is not None:
+            row["testpmd_counters"] = {
+                "rx_fc0": tp1[0]["rx_packets"] - tp0[0]["rx_packets"],
+                "rx_missed_fc0": tp1[0]["rx_missed"] - tp0[0]["rx_missed"],
+                "tx_fb1": tp1[1]["tx_packets"] - tp0[1]["tx_packets"],
+                "tx_errors_fb1": tp1[1]["tx_errors"] - tp0[1]["tx_errors"],
+            }
         log(f"  {fwd:14} size {size:4} flows {flows:7}: {row['mpps']} Mpps delivered, "
             f"offered {row['offered_mpps']}, drops {row['drops']}, busy {busy}")
         return row
+
+    def warm_up(self, fwd, size, flows, seed):
+        """ecmpfwd keeps per-flow state (its flow cache): one paced packet per flow first, so a
+        run measures steady state rather than a first packet per flow. The kernel's and
+        testpmd's forwarding keep none, so they need none."""
+        if fwd.startswith("ecmpfwd") and (flows, seed) not in self.warm:
+            # the flows of a count and seed are the same at every size: once per start is enough
+            self.send(flows, size, flows, seed, rate=WARMUP_PPS)
+            self.warm.add((flows, seed))
+
+    def veth_scaling(self):
+        """ecmpfwd at the most flows (66 B, rewrite), a flow cache large enough for them."""
+        out = []
+        for flows in self.args.veth_flows:
+            fwd = "ecmpfwd-big"
+            self.setup(fwd)
+            self.warm = set()
+            try:
+                for rep in range(1, self.args.big_reps + 1):
+                    self.warm_up(fwd, 66, flows, seed=rep)
+                    r = self.throughput_run(fwd, 66, flows, seed=rep, count=flows)
+                    r["rep"] = rep
+                    out.append(r)
+            finally:
+                self.teardown(fwd)
+        return out
 
     def throughput(self):
         rows = []
@@ -332,19 +422,24 @@ class Bench:
             log(f"repetition {rep}/{self.args.reps}, order {order}")
             for fwd in order:
                 self.setup(fwd)
+                self.warm = set()
                 try:
                     for size in self.args.sizes:
                         for flows in self.args.flows:
+                            self.warm_up(fwd, size, flows, seed=rep)
                             r = self.throughput_run(fwd, size, flows, seed=rep)
                             r["rep"] = rep
+                            if self.args.lat_count:
+                                r["latency"] = self.latency_run(fwd, size, flows, seed=rep)
+                                log(f"    latency: {r['latency']}")
                             rows.append(r)
                 finally:
                     self.teardown(fwd)
         return rows
 
-    # ---- resilience ------------------------------------------------------------------------
-    def round(self, name):
-        """Sends the 1000 resilience flows once; returns flow id -> set of backends."""
+    # ---- sinks and latency -----------------------------------------------------------------
+    def start_sinks(self, name):
+        """An AF_PACKET ecmpfwd-pktgen sink on every backend's b0, ready to count; returns them."""
         sinks = []
         for i in range(1, NBACK + 1):
             out = os.path.join(self.work, f"sink-{name}-{i}.json")
@@ -356,16 +451,52 @@ class Bench:
             sinks.append((i, p, out, ready))
         deadline = time.time() + 10
         while not all(os.path.exists(s[3]) for s in sinks):
-            if time.time() > deadline:
+            if time.time() > deadline or any(s[1].poll() is not None for s in sinks):
                 raise RuntimeError("sinks did not become ready")
-            time.sleep(0.05)
-        n = self.args.res_flows
-        self.send(n * self.args.res_pkts, 128, n, seed=7, rate=self.args.res_rate)
-        time.sleep(0.3)
-        where = {}
-        for i, p, out, _ in sinks:
+            time.sleep(0.02)
+        return sinks
+
+    def stop_sinks(self, sinks):
+        """Stops the sinks (SIGINT: each writes its report); returns backend -> report."""
+        out = {}
+        for i, p, path, _ in sinks:
             self.stop(p, signal.SIGINT)
-            rep = json.load(open(out))
+            out[i] = json.load(open(path))
+            os.unlink(path)
+        return out
+
+    def latency_run(self, fwd, size, flows, seed):
+        """One-way latency (generator's transmit stamp in the payload to the sink's receipt) at
+        a fixed offered rate far below every forwarder's capacity, so it measures the forwarding
+        path, not a queue that a saturating run builds; the flows are the throughput run's, just
+        sent, so caches hold them as in steady state. The four sinks' histograms are merged
+        bucket by bucket (they share the generator's clock: one host)."""
+        sinks = self.start_sinks(f"lat-{fwd}-{size}-{flows}-{seed}")
+        try:
+            gen = self.send(self.args.lat_count, size, flows, seed, rate=self.args.lat_rate)
+            time.sleep(0.2)
+        finally:
+            reports = self.stop_sinks(sinks)
+        buckets = [b for r in reports.values() if r.get("latency_ns")
+                   for b in r["latency_ns"]["buckets"]]
+        return {"offered": gen["packets"],
+                "received": sum(r["packets"] for r in reports.values()),
+                "reordered": sum(r["reordered"] for r in reports.values()),
+                "latency_us": percentiles_us(buckets)}
+
+    # ---- resilience ------------------------------------------------------------------------
+    def round(self, name, seed=7, src=None):
+        """Sends the resilience flows of `seed` (from `src`) once; returns flow id -> set of
+        backends."""
+        sinks = self.start_sinks(name)
+        n = self.args.res_flows
+        try:
+            self.send(n * self.args.res_pkts, 128, n, seed=seed, rate=self.args.res_rate, src=src)
+            time.sleep(0.3)
+        finally:
+            reports = self.stop_sinks(sinks)
+        where = {}
+        for i, rep in reports.items():
             for fid, cnt in rep["flows"].items():
                 if cnt:
                     where.setdefault(int(fid), set()).add(i)
@@ -376,67 +507,88 @@ class Bench:
         moved = [f for f in base if now.get(f) != base[f]]
         return {
             "moved": len(moved),
-            "moved_not_on_changed_hop": sum(1 for f in moved if failed is None or base[f] != {failed}),
+            "collateral": sum(1 for f in moved if failed is None or base[f] != {failed}),
             "lost": sum(1 for f in base if f not in now),
             "split": sum(1 for f in now.values() if len(f) > 1),
         }
 
+    def set_hops(self, fwd, backends):
+        """Makes the VIP's next hops exactly `backends` (indices), the forwarder's own way."""
+        if fwd == "kernel-res":
+            sh(["ip", "-n", self.fw, "nexthop", "replace", "id", "100", *self.res_group(backends)])
+        elif fwd == "kernel-mp":
+            sh(self.mp_route([f"198.18.{i}.1" for i in backends]))
+        else:
+            self.ctl_route([f"198.18.{i}.1" for i in backends])
+        time.sleep(0.2)
+
+    def fresh_on(self, name, backend, seed):
+        """Sends flows never seen before (another source address, so no 5-tuple can repeat an
+        established flow's); returns (flows seen, how many landed on `backend`)."""
+        fresh = self.round(name, seed=seed, src=f"198.18.6.{seed}")
+        return len(fresh), sum(1 for v in fresh.values() if backend in v)
+
     def resilience(self):
+        """Per forwarder: 3 hops (b1-b3), add b4, fail b3, b3 returns, drain b2 (ecmpfwd only:
+        the kernel has no drain). Every round sends the same flows (seed 7) and finds each flow's
+        backend(s) at the sinks; after add and drain, flows never sent before (seeds 8, 9) show
+        where new flows go."""
         res = {}
-        n = self.args.res_flows
-        for fwd in ["kernel-res", "kernel-mp", "ecmpfwd"]:
-            self.setup(fwd, dynamic=(fwd == "ecmpfwd"))
+        for fwd in RES_FORWARDERS:
+            ecmp = fwd.startswith("ecmpfwd")
+            self.setup(fwd, dynamic=[f"198.18.{i}.1" for i in (1, 2, 3)] if ecmp else None)
             try:
+                if not ecmp:
+                    self.set_hops(fwd, [1, 2, 3])
                 base = self.round(f"{fwd}-base")
-                per = {i: sum(1 for v in base.values() if v == {i}) for i in range(1, NBACK + 1)}
-                r = {"flows": n, "seen": len(base), "baseline_per_backend": per}
-                # fail backend 3
-                if fwd == "kernel-res":
-                    sh(["ip", "-n", self.fw, "nexthop", "replace", "id", "100",
-                        *self.res_group([1, 2, 4])])
-                elif fwd == "kernel-mp":
-                    sh(self.mp_route(["198.18.1.1", "198.18.2.1", "198.18.4.1"]))
-                else:
-                    self.ctl_route(["198.18.1.1", "198.18.2.1", "198.18.4.1"])
-                time.sleep(0.2)
+                r = {"flows": self.args.res_flows, "seen": len(base),
+                     "baseline_per_backend": {i: sum(1 for v in base.values() if v == {i})
+                                              for i in range(1, NBACK + 1)}}
+                ev = {}
+                self.set_hops(fwd, [1, 2, 3, 4])
+                added = self.round(f"{fwd}-add")
+                ev["add"] = self.compare(base, added)
+                seen, on4 = self.fresh_on(f"{fwd}-add-fresh", 4, seed=8)
+                ev["add"].update(fresh_flows=seen, fresh_on_new_hop=on4)
+                self.set_hops(fwd, [1, 2, 4])
                 failed = self.round(f"{fwd}-fail")
-                r["fail_b3"] = self.compare(base, failed, failed=3)
-                r["fail_b3"]["on_failed_hop"] = per[3]
-                # add backend 3 back
-                if fwd == "kernel-res":
-                    sh(["ip", "-n", self.fw, "nexthop", "replace", "id", "100",
-                        *self.res_group([1, 2, 3, 4])])
-                elif fwd == "kernel-mp":
-                    sh(self.mp_route(self.kernel_hops()))
-                else:
-                    self.ctl_route(self.kernel_hops())
-                time.sleep(0.2)
-                back = self.round(f"{fwd}-back")
-                r["restore_b3_vs_baseline"] = self.compare(base, back)
-                r["restore_b3_vs_failed"] = self.compare(failed, back, failed=None)
-                # drain backend 2 (ecmpfwd only; the kernel has no drain)
-                if fwd == "ecmpfwd":
+                ev["fail"] = self.compare(added, failed, failed=3)
+                ev["fail"]["on_failed_hop"] = sum(1 for v in added.values() if v == {3})
+                self.set_hops(fwd, [1, 2, 3, 4])
+                back = self.round(f"{fwd}-restore")
+                ev["restore"] = self.compare(failed, back)
+                ev["restore"]["vs_before_fail"] = self.compare(added, back)["moved"]
+                if ecmp:
                     self.ctl("drain", "198.18.2.1")
                     time.sleep(0.2)
                     drained = self.round(f"{fwd}-drain")
-                    r["drain_b2_vs_before"] = self.compare(back, drained)
-                    r["drain_b2_still_on_b2"] = sum(1 for v in drained.values() if 2 in v)
-                else:
-                    r["drain_b2_vs_before"] = None
-                if fwd == "ecmpfwd":
+                    ev["drain"] = self.compare(back, drained)
+                    ev["drain"]["still_on_drained"] = sum(1 for v in drained.values() if 2 in v)
+                    seen, on2 = self.fresh_on(f"{fwd}-drain-fresh", 2, seed=9)
+                    ev["drain"].update(fresh_flows=seen, fresh_on_drained=on2)
                     # the table after the rounds (members' buckets), to tell a table that gave
                     # buckets back from flows that stay where the flow cache pinned them
                     route = json.loads(self.ctl("--json", "route", f"{VIP}/32"))["result"][0]
-                    r["ecmpfwd_members_after"] = {m["addr"]: {"buckets": m["buckets"], "state": m["state"]}
-                                                  for m in route["members"]}
+                    r["ecmpfwd_members_after"] = {
+                        m["addr"]: {"buckets": m["buckets"], "state": m["state"]}
+                        for m in route["members"]}
+                else:
+                    ev["drain"] = None
+                r["events"] = ev
                 res[fwd] = r
-                log(f"  resilience {fwd}: {json.dumps(r)}")
+                log(f"  resilience {fwd}: {json.dumps(ev)}")
             finally:
                 self.teardown(fwd)
         return res
 
     # ---- cleanup ---------------------------------------------------------------------------
     def cleanup(self):
+        if self.tpmd is not None:
+            try:
+                self.tpmd.stop()
+            except Exception as e:  # keep cleaning up whatever else is left
+                log(f"cleanup: {e}")
+            self.tpmd = None
         for p in list(self.procs):
             try:
                 self.stop(p, timeout=3)
@@ -448,6 +600,35 @@ class Bench:
             log(f"cleanup: {e}")
         self.lab_down()
         subprocess.run(["rm", "-rf", self.work])
+
+
+def percentiles_us(buckets):
+    """p50/p90/p99/p999/max in µs from merged hdrhistogram buckets [(highest equivalent value
+    in ns, count)], or None without samples. A quantile is the first bucket whose cumulative
+    count reaches ceil(q * total), as hdrhistogram's value_at_quantile picks it."""
+    merged = {}
+    for v, c in buckets:
+        merged[v] = merged.get(v, 0) + c
+    items = sorted(merged.items())
+    total = sum(c for _, c in items)
+    if not total:
+        return None
+    out = {}
+    for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)):
+        target, cum = max(1, math.ceil(q * total)), 0
+        for v, c in items:
+            cum += c
+            if cum >= target:
+                out[name] = round(v / 1000, 2)
+                break
+    out["max"] = round(items[-1][0] / 1000, 2)
+    return out
+
+
+def run_latency(run, quantile):
+    """A throughput run's latency quantile in µs, None when it has none."""
+    lat = (run.get("latency") or {}).get("latency_us")
+    return lat.get(quantile) if lat else None
 
 
 def summarize(rows):
@@ -466,10 +647,16 @@ def summarize(rows):
             "cpu1_busy": agg(1, lambda r, k: r["cpu_busy"].get(k, r["cpu_busy"].get(str(k)))),
             "ns_per_pkt_core1": agg("ns_per_pkt_core1"), "ns_per_pkt_all": agg("ns_per_pkt_all"),
             "b0_bytes_per_pkt": agg("b0_bytes_per_pkt"),
+            "latency_us": ({q: agg(q, run_latency) for q in ("p50", "p90", "p99", "p999", "max")}
+                           if any(run_latency(r, "p50") is not None for r in rs) else None),
+            "latency_received": agg("x", lambda r, k: round(r["latency"]["received"] / r["latency"]["offered"], 3)
+                                    if r.get("latency") and r["latency"]["offered"] else None),
             # share of the offered packets ecmpfwd's fc0 port received (the rest never left
             # the veth: its AF_XDP rx ring or fill ring was full)
             "ecmpfwd_rx_share": agg("x", lambda r, k: round(r["ecmpfwd_counters"]["rx_fc0"] / r["offered"], 3)
                                     if "ecmpfwd_counters" in r and r["offered"] else None),
+            "testpmd_rx_share": agg("x", lambda r, k: round(r["testpmd_counters"]["rx_fc0"] / r["offered"], 3)
+                                    if "testpmd_counters" in r and r["offered"] else None),
         })
     return out
 
@@ -483,81 +670,245 @@ def fmt(a, nd=3):
     return f"{m:.{nd}f} [{a['min']:.{nd}f}-{a['max']:.{nd}f}]"
 
 
-def markdown(meta, summary, res):
-    L = [f"# ecmpfwd side-by-side veth bench, {meta['date']}", "",
-         f"- command: `{meta['command']}`", f"- kernel: {meta['kernel']}",
-         f"- CPU: {meta['cpu']} ({meta['cpus']} CPUs)",
-         f"- reps: {meta['reps']}, packets per run: {meta['count']}, wall time: {meta['wall_seconds']} s",
-         "- generator: ecmpfwd-pktgen AF_XDP on cl0 pinned to core 0; ecmpfwd worker on core 1",
-         "- delivered = rx packets on the 4 backends' b0 (deltas, summed); Mpps = delivered / "
-         "generator send time; drops = offered - delivered; busy = 1 - idle/total per CPU from "
-         "/proc/stat around the generator; ns/pkt = busy CPU time / delivered (core 1 alone, "
-         "and all cores incl. the generator)",
-         "- kernel forwarding on veth runs in the sender's softirq, i.e. on core 0 with the "
-         "generator; ecmpfwd busy-polls core 1, so its core-1 busy is ~100% whatever the load",
-         "- the kernel forwards inside the generator's transmit (veth delivers in the sender's "
-         "context, or hands over to core 1 with RPS), so the generator slows down to what the kernel "
-         "forwards: offered = delivered there, and the kernel rows' drops are ~0 by construction. "
-         "ecmpfwd takes packets from an AF_XDP ring, so the generator runs free and what ecmpfwd "
-         "cannot take is dropped before its fc0 port (ecmpfwd rx/offered)",
-         "- b0 rx counters include a handful of packets that are not the generator's, so drops "
-         "can read slightly negative",
-         "- flows above 64512 vary the source address (198.18.5.0 up) instead of the source port; "
-         "1M flows do not fit 198.18.0.0/15 with this generator and are not run",
-         "- latency percentiles: not measured in this slice",
-         "- cells: median [min-max] over the repetitions", "",
-         "## Throughput", "",
-         "| size B | flows | forwarder | Mpps delivered | offered Mpps | drops | cpu0 busy | cpu1 busy | ns/pkt core1 | ns/pkt all | ecmpfwd rx/offered | B/pkt at b0 |",
-         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+def cell_name(size, flows):
+    return f"{size} B, {flows_label(flows)} flows"
+
+
+def flows_label(n):
+    return f"{n // 1_000_000}M" if n >= 1_000_000 and n % 1_000_000 == 0 else (
+        f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n))
+
+
+def goals(summary, res):
+    """The issue's goals, each with the measured figures and met / not met."""
+    by = {(s["size"], s["flows"], s["forwarder"]): s for s in summary}
+    cells = sorted({(s["size"], s["flows"]) for s in summary})
+    rows = []
+    for size, flows in cells:
+        e = by.get((size, flows, "ecmpfwd"))
+        if not e or not e["mpps"]:
+            continue
+        em = e["mpps"]["median"]
+        t = by.get((size, flows, "testpmd-io"))
+        if t and t["mpps"]:
+            ratio = em / t["mpps"]["median"] if t["mpps"]["median"] else float("inf")
+            rows.append((f"ecmpfwd >= 1.0x testpmd io ({cell_name(size, flows)})",
+                         f"{em:.3f} vs {t['mpps']['median']:.3f} Mpps = {ratio:.2f}x",
+                         "met" if ratio >= 1.0 else "not met"))
+        kern = [(s["forwarder"], s["mpps"]["median"]) for k, s in by.items()
+                if k[:2] == (size, flows) and k[2].startswith("kernel") and s["mpps"]]
+        if kern:
+            best = max(kern, key=lambda x: x[1])
+            ratio = em / best[1] if best[1] else float("inf")
+            rows.append((f"ecmpfwd >= 3x kernel, its best variant ({cell_name(size, flows)})",
+                         f"{em:.3f} vs {best[1]:.3f} Mpps ({best[0]}) = {ratio:.2f}x",
+                         "met" if ratio >= 3.0 else "not met"))
+    for fwd, r in res.items():
+        if not fwd.startswith("ecmpfwd"):
+            continue
+        ev = r["events"]
+        f = ev["fail"]
+        rows.append((f"{fwd}: exactly the failed hop's flows move",
+                     f"{f['moved']} moved of {f['on_failed_hop']} on the failed hop, "
+                     f"{f['collateral']} others, {f['lost']} lost",
+                     "met" if f["collateral"] == 0 and f["lost"] == 0
+                     and f["moved"] == f["on_failed_hop"] else "not met"))
+        for name in ("add", "drain"):
+            if ev.get(name) is not None:
+                rows.append((f"{fwd}: 0 established flows move on {name}",
+                             f"{ev[name]['moved']} moved, {ev[name]['lost']} lost",
+                             "met" if ev[name]["moved"] == 0 and ev[name]["lost"] == 0
+                             else "not met"))
+    return rows
+
+
+def markdown(meta, summary, res, scaling=None, plots=(), plot_dir=""):
+    L = [f"- command: `{meta['command']}`", f"- date: {meta['date']}; wall time {meta['wall_seconds']} s",
+         f"- machine: {meta['cpu']} ({meta['cpus']} CPUs), kernel {meta['kernel']}"
+         + (f", DPDK {meta['dpdk']}" if meta.get("dpdk") else ""),
+         f"- reps: {meta['reps']}, interleaved (each repetition rotates the forwarders' order); "
+         f"packets per throughput run: {meta['count']} after a warm-up pass over every flow",
+         "- cells: median [min-max] over the repetitions", ""]
+    g = goals(summary, res)
+    if g:
+        L += ["### Goals", "", "| goal | measured | |", "|---|---|---|"]
+        L += [f"| {a} | {b} | {c} |" for a, b, c in g]
+        L.append("")
+    if plots:
+        L += ["### Plots", ""] + [f"![{os.path.splitext(os.path.basename(p))[0]}]({plot_dir}{p})"
+                                  for p in plots] + [""]
+    L += ["### Throughput", "",
+          "- generator: ecmpfwd-pktgen, AF_XDP on cl0, pinned to core 0; forwarder under test on "
+          "core 1 (ecmpfwd's worker; testpmd's forwarding lcore; the kernel's forwarding runs in "
+          "the sender's softirq on core 0, or on core 1 with RPS in the -rps rows)",
+          "- delivered = rx packets counted on the 4 backends' b0 (deltas, summed); Mpps = delivered / "
+          "generator send time; drops = offered - delivered; busy = 1 - idle/total per CPU from "
+          "/proc/stat around the generator; ns/pkt = busy CPU time / delivered (core 1 alone, "
+          "and all cores incl. the generator)",
+          "- kernel forwarding on veth runs inside the generator's transmit, so the generator slows "
+          "down to what the kernel forwards: offered = delivered and the kernel rows' drops are ~0 by "
+          "construction. ecmpfwd and testpmd take packets from an AF_XDP ring, so the generator runs "
+          "free and what they cannot take is dropped before their fc0 port (rx/offered column)",
+          "- testpmd-io: DPDK testpmd, io forwarding engine (no header touched), net_af_xdp on fc0 -> "
+          "fb1: one backend, no routing, no ECMP: an upper bound for a forwarder on the same I/O path "
+          "(scripts/lib/testpmd.py); its main lcore shares core 0 with the generator, blocked on stdin",
+          "- flows above 64512 cross every source port with the fewest source addresses "
+          "(`ecmpfwd-pktgen --vary grid`); ecmpfwd's flow cache holds "
+          f"{meta.get('flow_capacity', 'n/a')} flows",
+          "- b0 rx counters include a handful of packets that are not the generator's, so drops "
+          "can read slightly negative", "",
+          "| size B | flows | forwarder | Mpps delivered | offered Mpps | drops | cpu0 busy | cpu1 busy | ns/pkt core1 | ns/pkt all | rx/offered | B/pkt at b0 |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
+        share = s.get("ecmpfwd_rx_share") or s.get("testpmd_rx_share")
         L.append(f"| {s['size']} | {s['flows']} | {s['forwarder']} | {fmt(s['mpps'])} | "
                  f"{fmt(s['offered_mpps'])} | {fmt(s['drops'], 0)} | {fmt(s['cpu0_busy'], 2)} | "
-                 f"{fmt(s['cpu1_busy'], 2)} | {fmt(s['ns_per_pkt_core1'], 0)} | {fmt(s['ns_per_pkt_all'], 0)} | {fmt(s['ecmpfwd_rx_share'])} | {s['b0_bytes_per_pkt']['median'] if s['b0_bytes_per_pkt'] else 'n/a'} |")
-    L += ["", "## Resilience (1000 flows, same seed every round; backend 3 fails, returns; backend 2 drained)", "",
-          "moved = flows whose backend set differs from the reference round; collateral = moved "
-          "flows that were not on backend 3; lost = flows not seen at any backend", "",
-          "| forwarder | seen | on b3 | fail b3: moved | fail: collateral | fail: lost | "
-          "b3 back: moved vs baseline | b3 back: moved vs failed | drain b2: moved | drain: flows still on b2 |",
-          "|---|---|---|---|---|---|---|---|---|---|"]
-    for fwd, r in res.items():
-        d = r.get("drain_b2_vs_before")
-        L.append(f"| {fwd} | {r['seen']} | {r['fail_b3']['on_failed_hop']} | {r['fail_b3']['moved']} | "
-                 f"{r['fail_b3']['moved_not_on_changed_hop']} | {r['fail_b3']['lost']} | "
-                 f"{r['restore_b3_vs_baseline']['moved']} | {r['restore_b3_vs_failed']['moved']} | "
-                 f"{d['moved'] if d else 'n/a'} | {r.get('drain_b2_still_on_b2', 'n/a')} |")
-    e = res.get("ecmpfwd", {}).get("ecmpfwd_members_after")
-    if e:
-        L += ["", "ecmpfwd's table after the rounds (buckets per hop): "
-              + ", ".join(f"{a} {m['buckets']} ({m['state']})" for a, m in e.items())
-              + ". Established flows stay where ecmpfwd's flow cache pinned them, so a returning "
-              "hop gets its buckets back for new flows while the flows that moved away stay moved."]
+                 f"{fmt(s['cpu1_busy'], 2)} | {fmt(s['ns_per_pkt_core1'], 0)} | {fmt(s['ns_per_pkt_all'], 0)} | "
+                 f"{fmt(share)} | {s['b0_bytes_per_pkt']['median'] if s['b0_bytes_per_pkt'] else 'n/a'} |")
+    if any(s.get("latency_us") for s in summary):
+        L += ["", "### Latency", "",
+              f"One-way, generator transmit stamp (in the payload) to the sink's receipt, at "
+              f"{meta['latency_rate_pps']} packets/s offered ({meta['latency_count']} packets per cell "
+              "and repetition, right after the throughput run, same flows); AF_PACKET sinks on the 4 "
+              "backends' b0, histograms (hdrhistogram, 3 digits) merged. The sinks back off up to "
+              "100 µs when idle and the generator paces in bursts, so small values carry that much "
+              "measurement noise, the same for every forwarder. µs, median [min-max] over the repetitions.", "",
+              "| size B | flows | forwarder | p50 | p90 | p99 | p99.9 | max | received/offered |",
+              "|---|---|---|---|---|---|---|---|---|"]
+        for s in summary:
+            lat = s.get("latency_us")
+            if not lat:
+                continue
+            L.append(f"| {s['size']} | {s['flows']} | {s['forwarder']} | " + " | ".join(
+                fmt(lat[q], 1) for q in ("p50", "p90", "p99", "p999", "max"))
+                + f" | {fmt(s.get('latency_received'))} |")
+    if res:
+        L += ["", "### Resilience", "",
+              f"{meta['resilience']['flows']} flows, {meta['resilience']['packets_per_flow']} packets "
+              "each per round, the same flows every round; AF_PACKET sinks on every backend tell "
+              "where each flow went. Sequence: backends 1-3; add 4; fail 3; 3 returns; drain 2 "
+              "(ecmpfwd only: the kernel has no drain). moved = flows whose backend differs from the "
+              "round before; collateral = moved flows that were not on the failed hop; fresh = flows "
+              "never sent before, sent after the change: where new flows go. kernel-res is a "
+              "resilient nexthop group (256 buckets) with idle_timer 0, i.e. it rebalances at once; "
+              "with a longer idle timer it would keep busy buckets, but the flows here idle between "
+              "rounds, and a new hop would wait for idle buckets.", "",
+              "| forwarder | seen | fail: on failed hop | fail: moved | fail: collateral | fail: lost | "
+              "add: moved | add: fresh on new hop | restore: moved | drain: moved | drain: fresh on drained |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for fwd, r in res.items():
+            ev = r["events"]
+            d = ev.get("drain")
+            a = ev["add"]
+            L.append(f"| {fwd} | {r['seen']} | {ev['fail']['on_failed_hop']} | {ev['fail']['moved']} | "
+                     f"{ev['fail']['collateral']} | {ev['fail']['lost']} | {a['moved']} | "
+                     f"{a['fresh_on_new_hop']}/{a['fresh_flows']} | {ev['restore']['moved']} | "
+                     f"{d['moved'] if d else 'n/a'} | "
+                     f"{str(d['fresh_on_drained']) + '/' + str(d['fresh_flows']) if d else 'n/a'} |")
+        notes = [f"{fwd}: " + ", ".join(f"{a} {m['buckets']} ({m['state']})" for a, m in
+                                        r["ecmpfwd_members_after"].items())
+                 for fwd, r in res.items() if r.get("ecmpfwd_members_after")]
+        if notes:
+            L += ["", "ecmpfwd's tables after the rounds (buckets per hop): " + "; ".join(notes)
+                  + ". Established flows stay where ecmpfwd's flow cache pinned them, so a hop that "
+                  "is added or returns gets buckets for new flows (auto-recovery: its own back; "
+                  "manual: only after `ecmpctl clear`; maglev: its share), and the flows that moved "
+                  "away on failure stay moved."]
+    if scaling:
+        L += ["", "### Scaling", ""]
+        vf = scaling.get("veth_flows")
+        if vf:
+            L += ["ecmpfwd on the veth lab (66 B, rewrite) against flow count: the 1k..1M rows are "
+                  "the throughput table's; 10M is an extra run (" + scaling.get("veth_10m_note", "") + ").", "",
+                  "| flows | Mpps delivered | reps |", "|---|---|---|"]
+            L += [f"| {v['flows']} | {fmt(v['mpps'])} | {v['reps']} |" for v in vf]
+            L.append("")
+        if scaling.get("markdown"):
+            # benchscale's sections sit under this one
+            L.append(scaling["markdown"].replace("### ", "#### "))
     return "\n".join(L) + "\n"
 
 
+RESULTS_MD = os.path.join(ROOT, "benches", "RESULTS.md")
+SECTION_BEGIN = "<!-- scripts/bench-veth: begin (generated; edits here are overwritten) -->"
+SECTION_END = "<!-- scripts/bench-veth: end -->"
+
+
+def update_results_md(body, path=RESULTS_MD):
+    """Replaces the generated section of benches/RESULTS.md (appends it the first time)."""
+    text = open(path).read()
+    section = f"{SECTION_BEGIN}\n## Side by side on the veth lab (`scripts/bench-veth`)\n\n{body}{SECTION_END}\n"
+    if SECTION_BEGIN in text and SECTION_END in text:
+        a = text.index(SECTION_BEGIN)
+        b = text.index(SECTION_END) + len(SECTION_END)
+        text = text[:a] + section.rstrip("\n") + text[b:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    open(path, "w").write(text)
+
+
+def veth_flow_rows(summary, big_runs):
+    """ecmpfwd's 66 B Mpps against flows: the throughput table's cells, then the big runs."""
+    out = [{"flows": s["flows"], "forwarder": "ecmpfwd", "size": 66, "mpps": s["mpps"],
+            "reps": s["reps"]}
+           for s in summary if s["forwarder"] == "ecmpfwd" and s["size"] == 66 and s["mpps"]]
+    by = {}
+    for r in big_runs:
+        by.setdefault(r["flows"], []).append(r["mpps"])
+    for flows, v in sorted(by.items()):
+        out.append({"flows": flows, "forwarder": "ecmpfwd", "size": 66, "reps": len(v),
+                    "mpps": {"median": round(statistics.median(v), 3), "min": min(v), "max": max(v)}})
+    return sorted(out, key=lambda r: r["flows"])
+
+
 def main():
+    global BIN
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, help="repetitions (default 3; --quick 1)")
-    ap.add_argument("--quick", action="store_true", help="~3 minute smoke run")
-    ap.add_argument("--count", type=int, help="packets per throughput run (default 2M, quick 300k)")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: 1 rep, fewer packets, no 10M-flow veth run; writes no RESULTS.md")
+    ap.add_argument("--count", type=int, help="packets per throughput run (default 1M, quick 200k)")
     ap.add_argument("--flows", type=lambda s: [int(x) for x in s.split(",")],
-                    help="flow counts, comma-separated (default 1000,100000)")
+                    help="flow counts, comma-separated (default 1000,100000,1000000)")
     ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[66, 512])
+    ap.add_argument("--lat-count", type=int,
+                    help="packets per latency run (default 30000, quick 10000; 0: no latency)")
+    ap.add_argument("--lat-rate", type=int, default=100_000, help="latency runs' offered packets/s")
+    ap.add_argument("--veth-flows", type=lambda s: [int(x) for x in s.split(",") if x],
+                    help="extra ecmpfwd-only veth runs at these flow counts (default 10000000; "
+                         "quick none)")
     ap.add_argument("--no-resilience", action="store_true")
+    ap.add_argument("--no-scaling", action="store_true", help="no in-process scaling sweep")
+    ap.add_argument("--no-plots", action="store_true")
     ap.add_argument("--forwarders", type=lambda s: s.split(","), default=FORWARDERS,
                     help="comma-separated subset of " + ",".join(FORWARDERS))
     ap.add_argument("--prefix", default=f"bv{os.getpid()}")
     ap.add_argument("--outdir", default=os.path.join(ROOT, "benches", "veth"))
+    ap.add_argument("--plotdir", default=os.path.join(ROOT, "benches", "plots"))
+    ap.add_argument("--results-md", default=None,
+                    help="file whose generated section to update (default benches/RESULTS.md; "
+                         "none with --quick)")
+    ap.add_argument("--bin-dir", default=BIN, help="where the ecmpfwd binaries are (default target/release)")
+    ap.add_argument("--res-flows", type=int, default=1000, help="flows of the resilience rounds")
     ap.add_argument("--command", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.quick:
-        args.reps = args.reps or 1
-    args.reps = args.reps or 3
-    args.count = args.count or (300_000 if args.quick else 2_000_000)
-    # 1M flows cannot be made from IPv4 sources inside 198.18.0.0/15 (see Bench.flow_shape)
-    args.flows = args.flows or [1000, 100_000]
-    if max(args.flows) > MAX_ADDR_FLOWS:
-        sys.exit(f"error: at most {MAX_ADDR_FLOWS} flows fit the benchmarking range")
-    args.res_flows, args.res_pkts, args.res_rate = 1000, 3, 20000
+    BIN = os.path.abspath(args.bin_dir)
+    args.reps = args.reps or (1 if args.quick else 3)
+    args.count = args.count or (200_000 if args.quick else 1_000_000)
+    args.flows = args.flows or [1000, 100_000, 1_000_000]
+    if args.lat_count is None:
+        args.lat_count = 10_000 if args.quick else 30_000
+    if args.veth_flows is None:
+        args.veth_flows = [] if args.quick else [10_000_000]
+    args.big_reps = 1
+    if args.results_md is None and not args.quick:
+        args.results_md = RESULTS_MD
+    unknown = [f for f in args.forwarders if f not in FORWARDERS]
+    if unknown:
+        sys.exit(f"error: unknown forwarder(s) {unknown}; known: {FORWARDERS}")
+    if max(args.flows + args.veth_flows) > MAX_FLOWS:
+        sys.exit(f"error: at most {MAX_FLOWS} flows")
+    args.res_pkts, args.res_rate = 3, 20000
     if os.geteuid() != 0:
         sys.exit("error: needs root")
 
@@ -570,24 +921,31 @@ def main():
     now = datetime.datetime.now(datetime.timezone.utc)
     lscpu = sh(["lscpu"], check=False)
     m = re.search(r"^Model name:\s*(.*)$", lscpu, re.M)
+    dpdk = sh(["dpkg-query", "-W", "-f=${Version}", "dpdk-dev"], check=False).strip()
     meta = {
         "command": args.command or shlex.join(sys.argv),
         "date": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "kernel": platform.release(), "cpu": m.group(1).strip() if m else "unknown",
-        "cpus": os.cpu_count(), "reps": args.reps, "count": args.count, "sizes": args.sizes,
-        "flows": args.flows, "latency": "not measured in this slice",
+        "cpus": os.cpu_count(), "dpdk": dpdk or None, "reps": args.reps, "count": args.count,
+        "sizes": args.sizes, "flows": args.flows, "forwarders": args.forwarders,
+        "latency_rate_pps": args.lat_rate, "latency_count": args.lat_count,
         "resilience": {"flows": args.res_flows, "packets_per_flow": args.res_pkts,
-                       "rate_pps": args.res_rate, "sink": "ecmpfwd-pktgen sink AF_PACKET on b0"},
+                       "rate_pps": args.res_rate, "sink": "ecmpfwd-pktgen sink AF_PACKET on b0",
+                       "forwarders": RES_FORWARDERS},
     }
     b = Bench(args)
-    rows, res = [], {}
+    rows, res, big, scaling = [], {}, [], None
     try:
         b.lab_up()
         b.configs()
+        meta["flow_capacity"] = b.flow_capacity
         rows = b.throughput()
         if not args.no_resilience:
             log("resilience")
             res = b.resilience()
+        if args.veth_flows:
+            log(f"veth scaling: ecmpfwd at {args.veth_flows} flows")
+            big = b.veth_scaling()
     except Interrupted as e:
         log(f"interrupted ({e}); cleaning up")
         sys.exit(130)
@@ -595,16 +953,41 @@ def main():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         b.cleanup()
-    meta["wall_seconds"] = round(time.time() - t0, 1)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     summary = summarize(rows)
+    if not args.no_scaling:
+        import benchscale
+        log("scaling: ecmpfwd bench in-process (memory ports)")
+        scaling = benchscale.run_scaling(BIN, core=FWD_CORE, quick=args.quick, log=log)
+        scaling["markdown"] = benchscale.markdown(scaling)
+    veth_rows = veth_flow_rows(summary, big)
+    if veth_rows:
+        scaling = scaling or {}
+        scaling["veth_flows"] = veth_rows
+        scaling["veth_10m_note"] = (f"{args.big_reps} repetition(s), a warm-up pass then one packet "
+                                    "per flow, flow cache sized for them")
+    meta["wall_seconds"] = round(time.time() - t0, 1)
+    results = {"meta": meta, "summary": summary, "runs": rows, "resilience": res,
+               "scaling": scaling, "veth_big_runs": big}
+    plots = []
+    if not args.no_plots:
+        import benchplots
+        os.makedirs(args.plotdir, exist_ok=True)
+        plots = benchplots.make_plots(results, args.plotdir, os.path.join(BIN, "ecmp-plot"))
     os.makedirs(args.outdir, exist_ok=True)
     stem = os.path.join(args.outdir, f"results-{now.strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}")
     with open(stem + ".json", "w") as f:
-        json.dump({"meta": meta, "summary": summary, "runs": rows, "resilience": res}, f, indent=1)
-    md = markdown(meta, summary, res)
+        json.dump(results, f, indent=1)
+    rel = os.path.relpath(args.plotdir, args.outdir) + "/"
     with open(stem + ".md", "w") as f:
-        f.write(md)
-    print(md)
+        f.write(f"# ecmpfwd side-by-side veth bench, {meta['date']}\n\n"
+                + markdown(meta, summary, res, scaling, plots, rel))
+    if args.results_md:
+        rel = os.path.relpath(args.plotdir, os.path.dirname(os.path.abspath(args.results_md))) + "/"
+        update_results_md(markdown(meta, summary, res, scaling, plots, rel), args.results_md)
+        log(f"updated {args.results_md}")
+    print(open(stem + ".md").read())
     log(f"wrote {stem}.md and {stem}.json ({meta['wall_seconds']} s)")
 
 
