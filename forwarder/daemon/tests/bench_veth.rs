@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const FORWARDERS: [&str; 7] = [
+const FORWARDERS: [&str; 8] = [
     "kernel-res",
     "kernel-mp",
     "kernel-res-rps",
     "kernel-mp-rps",
     "testpmd-io",
+    "testpmd-mac",
     "ecmpfwd",
     "ecmpfwd-vxlan",
 ];
