@@ -698,12 +698,15 @@ def goals(summary, res):
         if not e or not e["mpps"]:
             continue
         em = e["mpps"]["median"]
-        t = by.get((size, flows, "testpmd-io"))
-        if t and t["mpps"]:
-            ratio = em / t["mpps"]["median"] if t["mpps"]["median"] else float("inf")
-            rows.append((f"ecmpfwd >= 1.0x testpmd io ({cell_name(size, flows)})",
-                         f"{em:.3f} vs {t['mpps']['median']:.3f} Mpps = {ratio:.2f}x",
-                         "met" if ratio >= 1.0 else "not met"))
+        for mode in ("io", "mac"):
+            t = by.get((size, flows, f"testpmd-{mode}"))
+            if t and t["mpps"]:
+                ratio = em / t["mpps"]["median"] if t["mpps"]["median"] else float("inf")
+                rows.append((f"ecmpfwd >= 1.0x testpmd {mode} ({cell_name(size, flows)})"
+                             + ("" if mode == "io" else ": context, not a goal"),
+                             f"{em:.3f} vs {t['mpps']['median']:.3f} Mpps = {ratio:.2f}x",
+                             ("met" if ratio >= 1.0 else "not met") if mode == "io" else
+                             ("at least as fast" if ratio >= 1.0 else "slower")))
         kern = [(s["forwarder"], s["mpps"]["median"]) for k, s in by.items()
                 if k[:2] == (size, flows) and k[2].startswith("kernel") and s["mpps"]]
         if kern:
@@ -760,7 +763,11 @@ def markdown(meta, summary, res, scaling=None, plots=(), plot_dir=""):
           "free and what they cannot take is dropped before their fc0 port (rx/offered column)",
           "- testpmd-io: DPDK testpmd, io forwarding engine (no header touched), net_af_xdp on fc0 -> "
           "fb1: one backend, no routing, no ECMP: an upper bound for a forwarder on the same I/O path "
-          "(scripts/lib/testpmd.py); its main lcore shares core 0 with the generator, blocked on stdin",
+          "(scripts/lib/testpmd.py); its main lcore shares core 0 with the generator, blocked on stdin. "
+          "io frames keep fc0's destination MAC, so backend 1 drops them as not its own at once; "
+          "every other forwarder's packets go up the backend's stack (IP, UDP, ICMP port unreachable), "
+          "which on veth runs on the sending core: the forwarder's. testpmd-mac rewrites the MACs "
+          "(destination: backend 1) and so pays what the others pay: the like-for-like row",
           "- flows above 64512 cross every source port with the fewest source addresses "
           "(`ecmpfwd-pktgen --vary grid`); ecmpfwd's flow cache holds "
           f"{meta.get('flow_capacity', 'n/a')} flows",
