@@ -134,17 +134,8 @@ class Bench:
             byts += j[0]["stats64"]["rx"]["bytes"]
         return pkts, byts
 
-    @staticmethod
-    def cpu_times():
-        out = {}
-        with open("/proc/stat") as f:
-            for line in f:
-                m = re.match(r"cpu(\d+)\s+(.*)", line)
-                if m:
-                    v = [int(x) for x in m.group(2).split()]
-                    idle = v[3] + v[4]  # idle + iowait
-                    out[int(m.group(1))] = (sum(v[:8]), idle)  # guest is inside user already
-        return out
+    # (total, idle) jiffies per CPU from /proc/stat
+    cpu_times = staticmethod(testpmd.cpu_times)
 
     def rps(self, mask):
         sh(self.nsx(self.fw, "sh", "-c",

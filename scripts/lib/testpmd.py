@@ -366,7 +366,8 @@ class _Interrupted(Exception):
     """SIGINT/SIGTERM during the self-test: unwind through the cleanup."""
 
 
-def _cpu_times():
+def cpu_times():
+    """(total, idle + iowait) jiffies per CPU from /proc/stat (guest time is inside user)."""
     out = {}
     with open("/proc/stat") as f:
         for line in f:
@@ -418,9 +419,9 @@ def selftest(args):
             rx0 = {i: _b0_rx(prefix, i) for i in backends}
             st0 = tp.port_stats()
             th0 = tp.thread_cpu()
-            c0 = _cpu_times()
+            c0 = cpu_times()
             gen = _send(prefix, fc_mac, size, args.count, args.flows, 0)
-            c1 = _cpu_times()
+            c1 = cpu_times()
             time.sleep(0.3)  # packets still in rings land
             th1 = tp.thread_cpu()
             st1 = tp.port_stats()

@@ -7,9 +7,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+
+mod driver;
 
 const FORWARDERS: [&str; 8] = [
     "kernel-res",
@@ -62,29 +64,7 @@ fn run_driver(root: &Path, bin_dir: &Path, out: &Path, prefix: &str) -> (bool, S
         let _ = std::io::Read::read_to_string(&mut { stderr }, &mut s);
         s
     });
-    let end = Instant::now() + Duration::from_secs(160);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if Instant::now() > end {
-            // The driver cleans up on SIGTERM; SIGKILL only if it does not end in time.
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = Command::new(root.join("scripts/lab"))
-                .args(["down", "--prefix", prefix])
-                .status();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = driver::wait_bounded(&mut child, Duration::from_secs(160), root, prefix);
     let log = reader.join().unwrap_or_default();
     match status {
         Some(s) => (s.success(), log),

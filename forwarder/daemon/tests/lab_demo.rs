@@ -5,7 +5,9 @@
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod driver;
 
 #[test]
 fn the_lab_demo_claims_hold() {
@@ -39,29 +41,9 @@ fn the_lab_demo_claims_hold() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("python3");
-    let end = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > end {
-            // The driver cleans up on SIGTERM; SIGKILL only if it does not end in time.
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = Command::new(root.join("scripts/lab"))
-                .args(["down", "--prefix", &format!("dm{}", std::process::id())])
-                .status();
-            panic!("the demo did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let prefix = format!("dm{}", std::process::id());
+    let status = driver::wait_bounded(&mut child, Duration::from_secs(120), &root, &prefix)
+        .expect("the demo did not finish within 120 s");
     let mut out = String::new();
     let mut err = String::new();
     let _ = child.stdout.take().map(|mut s| s.read_to_string(&mut out));
