@@ -515,7 +515,7 @@ mod tests {
     use super::*;
     use ecmp_wire::parse_frame;
 
-    fn small(action: BenchAction) -> BenchOptions {
+    pub(super) fn small(action: BenchAction) -> BenchOptions {
         BenchOptions {
             flows: 300,
             routes: 500,

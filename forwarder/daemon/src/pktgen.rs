@@ -272,6 +272,17 @@ impl FlowSet {
         let mut rng = Rng::new(cfg.seed);
         const LOW: u16 = 1024;
         const PORTS: u64 = (u16::MAX - LOW) as u64 + 1;
+        // Grid: the fewest addresses whose ports give the flows.
+        let grid_addrs = u64::from(cfg.flows).div_ceil(PORTS);
+        // Addresses from the base up (IPv6 offsets are 32 bits).
+        let addr_room = match cfg.src {
+            IpAddr::V4(a) => u64::from(u32::MAX - u32::from(a)) + 1,
+            IpAddr::V6(_) => u64::from(u32::MAX),
+        };
+        let too_many = |max| PktgenError::TooManyFlows {
+            flows: cfg.flows,
+            max,
+        };
         let ports: Vec<u16> = match cfg.vary {
             Vary::Addr => vec![cfg.src_port; n],
             Vary::Grid => {
@@ -279,23 +290,18 @@ impl FlowSet {
                 // both, and every (address, port) pair is used at most once.
                 let mut perm: Vec<u16> = (LOW..=u16::MAX).collect();
                 rng.shuffle(&mut perm);
-                let a = u64::from(cfg.flows).div_ceil(PORTS);
                 (0..u64::from(cfg.flows))
-                    .map(|k| perm[(k / a) as usize])
+                    .map(|k| perm[(k / grid_addrs) as usize])
                     .collect()
             }
             Vary::Port | Vary::Both => {
-                let max = PORTS;
-                if u64::from(cfg.flows) > max {
-                    return Err(PktgenError::TooManyFlows {
-                        flows: cfg.flows,
-                        max,
-                    });
+                if u64::from(cfg.flows) > PORTS {
+                    return Err(too_many(PORTS));
                 }
                 let mut seen = HashSet::with_capacity(n);
                 let mut ports = Vec::with_capacity(n);
                 while ports.len() < n {
-                    let p = LOW + rng.below(max) as u16;
+                    let p = LOW + rng.below(PORTS) as u16;
                     if seen.insert(p) {
                         ports.push(p);
                     }
@@ -303,27 +309,14 @@ impl FlowSet {
                 ports
             }
         };
-        let too_many = || PktgenError::TooManyFlows {
-            flows: cfg.flows,
-            max: match cfg.src {
-                IpAddr::V4(a) => u64::from(u32::MAX - u32::from(a)) + 1,
-                IpAddr::V6(_) => u64::from(u32::MAX),
-            },
-        };
         let addrs: Vec<IpAddr> = match cfg.vary {
             Vary::Port => vec![cfg.src; n],
             Vary::Grid => {
-                let a = u64::from(cfg.flows).div_ceil(PORTS) as u32;
+                let a = grid_addrs as u32;
                 let bases: Vec<IpAddr> = (0..a)
                     .map(|k| offset_addr(cfg.src, k))
                     .collect::<Option<_>>()
-                    .ok_or_else(|| PktgenError::TooManyFlows {
-                        flows: cfg.flows,
-                        max: match cfg.src {
-                            IpAddr::V4(b) => (u64::from(u32::MAX - u32::from(b)) + 1) * PORTS,
-                            IpAddr::V6(_) => u64::from(u32::MAX) * PORTS,
-                        },
-                    })?;
+                    .ok_or_else(|| too_many(addr_room * PORTS))?;
                 (0..cfg.flows).map(|k| bases[(k % a) as usize]).collect()
             }
             Vary::Addr | Vary::Both => {
@@ -333,7 +326,7 @@ impl FlowSet {
                     .into_iter()
                     .map(|k| offset_addr(cfg.src, k))
                     .collect::<Option<_>>()
-                    .ok_or_else(too_many)?
+                    .ok_or_else(|| too_many(addr_room))?
             }
         };
         let l4_at = 14 + if cfg.src.is_ipv4() { 20 } else { 40 };

@@ -488,7 +488,7 @@ fn action_stage(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::{BenchAction, BenchMode, BenchOptions, run_with_stages};
+    use crate::bench::{BenchAction, BenchOptions, run_with_stages};
 
     // Counts this thread's allocations, so the tests can check the timed loops make none.
     #[global_allocator]
@@ -499,16 +499,8 @@ mod tests {
         BenchOptions {
             flows: 1_000,
             routes: 2_000,
-            group_size: 4,
-            groups: 8,
-            buckets: 64,
-            mode: BenchMode::AutoRecovery,
-            packets: 10_000,
-            frame_len: 60,
-            action,
-            cache_capacity: None,
-            core: None,
             seed: 11,
+            ..super::super::tests::small(action)
         }
     }
 
