@@ -89,7 +89,7 @@ class Bench:
         self.sysctl_saved = {}  # (ns, key) -> original value
         self.fwd_proc = None
         self.tpmd = None  # testpmd.Testpmd while the testpmd baseline runs
-        self.warm = set()  # (flows, seed) ecmpfwd has seen since it started
+        self.warm = set()  # (flows, seed) the running ecmpfwd has seen (reset by setup)
         self.fc_mac = None
 
     # ---- helpers -------------------------------------------------------------------------
@@ -230,6 +230,7 @@ class Bench:
         """Starts forwarder `fwd` with its VIP route; `dynamic` (ecmpfwd: a list of hops) adds the
         route over the control socket instead of from the config."""
         log(f"forwarder {fwd}{' (VIP added at run time)' if dynamic else ''}")
+        self.warm = set()  # a started forwarder has seen no flow yet
         if fwd.startswith("kernel"):
             self.no_xdp()
             self.sysctl(self.fw, "net.ipv4.ip_forward", 1)
@@ -403,7 +404,6 @@ class Bench:
         for flows in self.args.veth_flows:
             fwd = "ecmpfwd-big"
             self.setup(fwd)
-            self.warm = set()
             try:
                 for rep in range(1, self.args.big_reps + 1):
                     self.warm_up(fwd, 66, flows, seed=rep)
@@ -422,7 +422,6 @@ class Bench:
             log(f"repetition {rep}/{self.args.reps}, order {order}")
             for fwd in order:
                 self.setup(fwd)
-                self.warm = set()
                 try:
                     for size in self.args.sizes:
                         for flows in self.args.flows:
@@ -625,6 +624,13 @@ def percentiles_us(buckets):
     return out
 
 
+def aggregate(values):
+    """{"median", "min", "max"} of the repetitions' values, None without any."""
+    if not values:
+        return None
+    return {"median": round(statistics.median(values), 3), "min": min(values), "max": max(values)}
+
+
 def run_latency(run, quantile):
     """A throughput run's latency quantile in µs, None when it has none."""
     lat = (run.get("latency") or {}).get("latency_us")
@@ -638,8 +644,7 @@ def summarize(rows):
     out = []
     for (size, flows, fwd), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], FORWARDERS.index(kv[0][2]))):
         def agg(key, f=lambda r, k: r[k]):
-            v = [f(r, key) for r in rs if f(r, key) is not None]
-            return {"median": round(statistics.median(v), 3), "min": min(v), "max": max(v)} if v else None
+            return aggregate([f(r, key) for r in rs if f(r, key) is not None])
         out.append({
             "size": size, "flows": flows, "forwarder": fwd, "reps": len(rs),
             "mpps": agg("mpps"), "offered_mpps": agg("offered_mpps"), "drops": agg("drops"),
@@ -864,7 +869,7 @@ def veth_flow_rows(summary, big_runs):
         by.setdefault(r["flows"], []).append(r["mpps"])
     for flows, v in sorted(by.items()):
         out.append({"flows": flows, "forwarder": "ecmpfwd", "size": 66, "reps": len(v),
-                    "mpps": {"median": round(statistics.median(v), 3), "min": min(v), "max": max(v)}})
+                    "mpps": aggregate(v)})
     return sorted(out, key=lambda r: r["flows"])
 
 
