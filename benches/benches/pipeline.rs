@@ -14,8 +14,8 @@ use std::time::Instant;
 use criterion::{Criterion, criterion_group, criterion_main};
 use ecmp_benches::per_burst;
 use ecmp_dataplane::counters::{Counter, Counters};
-use ecmp_io::memory::{FramePool, TxMode};
-use ecmp_io::port::BURST;
+use ecmp_port::BURST;
+use ecmp_port::memory::{FramePool, TxMode};
 use ecmpfwd::bench::{BenchAction, BenchMode, BenchOptions, BenchSetup};
 
 fn options(flows: usize, action: BenchAction) -> BenchOptions {

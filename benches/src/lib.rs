@@ -24,7 +24,7 @@ use ecmp_wire::{ParseError, parse_frame};
 use ecmpfwd::traffic::{PacketSpec, Rng};
 
 /// Packets per criterion iteration: one rx burst.
-pub const BATCH: usize = ecmp_io::port::BURST;
+pub const BATCH: usize = ecmp_port::BURST;
 
 /// Frame length without FCS: a 64-byte frame on the wire.
 pub const FRAME_LEN: usize = 60;

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use ecmp_dataplane::counters::{Counter, Counters, SharedCounters};
 use ecmp_dataplane::drop::DropReason;
 use ecmp_dataplane::worker::Worker;
-use ecmp_io::memory::{FramePool, MAX_PACKET, MemoryPort};
+use ecmp_port::memory::{FramePool, MAX_PACKET, MemoryPort};
 use ecmp_tables::nexthop::{Action, EncapKind, HopId, HopState};
 use ecmp_tables::snapshot::{Snapshot, SnapshotCell};
 use ecmp_wire::meta::PacketMeta;
@@ -403,7 +403,7 @@ impl Harness {
         let mut sent = 0;
         for (port, p) in self.worker.ports_mut().iter_mut().enumerate() {
             for frame in p.sent() {
-                check_sent(&snap, port, ecmp_io::port::Frame::data(frame));
+                check_sent(&snap, port, ecmp_port::Frame::data(frame));
                 sent += 1;
             }
             p.clear_sent();

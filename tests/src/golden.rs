@@ -19,9 +19,9 @@ use std::sync::Arc;
 
 use ecmp_dataplane::drop::DropReason;
 use ecmp_dataplane::pipeline::Pipeline;
-use ecmp_dataplane::port::PortId;
 use ecmp_dataplane::worker::Worker;
-use ecmp_io::memory::{FramePool, MemoryPort, TxMode};
+use ecmp_port::PortId;
+use ecmp_port::memory::{FramePool, MemoryPort, TxMode};
 use ecmp_tables::snapshot::Snapshot;
 use ecmp_wire::{checksum, ethertype, ip_proto, ipv6, udp};
 use ecmpfwd::config::Config;

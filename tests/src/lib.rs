@@ -34,9 +34,9 @@ pub enum TestsError {
     /// The worker or pipeline could not be built.
     #[error("dataplane: {0}")]
     Dataplane(#[from] ecmp_dataplane::error::DataplaneError),
-    /// A port or the frame pool refused (pool exhausted, frame too large, capture I/O).
-    #[error("io: {0}")]
-    Io(#[from] ecmp_io::IoError),
+    /// The frame pool refused a frame (pool exhausted, frame too large).
+    #[error("port: {0}")]
+    Port(#[from] ecmp_port::PortError),
     /// A fixture file could not be read or written.
     #[error("{}: {source}", path.display())]
     File {

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use ecmp_dataplane::drop::DropReason;
-use ecmp_dataplane::port::BURST;
+use ecmp_port::BURST;
 use ecmp_tests::golden::drop_reason;
 use ecmp_tests::hex;
 use ecmp_tests::rig::{Outcome, Rig};

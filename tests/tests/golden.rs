@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Once;
 
 use ecmp_dataplane::drop::DropReason;
-use ecmp_dataplane::port::BURST;
+use ecmp_port::BURST;
 use ecmp_tables::nexthop::{Action, EncapKind};
 use ecmp_tests::golden::{
     FORWARDING_HOPS, UPDATE_ENV, golden_inputs, regenerate, try_golden_cases,

@@ -25,8 +25,8 @@ use ecmp_dataplane::error::DataplaneError;
 use ecmp_dataplane::flowcache::FlowCacheConfig;
 use ecmp_dataplane::pipeline::PipelineConfig;
 use ecmp_dataplane::worker::Worker;
-use ecmp_io::IoError;
-use ecmp_io::memory::{FramePool, MemoryPort, TxMode};
+use ecmp_port::PortError;
+use ecmp_port::memory::{FramePool, MemoryPort, TxMode};
 use ecmp_tables::TableError;
 use ecmp_tables::group::{GroupMode, ResilientGroup};
 use ecmp_tables::nexthop::{Action, Encap, EncapKind, NextHop, PortInfo};
@@ -54,7 +54,7 @@ pub enum BenchError {
     Table(#[from] TableError),
     /// The memory ports refused the frames (e.g. a frame longer than a pool buffer).
     #[error("ports: {0}")]
-    Io(#[from] IoError),
+    Port(#[from] PortError),
     /// The worker could not be built (e.g. a flow cache capacity out of range).
     #[error("worker: {0}")]
     Dataplane(#[from] DataplaneError),

@@ -29,9 +29,9 @@ use ecmp_dataplane::error::DataplaneError;
 use ecmp_dataplane::hash::FlowHasher;
 use ecmp_dataplane::pipeline::PipelineConfig;
 use ecmp_dataplane::worker::Worker;
-use ecmp_io::IoError;
-use ecmp_io::memory::{FramePool, MemoryPort};
-use ecmp_io::port::Frame as _;
+use ecmp_port::Frame as _;
+use ecmp_port::PortError;
+use ecmp_port::memory::{FramePool, MemoryPort};
 use ecmp_tables::TableError;
 use ecmp_tables::group::{GroupMode, ResilientGroup};
 use ecmp_tables::nexthop::{Action, GroupId, HopId, HopState};
@@ -111,7 +111,7 @@ pub enum DemoError {
     Dataplane(#[from] DataplaneError),
     /// An in-memory port refused a frame.
     #[error("port: {0}")]
-    Io(#[from] IoError),
+    Port(#[from] PortError),
     /// A synthetic frame did not parse (a bug in the traffic builder, not in the config).
     #[error("a synthetic frame did not parse: {0}")]
     Parse(#[from] ParseError),

@@ -29,12 +29,12 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ecmp_io::memory::{FramePool, MemFrame};
 use ecmp_io::netlink::NetlinkError;
-use ecmp_io::port::{BURST, Burst, Frame, Port};
 use ecmp_io::xdp::{
     AttachMode, BindMode, Umem, UmemConfig, XdpError, XdpFrame, XdpProgram, XskConfig, XskPort,
 };
+use ecmp_port::memory::{FramePool, MemFrame};
+use ecmp_port::{BURST, Burst, Frame, Port};
 use ecmp_wire::{checksum, ip_proto};
 use serde::Serialize;
 
@@ -936,7 +936,7 @@ pub fn sink<P: Port>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ecmp_io::memory::{MemoryPort, TxMode};
+    use ecmp_port::memory::{MemoryPort, TxMode};
     use ecmp_wire::{ipv4, ipv6, tcp, udp};
 
     fn cfg(src: &str, dst: &str, proto: Proto, flows: u32, vary: Vary) -> FlowConfig {

@@ -12,8 +12,8 @@ use ecmp_dataplane::counters::{Counters, SharedCounters};
 use ecmp_dataplane::flowcache::FlowCacheConfig;
 use ecmp_dataplane::pipeline::PipelineConfig;
 use ecmp_dataplane::worker::Worker;
-use ecmp_io::memory::FramePool;
 use ecmp_io::pcap::PcapPort;
+use ecmp_port::memory::FramePool;
 use ecmp_tables::snapshot::SnapshotCell;
 
 use crate::config::{Config, PortKind};

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use ecmp_dataplane::counters::{Counter, SharedCounters};
 use ecmp_dataplane::worker::Worker;
-use ecmp_io::alloc_count::{CountingAllocator, allocations};
-use ecmp_io::memory::{FramePool, MemoryPort, TxMode};
+use ecmp_port::alloc_count::{CountingAllocator, allocations};
+use ecmp_port::memory::{FramePool, MemoryPort, TxMode};
 use ecmp_tables::snapshot::SnapshotCell;
 use ecmpfwd::config::Config;
 use ecmpfwd::traffic::{PacketSpec, Rng, tcp_flags};

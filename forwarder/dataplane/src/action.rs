@@ -13,7 +13,7 @@ use ecmp_wire::meta::{IpVersion, PacketMeta};
 use ecmp_wire::{checksum, ethernet, ethertype, gre, gue, ip_proto, ipv4, ipv6, mpls, udp, vxlan};
 
 use crate::drop::DropReason;
-use crate::port::Frame;
+use ecmp_port::Frame;
 
 const ETH: usize = ethernet::HEADER_LEN;
 

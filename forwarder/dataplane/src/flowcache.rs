@@ -751,7 +751,7 @@ impl FlowCache {
         for b in [b1, b2] {
             if let Some(bucket) = self.buckets.get(b) {
                 for line in bucket.slots.iter().step_by(SLOTS_PER_LINE) {
-                    ecmp_io::hint::prefetch(line);
+                    ecmp_port::hint::prefetch(line);
                 }
             }
         }

@@ -1,8 +1,8 @@
 //! The batch pipeline of ecmpfwd: parse -> flow key/hash -> flow cache -> lookup -> rewrite/encap.
 //!
-//! No I/O and no threads here: ports implement [`port::Port`] (defined beside them in `ecmp-io`,
-//! re-exported here); [`worker::Worker`] is one poll-mode worker's loop body, generic over the
-//! port type; threads live in the daemon.
+//! No I/O and no threads here: ports implement [`ecmp_port::Port`] (the `ecmp-port` crate, which
+//! needs no system libraries); [`worker::Worker`] is one poll-mode worker's loop body, generic over
+//! the port type; threads live in the daemon.
 #![forbid(unsafe_code)]
 
 pub mod action;
@@ -13,5 +13,4 @@ pub mod flow;
 pub mod flowcache;
 pub mod hash;
 pub mod pipeline;
-pub use ecmp_io::port;
 pub mod worker;

@@ -19,7 +19,7 @@ use crate::error::DataplaneError;
 use crate::flow::FlowKey;
 use crate::flowcache::{CacheProbe, CachedHop, FlowCache, FlowCacheConfig, InsertOutcome};
 use crate::hash::FlowHasher;
-use crate::port::{BURST, Frame, PortId};
+use ecmp_port::{BURST, Frame, PortId};
 
 /// What happens to one packet of a burst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

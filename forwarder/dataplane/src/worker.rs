@@ -11,7 +11,7 @@ use ecmp_tables::snapshot::{ReaderId, Snapshot, SnapshotCell};
 use crate::counters::{Counter, SharedCounters};
 use crate::error::DataplaneError;
 use crate::pipeline::{Pipeline, PipelineConfig, Verdict};
-use crate::port::{BURST, Burst, Frame, Port};
+use ecmp_port::{BURST, Burst, Frame, Port};
 
 /// Partial tx batches wait at most this long before they are sent (DPDK l3fwd uses ~100 us).
 pub const TX_DRAIN_NS: u64 = 100_000;
@@ -243,7 +243,7 @@ fn send<P: Port>(
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
-    use ecmp_io::memory::{FramePool, MemoryPort, TxMode};
+    use ecmp_port::memory::{FramePool, MemoryPort, TxMode};
     use ecmp_tables::group::{GroupMode, ResilientGroup};
     use ecmp_tables::nexthop::{Action, NextHop, PortInfo};
     use ecmp_tables::{Fib4, Fib6};

@@ -10,20 +10,9 @@ use std::path::PathBuf;
 /// Errors of the I/O layer.
 #[derive(Debug, thiserror::Error)]
 pub enum IoError {
-    /// The frame pool had no free buffer.
-    #[error("frame pool exhausted: all {capacity} frames are in use")]
-    PoolExhausted {
-        /// Number of frames the pool owns.
-        capacity: usize,
-    },
-    /// A packet does not fit in a frame after the headroom.
-    #[error("packet of {len} bytes does not fit a frame (at most {max} bytes)")]
-    PacketTooLarge {
-        /// Length of the packet.
-        len: usize,
-        /// Largest packet a frame holds.
-        max: usize,
-    },
+    /// A packet could not be loaded into a frame.
+    #[error(transparent)]
+    Frame(#[from] ecmp_port::PortError),
     /// A capture file could not be opened or created.
     #[error("{}: cannot open", path.display())]
     Open {

@@ -24,9 +24,9 @@ use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use crate::PortStats;
-use crate::memory::{FramePool, MAX_PACKET, MemFrame};
-use crate::port::{Burst, Frame, Port};
+use ecmp_port::PortStats;
+use ecmp_port::memory::{FramePool, MAX_PACKET, MemFrame};
+use ecmp_port::{Burst, Frame, Port};
 
 /// Errors of opening a [`PacketPort`]; each names the interface.
 #[derive(Debug, thiserror::Error)]

@@ -20,10 +20,11 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::port::{Burst, Frame, Port};
+use ecmp_port::{Burst, Frame, Port};
 
-use crate::memory::{FramePool, MAX_PACKET, MemFrame};
-use crate::{IoError, PortStats};
+use crate::IoError;
+use ecmp_port::PortStats;
+use ecmp_port::memory::{FramePool, MAX_PACKET, MemFrame};
 
 /// The link type of Ethernet captures.
 pub const LINKTYPE_ETHERNET: u32 = 1;

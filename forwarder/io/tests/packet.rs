@@ -8,9 +8,9 @@ use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ecmp_io::memory::FramePool;
 use ecmp_io::packet::{PacketOptions, PacketPort};
-use ecmp_io::port::{BURST, Burst, Frame, Port};
+use ecmp_port::memory::FramePool;
+use ecmp_port::{BURST, Burst, Frame, Port};
 
 /// An ethertype from the local-experimental range: nothing in the kernel answers or emits it.
 const ETHERTYPE: [u8; 2] = [0x88, 0xb5];

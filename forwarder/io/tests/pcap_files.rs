@@ -1,9 +1,9 @@
 //! Capture files on disk: a pcap in, forwarded through memory ports, one pcap out per egress port.
 
 use ecmp_io::IoError;
-use ecmp_io::memory::{FramePool, HEADROOM};
 use ecmp_io::pcap::{PcapPort, PcapReader, PcapWriter, Resolution};
-use ecmp_io::port::{Burst, Frame, Port};
+use ecmp_port::memory::{FramePool, HEADROOM};
+use ecmp_port::{Burst, Frame, Port};
 
 fn frame(dst_last: u8, len: usize) -> Vec<u8> {
     let mut p = vec![0u8; len];

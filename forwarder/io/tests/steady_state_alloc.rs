@@ -3,11 +3,11 @@
 
 use std::io::{self, Cursor};
 
-use ecmp_io::alloc_count::{CountingAllocator, allocations};
-use ecmp_io::fault::{Chance, FaultConfig, FaultPort};
-use ecmp_io::memory::{FramePool, MemoryPort, TxMode};
 use ecmp_io::pcap::{Endian, PcapPort, PcapReader, PcapWriter, Resolution};
-use ecmp_io::port::{Burst, Port};
+use ecmp_port::alloc_count::{CountingAllocator, allocations};
+use ecmp_port::fault::{Chance, FaultConfig, FaultPort};
+use ecmp_port::memory::{FramePool, MemoryPort, TxMode};
+use ecmp_port::{Burst, Port};
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;

@@ -5,10 +5,10 @@ mod xdp_lab;
 
 use std::time::Duration;
 
-use ecmp_io::port::{Burst, Frame, Port};
 use ecmp_io::xdp::{
     AttachMode, BindMode, UMEM_HEADROOM, Umem, UmemConfig, XdpFrame, XdpProgram, XskConfig, XskPort,
 };
+use ecmp_port::{Burst, Frame, Port};
 use xdp_lab::{Lab, PacketSocket, bytes_of, drain_tx, rx_until, transit, tx_all};
 
 const WAIT: Duration = Duration::from_secs(3);

@@ -7,10 +7,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
-use ecmp_io::port::Port;
 use ecmp_io::xdp::{
     AttachMode, BindMode, Umem, UmemConfig, XdpError, XdpProgram, XskConfig, XskPort,
 };
+use ecmp_port::Port;
 use libbpf_rs::libbpf_sys;
 use xdp_lab::{Lab, PacketSocket, rx_until, transit};
 

@@ -21,8 +21,8 @@ use ecmp_dataplane::drop::DropReason;
 use ecmp_dataplane::flow::FlowKey;
 use ecmp_dataplane::flowcache::{CacheProbe, CachedHop, FlowCache};
 use ecmp_dataplane::hash::FlowHasher;
-use ecmp_io::memory::{FramePool, MemFrame};
-use ecmp_io::port::{BURST, Burst};
+use ecmp_port::memory::{FramePool, MemFrame};
+use ecmp_port::{BURST, Burst};
 use ecmp_tables::nexthop::{GroupId, HopId};
 use ecmp_tables::policy::HashPolicy;
 use ecmp_tables::snapshot::Snapshot;
@@ -158,13 +158,13 @@ impl Stopwatch {
     #[inline(always)]
     fn time<R>(&mut self, f: impl FnOnce() -> R) -> R {
         #[cfg(test)]
-        let before = ecmp_io::alloc_count::allocations();
+        let before = ecmp_port::alloc_count::allocations();
         let t = Instant::now();
         let r = f();
         self.elapsed += t.elapsed();
         #[cfg(test)]
         {
-            self.allocations += ecmp_io::alloc_count::allocations() - before;
+            self.allocations += ecmp_port::alloc_count::allocations() - before;
         }
         r
     }
@@ -492,8 +492,8 @@ mod tests {
 
     // Counts this thread's allocations, so the tests can check the timed loops make none.
     #[global_allocator]
-    static GLOBAL: ecmp_io::alloc_count::CountingAllocator =
-        ecmp_io::alloc_count::CountingAllocator;
+    static GLOBAL: ecmp_port::alloc_count::CountingAllocator =
+        ecmp_port::alloc_count::CountingAllocator;
 
     fn tiny(action: BenchAction) -> BenchOptions {
         BenchOptions {

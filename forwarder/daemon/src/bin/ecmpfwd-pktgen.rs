@@ -20,10 +20,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ecmp_io::memory::FramePool;
 use ecmp_io::packet::{PacketOptions, PacketPort};
-use ecmp_io::port::Port;
 use ecmp_io::xdp::AttachMode;
+use ecmp_port::Port;
+use ecmp_port::memory::FramePool;
 use ecmpfwd::pktgen::{
     self, FlowConfig, FlowSet, Proto, SendOptions, SinkOptions, SinkReport, Vary, XdpSender,
     XdpSink,
@@ -306,7 +306,7 @@ fn run_send(a: SendArgs) -> Result<bool> {
             report
         }
         None => {
-            let mut pool = FramePool::new(4 * ecmp_io::port::BURST);
+            let mut pool = FramePool::new(4 * ecmp_port::BURST);
             let mut port = PacketPort::open(&a.iface, pool.clone())?;
             let report = pktgen::send(&mut port, &mut pool, &flows, &opts, &stop);
             if let Some(e) = port.take_error() {
@@ -385,7 +385,7 @@ fn run_sink(a: SinkArgs) -> Result<bool> {
             report
         }
         None => {
-            let pool = FramePool::new(4 * ecmp_io::port::BURST);
+            let pool = FramePool::new(4 * ecmp_port::BURST);
             let popts = PacketOptions {
                 promiscuous: a.promisc,
                 ..PacketOptions::default()

@@ -11,7 +11,7 @@ use ecmp_control::ctl_server::Dataplane;
 use ecmp_dataplane::counters::{Counter, SharedCounters};
 use ecmp_dataplane::drop::DropReason;
 use ecmp_dataplane::pipeline::Choice;
-use ecmp_io::PortStats;
+use ecmp_port::PortStats;
 use ecmp_proto::ctl::{
     FlowEntry, FlowsReply, HopFlows, PortCounters, StatsReply, TraceQuery, TraceReply, TraceVia,
     WorkerCounters,

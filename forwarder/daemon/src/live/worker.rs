@@ -11,8 +11,8 @@ use anyhow::{Context, Result, anyhow};
 use ecmp_dataplane::counters::SharedCounters;
 use ecmp_dataplane::pipeline::PipelineConfig;
 use ecmp_dataplane::worker::Worker;
-use ecmp_io::port::Port;
 use ecmp_io::xdp::{BindMode, Umem, UmemConfig, XdpProgram, XskConfig, XskPort};
+use ecmp_port::Port;
 use ecmp_tables::snapshot::SnapshotCell;
 
 use super::LivePort;

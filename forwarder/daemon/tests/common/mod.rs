@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use ecmp_dataplane::counters::{Counter, Counters, SharedCounters};
 use ecmp_dataplane::worker::Worker;
-use ecmp_io::memory::{FramePool, MemoryPort};
+use ecmp_port::memory::{FramePool, MemoryPort};
 use ecmp_tables::nexthop::{HopId, HopState};
 use ecmp_tables::snapshot::SnapshotCell;
 use ecmpfwd::config::Config;

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::umem::FRAME_SIZE;
-use crate::port::{Frame, window};
+use ecmp_port::{Frame, window};
 
 // Window offsets are stored as u16.
 const _: () = assert!(FRAME_SIZE <= u16::MAX as usize);

@@ -1,5 +1,5 @@
 //! AF_XDP ports: the XDP program that steers packets into sockets, a per-worker UMEM, and
-//! [`XskPort`], the [`Port`](crate::port::Port) over one AF_XDP socket.
+//! [`XskPort`], the [`Port`](ecmp_port::Port) over one AF_XDP socket.
 //!
 //! How the pieces fit:
 //! - [`XdpProgram`] (one per interface, owned by whoever sets the interface up) loads
@@ -15,7 +15,7 @@
 //! fill ring or rx ring (counted by [`XskPort::kernel_held`]), the caller's hands (an
 //! [`XdpFrame`]), or a port's tx or completion ring (also counted by `kernel_held`). So with no
 //! frame in the caller's hands, `umem.outstanding()` equals the sum of the ports' `kernel_held()`;
-//! tests use that to prove nothing leaked. Like [`MemFrame`](crate::memory::MemFrame), an
+//! tests use that to prove nothing leaked. Like [`MemFrame`](ecmp_port::memory::MemFrame), an
 //! `XdpFrame` has no `Drop` hook: a dropped frame stays outstanding for good (the leak signal).
 //!
 //! After construction the hot path (`rx_burst`, `tx_burst`, `release`, `flush`) never allocates,

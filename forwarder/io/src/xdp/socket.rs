@@ -12,8 +12,8 @@ use super::frame::XdpFrame;
 use super::ring::{ConsRing, ProdRing, XdpDesc};
 use super::sys;
 use super::umem::{FRAME_SIZE, UMEM_HEADROOM, Umem, UmemInner};
-use crate::PortStats;
-use crate::port::{Burst, Port};
+use ecmp_port::PortStats;
+use ecmp_port::{Burst, Port};
 
 /// How a socket moves packets between the driver and the UMEM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -282,7 +282,7 @@ impl Umem {
             ))
         })?;
         frame.set_len(packet.len());
-        crate::port::Frame::data_mut(&mut frame).copy_from_slice(packet);
+        ecmp_port::Frame::data_mut(&mut frame).copy_from_slice(packet);
         Ok(frame)
     }
 

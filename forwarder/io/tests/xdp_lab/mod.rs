@@ -9,8 +9,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ecmp_io::port::{BURST, Burst, Frame, Port};
 use ecmp_io::xdp::{XdpFrame, XskPort};
+use ecmp_port::{BURST, Burst, Frame, Port};
 
 /// MAC of the `a` end of veth pair `i`.
 pub fn mac_a(i: u8) -> [u8; 6] {

@@ -23,9 +23,9 @@ use std::fmt;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::port::{Burst, Frame, Port, window};
+use crate::{Burst, Frame, Port, window};
 
-use crate::{IoError, PortStats};
+use crate::{PortError, PortStats};
 
 /// Bytes in one frame buffer (headroom included).
 pub const FRAME_SIZE: usize = 2048;
@@ -69,12 +69,12 @@ impl MemFrame {
 
     /// Replaces the packet with a copy of `packet`, starting at [`HEADROOM`].
     #[inline]
-    fn load(&mut self, packet: &[u8]) -> Result<(), IoError> {
+    fn load(&mut self, packet: &[u8]) -> Result<(), PortError> {
         let len = packet.len();
         let dst = self
             .buf
             .get_mut(HEADROOM..HEADROOM + len)
-            .ok_or(IoError::PacketTooLarge {
+            .ok_or(PortError::PacketTooLarge {
                 len,
                 max: MAX_PACKET,
             })?;
@@ -85,16 +85,17 @@ impl MemFrame {
         Ok(())
     }
 
-    /// The whole buffer behind the packet window, for readers that fill a frame in place.
+    /// The whole buffer behind the packet window, for readers that fill a frame in place (the
+    /// pcap and AF_PACKET ports of `ecmp-io`).
     #[inline]
-    pub(crate) fn payload_area(&mut self) -> &mut [u8] {
+    pub fn payload_area(&mut self) -> &mut [u8] {
         &mut self.buf[HEADROOM..]
     }
 
     /// Sets the packet to the first `len` bytes written through [`Self::payload_area`] (callers
     /// never wrote more than that area holds; clamped anyway so the window stays in the buffer).
     #[inline]
-    pub(crate) fn set_loaded_len(&mut self, len: usize) {
+    pub fn set_loaded_len(&mut self, len: usize) {
         debug_assert!(len <= MAX_PACKET);
         self.start = HEADROOM as u16;
         self.len = len.min(MAX_PACKET) as u16;
@@ -243,15 +244,15 @@ impl FramePool {
     }
 
     /// A frame holding a copy of `packet`.
-    pub fn frame_from(&self, packet: &[u8]) -> Result<MemFrame, IoError> {
+    pub fn frame_from(&self, packet: &[u8]) -> Result<MemFrame, PortError> {
         if packet.len() > MAX_PACKET {
-            return Err(IoError::PacketTooLarge {
+            return Err(PortError::PacketTooLarge {
                 len: packet.len(),
                 max: MAX_PACKET,
             });
         }
         let mut inner = self.inner.borrow_mut();
-        let mut frame = inner.alloc().ok_or(IoError::PoolExhausted {
+        let mut frame = inner.alloc().ok_or(PortError::PoolExhausted {
             capacity: inner.capacity,
         })?;
         match frame.load(packet) {
@@ -298,7 +299,7 @@ impl FramePool {
     /// the pool runs dry or `fill` returns `None` (the frame it was given goes back to the pool).
     /// Returns how many frames were appended and whether the pool ran dry.
     #[inline]
-    pub(crate) fn fill_burst(
+    pub fn fill_burst(
         &self,
         out: &mut Burst<MemFrame>,
         max: usize,
@@ -468,7 +469,7 @@ impl MemoryPort {
     }
 
     /// Queues a copy of `packet` for the next `rx_burst` (taking its frame from the pool now).
-    pub fn inject(&mut self, packet: &[u8]) -> Result<(), IoError> {
+    pub fn inject(&mut self, packet: &[u8]) -> Result<(), PortError> {
         let frame = self.pool.frame_from(packet)?;
         self.rx.push_back(frame);
         Ok(())
@@ -481,7 +482,7 @@ impl MemoryPort {
 
     /// Makes `rx_burst` cycle through `packets` forever (after any injected frames), copying each
     /// into a pool frame. An empty list turns replay off. The packets are copied once, here.
-    pub fn replay<I, P>(&mut self, packets: I) -> Result<(), IoError>
+    pub fn replay<I, P>(&mut self, packets: I) -> Result<(), PortError>
     where
         I: IntoIterator<Item = P>,
         P: AsRef<[u8]>,
@@ -491,7 +492,7 @@ impl MemoryPort {
         for packet in packets {
             let packet = packet.as_ref();
             if packet.len() > MAX_PACKET {
-                return Err(IoError::PacketTooLarge {
+                return Err(PortError::PacketTooLarge {
                     len: packet.len(),
                     max: MAX_PACKET,
                 });
@@ -688,7 +689,7 @@ mod tests {
         let pool = FramePool::new(1);
         assert!(matches!(
             pool.frame_from(&[0; MAX_PACKET + 1]),
-            Err(IoError::PacketTooLarge { len, max: MAX_PACKET }) if len == MAX_PACKET + 1
+            Err(PortError::PacketTooLarge { len, max: MAX_PACKET }) if len == MAX_PACKET + 1
         ));
         assert_eq!(pool.outstanding(), 0);
         let f = pool.frame_from(&[0; MAX_PACKET]).unwrap();
@@ -696,7 +697,7 @@ mod tests {
         assert_eq!(f.tailroom(), 0);
         assert!(matches!(
             pool.frame_from(&[0]),
-            Err(IoError::PoolExhausted { capacity: 1 })
+            Err(PortError::PoolExhausted { capacity: 1 })
         ));
         assert_eq!(pool.stats().alloc_failures, 1);
         pool.release(f);
@@ -777,7 +778,7 @@ mod tests {
         port.replay([&[1u8][..], &[2, 2], &[3, 3, 3]]).unwrap();
 
         let mut b = burst();
-        assert_eq!(port.rx_burst(&mut b), crate::port::BURST);
+        assert_eq!(port.rx_burst(&mut b), crate::BURST);
         let lens: Vec<usize> = b.iter().map(|f| f.data().len()).collect();
         assert_eq!(&lens[..7], &[1, 2, 3, 1, 2, 3, 1]);
 
@@ -799,7 +800,7 @@ mod tests {
         assert_eq!(pool.outstanding(), 0);
 
         // Replay continues where it stopped: 32 + 8 = 40 packets so far, 40 % 3 == 1.
-        assert_eq!(port.rx_burst(&mut b), crate::port::BURST);
+        assert_eq!(port.rx_burst(&mut b), crate::BURST);
         assert_eq!(b[0].data(), &[2, 2]);
         port.tx_burst(&mut b);
         drop(port);

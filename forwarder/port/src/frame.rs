@@ -1,7 +1,7 @@
 //! The seam between the pipeline and I/O: frames and ports.
 //!
 //! The pipeline never performs I/O itself (rule 2 in ARCHITECTURE.md); it moves frame handles
-//! between bursts. A port implementation (in this crate) owns the buffers behind its frames.
+//! between bursts. A port implementation (here or in `ecmp-io`) owns the buffers behind its frames.
 //! Frames are moved, never copied, between the rx burst, the per-port tx bursts and the free list,
 //! so a frame that a port refuses to send is always handed back through [`Port::release`].
 
@@ -39,11 +39,12 @@ pub trait Frame {
 }
 
 /// The packet window of a frame: `len` bytes starting `start` bytes into its buffer. The window
-/// arithmetic every frame type shares (the buffers differ, the rules do not).
-pub(crate) mod window {
+/// arithmetic every frame type shares (the buffers differ, the rules do not). Public so frame
+/// types outside this crate (AF_XDP's UMEM frames) keep the same rules.
+pub mod window {
     /// Grows the window by `n` bytes at the front; false (nothing changed) past the buffer start.
     #[inline]
-    pub(crate) fn push_front(start: &mut u16, len: &mut u16, n: usize) -> bool {
+    pub fn push_front(start: &mut u16, len: &mut u16, n: usize) -> bool {
         match u16::try_from(n) {
             Ok(n) if n <= *start => {
                 *start -= n;
@@ -56,7 +57,7 @@ pub(crate) mod window {
 
     /// Shrinks the window by `n` bytes at the front; false (nothing changed) when shorter.
     #[inline]
-    pub(crate) fn pull_front(start: &mut u16, len: &mut u16, n: usize) -> bool {
+    pub fn pull_front(start: &mut u16, len: &mut u16, n: usize) -> bool {
         match u16::try_from(n) {
             Ok(n) if n <= *len => {
                 *start += n;
@@ -69,7 +70,7 @@ pub(crate) mod window {
 
     /// Shortens the window to `new_len` bytes (no-op when already shorter).
     #[inline]
-    pub(crate) fn truncate(len: &mut u16, new_len: usize) {
+    pub fn truncate(len: &mut u16, new_len: usize) {
         if new_len < usize::from(*len) {
             // Smaller than a u16 value, so it fits.
             *len = new_len as u16;

@@ -3,10 +3,10 @@
 //!
 //! ```text
 //! #[global_allocator]
-//! static GLOBAL: ecmp_io::alloc_count::CountingAllocator = ecmp_io::alloc_count::CountingAllocator;
-//! let before = ecmp_io::alloc_count::allocations();
+//! static GLOBAL: ecmp_port::alloc_count::CountingAllocator = ecmp_port::alloc_count::CountingAllocator;
+//! let before = ecmp_port::alloc_count::allocations();
 //! // ... the code under test ...
-//! assert_eq!(ecmp_io::alloc_count::allocations() - before, 0);
+//! assert_eq!(ecmp_port::alloc_count::allocations() - before, 0);
 //! ```
 //! Counts are per thread, so allocations of the test harness's other threads do not count.
 #![allow(unsafe_code)]

@@ -12,7 +12,7 @@
 //! dice; every frame that comes in goes out exactly once (to the caller, to the inner port, or back
 //! through `release`), and the counters record what was done.
 
-use crate::port::{Burst, Frame, Port};
+use crate::{Burst, Frame, Port};
 
 /// The probability of a fault, in steps of 2^-32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
