@@ -5,8 +5,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ecmp_benches::{Bursts, SEED, per_burst};
+use ecmp_pktgen::traffic::Rng;
 use ecmp_tables::group::{GroupMode, ResilientGroup};
-use ecmpfwd::traffic::Rng;
 
 /// Members per group.
 const WAYS: u32 = 16;

@@ -20,7 +20,7 @@ use ecmp_benches::{BATCH, Bursts, SEED, flow_keys, per_burst};
 use ecmp_dataplane::flow::FlowKey;
 use ecmp_dataplane::flowcache::{CachedHop, FlowCache, FlowCacheConfig};
 use ecmp_dataplane::hash::{DEFAULT_RSS_KEY, FlowHasher};
-use ecmpfwd::traffic::Rng;
+use ecmp_pktgen::traffic::Rng;
 
 /// The clock every operation sees: far from every timeout, so nothing expires.
 const NOW_MS: u64 = 1_000;

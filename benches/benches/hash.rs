@@ -7,8 +7,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ecmp_benches::{Bursts, FrameKind, SEED, frames, metas, per_burst};
 use ecmp_dataplane::flow::FlowKey;
 use ecmp_dataplane::hash::{DEFAULT_RSS_KEY, FlowHasher};
+use ecmp_pktgen::traffic::Rng;
 use ecmp_tables::policy::{HashAlgo, HashFields, HashPolicy};
-use ecmpfwd::traffic::Rng;
 
 /// Distinct flows per address family.
 const POOL: usize = 4096;

@@ -8,9 +8,9 @@ use std::net::Ipv4Addr;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ecmp_benches::{Bursts, SEED, address_in6, fib6, per_burst, random_routes6};
+use ecmp_pktgen::traffic::Rng;
 use ecmp_tables::Fib4;
 use ecmpfwd::bench::{address_in, random_routes};
-use ecmpfwd::traffic::Rng;
 
 /// Destinations per table: 4 MiB (v4) / 16 MiB (v6) of addresses, walked in order.
 const DESTINATIONS: usize = 1 << 20;

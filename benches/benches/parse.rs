@@ -5,9 +5,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ecmp_benches::{Bursts, FrameKind, SEED, frames, per_burst};
+use ecmp_pktgen::traffic::Rng;
 use ecmp_wire::PacketMeta;
 use ecmp_wire::parse::parse_frame_into;
-use ecmpfwd::traffic::Rng;
 
 /// Distinct frames per kind: more than L1 holds, as in a stream of different flows.
 const POOL: usize = 4096;

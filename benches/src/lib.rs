@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 use ecmp_dataplane::flow::FlowKey;
+use ecmp_pktgen::traffic::{PacketSpec, Rng};
 use ecmp_tables::{Fib6, TableError};
 use ecmp_wire::meta::PacketMeta;
 use ecmp_wire::{ParseError, parse_frame};
-use ecmpfwd::traffic::{PacketSpec, Rng};
 
 /// Packets per criterion iteration: one rx burst.
 pub const BATCH: usize = ecmp_port::BURST;
@@ -160,7 +160,7 @@ pub fn frames(kind: FrameKind, n: usize, rng: &mut Rng) -> Vec<Vec<u8>> {
                 len,
             );
             let spec = match kind {
-                FrameKind::Ipv4Tcp => spec.with_tcp(ecmpfwd::traffic::tcp_flags::ACK),
+                FrameKind::Ipv4Tcp => spec.with_tcp(ecmp_pktgen::traffic::tcp_flags::ACK),
                 _ => spec,
             };
             let mut f = spec.build();

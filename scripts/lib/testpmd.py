@@ -405,7 +405,7 @@ def selftest(args):
     b1_mac = re.search(r"^LAB_B1_MAC=(\S+)", env, re.M).group(1)
     backends = range(1, int(re.search(r"^LAB_BACKENDS=(\d+)", env, re.M).group(1)) + 1)
     if not os.access(os.path.join(ROOT, "target", "release", "ecmpfwd-pktgen"), os.X_OK):
-        raise TestpmdError("target/release/ecmpfwd-pktgen missing: cargo build --release -p ecmpfwd")
+        raise TestpmdError("target/release/ecmpfwd-pktgen missing: cargo build --release -p ecmp-pktgen")
     tp = Testpmd(fw, "fc0", "fb1", main_core=0, fwd_core=1, mode=args.mode,
                  eth_peer=b1_mac if args.mode == "mac" else None)
     failures = []

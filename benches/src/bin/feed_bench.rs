@@ -34,10 +34,10 @@ use ecmp_dataplane::flowcache::FlowCacheConfig;
 use ecmp_dataplane::hash::DEFAULT_RSS_KEY;
 use ecmp_dataplane::pipeline::PipelineConfig;
 use ecmp_dataplane::worker::Worker;
+use ecmp_pktgen::traffic::PacketSpec;
 use ecmp_port::memory::{FramePool, MemoryPort, TxMode};
 use ecmp_tables::nexthop::{PortId, PortInfo};
 use ecmp_tables::snapshot::SnapshotCell;
-use ecmpfwd::traffic::PacketSpec;
 use hdrhistogram::Histogram;
 
 struct Args {

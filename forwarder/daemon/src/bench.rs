@@ -34,7 +34,7 @@ use ecmp_tables::snapshot::{Snapshot, SnapshotCell};
 use ecmp_tables::{Fib4, Fib6};
 use serde::Serialize;
 
-use crate::traffic::{PacketSpec, Rng};
+use ecmp_pktgen::traffic::{PacketSpec, Rng};
 
 pub mod stages;
 

@@ -43,7 +43,7 @@ use crate::config::Config;
 use crate::runtime::pipeline_config;
 use crate::setup::{self, SetupError, Tables};
 use crate::stats;
-use crate::traffic::{PacketSpec, Rng, tcp_flags};
+use ecmp_pktgen::traffic::{PacketSpec, Rng, tcp_flags};
 
 /// Frames injected per round trip through the worker: the output of a chunk stays on the ports
 /// until read, so a chunk plus the bursts in flight must fit the pool.

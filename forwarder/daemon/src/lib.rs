@@ -6,8 +6,6 @@ pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod live;
-pub mod pktgen;
 pub mod runtime;
 pub mod setup;
 pub mod stats;
-pub mod traffic;

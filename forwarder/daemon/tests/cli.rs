@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use ecmp_io::pcap::{PcapReader, PcapWriter};
-use ecmpfwd::traffic::{PacketSpec, Rng};
+use ecmp_pktgen::traffic::{PacketSpec, Rng};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ecmpfwd");
 

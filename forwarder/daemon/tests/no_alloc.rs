@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use ecmp_dataplane::counters::{Counter, SharedCounters};
 use ecmp_dataplane::worker::Worker;
+use ecmp_pktgen::traffic::{PacketSpec, Rng, tcp_flags};
 use ecmp_port::alloc_count::{CountingAllocator, allocations};
 use ecmp_port::memory::{FramePool, MemoryPort, TxMode};
 use ecmp_tables::snapshot::SnapshotCell;
 use ecmpfwd::config::Config;
-use ecmpfwd::traffic::{PacketSpec, Rng, tcp_flags};
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;

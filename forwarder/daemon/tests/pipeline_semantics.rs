@@ -130,9 +130,9 @@ fn embryonic_flows_never_evict_established_ones() {
 fn drops_are_counted_by_reason_and_never_leak_frames() {
     let mut lab = Lab::new(&vip_config(2, "auto-recovery", 64, 1024));
     let mut ttl1 =
-        ecmpfwd::traffic::PacketSpec::udp("198.18.0.1".parse().unwrap(), VIP.into(), 1, 2, 60);
+        ecmp_pktgen::traffic::PacketSpec::udp("198.18.0.1".parse().unwrap(), VIP.into(), 1, 2, 60);
     ttl1.ttl = 1;
-    let no_route = ecmpfwd::traffic::PacketSpec::udp(
+    let no_route = ecmp_pktgen::traffic::PacketSpec::udp(
         "198.18.0.1".parse().unwrap(),
         "203.0.113.1".parse().unwrap(),
         1,

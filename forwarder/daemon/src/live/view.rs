@@ -190,7 +190,7 @@ impl LiveView {
 }
 
 fn flow_query(q: &TraceQuery) -> Result<Vec<u8>, String> {
-    use crate::traffic::{PacketSpec, tcp_flags};
+    use ecmp_pktgen::traffic::{PacketSpec, tcp_flags};
     if q.src.is_ipv4() != q.dst.is_ipv4() {
         return Err("source and destination are of different families".to_owned());
     }

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use ecmp_dataplane::counters::{Counter, Counters, SharedCounters};
 use ecmp_dataplane::worker::Worker;
+use ecmp_pktgen::traffic::{PacketSpec, Rng, tcp_flags};
 use ecmp_port::memory::{FramePool, MemoryPort};
 use ecmp_tables::nexthop::{HopId, HopState};
 use ecmp_tables::snapshot::SnapshotCell;
 use ecmpfwd::config::Config;
 use ecmpfwd::setup::{self, Tables};
-use ecmpfwd::traffic::{PacketSpec, Rng, tcp_flags};
 
 /// An anycast VIP behind `hops` servers in a group of the given mode.
 pub fn vip_config(hops: usize, mode: &str, buckets: u32, cache: usize) -> String {

@@ -20,8 +20,6 @@ use serde_json::Value;
 
 /// The daemon under test.
 pub const ECMPFWD: &str = env!("CARGO_BIN_EXE_ecmpfwd");
-/// The packet generator and sink.
-pub const PKTGEN: &str = env!("CARGO_BIN_EXE_ecmpfwd-pktgen");
 /// The lab's IPv4 VIP (every backend holds it on lo).
 pub const VIP4: &str = "198.19.0.1";
 /// The lab's IPv6 VIP.
@@ -34,16 +32,26 @@ fn lab_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lab")
 }
 
-/// `ecmpctl`, built next to `ecmpfwd` (another package of the workspace).
-pub fn ecmpctl() -> PathBuf {
-    let path = Path::new(ECMPFWD).with_file_name("ecmpctl");
+/// A binary of another package of the workspace, built next to `ecmpfwd`.
+fn sibling_bin(name: &str, package: &str) -> PathBuf {
+    let path = Path::new(ECMPFWD).with_file_name(name);
     assert!(
         path.exists(),
-        "{} is missing: build it first (cargo build -p ecmp-control --bin ecmpctl, or run the \
-         tests with --workspace)",
+        "{} is missing: build it first (cargo build -p {package} --bin {name}, or run the tests \
+         with --workspace)",
         path.display()
     );
     path
+}
+
+/// `ecmpctl`.
+pub fn ecmpctl() -> PathBuf {
+    sibling_bin("ecmpctl", "ecmp-control")
+}
+
+/// The packet generator and sink, `ecmpfwd-pktgen`.
+pub fn pktgen() -> PathBuf {
+    sibling_bin("ecmpfwd-pktgen", "ecmp-pktgen")
 }
 
 /// A lab from `scripts/lab up`; `scripts/lab down` on drop, on panic too.
@@ -501,7 +509,9 @@ impl Sink {
         let _ = std::fs::remove_file(&ready);
         let _ = std::fs::remove_file(&out);
         let child = Command::new("ip")
-            .args(["netns", "exec", ns, PKTGEN, "sink", "--iface", iface])
+            .args(["netns", "exec", ns])
+            .arg(pktgen())
+            .args(["sink", "--iface", iface])
             .args(["--duration", "25", "--out"])
             .arg(&out)
             .arg("--ready-file")
@@ -539,7 +549,9 @@ pub fn send(lab: &Lab, src: &str, dst: &str, flows: u32, count: u64, extra: &[&s
     let count_s = count.to_string();
     let flows_s = flows.to_string();
     let out = Command::new("timeout")
-        .args(["20", "ip", "netns", "exec", &lab.cl(), PKTGEN, "send"])
+        .args(["20", "ip", "netns", "exec", &lab.cl()])
+        .arg(pktgen())
+        .arg("send")
         .args(["--iface", "cl0", "--dst-mac", lab.env("LAB_FC_MAC")])
         .args(["--src-ip", src, "--dst-ip", dst, "--flows", &flows_s])
         .args(["--count", &count_s, "--rate", "20000"])

@@ -22,13 +22,12 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ecmp_io::packet::{PacketOptions, PacketPort};
 use ecmp_io::xdp::AttachMode;
+use ecmp_pktgen::traffic::tcp_flags;
+use ecmp_pktgen::{
+    FlowConfig, FlowSet, Proto, SendOptions, SinkOptions, SinkReport, Vary, XdpSender, XdpSink,
+};
 use ecmp_port::Port;
 use ecmp_port::memory::FramePool;
-use ecmpfwd::pktgen::{
-    self, FlowConfig, FlowSet, Proto, SendOptions, SinkOptions, SinkReport, Vary, XdpSender,
-    XdpSink,
-};
-use ecmpfwd::traffic::tcp_flags;
 
 #[derive(Parser)]
 #[command(
@@ -308,7 +307,7 @@ fn run_send(a: SendArgs) -> Result<bool> {
         None => {
             let mut pool = FramePool::new(4 * ecmp_port::BURST);
             let mut port = PacketPort::open(&a.iface, pool.clone())?;
-            let report = pktgen::send(&mut port, &mut pool, &flows, &opts, &stop);
+            let report = ecmp_pktgen::send(&mut port, &mut pool, &flows, &opts, &stop);
             if let Some(e) = port.take_error() {
                 eprintln!("ecmpfwd-pktgen send: {}: {e}", a.iface);
             }
@@ -423,7 +422,7 @@ fn listen<P: Port>(
         File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
     }
     eprintln!("ecmpfwd-pktgen sink: listening on {}", a.iface);
-    Ok(pktgen::sink(port, opts, stop, dump)?)
+    Ok(ecmp_pktgen::sink(port, opts, stop, dump)?)
 }
 
 fn main() -> ExitCode {

@@ -1,4 +1,5 @@
-//! The packet generator and traffic sink behind `ecmpfwd-pktgen`.
+//! The packet generator and traffic sink behind `ecmpfwd-pktgen`, and the synthetic traffic
+//! templates ([`traffic`]) the daemon's demo and in-process bench, the benches and tests build on.
 //!
 //! The generator sends a set of flows ([`FlowSet`]) out of any [`Port`]; every packet carries a
 //! [`Tag`] at the start of its L4 payload (magic, flow id, per-flow sequence number, and the
@@ -37,6 +38,8 @@ use ecmp_port::memory::{FramePool, MemFrame};
 use ecmp_port::{BURST, Burst, Frame, Port};
 use ecmp_wire::{checksum, ip_proto};
 use serde::Serialize;
+
+pub mod traffic;
 
 use crate::traffic::{L4, PacketSpec, Rng};
 
