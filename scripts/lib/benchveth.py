@@ -8,8 +8,9 @@ One lab (scripts/lab, 4 backends). Forwarders compared, interleaved within every
   sender's softirq, i.e. on the generator's core 0; the -rps variants steer it to core 1 with RPS)
   testpmd-io   DPDK testpmd, io engine, net_af_xdp fc0 -> fb1, forwarding lcore on core 1
                (scripts/lib/testpmd.py: one backend, no header touched: an upper bound)
-  ecmpfwd      configs/lab-afxdp.toml (MAC rewrite), one worker on core 1
-  ecmpfwd-vxlan  the same with every VIP next hop encapsulating in VXLAN
+  ecmpfwd      configs/lab-afxdp-bench.toml (MAC rewrite), one worker on core 1
+  ecmpfwd-vxlan  configs/lab-afxdp-bench-vxlan.toml: the same with every VIP next hop
+               encapsulating in VXLAN
 Throughput: ecmpfwd-pktgen (AF_XDP, core 0) sends a fixed count; delivered = rx packets counted
 on the backends' b0 (summed deltas), Mpps = delivered / the generator's send time, CPU busy per
 core from /proc/stat deltas around the generator. Latency: right after each throughput run, the
@@ -18,6 +19,7 @@ hdrhistogram buckets merged across sinks). Resilience: tagged flows, sinks on ev
 flows change backend when a hop is added, fails, returns and is drained, for the kernel's two
 kinds of ECMP and ecmpfwd in each group mode. Scaling: ecmpfwd at 10M flows on the veths, and
 `ecmpfwd bench` in-process (scripts/lib/benchscale.py). Plots: scripts/lib/benchplots.py.
+Every ecmpfwd variant is its own file in configs/ (FWD_CONFIGS), passed by path and only read here.
 Everything started is stopped by PID; the lab is torn down and sysctls restored on the way out.
 """
 
@@ -35,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -49,7 +52,18 @@ FORWARDERS = ["kernel-res", "kernel-mp", "kernel-res-rps", "kernel-mp-rps", "tes
 # the resilience comparison: ecmpfwd in each group mode against the kernel's two ECMP kinds
 RES_FORWARDERS = ["kernel-res", "kernel-mp", "ecmpfwd-auto-recovery", "ecmpfwd-manual",
                   "ecmpfwd-maglev"]
-# core of the generator; ecmpfwd's worker is on core 1 (configs/lab-afxdp.toml)
+# ecmpfwd's configs, one per variant: the throughput rows, the veth scaling runs (ecmpfwd-big) and
+# the resilience rounds in each group mode (no static VIP route: the driver adds it over the
+# control socket)
+FWD_CONFIGS = {
+    "ecmpfwd": "lab-afxdp-bench.toml",
+    "ecmpfwd-vxlan": "lab-afxdp-bench-vxlan.toml",
+    "ecmpfwd-big": "lab-afxdp-bench-10m.toml",
+    "ecmpfwd-auto-recovery": "lab-afxdp-resilience-auto-recovery.toml",
+    "ecmpfwd-manual": "lab-afxdp-resilience-manual.toml",
+    "ecmpfwd-maglev": "lab-afxdp-resilience-maglev.toml",
+}
+# core of the generator; ecmpfwd's worker is on core 1 (configs/lab-afxdp-bench*.toml)
 GEN_CORE = 0
 FWD_CORE = 1
 # distinct source ports ecmpfwd-pktgen can draw (1024..=65535)
@@ -68,6 +82,27 @@ class Interrupted(Exception):
 
 def log(msg):
     print(f"[bench-veth {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def fwd_config(fwd):
+    """(path, parsed TOML) of ecmpfwd variant `fwd`'s config: the path is what ecmpfwd gets, the
+    parsed copy only tells the driver the sockets and flow-cache size that file sets."""
+    path = os.path.join(ROOT, "configs", FWD_CONFIGS[fwd])
+    with open(path, "rb") as f:
+        return path, tomllib.load(f)
+
+
+def flow_capacity(fwd):
+    return fwd_config(fwd)[1]["flow_cache"]["capacity"]
+
+
+def check_fits(fwd, flows, option):
+    """Exits unless `flows` fit `fwd`'s flow cache with a quarter to spare, so every run measures
+    cached forwarding, not evictions."""
+    cap = flow_capacity(fwd)
+    if flows * 5 // 4 > cap:
+        sys.exit(f"error: {option} {flows}: configs/{FWD_CONFIGS[fwd]} caches {cap} flows, "
+                 f"room for at most {cap * 4 // 5} with a quarter to spare")
 
 
 def sh(cmd, check=True):
@@ -91,6 +126,7 @@ class Bench:
         self.tpmd = None  # testpmd.Testpmd while the testpmd baseline runs
         self.warm = set()  # (flows, seed) the running ecmpfwd has seen (reset by setup)
         self.fc_mac = None
+        self.ctl_sock = None  # the running ecmpfwd's control socket (its config's)
 
     # ---- helpers -------------------------------------------------------------------------
     def nsx(self, ns, *cmd):
@@ -165,53 +201,6 @@ class Bench:
                        stderr=subprocess.DEVNULL)
 
     # ---- forwarder setups ------------------------------------------------------------------
-    def configs(self):
-        base = open(os.path.join(ROOT, "configs", "lab-afxdp.toml")).read()
-        base = base.replace("/run/ecmpfwd-lab/", self.work + "/")
-        # A flow cache larger than the most flows any run offers (x1.25, a power of two), so
-        # every flow count measures cached forwarding, not evictions.
-        cap = 1 << max(16, (max(self.args.flows) * 5 // 4 - 1).bit_length())
-        old = "[flow_cache]\ncapacity = 65536\n"
-        assert old in base, "flow_cache block not found in lab-afxdp.toml"
-        base = base.replace(old, f"[flow_cache]\ncapacity = {cap}\n")
-        self.flow_capacity = cap
-        rewrite = os.path.join(self.work, "rewrite.toml")
-        open(rewrite, "w").write(base)
-        # VXLAN: every IPv4 VIP next hop bI encapsulates towards its own address.
-        out, cur = [], None
-        for line in base.splitlines():
-            out.append(line)
-            if line.startswith("["):
-                cur = line.strip()
-                name = None
-            m = re.match(r'name = "b(\d)"$', line)
-            if cur == "[[nexthop]]" and m:
-                name = m.group(1)
-            if cur == "[[nexthop]]" and line.startswith("port =") and name:
-                i = int(name)
-                out += ["[nexthop.encap]", 'kind = "vxlan"', f'src = "198.18.{i}.254"',
-                        f"vni = {100 + i}", f'inner_mac = "02:ef:00:00:{i:02x}:01"']
-        vx = os.path.join(self.work, "vxlan.toml")
-        open(vx, "w").write("\n".join(out) + "\n")
-        # Resilience: no static VIP route; the operator adds it over the control socket.
-        # Operator routes take their group's shape from [bgp]: one config per group mode.
-        dyn = re.sub(r'\[\[route\]\]\nprefix = "198\.19\.0\.1/32"\ngroup = "vip"\n', "", base)
-        assert dyn != base, "VIP route block not found in lab-afxdp.toml"
-        bgp = '[bgp]\nmode = "auto-recovery"\nbuckets = 256\n'
-        assert bgp in dyn, "[bgp] block not found in lab-afxdp.toml"
-        self.cfg = {"ecmpfwd": rewrite, "ecmpfwd-vxlan": vx}
-        if self.args.veth_flows:
-            big_cap = 1 << (max(self.args.veth_flows) * 5 // 4 - 1).bit_length()
-            path = os.path.join(self.work, "rewrite-big.toml")
-            open(path, "w").write(base.replace(f"[flow_cache]\ncapacity = {cap}\n",
-                                               f"[flow_cache]\ncapacity = {big_cap}\n"))
-            self.cfg["ecmpfwd-big"] = path
-        for mode, buckets in [("auto-recovery", 256), ("manual", 256), ("maglev", 4096)]:
-            path = os.path.join(self.work, f"dynamic-{mode}.toml")
-            open(path, "w").write(dyn.replace(bgp, f'[bgp]\nmode = "{mode}"\nbuckets = {buckets}\n'))
-            self.cfg[f"ecmpfwd-{mode}"] = path
-        self.ctl_sock = os.path.join(self.work, "ctl.sock")
-
     def kernel_hops(self):
         return [f"198.18.{i}.1" for i in range(1, NBACK + 1)]
 
@@ -264,10 +253,11 @@ class Bench:
             self.tpmd.start()
         else:
             self.sysctl(self.fw, "net.ipv4.ip_forward", 0)
-            cfg = self.cfg[fwd]
+            path, cfg = fwd_config(fwd)
+            self.ctl_sock = cfg["control"]["socket"]
             logf = open(os.path.join(self.work, f"{fwd}.log"), "w")
             self.fwd_proc = self.start(self.nsx(self.fw, os.path.join(BIN, "ecmpfwd"), "run",
-                                                "--config", cfg), stdout=logf, stderr=logf)
+                                                "--config", path), stdout=logf, stderr=logf)
             deadline = time.time() + 15
             while time.time() < deadline:
                 if "forwarding on" in open(logf.name).read():
@@ -920,6 +910,11 @@ def main():
         sys.exit(f"error: unknown forwarder(s) {unknown}; known: {FORWARDERS}")
     if max(args.flows + args.veth_flows) > MAX_FLOWS:
         sys.exit(f"error: at most {MAX_FLOWS} flows")
+    for fwd in ("ecmpfwd", "ecmpfwd-vxlan"):
+        if fwd in args.forwarders:
+            check_fits(fwd, max(args.flows), "--flows")
+    if args.veth_flows:
+        check_fits("ecmpfwd-big", max(args.veth_flows), "--veth-flows")
     args.res_pkts, args.res_rate = 3, 20000
     if os.geteuid() != 0:
         sys.exit("error: needs root")
@@ -949,8 +944,7 @@ def main():
     rows, res, big, scaling = [], {}, [], None
     try:
         b.lab_up()
-        b.configs()
-        meta["flow_capacity"] = b.flow_capacity
+        meta["flow_capacity"] = flow_capacity("ecmpfwd")
         rows = b.throughput()
         if not args.no_resilience:
             log("resilience")

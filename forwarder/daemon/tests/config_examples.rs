@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::{
-    ActionSpec, ActionTemplateSpec, Config, ConfigError, EncapKindSpec, GroupMode, HashAlgoSpec,
-    HashFieldsSpec, HopStateSpec, MacAddr, PortKind, PortQueue, Prefix, XdpMode,
+    ActionSpec, ActionTemplateSpec, Config, ConfigError, EncapKindSpec, EncapSpec, GroupMode,
+    HashAlgoSpec, HashFieldsSpec, HopStateSpec, MacAddr, PortKind, PortQueue, Prefix, XdpMode,
 };
 
 fn configs_dir() -> PathBuf {
@@ -48,6 +48,13 @@ fn every_example_loads() {
         "anycast-vip.toml",
         "encap.toml",
         "lab-afxdp.toml",
+        "lab-afxdp-bench.toml",
+        "lab-afxdp-bench-vxlan.toml",
+        "lab-afxdp-bench-10m.toml",
+        "lab-afxdp-resilience-auto-recovery.toml",
+        "lab-afxdp-resilience-manual.toml",
+        "lab-afxdp-resilience-maglev.toml",
+        "lab-bgp.toml",
         "maglev.toml",
         "minimal.toml",
     ] {
@@ -406,6 +413,127 @@ fn lab_afxdp_matches_the_lab_topology() {
         (c.bgp.default_policy.mode, c.bgp.default_policy.buckets),
         (GroupMode::AutoRecovery, 256)
     );
+}
+
+/// `c` with where each item was read from blanked, so that two files compare by what they
+/// configure, whatever their comments.
+fn positionless(mut c: Config) -> Config {
+    c.origin.clear();
+    c.ports.iter_mut().for_each(|x| x.line = 0);
+    c.workers.iter_mut().for_each(|x| x.line = 0);
+    c.nexthops.iter_mut().for_each(|x| x.line = 0);
+    c.groups.iter_mut().for_each(|x| x.line = 0);
+    c.routes.iter_mut().for_each(|x| x.line = 0);
+    c.neighbors.iter_mut().for_each(|x| x.line = 0);
+    c.bgp.policies.iter_mut().for_each(|x| x.line = 0);
+    if let Some(x) = c.control.as_mut() {
+        x.line = 0;
+    }
+    if let Some(x) = c.feed.as_mut() {
+        x.line = 0;
+    }
+    c
+}
+
+/// The flow cache of scripts/bench-veth's throughput runs: their default 1M flows, a quarter
+/// to spare, rounded up to a power of two.
+const BENCH_FLOW_CAPACITY: usize = 1 << 21;
+
+/// What configs/lab-afxdp-bench.toml must be: the lab's config with the throughput runs' flow
+/// cache and sockets of its own (the driver must not collide with a lab forwarder's).
+fn lab_bench_expected() -> Config {
+    let mut c = positionless(load("lab-afxdp.toml"));
+    c.flow_cache.capacity = BENCH_FLOW_CAPACITY;
+    c.control.as_mut().expect("[control]").socket = "/run/ecmpfwd-bench/ctl.sock".into();
+    c.feed.as_mut().expect("[feed]").socket = "/run/ecmpfwd-bench/feed.sock".into();
+    c
+}
+
+#[test]
+fn lab_afxdp_bench_is_the_lab_with_a_flow_cache_for_1m_flows() {
+    let c = load("lab-afxdp-bench.toml");
+    assert!(c.flow_cache.capacity >= 1_000_000 * 5 / 4);
+    assert!(c.nexthops.iter().all(|h| h.action == ActionSpec::Rewrite));
+    let vip = c
+        .routes
+        .iter()
+        .find(|r| r.prefix == prefix("198.19.0.1/32"));
+    assert_eq!(
+        vip.map(|r| c.groups[r.group].members.len()),
+        Some(4),
+        "the VIP is routed statically over the 4 backends"
+    );
+    assert_eq!(positionless(c), lab_bench_expected());
+}
+
+#[test]
+fn lab_afxdp_bench_vxlan_encapsulates_towards_every_ipv4_backend() {
+    let mut c = load("lab-afxdp-bench-vxlan.toml");
+    for h in &mut c.nexthops {
+        let backend = (1..=4u8).find(|i| h.name == format!("b{i}"));
+        let Some(i) = backend else {
+            assert_eq!(h.action, ActionSpec::Rewrite, "{} only rewrites", h.name);
+            continue;
+        };
+        assert_eq!(
+            h.action,
+            ActionSpec::Encap(EncapSpec {
+                kind: EncapKindSpec::Vxlan {
+                    vni: 100 + u32::from(i),
+                    inner_mac: Some(MacAddr([2, 0xef, 0, 0, i, 1])),
+                    udp_port: 4789
+                },
+                src: ip(&format!("198.18.{i}.254")),
+                dst: ip(&format!("198.18.{i}.1")),
+            }),
+            "{}",
+            h.name
+        );
+        h.action = ActionSpec::Rewrite;
+    }
+    assert_eq!(
+        positionless(c),
+        lab_bench_expected(),
+        "everything but the encapsulation is lab-afxdp-bench.toml's"
+    );
+}
+
+#[test]
+fn lab_afxdp_bench_10m_caches_the_scaling_runs_flows() {
+    let mut c = load("lab-afxdp-bench-10m.toml");
+    assert_eq!(c.flow_cache.capacity, 1 << 24);
+    assert!(c.flow_cache.capacity >= 10_000_000 * 5 / 4);
+    c.flow_cache.capacity = BENCH_FLOW_CAPACITY;
+    assert_eq!(positionless(c), lab_bench_expected());
+}
+
+#[test]
+fn lab_afxdp_resilience_leaves_the_vip_to_the_control_socket_in_each_mode() {
+    for (name, mode, buckets) in [
+        ("auto-recovery", GroupMode::AutoRecovery, 256),
+        ("manual", GroupMode::Manual, 256),
+        ("maglev", GroupMode::Maglev, 4096),
+    ] {
+        let c = load(&format!("lab-afxdp-resilience-{name}.toml"));
+        let vip = prefix("198.19.0.1/32");
+        assert!(
+            c.routes.iter().all(|r| r.prefix != vip),
+            "{name}: the driver adds the VIP over the control socket"
+        );
+        let d = &c.bgp.default_policy;
+        assert_eq!((d.mode, d.buckets), (mode, buckets), "{name}");
+        assert_eq!(
+            c.bgp.policy_for(&vip),
+            d,
+            "{name}: the VIP takes [bgp]'s shape"
+        );
+
+        let mut want = lab_bench_expected();
+        want.routes.retain(|r| r.prefix != vip);
+        want.bgp.default_policy.mode = mode;
+        want.bgp.default_policy.buckets = buckets;
+        assert_eq!(positionless(c), want, "{name}");
+    }
 }
 
 #[test]
