@@ -39,7 +39,7 @@ pub fn ecmpctl() -> PathBuf {
     let path = Path::new(ECMPFWD).with_file_name("ecmpctl");
     assert!(
         path.exists(),
-        "{} is missing: build it first (cargo build -p ecmp-control --bin ecmpctl, or run the \
+        "{} is missing: build it first (cargo build -p ecmpctl, or run the \
          tests with --workspace)",
         path.display()
     );
