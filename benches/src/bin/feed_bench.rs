@@ -27,6 +27,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ecmp_control::builder::{Builder, BuilderConfig, GroupPolicy};
+use ecmp_control::control::{ControlConfig, ControlThread};
 use ecmp_control::feed_server::{FeedServer, FeedServerConfig};
 use ecmp_control::{Rib, RibConfig};
 use ecmp_dataplane::counters::{Counter, SharedCounters};
@@ -205,14 +206,10 @@ fn main() -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("ecmp-feed-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let sock = dir.join("feed.sock");
-    let server = FeedServer::bind(
-        &sock,
-        FeedServerConfig {
-            batch_window: Duration::from_micros(args.batch_window_us),
-            ..FeedServerConfig::default()
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let server = ControlThread::new(ControlConfig {
+        batch_window: Duration::from_micros(args.batch_window_us),
+    })
+    .serve(FeedServer::bind(&sock, FeedServerConfig::default()).map_err(|e| e.to_string())?);
     let stats = server.stats();
     let publish_cell = Arc::clone(&cell);
     let handle = server

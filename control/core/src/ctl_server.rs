@@ -1,10 +1,10 @@
-//! The control socket: `ecmpctl` (or a script) sends one JSON [`Request`] per line and gets one
-//! [`Reply`] line back.
+//! The control socket front end: `ecmpctl` (or a script) sends one JSON [`Request`] per line and
+//! gets one [`Reply`] line back.
 //!
 //! Threads: an accept thread checks each peer's `SO_PEERCRED` (same rule as the feed socket) and
 //! starts one thread per connection, up to `max_clients`. A connection thread reads a line,
 //! decodes it and hands the request to the control thread (the one that owns the RIB and the
-//! builder, see [`crate::feed_server`]), waits for the answer and writes it back itself.
+//! builder, see [`crate::control`]), waits for the answer and writes it back itself.
 //!
 //! Invariants:
 //! - Bad input changes nothing: an oversized line, a line that is not a valid request (bad JSON,
@@ -26,11 +26,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use ecmp_proto::ctl::{
-    FlowsReply, MAX_REQUEST, Reply, Request, StatsReply, TraceQuery, TraceReply,
-};
+use ecmp_proto::ctl::{MAX_REQUEST, Reply, Request};
 
-use crate::feed_server::{ACCEPT_POLL, FeedServerError, Msg, SocketFile, bind_socket};
+use crate::control::{ControlError, FrontEnd, Link, Msg, Serving};
+use crate::socket::{ACCEPT_POLL, PeerCheck, SocketError, SocketFile, bind_socket};
 
 /// How long a connection thread waits for the control thread's answer.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,35 +37,6 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a connection thread looks at the stop flag while waiting for a request.
 const READ_POLL: Duration = Duration::from_millis(50);
-
-/// What the control socket answers from the data side. The daemon implements it over its
-/// workers; the control plane never sees the data path's types.
-pub trait Dataplane: Send {
-    /// Counters per port, worker and drop reason (the feed counters are filled in by the
-    /// control thread).
-    fn stats(&self) -> StatsReply;
-    /// Flow-cache totals and up to `top` flows.
-    fn flows(&self, top: usize) -> Result<FlowsReply, String>;
-    /// Which hop this 5-tuple takes now.
-    fn trace(&self, query: &TraceQuery) -> Result<TraceReply, String>;
-    /// The generation the latest publication got.
-    fn generation(&self) -> u64;
-    /// The oldest generation any worker still runs (every worker runs it or a newer one).
-    fn applied_generation(&self) -> u64;
-    /// The name of port `port`, for display.
-    fn port_name(&self, port: u16) -> Option<String>;
-}
-
-/// Work the control thread does between messages: neighbour tracking, idle-mode timers. Runs
-/// on every loop turn (at least every [`crate::feed_server::STOP_POLL`]); must not block.
-pub trait Upkeep<R>: Send {
-    /// Does what is due at `now`; returns the snapshot to publish when it changed the builder.
-    fn run(
-        &mut self,
-        builder: &mut crate::builder::Builder<R>,
-        now: std::time::Instant,
-    ) -> Option<ecmp_tables::Snapshot>;
-}
 
 /// How the control socket is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,19 +62,20 @@ impl Default for CtlConfig {
     }
 }
 
-/// A bound control socket, served once handed to [`crate::feed_server::FeedServer::with_control`].
+/// A bound control socket, served once handed to
+/// [`ControlThread::serve`](crate::control::ControlThread::serve).
 #[derive(Debug)]
 pub struct CtlListener {
-    pub(crate) listener: UnixListener,
-    pub(crate) file: SocketFile,
-    pub(crate) config: CtlConfig,
+    listener: UnixListener,
+    file: SocketFile,
+    config: CtlConfig,
 }
 
 impl CtlListener {
     /// Binds `path` (a stale socket there is removed; a live one or another file is an error).
-    pub fn bind(path: impl Into<PathBuf>, config: CtlConfig) -> Result<Self, FeedServerError> {
+    pub fn bind(path: impl Into<PathBuf>, config: CtlConfig) -> Result<Self, SocketError> {
         if config.max_clients == 0 {
-            return Err(FeedServerError::Config("max_clients must be at least 1"));
+            return Err(SocketError::Config("max_clients must be at least 1"));
         }
         let (listener, file) = bind_socket(path.into(), config.mode)?;
         Ok(CtlListener {
@@ -116,23 +87,102 @@ impl CtlListener {
 
     /// The socket path.
     pub fn path(&self) -> &Path {
-        &self.file.path
+        self.file.path()
+    }
+}
+
+impl FrontEnd for CtlListener {
+    fn start(self: Box<Self>, link: Link) -> Result<Box<dyn Serving>, ControlError> {
+        let CtlListener {
+            listener,
+            file,
+            config,
+        } = *self;
+        let live = Arc::new(Mutex::new(Vec::new()));
+        let acceptor = CtlAcceptor {
+            listener,
+            peers: PeerCheck::new(&config.allowed_uids, &config.allowed_gids),
+            max_clients: config.max_clients,
+            stop: Arc::clone(&link.stop),
+            tx: link.tx,
+            live: Arc::clone(&live),
+        };
+        let accept = thread::Builder::new()
+            .name("ctl-accept".to_owned())
+            .spawn(move || acceptor.run())
+            .map_err(ControlError::Spawn)?;
+        Ok(Box::new(CtlServing {
+            accept: Some(accept),
+            threads: Vec::new(),
+            live,
+            _file: file,
+        }))
+    }
+}
+
+/// A started control socket front end.
+struct CtlServing {
+    /// Returns the connection threads still running; None once joined.
+    accept: Option<JoinHandle<Vec<JoinHandle<()>>>>,
+    threads: Vec<JoinHandle<()>>,
+    /// Live connections, shared with the connection threads (for shutdown).
+    live: Arc<Mutex<Vec<UnixStream>>>,
+    /// Removed when this is dropped, after every thread has been joined.
+    _file: SocketFile,
+}
+
+impl Serving for CtlServing {
+    fn accepting(&self) -> bool {
+        self.accept.as_ref().is_some_and(|a| !a.is_finished())
+    }
+
+    fn close(&mut self) -> Result<(), ControlError> {
+        let joined = self.accept.take().map(JoinHandle::join);
+        // The acceptor ended on the stop flag; its connections end on shutdown.
+        for stream in self
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            // An error means the socket is closed already.
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        match joined {
+            Some(Ok(threads)) => {
+                self.threads = threads;
+                Ok(())
+            }
+            Some(Err(_)) => Err(ControlError::Panicked("ctl-accept")),
+            None => Ok(()),
+        }
+    }
+
+    fn join(self: Box<Self>) -> Result<(), ControlError> {
+        let mut panicked = false;
+        for t in self.threads {
+            panicked |= t.join().is_err();
+        }
+        if panicked {
+            return Err(ControlError::Panicked("ctl-conn"));
+        }
+        Ok(())
     }
 }
 
 /// Runs the accept loop until `stop`; returns the connection threads still running.
-pub(crate) struct CtlAcceptor {
-    pub(crate) listener: UnixListener,
-    pub(crate) config: CtlConfig,
-    pub(crate) stop: Arc<AtomicBool>,
-    pub(crate) tx: SyncSender<Msg>,
-    pub(crate) own_uid: u32,
+struct CtlAcceptor {
+    listener: UnixListener,
+    peers: PeerCheck,
+    max_clients: usize,
+    stop: Arc<AtomicBool>,
+    tx: SyncSender<Msg>,
     /// Live connections, shared with the connection threads (for shutdown).
-    pub(crate) live: Arc<Mutex<Vec<UnixStream>>>,
+    live: Arc<Mutex<Vec<UnixStream>>>,
 }
 
 impl CtlAcceptor {
-    pub(crate) fn run(self) -> Vec<JoinHandle<()>> {
+    fn run(self) -> Vec<JoinHandle<()>> {
         let clients = Arc::new(AtomicUsize::new(0));
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
         while !self.stop.load(Ordering::Relaxed) {
@@ -148,11 +198,11 @@ impl CtlAcceptor {
                 }
             };
             threads.retain(|t| !t.is_finished());
-            if stream.set_nonblocking(false).is_err() || !self.admit(&stream) {
+            if !self.peers.admit(&stream) {
                 continue;
             }
             let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-            if clients.load(Ordering::Relaxed) >= self.config.max_clients {
+            if clients.load(Ordering::Relaxed) >= self.max_clients {
                 let _ = write_reply(&mut stream, &Reply::error("too many control clients"));
                 continue;
             }
@@ -183,18 +233,6 @@ impl CtlAcceptor {
             }
         }
         threads
-    }
-
-    fn admit(&self, stream: &UnixStream) -> bool {
-        match rustix::net::sockopt::socket_peercred(stream) {
-            Ok(cred) => {
-                let (uid, gid) = (cred.uid.as_raw(), cred.gid.as_raw());
-                uid == self.own_uid
-                    || self.config.allowed_uids.contains(&uid)
-                    || self.config.allowed_gids.contains(&gid)
-            }
-            Err(_) => false,
-        }
     }
 }
 

@@ -766,7 +766,8 @@ pub struct ControlSpec {
 }
 
 /// `[feed]`: the socket the BGP companion writes to (mirrors
-/// `ecmp_control::feed_server::FeedServerConfig` and `ecmp_control::rib::RibConfig`).
+/// `ecmp_control::feed_server::FeedServerConfig`, `ecmp_control::control::ControlConfig` and
+/// `ecmp_control::rib::RibConfig`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedSpec {
     /// The socket path (at most 107 bytes; relative paths are resolved by [`Config::load`]).
@@ -782,7 +783,7 @@ pub struct FeedSpec {
     /// Longest accepted line in bytes, newline excluded (1 KiB..=1 GiB; default 1 MiB).
     pub max_line: usize,
     /// How long changes are collected before one snapshot is built (default zero: whatever is
-    /// queued when the first change is applied goes into one snapshot, see `FeedServerConfig`).
+    /// queued when the first change is applied goes into one snapshot, see `ControlConfig`).
     pub batch_window: Duration,
     /// How long a down peer's paths keep forwarding (zero removes them at once, the default).
     pub stale_time: Duration,

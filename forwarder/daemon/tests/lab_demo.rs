@@ -24,7 +24,7 @@ fn the_lab_demo_claims_hold() {
         .to_owned();
     assert!(
         bin_dir.join("ecmpctl").is_file(),
-        "ecmpctl is not built in {}: cargo build -p ecmp-control --bin ecmpctl",
+        "ecmpctl is not built in {}: cargo build -p ecmpctl",
         bin_dir.display()
     );
     let mut child = Command::new("python3")

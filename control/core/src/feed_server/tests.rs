@@ -1,8 +1,9 @@
-//! The feed server over real Unix sockets in temp dirs, fed the verbatim ExaBGP 5.0 lines of
-//! `shared/reference/bgp-feed.md`; plus the line splitter, the outbox and the peer check alone.
+//! The feed front end over real Unix sockets in temp dirs, served by a control thread and fed the
+//! verbatim ExaBGP 5.0 lines of `shared/reference/bgp-feed.md`; plus the line splitter alone.
 //! Every wait is bounded by [`WAIT`].
 
 use std::collections::BTreeSet;
+use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::PermissionsExt;
@@ -10,72 +11,14 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use ecmp_tables::nexthop::{HopState, PortId, PortInfo};
+use ecmp_tables::Snapshot;
+use ecmp_tables::nexthop::HopState;
 
 use super::*;
-use crate::builder::{BuilderConfig, GroupPolicy, StaticTables};
-use crate::rib::RibConfig;
-
-type Resolve = fn(IpAddr) -> Option<(PortId, [u8; 6])>;
-
-/// The longest any test waits for something to happen.
-const WAIT: Duration = Duration::from_secs(5);
-
-// ExaBGP 5.0.15, verbatim.
-const UP: &str = r#"{ "exabgp": "5.0.0", "time": 1795310632.684011, "host" : "vm", "pid" : 8996, "ppid" : 8994, "counter": 2, "type": "state", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65001 }, "router-id": "127.0.0.1" , "state": "up" } }"#;
-const ANNOUNCE: &str = r#"{ "exabgp": "5.0.0", "time": 1795310634.8154979, "host" : "vm", "pid" : 8996, "ppid" : 8994, "counter": 6, "type": "update", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65001 }, "router-id": "127.0.0.1" , "direction": "receive", "message": { "update": { "attribute": { "origin": "igp", "as-path": {"0": {"element": "as-sequence", "value": [65001]}} }, "announce": { "ipv4 unicast": { "198.51.100.2": [ { "nlri": "192.0.2.10/32", "path-information": "0.0.0.2" } ] } } } } } }"#;
-const WITHDRAW: &str = r#"{ "exabgp": "5.0.0", "time": 1795310636.7733183, "host" : "vm", "pid" : 8996, "ppid" : 8994, "counter": 9, "type": "update", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65001 }, "router-id": "127.0.0.1" , "direction": "receive", "message": { "update": { "withdraw": { "ipv4 unicast": [ { "nlri": "192.0.2.10/32", "path-information": "0.0.0.2" } ] } } } } }"#;
-const DOWN: &str = r#"{ "exabgp": "5.0.0", "time": 1795310644.5298004, "host" : "vm", "pid" : 8996, "ppid" : 8994, "counter": 10, "type": "state", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65001 }, "router-id": "127.0.0.1" , "state": "down", "reason": "closing connection" } }"#;
-/// End-of-RIB as the reference quotes it, in the verbatim update framing.
-const EOR: &str = r#"{ "exabgp": "5.0.0", "time": 1795310634.9, "host" : "vm", "pid" : 8996, "ppid" : 8994, "counter": 7, "type": "update", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65001 }, "router-id": "127.0.0.1" , "direction": "receive", "message": { "eor": { "afi" : "ipv4", "safi" : "unicast" } } } }"#;
-
-const PREFIX: &str = "192.0.2.10";
-
-/// `line` from peer `peer` (the verbatim lines are from 127.0.0.2).
-fn from_peer(line: &str, peer: &str) -> String {
-    line.replace(r#""peer": "127.0.0.2""#, &format!(r#""peer": "{peer}""#))
-}
-
-/// The verbatim announce with another peer, next hop, prefix and path id.
-fn announce(peer: &str, next_hop: &str, prefix: &str, path_id: &str) -> String {
-    from_peer(ANNOUNCE, peer)
-        .replace("198.51.100.2", next_hop)
-        .replace("192.0.2.10/32", prefix)
-        .replace(
-            r#""path-information": "0.0.0.2""#,
-            &format!(r#""path-information": "{path_id}""#),
-        )
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn resolve_all(addr: IpAddr) -> Option<(PortId, [u8; 6])> {
-    let last = match addr {
-        IpAddr::V4(a) => a.octets()[3],
-        IpAddr::V6(a) => a.octets()[15],
-    };
-    Some((0, [2, 0, 0, 0, 1, last]))
-}
-
-fn builder() -> Builder<Resolve> {
-    let config = BuilderConfig {
-        policies: Vec::new(),
-        default_policy: GroupPolicy {
-            buckets: 64,
-            ..GroupPolicy::default()
-        },
-        ports: vec![PortInfo {
-            mac: [2, 0, 0, 0, 0, 9],
-            mtu: 1500,
-        }],
-        seed: 7,
-        max_tbl8: 256,
-        statics: StaticTables::default(),
-    };
-    Builder::new(config, resolve_all as Resolve).unwrap()
-}
+use crate::builder::Builder;
+use crate::control::{ControlConfig, ControlHandle, ControlThread, FeedStats};
+use crate::rib::{Rib, RibConfig};
+use crate::testkit::*;
 
 /// The next hops of the group routing `addr` that are not failed; empty when there is no route.
 fn hops(snapshot: &Snapshot, addr: &str) -> BTreeSet<IpAddr> {
@@ -100,7 +43,7 @@ fn set(addrs: &[&str]) -> BTreeSet<IpAddr> {
 
 struct Harness {
     // Dropped after `server`, whose socket file lives inside.
-    server: Option<FeedServerHandle<Resolve>>,
+    server: Option<ControlHandle<Resolve>>,
     snapshots: Receiver<Snapshot>,
     path: PathBuf,
     _dir: tempfile::TempDir,
@@ -108,12 +51,17 @@ struct Harness {
 
 impl Harness {
     fn start(config: FeedServerConfig, rib: RibConfig) -> Harness {
+        Harness::run(config, ControlConfig::default(), rib)
+    }
+
+    fn run(config: FeedServerConfig, control: ControlConfig, rib: RibConfig) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("feed.sock");
         let server = FeedServer::bind(&path, config).unwrap();
-        assert_eq!(server.path(), Some(path.as_path()));
+        assert_eq!(server.path(), path.as_path());
         let (tx, snapshots) = channel();
-        let handle = server
+        let handle = ControlThread::new(control)
+            .serve(server)
             .spawn(Rib::new(rib), builder(), move |s| {
                 // The test may have stopped listening; the server must not care.
                 let _ = tx.send(s);
@@ -128,16 +76,16 @@ impl Harness {
     }
 
     fn with_window(window: Duration) -> Harness {
-        Harness::start(
-            FeedServerConfig {
+        Harness::run(
+            FeedServerConfig::default(),
+            ControlConfig {
                 batch_window: window,
-                ..FeedServerConfig::default()
             },
             RibConfig::default(),
         )
     }
 
-    fn server(&self) -> &FeedServerHandle<Resolve> {
+    fn server(&self) -> &ControlHandle<Resolve> {
         self.server.as_ref().unwrap()
     }
 
@@ -194,15 +142,6 @@ impl Harness {
         assert!(!self.path.exists(), "socket file left behind");
         served
     }
-}
-
-fn send(stream: &mut UnixStream, lines: &[&str]) {
-    let mut bytes = Vec::new();
-    for line in lines {
-        bytes.extend_from_slice(line.as_bytes());
-        bytes.push(b'\n');
-    }
-    stream.write_all(&bytes).unwrap();
 }
 
 #[test]
@@ -480,7 +419,7 @@ fn bind_replaces_a_stale_socket_and_refuses_live_ones_and_files() {
     let server = FeedServer::bind(&path, FeedServerConfig::default()).unwrap();
     assert!(matches!(
         FeedServer::bind(&path, FeedServerConfig::default()),
-        Err(FeedServerError::InUse(_))
+        Err(SocketError::InUse(_))
     ));
     drop(server);
     assert!(!path.exists(), "an unused server removes its socket file");
@@ -489,7 +428,7 @@ fn bind_replaces_a_stale_socket_and_refuses_live_ones_and_files() {
     fs::write(&file, b"keep me").unwrap();
     assert!(matches!(
         FeedServer::bind(&file, FeedServerConfig::default()),
-        Err(FeedServerError::NotASocket(_))
+        Err(SocketError::NotASocket(_))
     ));
     assert_eq!(fs::read(&file).unwrap(), b"keep me");
 
@@ -501,7 +440,7 @@ fn bind_replaces_a_stale_socket_and_refuses_live_ones_and_files() {
                 ..FeedServerConfig::default()
             }
         ),
-        Err(FeedServerError::Config(_))
+        Err(SocketError::Config(_))
     ));
 }
 
@@ -557,41 +496,6 @@ fn a_client_that_never_reads_does_not_stall_others() {
 }
 
 #[test]
-fn outbox_never_blocks_on_a_peer_that_does_not_read() {
-    let (ours, theirs) = UnixStream::pair().unwrap();
-    let mut conn = Conn::new(ours);
-    let line = refresh_lines(&[Family::Ipv4Unicast]);
-    let started = Instant::now();
-    let mut dropped = 0;
-    for _ in 0..100_000 {
-        if !conn.send(&line) {
-            dropped += 1;
-        }
-    }
-    assert!(started.elapsed() < Duration::from_secs(2));
-    assert!(
-        dropped > 0,
-        "the socket buffer and outbox cannot hold 3.6 MB"
-    );
-    assert!(conn.outbox.len() <= OUTBOX_MAX);
-    let accepted = 100_000 - dropped;
-
-    // Once the peer reads, the outbox drains and the peer sees only whole lines.
-    theirs.set_read_timeout(Some(WAIT)).unwrap();
-    let mut received = Vec::new();
-    let mut buf = vec![0u8; 1 << 16];
-    while received.len() < accepted * line.len() {
-        let n = (&theirs).read(&mut buf).unwrap();
-        assert!(n > 0);
-        received.extend_from_slice(&buf[..n]);
-        conn.flush();
-    }
-    assert_eq!(received.len(), accepted * line.len());
-    assert!(received.chunks(line.len()).all(|l| l == line.as_slice()));
-    assert!(conn.outbox.is_empty());
-}
-
-#[test]
 fn line_splitter_bounds_lines_across_chunks() {
     let mut split = LineSplitter::new(4);
     let mut out: Vec<Option<Vec<u8>>> = Vec::new();
@@ -619,21 +523,3 @@ fn line_splitter_bounds_lines_across_chunks() {
         ]
     );
 }
-
-#[test]
-fn peer_check_allows_own_uid_and_listed_ids_only() {
-    let none = FeedServerConfig::default();
-    assert!(peer_allowed(1000, 1000, 1000, &none));
-    assert!(!peer_allowed(1001, 1000, 1000, &none));
-    assert!(!peer_allowed(0, 0, 1000, &none));
-    let listed = FeedServerConfig {
-        allowed_uids: vec![1001],
-        allowed_gids: vec![50],
-        ..FeedServerConfig::default()
-    };
-    assert!(peer_allowed(1001, 7, 1000, &listed));
-    assert!(peer_allowed(4242, 50, 1000, &listed));
-    assert!(!peer_allowed(4242, 51, 1000, &listed));
-}
-
-mod ctl;

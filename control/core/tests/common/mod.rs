@@ -20,8 +20,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use ecmp_control::builder::{Builder, BuilderConfig, GroupPolicy, StaticTables};
+use ecmp_control::control::{ControlConfig, ControlHandle, ControlThread, FeedStats};
 use ecmp_control::ctl_server::{CtlConfig, CtlListener};
-use ecmp_control::feed_server::{FeedServer, FeedServerConfig, FeedServerHandle, FeedStats};
+use ecmp_control::feed_server::{FeedServer, FeedServerConfig};
 use ecmp_control::{Rib, RibConfig};
 use ecmp_tables::Snapshot;
 use ecmp_tables::nexthop::{HopState, PortId, PortInfo};
@@ -250,7 +251,7 @@ pub struct Peer {
 pub struct Feed {
     // Dropped first: the companion goes before the server and the temp dir.
     companion: Option<Proc>,
-    pub server: FeedServerHandle<Resolve>,
+    pub server: ControlHandle<Resolve>,
     latest: Arc<Latest>,
     pub exabgp: PathBuf,
     /// Names each companion's log apart.
@@ -260,10 +261,28 @@ pub struct Feed {
     pub dir: tempfile::TempDir,
 }
 
+/// `ecmpctl`, another package of the workspace: cargo puts it in the profile's directory, the
+/// parent of this test binary's `deps/`.
+pub fn ecmpctl_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in <target>/<profile>/deps")
+        .join("ecmpctl");
+    assert!(
+        path.is_file(),
+        "{} is missing: build it first (cargo build -p ecmpctl, or cargo build --workspace --bins \
+         as scripts/test does)",
+        path.display()
+    );
+    path
+}
+
 /// `ecmpctl --json ARGS` against a control socket: the reply's `result`; panics (with the
 /// reply) unless the daemon carried the command out.
 pub fn ecmpctl(socket: &Path, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_ecmpctl"))
+    let out = Command::new(ecmpctl_binary())
         .arg("--socket")
         .arg(socket)
         .args(["--json", "--timeout", "5"])
@@ -297,16 +316,14 @@ impl Feed {
         let exabgp = exabgp_binary();
         let dir = tempfile::tempdir().expect("temp dir");
         let sock = dir.path().join("feed.sock");
-        let config = FeedServerConfig {
-            batch_window: BATCH_WINDOW,
-            ..FeedServerConfig::default()
-        };
         let ctl = CtlListener::bind(dir.path().join("ctl.sock"), CtlConfig::default())
             .expect("bind control socket");
         // No data plane in these tests: the control socket answers from the RIB and builder.
-        let server = FeedServer::bind(&sock, config)
-            .expect("bind feed")
-            .with_control(ctl, None);
+        let server = ControlThread::new(ControlConfig {
+            batch_window: BATCH_WINDOW,
+        })
+        .serve(ctl)
+        .serve(FeedServer::bind(&sock, FeedServerConfig::default()).expect("bind feed"));
         let latest = Arc::new(Latest::default());
         let publish_to = Arc::clone(&latest);
         let rib = Rib::new(RibConfig {

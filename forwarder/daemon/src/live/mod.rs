@@ -32,6 +32,7 @@ use ecmp_control::builder::{
     ActionTemplate, Builder, BuilderConfig, ConnectedResolver, GroupPolicy, PrefixPolicy,
     StaticTables,
 };
+use ecmp_control::control::{ControlConfig, ControlHandle, ControlThread};
 use ecmp_control::ctl_server::{CtlConfig, CtlListener};
 use ecmp_control::feed_server::{FeedServer, FeedServerConfig};
 use ecmp_control::{Rib, RibConfig};
@@ -405,8 +406,9 @@ fn start_control(
     workers: Vec<WorkerShared>,
     builder: Builder<ConnectedResolver>,
     upkeep: neigh::NeighUpkeep,
-) -> Result<ecmp_control::feed_server::FeedServerHandle<ConnectedResolver>> {
+) -> Result<ControlHandle<ConnectedResolver>> {
     let mut rib_config = RibConfig::default();
+    let mut control_config = ControlConfig::default();
     let server = match &cfg.feed {
         Some(f) => {
             if let Some(dir) = f.socket.parent() {
@@ -415,6 +417,7 @@ fn start_control(
             }
             rib_config.stale_time = f.stale_time;
             rib_config.refresh_timeout = f.refresh_timeout;
+            control_config.batch_window = f.batch_window;
             let server = FeedServer::bind(
                 &f.socket,
                 FeedServerConfig {
@@ -422,15 +425,14 @@ fn start_control(
                     allowed_uids: f.allowed_uids.clone(),
                     allowed_gids: f.allowed_gids.clone(),
                     max_line: f.max_line,
-                    batch_window: f.batch_window,
                     ..FeedServerConfig::default()
                 },
             )
             .with_context(|| format!("{}:{}: [feed] socket", cfg.origin, f.line))?;
             chown_group(&f.socket, f.group)?;
-            server
+            ControlThread::new(control_config).serve(server)
         }
-        None => FeedServer::without_feed(),
+        None => ControlThread::new(control_config),
     };
     let view = LiveView::new(
         Arc::clone(cell),
@@ -454,7 +456,7 @@ fn start_control(
             )
             .with_context(|| format!("{}:{}: [control] socket", cfg.origin, c.line))?;
             chown_group(&c.socket, c.group)?;
-            server.with_control(ctl, Some(Box::new(view)))
+            server.serve(ctl).with_dataplane(Box::new(view))
         }
         None => server,
     };

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ecmp_control::builder::{Builder, ConnectedResolver};
-use ecmp_control::ctl_server::Upkeep;
+use ecmp_control::control::Upkeep;
 use ecmp_io::netlink::{self, NeighEvent, Neighbour, NeighbourWatch};
 use ecmp_tables::Snapshot;
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use ecmp_control::ctl_server::Dataplane;
+use ecmp_control::control::{DataQueryError, Dataplane};
 use ecmp_dataplane::counters::{Counter, SharedCounters};
 use ecmp_dataplane::drop::DropReason;
 use ecmp_dataplane::pipeline::Choice;
@@ -189,19 +189,21 @@ impl LiveView {
     }
 }
 
-fn flow_query(q: &TraceQuery) -> Result<Vec<u8>, String> {
+fn flow_query(q: &TraceQuery) -> Result<Vec<u8>, DataQueryError> {
     use ecmp_pktgen::traffic::{PacketSpec, tcp_flags};
     if q.src.is_ipv4() != q.dst.is_ipv4() {
-        return Err("source and destination are of different families".to_owned());
+        return Err(DataQueryError::BadQuery(
+            "source and destination are of different families".to_owned(),
+        ));
     }
     let spec = PacketSpec::udp(q.src, q.dst, q.sport, q.dport, 128);
     let spec = match q.proto {
         6 => spec.with_tcp(tcp_flags::ACK),
         17 => spec,
         p => {
-            return Err(format!(
+            return Err(DataQueryError::BadQuery(format!(
                 "trace supports TCP (6) and UDP (17), not protocol {p}"
-            ));
+            )));
         }
     };
     Ok(spec.build())
@@ -277,7 +279,7 @@ impl Dataplane for LiveView {
         }
     }
 
-    fn flows(&self, top: usize) -> Result<FlowsReply, String> {
+    fn flows(&self, top: usize) -> Result<FlowsReply, DataQueryError> {
         let mut total = 0;
         let mut per_worker = Vec::new();
         let mut per_hop: std::collections::BTreeMap<u32, u64> = Default::default();
@@ -301,7 +303,7 @@ impl Dataplane for LiveView {
                     }
                     flows.extend(f);
                 }
-                _ => return Err(format!("worker {wi} did not answer")),
+                _ => return Err(DataQueryError::NoAnswer(wi)),
             }
         }
         let mut per_hop: Vec<HopFlows> = per_hop
@@ -317,7 +319,7 @@ impl Dataplane for LiveView {
         })
     }
 
-    fn trace(&self, query: &TraceQuery) -> Result<TraceReply, String> {
+    fn trace(&self, query: &TraceQuery) -> Result<TraceReply, DataQueryError> {
         let frame = flow_query(query)?;
         let snap = self.cell.load();
         let addr_of = |hop: u32| -> IpAddr {
@@ -342,12 +344,12 @@ impl Dataplane for LiveView {
                     bucket.get_or_insert((hop, b));
                 }
                 Some(Answer::Trace(Err(reason))) => {
-                    return Err(format!("the packet would be dropped: {}", reason.name()));
+                    return Err(DataQueryError::WouldDrop(reason.name()));
                 }
-                _ => return Err(format!("worker {wi} did not answer")),
+                _ => return Err(DataQueryError::NoAnswer(wi)),
             }
         }
-        let (hop, b) = bucket.ok_or("no worker")?;
+        let (hop, b) = bucket.ok_or(DataQueryError::NoWorkers)?;
         Ok(TraceReply {
             worker: None,
             group: hop.group,

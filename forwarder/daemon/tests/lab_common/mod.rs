@@ -46,7 +46,7 @@ fn sibling_bin(name: &str, package: &str) -> PathBuf {
 
 /// `ecmpctl`.
 pub fn ecmpctl() -> PathBuf {
-    sibling_bin("ecmpctl", "ecmp-control")
+    sibling_bin("ecmpctl", "ecmpctl")
 }
 
 /// The packet generator and sink, `ecmpfwd-pktgen`.

@@ -236,7 +236,9 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                 Reply::ok(out)
             }
             Request::Flows { top } => match &self.dataplane {
-                Some(dp) => dp.flows(top).map_or_else(Reply::error, Reply::ok),
+                Some(dp) => dp
+                    .flows(top)
+                    .map_or_else(|e| Reply::error(e.to_string()), Reply::ok),
                 None => Reply::error("no data plane attached"),
             },
             Request::Stats {} => {
@@ -267,7 +269,9 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                 Reply::ok(stats)
             }
             Request::Trace(query) => match &self.dataplane {
-                Some(dp) => dp.trace(&query).map_or_else(Reply::error, Reply::ok),
+                Some(dp) => dp
+                    .trace(&query)
+                    .map_or_else(|e| Reply::error(e.to_string()), Reply::ok),
                 None => Reply::error("no data plane attached"),
             },
             Request::Drain { hop } | Request::Undrain { hop } if !self.hop_known(hop) => {

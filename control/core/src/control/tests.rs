@@ -1,6 +1,10 @@
-//! The control socket over real Unix sockets, answered by the feed server's control thread, with
-//! a fake data plane that takes every publication at once.
+//! The control thread's answers to control requests, end to end: routes come in through the feed
+//! front end, requests through the control socket front end, over real Unix sockets; a fake data
+//! plane takes every publication at once.
 
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 
 use ecmp_proto::ctl::{
@@ -9,7 +13,10 @@ use ecmp_proto::ctl::{
 };
 
 use super::*;
-use crate::ctl_server::{CtlConfig, CtlListener, Dataplane};
+use crate::ctl_server::{CtlConfig, CtlListener};
+use crate::feed_server::{FeedServer, FeedServerConfig};
+use crate::rib::RibConfig;
+use crate::testkit::*;
 
 /// Takes every publication at once; reports a fixed flow count per hop.
 struct FakeDataplane {
@@ -26,7 +33,7 @@ impl Dataplane for FakeDataplane {
             feed: Vec::new(),
         }
     }
-    fn flows(&self, _top: usize) -> Result<FlowsReply, String> {
+    fn flows(&self, _top: usize) -> Result<FlowsReply, DataQueryError> {
         Ok(FlowsReply {
             total: 10,
             per_worker: vec![10],
@@ -34,7 +41,7 @@ impl Dataplane for FakeDataplane {
             flows: Vec::new(),
         })
     }
-    fn trace(&self, q: &TraceQuery) -> Result<TraceReply, String> {
+    fn trace(&self, q: &TraceQuery) -> Result<TraceReply, DataQueryError> {
         Ok(TraceReply {
             worker: Some(0),
             group: 1,
@@ -55,7 +62,7 @@ impl Dataplane for FakeDataplane {
 }
 
 struct CtlHarness {
-    server: Option<FeedServerHandle<Resolve>>,
+    server: Option<ControlHandle<Resolve>>,
     feed: PathBuf,
     ctl: PathBuf,
     publishes: Arc<AtomicU64>,
@@ -70,18 +77,17 @@ impl CtlHarness {
         let generation = Arc::new(AtomicU64::new(0));
         let listener = CtlListener::bind(&ctl, CtlConfig::default()).unwrap();
         // A wide window, so the three first announcements join the group together.
-        let config = FeedServerConfig {
+        let config = ControlConfig {
             batch_window: Duration::from_millis(50),
-            ..FeedServerConfig::default()
         };
-        let server = FeedServer::bind(&feed, config).unwrap().with_control(
-            listener,
-            Some(Box::new(FakeDataplane {
-                generation: Arc::clone(&generation),
-            })),
-        );
+        let server = FeedServer::bind(&feed, FeedServerConfig::default()).unwrap();
         let publishes = Arc::clone(&generation);
-        let handle = server
+        let handle = ControlThread::new(config)
+            .serve(listener)
+            .serve(server)
+            .with_dataplane(Box::new(FakeDataplane {
+                generation: Arc::clone(&generation),
+            }))
             .spawn(Rib::new(RibConfig::default()), builder(), move |_s| {
                 publishes.fetch_add(1, Ordering::Relaxed);
             })

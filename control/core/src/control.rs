@@ -1,0 +1,563 @@
+//! The control thread: it owns the [`Rib`] and the [`Builder`], turns what the socket front ends
+//! hand it into published snapshots, answers control requests and runs the upkeep hook.
+//!
+//! Threads:
+//! - the control thread ([`ControlThread::run`], or the thread [`ControlThread::spawn`] starts)
+//!   owns the RIB, the builder and the write side of every feed connection; nothing else
+//!   touches them;
+//! - each [`FrontEnd`] (the feed socket, the control socket) runs its own accept and connection
+//!   threads and reaches the control thread only through one bounded channel of messages, so a
+//!   feed flood slows its reader down instead of growing memory.
+//!
+//! Invariants:
+//! - A feed connection's `Connected` message is queued before its reader starts, so the control
+//!   thread writes the route-refresh request and calls [`Rib::begin_refresh_all`] before it
+//!   applies any line of that connection.
+//! - RIB changes are collected from the first change after a publish until `batch_window` has
+//!   passed, then merged with [`coalesce`] and applied as one [`Builder::apply`]: a burst of lines
+//!   becomes one snapshot, and no state between two lines of one batch is ever published. The
+//!   window is counted from the first change, so a steady stream still publishes every window.
+//! - The control thread never blocks on a client: feed writes are `MSG_DONTWAIT`; what the
+//!   socket does not take waits in a bounded per-connection outbox (whole lines only are dropped,
+//!   and counted, when it is full), retried on every loop turn. Control clients are written to by
+//!   their own connection threads.
+//! - Stopping: the control thread notices the stop flag within [`STOP_POLL`], waits for every
+//!   front end's accept thread to end (draining the channel meanwhile), shuts every connection
+//!   down (which ends the blocking reads), joins every thread the front ends started and lets
+//!   them remove their socket files, if the files are still the ones they bound.
+//! - Events read after the stop flag was seen are not applied; changes already applied to the RIB
+//!   are published before [`ControlThread::run`] returns.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use ecmp_proto::FeedEvent;
+use ecmp_proto::ctl::{FlowsReply, Reply, Request, StatsReply, TraceQuery, TraceReply};
+use ecmp_tables::Snapshot;
+
+use crate::builder::{Builder, NextHopResolver, coalesce};
+use crate::rib::{PrefixChange, Rib};
+
+mod commands;
+mod convergence;
+mod outbox;
+mod stats;
+#[cfg(test)]
+mod tests;
+
+use convergence::Convergence;
+use outbox::Conn;
+pub use outbox::OUTBOX_MAX;
+pub(crate) use stats::{Counters, bump, set_text};
+pub use stats::{FeedStats, StatsHandle};
+
+/// The longest the control thread waits before looking at the stop flag again.
+pub const STOP_POLL: Duration = Duration::from_millis(20);
+/// Messages queued from the front ends to the control thread before their threads wait.
+const CHANNEL_DEPTH: usize = 4096;
+/// Messages the control thread takes from the channel before it looks at its timers again.
+const DRAIN_MAX: usize = 1024;
+/// How often the control thread looks whether workers took a publication, while one is pending.
+const CONVERGENCE_POLL: Duration = Duration::from_micros(100);
+
+/// Why the control thread or a front end's thread could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// A thread could not be started.
+    #[error("starting a control plane thread: {0}")]
+    Spawn(io::Error),
+    /// A thread panicked.
+    #[error("control plane thread `{0}` panicked")]
+    Panicked(&'static str),
+}
+
+/// Why the data side could not answer a query (flows, trace); the text is what the operator
+/// reads in the error reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DataQueryError {
+    /// A worker did not answer within its bound.
+    #[error("worker {0} did not answer")]
+    NoAnswer(usize),
+    /// There is no worker to ask.
+    #[error("no worker")]
+    NoWorkers,
+    /// The traced packet would not be forwarded; the drop reason's name.
+    #[error("the packet would be dropped: {0}")]
+    WouldDrop(&'static str),
+    /// The query cannot be turned into a packet.
+    #[error("{0}")]
+    BadQuery(String),
+}
+
+/// What the control thread asks of the data side. The daemon implements it over its workers; the
+/// control plane never sees the data path's types.
+pub trait Dataplane: Send {
+    /// Counters per port, worker and drop reason (the feed counters are filled in by the
+    /// control thread).
+    fn stats(&self) -> StatsReply;
+    /// Flow-cache totals and up to `top` flows.
+    fn flows(&self, top: usize) -> Result<FlowsReply, DataQueryError>;
+    /// Which hop this 5-tuple takes now.
+    fn trace(&self, query: &TraceQuery) -> Result<TraceReply, DataQueryError>;
+    /// The generation the latest publication got.
+    fn generation(&self) -> u64;
+    /// The oldest generation any worker still runs (every worker runs it or a newer one).
+    fn applied_generation(&self) -> u64;
+    /// The name of port `port`, for display.
+    fn port_name(&self, port: u16) -> Option<String>;
+}
+
+/// Work the control thread does between messages: neighbour tracking, idle-mode timers. Runs
+/// on every loop turn (at least every [`STOP_POLL`]); must not block.
+pub trait Upkeep<R>: Send {
+    /// Does what is due at `now`; returns the snapshot to publish when it changed the builder.
+    fn run(&mut self, builder: &mut Builder<R>, now: Instant) -> Option<Snapshot>;
+}
+
+/// What the front ends tell the control thread.
+pub(crate) enum Msg {
+    /// A new feed connection; the stream is the control thread's write side, `refresh` the
+    /// route-refresh request to write to it first.
+    Connected {
+        /// The connection's id, unique per front end.
+        id: u64,
+        /// The write side.
+        stream: UnixStream,
+        /// Written to the connection before anything else.
+        refresh: Arc<[u8]>,
+    },
+    /// A decoded feed line, and when its read completed (convergence is measured from there).
+    Event(FeedEvent, Instant),
+    /// A control socket request; the answer goes back on `reply`.
+    Command {
+        /// The request.
+        request: Request,
+        /// Where the answer goes (the connection thread waits on it).
+        reply: SyncSender<Reply>,
+    },
+    /// The feed connection's reader ended.
+    Closed(u64),
+}
+
+/// What a front end gets from the control thread when it starts: the channel to it, the stop
+/// flag and the counters. Only this crate's front ends can use it.
+pub struct Link {
+    pub(crate) tx: SyncSender<Msg>,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+/// A socket front end served by the control thread: the feed socket
+/// ([`FeedServer`](crate::feed_server::FeedServer)) or the control socket
+/// ([`CtlListener`](crate::ctl_server::CtlListener)).
+pub trait FrontEnd: Send {
+    /// Starts the front end's threads; they reach the control thread only through `link` and
+    /// end once its stop flag is set.
+    fn start(self: Box<Self>, link: Link) -> Result<Box<dyn Serving>, ControlError>;
+}
+
+/// A started front end, ended by the control thread in three steps once it stops serving.
+pub trait Serving {
+    /// Whether the accept thread still runs (it ends within an accept poll of the stop flag,
+    /// but may be waiting for room in the channel meanwhile).
+    fn accepting(&self) -> bool;
+    /// Once `accepting` is false: joins the accept thread and shuts down the connections the
+    /// front end holds itself, which ends their blocking reads.
+    fn close(&mut self) -> Result<(), ControlError>;
+    /// Once the channel is gone: joins every connection thread and removes the socket file.
+    fn join(self: Box<Self>) -> Result<(), ControlError>;
+}
+
+/// How the control thread batches.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ControlConfig {
+    /// How long changes are collected before one snapshot is built from all of them. Zero (the
+    /// default) still batches: the control thread applies every line already queued (up to
+    /// 1024) before it builds, so a burst becomes few snapshots while a lone update is published
+    /// at once (the convergence target is 1 ms; see benches/RESULTS.md).
+    pub batch_window: Duration,
+}
+
+/// A control thread not yet running, with the front ends it will serve. See the module doc.
+pub struct ControlThread {
+    config: ControlConfig,
+    front_ends: Vec<Box<dyn FrontEnd>>,
+    dataplane: Option<Box<dyn Dataplane>>,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for ControlThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlThread")
+            .field("config", &self.config)
+            .field("front_ends", &self.front_ends.len())
+            .field("dataplane", &self.dataplane.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ControlThread {
+    /// A control thread with no front end yet: it then runs only the upkeep hook.
+    pub fn new(config: ControlConfig) -> ControlThread {
+        ControlThread {
+            config,
+            front_ends: Vec::new(),
+            dataplane: None,
+            counters: Arc::default(),
+        }
+    }
+
+    /// Also serves `front_end` (started, in order, when the thread runs).
+    pub fn serve(mut self, front_end: impl FrontEnd + 'static) -> ControlThread {
+        self.front_ends.push(Box::new(front_end));
+        self
+    }
+
+    /// `dataplane` answers the data-side commands (stats, flows, trace) and tells when workers
+    /// took a publication (convergence). Without one those commands answer with an error.
+    pub fn with_dataplane(mut self, dataplane: Box<dyn Dataplane>) -> ControlThread {
+        self.dataplane = Some(dataplane);
+        self
+    }
+
+    /// A reader of this thread's counters, valid after it stops too.
+    pub fn stats(&self) -> StatsHandle {
+        StatsHandle(Arc::clone(&self.counters))
+    }
+
+    /// Serves on the calling thread until `stop` is set; returns the RIB and builder as they
+    /// ended. `publish` gets every snapshot, in order.
+    pub fn run<R: NextHopResolver>(
+        self,
+        rib: Rib,
+        builder: Builder<R>,
+        publish: impl FnMut(Snapshot),
+        stop: Arc<AtomicBool>,
+    ) -> Result<(Rib, Builder<R>), ControlError> {
+        self.run_with(rib, builder, publish, None, stop)
+    }
+
+    /// [`ControlThread::run`] with an upkeep hook the control thread calls on every loop turn.
+    pub fn run_with<R: NextHopResolver>(
+        self,
+        rib: Rib,
+        builder: Builder<R>,
+        publish: impl FnMut(Snapshot),
+        upkeep: Option<Box<dyn Upkeep<R>>>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<(Rib, Builder<R>), ControlError> {
+        let ControlThread {
+            config,
+            front_ends,
+            dataplane,
+            counters,
+        } = self;
+        let (tx, rx) = sync_channel(CHANNEL_DEPTH);
+        let mut control = Control {
+            rib,
+            builder,
+            publish,
+            counters: Arc::clone(&counters),
+            batch_window: config.batch_window,
+            conns: BTreeMap::new(),
+            pending: Vec::new(),
+            batch_due: None,
+            first_rx: None,
+            dataplane,
+            converging: Vec::new(),
+            convergence: Convergence::new(),
+            started: Instant::now(),
+            upkeep,
+        };
+        let mut serving = Vec::with_capacity(front_ends.len());
+        for front_end in front_ends {
+            let link = Link {
+                tx: tx.clone(),
+                stop: Arc::clone(&stop),
+                counters: Arc::clone(&counters),
+            };
+            match front_end.start(link) {
+                Ok(s) => serving.push(s),
+                Err(e) => {
+                    // The ones already started end on the stop flag like on a normal stop.
+                    stop.store(true, Ordering::Relaxed);
+                    drop(tx);
+                    let _ = control.shut_down(rx, serving);
+                    return Err(e);
+                }
+            }
+        }
+        // Kept until the loop ends, so the channel stays open without any front end.
+        control.serve(&rx, &stop);
+        drop(tx);
+        control.shut_down(rx, serving)?;
+        Ok((control.rib, control.builder))
+    }
+
+    /// [`ControlThread::run`] on a thread of its own.
+    pub fn spawn<R, P>(
+        self,
+        rib: Rib,
+        builder: Builder<R>,
+        publish: P,
+    ) -> Result<ControlHandle<R>, ControlError>
+    where
+        R: NextHopResolver + Send + 'static,
+        P: FnMut(Snapshot) + Send + 'static,
+    {
+        self.spawn_with(rib, builder, publish, None)
+    }
+
+    /// [`ControlThread::run_with`] on a thread of its own.
+    pub fn spawn_with<R, P>(
+        self,
+        rib: Rib,
+        builder: Builder<R>,
+        publish: P,
+        upkeep: Option<Box<dyn Upkeep<R>>>,
+    ) -> Result<ControlHandle<R>, ControlError>
+    where
+        R: NextHopResolver + Send + 'static,
+        P: FnMut(Snapshot) + Send + 'static,
+    {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = self.stats();
+        let flag = Arc::clone(&stop);
+        let thread = thread::Builder::new()
+            .name("feed-control".to_owned())
+            .spawn(move || self.run_with(rib, builder, publish, upkeep, flag))
+            .map_err(ControlError::Spawn)?;
+        Ok(ControlHandle {
+            stop,
+            stats,
+            thread: Some(thread),
+        })
+    }
+}
+
+type Served<R> = Result<(Rib, Builder<R>), ControlError>;
+
+/// A control thread started by [`ControlThread::spawn`]. Dropping it stops and joins it.
+#[derive(Debug)]
+pub struct ControlHandle<R> {
+    stop: Arc<AtomicBool>,
+    stats: StatsHandle,
+    thread: Option<JoinHandle<Served<R>>>,
+}
+
+impl<R> ControlHandle<R> {
+    /// Asks the thread to stop (it does within [`STOP_POLL`] plus the time to close
+    /// connections).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> FeedStats {
+        self.stats.get()
+    }
+
+    /// Stops the thread and waits for it; returns the RIB and builder as they ended.
+    pub fn join(mut self) -> Served<R> {
+        self.stop();
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| ControlError::Panicked("feed-control"))?,
+            None => Err(ControlError::Panicked("feed-control")),
+        }
+    }
+}
+
+impl<R> Drop for ControlHandle<R> {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(thread) = self.thread.take() {
+            // Already failing or discarded: the result has no one to go to.
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Control<R, P> {
+    rib: Rib,
+    builder: Builder<R>,
+    publish: P,
+    counters: Arc<Counters>,
+    batch_window: Duration,
+    conns: BTreeMap<u64, Conn>,
+    /// RIB changes not yet built, oldest first.
+    pending: Vec<PrefixChange>,
+    /// When `pending` is built and published.
+    batch_due: Option<Instant>,
+    /// When the oldest line behind `pending` was read.
+    first_rx: Option<Instant>,
+    /// The data side, for data-side commands and convergence.
+    dataplane: Option<Box<dyn Dataplane>>,
+    /// Publications not yet taken by every worker: (generation, oldest line's read time).
+    converging: Vec<(u64, Instant)>,
+    /// Update read -> every worker on the new generation.
+    convergence: Convergence,
+    /// When the thread started (for uptime).
+    started: Instant,
+    /// Called on every loop turn.
+    upkeep: Option<Box<dyn Upkeep<R>>>,
+}
+
+impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
+    fn serve(&mut self, rx: &Receiver<Msg>, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            let mut wake = now + STOP_POLL;
+            for due in [self.batch_due, self.rib.next_deadline()]
+                .into_iter()
+                .flatten()
+            {
+                wake = wake.min(due);
+            }
+            if !self.converging.is_empty() {
+                wake = wake.min(now + CONVERGENCE_POLL);
+            }
+            match rx.recv_timeout(wake.saturating_duration_since(now)) {
+                Ok(msg) => {
+                    self.handle(msg);
+                    for msg in rx.try_iter().take(DRAIN_MAX) {
+                        self.handle(msg);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                // The run loop holds a sender until this returns; nothing else ends the channel.
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let now = Instant::now();
+            if self.rib.next_deadline().is_some_and(|d| d <= now) {
+                let changes = self.rib.expire(now);
+                self.add_changes(changes, now);
+            }
+            if self.batch_due.is_some_and(|d| d <= now) {
+                self.build();
+            }
+            for conn in self.conns.values_mut() {
+                conn.flush();
+            }
+            self.check_convergence();
+            if let Some(upkeep) = &mut self.upkeep
+                && let Some(snapshot) = upkeep.run(&mut self.builder, Instant::now())
+            {
+                self.publish_snapshot(snapshot, None);
+            }
+        }
+        self.build();
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        let now = Instant::now();
+        match msg {
+            Msg::Connected {
+                id,
+                stream,
+                refresh,
+            } => {
+                let mut conn = Conn::new(stream);
+                if !conn.send(&refresh) {
+                    bump(&self.counters.dropped_writes);
+                }
+                self.conns.insert(id, conn);
+                self.rib.begin_refresh_all(now);
+            }
+            Msg::Event(event, read_at) => {
+                let changes = self.rib.apply(&event, now);
+                if !changes.is_empty() && self.first_rx.is_none() {
+                    self.first_rx = Some(read_at);
+                }
+                self.add_changes(changes, now);
+            }
+            Msg::Command { request, reply } => {
+                let answer = self.command(request);
+                // The connection thread may have timed out and gone; nothing to tell then.
+                let _ = reply.try_send(answer);
+            }
+            Msg::Closed(id) => {
+                self.conns.remove(&id);
+            }
+        }
+    }
+
+    fn add_changes(&mut self, changes: Vec<PrefixChange>, now: Instant) {
+        if changes.is_empty() {
+            return;
+        }
+        self.pending.extend(changes);
+        if self.batch_due.is_none() {
+            self.batch_due = Some(now + self.batch_window);
+        }
+    }
+
+    /// Builds and publishes everything pending as one snapshot.
+    fn build(&mut self) {
+        self.batch_due = None;
+        if self.pending.is_empty() {
+            return;
+        }
+        let changes = coalesce(std::mem::take(&mut self.pending));
+        let first_rx = self.first_rx.take();
+        if let Some(snapshot) = self.builder.apply(&changes) {
+            self.publish_snapshot(snapshot, first_rx);
+        }
+        for error in self.builder.take_errors() {
+            bump(&self.counters.build_errors);
+            set_text(&self.counters.last_build_error, error.to_string());
+        }
+        // Stored after publishing, so a reader that sees the new counts also sees the snapshot.
+        let c = &self.counters;
+        c.paths
+            .store(self.rib.path_count() as u64, Ordering::Relaxed);
+        c.prefixes
+            .store(self.rib.prefix_count() as u64, Ordering::Relaxed);
+    }
+
+    /// Ends every front end and every connection; the first error wins, but every thread is
+    /// joined either way.
+    fn shut_down(
+        &mut self,
+        rx: Receiver<Msg>,
+        mut serving: Vec<Box<dyn Serving>>,
+    ) -> Result<(), ControlError> {
+        let keep = |msg: Msg, conns: &mut BTreeMap<u64, Conn>| {
+            if let Msg::Connected { id, stream, .. } = msg {
+                conns.insert(id, Conn::new(stream));
+            }
+        };
+        // An acceptor may be waiting for room in the channel: keep draining until they end.
+        while serving.iter().any(|s| s.accepting()) {
+            for msg in rx.try_iter() {
+                keep(msg, &mut self.conns);
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        let mut result = Ok(());
+        for s in &mut serving {
+            result = result.and(s.close());
+        }
+        for msg in rx.try_iter() {
+            keep(msg, &mut self.conns);
+        }
+        for conn in self.conns.values() {
+            // Ends the reader's blocking read; an error means the socket is closed already.
+            let _ = conn.shutdown();
+        }
+        self.conns.clear();
+        // Connection threads blocked on a full channel get an error and end.
+        drop(rx);
+        for s in serving {
+            result = result.and(s.join());
+        }
+        result
+    }
+}
