@@ -30,7 +30,7 @@ use ecmp_tables::snapshot::{Snapshot, SnapshotCell};
 use ecmp_wire::meta::PacketMeta;
 use ecmp_wire::{ethernet, ip_proto, parse_frame, udp_port};
 use ecmpfwd::config::Config;
-use ecmpfwd::runtime::pipeline_config;
+use ecmpfwd::setup::pipeline_config;
 use ecmpfwd::setup::{self, Tables};
 
 use crate::input::{MAX_RECORDS, Record, Records};

@@ -15,8 +15,8 @@ use ecmp_port::memory::{FramePool, MemoryPort, TxMode};
 use ecmp_port::{BURST, PortId};
 use ecmp_tables::snapshot::{Snapshot, SnapshotCell};
 use ecmpfwd::config::Config;
-use ecmpfwd::runtime::pipeline_config;
 use ecmpfwd::setup;
+use ecmpfwd::setup::pipeline_config;
 
 use crate::TestsError;
 
@@ -29,7 +29,7 @@ const POLL_NS: u64 = 1_000_000;
 
 /// A worker for `cfg` over one memory port per `[[port]]` (index = port id), all drawing from
 /// `pool`, with tables built by `ecmpfwd::setup::build` and pipeline settings from
-/// `ecmpfwd::runtime::pipeline_config`, as `ecmpfwd run` builds them.
+/// `ecmpfwd::setup::pipeline_config`, as `ecmpfwd run` builds them.
 pub fn build_worker(
     cfg: &Config,
     pool: &FramePool,

@@ -40,7 +40,7 @@ use ecmp_wire::{ParseError, ethertype, parse_frame, parse_inner};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::runtime::pipeline_config;
+use crate::setup::pipeline_config;
 use crate::setup::{self, SetupError, Tables};
 use crate::stats;
 use ecmp_pktgen::traffic::{PacketSpec, Rng, tcp_flags};

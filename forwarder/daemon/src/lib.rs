@@ -1,11 +1,12 @@
-//! The ecmpfwd daemon as a library: config, table set-up, worker runtime, stats and the
-//! in-process benchmark. `main.rs` is the thin command-line edge.
+//! The ecmpfwd daemon as a library: config, table set-up, the two runtimes (pcap replay in
+//! [`replay`], the AF_XDP forwarder in [`afxdp`]), stats, the in-process benchmark and the demo.
+//! `main.rs` is the thin command-line edge (and the only place for `anyhow`).
 #![forbid(unsafe_code)]
 
+pub mod afxdp;
 pub mod bench;
 pub mod config;
 pub mod demo;
-pub mod live;
-pub mod runtime;
+pub mod replay;
 pub mod setup;
 pub mod stats;

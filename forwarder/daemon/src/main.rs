@@ -7,7 +7,8 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use ecmpfwd::{bench, config::Config, demo, runtime, setup, stats};
+use ecmpfwd::config::{Config, PortKind};
+use ecmpfwd::{afxdp, bench, demo, replay, setup, stats};
 
 #[derive(Parser)]
 #[command(
@@ -16,8 +17,31 @@ use ecmpfwd::{bench, config::Config, demo, runtime, setup, stats};
     about = "Userspace resilient-ECMP forwarder"
 )]
 struct Cli {
+    /// Log format on stderr: `human` (one line per event) or `json` (one object per line, for
+    /// log shippers). Levels and targets come from RUST_LOG (default `info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Logs go to stderr (stdout carries reports), filtered by RUST_LOG.
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -75,7 +99,9 @@ fn main() -> ExitCode {
 }
 
 fn real_main() -> Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
         Command::Check { config } => {
             let cfg = Config::load(&config)?;
             let tables = setup::build(&cfg)?;
@@ -97,7 +123,15 @@ fn real_main() -> Result<()> {
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
                 signal_hook::flag::register(sig, Arc::clone(&stop))?;
             }
-            let totals = runtime::run(&cfg, stop)?;
+            let afxdp = cfg
+                .ports
+                .iter()
+                .any(|p| matches!(p.kind, PortKind::AfXdp { .. }));
+            let totals = if afxdp {
+                afxdp::run(&cfg, stop)?
+            } else {
+                replay::run(&cfg, stop)?
+            };
             if json {
                 println!("{}", stats::json(&totals));
             } else {

@@ -11,7 +11,10 @@ use ecmp_tables::nexthop::{GroupId, HopId, HopState, NextHop};
 use ecmp_tables::snapshot::Snapshot;
 use ecmp_tables::{Fib4, Fib6, TableError};
 
-use crate::config::{self, Config};
+use ecmp_dataplane::flowcache::FlowCacheConfig;
+use ecmp_dataplane::pipeline::PipelineConfig;
+
+use crate::config::{self, Config, WorkerSpec};
 
 /// Why the tables could not be built from a (syntactically valid) config.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +31,95 @@ pub enum SetupError {
         /// What the table said.
         source: TableError,
     },
+    /// `run` needs at least one worker.
+    #[error("{origin}: no [[worker]] configured")]
+    NoWorkers {
+        /// The config file.
+        origin: String,
+    },
+    /// A worker does not poll a port it may have to forward to (a worker's port index is the
+    /// port id of its next hops, l3fwd's layout).
+    #[error(
+        "{origin}:{line}: worker on core {core} does not serve port {port:?}; every worker must \
+         serve every port it may forward to"
+    )]
+    WorkerMissesPort {
+        /// The config file.
+        origin: String,
+        /// The worker's line.
+        line: usize,
+        /// The worker's core.
+        core: usize,
+        /// The port's name.
+        port: String,
+    },
+    /// A worker polls several queues of one port.
+    #[error(
+        "{origin}:{line}: worker on core {core} polls {queues} queues of port {port:?}; give each \
+         queue its own worker"
+    )]
+    WorkerQueues {
+        /// The config file.
+        origin: String,
+        /// The worker's line.
+        line: usize,
+        /// The worker's core.
+        core: usize,
+        /// How many queues of the port it lists.
+        queues: usize,
+        /// The port's name.
+        port: String,
+    },
+}
+
+/// The flow-cache and hashing settings of `cfg` in the data path's terms.
+pub fn pipeline_config(cfg: &Config) -> PipelineConfig {
+    let fc = &cfg.flow_cache;
+    PipelineConfig {
+        seed: cfg.instance.seed,
+        rss_key: cfg.instance.rss_key,
+        flow_cache: FlowCacheConfig {
+            capacity: fc.capacity,
+            idle_timeout_ms: fc.idle_timeout.as_millis() as u64,
+            embryonic_timeout_ms: fc.embryonic_timeout.as_millis() as u64,
+            fin_timeout_ms: fc.fin_timeout.as_millis() as u64,
+        },
+    }
+}
+
+/// Checks the workers every runtime needs: at least one, and each polling exactly one queue of
+/// every port (a verdict names a port id, which indexes the worker's own port list).
+pub fn check_workers(cfg: &Config) -> Result<(), SetupError> {
+    if cfg.workers.is_empty() {
+        return Err(SetupError::NoWorkers {
+            origin: cfg.origin.clone(),
+        });
+    }
+    cfg.workers.iter().try_for_each(|w| check_worker(cfg, w))
+}
+
+fn check_worker(cfg: &Config, w: &WorkerSpec) -> Result<(), SetupError> {
+    for (pi, p) in cfg.ports.iter().enumerate() {
+        let queues = w.ports.iter().filter(|q| q.port == pi).count();
+        if queues == 0 {
+            return Err(SetupError::WorkerMissesPort {
+                origin: cfg.origin.clone(),
+                line: w.line,
+                core: w.core,
+                port: p.name.clone(),
+            });
+        }
+        if queues > 1 {
+            return Err(SetupError::WorkerQueues {
+                origin: cfg.origin.clone(),
+                line: w.line,
+                core: w.core,
+                queues,
+                port: p.name.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The control-side tables: group builders plus the data-path snapshot pieces.

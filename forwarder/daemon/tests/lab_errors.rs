@@ -210,3 +210,60 @@ fn a_second_instance_on_the_same_interfaces_is_refused() {
     let stopped = fw.stop();
     assert!(stopped.status.success(), "{stopped:?}");
 }
+
+/// Runs a start-up that logs (the XDP attach lines) and then fails (its control socket's directory
+/// cannot be made under /proc), with `--log-format json` and the given RUST_LOG; returns stderr.
+fn json_log_run(ns: &str, config: &Path, filter: &str) -> String {
+    let out = Command::new("timeout")
+        .args(["15", "ip", "netns", "exec", ns, "env"])
+        .arg(format!("RUST_LOG={filter}"))
+        .args([ECMPFWD, "--log-format", "json", "run", "--config"])
+        .arg(config)
+        .output()
+        .expect("run ecmpfwd");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
+#[test]
+fn logs_are_json_with_a_flag_and_filtered_by_rust_log() {
+    let lab = Lab::up("ej", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = ConfigOpts {
+        backends: 1,
+        ..ConfigOpts::default()
+    };
+    let text = config(&opts, Path::new("/proc/ecmpfwd-no-such-dir/ctl.sock"));
+    let cfg = write(dir.path(), "c.toml", &text);
+
+    let stderr = json_log_run(&lab.fw(), &cfg, "info");
+    let (events, rest): (Vec<&str>, Vec<&str>) = stderr.lines().partition(|l| l.starts_with('{'));
+    let attached: Vec<serde_json::Value> = events
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .filter(|v: &serde_json::Value| {
+            v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("XDP program") && m.contains("attached"))
+        })
+        .collect();
+    assert_eq!(attached.len(), 2, "one attach event per port:\n{stderr}");
+    for v in &attached {
+        assert_eq!(v["level"], "INFO", "{v}");
+        assert!(v["timestamp"].is_string(), "{v}");
+    }
+    // The failure itself is the binary's last word, in plain text.
+    assert!(
+        rest.iter()
+            .any(|l| l.starts_with("ecmpfwd: ") && l.contains("creating the directory")),
+        "{stderr}"
+    );
+
+    let quiet = json_log_run(&lab.fw(), &cfg, "warn");
+    assert!(
+        !quiet.contains("attached"),
+        "RUST_LOG=warn hides info:\n{quiet}"
+    );
+    assert!(lab.xdp_interfaces().is_empty(), "XDP left behind");
+}

@@ -73,7 +73,7 @@ fn a_million_packets_after_warm_up_allocate_nothing() {
     let ports: Vec<MemoryPort> = (0..cfg.ports.len())
         .map(|_| MemoryPort::with_tx_mode(pool.clone(), TxMode::Count))
         .collect();
-    let pcfg = ecmpfwd::runtime::pipeline_config(&cfg);
+    let pcfg = ecmpfwd::setup::pipeline_config(&cfg);
     let mut worker = Worker::new(ports, &pcfg, cell, Arc::new(SharedCounters::default())).unwrap();
     worker.ports_mut()[0].replay(&frames).unwrap();
 

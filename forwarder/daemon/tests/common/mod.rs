@@ -60,7 +60,7 @@ impl Lab {
         let pool = FramePool::new(4096);
         let ports = vec![MemoryPort::new(pool.clone()), MemoryPort::new(pool.clone())];
         let shared = Arc::new(SharedCounters::default());
-        let pcfg = ecmpfwd::runtime::pipeline_config(&cfg);
+        let pcfg = ecmpfwd::setup::pipeline_config(&cfg);
         let worker =
             Worker::new(ports, &pcfg, Arc::clone(&cell), Arc::clone(&shared)).expect("worker");
         Lab {

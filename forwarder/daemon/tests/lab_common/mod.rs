@@ -355,7 +355,7 @@ impl Forwarder {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match fw.lines.recv_timeout(left.max(Duration::from_millis(1))) {
-                Ok(line) if line.starts_with("ecmpfwd: forwarding on") => break,
+                Ok(line) if line.contains("forwarding on") => break,
                 Ok(_) => {}
                 Err(_) => {
                     let exited = fw.proc.exited();

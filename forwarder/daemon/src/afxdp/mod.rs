@@ -16,9 +16,16 @@
 //! workers send what they hold and close their sockets, then the XDP programs are detached
 //! (their links dropped). A worker that fails stops everything the same way.
 
+// Start-up errors carry the kernel's and the control plane's errors whole; they are returned
+// once per run, never on the data path, so their size costs nothing worth boxing for.
+#![allow(clippy::result_large_err)]
+
+mod error;
 mod neigh;
 pub mod view;
 mod worker;
+
+pub use error::AfXdpError;
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -27,7 +34,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
 use ecmp_control::builder::{
     ActionTemplate, Builder, BuilderConfig, ConnectedResolver, GroupPolicy, PrefixPolicy,
     StaticTables,
@@ -45,13 +51,13 @@ use ecmp_tables::nexthop::{PortId, PortInfo};
 use ecmp_tables::policy::HashPolicy;
 use ecmp_tables::snapshot::SnapshotCell;
 
-use crate::config::{
-    self, ActionTemplateSpec, Config, GroupPolicySpec, PortKind, WorkerSpec, XdpMode,
-};
-use crate::runtime::pipeline_config;
-use crate::setup;
+use crate::config::{self, ActionTemplateSpec, Config, GroupPolicySpec, PortKind, XdpMode};
+use crate::setup::{self, pipeline_config};
 use crate::stats;
 use view::{LiveView, Mailbox, SharedPortStats, WorkerShared};
+
+/// How long a worker may take to open its sockets and report ready.
+const WORKER_START: Duration = Duration::from_secs(30);
 
 /// One port as found on the system.
 #[derive(Debug, Clone)]
@@ -75,7 +81,7 @@ pub struct LivePort {
 }
 
 /// Looks up every port's interface (step 1 of the module doc).
-pub fn resolve_ports(cfg: &Config) -> Result<Vec<LivePort>> {
+pub fn resolve_ports(cfg: &Config) -> Result<Vec<LivePort>, AfXdpError> {
     let mut out = Vec::new();
     for (pi, p) in cfg.ports.iter().enumerate() {
         let PortKind::AfXdp {
@@ -85,56 +91,53 @@ pub fn resolve_ports(cfg: &Config) -> Result<Vec<LivePort>> {
             ..
         } = &p.kind
         else {
-            bail!(
-                "{}:{}: port {:?}: `ecmpfwd run` with AF_XDP ports cannot mix in {} ports",
-                cfg.origin,
-                p.line,
-                p.name,
-                match p.kind {
+            return Err(AfXdpError::MixedPorts {
+                origin: cfg.origin.clone(),
+                line: p.line,
+                port: p.name.clone(),
+                kind: match p.kind {
                     PortKind::Memory => "memory",
                     _ => "pcap",
-                }
-            );
+                },
+            });
         };
         let iface = netlink::interface(interface).map_err(|e| match e {
-            netlink::NetlinkError::NoSuchInterface { .. } => anyhow!(
-                "{}:{}: port {:?}: interface {interface:?} does not exist (in this network \
-                 namespace)",
-                cfg.origin,
-                p.line,
-                p.name
-            ),
-            e => anyhow!(
-                "{}:{}: port {:?}: interface {interface:?}: {e}",
-                cfg.origin,
-                p.line,
-                p.name
-            ),
+            netlink::NetlinkError::NoSuchInterface { .. } => AfXdpError::NoInterface {
+                origin: cfg.origin.clone(),
+                line: p.line,
+                port: p.name.clone(),
+                iface: interface.clone(),
+            },
+            source => AfXdpError::Interface {
+                origin: cfg.origin.clone(),
+                line: p.line,
+                port: p.name.clone(),
+                iface: interface.clone(),
+                source,
+            },
         })?;
         for w in &cfg.workers {
             for q in w.ports.iter().filter(|q| q.port == pi) {
                 if u32::from(q.queue) >= iface.rx_queues {
-                    bail!(
-                        "{}:{}: port {:?}: worker on core {} polls queue {} but interface \
-                         {interface:?} has {} rx queue(s) (0..{})",
-                        cfg.origin,
-                        w.line,
-                        p.name,
-                        w.core,
-                        q.queue,
-                        iface.rx_queues,
-                        iface.rx_queues
-                    );
+                    return Err(AfXdpError::NoQueue {
+                        origin: cfg.origin.clone(),
+                        line: w.line,
+                        port: p.name.clone(),
+                        core: w.core,
+                        queue: q.queue,
+                        iface: interface.clone(),
+                        rx_queues: iface.rx_queues,
+                    });
                 }
             }
         }
         if !iface.up {
-            bail!(
-                "{}:{}: port {:?}: interface {interface:?} is down (ip link set {interface} up)",
-                cfg.origin,
-                p.line,
-                p.name
-            );
+            return Err(AfXdpError::InterfaceDown {
+                origin: cfg.origin.clone(),
+                line: p.line,
+                port: p.name.clone(),
+                iface: interface.clone(),
+            });
         }
         let addrs = match &p.addresses {
             Some(list) => list.iter().map(|a| (a.addr, a.len)).collect(),
@@ -158,27 +161,32 @@ pub fn resolve_ports(cfg: &Config) -> Result<Vec<LivePort>> {
 }
 
 /// Attaches the XDP program to every port (step 2).
-fn attach(cfg: &Config, ports: &[LivePort]) -> Result<Vec<Arc<XdpProgram>>> {
+fn attach(cfg: &Config, ports: &[LivePort]) -> Result<Vec<Arc<XdpProgram>>, AfXdpError> {
     let mut out = Vec::new();
     for (p, spec) in ports.iter().zip(&cfg.ports) {
-        let prog = XdpProgram::attach(&p.ifname, p.mode).with_context(|| {
-            format!(
-                "{}:{}: port {:?}: attaching the XDP program to {:?} in {:?} mode",
-                cfg.origin, spec.line, p.name, p.ifname, p.mode
-            )
+        let prog = XdpProgram::attach(&p.ifname, p.mode).map_err(|source| AfXdpError::Attach {
+            origin: cfg.origin.clone(),
+            line: spec.line,
+            port: p.name.clone(),
+            iface: p.ifname.clone(),
+            mode: p.mode,
+            source,
         })?;
         if prog.replaced_stale() {
-            eprintln!(
-                "ecmpfwd: port {:?}: replaced a stale ecmpfwd XDP program left on {:?} by an \
-                 earlier run",
-                p.name, p.ifname
+            tracing::warn!(
+                "port {:?}: replaced a stale ecmpfwd XDP program left on {:?} by an earlier run",
+                p.name,
+                p.ifname
             );
         }
         let own: Vec<IpAddr> = p.addrs.iter().map(|a| a.0).collect();
         prog.set_pass_addrs(&own)
-            .with_context(|| format!("port {:?}: setting the host's addresses", p.name))?;
-        eprintln!(
-            "ecmpfwd: port {:?}: XDP program {} attached to {} ({:?} mode)",
+            .map_err(|source| AfXdpError::PassAddrs {
+                port: p.name.clone(),
+                source,
+            })?;
+        tracing::info!(
+            "port {:?}: XDP program {} attached to {} ({:?} mode)",
             p.name,
             prog.prog_id(),
             p.ifname,
@@ -216,12 +224,15 @@ fn group_policy(p: &GroupPolicySpec) -> GroupPolicy {
     }
 }
 
-fn proto_prefix(p: config::Prefix) -> Result<Prefix> {
-    Prefix::new(p.addr, p.len).map_err(|e| anyhow!("prefix {p}: {e}"))
+fn proto_prefix(p: config::Prefix) -> Result<Prefix, AfXdpError> {
+    Prefix::new(p.addr, p.len).map_err(|source| AfXdpError::Prefix {
+        prefix: p.to_string(),
+        source,
+    })
 }
 
 /// The control plane's builder over the config's static tables and these ports (step 3).
-pub fn builder(cfg: &Config, ports: &[LivePort]) -> Result<Builder<ConnectedResolver>> {
+pub fn builder(cfg: &Config, ports: &[LivePort]) -> Result<Builder<ConnectedResolver>, AfXdpError> {
     let tables = setup::build(cfg)?;
     let port_infos: Vec<PortInfo> = ports
         .iter()
@@ -237,7 +248,7 @@ pub fn builder(cfg: &Config, ports: &[LivePort]) -> Result<Builder<ConnectedReso
             .routes
             .iter()
             .map(|r| Ok((proto_prefix(r.prefix)?, r.group as u32 + 1)))
-            .collect::<Result<_>>()?,
+            .collect::<Result<_, AfXdpError>>()?,
     };
     let policies = cfg
         .bgp
@@ -249,7 +260,7 @@ pub fn builder(cfg: &Config, ports: &[LivePort]) -> Result<Builder<ConnectedReso
                 group: group_policy(&p.group),
             })
         })
-        .collect::<Result<_>>()?;
+        .collect::<Result<_, AfXdpError>>()?;
     let bc = BuilderConfig {
         policies,
         default_policy: group_policy(&cfg.bgp.default_policy),
@@ -275,20 +286,40 @@ pub fn builder(cfg: &Config, ports: &[LivePort]) -> Result<Builder<ConnectedReso
         }
     }
     let resolver = ConnectedResolver::new(subnets);
-    Builder::new(bc, resolver).map_err(|e| anyhow!("{}: {e}", cfg.origin))
+    Builder::new(bc, resolver).map_err(|source| AfXdpError::Builder {
+        origin: cfg.origin.clone(),
+        source,
+    })
 }
 
-fn chown_group(path: &Path, gid: Option<u32>) -> Result<()> {
+fn chown_group(path: &Path, gid: Option<u32>) -> Result<(), AfXdpError> {
     if let Some(gid) = gid {
-        std::os::unix::fs::chown(path, None, Some(gid))
-            .with_context(|| format!("{}: setting group {gid}", path.display()))?;
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(|source| {
+            AfXdpError::SocketFile {
+                path: path.to_owned(),
+                what: format!("setting group {gid}"),
+                source,
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Creates the directory a socket goes in.
+fn socket_dir(socket: &Path) -> Result<(), AfXdpError> {
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| AfXdpError::SocketFile {
+            path: dir.to_owned(),
+            what: "creating the directory".to_owned(),
+            source,
+        })?;
     }
     Ok(())
 }
 
 /// Runs the forwarder on AF_XDP ports until `stop`; returns the summed counters.
-pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters> {
-    check_workers(cfg)?;
+pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> {
+    setup::check_workers(cfg)?;
     let ports = resolve_ports(cfg)?;
     let programs = attach(cfg, &ports)?;
     let mut builder = builder(cfg, &ports)?;
@@ -302,15 +333,15 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters> {
     let workers_stop = Arc::new(AtomicBool::new(false));
     let pcfg = pipeline_config(cfg);
     let mut view_workers = Vec::new();
-    let mut handles: Vec<thread::JoinHandle<Result<()>>> = Vec::new();
-    let stop_workers = |handles: Vec<thread::JoinHandle<Result<()>>>| {
+    let mut handles: Vec<thread::JoinHandle<Result<(), AfXdpError>>> = Vec::new();
+    let stop_workers = |handles: Vec<thread::JoinHandle<Result<(), AfXdpError>>>| {
         workers_stop.store(true, Ordering::Relaxed);
         let mut failure = None;
         for h in handles {
             match h.join() {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => failure = Some(e),
-                Err(_) => failure = Some(anyhow!("a worker thread panicked")),
+                Err(_) => failure = Some(AfXdpError::WorkerPanicked),
             }
         }
         failure
@@ -349,20 +380,23 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let handle = thread::Builder::new()
             .name(format!("ecmpfwd-w{}", w.core))
-            .spawn(move || worker::run(job, ready_tx))?;
+            .spawn(move || worker::run(job, ready_tx))
+            .map_err(AfXdpError::Spawn)?;
         handles.push(handle);
         // One worker at a time, so an error names the first port that failed.
-        let started = match ready_rx.recv_timeout(Duration::from_secs(30)) {
+        let started = match ready_rx.recv_timeout(WORKER_START) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(anyhow!("did not start within 30 s")),
+            Err(_) => Err(AfXdpError::StartTimeout(WORKER_START.as_secs())),
         };
         if let Err(e) = started {
             let _ = stop_workers(handles);
-            return Err(e.context(format!(
-                "{}:{}: worker on core {}",
-                cfg.origin, w.line, w.core
-            )));
+            return Err(AfXdpError::WorkerStart {
+                origin: cfg.origin.clone(),
+                line: w.line,
+                core: w.core,
+                source: Box::new(e),
+            });
         }
         view_workers.push(ws);
     }
@@ -378,8 +412,8 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters> {
             return Err(e);
         }
     };
-    eprintln!(
-        "ecmpfwd: forwarding on {} port(s) with {} worker(s)",
+    tracing::info!(
+        "forwarding on {} port(s) with {} worker(s)",
         ports.len(),
         cfg.workers.len()
     );
@@ -391,9 +425,9 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters> {
     let failure = stop_workers(handles);
     drop(programs);
     if let Some(e) = failure {
-        return Err(e.context("a worker stopped"));
+        return Err(AfXdpError::WorkerStopped(Box::new(e)));
     }
-    control_result.map_err(|e| anyhow!("control thread: {e}"))?;
+    control_result?;
     Ok(stats::sum(&shared))
 }
 
@@ -406,15 +440,12 @@ fn start_control(
     workers: Vec<WorkerShared>,
     builder: Builder<ConnectedResolver>,
     upkeep: neigh::NeighUpkeep,
-) -> Result<ControlHandle<ConnectedResolver>> {
+) -> Result<ControlHandle<ConnectedResolver>, AfXdpError> {
     let mut rib_config = RibConfig::default();
     let mut control_config = ControlConfig::default();
     let server = match &cfg.feed {
         Some(f) => {
-            if let Some(dir) = f.socket.parent() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-            }
+            socket_dir(&f.socket)?;
             rib_config.stale_time = f.stale_time;
             rib_config.refresh_timeout = f.refresh_timeout;
             control_config.batch_window = f.batch_window;
@@ -428,7 +459,12 @@ fn start_control(
                     ..FeedServerConfig::default()
                 },
             )
-            .with_context(|| format!("{}:{}: [feed] socket", cfg.origin, f.line))?;
+            .map_err(|source| AfXdpError::Socket {
+                origin: cfg.origin.clone(),
+                line: f.line,
+                section: "feed",
+                source,
+            })?;
             chown_group(&f.socket, f.group)?;
             ControlThread::new(control_config).serve(server)
         }
@@ -441,10 +477,7 @@ fn start_control(
     );
     let server = match &cfg.control {
         Some(c) => {
-            if let Some(dir) = c.socket.parent() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-            }
+            socket_dir(&c.socket)?;
             let ctl = CtlListener::bind(
                 &c.socket,
                 CtlConfig {
@@ -454,7 +487,12 @@ fn start_control(
                     max_clients: c.max_clients,
                 },
             )
-            .with_context(|| format!("{}:{}: [control] socket", cfg.origin, c.line))?;
+            .map_err(|source| AfXdpError::Socket {
+                origin: cfg.origin.clone(),
+                line: c.line,
+                section: "control",
+                source,
+            })?;
             chown_group(&c.socket, c.group)?;
             server.serve(ctl).with_dataplane(Box::new(view))
         }
@@ -470,43 +508,4 @@ fn start_control(
         Some(Box::new(upkeep)),
     )?;
     Ok(handle)
-}
-
-/// `run` needs one queue per port per worker (a worker's port index is the port id).
-fn check_workers(cfg: &Config) -> Result<()> {
-    if cfg.workers.is_empty() {
-        bail!("{}: no [[worker]] configured", cfg.origin);
-    }
-    for w in &cfg.workers {
-        check_worker(cfg, w)?;
-    }
-    Ok(())
-}
-
-fn check_worker(cfg: &Config, w: &WorkerSpec) -> Result<()> {
-    for (pi, p) in cfg.ports.iter().enumerate() {
-        let n = w.ports.iter().filter(|q| q.port == pi).count();
-        if n == 0 {
-            bail!(
-                "{}:{}: worker on core {} does not serve port {:?}; every worker must serve \
-                 every port it may forward to",
-                cfg.origin,
-                w.line,
-                w.core,
-                p.name
-            );
-        }
-        if n > 1 {
-            bail!(
-                "{}:{}: worker on core {} polls {} queues of port {:?}; give each queue its own \
-                 worker",
-                cfg.origin,
-                w.line,
-                w.core,
-                n,
-                p.name
-            );
-        }
-    }
-    Ok(())
 }

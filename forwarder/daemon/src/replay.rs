@@ -1,95 +1,91 @@
-//! `ecmpfwd run`: one pinned worker thread per `[[worker]]`, each polling its own ports, until
-//! SIGINT/SIGTERM (or, for pcap replay, until every input capture has been forwarded). AF_XDP
-//! configs run in [`crate::live`].
+//! `ecmpfwd run` over pcap ports: one worker replays every input capture through the pipeline
+//! and writes one output capture per egress port, then stops (or stops at SIGINT/SIGTERM). The
+//! AF_XDP runtime is [`crate::afxdp`]; `main` picks one by the config's port kinds.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
 use ecmp_dataplane::counters::{Counters, SharedCounters};
-use ecmp_dataplane::flowcache::FlowCacheConfig;
+use ecmp_dataplane::error::DataplaneError;
 use ecmp_dataplane::pipeline::PipelineConfig;
 use ecmp_dataplane::worker::Worker;
+use ecmp_io::IoError;
 use ecmp_io::pcap::PcapPort;
 use ecmp_port::memory::FramePool;
 use ecmp_tables::snapshot::SnapshotCell;
 
 use crate::config::{Config, PortKind};
-use crate::setup;
+use crate::setup::{self, SetupError, pipeline_config};
 use crate::stats;
+
+/// Why a pcap replay could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The tables or the workers of the config are not usable.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// A port of the config is not a pcap port.
+    #[error("{origin}:{line}: port {port:?}: {why}")]
+    PortKind {
+        /// The config file.
+        origin: String,
+        /// The port's line.
+        line: usize,
+        /// The port's name.
+        port: String,
+        /// Why that kind cannot be replayed.
+        why: &'static str,
+    },
+    /// More than one worker is configured.
+    #[error("{origin}: pcap ports are read by one worker; configure a single [[worker]]")]
+    OneWorker {
+        /// The config file.
+        origin: String,
+    },
+    /// A capture could not be opened, read or written.
+    #[error(transparent)]
+    Capture(#[from] IoError),
+    /// Writing the output capture at the end failed.
+    #[error("writing the output capture")]
+    Finish(#[source] IoError),
+    /// The worker could not be built.
+    #[error(transparent)]
+    Pipeline(#[from] DataplaneError),
+    /// The worker thread could not be started.
+    #[error("starting the worker thread")]
+    Spawn(#[source] std::io::Error),
+    /// The worker thread panicked.
+    #[error("a worker thread panicked")]
+    Panicked,
+}
 
 /// Frames per worker pool: enough for every rx burst, tx batch and in-flight ring.
 const FRAMES_PER_WORKER: usize = 8192;
 
-/// The flow-cache settings of `cfg` in the data path's terms.
-pub fn pipeline_config(cfg: &Config) -> PipelineConfig {
-    let fc = &cfg.flow_cache;
-    PipelineConfig {
-        seed: cfg.instance.seed,
-        rss_key: cfg.instance.rss_key,
-        flow_cache: FlowCacheConfig {
-            capacity: fc.capacity,
-            idle_timeout_ms: fc.idle_timeout.as_millis() as u64,
-            embryonic_timeout_ms: fc.embryonic_timeout.as_millis() as u64,
-            fin_timeout_ms: fc.fin_timeout.as_millis() as u64,
-        },
-    }
-}
-
 /// Runs the configured workers until `stop` is set or every pcap input is exhausted; returns the
 /// summed counters.
-pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters> {
-    if cfg
-        .ports
-        .iter()
-        .any(|p| matches!(p.kind, PortKind::AfXdp { .. }))
-    {
-        return crate::live::run(cfg, stop);
-    }
+pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, ReplayError> {
     let tables = setup::build(cfg)?;
-    if cfg.workers.is_empty() {
-        bail!("{}: no [[worker]] configured", cfg.origin);
-    }
-    for w in &cfg.workers {
-        // A worker forwards to any port, so it needs a queue on each (l3fwd's layout).
-        for (pi, p) in cfg.ports.iter().enumerate() {
-            if !w.ports.iter().any(|q| q.port == pi) {
-                bail!(
-                    "{}:{}: worker on core {} does not serve port {:?}; every worker must serve \
-                     every port it may forward to",
-                    cfg.origin,
-                    w.line,
-                    w.core,
-                    p.name
-                );
-            }
-        }
-    }
+    setup::check_workers(cfg)?;
     for p in &cfg.ports {
-        match &p.kind {
-            PortKind::Pcap { .. } => {}
-            PortKind::Memory => bail!(
-                "{}:{}: port {:?}: memory ports only exist inside tests and `ecmpfwd bench`",
-                cfg.origin,
-                p.line,
-                p.name
-            ),
-            // Sent to crate::live above; kept as an error rather than a panic.
-            PortKind::AfXdp { .. } => bail!(
-                "{}:{}: port {:?}: AF_XDP ports cannot be mixed with pcap ports",
-                cfg.origin,
-                p.line,
-                p.name
-            ),
-        }
+        let why = match &p.kind {
+            PortKind::Pcap { .. } => continue,
+            PortKind::Memory => "memory ports only exist inside tests and `ecmpfwd bench`",
+            PortKind::AfXdp { .. } => "AF_XDP ports cannot be mixed with pcap ports",
+        };
+        return Err(ReplayError::PortKind {
+            origin: cfg.origin.clone(),
+            line: p.line,
+            port: p.name.clone(),
+            why,
+        });
     }
     if cfg.workers.len() > 1 {
-        bail!(
-            "{}: pcap ports are read by one worker; configure a single [[worker]]",
-            cfg.origin
-        );
+        return Err(ReplayError::OneWorker {
+            origin: cfg.origin.clone(),
+        });
     }
 
     let cell = Arc::new(SnapshotCell::new(tables.snapshot, cfg.workers.len()));
@@ -106,12 +102,13 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters> {
         let name = format!("ecmpfwd-w{}", w.core);
         let h = thread::Builder::new()
             .name(name)
-            .spawn(move || -> Result<()> {
+            .spawn(move || -> Result<(), ReplayError> {
                 if let Some(core) = core {
                     core_affinity::set_for_current(core);
                 }
                 pcap_worker(&ports, &pcfg, cell, counters, &stop)
-            })?;
+            })
+            .map_err(ReplayError::Spawn)?;
         handles.push(h);
     }
     let mut failure = None;
@@ -119,7 +116,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters> {
         match h.join() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => failure = Some(e),
-            Err(_) => failure = Some(anyhow::anyhow!("a worker thread panicked")),
+            Err(_) => failure = Some(ReplayError::Panicked),
         }
     }
     if let Some(e) = failure {
@@ -135,7 +132,7 @@ fn pcap_worker(
     cell: Arc<SnapshotCell>,
     counters: Arc<SharedCounters>,
     stop: &AtomicBool,
-) -> Result<()> {
+) -> Result<(), ReplayError> {
     let pool = FramePool::new(FRAMES_PER_WORKER);
     let mut ports = Vec::with_capacity(kinds.len());
     for k in kinds {
@@ -156,7 +153,7 @@ fn pcap_worker(
     worker.drain();
     worker.poll(start.elapsed().as_nanos() as u64);
     for port in worker.into_ports() {
-        port.finish().context("writing the output capture")?;
+        port.finish().map_err(ReplayError::Finish)?;
     }
     // Give the stats reader a last consistent view.
     thread::sleep(Duration::from_millis(1));

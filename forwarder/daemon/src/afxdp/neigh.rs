@@ -18,13 +18,12 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
 use ecmp_control::builder::{Builder, ConnectedResolver};
 use ecmp_control::control::Upkeep;
 use ecmp_io::netlink::{self, NeighEvent, Neighbour, NeighbourWatch};
 use ecmp_tables::Snapshot;
 
-use super::LivePort;
+use super::{AfXdpError, LivePort};
 use crate::config::Config;
 
 /// How often neighbour events are read.
@@ -56,8 +55,12 @@ pub(super) struct NeighUpkeep {
 }
 
 impl NeighUpkeep {
-    pub(super) fn new(cfg: &Config, ports: &[LivePort], epoch: Instant) -> Result<Self> {
-        let watch = NeighbourWatch::new().context("subscribing to the kernel's neighbour table")?;
+    pub(super) fn new(
+        cfg: &Config,
+        ports: &[LivePort],
+        epoch: Instant,
+    ) -> Result<Self, AfXdpError> {
+        let watch = NeighbourWatch::new().map_err(AfXdpError::NeighbourWatch)?;
         let statics = cfg
             .neighbors
             .iter()
@@ -154,7 +157,7 @@ impl NeighUpkeep {
 
     fn report(&mut self, what: &str) {
         if !self.failing {
-            eprintln!("ecmpfwd: neighbour table: {what}");
+            tracing::warn!("neighbour table: {what}");
         }
         self.failing = true;
     }

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow};
 use ecmp_dataplane::counters::SharedCounters;
 use ecmp_dataplane::pipeline::PipelineConfig;
 use ecmp_dataplane::worker::Worker;
@@ -15,8 +14,8 @@ use ecmp_io::xdp::{BindMode, Umem, UmemConfig, XdpProgram, XskConfig, XskPort};
 use ecmp_port::Port;
 use ecmp_tables::snapshot::SnapshotCell;
 
-use super::LivePort;
 use super::view::{Answer, Mailbox, Query, SharedPortStats, answer_flows};
+use super::{AfXdpError, LivePort};
 
 /// Ring sizes per socket: 1024 descriptors keep a 32-packet burst loop fed at line rate on veth
 /// while bounding the UMEM (every port's fill ring is kept full).
@@ -41,7 +40,7 @@ pub(super) struct Job {
     pub epoch: Instant,
 }
 
-fn open(job: &Job) -> Result<(Umem, Vec<XskPort>)> {
+fn open(job: &Job) -> Result<(Umem, Vec<XskPort>), AfXdpError> {
     let ring = XskConfig {
         rx_size: RING,
         tx_size: RING,
@@ -55,7 +54,7 @@ fn open(job: &Job) -> Result<(Umem, Vec<XskPort>)> {
         frame_count: frames,
         ..UmemConfig::default()
     })
-    .context("allocating the UMEM")?;
+    .map_err(AfXdpError::Umem)?;
     let mut sockets = Vec::new();
     for ((p, &queue), prog) in job.ports.iter().zip(&job.queues).zip(&job.programs) {
         let mode = if p.zero_copy {
@@ -63,21 +62,25 @@ fn open(job: &Job) -> Result<(Umem, Vec<XskPort>)> {
         } else {
             BindMode::Copy
         };
-        let sock = XskPort::open(&umem, &p.ifname, queue, mode, &ring).with_context(|| {
-            format!(
-                "port {:?}: opening an AF_XDP socket on queue {queue}",
-                p.name
-            )
+        let sock = XskPort::open(&umem, &p.ifname, queue, mode, &ring).map_err(|source| {
+            AfXdpError::OpenSocket {
+                port: p.name.clone(),
+                queue,
+                source,
+            }
         })?;
         if p.zero_copy && !sock.zero_copy() {
-            eprintln!(
-                "ecmpfwd: port {:?}: {} cannot do zero-copy; using copy mode",
-                p.name, p.ifname
+            tracing::warn!(
+                "port {:?}: {} cannot do zero-copy; using copy mode",
+                p.name,
+                p.ifname
             );
         }
         prog.register_socket(queue, std::os::fd::AsFd::as_fd(&sock))
-            .with_context(|| {
-                format!("port {:?}: registering the socket of queue {queue}", p.name)
+            .map_err(|source| AfXdpError::Register {
+                port: p.name.clone(),
+                queue,
+                source,
             })?;
         sockets.push(sock);
     }
@@ -92,7 +95,7 @@ fn open(job: &Job) -> Result<(Umem, Vec<XskPort>)> {
 const YIELD_AFTER_EMPTY_POLLS: u32 = 8;
 
 /// The worker thread's body; reports start-up success or failure on `ready`.
-pub(super) fn run(job: Job, ready: Sender<Result<()>>) -> Result<()> {
+pub(super) fn run(job: Job, ready: Sender<Result<(), AfXdpError>>) -> Result<(), AfXdpError> {
     if let Some(core) = core_affinity::get_core_ids()
         .unwrap_or_default()
         .into_iter()
@@ -100,21 +103,21 @@ pub(super) fn run(job: Job, ready: Sender<Result<()>>) -> Result<()> {
     {
         core_affinity::set_for_current(core);
     }
-    let (umem, sockets) = match open(&job) {
+    let started = open(&job).and_then(|(umem, sockets)| {
+        Worker::new(sockets, &job.pipeline, Arc::clone(&job.cell), job.counters)
+            .map(|w| (umem, w))
+            .map_err(AfXdpError::Pipeline)
+    });
+    let (umem, mut worker) = match started {
         Ok(x) => x,
+        // The starter reports the failure; it comes back here only if the starter stopped
+        // waiting, and then this thread's result is where it goes.
         Err(e) => {
-            let text = format!("{e:#}");
-            let _ = ready.send(Err(e));
-            return Err(anyhow!(text));
-        }
-    };
-    let mut worker = match Worker::new(sockets, &job.pipeline, Arc::clone(&job.cell), job.counters)
-    {
-        Ok(w) => w,
-        Err(e) => {
-            let text = e.to_string();
-            let _ = ready.send(Err(e.into()));
-            return Err(anyhow!(text));
+            return match ready.send(Err(e)) {
+                Ok(()) => Ok(()),
+                Err(std::sync::mpsc::SendError(Err(e))) => Err(e),
+                Err(std::sync::mpsc::SendError(Ok(()))) => Ok(()),
+            };
         }
     };
     let _ = ready.send(Ok(()));
