@@ -5,12 +5,18 @@
 //! loop reads it, a prefetch distance of one stage. The pipeline does no I/O and no allocation:
 //! all scratch arrays are sized by [`BURST`] and owned by the worker. Each drop is counted where
 //! it is decided, once.
+//!
+//! The miss path (what a packet not served by the flow cache goes through) is public, as the
+//! functions [`admit`], [`lookup_route`], [`route`], [`group_hash`], [`pick_bucket`] and their
+//! composition [`resolve`]: the pipeline, [`Pipeline::trace`] and `ecmpfwd bench --stages` all
+//! call these, so the three cannot disagree on a packet's hop.
 
 use ecmp_tables::group::GroupTable;
-use ecmp_tables::nexthop::HopId;
+use ecmp_tables::nexthop::{GroupId, HopId};
+use ecmp_tables::policy::HashPolicy;
 use ecmp_tables::snapshot::Snapshot;
 use ecmp_wire::meta::{IpVersion, PacketMeta};
-use ecmp_wire::parse::{parse_frame, parse_frame_into, parse_inner};
+use ecmp_wire::parse::{parse_frame_into, parse_inner};
 
 use crate::action;
 use crate::counters::{Counter, Counters};
@@ -53,6 +59,37 @@ pub enum Choice {
         /// The bucket index (`hash & (buckets - 1)`).
         bucket: usize,
     },
+}
+
+/// Where the miss path sends a packet: the route's group and the bucket its group hash selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolution {
+    /// The route's group (never 0).
+    pub group: GroupId,
+    /// That group's hash policy, under which `group_hash` was computed.
+    pub policy: HashPolicy,
+    /// The group hash: over the inner headers when the group's policy asks for them and the
+    /// packet has them, else over the packet's own.
+    pub group_hash: u32,
+    /// The bucket that hash selects (`group_hash & (buckets - 1)`).
+    pub bucket: usize,
+    /// The index of the member owning that bucket.
+    pub member: u16,
+    /// That member's hop.
+    pub hop: HopId,
+}
+
+impl Resolution {
+    /// The flow-cache entry of this pick under table generation `epoch`.
+    #[inline(always)]
+    pub fn cached_hop(&self, epoch: u32) -> CachedHop {
+        CachedHop {
+            group: self.group,
+            member: self.member,
+            hop: self.hop,
+            epoch,
+        }
+    }
 }
 
 /// What the stages of one burst know about one packet: filled by stage one, read by the others.
@@ -173,8 +210,7 @@ impl Pipeline {
             let data = frame.data();
             rx_bytes += data.len() as u64;
             pkt.pending = false;
-            let dropped = match parse_frame_into(data, &mut pkt.meta) {
-                Ok(()) if pkt.meta.ttl <= 1 => DropReason::TtlExpired,
+            let dropped = match admit(data, &mut pkt.meta) {
                 Ok(()) => {
                     let key = FlowKey::from_meta(&pkt.meta);
                     let h = self.hasher.cache_hash(&key);
@@ -184,7 +220,7 @@ impl Pipeline {
                     pkt.pending = true;
                     continue;
                 }
-                Err(e) => e.into(),
+                Err(r) => r,
             };
             *verdict = Verdict::Drop(dropped);
             counters.drop(dropped);
@@ -259,11 +295,12 @@ impl Pipeline {
         self.tx_bytes = tx_bytes;
     }
 
-    /// Explains, without changing any state, which hop a packet would take and why.
+    /// Explains, without changing any state, which hop a packet would take and why: the same
+    /// checks and miss path as [`Self::process`], with the flow cache only looked at.
     pub fn trace(&self, snap: &Snapshot, frame: &[u8], now_ms: u64) -> Result<Choice, DropReason> {
-        let meta = parse_frame(frame)?;
-        let group_id = lookup_route(snap, &meta);
-        let group = snap.group(group_id).ok_or(DropReason::NoRoute)?;
+        let mut meta = PacketMeta::default();
+        admit(frame, &mut meta)?;
+        let (group_id, group) = route(snap, &meta)?;
         let key = FlowKey::from_meta(&meta);
         let hash = self.hasher.cache_hash(&key);
         if let Some(c) = self.cache.peek(&key, hash, now_ms)
@@ -272,15 +309,14 @@ impl Pipeline {
         {
             return Ok(Choice::Cached(c));
         }
-        let (member, hop, gh) = pick_bucket(&self.hasher, group, frame, &meta)?;
+        let r = pick_bucket(
+            group_id,
+            group,
+            group_hash(&self.hasher, &group.policy, frame, &meta),
+        )?;
         Ok(Choice::Bucket {
-            hop: CachedHop {
-                group: group_id,
-                member,
-                hop,
-                epoch: snap.generation as u32,
-            },
-            bucket: bucket_index(group, gh),
+            hop: r.cached_hop(snap.generation as u32),
+            bucket: r.bucket,
         })
     }
 }
@@ -315,11 +351,7 @@ fn choose<F: Frame>(
         return Ok(c.hop);
     }
 
-    let group_id = lookup_route(snap, meta);
-    if group_id == 0 {
-        return Err(DropReason::NoRoute);
-    }
-    let group = snap.group(group_id).ok_or(DropReason::NoRoute)?;
+    let (group_id, group) = route(snap, meta)?;
     if let Some(c) = cached
         && c.group == group_id
         && group.still_member(c.member, c.hop)
@@ -329,16 +361,15 @@ fn choose<F: Frame>(
         return Ok(c.hop);
     }
 
-    let (member, hop, gh) = pick_bucket(hasher, group, frame.data(), meta)?;
+    let r = pick_bucket(
+        group_id,
+        group,
+        group_hash(hasher, &group.policy, frame.data(), meta),
+    )?;
     // Idle-mode groups learn which buckets are in use from here (misses only: a cached flow
     // never consults its bucket, so moving that bucket cannot move it).
-    group.touch(gh, (now_ms / 1000) as u32);
-    let picked = CachedHop {
-        group: group_id,
-        member,
-        hop,
-        epoch,
-    };
+    group.touch(r.group_hash, (now_ms / 1000) as u32);
+    let picked = r.cached_hop(epoch);
     if cached.is_some() {
         counters.add(Counter::Repicks, 1);
         cache.update_at(&pkt.probe, picked);
@@ -350,38 +381,23 @@ fn choose<F: Frame>(
             InsertOutcome::Inserted | InsertOutcome::Replaced => {}
         }
     }
-    Ok(hop)
+    Ok(r.hop)
 }
 
-/// The group's bucket for a packet not (usably) in the flow cache: the group hash, over the inner
-/// headers when the group's policy asks for them and the packet has them (the frame is read only
-/// then), and the member owning that bucket. Returns (member index, hop, group hash).
+/// Parses `frame` into `meta` and refuses what the pipeline drops before any lookup: a frame
+/// that does not parse, or a TTL (hop limit) that forwarding would exhaust.
 #[inline(always)]
-fn pick_bucket(
-    hasher: &FlowHasher,
-    group: &GroupTable,
-    frame: &[u8],
-    meta: &PacketMeta,
-) -> Result<(u16, HopId, u32), DropReason> {
-    let inner = if group.policy.inner {
-        parse_inner(frame, meta)
-    } else {
-        None
-    };
-    let gh = hasher.group_hash(inner.as_ref().unwrap_or(meta), &group.policy);
-    let (member, hop) = group.pick(gh).ok_or(DropReason::NoNextHop)?;
-    Ok((member, hop, gh))
+pub fn admit(frame: &[u8], meta: &mut PacketMeta) -> Result<(), DropReason> {
+    parse_frame_into(frame, meta)?;
+    if meta.ttl <= 1 {
+        return Err(DropReason::TtlExpired);
+    }
+    Ok(())
 }
 
-/// The bucket a group hash selects (what [`GroupTable::pick`] reads), for display.
+/// Longest-prefix match of the packet's destination (IPv4 or IPv6); 0 when there is no route.
 #[inline]
-fn bucket_index(group: &GroupTable, hash: u32) -> usize {
-    (hash & (group.bucket_count() - 1)) as usize
-}
-
-/// Longest-prefix match of the packet's destination; 0 when there is no route.
-#[inline]
-fn lookup_route(snap: &Snapshot, meta: &PacketMeta) -> u32 {
+pub fn lookup_route(snap: &Snapshot, meta: &PacketMeta) -> GroupId {
     match meta.version {
         IpVersion::V4 => {
             let d = &meta.dst;
@@ -389,5 +405,370 @@ fn lookup_route(snap: &Snapshot, meta: &PacketMeta) -> u32 {
                 .lookup(u32::from_be_bytes([d[0], d[1], d[2], d[3]]))
         }
         IpVersion::V6 => snap.fib6.lookup(u128::from_be_bytes(meta.dst)),
+    }
+}
+
+/// The packet's route: its group id and table, or [`DropReason::NoRoute`] when no route covers
+/// the destination (or the route names no group).
+#[inline(always)]
+pub fn route<'s>(
+    snap: &'s Snapshot,
+    meta: &PacketMeta,
+) -> Result<(GroupId, &'s GroupTable), DropReason> {
+    let id = lookup_route(snap, meta);
+    if id == 0 {
+        return Err(DropReason::NoRoute);
+    }
+    let group = snap.group(id).ok_or(DropReason::NoRoute)?;
+    Ok((id, group))
+}
+
+/// The hash that picks the packet's bucket in a group of `policy`: over the inner headers when
+/// the policy asks for them and the packet has them (the frame is read only then), else over the
+/// headers `meta` describes.
+#[inline(always)]
+pub fn group_hash(
+    hasher: &FlowHasher,
+    policy: &HashPolicy,
+    frame: &[u8],
+    meta: &PacketMeta,
+) -> u32 {
+    let inner = if policy.inner {
+        parse_inner(frame, meta)
+    } else {
+        None
+    };
+    hasher.group_hash(inner.as_ref().unwrap_or(meta), policy)
+}
+
+/// The member of `group` (id `group_id`) owning the bucket `hash` selects, or
+/// [`DropReason::NoNextHop`] when that bucket has no owner.
+#[inline(always)]
+pub fn pick_bucket(
+    group_id: GroupId,
+    group: &GroupTable,
+    hash: u32,
+) -> Result<Resolution, DropReason> {
+    let (member, hop) = group.pick(hash).ok_or(DropReason::NoNextHop)?;
+    Ok(Resolution {
+        group: group_id,
+        policy: group.policy,
+        group_hash: hash,
+        bucket: (hash & (group.bucket_count() - 1)) as usize,
+        member,
+        hop,
+    })
+}
+
+/// The whole miss path of an admitted packet (`meta` parsed from `frame`): route, group hash,
+/// bucket. What the pipeline picks for a flow it has not cached.
+#[inline]
+pub fn resolve(
+    snap: &Snapshot,
+    hasher: &FlowHasher,
+    frame: &[u8],
+    meta: &PacketMeta,
+) -> Result<Resolution, DropReason> {
+    let (group_id, group) = route(snap, meta)?;
+    pick_bucket(
+        group_id,
+        group,
+        group_hash(hasher, &group.policy, frame, meta),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    use std::sync::Arc;
+
+    use ecmp_port::memory::{FramePool, MemFrame};
+    use ecmp_tables::group::{GroupMode, ResilientGroup};
+    use ecmp_tables::nexthop::{Action, NextHop, PortInfo};
+    use ecmp_tables::{Fib4, Fib6};
+    use ecmp_wire::{ethertype, ip_proto};
+
+    use super::*;
+    use crate::hash::DEFAULT_RSS_KEY;
+
+    /// Hops per group; every hop is on port 1.
+    const HOPS: u32 = 4;
+    const EGRESS: PortId = 1;
+    /// The snapshot's generation, so the epoch of every flow-cache entry.
+    const GENERATION: u32 = 5;
+
+    /// Group 1 takes IPv4 10.1/16, group 2 IPv6 2001:db8:2::/48, group 3 (hashing inner headers)
+    /// both 10.3/16 and 2001:db8:3::/48; 64 buckets and [`HOPS`] hops each.
+    fn snapshot() -> Snapshot {
+        let mut hops = vec![NextHop {
+            id: 0,
+            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 0,
+            mac: [0; 6],
+            weight: 0,
+            action: Action::Rewrite,
+        }];
+        let mut groups = vec![Arc::new(GroupTable::empty())];
+        for g in 1..=3u32 {
+            let mut group = ResilientGroup::new(64, GroupMode::Manual, 9).unwrap();
+            group.set_policy(HashPolicy {
+                inner: g == 3,
+                ..HashPolicy::default()
+            });
+            for _ in 0..HOPS {
+                let id = hops.len() as u32;
+                hops.push(NextHop {
+                    id,
+                    addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, id as u8)),
+                    port: EGRESS,
+                    mac: [0x02, 0, 0, 0, 0, id as u8],
+                    weight: 1,
+                    action: Action::Rewrite,
+                });
+                group.add_member(id, 1).unwrap();
+            }
+            group.clear();
+            groups.push(Arc::new(group.table()));
+        }
+        let mut fib4 = Fib4::new(16);
+        fib4.insert(Ipv4Addr::new(10, 1, 0, 0), 16, 1).unwrap();
+        fib4.insert(Ipv4Addr::new(10, 3, 0, 0), 16, 3).unwrap();
+        let mut fib6 = Fib6::new();
+        fib6.insert("2001:db8:2::".parse().unwrap(), 48, 2).unwrap();
+        fib6.insert("2001:db8:3::".parse().unwrap(), 48, 3).unwrap();
+        let port = PortInfo {
+            mac: [0x02, 0xaa, 0, 0, 0, 0],
+            mtu: 1500,
+        };
+        Snapshot {
+            generation: u64::from(GENERATION),
+            fib4: Arc::new(fib4),
+            fib6: Arc::new(fib6),
+            groups: groups.into(),
+            hops,
+            ports: vec![port, port],
+        }
+    }
+
+    fn udp(sport: u16) -> Vec<u8> {
+        let mut u = vec![0u8; 8 + 10];
+        u[0..2].copy_from_slice(&sport.to_be_bytes());
+        u[2..4].copy_from_slice(&53u16.to_be_bytes());
+        let len = u.len() as u16;
+        u[4..6].copy_from_slice(&len.to_be_bytes());
+        u
+    }
+
+    fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, payload: &[u8]) -> Vec<u8> {
+        let mut ip = vec![0u8; 20];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+        ip[8] = 64;
+        ip[9] = protocol;
+        ip[12..16].copy_from_slice(&src.octets());
+        ip[16..20].copy_from_slice(&dst.octets());
+        ip.extend_from_slice(payload);
+        ecmp_wire::ipv4::Packet::new_unchecked(&mut ip[..]).fill_checksum();
+        ip
+    }
+
+    fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, payload: &[u8]) -> Vec<u8> {
+        let mut ip = vec![0u8; 40];
+        ip[0] = 0x60;
+        ip[4..6].copy_from_slice(&(payload.len() as u16).to_be_bytes());
+        ip[6] = next;
+        ip[7] = 64;
+        ip[8..24].copy_from_slice(&src.octets());
+        ip[24..40].copy_from_slice(&dst.octets());
+        ip.extend_from_slice(payload);
+        ip
+    }
+
+    fn ethernet(ip: &[u8]) -> Vec<u8> {
+        let ty = if ip[0] >> 4 == 4 {
+            ethertype::IPV4
+        } else {
+            ethertype::IPV6
+        };
+        let mut f = vec![0x02, 0xaa, 0, 0, 0, 0, 0x02, 0xcc, 0, 0, 0, 1];
+        f.extend_from_slice(&ty.to_be_bytes());
+        f.extend_from_slice(ip);
+        f
+    }
+
+    /// `n` flows of each kind: plain IPv4 to group 1, plain IPv6 to group 2, and IPv4-in-IPv4
+    /// and IPv6-in-IPv6 to group 3 whose outer headers are all alike (one tunnel), so only the
+    /// inner headers tell their flows apart.
+    fn flows(n: u16) -> Vec<(&'static str, Vec<u8>)> {
+        let (src4, dst4) = (Ipv4Addr::new(172, 16, 0, 1), Ipv4Addr::new(10, 1, 0, 1));
+        let src6: Ipv6Addr = "2001:db8:ffff::1".parse().unwrap();
+        let dst6: Ipv6Addr = "2001:db8:2::1".parse().unwrap();
+        let (tun4_src, tun4_dst) = (Ipv4Addr::new(172, 16, 9, 9), Ipv4Addr::new(10, 3, 0, 1));
+        let tun6_src: Ipv6Addr = "2001:db8:ffff::9".parse().unwrap();
+        let tun6_dst: Ipv6Addr = "2001:db8:3::1".parse().unwrap();
+        let mut out = Vec::new();
+        for i in 0..n {
+            let sport = 1000 + i;
+            let v4 = ipv4(src4, dst4, ip_proto::UDP, &udp(sport));
+            let v6 = ipv6(src6, dst6, ip_proto::UDP, &udp(sport));
+            out.push(("ipv4", ethernet(&v4)));
+            out.push(("ipv6", ethernet(&v6)));
+            out.push((
+                "inner4",
+                ethernet(&ipv4(tun4_src, tun4_dst, ip_proto::IPV4, &v4)),
+            ));
+            out.push((
+                "inner6",
+                ethernet(&ipv6(tun6_src, tun6_dst, ip_proto::IPV6, &v6)),
+            ));
+        }
+        out
+    }
+
+    fn pipeline(snap: &Snapshot) -> Pipeline {
+        let mut p = Pipeline::new(&PipelineConfig {
+            seed: 3,
+            rss_key: DEFAULT_RSS_KEY,
+            flow_cache: FlowCacheConfig {
+                capacity: 1024,
+                ..FlowCacheConfig::default()
+            },
+        })
+        .unwrap();
+        p.on_new_snapshot(snap);
+        p
+    }
+
+    /// Sends `frame` through `p` alone and returns its verdict and the hop it was counted on.
+    fn forward(
+        p: &mut Pipeline,
+        snap: &Snapshot,
+        pool: &FramePool,
+        frame: &[u8],
+    ) -> (Verdict, Option<HopId>) {
+        let before = p.hop_packets().to_vec();
+        let mut frames: [MemFrame; 1] = [pool.frame_from(frame).unwrap()];
+        let mut verdicts = [Verdict::Drop(DropReason::NoRoute)];
+        p.process(snap, &mut frames, &mut verdicts, 1_000);
+        let [f] = frames;
+        pool.release(f);
+        let counted: Vec<usize> = (0..before.len())
+            .filter(|&h| p.hop_packets()[h] != before[h])
+            .collect();
+        assert!(counted.len() <= 1, "one packet counted on {counted:?}");
+        (verdicts[0], counted.first().map(|&h| h as HopId))
+    }
+
+    #[test]
+    fn resolve_and_trace_pick_what_the_pipeline_picks_for_ipv4_ipv6_and_inner_hashing() {
+        let snap = snapshot();
+        let pool = FramePool::new(8);
+        let mut hops_of: BTreeMap<&str, BTreeSet<HopId>> = BTreeMap::new();
+        let mut outer_hashes: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
+        for (kind, frame) in flows(64) {
+            // A pipeline that has seen nothing, so the flow takes the miss path.
+            let mut p = pipeline(&snap);
+            let mut meta = PacketMeta::default();
+            admit(&frame, &mut meta).unwrap();
+            let r = resolve(&snap, p.hasher(), &frame, &meta).unwrap();
+            assert_eq!(r.group, lookup_route(&snap, &meta), "{kind}");
+            assert_eq!(r.bucket, (r.group_hash & 63) as usize, "{kind}");
+            assert_eq!(
+                p.trace(&snap, &frame, 1_000),
+                Ok(Choice::Bucket {
+                    hop: r.cached_hop(GENERATION),
+                    bucket: r.bucket
+                }),
+                "{kind}"
+            );
+
+            // The pipeline sends it to that hop and caches exactly that choice.
+            let (verdict, counted) = forward(&mut p, &snap, &pool, &frame);
+            assert_eq!(verdict, Verdict::Tx(EGRESS), "{kind}");
+            assert_eq!(counted, Some(r.hop), "{kind}");
+            let key = FlowKey::from_meta(&meta);
+            let hash = p.hasher().cache_hash(&key);
+            assert_eq!(
+                p.flow_cache().peek(&key, hash, 1_000),
+                Some(r.cached_hop(GENERATION)),
+                "{kind}"
+            );
+
+            hops_of.entry(kind).or_default().insert(r.hop);
+            let outer = p.hasher().group_hash(&meta, &r.policy);
+            outer_hashes.entry(kind).or_default().insert(outer);
+        }
+        for (kind, group) in [("ipv4", 1u32), ("ipv6", 2), ("inner4", 3), ("inner6", 3)] {
+            // 64 flows over 4 hops: every hop of the flows' own group is used.
+            let expected: BTreeSet<HopId> = ((group - 1) * HOPS + 1..=group * HOPS).collect();
+            assert_eq!(hops_of[kind], expected, "{kind}");
+        }
+        // The tunnelled flows share their outer headers: hashed on those they would all take
+        // one bucket, so their spread above is the inner hash at work.
+        assert_eq!(outer_hashes["inner4"].len(), 1);
+        assert_eq!(outer_hashes["inner6"].len(), 1);
+    }
+
+    #[test]
+    fn trace_tells_the_hop_the_pipeline_then_takes_as_its_cache_fills() {
+        let snap = snapshot();
+        let pool = FramePool::new(8);
+        let mut p = pipeline(&snap);
+        let mut cached_before = 0;
+        for (kind, frame) in flows(32).into_iter().chain(flows(32)) {
+            let before = p.trace(&snap, &frame, 1_000).unwrap();
+            let (verdict, counted) = forward(&mut p, &snap, &pool, &frame);
+            assert_eq!(verdict, Verdict::Tx(EGRESS), "{kind}");
+            let traced = match before {
+                Choice::Cached(c) => {
+                    cached_before += 1;
+                    c
+                }
+                Choice::Bucket { hop, .. } => hop,
+            };
+            assert_eq!(counted, Some(traced.hop), "{kind}: {before:?}");
+            // Afterwards the flow is cached, on the hop it took.
+            match p.trace(&snap, &frame, 1_000) {
+                Ok(Choice::Cached(c)) => assert_eq!(c.hop, traced.hop, "{kind}"),
+                other => panic!("{kind}: a forwarded flow traces as {other:?}"),
+            }
+        }
+        // The second pass found every flow cached.
+        assert!(cached_before >= 4 * 32, "{cached_before}");
+    }
+
+    #[test]
+    fn trace_reports_the_drops_the_pipeline_makes() {
+        let snap = snapshot();
+        let pool = FramePool::new(8);
+        let mut p = pipeline(&snap);
+        let no_route = ethernet(&ipv4(
+            Ipv4Addr::new(172, 16, 0, 1),
+            Ipv4Addr::new(10, 2, 0, 1),
+            ip_proto::UDP,
+            &udp(7),
+        ));
+        let mut ttl1 = ethernet(&ipv4(
+            Ipv4Addr::new(172, 16, 0, 1),
+            Ipv4Addr::new(10, 1, 0, 1),
+            ip_proto::UDP,
+            &udp(7),
+        ));
+        ttl1[14 + 8] = 1;
+        ecmp_wire::ipv4::Packet::new_unchecked(&mut ttl1[14..]).fill_checksum();
+        let runt = vec![0u8; 10];
+        for (frame, reason) in [
+            (no_route, DropReason::NoRoute),
+            (ttl1, DropReason::TtlExpired),
+            (runt, DropReason::Truncated),
+        ] {
+            assert_eq!(p.trace(&snap, &frame, 1_000), Err(reason));
+            assert_eq!(
+                forward(&mut p, &snap, &pool, &frame),
+                (Verdict::Drop(reason), None)
+            );
+        }
+        assert_eq!(p.flow_cache().len(), 0);
     }
 }

@@ -7,6 +7,10 @@
 //! out before its clock starts (the parsed metadata, keys, hashes, route groups, hops), so a
 //! stage's time is that stage's work and the reads of its own inputs, nothing upstream of it.
 //!
+//! The inputs are worked out, and the stages timed, with the pipeline's own miss-path functions
+//! (`ecmp_dataplane::pipeline::{admit, lookup_route, group_hash, pick_bucket, resolve}`): IPv4 and
+//! IPv6 alike, and a group whose policy hashes inner headers hashes them here as it does there.
+//!
 //! The stages do not add up to the pipeline: the pipeline overlaps them within a burst, and a
 //! flow found in the flow cache (after warm-up, nearly all of them) skips the group hash, the
 //! route lookup and the bucket pick altogether. What the pipeline also does and no stage times:
@@ -19,15 +23,15 @@ use std::time::{Duration, Instant};
 use ecmp_dataplane::action;
 use ecmp_dataplane::drop::DropReason;
 use ecmp_dataplane::flow::FlowKey;
-use ecmp_dataplane::flowcache::{CacheProbe, CachedHop, FlowCache};
+use ecmp_dataplane::flowcache::{CacheProbe, FlowCache};
 use ecmp_dataplane::hash::FlowHasher;
+use ecmp_dataplane::pipeline::{self, Resolution};
 use ecmp_port::memory::{FramePool, MemFrame};
 use ecmp_port::{BURST, Burst};
 use ecmp_tables::nexthop::{GroupId, HopId};
 use ecmp_tables::policy::HashPolicy;
 use ecmp_tables::snapshot::Snapshot;
-use ecmp_wire::meta::{IpVersion, PacketMeta};
-use ecmp_wire::parse::{parse_frame, parse_frame_into};
+use ecmp_wire::meta::PacketMeta;
 use serde::Serialize;
 
 use super::{BenchError, BenchSetup};
@@ -43,11 +47,12 @@ const NOW_MS: u64 = 1_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
-    /// Ethernet to [`PacketMeta`], IPv4 header checksum verified.
+    /// Ethernet to [`PacketMeta`], IPv4 header checksum verified, TTL checked.
     Parse,
-    /// The flow key, its flow-cache hash and the group hash of the route's group policy.
+    /// The flow key, its flow-cache hash and the group hash of the route's group policy (over
+    /// the inner headers when the policy asks for them).
     Hash,
-    /// IPv4 longest-prefix match of the destination.
+    /// Longest-prefix match of the destination, IPv4 or IPv6.
     Lpm,
     /// Flow-cache probe, prefetch and lookup of cached flows, a burst at a time.
     FlowCache,
@@ -215,40 +220,22 @@ struct Resolved {
     meta: PacketMeta,
     key: FlowKey,
     hash: u64,
-    dst: u32,
-    policy: HashPolicy,
-    group: GroupId,
-    group_hash: u32,
-    member: u16,
-    hop: HopId,
+    miss: Resolution,
 }
 
-/// Parses, keys, hashes, routes and picks the hop of one frame, as the pipeline does on a
-/// flow-cache miss.
+/// Parses, keys, hashes, routes and picks the hop of one frame with the pipeline's own
+/// functions, as it does on a flow-cache miss.
 fn resolve(snap: &Snapshot, hasher: &FlowHasher, frame: &[u8]) -> Result<Resolved, DropReason> {
-    let meta = parse_frame(frame)?;
-    // The set-up makes IPv4 frames only and installs no IPv6 route.
-    if meta.version != IpVersion::V4 {
-        return Err(DropReason::NoRoute);
-    }
+    let mut meta = PacketMeta::default();
+    pipeline::admit(frame, &mut meta)?;
     let key = FlowKey::from_meta(&meta);
     let hash = hasher.cache_hash(&key);
-    let dst = u32::from_be_bytes([meta.dst[0], meta.dst[1], meta.dst[2], meta.dst[3]]);
-    let group = snap.fib4.lookup(dst);
-    let table = snap.group(group).ok_or(DropReason::NoRoute)?;
-    let policy = table.policy;
-    let group_hash = hasher.group_hash(&meta, &policy);
-    let (member, hop) = table.pick(group_hash).ok_or(DropReason::NoNextHop)?;
+    let miss = pipeline::resolve(snap, hasher, frame, &meta)?;
     Ok(Resolved {
         meta,
         key,
         hash,
-        dst,
-        policy,
-        group,
-        group_hash,
-        member,
-        hop,
+        miss,
     })
 }
 
@@ -273,7 +260,6 @@ struct ActionInput {
 struct Inputs {
     metas: Vec<PacketMeta>,
     policies: Vec<HashPolicy>,
-    dsts: Vec<u32>,
     cache: Vec<CacheInput>,
     picks: Vec<(GroupId, u32)>,
     actions: Vec<ActionInput>,
@@ -284,7 +270,6 @@ impl Inputs {
         Self {
             metas: Vec::with_capacity(n),
             policies: Vec::with_capacity(n),
-            dsts: Vec::with_capacity(n),
             cache: Vec::with_capacity(n),
             picks: Vec::with_capacity(n),
             actions: Vec::with_capacity(n),
@@ -293,16 +278,15 @@ impl Inputs {
 
     fn push(&mut self, r: &Resolved) {
         self.metas.push(r.meta);
-        self.policies.push(r.policy);
-        self.dsts.push(r.dst);
+        self.policies.push(r.miss.policy);
         self.cache.push(CacheInput {
             key: r.key,
             hash: r.hash,
             tcp_flags: r.meta.tcp_flags,
         });
-        self.picks.push((r.group, r.group_hash));
+        self.picks.push((r.miss.group, r.miss.group_hash));
         self.actions.push(ActionInput {
-            hop: r.hop,
+            hop: r.miss.hop,
             hash: r.hash,
         });
     }
@@ -323,12 +307,7 @@ fn measure_all(setup: &BenchSetup, packets: u64) -> Result<Measured, BenchError>
     for (index, frame) in setup.frames().enumerate() {
         let r = resolve(snap, &hasher, frame)
             .map_err(|reason| BenchError::Unforwardable { index, reason })?;
-        let hop = CachedHop {
-            group: r.group,
-            member: r.member,
-            hop: r.hop,
-            epoch: snap.generation as u32,
-        };
+        let hop = r.miss.cached_hop(snap.generation as u32);
         cache.insert(&r.key, r.hash, hop, NOW_MS, r.meta.tcp_flags);
         if index < walked {
             inputs.push(&r);
@@ -352,7 +331,10 @@ fn measure_all(setup: &BenchSetup, packets: u64) -> Result<Measured, BenchError>
         Stage::Parse,
         parse_stage(frames, frame_len, walked, packets),
     );
-    record(Stage::Hash, hash_stage(&hasher, &inputs, packets));
+    record(
+        Stage::Hash,
+        hash_stage(&hasher, frames, frame_len, &inputs, packets),
+    );
     record(Stage::Lpm, lpm_stage(snap, &inputs, packets));
     let (w, cache_hits) = flow_cache_stage(&mut cache, &inputs, packets);
     record(Stage::FlowCache, w);
@@ -369,7 +351,8 @@ fn measure_all(setup: &BenchSetup, packets: u64) -> Result<Measured, BenchError>
     })
 }
 
-/// Parses each burst's frames into the burst's metadata array, as the pipeline's first loop.
+/// Parses and admits each burst's frames into the burst's metadata array, as the pipeline's
+/// first loop.
 fn parse_stage(frames: &[u8], frame_len: usize, walked: usize, packets: u64) -> Stopwatch {
     let mut w = Stopwatch::default();
     let mut metas = [PacketMeta::default(); BURST];
@@ -377,7 +360,7 @@ fn parse_stage(frames: &[u8], frame_len: usize, walked: usize, packets: u64) -> 
         for r in Bursts::new(walked, packets) {
             let burst = &frames[r.start * frame_len..r.end * frame_len];
             for (f, m) in burst.chunks_exact(frame_len).zip(metas.iter_mut()) {
-                let _ = black_box(parse_frame_into(f, m));
+                let _ = black_box(pipeline::admit(f, m));
             }
             black_box(&metas);
         }
@@ -385,15 +368,24 @@ fn parse_stage(frames: &[u8], frame_len: usize, walked: usize, packets: u64) -> 
     w
 }
 
-/// The flow key and cache hash of each packet, and its group hash under its group's policy.
-fn hash_stage(hasher: &FlowHasher, inputs: &Inputs, packets: u64) -> Stopwatch {
+/// The flow key and cache hash of each packet, and its group hash under its group's policy (the
+/// frame is read only for a policy that hashes inner headers, as in the pipeline).
+fn hash_stage(
+    hasher: &FlowHasher,
+    frames: &[u8],
+    frame_len: usize,
+    inputs: &Inputs,
+    packets: u64,
+) -> Stopwatch {
     let mut w = Stopwatch::default();
     w.time(|| {
         for r in Bursts::new(inputs.metas.len(), packets) {
-            for (m, p) in inputs.metas[r.clone()].iter().zip(&inputs.policies[r]) {
+            let burst = frames[r.start * frame_len..r.end * frame_len].chunks_exact(frame_len);
+            let (metas, policies) = (&inputs.metas[r.clone()], &inputs.policies[r]);
+            for ((f, m), p) in burst.zip(metas).zip(policies) {
                 let key = FlowKey::from_meta(m);
                 black_box(hasher.cache_hash(&key));
-                black_box(hasher.group_hash(m, p));
+                black_box(pipeline::group_hash(hasher, p, f, m));
             }
         }
     });
@@ -402,12 +394,11 @@ fn hash_stage(hasher: &FlowHasher, inputs: &Inputs, packets: u64) -> Stopwatch {
 
 /// The route group of each destination.
 fn lpm_stage(snap: &Snapshot, inputs: &Inputs, packets: u64) -> Stopwatch {
-    let fib = &*snap.fib4;
     let mut w = Stopwatch::default();
     w.time(|| {
-        for r in Bursts::new(inputs.dsts.len(), packets) {
-            for &d in &inputs.dsts[r] {
-                black_box(fib.lookup(d));
+        for r in Bursts::new(inputs.metas.len(), packets) {
+            for m in &inputs.metas[r] {
+                black_box(pipeline::lookup_route(snap, m));
             }
         }
     });
@@ -442,7 +433,11 @@ fn bucket_stage(snap: &Snapshot, inputs: &Inputs, packets: u64) -> Stopwatch {
     w.time(|| {
         for r in Bursts::new(inputs.picks.len(), packets) {
             for &(group, hash) in &inputs.picks[r] {
-                black_box(snap.group(group).and_then(|g| g.pick(hash)));
+                let pick = snap
+                    .group(group)
+                    .ok_or(DropReason::NoRoute)
+                    .and_then(|g| pipeline::pick_bucket(group, g, hash));
+                let _ = black_box(pick.map(|p| p.hop));
             }
         }
     });
@@ -487,8 +482,15 @@ fn action_stage(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    use std::sync::Arc;
+
+    use ecmp_dataplane::pipeline::{Pipeline, Verdict};
+
     use super::*;
     use crate::bench::{BenchAction, BenchOptions, run_with_stages};
+    use crate::traffic::PacketSpec;
 
     // Counts this thread's allocations, so the tests can check the timed loops make none.
     #[global_allocator]
@@ -562,6 +564,169 @@ mod tests {
             // 2048-flow cache: only a flow whose two candidate buckets overflowed is missing).
             assert!(m.cache_hits > 9_000, "{} hits", m.cache_hits);
         }
+    }
+
+    /// Length of every frame of [`mixed_setup`] (the shorter ones padded).
+    const MIXED_FRAME_LEN: usize = 128;
+
+    /// An outer IP header (`src` to `dst`, carrying the IP packet `inner`) and Ethernet, padded
+    /// to [`MIXED_FRAME_LEN`]: IPv4-in-IPv4 or IPv6-in-IPv6, one tunnel whatever the inner flow.
+    fn tunnelled(src: IpAddr, dst: IpAddr, inner: &[u8]) -> Vec<u8> {
+        let (ethertype, mut ip) = match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let mut ip = vec![0u8; 20];
+                ip[0] = 0x45;
+                ip[2..4].copy_from_slice(&((20 + inner.len()) as u16).to_be_bytes());
+                ip[8] = 64;
+                ip[9] = ecmp_wire::ip_proto::IPV4;
+                ip[12..16].copy_from_slice(&s.octets());
+                ip[16..20].copy_from_slice(&d.octets());
+                (ecmp_wire::ethertype::IPV4, ip)
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                let mut ip = vec![0u8; 40];
+                ip[0] = 0x60;
+                ip[4..6].copy_from_slice(&(inner.len() as u16).to_be_bytes());
+                ip[6] = ecmp_wire::ip_proto::IPV6;
+                ip[7] = 64;
+                ip[8..24].copy_from_slice(&s.octets());
+                ip[24..40].copy_from_slice(&d.octets());
+                (ecmp_wire::ethertype::IPV6, ip)
+            }
+            _ => panic!("one family for both tunnel ends"),
+        };
+        if ethertype == ecmp_wire::ethertype::IPV4 {
+            ecmp_wire::ipv4::Packet::new_unchecked(&mut ip[..]).fill_checksum();
+        }
+        let mut f = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0xaa];
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(inner);
+        f.resize(MIXED_FRAME_LEN, 0);
+        f
+    }
+
+    /// What the bench generator does not make: group 1 takes IPv4 10.1/16, group 2 IPv6
+    /// 2001:db8:2::/48, and group 3, whose policy hashes inner headers, the tunnel endpoints
+    /// 10.3/16 and 2001:db8:3::/48. `flows` flows of each kind, interleaved.
+    fn mixed_setup(flows: u16) -> BenchSetup {
+        let opts = BenchOptions {
+            groups: 3,
+            routes: 1,
+            ..tiny(BenchAction::Rewrite)
+        };
+        let mut setup = BenchSetup::new(&opts).unwrap();
+        let snap = &mut setup.snapshot;
+        let mut fib4 = ecmp_tables::Fib4::new(16);
+        fib4.insert(Ipv4Addr::new(10, 1, 0, 0), 16, 1).unwrap();
+        fib4.insert(Ipv4Addr::new(10, 3, 0, 0), 16, 3).unwrap();
+        let mut fib6 = ecmp_tables::Fib6::new();
+        fib6.insert("2001:db8:2::".parse().unwrap(), 48, 2).unwrap();
+        fib6.insert("2001:db8:3::".parse().unwrap(), 48, 3).unwrap();
+        snap.fib4 = Arc::new(fib4);
+        snap.fib6 = Arc::new(fib6);
+        let mut inner = (*snap.groups[3]).clone();
+        inner.policy.inner = true;
+        assert!(snap.groups.set(3, Arc::new(inner)));
+        setup.routes = vec![(0x0a01_0000, 16), (0x0a03_0000, 16)];
+
+        let v4 = |s: u16| {
+            let (src, dst) = (Ipv4Addr::new(172, 16, 0, 1), Ipv4Addr::new(10, 1, 0, 1));
+            PacketSpec::udp(src.into(), dst.into(), 1000 + s, 53, 0)
+        };
+        let v6 = |s: u16| {
+            let src: Ipv6Addr = "2001:db8:ffff::1".parse().unwrap();
+            let dst: Ipv6Addr = "2001:db8:2::1".parse().unwrap();
+            PacketSpec::udp(src.into(), dst.into(), 1000 + s, 53, 0)
+        };
+        let padded = |spec: PacketSpec| PacketSpec {
+            frame_len: MIXED_FRAME_LEN,
+            ..spec
+        };
+        let (tun4_src, tun4_dst) = (Ipv4Addr::new(172, 16, 9, 9), Ipv4Addr::new(10, 3, 0, 1));
+        let tun6_src: Ipv6Addr = "2001:db8:ffff::9".parse().unwrap();
+        let tun6_dst: Ipv6Addr = "2001:db8:3::1".parse().unwrap();
+        let mut frames = Vec::new();
+        for i in 0..flows {
+            frames.extend(padded(v4(i)).build());
+            frames.extend(padded(v6(i)).build());
+            // The inner packets are the bare ones, without their Ethernet header.
+            let inner4 = v4(i).build();
+            let inner6 = v6(i).build();
+            frames.extend(tunnelled(tun4_src.into(), tun4_dst.into(), &inner4[14..]));
+            frames.extend(tunnelled(tun6_src.into(), tun6_dst.into(), &inner6[14..]));
+        }
+        setup.frames = frames;
+        setup.frame_len = MIXED_FRAME_LEN;
+        setup
+    }
+
+    /// Kinds of the flows of [`mixed_setup`], in frame order, and each kind's group.
+    const MIXED_KINDS: [(&str, GroupId); 4] =
+        [("ipv4", 1), ("ipv6", 2), ("inner4", 3), ("inner6", 3)];
+
+    #[test]
+    fn resolve_agrees_with_the_pipeline_for_ipv4_ipv6_and_inner_hashing() {
+        let setup = mixed_setup(32);
+        let snap = &setup.snapshot;
+        let hasher = FlowHasher::new(setup.pipeline.seed, &setup.pipeline.rss_key);
+        let pool = FramePool::new(4);
+        let mut hops: Vec<BTreeSet<HopId>> = vec![BTreeSet::new(); MIXED_KINDS.len()];
+        let mut outer_hashes: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); MIXED_KINDS.len()];
+        for (i, frame) in setup.frames().enumerate() {
+            let (kind, group) = MIXED_KINDS[i % MIXED_KINDS.len()];
+            let r = resolve(snap, &hasher, frame).unwrap();
+            assert_eq!(r.miss.group, group, "{kind}");
+
+            // A pipeline that has seen nothing, so the flow takes its miss path; the flows of a
+            // tunnel share their outer headers, so they share one flow-cache entry too.
+            let mut p = Pipeline::new(&setup.pipeline).unwrap();
+            p.on_new_snapshot(snap);
+            let mut frames = [pool.frame_from(frame).unwrap()];
+            let mut verdicts = [Verdict::Drop(DropReason::NoRoute)];
+            p.process(snap, &mut frames, &mut verdicts, NOW_MS);
+            let [f] = frames;
+            pool.release(f);
+            assert_eq!(verdicts[0], Verdict::Tx(1), "{kind}");
+            let sent: Vec<usize> = (0..p.hop_packets().len())
+                .filter(|&h| p.hop_packets()[h] == 1)
+                .collect();
+            assert_eq!(sent, [r.miss.hop as usize], "{kind}");
+            assert_eq!(
+                p.flow_cache().peek(&r.key, r.hash, NOW_MS),
+                Some(r.miss.cached_hop(snap.generation as u32)),
+                "{kind}"
+            );
+
+            hops[i % MIXED_KINDS.len()].insert(r.miss.hop);
+            outer_hashes[i % MIXED_KINDS.len()].insert(hasher.group_hash(&r.meta, &r.miss.policy));
+        }
+        for ((kind, _), (hops, outer)) in MIXED_KINDS.iter().zip(hops.iter().zip(&outer_hashes)) {
+            // 32 flows over a group of 4 hops: more than one hop used...
+            assert!(hops.len() > 1, "{kind}: {hops:?}");
+            // ...which for a tunnel is the inner hash at work: on its outer headers every flow
+            // hashes alike.
+            if kind.starts_with("inner") {
+                assert_eq!(outer.len(), 1, "{kind}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_stage_runs_on_ipv6_and_inner_hashed_flows_without_allocating() {
+        let setup = mixed_setup(32);
+        let m = measure_all(&setup, 10_000).unwrap();
+        let stages: Vec<Stage> = m.reports.iter().map(|r| r.stage).collect();
+        assert_eq!(stages, TIMED);
+        for r in &m.reports {
+            assert_eq!(r.packets, 10_000, "{r:?}");
+            assert!(
+                r.ns_per_packet.is_finite() && r.ns_per_packet > 0.0,
+                "{r:?}"
+            );
+        }
+        assert_eq!(m.allocations, 0, "the timed loops allocated");
+        assert_eq!(m.cache_hits, 10_000);
     }
 
     #[test]
