@@ -68,6 +68,9 @@ pub trait Upkeep<R>: Send {
     ) -> Option<ecmp_tables::Snapshot>;
 }
 
+/// Default number of control connections served at once.
+pub const DEFAULT_MAX_CLIENTS: usize = 256;
+
 /// How the control socket is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CtlConfig {
@@ -84,10 +87,10 @@ pub struct CtlConfig {
 impl Default for CtlConfig {
     fn default() -> Self {
         CtlConfig {
-            mode: 0o660,
+            mode: crate::feed_server::DEFAULT_SOCKET_MODE,
             allowed_uids: Vec::new(),
             allowed_gids: Vec::new(),
-            max_clients: 256,
+            max_clients: DEFAULT_MAX_CLIENTS,
         }
     }
 }

@@ -60,6 +60,13 @@ pub const ACCEPT_POLL: Duration = Duration::from_millis(5);
 pub const STOP_POLL: Duration = Duration::from_millis(20);
 /// Bytes a connection's outbox holds for a client that is not reading; lines beyond are dropped.
 pub const OUTBOX_MAX: usize = 64 * 1024;
+/// Default permission bits of the feed and control socket files (owner and group read/write).
+pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
+/// Default longest feed line in bytes, newline excluded.
+pub const DEFAULT_MAX_LINE: usize = 1 << 20;
+/// Default time changes are collected before one snapshot is built (zero: see
+/// [`FeedServerConfig::batch_window`]).
+pub const DEFAULT_BATCH_WINDOW: Duration = Duration::ZERO;
 /// Messages queued from the readers to the control thread before readers wait.
 const CHANNEL_DEPTH: usize = 4096;
 /// Bytes read from a connection per `read` call.
@@ -125,11 +132,11 @@ pub struct FeedServerConfig {
 impl Default for FeedServerConfig {
     fn default() -> Self {
         FeedServerConfig {
-            mode: 0o660,
+            mode: DEFAULT_SOCKET_MODE,
             allowed_uids: Vec::new(),
             allowed_gids: Vec::new(),
-            max_line: 1 << 20,
-            batch_window: Duration::ZERO,
+            max_line: DEFAULT_MAX_LINE,
+            batch_window: DEFAULT_BATCH_WINDOW,
             refresh_families: Family::ALL.to_vec(),
         }
     }
