@@ -66,7 +66,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use ecmp_proto::Prefix;
-use ecmp_tables::group::{GroupMode, GroupTable, MAX_BUCKETS, ResilientGroup};
+use ecmp_tables::group::{DEFAULT_BUCKETS, GroupMode, GroupTable, MAX_BUCKETS, ResilientGroup};
 use ecmp_tables::nexthop::{
     Action, Encap, EncapKind, GroupId, HopId, HopState, NextHop, PortId, PortInfo,
 };
@@ -310,11 +310,11 @@ pub struct GroupPolicy {
 }
 
 impl Default for GroupPolicy {
-    /// The config's group defaults: auto-recovery, 256 buckets, 5-tuple hash, rewrite.
+    /// The config's group defaults: auto-recovery, [`DEFAULT_BUCKETS`], 5-tuple hash, rewrite.
     fn default() -> Self {
         Self {
             mode: GroupMode::AutoRecovery,
-            buckets: 256,
+            buckets: DEFAULT_BUCKETS,
             hash: HashPolicy::default(),
             action: ActionTemplate::Rewrite,
         }

@@ -175,13 +175,25 @@ pub trait Serving {
 }
 
 /// How the control thread batches.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControlConfig {
     /// How long changes are collected before one snapshot is built from all of them. Zero (the
     /// default) still batches: the control thread applies every line already queued (up to
     /// 1024) before it builds, so a burst becomes few snapshots while a lone update is published
     /// at once (the convergence target is 1 ms; see benches/RESULTS.md).
     pub batch_window: Duration,
+}
+
+/// Default time changes are collected before one snapshot is built (zero: see
+/// [`ControlConfig::batch_window`]).
+pub const DEFAULT_BATCH_WINDOW: Duration = Duration::ZERO;
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            batch_window: DEFAULT_BATCH_WINDOW,
+        }
+    }
 }
 
 /// A control thread not yet running, with the front ends it will serve. See the module doc.

@@ -29,7 +29,9 @@ use std::time::Duration;
 use ecmp_proto::ctl::{MAX_REQUEST, Reply, Request};
 
 use crate::control::{ControlError, FrontEnd, Link, Msg, Serving};
-use crate::socket::{ACCEPT_POLL, PeerCheck, SocketError, SocketFile, bind_socket};
+use crate::socket::{
+    ACCEPT_POLL, DEFAULT_SOCKET_MODE, PeerCheck, SocketError, SocketFile, bind_socket,
+};
 
 /// How long a connection thread waits for the control thread's answer.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,13 +53,16 @@ pub struct CtlConfig {
     pub max_clients: usize,
 }
 
+/// Default number of control connections served at once.
+pub const DEFAULT_MAX_CLIENTS: usize = 256;
+
 impl Default for CtlConfig {
     fn default() -> Self {
         CtlConfig {
-            mode: 0o660,
+            mode: DEFAULT_SOCKET_MODE,
             allowed_uids: Vec::new(),
             allowed_gids: Vec::new(),
-            max_clients: 256,
+            max_clients: DEFAULT_MAX_CLIENTS,
         }
     }
 }

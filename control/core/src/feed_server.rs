@@ -23,7 +23,9 @@ use ecmp_proto::Family;
 
 use crate::control::{ControlError, Counters, FrontEnd, Link, Msg, Serving, bump, set_text};
 use crate::feed::{FeedError, decode_line};
-use crate::socket::{ACCEPT_POLL, PeerCheck, SocketError, SocketFile, bind_socket};
+use crate::socket::{
+    ACCEPT_POLL, DEFAULT_SOCKET_MODE, PeerCheck, SocketError, SocketFile, bind_socket,
+};
 
 /// Bytes read from a connection per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
@@ -47,13 +49,16 @@ pub struct FeedServerConfig {
     pub refresh_families: Vec<Family>,
 }
 
+/// Default longest feed line in bytes, newline excluded.
+pub const DEFAULT_MAX_LINE: usize = 1 << 20;
+
 impl Default for FeedServerConfig {
     fn default() -> Self {
         FeedServerConfig {
-            mode: 0o660,
+            mode: DEFAULT_SOCKET_MODE,
             allowed_uids: Vec::new(),
             allowed_gids: Vec::new(),
-            max_line: 1 << 20,
+            max_line: DEFAULT_MAX_LINE,
             refresh_families: Family::ALL.to_vec(),
         }
     }

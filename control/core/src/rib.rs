@@ -27,6 +27,12 @@ use std::time::{Duration, Instant};
 use ecmp_proto::{Family, FeedEvent, Neighbor, Nlri, PathId, Prefix, SessionState, Update};
 use ecmp_tables::nexthop::HopState;
 
+/// Default time a down peer's paths keep forwarding (zero: removed at once).
+pub const DEFAULT_STALE_TIME: Duration = Duration::ZERO;
+/// Default time a refresh waits for End-of-RIB. A full resend of 4,000 ADD-PATH paths took
+/// 2.5 s; this leaves a wide margin.
+pub const DEFAULT_REFRESH_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// RIB timing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RibConfig {
@@ -40,9 +46,8 @@ pub struct RibConfig {
 impl Default for RibConfig {
     fn default() -> Self {
         RibConfig {
-            stale_time: Duration::ZERO,
-            // A full resend of 4,000 ADD-PATH paths took 2.5 s; this leaves a wide margin.
-            refresh_timeout: Duration::from_secs(30),
+            stale_time: DEFAULT_STALE_TIME,
+            refresh_timeout: DEFAULT_REFRESH_TIMEOUT,
         }
     }
 }

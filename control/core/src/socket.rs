@@ -14,6 +14,8 @@ use std::time::Duration;
 
 /// How often an accept thread looks for new connections and the stop flag when idle.
 pub const ACCEPT_POLL: Duration = Duration::from_millis(5);
+/// Default permission bits of the feed and control socket files (owner and group read/write).
+pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
 
 /// Why a front end's socket could not be set up.
 #[derive(Debug, thiserror::Error)]

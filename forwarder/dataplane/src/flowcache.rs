@@ -62,6 +62,15 @@ pub const MAX_CAPACITY: usize = 1 << 26;
 /// Largest accepted timeout (about 49 days).
 pub const MAX_TIMEOUT_MS: u64 = 1 << 32;
 
+/// Default lifetime of an established flow after its last packet.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 300_000;
+
+/// Default lifetime of a flow that has only sent SYNs.
+pub const DEFAULT_EMBRYONIC_TIMEOUT_MS: u64 = 5_000;
+
+/// Default lifetime of a flow after a FIN or RST.
+pub const DEFAULT_FIN_TIMEOUT_MS: u64 = 10_000;
+
 /// Longest chain of entry moves an insert tries before it evicts (searched breadth-first).
 pub const MAX_MOVES: usize = 4;
 
@@ -140,9 +149,9 @@ impl Default for FlowCacheConfig {
     fn default() -> Self {
         Self {
             capacity: 1 << 18,
-            idle_timeout_ms: 300_000,
-            embryonic_timeout_ms: 5_000,
-            fin_timeout_ms: 10_000,
+            idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
+            embryonic_timeout_ms: DEFAULT_EMBRYONIC_TIMEOUT_MS,
+            fin_timeout_ms: DEFAULT_FIN_TIMEOUT_MS,
         }
     }
 }

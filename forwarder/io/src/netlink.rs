@@ -209,10 +209,13 @@ pub enum NeighEvent {
     Overrun,
 }
 
+/// Longest Linux interface name in bytes (`IFNAMSIZ` counts the NUL too).
+pub const MAX_IFNAME_LEN: usize = libc::IFNAMSIZ - 1;
+
 /// Linux's `dev_valid_name`, so a bad name is reported as such rather than as an errno.
 fn valid_ifname(name: &str) -> bool {
     !name.is_empty()
-        && name.len() < 16
+        && name.len() <= MAX_IFNAME_LEN
         && name != "."
         && name != ".."
         && !name

@@ -28,6 +28,9 @@ pub const MAX_GROUP_ID: GroupId = (1 << 24) - 1;
 
 /// Number of tbl24 entries (one per /24).
 const TBL24_LEN: usize = 1 << 24;
+
+/// Most tbl8 groups a [`Fib4`] can address: a tbl24 entry holds a 24-bit group index.
+pub const MAX_TBL8: usize = 1 << 24;
 /// Entries per tbl8 group (one per address of a /24).
 const TBL8_GROUP: usize = 256;
 /// Entry flag: the low 24 bits index a tbl8 group instead of holding a group id.
@@ -106,13 +109,13 @@ pub struct Fib4 {
 
 impl Fib4 {
     /// An empty FIB that may use up to `max_tbl8` tbl8 groups (1 KiB each; one per /24 holding
-    /// prefixes longer than /24). At most 2^24 groups are addressable; more is clamped.
+    /// prefixes longer than /24). At most [`MAX_TBL8`] groups are addressable; more is clamped.
     pub fn new(max_tbl8: usize) -> Self {
         Self {
             tbl24: vec![0u32; TBL24_LEN],
             tbl8: Vec::new(),
             free: Vec::new(),
-            max_tbl8: max_tbl8.min(1 << 24),
+            max_tbl8: max_tbl8.min(MAX_TBL8),
             routes: route_maps(32),
             count: 0,
         }

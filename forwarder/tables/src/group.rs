@@ -32,6 +32,14 @@ use crate::policy::HashPolicy;
 /// Most buckets a group may have (Linux resilient groups also cap at 2^16).
 pub const MAX_BUCKETS: u32 = 1 << 16;
 
+/// Bucket count of a group whose configuration does not give one (configured and BGP-learnt
+/// groups alike).
+pub const DEFAULT_BUCKETS: u32 = 256;
+
+/// Bucket count of a Maglev group whose configuration does not give one: Maglev balances within
+/// one bucket, so it wants many more slots than members.
+pub const DEFAULT_MAGLEV_BUCKETS: u32 = 4096;
+
 /// Most members a group may list (member indices are `u16`).
 pub const MAX_MEMBERS: usize = 1 << 16;
 

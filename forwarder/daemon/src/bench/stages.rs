@@ -490,7 +490,7 @@ mod tests {
 
     use super::*;
     use crate::bench::{BenchAction, BenchOptions, run_with_stages};
-    use crate::traffic::PacketSpec;
+    use ecmp_pktgen::traffic::PacketSpec;
 
     // Counts this thread's allocations, so the tests can check the timed loops make none.
     #[global_allocator]
