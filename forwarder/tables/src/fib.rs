@@ -1,5 +1,5 @@
 //! Longest-prefix-match tables mapping destination prefixes to groups: [`Fib4`] (DIR-24-8) and
-//! [`Fib6`] (a 20-bit root and a path-compressed 64-way trie; see `fib6.rs`).
+//! [`Fib6`](crate::Fib6) (a 20-bit root and a path-compressed 64-way trie; see `fib6.rs`).
 //!
 //! Both hold any number of routes memory permits (1M and more; see the tests) and map a prefix
 //! to a [`GroupId`], 0 meaning "no route" (rule 8).
@@ -20,7 +20,6 @@ use std::net::Ipv4Addr;
 use foldhash::{HashMap, HashMapExt};
 
 use crate::error::TableError;
-pub use crate::fib6::Fib6;
 use crate::nexthop::GroupId;
 
 /// The largest group id a FIB holds (an IPv4 entry packs the id in 24 bits beside the depth).
@@ -311,6 +310,7 @@ fn replace(slots: &mut [u32], depth: u8, cover: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Fib6;
     use proptest::prelude::*;
     use std::net::Ipv6Addr;
 

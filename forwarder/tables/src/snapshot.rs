@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use arc_swap::ArcSwap;
 
 use crate::error::TableError;
-use crate::fib::{Fib4, Fib6};
+use crate::fib::Fib4;
+use crate::fib6::Fib6;
 use crate::group::GroupTable;
 use crate::nexthop::{GroupId, HopId, NextHop, PortId, PortInfo};
 use crate::paged::Paged;

@@ -2,13 +2,12 @@
 //! [`crate::config`] for what "validated" guarantees).
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::error::{ConfigError, Location};
-use super::validate::parse_with_base;
 use super::value::{MacAddr, PortAddr, Prefix, mask};
 use super::{
     DEFAULT_BUCKETS, DEFAULT_EMBRYONIC_TIMEOUT, DEFAULT_FIN_TIMEOUT, DEFAULT_FLOW_CAPACITY,
@@ -530,23 +529,6 @@ impl BgpSpec {
 }
 
 impl Config {
-    /// Reads and validates a config file. Relative paths inside are resolved against the file's
-    /// directory.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            origin: origin.clone(),
-            source,
-        })?;
-        let base = path.parent().filter(|p| !p.as_os_str().is_empty());
-        parse_with_base(&text, &origin, base)
-    }
-
-    /// Validates config text; `origin` names it in errors. Paths are kept as written.
-    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        parse_with_base(text, origin, None)
-    }
-
     /// Index of the port named `name`.
     pub fn port_index(&self, name: &str) -> Option<usize> {
         self.ports.iter().position(|p| p.name == name)

@@ -731,3 +731,24 @@ fn build_fib(ctx: &Ctx<'_>, raw: Option<RawFib>) -> Result<FibSpec, ConfigError>
         )),
     }
 }
+
+/// Loading lives beside the validation it runs, so the validated types ([`super::spec`]) do not
+/// depend on their validator.
+impl Config {
+    /// Reads and validates a config file. Relative paths inside are resolved against the file's
+    /// directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            origin: origin.clone(),
+            source,
+        })?;
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty());
+        parse_with_base(&text, &origin, base)
+    }
+
+    /// Validates config text; `origin` names it in errors. Paths are kept as written.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        parse_with_base(text, origin, None)
+    }
+}
