@@ -731,7 +731,9 @@ def goals(summary, res):
 
 
 def markdown(meta, summary, res, scaling=None, plots=(), plot_dir=""):
-    L = [f"- command: `{meta['command']}`", f"- date: {meta['date']}; wall time {meta['wall_seconds']} s",
+    L = [f"- command: `{meta['command']}`",
+         f"- date: {meta['date']}; commit {meta.get('commit', 'unknown')}; "
+         f"wall time {meta['wall_seconds']} s",
          f"- machine: {meta['cpu']} ({meta['cpus']} CPUs), kernel {meta['kernel']}"
          + (f", DPDK {meta['dpdk']}" if meta.get("dpdk") else ""),
          f"- reps: {meta['reps']}, interleaved (each repetition rotates the forwarders' order); "
@@ -936,7 +938,7 @@ def main():
     dpdk = sh(["dpkg-query", "-W", "-f=${Version}", "dpdk-dev"], check=False).strip()
     meta = {
         "command": args.command or shlex.join(sys.argv),
-        "date": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "commit": benchscale.git_commit(),
         "kernel": platform.release(), "cpu": m.group(1).strip() if m else "unknown",
         "cpus": os.cpu_count(), "dpdk": dpdk or None, "reps": args.reps, "count": args.count,
         "sizes": args.sizes, "flows": args.flows, "forwarders": args.forwarders,
