@@ -38,7 +38,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import testpmd  # noqa: E402  (scripts/lib, beside this file)
+import benchscale  # noqa: E402  (scripts/lib, beside this file)
+import testpmd  # noqa: E402
 
 BIN = os.path.join(ROOT, "target", "release")
 VIP = "198.19.0.1"
@@ -971,7 +972,6 @@ def main():
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     summary = summarize(rows)
     if not args.no_scaling:
-        import benchscale
         log("scaling: ecmpfwd bench in-process (memory ports)")
         scaling = benchscale.run_scaling(BIN, core=FWD_CORE, quick=args.quick, log=log)
         scaling["markdown"] = benchscale.markdown(scaling)
