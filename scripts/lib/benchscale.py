@@ -69,6 +69,20 @@ RUN_TIMEOUT_S = 180
 STAGE_ORDER = ("parse", "hash", "lpm", "flow_cache", "bucket", "action", "pipeline")
 
 
+def git_commit():
+    """The checkout's commit (`git rev-parse --short HEAD`), "+dirty" when tracked files differ
+    from it, so every generated result says what code it measured; "unknown" outside git."""
+    def git(*args):
+        return subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def cache_capacity(flows):
     """The flow cache capacity for `flows`: next power of two >= 1.25 x flows, at least the floor.
 
@@ -240,6 +254,7 @@ def run_scaling(bin_dir, core=1, quick=False, reps=3, log=print):
                                                            stages))
 
     return {
+        "commit": git_commit(),
         "command_template": template("{flows}", "{routes}", "{cache_capacity}", False)
         + " [--stages]",
         "commands": {
@@ -293,7 +308,8 @@ def markdown(scaling):
          f"power of two >= {num}/{den} x flows (at least {MIN_CACHE_CAPACITY}), i.e. load <= "
          f"{den / num:g}, where the cache holds every flow, so each row measures the flows it "
          "names; the cache hit ratio (lowest over the repetitions, timed part) shows it. "
-         f"All runs took {s['wall_seconds']:.1f} s wall.", ""]
+         f"All runs took {s['wall_seconds']:.1f} s wall, at commit {s.get('commit', 'unknown')}.",
+         ""]
 
     drops = [r for k in ("flows", "routes", "stages") for r in s[k] if r.get("drops")]
     if drops:

@@ -41,7 +41,8 @@ import tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import testpmd  # noqa: E402  (scripts/lib, beside this file)
+import benchscale  # noqa: E402  (scripts/lib, beside this file)
+import testpmd  # noqa: E402
 
 BIN = os.path.join(ROOT, "target", "release")
 VIP = "198.19.0.1"
@@ -721,7 +722,9 @@ def goals(summary, res):
 
 
 def markdown(meta, summary, res, scaling=None, plots=(), plot_dir=""):
-    L = [f"- command: `{meta['command']}`", f"- date: {meta['date']}; wall time {meta['wall_seconds']} s",
+    L = [f"- command: `{meta['command']}`",
+         f"- date: {meta['date']}; commit {meta.get('commit', 'unknown')}; "
+         f"wall time {meta['wall_seconds']} s",
          f"- machine: {meta['cpu']} ({meta['cpus']} CPUs), kernel {meta['kernel']}"
          + (f", DPDK {meta['dpdk']}" if meta.get("dpdk") else ""),
          f"- reps: {meta['reps']}, interleaved (each repetition rotates the forwarders' order); "
@@ -931,7 +934,7 @@ def main():
     dpdk = sh(["dpkg-query", "-W", "-f=${Version}", "dpdk-dev"], check=False).strip()
     meta = {
         "command": args.command or shlex.join(sys.argv),
-        "date": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "commit": benchscale.git_commit(),
         "kernel": platform.release(), "cpu": m.group(1).strip() if m else "unknown",
         "cpus": os.cpu_count(), "dpdk": dpdk or None, "reps": args.reps, "count": args.count,
         "sizes": args.sizes, "flows": args.flows, "forwarders": args.forwarders,
@@ -963,7 +966,6 @@ def main():
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     summary = summarize(rows)
     if not args.no_scaling:
-        import benchscale
         log("scaling: ecmpfwd bench in-process (memory ports)")
         scaling = benchscale.run_scaling(BIN, core=FWD_CORE, quick=args.quick, log=log)
         scaling["markdown"] = benchscale.markdown(scaling)

@@ -186,6 +186,12 @@ class Demo:
         """addr -> (state, buckets)"""
         return {m["addr"]: (m["state"], m["buckets"]) for m in self.route()["members"]}
 
+    def bucket_map(self):
+        """bucket index -> owner's address (None: no owner)"""
+        r = self.route()
+        addr = {m["hop"]: m["addr"] for m in r["members"]}
+        return [addr.get(b["hop"]) for b in r["buckets"]]
+
     def peers_up(self):
         return sum(1 for p in self.ctl("peers") if p["state"] == "up")
 
@@ -266,6 +272,8 @@ class Demo:
 
         print("\n== server 3 dies (its BGP speaker is killed; the session drops)")
         victim = 3
+        victim_addr, drained_addr = f"198.18.{victim}.1", "198.18.2.1"
+        map_before = self.bucket_map()
         self.stop(f"server{victim}", signal.SIGKILL)
         self.wait_for("hop 3 failed", lambda: self.members()["198.18.3.1"][0] == "failed")
         what = self.ctl("route", PREFIX)[0]
@@ -293,9 +301,18 @@ class Demo:
         self.wait_for("server 3 session", lambda: self.peers_up() == BACKENDS, timeout=30)
         self.announce(victim)
         self.wait_for("hop 3 active", lambda: self.members()["198.18.3.1"][0] == "active")
-        m = self.members()
-        self.claim(m["198.18.3.1"][1] > 0,
-                   f"server 3 got its buckets back ({m['198.18.3.1'][1]}; auto-recovery)")
+        map_back = self.bucket_map()
+        had = [b for b, a in enumerate(map_before) if a == victim_addr]
+        has = [b for b, a in enumerate(map_back) if a == victim_addr]
+        self.claim(has == had and len(had) > 0,
+                   f"server 3 got its {len(had)} buckets back, bucket by bucket "
+                   f"(owns {len(has)}; auto-recovery)")
+        # Server 2 drains, so its buckets went to the others; every other bucket is as it was.
+        moved = [b for b, a in enumerate(map_before)
+                 if a != drained_addr and map_back[b] != a]
+        self.claim(len(map_back) == len(map_before) and not moved,
+                   f"every bucket server 2 did not own has its owner of before the failure "
+                   f"({len(moved)} differ)")
         back = self.round("round 5 (new flows)", flows, seed=3, src="198.18.0.3")
         self.claim(any(b == victim for b in back.values()), "new flows reach server 3 again")
         self.claim(all(b != 2 for b in back.values()), "still no new flow goes to server 2")

@@ -7,9 +7,12 @@
 //! - `<name>.verdict`: `tx <port name>` or `drop <drop reason name>`.
 //!
 //! Names: `<next hop>__<variant>` for a packet routed to that next hop and sent, `drop__<what>`
-//! for a drop. The inputs are defined here ([`golden_inputs`]); the expected files are what the
-//! pipeline produced when they were last regenerated (`UPDATE_GOLDEN=1 cargo test -p ecmp-tests`)
-//! and reviewed. The golden test fails when the code, the inputs or the config drift from them.
+//! for a drop. The inputs are defined here ([`golden_inputs`]), each drop case with the reason
+//! it must be dropped for ([`GoldenInput::drop`]): regeneration refuses to write a verdict that
+//! contradicts the declaration, and the golden test checks the pipeline against it directly.
+//! The expected output frames are what the pipeline produced when they were last regenerated
+//! (`UPDATE_GOLDEN=1 cargo test -p ecmp-tests`) and reviewed. The golden test fails when the
+//! code, the inputs or the config drift from them.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -205,21 +208,29 @@ fn write(path: &Path, text: &str) -> Result<(), TestsError> {
 
 /// Rewrites every fixture file from [`golden_inputs`] and what the pipeline does with each
 /// input now, and deletes fixture files of cases that no longer exist. Returns the case count.
-/// Review the diff before committing: this freezes whatever the code does.
+/// Fails, before writing anything, when a case's outcome contradicts its declaration (a drop
+/// case not dropped for its declared reason, a forwarding case dropped): verdicts come from the
+/// case list, only output bytes from the code. Review the diff before committing.
 pub fn regenerate() -> Result<usize, TestsError> {
     let cfg = golden_config()?;
     let inputs = golden_inputs(&cfg)?;
     let mut rig = Rig::new(&cfg)?;
+    let mut outcomes = Vec::with_capacity(inputs.len());
+    for input in &inputs {
+        let got = rig.run(&input.frame)?;
+        input.check(&got)?;
+        outcomes.push(got);
+    }
     let dir = golden_dir();
     let mut keep = BTreeSet::new();
-    for input in &inputs {
+    for (input, outcome) in inputs.iter().zip(outcomes) {
         let name = &input.name;
         write(
             &dir.join(format!("{name}{IN_SUFFIX}")),
             &hex::encode(&input.description, &input.frame),
         )?;
         let out_path = dir.join(format!("{name}{OUT_SUFFIX}"));
-        let verdict = match rig.run(&input.frame)? {
+        let verdict = match outcome {
             Outcome::Tx { port, frame } => {
                 let port_name = cfg
                     .ports
@@ -266,6 +277,32 @@ pub struct GoldenInput {
     pub description: String,
     /// The frame.
     pub frame: Vec<u8>,
+    /// The reason a `drop__` case must be dropped for, as declared with the case; `None` for a
+    /// case that must be sent.
+    pub drop: Option<DropReason>,
+}
+
+impl GoldenInput {
+    /// Whether `outcome` is what this case declares: sent for a forwarding case, dropped for
+    /// the declared reason for a drop case.
+    pub fn check(&self, outcome: &Outcome) -> Result<(), TestsError> {
+        let agrees = match (outcome, self.drop) {
+            (Outcome::Tx { .. }, None) => true,
+            (Outcome::Drop(got), Some(want)) => *got == want,
+            _ => false,
+        };
+        if agrees {
+            return Ok(());
+        }
+        Err(TestsError::Undeclared {
+            case: self.name.clone(),
+            declared: self.drop.map_or("tx", DropReason::name),
+            got: match outcome {
+                Outcome::Tx { .. } => "tx",
+                Outcome::Drop(r) => r.name(),
+            },
+        })
+    }
 }
 
 /// The inner destinations routed to next hop `name` of `cfg` (route k = config position + 1).
@@ -378,11 +415,12 @@ fn variants(d4: IpAddr, d6: IpAddr) -> Vec<(&'static str, &'static str, InputSpe
 /// small-MTU port at and past its MTU, then the drops.
 pub fn golden_inputs(cfg: &Config) -> Result<Vec<GoldenInput>, TestsError> {
     let mut out = Vec::new();
-    let mut push = |name: String, description: &str, frame: Vec<u8>| {
+    let mut push = |name: String, drop: Option<DropReason>, description: &str, frame: Vec<u8>| {
         out.push(GoldenInput {
             name,
             description: description.to_owned(),
             frame,
+            drop,
         });
     };
     let built = |spec: &InputSpec| -> Result<Vec<u8>, TestsError> { Ok(spec.build()?) };
@@ -391,7 +429,7 @@ pub fn golden_inputs(cfg: &Config) -> Result<Vec<GoldenInput>, TestsError> {
     for hop in FORWARDING_HOPS {
         let (d4, d6) = hop_destinations(cfg, hop)?;
         for (suffix, description, spec) in variants(d4, d6) {
-            push(format!("{hop}__{suffix}"), description, built(&spec)?);
+            push(format!("{hop}__{suffix}"), None, description, built(&spec)?);
         }
     }
 
@@ -401,42 +439,49 @@ pub fn golden_inputs(cfg: &Config) -> Result<Vec<GoldenInput>, TestsError> {
     let mtu_cases = [
         (
             "narrow-rewrite__v4-at-mtu",
+            None,
             "IPv4 UDP, IP length 128 = the egress MTU",
             InputSpec::udp(s4, n4, 100),
         ),
         (
             "narrow-rewrite__v6-at-mtu",
+            None,
             "IPv6 UDP, IP length 128 = the egress MTU",
             InputSpec::udp(s6, n6, 80),
         ),
         (
             "narrow-rewrite__v4-qinq-at-mtu",
+            None,
             "QinQ IPv4 UDP, IP length 128 = the egress MTU (tags do not count)",
             InputSpec::udp(s4, n4, 100).vlans(&QINQ),
         ),
         (
             "drop__mtu-rewrite-v4",
+            Some(DropReason::MtuExceeded),
             "IPv4 UDP, IP length 129 > the egress MTU 128",
             InputSpec::udp(s4, n4, 101),
         ),
         (
             "drop__mtu-rewrite-v6",
+            Some(DropReason::MtuExceeded),
             "IPv6 UDP, IP length 129 > the egress MTU 128",
             InputSpec::udp(s6, n6, 81),
         ),
         (
             "narrow-gre__v4-at-mtu",
+            None,
             "IPv4 UDP, IP length 104: with 24 bytes of IPv4+GRE exactly the egress MTU 128",
             InputSpec::udp(s4, g4, 76),
         ),
         (
             "drop__mtu-gre-v4",
+            Some(DropReason::MtuExceeded),
             "IPv4 UDP, IP length 105: with 24 bytes of IPv4+GRE one past the egress MTU 128",
             InputSpec::udp(s4, g4, 77),
         ),
     ];
-    for (name, description, spec) in mtu_cases {
-        push(name.to_owned(), description, built(&spec)?);
+    for (name, drop, description, spec) in mtu_cases {
+        push(name.to_owned(), drop, description, built(&spec)?);
     }
 
     let (r4, r6) = hop_destinations(cfg, "rewrite")?;
@@ -447,57 +492,65 @@ pub fn golden_inputs(cfg: &Config) -> Result<Vec<GoldenInput>, TestsError> {
     let forwarding_drops = [
         (
             "drop__ttl1-v4",
+            DropReason::TtlExpired,
             "IPv4 UDP with TTL 1, routed",
             InputSpec::udp(s4, r4, 18).ttl(1),
         ),
         (
             "drop__ttl0-v4",
+            DropReason::TtlExpired,
             "IPv4 UDP with TTL 0, routed",
             InputSpec::udp(s4, r4, 18).ttl(0),
         ),
         (
             "drop__hlim1-v6",
+            DropReason::TtlExpired,
             "IPv6 UDP with hop limit 1, routed",
             InputSpec::udp(s6, r6, 20).ttl(1),
         ),
         (
             "drop__ttl1-v4-vxlan",
+            DropReason::TtlExpired,
             "IPv4 UDP with TTL 1 toward a VXLAN hop: not encapsulated either",
             InputSpec::udp(s4, v4, 18).ttl(1),
         ),
         (
             "drop__no-route-v4",
+            DropReason::NoRoute,
             "IPv4 UDP to 192.0.2.1 (no route)",
             InputSpec::udp(s4, unrouted4, 18),
         ),
         (
             "drop__no-route-v6",
+            DropReason::NoRoute,
             "IPv6 UDP to 2001:db8:100::1 (no route)",
             InputSpec::udp(s6, unrouted6, 20),
         ),
         (
             "drop__no-next-hop-v4",
+            DropReason::NoNextHop,
             "IPv4 UDP routed to a group whose only hop is failed",
             InputSpec::udp(s4, f4, 18),
         ),
         (
             "drop__no-next-hop-v6",
+            DropReason::NoNextHop,
             "IPv6 UDP routed to a group whose only hop is failed",
             InputSpec::udp(s6, f6, 20),
         ),
     ];
-    for (name, description, spec) in forwarding_drops {
-        push(name.to_owned(), description, built(&spec)?);
+    for (name, reason, description, spec) in forwarding_drops {
+        push(name.to_owned(), Some(reason), description, built(&spec)?);
     }
 
-    for (name, description, frame) in parse_error_frames(r4, r6)? {
-        push(name.to_owned(), description, frame);
+    for (name, reason, description, frame) in parse_error_frames(r4, r6)? {
+        push(name.to_owned(), Some(reason), description, frame);
     }
     Ok(out)
 }
 
-/// (case name, description, frame).
-type NamedFrame = (&'static str, &'static str, Vec<u8>);
+/// (case name, the reason it must be dropped for, description, frame).
+type NamedFrame = (&'static str, DropReason, &'static str, Vec<u8>);
 
 /// One frame per parse error (some errors twice, by different routes), each routed to the
 /// rewrite hop so that only the malformation stops it.
@@ -557,61 +610,73 @@ fn parse_error_frames(r4: IpAddr, r6: IpAddr) -> Result<Vec<NamedFrame>, TestsEr
     Ok(vec![
         (
             "drop__truncated-runt",
+            DropReason::Truncated,
             "13 bytes: shorter than an Ethernet header",
             runt,
         ),
         (
             "drop__truncated-ipv4-header",
+            DropReason::Truncated,
             "IPv4 frame cut 16 bytes into the IP header",
             ip_cut,
         ),
         (
             "drop__truncated-vlan-tag",
+            DropReason::Truncated,
             "EtherType 802.1Q followed by only 2 bytes",
             vlan_cut,
         ),
         (
             "drop__unknown-ethertype-arp",
+            DropReason::UnknownEthertype,
             "ARP request (who has 10.1.0.1), padded to 60 bytes",
             arp,
         ),
         (
             "drop__vlan-too-deep",
+            DropReason::VlanTooDeep,
             "three VLAN tags (802.1ad 100, 802.1Q 200, 802.1Q 300), then IPv4 UDP",
             three_tags,
         ),
         (
             "drop__bad-ip-version",
+            DropReason::BadIpVersion,
             "an IPv6 packet under EtherType 0x0800",
             v6_in_0800,
         ),
         (
             "drop__bad-ipv4-header-len",
+            DropReason::BadIpv4HeaderLen,
             "IPv4 with IHL 4 (16 bytes)",
             ihl4,
         ),
         (
             "drop__bad-ip-length",
+            DropReason::BadIpLength,
             "IPv4 total length 200 in a frame holding 46 bytes of IP (checksum valid)",
             long,
         ),
         (
             "drop__bad-ipv4-checksum",
+            DropReason::BadIpv4Checksum,
             "IPv4 UDP with one bit of the header checksum flipped",
             bad_sum,
         ),
         (
             "drop__ipv6-ext-chain-too-deep",
+            DropReason::Ipv6ExtChainTooDeep,
             "IPv6 with nine destination-options headers before UDP",
             deep_ipv6_chain(s6, r6)?,
         ),
         (
             "drop__l4-truncated-udp",
+            DropReason::L4Truncated,
             "IPv4 total length 24: only 4 bytes of the UDP header inside the IP packet",
             udp_cut,
         ),
         (
             "drop__l4-truncated-tcp-doff",
+            DropReason::L4Truncated,
             "IPv4 TCP SYN with data offset 4 (16 bytes)",
             doff4,
         ),

@@ -87,6 +87,16 @@ pub enum TestsError {
         /// Drops counted.
         drops: u64,
     },
+    /// A golden case's outcome is not the one declared with it in `golden_inputs`.
+    #[error("{case}: declared {declared}, the pipeline gives {got}")]
+    Undeclared {
+        /// The case name.
+        case: String,
+        /// `tx` or the declared drop reason's name.
+        declared: &'static str,
+        /// `tx` or the drop reason's name the pipeline gave.
+        got: &'static str,
+    },
 }
 
 impl TestsError {

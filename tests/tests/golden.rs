@@ -67,10 +67,21 @@ fn golden_fixtures_match_the_pipeline() {
         "fixture files and golden_inputs() disagree: run UPDATE_GOLDEN=1 cargo test -p ecmp-tests"
     );
     for case in &cases {
+        let def = defined[case.name.as_str()];
         assert_eq!(
-            case.input,
-            defined[case.name.as_str()].frame,
+            case.input, def.frame,
             "{}: the .in.hex differs from its definition: run UPDATE_GOLDEN=1",
+            case.name
+        );
+        // The verdict file must say what the case list declares, not merely what the code did
+        // when the files were last regenerated.
+        let on_file = match &case.expected {
+            Expected::Tx { .. } => None,
+            Expected::Drop(r) => Some(*r),
+        };
+        assert_eq!(
+            on_file, def.drop,
+            "{}: the .verdict contradicts the case's declaration",
             case.name
         );
     }
@@ -81,6 +92,9 @@ fn golden_fixtures_match_the_pipeline() {
         let got = rig
             .run(&case.input)
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        if let Err(e) = defined[case.name.as_str()].check(&got) {
+            failures.push(e.to_string());
+        }
         let want = expected_outcome(case);
         if got != want {
             let detail = match (&got, &want) {
@@ -143,6 +157,28 @@ fn golden_cases_in_mixed_bursts_give_the_same_results() {
     }
 }
 
+/// `ip_out` is `ip_in` forwarded: the same length and bytes except the TTL / hop limit, one
+/// lower, and (IPv4) the header checksum, which must be valid for the new header.
+fn assert_forwarded_ip_packet(name: &str, version: IpVersion, ip_in: &[u8], ip_out: &[u8]) {
+    assert_eq!(ip_out.len(), ip_in.len(), "{name}: IP packet length");
+    let (ttl_at, sum_at) = match version {
+        IpVersion::V4 => (8, Some(10..12)),
+        IpVersion::V6 => (7, None),
+    };
+    assert_eq!(ip_out[ttl_at], ip_in[ttl_at] - 1, "{name}: TTL / hop limit");
+    for (i, (a, b)) in ip_in.iter().zip(ip_out).enumerate() {
+        let allowed = i == ttl_at || sum_at.as_ref().is_some_and(|r| r.contains(&i));
+        assert!(a == b || allowed, "{name}: IP byte {i} changed");
+    }
+    if version == IpVersion::V4 {
+        let h = usize::from(ip_out[0] & 0x0f) * 4;
+        assert!(
+            ecmp_wire::checksum::verify(&ip_out[..h]),
+            "{name}: IPv4 header checksum"
+        );
+    }
+}
+
 fn hop_spec<'a>(cfg: &'a Config, name: &str) -> &'a ecmpfwd::config::NextHopSpec {
     let i = cfg.nexthop_index(name).expect("hop in config");
     &cfg.nexthops[i]
@@ -198,29 +234,16 @@ fn forwarded_cases_leave_through_their_hop_with_ttl_decremented() {
             ActionSpec::Rewrite => {
                 assert_eq!(outer.ttl, input.ttl - 1, "{}: TTL", case.name);
                 assert_eq!((outer.src, outer.dst), (input.src, input.dst));
-                // Only TTL (and the IPv4 header checksum) may change in the IP packet.
-                let ip_out = &out[14..];
-                let (ttl_at, sum_at) = match input.version {
-                    IpVersion::V4 => (8, Some(10..12)),
-                    IpVersion::V6 => (7, None),
-                };
-                for (i, (a, b)) in ip_in.iter().zip(ip_out).enumerate() {
-                    let allowed = i == ttl_at || sum_at.as_ref().is_some_and(|r| r.contains(&i));
-                    assert!(a == b || allowed, "{}: IP byte {i} changed", case.name);
-                }
+                assert_forwarded_ip_packet(&case.name, input.version, ip_in, &out[14..]);
             }
             ActionSpec::Encap(e) => {
                 assert_eq!(outer.src_ip(), e.src, "{}: outer source", case.name);
                 assert_eq!(outer.dst_ip(), e.dst, "{}: outer destination", case.name);
                 assert_eq!(outer.ttl, 64, "{}: outer TTL", case.name);
-                // The inner IP packet is the input's, TTL decremented, at the end of the frame.
+                // The encap action never copies the inner packet: it is the input's, TTL
+                // decremented, at the end of the frame.
                 let inner = &out[out.len() - ip_in.len()..];
-                let ttl_at = if input.version == IpVersion::V4 { 8 } else { 7 };
-                assert_eq!(inner[ttl_at], input.ttl - 1, "{}: inner TTL", case.name);
-                if input.version == IpVersion::V4 {
-                    let h = usize::from(inner[0] & 0x0f) * 4;
-                    assert!(ecmp_wire::checksum::verify(&inner[..h]), "{}", case.name);
-                }
+                assert_forwarded_ip_packet(&case.name, input.version, ip_in, inner);
                 // Where the wire crate can look inside (IP-in-IP, GRE, VXLAN), it must agree.
                 if let Some(m) = parse_inner(out, &outer) {
                     assert_eq!((m.src, m.dst, m.ttl), (input.src, input.dst, input.ttl - 1));
@@ -320,5 +343,14 @@ fn fixtures_cover_every_action_and_drop_reason() {
     for c in &cases {
         let is_drop = matches!(c.expected, Expected::Drop(_));
         assert_eq!(c.hop().is_none(), is_drop, "{}", c.name);
+    }
+    // ... and only they declare a drop reason.
+    for i in golden_inputs(&cfg).expect("golden inputs") {
+        assert_eq!(
+            i.name.starts_with("drop__"),
+            i.drop.is_some(),
+            "{}: a drop__ case must declare its reason, and only drop cases do",
+            i.name
+        );
     }
 }

@@ -57,13 +57,7 @@ fn run_driver(root: &Path, bin_dir: &Path, out: &Path, prefix: &str) -> (bool, S
         .stderr(Stdio::piped())
         .spawn()
         .expect("python3");
-    let stderr = child.stderr.take().expect("stderr");
-    // Read stderr on the side so a chatty driver never blocks on a full pipe.
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut { stderr }, &mut s);
-        s
-    });
+    let reader = driver::read_on_the_side(child.stderr.take());
     let status = driver::wait_bounded(&mut child, Duration::from_secs(160), root, prefix);
     let log = reader.join().unwrap_or_default();
     match status {
@@ -118,6 +112,22 @@ fn every_forwarder_runs_side_by_side_and_ecmpfwd_moves_only_what_it_must() {
         .find(|p| p.extension().is_some_and(|x| x == "json"))
         .unwrap_or_else(|| panic!("no results JSON written:\n{log}"));
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+
+    // Every generated result names the commit it measured.
+    let head = Command::new("git")
+        .arg("-C")
+        .arg(&root)
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .expect("git rev-parse");
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    let commit = r["meta"]["commit"].as_str().expect("meta.commit");
+    assert!(
+        !head.is_empty() && commit.starts_with(&head),
+        "meta.commit {commit:?}, HEAD {head:?}"
+    );
+    let md = std::fs::read_to_string(json.with_extension("md")).expect("results markdown");
+    assert!(md.contains(&format!("; commit {commit}; ")), "{md}");
 
     let summary = r["summary"].as_array().expect("summary");
     for fwd in FORWARDERS {

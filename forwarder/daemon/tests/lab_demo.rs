@@ -2,7 +2,6 @@
 //! scripts/test installs, found through ECMP_EXABGP). The driver tears its lab down and kills
 //! what it started even when a claim fails; this test bounds it in time and kills it by PID.
 
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -41,13 +40,16 @@ fn the_lab_demo_claims_hold() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("python3");
+    let out = driver::read_on_the_side(child.stdout.take());
+    let err = driver::read_on_the_side(child.stderr.take());
     let prefix = format!("dm{}", std::process::id());
-    let status = driver::wait_bounded(&mut child, Duration::from_secs(120), &root, &prefix)
-        .expect("the demo did not finish within 120 s");
-    let mut out = String::new();
-    let mut err = String::new();
-    let _ = child.stdout.take().map(|mut s| s.read_to_string(&mut out));
-    let _ = child.stderr.take().map(|mut s| s.read_to_string(&mut err));
+    let status = driver::wait_bounded(&mut child, Duration::from_secs(120), &root, &prefix);
+    let (out, err) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    let status =
+        status.unwrap_or_else(|| panic!("the demo did not finish within 120 s:\n{out}\n{err}"));
     assert!(status.success(), "demo failed:\n{out}\n{err}");
     assert!(out.contains("0 claim(s) failed"), "{out}");
     assert!(!out.contains("[FAIL]"), "{out}");

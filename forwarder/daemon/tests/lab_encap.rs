@@ -6,7 +6,6 @@
 mod lab_common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use lab_common::*;
 
@@ -86,7 +85,6 @@ fn run_encap(
     inner: Option<&str>,
     pcap: &Path,
 ) -> (Vec<Vec<u8>>, Option<serde_json::Value>) {
-    let started = Instant::now();
     let lab = Lab::up(tag, 4);
     setup(&lab);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -124,7 +122,6 @@ fn run_encap(
     }
     let stopped = fw.stop();
     assert!(stopped.status.success(), "{stopped:?}");
-    assert!(started.elapsed() < Duration::from_secs(30));
     (frames, inner_report)
 }
 

@@ -8,7 +8,7 @@ mod lab_common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lab_common::*;
 
@@ -16,7 +16,6 @@ use lab_common::*;
 /// bounded by 15 s; returns (exit code, stderr). A timeout (exit 124) fails the test: start-up
 /// errors must not hang.
 fn run_to_exit(ns: &str, wrapper: &[&str], config: &Path) -> (i32, String) {
-    let t = Instant::now();
     let out = Command::new("timeout")
         .args(["15", "ip", "netns", "exec", ns])
         .args(wrapper)
@@ -27,7 +26,6 @@ fn run_to_exit(ns: &str, wrapper: &[&str], config: &Path) -> (i32, String) {
     let code = out.status.code().expect("exit code");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_ne!(code, 124, "ecmpfwd hung instead of failing:\n{stderr}");
-    assert!(t.elapsed() < Duration::from_secs(15));
     (code, stderr)
 }
 

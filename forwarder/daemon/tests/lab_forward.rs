@@ -6,7 +6,6 @@ mod lab_common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
 
 use ecmp_proto::Prefix;
 use ecmp_proto::ctl::{FlowEntry, FlowsReply, Request, TraceQuery, TraceReply, TraceVia};
@@ -63,7 +62,6 @@ fn check_first_frames(lab: &Lab, reports: &[Value], v6: bool) {
 
 #[test]
 fn ipv4_tcp_flows_reach_every_backend_exactly_once_with_rewritten_headers() {
-    let started = Instant::now();
     let lab = Lab::up("lf4", 4);
     let dir = tempfile::tempdir().expect("tempdir");
     let ctl = dir.path().join("ctl.sock");
@@ -149,12 +147,10 @@ fn ipv4_tcp_flows_reach_every_backend_exactly_once_with_rewritten_headers() {
     // listens on port 80), and sent all of them on: nothing dropped.
     assert!(counters["rx_packets"].as_u64().expect("rx") >= 4000);
     assert_eq!(counters["rx_packets"], counters["tx_packets"], "{counters}");
-    assert!(started.elapsed() < Duration::from_secs(30));
 }
 
 #[test]
 fn ipv6_tcp_flows_reach_every_backend_exactly_once_with_hop_limit_decremented() {
-    let started = Instant::now();
     let lab = Lab::up("lf6", 4);
     let dir = tempfile::tempdir().expect("tempdir");
     let ctl = dir.path().join("ctl.sock");
@@ -181,7 +177,6 @@ fn ipv6_tcp_flows_reach_every_backend_exactly_once_with_hop_limit_decremented() 
     check_first_frames(&lab, &reports, true);
     let stopped = fw.stop();
     assert!(stopped.status.success(), "{stopped:?}");
-    assert!(started.elapsed() < Duration::from_secs(30));
 }
 
 fn vip_prefix() -> Prefix {
@@ -204,7 +199,6 @@ fn route_add(fw: &Forwarder, via: &[u32]) {
 
 #[test]
 fn run_time_route_changes_move_only_failed_and_new_flows() {
-    let started = Instant::now();
     let lab = Lab::up("lfr", 4);
     let dir = tempfile::tempdir().expect("tempdir");
     let ctl = dir.path().join("ctl.sock");
@@ -311,5 +305,4 @@ fn run_time_route_changes_move_only_failed_and_new_flows() {
 
     let stopped = fw.stop();
     assert!(stopped.status.success(), "{stopped:?}");
-    assert!(started.elapsed() < Duration::from_secs(30));
 }

@@ -3,13 +3,10 @@
 
 mod lab_common;
 
-use std::time::{Duration, Instant};
-
 use lab_common::*;
 
 #[test]
 fn generic_mode_forwards_every_packet() {
-    let started = Instant::now();
     let lab = Lab::up("lg", 4);
     let dir = tempfile::tempdir().expect("tempdir");
     let ctl = dir.path().join("ctl.sock");
@@ -56,5 +53,4 @@ fn generic_mode_forwards_every_packet() {
     let stopped = fw.stop();
     assert!(stopped.status.success(), "{stopped:?}");
     assert!(lab.xdp_interfaces().is_empty(), "XDP left behind");
-    assert!(started.elapsed() < Duration::from_secs(30));
 }

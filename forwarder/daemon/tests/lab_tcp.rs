@@ -40,7 +40,6 @@ print(json.dumps(out))
 
 #[test]
 fn http_connections_to_the_vip_succeed_over_ipv4_and_ipv6() {
-    let started = Instant::now();
     let lab = Lab::up("lt", 4);
     let dir = tempfile::tempdir().expect("tempdir");
     let ctl = dir.path().join("ctl.sock");
@@ -124,5 +123,4 @@ fn http_connections_to_the_vip_succeed_over_ipv4_and_ipv6() {
     assert!(stopped.status.success(), "{stopped:?}");
     let counters: Value = serde_json::from_str(&stopped.stdout).expect("counters");
     assert_eq!(counters["drops"]["bad_ipv4_checksum"], 0, "{counters}");
-    assert!(started.elapsed() < Duration::from_secs(30));
 }

@@ -871,5 +871,30 @@ mod tests {
                 prop_assert_eq!(x, h.group_hash(&meta, &p));
             }
         }
+
+        #[test]
+        fn symmetric_policies_hash_the_reverse_direction_alike(
+            src in proptest::array::uniform16(any::<u8>()),
+            dst in proptest::array::uniform16(any::<u8>()),
+            sp in any::<u16>(), dp in any::<u16>(), protocol in any::<u8>(),
+            v6 in any::<bool>(), fragment in any::<bool>(),
+            fields in 0usize..4, seed in any::<u64>(),
+        ) {
+            let h = FlowHasher::new(seed, &DEFAULT_RSS_KEY);
+            let fwd = PacketMeta {
+                version: if v6 { IpVersion::V6 } else { IpVersion::V4 },
+                src, dst, src_port: sp, dst_port: dp, protocol, fragment,
+                ..PacketMeta::default()
+            };
+            // The same flow seen from the other end: addresses and ports swapped.
+            let rev = PacketMeta { src: dst, dst: src, src_port: dp, dst_port: sp, ..fwd };
+            for algo in ALGOS {
+                let p = policy(algo, FIELDS[fields], true);
+                prop_assert_eq!(
+                    h.group_hash(&fwd, &p), h.group_hash(&rev, &p),
+                    "{:?} {:?}", algo, FIELDS[fields]
+                );
+            }
+        }
     }
 }

@@ -203,29 +203,24 @@ fn assert_exact(summary: &Value, report: &Value) {
 
 #[test]
 fn afxdp_sender_to_afxdp_sink_counts_every_flow() {
-    let started = Instant::now();
     let lab = Lab::up("a");
     let dir = tempfile::tempdir().expect("tempdir");
     let (summary, report) = send_and_sink(&lab, dir.path(), "afxdp");
     assert_exact(&summary, &report);
     // The sink's program went with it.
     assert!(!fc0_has_xdp(&lab));
-    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 #[test]
 fn afxdp_sender_to_afpacket_sink_counts_every_flow() {
-    let started = Instant::now();
     let lab = Lab::up("p");
     let dir = tempfile::tempdir().expect("tempdir");
     let (summary, report) = send_and_sink(&lab, dir.path(), "afpacket");
     assert_exact(&summary, &report);
-    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 #[test]
 fn afxdp_sink_detaches_its_program_on_sigterm() {
-    let started = Instant::now();
     let lab = Lab::up("t");
     let dir = tempfile::tempdir().expect("tempdir");
     let ready = dir.path().join("ready");
@@ -276,5 +271,4 @@ fn afxdp_sink_detaches_its_program_on_sigterm() {
     assert!(!fc0_has_xdp(&lab), "XDP program left on fc0 after SIGTERM");
     // It stopped cleanly: the report was written.
     assert_eq!(read_json(&out)["packets"], 0);
-    assert!(started.elapsed() < Duration::from_secs(10));
 }

@@ -777,7 +777,11 @@ mod tests {
     }
 
     fn build(mode: GroupMode, buckets: u32, weights: &[u32]) -> ResilientGroup {
-        let mut g = ResilientGroup::new(buckets, mode, 7).unwrap();
+        build_seeded(mode, buckets, weights, 7)
+    }
+
+    fn build_seeded(mode: GroupMode, buckets: u32, weights: &[u32], seed: u64) -> ResilientGroup {
+        let mut g = ResilientGroup::new(buckets, mode, seed).unwrap();
         for (hop, &w) in (1..).zip(weights) {
             g.add_member(hop, w).unwrap();
         }
@@ -1069,7 +1073,7 @@ mod tests {
             weights in prop::collection::vec(1u32..=10, 2..=10),
             pick in any::<usize>(),
         ) {
-            let g = build(GroupMode::Maglev, 4096, &weights);
+            let g = build_seeded(GroupMode::Maglev, 4096, &weights, seed);
             let total: u32 = weights.iter().sum();
             for (hop, &w) in (1..).zip(&weights) {
                 let ideal = 4096.0 * f64::from(w) / f64::from(total);
@@ -1081,8 +1085,51 @@ mod tests {
             h.set_state(victim, HopState::Failed).unwrap();
             let collateral = changed(g.bucket_owners(), h.bucket_owners()).iter()
                 .filter(|&&b| g.bucket_owners()[b] != victim).count();
-            prop_assert!(collateral <= 4096 / 16, "{} buckets of surviving hops moved (seed {})", collateral, seed);
+            // Maglev bounds disruption only statistically: with linear walks over a power-of-two
+            // table some seeds correlate two hops' walks, and one failure then moves up to ~15%
+            // of the other buckets (worst of 18k surveyed cases: 636 of 4096). The typical case
+            // is pinned by `maglev_failures_move_little_over_many_seeds`.
+            prop_assert!(collateral <= 4096 / 4, "{} buckets of surviving hops moved (seed {})", collateral, seed);
         }
+    }
+
+    /// The distribution the property above only bounds loosely: over a fixed sample of seeds
+    /// and weights (every hop failed in turn), the buckets of surviving hops that move.
+    #[test]
+    fn maglev_failures_move_little_over_many_seeds() {
+        const BUCKETS: usize = 4096;
+        let mut state = 0x5eed_u64;
+        let mut draw = || {
+            state = mix(state);
+            state
+        };
+        let mut moved = Vec::new();
+        for _ in 0..200 {
+            let seed = draw();
+            let n = 2 + (draw() % 9) as usize;
+            let weights: Vec<u32> = (0..n).map(|_| 1 + (draw() % 10) as u32).collect();
+            let g = build_seeded(GroupMode::Maglev, BUCKETS as u32, &weights, seed);
+            for victim in (1..).take(n) {
+                let mut h = g.clone();
+                h.set_state(victim, HopState::Failed).unwrap();
+                let collateral = changed(g.bucket_owners(), h.bucket_owners())
+                    .iter()
+                    .filter(|&&b| g.bucket_owners()[b] != victim)
+                    .count();
+                moved.push(collateral);
+            }
+        }
+        moved.sort_unstable();
+        let mean = moved.iter().sum::<usize>() / moved.len();
+        let p90 = moved[moved.len() * 9 / 10];
+        assert!(
+            mean <= BUCKETS / 64,
+            "mean {mean} buckets of surviving hops moved per failure"
+        );
+        assert!(
+            p90 <= BUCKETS / 32,
+            "90th percentile {p90} buckets of surviving hops moved per failure"
+        );
     }
 
     #[test]

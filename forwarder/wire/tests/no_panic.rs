@@ -3,6 +3,7 @@
 
 use ecmp_wire::*;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 fn views(b: &[u8]) {
     if let Ok(p) = ethernet::Frame::new_checked(b) {
@@ -262,13 +263,42 @@ fn seeds() -> Vec<Vec<u8>> {
     ]
 }
 
+fn arbitrary(b: &[u8]) {
+    parsers(b);
+    views(b);
+}
+
+/// Seed frame `seed` with the bytes of `flips` overwritten (positions modulo its length), parsed
+/// whole and cut at `cut` (modulo its length + 1), and viewed from every header offset.
+fn mutated(seed: usize, flips: &[(usize, u8)], cut: usize) {
+    let mut f = seeds()[seed].clone();
+    for &(at, v) in flips {
+        let n = f.len();
+        f[at % n] = v;
+    }
+    parsers(&f);
+    let cut = cut % (f.len() + 1);
+    parsers(&f[..cut]);
+    for off in [0, 14, 18, 22, 34, 42, 54] {
+        if let Some(rest) = f.get(off..) {
+            views(rest);
+        }
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 4096, failure_persistence: None, ..ProptestConfig::default() })]
+    // The committed failures (`no_panic.proptest-regressions`, next to this file) are replayed
+    // before new cases; the default `SourceParallel` looks for it beside a `lib.rs`, which an
+    // integration test does not have.
+    #![proptest_config(ProptestConfig {
+        cases: 4096,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..200)) {
-        parsers(&b);
-        views(&b);
+        arbitrary(&b);
     }
 
     #[test]
@@ -277,20 +307,21 @@ proptest! {
         flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
         cut in any::<usize>(),
     ) {
-        let mut f = seeds()[seed].clone();
-        for (at, v) in flips {
-            let n = f.len();
-            f[at % n] = v;
-        }
-        parsers(&f);
-        let cut = cut % (f.len() + 1);
-        parsers(&f[..cut]);
-        for off in [0, 14, 18, 22, 34, 42, 54] {
-            if let Some(rest) = f.get(off..) {
-                views(rest);
-            }
-        }
+        mutated(seed, &flips, cut);
     }
+}
+
+/// The shrunk inputs recorded in `no_panic.proptest-regressions`, replayed as they are: the file's
+/// seeds reproduce the original failures only under the proptest version and strategies that
+/// found them.
+#[test]
+fn committed_regressions_do_not_panic() {
+    // `b = [0 x 12, 82, 0 x 19]`: EtherType 0x5200 (unknown) over zeros.
+    let mut b = [0u8; 32];
+    b[12] = 82;
+    arbitrary(&b);
+    // `seed = 1, flips = [(0, 0)], cut = 0`: the QinQ seed with its first byte zeroed, cut to nothing.
+    mutated(1, &[(0, 0)], 0);
 }
 
 #[test]

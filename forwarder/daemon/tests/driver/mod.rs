@@ -2,9 +2,24 @@
 //! themselves on SIGTERM, so that comes first; SIGKILL and `scripts/lab down` only if it does not
 //! end in time.
 
+use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// Reads `pipe` (a child's stdout or stderr; `None` reads nothing) to its end on a thread of its
+/// own: a driver that fills a pipe nobody reads blocks, and [`wait_bounded`] would then time it
+/// out. Join the handle, after the child has ended, for the text.
+pub fn read_on_the_side<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_string(&mut s);
+        }
+        s
+    })
+}
 
 /// Waits for `child` up to `limit`; on time-out stops it (SIGTERM, then SIGKILL after 15 s),
 /// tears down the lab `prefix` and returns `None`.
