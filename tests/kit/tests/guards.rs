@@ -127,7 +127,10 @@ fn script_lab_is_built_and_torn_down_on_panic() {
         assert_eq!(lab.env("LAB_NS_FW"), lab.fw());
         assert_eq!(lab.env("LAB_NS_CL"), lab.cl());
         assert_eq!(lab.env("LAB_NS_B1"), lab.b(1));
-        assert!(lab.sh(&lab.fw(), &["ip", "link", "show", "fc0"]).contains("fc0"));
+        assert!(
+            lab.sh(&lab.fw(), &["ip", "link", "show", "fc0"])
+                .contains("fc0")
+        );
         assert!(lab.xdp_interfaces().is_empty());
         // Bounded: `timeout` ends what overruns (status 124).
         let out = lab.exec(&lab.cl(), 1, &["sleep", "5"]);
