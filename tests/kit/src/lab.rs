@@ -22,6 +22,10 @@ use crate::proc::signal;
 /// Time limit, in seconds, of one set-up command (`ip ...`) and of [`sh`].
 pub const CMD_SECS: u32 = 10;
 
+/// Time limit, in seconds, of `scripts/lab up` (labs of several tests may be built at once on two
+/// cores).
+pub const UP_SECS: u32 = 120;
+
 /// How long processes left in a dropped [`Netns`] may take to exit on SIGTERM before SIGKILL.
 const PIDS_GRACE: Duration = Duration::from_secs(1);
 
@@ -141,18 +145,23 @@ impl Lab {
             backends,
             env: HashMap::new(),
         };
-        let out = Command::new(lab_script())
+        let out = Command::new("timeout")
+            .arg(UP_SECS.to_string())
+            .arg(lab_script())
             .args(["up", "--prefix", &lab.prefix])
             .args(["--backends", &backends.to_string()])
             .output()
             .expect("run scripts/lab up");
         assert!(
             out.status.success(),
-            "scripts/lab up failed: {}{}",
+            "scripts/lab up failed ({}): {}{}",
+            out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let out = Command::new(lab_script())
+        let out = Command::new("timeout")
+            .arg(CMD_SECS.to_string())
+            .arg(lab_script())
             .args(["env", "--prefix", &lab.prefix])
             .args(["--backends", &backends.to_string()])
             .output()
