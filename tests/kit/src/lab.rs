@@ -10,7 +10,8 @@
 //!   processes stopped and the namespace deleted on drop.
 //!
 //! Names carry the test process's id (nextest runs each test in a process of its own), so labs of
-//! tests running at once never collide. Every command the kit runs is bounded by `timeout`.
+//! tests running at once never collide. Every wait is bounded: the kit's commands run under
+//! `timeout`, and `scripts/lab down` bounds its own (SIGKILL after a second).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
