@@ -2,110 +2,21 @@
 //! sends tagged flows on cl0, the sink counts them on the forwarder's fc0.
 
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ecmp_testkit::lab::Lab;
+use ecmp_testkit::proc::Proc;
 use ecmp_wire::checksum;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ecmpfwd-pktgen");
 
-fn lab_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lab")
-}
-
-/// A lab from `scripts/lab up`; `scripts/lab down` on drop, on panic too.
-struct Lab {
-    prefix: String,
-}
-
-impl Lab {
-    fn up(tag: &str, backends: u32) -> Lab {
-        let lab = Lab {
-            prefix: format!("t{tag}{}", std::process::id()),
-        };
-        let st = Command::new(lab_script())
-            .args([
-                "up",
-                "--prefix",
-                &lab.prefix,
-                "--backends",
-                &backends.to_string(),
-            ])
-            .status()
-            .expect("run scripts/lab");
-        assert!(st.success(), "scripts/lab up failed");
-        lab
-    }
-
-    /// `KEY=value` lines of `scripts/lab env`, as a lookup.
-    fn env(&self, key: &str) -> String {
-        let out = Command::new(lab_script())
-            .args(["env", "--prefix", &self.prefix])
-            .output()
-            .expect("run scripts/lab env");
-        let text = String::from_utf8(out.stdout).expect("utf-8");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_owned))
-            .unwrap_or_else(|| panic!("{key} missing from scripts/lab env:\n{text}"))
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new(lab_script())
-            .args(["down", "--prefix", &self.prefix])
-            .status();
-    }
-}
-
-/// A spawned process, killed by pid on drop if still running.
-struct Proc(Child);
-
-impl Proc {
-    /// Waits up to `limit` for the exit; panics past it (the drop then kills the process).
-    fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(st) = self.0.try_wait().expect("try_wait") {
-                return st;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pid {} did not exit",
-                self.0.id()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 fn in_ns(ns: &str, args: &[&str]) -> Command {
     let mut c = Command::new("ip");
     c.args(["netns", "exec", ns, BIN]).args(args);
     c
-}
-
-fn wait_for_file(path: &Path, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -128,9 +39,9 @@ fn run(lab: &Lab, dir: &Path, name: &str, count: u64, send_args: &[&str]) -> (Va
     let out = dir.join(format!("{name}.json"));
     let fw = lab.env("LAB_NS_FW");
     let count_s = count.to_string();
-    let mut sink = Proc(
+    let mut sink = Proc::spawn(
         in_ns(
-            &fw,
+            fw,
             &[
                 "sink",
                 "--iface",
@@ -146,11 +57,9 @@ fn run(lab: &Lab, dir: &Path, name: &str, count: u64, send_args: &[&str]) -> (Va
             ],
         )
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn sink"),
+        .stderr(Stdio::null()),
     );
-    wait_for_file(&ready, Duration::from_secs(5));
+    sink.wait_for_file(&ready, Duration::from_secs(5));
 
     let summary_path = dir.join(format!("{name}.send.json"));
     let mut args = vec![
@@ -165,12 +74,7 @@ fn run(lab: &Lab, dir: &Path, name: &str, count: u64, send_args: &[&str]) -> (Va
     args.extend_from_slice(&["--out", summary_path.to_str().expect("path")]);
     args.extend_from_slice(send_args);
     let cl = lab.env("LAB_NS_CL");
-    let mut sender = Proc(
-        in_ns(&cl, &args)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn send"),
-    );
+    let mut sender = Proc::spawn(in_ns(cl, &args).stdout(Stdio::null()));
     assert!(
         sender.wait(Duration::from_secs(10)).success(),
         "send failed"
@@ -187,7 +91,7 @@ fn run(lab: &Lab, dir: &Path, name: &str, count: u64, send_args: &[&str]) -> (Va
 
 #[test]
 fn sink_counts_every_flow_the_client_sends() {
-    let lab = Lab::up("p", 1);
+    let lab = Lab::up("tp", 1);
     let dir = tempfile::tempdir().expect("tempdir");
     let fc_mac = lab.env("LAB_FC_MAC");
     let cl_mac = lab.env("LAB_CL_MAC");
@@ -202,11 +106,11 @@ fn sink_counts_every_flow_the_client_sends() {
         1000,
         &[
             "--dst-mac",
-            &fc_mac,
+            fc_mac,
             "--src-ip",
             "198.18.0.1",
             "--dst-ip",
-            &vip4,
+            vip4,
             "--flows",
             "16",
             "--size",
@@ -246,8 +150,8 @@ fn sink_counts_every_flow_the_client_sends() {
     // The first frame as it arrived: MACs of the lab, TTL 64, a valid IPv4 header checksum.
     let f = unhex(report["first_packet"].as_str().expect("first_packet"));
     assert_eq!(f.len(), 128);
-    assert_eq!(f[0..6], mac_bytes(&fc_mac)[..]);
-    assert_eq!(f[6..12], mac_bytes(&cl_mac)[..]);
+    assert_eq!(f[0..6], mac_bytes(fc_mac)[..]);
+    assert_eq!(f[6..12], mac_bytes(cl_mac)[..]);
     assert_eq!(f[12..14], [0x08, 0x00]);
     assert_eq!(f[22], 64);
     assert_eq!(f[23], 17);
@@ -263,11 +167,11 @@ fn sink_counts_every_flow_the_client_sends() {
         400,
         &[
             "--dst-mac",
-            &fc_mac,
+            fc_mac,
             "--src-ip",
             "2001:2::100",
             "--dst-ip",
-            &vip6,
+            vip6,
             "--proto",
             "tcp",
             "--flows",
@@ -297,13 +201,13 @@ fn sink_counts_every_flow_the_client_sends() {
 
 #[test]
 fn sink_stops_on_sigterm_and_reports() {
-    let lab = Lab::up("s", 1);
+    let lab = Lab::up("ts", 1);
     let dir = tempfile::tempdir().expect("tempdir");
     let ready = dir.path().join("ready");
     let fw = lab.env("LAB_NS_FW");
-    let mut sink = Proc(
+    let mut sink = Proc::spawn(
         in_ns(
-            &fw,
+            fw,
             &[
                 "sink",
                 "--iface",
@@ -315,17 +219,11 @@ fn sink_stops_on_sigterm_and_reports() {
             ],
         )
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn sink"),
+        .stderr(Stdio::null()),
     );
-    wait_for_file(&ready, Duration::from_secs(5));
+    sink.wait_for_file(&ready, Duration::from_secs(5));
     let t = Instant::now();
-    let st = Command::new("kill")
-        .args(["-TERM", &sink.0.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(st.success());
+    assert!(sink.signal("TERM"));
     assert!(sink.wait(Duration::from_secs(3)).success());
     assert!(t.elapsed() < Duration::from_secs(3));
     let mut out = String::new();

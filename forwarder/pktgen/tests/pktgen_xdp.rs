@@ -2,95 +2,18 @@
 //! client sends on cl0 through an AF_XDP socket, and a sink on the forwarder's fc0 counts what
 //! arrived, through AF_XDP (with the XDP program attached) or AF_PACKET.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use ecmp_testkit::lab::{self, Lab};
+use ecmp_testkit::proc::Proc;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ecmpfwd-pktgen");
 /// Packets per run and the flows they are spread over.
 const COUNT: u64 = 2000;
 const FLOWS: u32 = 32;
-
-fn lab_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lab")
-}
-
-/// A lab from `scripts/lab up`; `scripts/lab down` on drop, on panic too.
-struct Lab {
-    prefix: String,
-}
-
-impl Lab {
-    fn up(tag: &str) -> Lab {
-        let lab = Lab {
-            prefix: format!("x{tag}{}", std::process::id()),
-        };
-        let st = Command::new(lab_script())
-            .args(["up", "--prefix", &lab.prefix, "--backends", "1"])
-            .stderr(Stdio::null())
-            .status()
-            .expect("run scripts/lab");
-        assert!(st.success(), "scripts/lab up failed");
-        lab
-    }
-
-    /// The value of `KEY` in `scripts/lab env`.
-    fn env(&self, key: &str) -> String {
-        let out = Command::new(lab_script())
-            .args(["env", "--prefix", &self.prefix, "--backends", "1"])
-            .output()
-            .expect("run scripts/lab env");
-        let text = String::from_utf8(out.stdout).expect("utf-8");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_owned))
-            .unwrap_or_else(|| panic!("{key} missing from scripts/lab env:\n{text}"))
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new(lab_script())
-            .args(["down", "--prefix", &self.prefix])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// A spawned process, killed by pid on drop if still running.
-struct Proc(Child);
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        Proc(cmd.spawn().expect("spawn ecmpfwd-pktgen"))
-    }
-
-    /// Waits up to `limit` for the exit; panics past it (the drop then kills the process).
-    fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(st) = self.0.try_wait().expect("try_wait") {
-                return st;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pid {} did not exit",
-                self.0.id()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 /// `ecmpfwd-pktgen ARGS` in namespace `ns`, its stdout and stderr discarded.
 fn pktgen(ns: &str, args: &[&str]) -> Command {
@@ -102,18 +25,6 @@ fn pktgen(ns: &str, args: &[&str]) -> Command {
     c
 }
 
-fn wait_for_file(path: &Path, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text}", path.display()))
@@ -121,12 +32,7 @@ fn read_json(path: &Path) -> Value {
 
 /// Whether an XDP program is attached to fc0 in the lab's forwarder namespace.
 fn fc0_has_xdp(lab: &Lab) -> bool {
-    let out = Command::new("ip")
-        .args(["-n", &lab.env("LAB_NS_FW"), "-d", "link", "show", "fc0"])
-        .output()
-        .expect("ip link show");
-    assert!(out.status.success(), "ip link show fc0 failed");
-    String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+    lab::has_xdp(lab.env("LAB_NS_FW"), "fc0")
 }
 
 /// Starts a sink (`sink_driver`) on fc0 expecting [`COUNT`] packets, sends them from cl0 with
@@ -137,8 +43,8 @@ fn send_and_sink(lab: &Lab, dir: &Path, sink_driver: &str) -> (Value, Value) {
     let send_out = dir.join("send.json");
     let count = COUNT.to_string();
     let flows = FLOWS.to_string();
-    let mut sink = Proc::spawn(pktgen(
-        &lab.env("LAB_NS_FW"),
+    let mut sink = Proc::spawn(&mut pktgen(
+        lab.env("LAB_NS_FW"),
         &[
             "sink",
             "--iface",
@@ -155,9 +61,9 @@ fn send_and_sink(lab: &Lab, dir: &Path, sink_driver: &str) -> (Value, Value) {
             ready.to_str().expect("path"),
         ],
     ));
-    wait_for_file(&ready, Duration::from_secs(3));
-    let mut sender = Proc::spawn(pktgen(
-        &lab.env("LAB_NS_CL"),
+    sink.wait_for_file(&ready, Duration::from_secs(3));
+    let mut sender = Proc::spawn(&mut pktgen(
+        lab.env("LAB_NS_CL"),
         &[
             "send",
             "--driver",
@@ -165,11 +71,11 @@ fn send_and_sink(lab: &Lab, dir: &Path, sink_driver: &str) -> (Value, Value) {
             "--iface",
             "cl0",
             "--dst-mac",
-            &lab.env("LAB_FC_MAC"),
+            lab.env("LAB_FC_MAC"),
             "--src-ip",
             "198.18.0.1",
             "--dst-ip",
-            &lab.env("LAB_VIP4"),
+            lab.env("LAB_VIP4"),
             "--flows",
             &flows,
             "--count",
@@ -203,7 +109,7 @@ fn assert_exact(summary: &Value, report: &Value) {
 
 #[test]
 fn afxdp_sender_to_afxdp_sink_counts_every_flow() {
-    let lab = Lab::up("a");
+    let lab = Lab::up("xa", 1);
     let dir = tempfile::tempdir().expect("tempdir");
     let (summary, report) = send_and_sink(&lab, dir.path(), "afxdp");
     assert_exact(&summary, &report);
@@ -213,7 +119,7 @@ fn afxdp_sender_to_afxdp_sink_counts_every_flow() {
 
 #[test]
 fn afxdp_sender_to_afpacket_sink_counts_every_flow() {
-    let lab = Lab::up("p");
+    let lab = Lab::up("xp", 1);
     let dir = tempfile::tempdir().expect("tempdir");
     let (summary, report) = send_and_sink(&lab, dir.path(), "afpacket");
     assert_exact(&summary, &report);
@@ -221,12 +127,12 @@ fn afxdp_sender_to_afpacket_sink_counts_every_flow() {
 
 #[test]
 fn afxdp_sink_detaches_its_program_on_sigterm() {
-    let lab = Lab::up("t");
+    let lab = Lab::up("xt", 1);
     let dir = tempfile::tempdir().expect("tempdir");
     let ready = dir.path().join("ready");
     let out = dir.path().join("sink.json");
-    let mut sink = Proc::spawn(pktgen(
-        &lab.env("LAB_NS_FW"),
+    let mut sink = Proc::spawn(&mut pktgen(
+        lab.env("LAB_NS_FW"),
         &[
             "sink",
             "--iface",
@@ -243,14 +149,14 @@ fn afxdp_sink_detaches_its_program_on_sigterm() {
             ready.to_str().expect("path"),
         ],
     ));
-    wait_for_file(&ready, Duration::from_secs(3));
+    sink.wait_for_file(&ready, Duration::from_secs(3));
     assert!(fc0_has_xdp(&lab), "no XDP program while the sink runs");
     // The program passes the interface's own traffic to the host: fc0 still answers pings.
     let ping = Command::new("ip")
         .args([
             "netns",
             "exec",
-            &lab.env("LAB_NS_CL"),
+            lab.env("LAB_NS_CL"),
             "ping",
             "-c",
             "1",
@@ -262,11 +168,7 @@ fn afxdp_sink_detaches_its_program_on_sigterm() {
         .status()
         .expect("ping");
     assert!(ping.success(), "fc0 stopped answering pings under the sink");
-    let st = Command::new("kill")
-        .args(["-TERM", &sink.0.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(st.success());
+    assert!(sink.signal("TERM"));
     assert!(sink.wait(Duration::from_secs(3)).success());
     assert!(!fc0_has_xdp(&lab), "XDP program left on fc0 after SIGTERM");
     // It stopped cleanly: the report was written.

@@ -1,20 +1,22 @@
 //! Shared pieces of the `lab_*` tests: a veth lab from `scripts/lab` (needs root), `ecmpfwd run`
 //! in its forwarder namespace, `ecmpfwd-pktgen` senders and sinks, a control-socket client, and
-//! checks of forwarded frames. Every process and the lab itself go away in `Drop` guards, so a
-//! failing assertion leaves nothing behind.
+//! checks of forwarded frames. Every process and the lab itself go away in the test kit's `Drop`
+//! guards, so a failing assertion leaves nothing behind.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ecmp_proto::ctl::{Reply, Request};
+pub use ecmp_testkit::lab::Lab;
+pub use ecmp_testkit::proc::{Proc, signal};
 use ecmp_wire::checksum;
 use serde_json::Value;
 
@@ -27,10 +29,6 @@ pub const VIP6: &str = "2001:2:0:ffff::1";
 /// How long `ecmpfwd run` may take to say it forwards (several labs may start at once on two
 /// cores).
 pub const START_LIMIT: Duration = Duration::from_secs(20);
-
-fn lab_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lab")
-}
 
 /// A binary of another package of the workspace, built next to `ecmpfwd`.
 fn sibling_bin(name: &str, package: &str) -> PathBuf {
@@ -52,161 +50,6 @@ pub fn ecmpctl() -> PathBuf {
 /// The packet generator and sink, `ecmpfwd-pktgen`.
 pub fn pktgen() -> PathBuf {
     sibling_bin("ecmpfwd-pktgen", "ecmp-pktgen")
-}
-
-/// A lab from `scripts/lab up`; `scripts/lab down` on drop, on panic too.
-pub struct Lab {
-    /// The namespace prefix (`P-cl`, `P-fw`, `P-b1`...).
-    pub prefix: String,
-    /// Number of backends.
-    pub backends: u32,
-    env: HashMap<String, String>,
-}
-
-impl Lab {
-    /// Builds a lab named `tag` + this process's id.
-    pub fn up(tag: &str, backends: u32) -> Lab {
-        let prefix = format!("{tag}{}", std::process::id());
-        let mut lab = Lab {
-            prefix,
-            backends,
-            env: HashMap::new(),
-        };
-        let out = Command::new(lab_script())
-            .args(["up", "--prefix", &lab.prefix])
-            .args(["--backends", &backends.to_string()])
-            .output()
-            .expect("run scripts/lab up");
-        assert!(
-            out.status.success(),
-            "scripts/lab up failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = Command::new(lab_script())
-            .args(["env", "--prefix", &lab.prefix])
-            .output()
-            .expect("run scripts/lab env");
-        let text = String::from_utf8(out.stdout).expect("utf-8");
-        lab.env = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        lab
-    }
-
-    /// A value of `scripts/lab env`.
-    pub fn env(&self, key: &str) -> &str {
-        self.env
-            .get(key)
-            .unwrap_or_else(|| panic!("{key} missing from scripts/lab env"))
-    }
-
-    /// The forwarder's namespace.
-    pub fn fw(&self) -> String {
-        format!("{}-fw", self.prefix)
-    }
-
-    /// The client's namespace.
-    pub fn cl(&self) -> String {
-        format!("{}-cl", self.prefix)
-    }
-
-    /// Backend `i`'s namespace (1-based).
-    pub fn b(&self, i: u32) -> String {
-        format!("{}-b{i}", self.prefix)
-    }
-
-    /// Runs `args` in namespace `ns`, bounded by a `timeout` of `secs`; returns the output.
-    pub fn exec(&self, ns: &str, secs: u32, args: &[&str]) -> std::process::Output {
-        Command::new("timeout")
-            .args([&secs.to_string(), "ip", "netns", "exec", ns])
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("{args:?} in {ns}: {e}"))
-    }
-
-    /// Like [`Lab::exec`], asserting success; returns stdout.
-    pub fn sh(&self, ns: &str, args: &[&str]) -> String {
-        let out = self.exec(ns, 10, args);
-        assert!(
-            out.status.success(),
-            "{args:?} in {ns} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Interfaces of the forwarder namespace that carry an XDP program now.
-    pub fn xdp_interfaces(&self) -> Vec<String> {
-        let text = self.sh(&self.fw(), &["ip", "-d", "-o", "link", "show"]);
-        text.lines()
-            .filter(|l| l.contains("prog/xdp") || l.contains(" xdp"))
-            .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-            .collect()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new(lab_script())
-            .args(["down", "--prefix", &self.prefix])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// Sends `sig` (a `kill` name such as TERM) to `pid`.
-pub fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// A spawned process: on drop, SIGTERM, then SIGKILL by pid if it is still running after 2 s.
-pub struct Proc(pub Child);
-
-impl Proc {
-    /// Waits up to `limit` for the exit; panics past it (the drop then kills the process).
-    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(st) = self.0.try_wait().expect("try_wait") {
-                return st;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pid {} did not exit within {limit:?}",
-                self.0.id()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// The exit status if it has exited.
-    pub fn exited(&mut self) -> Option<ExitStatus> {
-        self.0.try_wait().expect("try_wait")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            signal(self.0.id(), "TERM");
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.0.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }
 
 /// What goes into a lab config ([`config`]).
@@ -522,14 +365,7 @@ impl Sink {
             .spawn()
             .expect("spawn sink");
         let mut proc = Proc(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !ready.exists() {
-            if let Some(st) = proc.exited() {
-                panic!("sink on {iface} in {ns} exited early: {st}");
-            }
-            assert!(Instant::now() < deadline, "sink in {ns} never got ready");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        proc.wait_for_file(&ready, Duration::from_secs(10));
         Sink { proc, out }
     }
 

@@ -1,16 +1,17 @@
 //! A veth lab in a private network namespace for the AF_XDP tests (run as root).
 //!
 //! The namespace is entered on the test thread with setns (nextest runs each test in its own
-//! process) and deleted, with everything in it, by the guard's Drop, panics included.
+//! process) and deleted, with everything in it, by the test kit's guard when the lab drops,
+//! panics included.
 #![allow(dead_code)]
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ecmp_io::xdp::{XdpFrame, XskPort};
 use ecmp_port::{BURST, Burst, Frame, Port};
+use ecmp_testkit::lab::{self, Netns};
 
 /// MAC of the `a` end of veth pair `i`.
 pub fn mac_a(i: u8) -> [u8; 6] {
@@ -23,36 +24,27 @@ pub fn mac_b(i: u8) -> [u8; 6] {
 }
 
 /// A network namespace holding `pairs` veth pairs `a<i>` <-> `b<i>`; `a<i>` has 198.18.<i>.1/24
-/// and `b<i>` 198.18.<i>.2/24. Entered by the calling thread until dropped.
+/// and `b<i>` 198.18.<i>.2/24. Entered by the calling thread until dropped; the namespaces go
+/// with the kit's [`Netns`] guards.
 pub struct Lab {
     pub ns: String,
     home: File,
+    // Dropped after `Drop::drop` took the thread home, in this order.
+    netns: Netns,
     /// A second namespace holding moved peers (see [`Lab::isolate_peer`]).
-    peer_ns: Option<String>,
-}
-
-fn run(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("spawning a command");
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    peer: Option<Netns>,
 }
 
 impl Lab {
     pub fn new(tag: &str, pairs: u8) -> Self {
-        let ns = format!("xdp{tag}{}", std::process::id());
         let home = File::open("/proc/thread-self/ns/net").expect("opening our netns");
-        run(&["ip", "netns", "add", &ns]);
         // From here on the guard removes the namespace, whatever happens.
+        let netns = Netns::add(format!("xdp{tag}{}", std::process::id()));
         let lab = Self {
-            ns,
+            ns: netns.name().to_owned(),
             home,
-            peer_ns: None,
+            netns,
+            peer: None,
         };
         let target = File::open(format!("/run/netns/{}", lab.ns)).expect("opening the new netns");
         // SAFETY: setns with a valid namespace fd only changes this thread's network namespace.
@@ -61,10 +53,7 @@ impl Lab {
         for i in 0..pairs {
             let (a, b) = (format!("a{i}"), format!("b{i}"));
             let (ma, mb) = (fmt_mac(mac_a(i)), fmt_mac(mac_b(i)));
-            lab.ip(&[
-                "link", "add", &a, "address", &ma, "type", "veth", "peer", "name", &b, "address",
-                &mb,
-            ]);
+            lab.netns.add_veth(&a, &ma, &b, &mb);
             lab.ip(&["addr", "add", &format!("198.18.{i}.1/24"), "dev", &a]);
             lab.ip(&["addr", "add", &format!("198.18.{i}.2/24"), "dev", &b]);
             lab.ip(&["link", "set", &a, "up"]);
@@ -77,68 +66,42 @@ impl Lab {
     /// Moves `b<i>` into a namespace of its own (so traffic between the two ends really crosses
     /// the veth instead of being delivered locally); returns that namespace's name.
     pub fn isolate_peer(&mut self, i: u8) -> String {
-        let peer = format!("{}p", self.ns);
-        if self.peer_ns.is_none() {
-            run(&["ip", "netns", "add", &peer]);
-            self.peer_ns = Some(peer.clone());
-        }
+        let peer = self
+            .peer
+            .get_or_insert_with(|| Netns::add(format!("{}p", self.ns)));
         let b = format!("b{i}");
-        self.ip(&["link", "set", &b, "netns", &peer]);
-        run(&[
-            "ip",
-            "-n",
-            &peer,
-            "addr",
-            "add",
-            &format!("198.18.{i}.2/24"),
-            "dev",
-            &b,
-        ]);
-        run(&["ip", "-n", &peer, "link", "set", &b, "up"]);
-        peer
+        self.netns.ip(&["link", "set", &b, "netns", peer.name()]);
+        peer.ip(&["addr", "add", &format!("198.18.{i}.2/24"), "dev", &b]);
+        peer.ip(&["link", "set", &b, "up"]);
+        peer.name().to_owned()
     }
 
-    /// Runs `ip -n NS args...`.
+    /// Runs `ip -n NS args...`, asserting success.
     pub fn ip(&self, args: &[&str]) {
-        let mut all = vec!["ip", "-n", &self.ns];
-        all.extend_from_slice(args);
-        run(&all);
+        self.netns.ip(args);
     }
 
     /// Output of `ip -n NS link show dev`.
     pub fn link_show(&self, dev: &str) -> String {
-        let out = Command::new("ip")
-            .args(["-n", &self.ns, "link", "show", "dev", dev])
-            .output()
-            .expect("running ip link show");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.netns.link_show(dev)
     }
 
     /// Whether any XDP program is attached to `dev`.
     pub fn has_xdp(&self, dev: &str) -> bool {
-        self.link_show(dev).contains("prog/xdp")
+        self.netns.has_xdp(dev)
     }
 
-    /// Runs a command inside namespace `ns`; true if it succeeded.
+    /// Runs a command inside namespace `ns` (bounded in time); true if it succeeded.
     pub fn exec_ok(&self, ns: &str, args: &[&str]) -> bool {
-        Command::new("ip")
-            .args(["netns", "exec", ns])
-            .args(args)
-            .output()
-            .expect("running a command in the netns")
-            .status
-            .success()
+        lab::exec(ns, lab::CMD_SECS, args).status.success()
     }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        // Home first: the namespaces are deleted (by the fields' guards) from outside.
         // SAFETY: setns with a valid namespace fd only changes this thread's network namespace.
         unsafe { libc::setns(self.home.as_raw_fd(), libc::CLONE_NEWNET) };
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-        if let Some(peer) = &self.peer_ns {
-            let _ = Command::new("ip").args(["netns", "del", peer]).status();
-        }
     }
 }
 
