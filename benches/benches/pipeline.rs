@@ -15,8 +15,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ecmp_benches::per_burst;
 use ecmp_dataplane::counters::{Counter, Counters};
 use ecmp_port::BURST;
-use ecmp_port::memory::{FramePool, TxMode};
+use ecmp_port::memory::TxMode;
 use ecmpfwd::bench::{BenchAction, BenchMode, BenchOptions, BenchSetup};
+use ecmpfwd::rig::{INGRESS, RigOptions};
 
 fn options(flows: usize, action: BenchAction) -> BenchOptions {
     BenchOptions {
@@ -63,30 +64,30 @@ fn pipeline(c: &mut Criterion) {
 
 fn golden(c: &mut Criterion) {
     let cases = ecmp_tests::golden_cases();
-    let pool = FramePool::new(16 * BURST * 4);
-    let mut worker = ecmp_tests::golden_worker(&pool, TxMode::Count).expect("golden worker");
-    // Port 0 is `uplink`, where every fixture's input arrives.
-    let Some(uplink) = worker.ports_mut().first_mut() else {
-        panic!("the golden config has no ports");
+    let opts = RigOptions {
+        pool_frames: 16 * BURST * 4,
+        tx_mode: TxMode::Count,
+        ..RigOptions::default()
     };
-    uplink
-        .replay(cases.iter().map(|c| c.input.as_slice()))
+    let mut rig = ecmp_tests::golden_rig_with(opts).expect("golden rig");
+    // Port 0 is `uplink`, where every fixture's input arrives.
+    rig.replay(INGRESS, cases.iter().map(|c| c.input.as_slice()))
         .expect("fixtures fit a frame");
     let start = Instant::now();
     let clock = |start: Instant| start.elapsed().as_nanos() as u64;
     // One pass over every case first, so the flow cache holds the forwarded flows.
-    while worker.pipeline().counters().get(Counter::RxPackets) < cases.len() as u64 {
-        worker.poll(clock(start));
+    while rig.counter(Counter::RxPackets) < cases.len() as u64 {
+        rig.poll_at(clock(start));
     }
-    let before = worker.pipeline().counters().clone();
+    let before = rig.counters().clone();
 
     let mut g = c.benchmark_group("pipeline/golden");
     g.throughput(per_burst());
     g.bench_function(format!("{}-cases", cases.len()), |b| {
-        b.iter(|| black_box(worker.poll(clock(start))))
+        b.iter(|| black_box(rig.poll_at(clock(start))))
     });
     g.finish();
-    worker.drain();
+    rig.drain();
     let drop_cases = cases
         .iter()
         .filter(|c| matches!(c.expected, ecmp_tests::Expected::Drop(_)))
@@ -95,7 +96,7 @@ fn golden(c: &mut Criterion) {
         "pipeline/golden: {drop_cases} of {} cases are drops",
         cases.len()
     );
-    report("pipeline/golden", &before, worker.pipeline().counters());
+    report("pipeline/golden", &before, rig.counters());
 }
 
 /// What the timed polls did: a run with drops or unexpected misses would not measure the path

@@ -1,6 +1,6 @@
-//! The whole data path under fuzzing: one [`Worker`] over three [`MemoryPort`]s, built once per
-//! thread from [`CONFIG`] through the daemon's own config parser and table builder, fed the
-//! records of each input (see [`crate::input`]).
+//! The whole data path under fuzzing: the daemon's memory rig ([`ecmpfwd::rig`], one worker over
+//! three memory ports), built once per thread from [`CONFIG`] through the daemon's own config
+//! parser and table builder, fed the records of each input (see [`crate::input`]).
 //!
 //! What every input must leave true (checked at its end, on counter deltas, so that the state
 //! the worker keeps between inputs — flow cache, hop states, clock — does not matter):
@@ -21,17 +21,17 @@ use std::cell::RefCell;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use ecmp_dataplane::counters::{Counter, Counters, SharedCounters};
+use ecmp_dataplane::counters::{Counter, Counters};
 use ecmp_dataplane::drop::DropReason;
-use ecmp_dataplane::worker::Worker;
-use ecmp_port::memory::{FramePool, MAX_PACKET, MemoryPort};
+use ecmp_port::PortId;
+use ecmp_port::memory::{MAX_PACKET, TxMode};
 use ecmp_tables::nexthop::{Action, EncapKind, HopId, HopState};
-use ecmp_tables::snapshot::{Snapshot, SnapshotCell};
+use ecmp_tables::snapshot::Snapshot;
 use ecmp_wire::meta::PacketMeta;
 use ecmp_wire::{ethernet, ip_proto, parse_frame, udp_port};
 use ecmpfwd::config::Config;
-use ecmpfwd::setup::pipeline_config;
-use ecmpfwd::setup::{self, Tables};
+use ecmpfwd::rig::{Rig, RigOptions};
+use ecmpfwd::setup::Tables;
 
 use crate::input::{MAX_RECORDS, Record, Records};
 use crate::wire_checks::check_accepted;
@@ -233,8 +233,8 @@ group = "tunnels-v4"
 const POOL_FRAMES: usize = 2 * MAX_RECORDS + 64;
 /// Clock advance per poll: much less than the tx drain timer, so both drain paths run.
 const POLL_NS: u64 = 20_000;
-/// Polls after which frames still pending mean the worker stopped making progress.
-const MAX_POLLS: usize = 4 * MAX_RECORDS + 16;
+/// The clock at the first poll.
+const START_NS: u64 = 1_000_000_000 + POLL_NS;
 
 /// What one input did, as counter deltas.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,15 +254,12 @@ impl Outcome {
     }
 }
 
-/// The worker, its tables and its clock.
+/// The rig (worker, ports, clock) and its tables.
 pub struct Harness {
-    worker: Worker<MemoryPort>,
-    pool: FramePool,
+    rig: Rig,
     tables: Tables,
-    cell: Arc<SnapshotCell>,
     /// Hop states changed since the last publish.
     unpublished: bool,
-    now_ns: u64,
 }
 
 thread_local! {
@@ -284,46 +281,33 @@ impl Harness {
             Ok(c) => c,
             Err(e) => panic!("fuzz config: {e}"),
         };
-        let tables = match setup::build(&cfg) {
-            Ok(t) => t,
-            Err(e) => panic!("fuzz tables: {e}"),
+        let opts = RigOptions {
+            pool_frames: POOL_FRAMES,
+            tx_mode: TxMode::Collect,
+            start_ns: START_NS,
+            step_ns: POLL_NS,
         };
-        let cell = Arc::new(SnapshotCell::new(tables.snapshot.clone(), 1));
-        let pool = FramePool::new(POOL_FRAMES);
-        let ports = cfg
-            .ports
-            .iter()
-            .map(|_| MemoryPort::new(pool.clone()))
-            .collect();
-        let worker = match Worker::new(
-            ports,
-            &pipeline_config(&cfg),
-            Arc::clone(&cell),
-            Arc::new(SharedCounters::default()),
-        ) {
-            Ok(w) => w,
-            Err(e) => panic!("fuzz worker: {e}"),
+        let (rig, tables) = match Rig::from_config(&cfg, opts) {
+            Ok(r) => r,
+            Err(e) => panic!("fuzz rig: {e}"),
         };
         Harness {
-            worker,
-            pool,
+            rig,
             tables,
-            cell,
             unpublished: false,
-            now_ns: 1_000_000_000,
         }
     }
 
     /// Feeds one input's records through the worker and checks what came out.
     pub fn run(&mut self, input: &[u8]) -> Outcome {
-        let before = self.worker.pipeline().counters().clone();
+        let before = self.rig.counters().clone();
         let mut injected = 0u64;
         for record in Records::new(input) {
             match record {
                 Record::Barrier(step_ns) => {
                     self.publish();
                     self.poll_until_idle();
-                    self.now_ns += step_ns;
+                    self.rig.advance(step_ns);
                 }
                 Record::HopState {
                     hop_selector,
@@ -333,7 +317,7 @@ impl Harness {
                 Record::Frame { port, bytes } => {
                     self.publish();
                     let bytes = &bytes[..bytes.len().min(MAX_PACKET)];
-                    if let Err(e) = self.worker.ports_mut()[port].inject(bytes) {
+                    if let Err(e) = self.rig.inject(port as PortId, bytes) {
                         panic!("inject (the pool is sized for every record): {e}");
                     }
                     injected += 1;
@@ -343,7 +327,7 @@ impl Harness {
         self.publish();
         self.poll_until_idle();
         let sent = self.check_and_return_sent();
-        let after = self.worker.pipeline().counters().clone();
+        let after = self.rig.counters().clone();
         let outcome = delta(&before, &after);
         assert_eq!(outcome.received, injected, "frames received vs injected");
         assert_eq!(
@@ -352,28 +336,34 @@ impl Harness {
             "rx != tx + drops: {outcome:?}"
         );
         assert_eq!(outcome.sent, sent, "tx counter vs frames on the ports");
-        assert_eq!(self.pool.outstanding(), 0, "frames leaked: {outcome:?}");
-        assert_eq!(self.pool.stats().foreign_releases, 0, "foreign release");
+        assert_eq!(
+            self.rig.pool().outstanding(),
+            0,
+            "frames leaked: {outcome:?}"
+        );
+        assert_eq!(
+            self.rig.pool().stats().foreign_releases,
+            0,
+            "foreign release"
+        );
         outcome
     }
 
-    /// Polls until every injected frame went through and the tx batches were drained.
+    /// Polls until every injected frame went through and the tx batches were drained: the
+    /// last poll receives nothing, and a poll that receives nothing drains every partial tx
+    /// batch (and picks up a published snapshot even when no frame is queued).
     fn poll_until_idle(&mut self) {
-        for _ in 0..MAX_POLLS {
-            self.now_ns += POLL_NS;
-            // A poll that receives nothing drains every partial tx batch.
-            let received = self.worker.poll(self.now_ns);
-            if received == 0 && self.worker.ports_mut().iter().all(|p| p.rx_pending() == 0) {
-                return;
-            }
+        if let Err(e) = self.rig.run_pending() {
+            panic!("{e}");
         }
-        panic!("frames still pending after {MAX_POLLS} polls");
+        let received = self.rig.poll();
+        assert_eq!(received, 0, "frames received after none were pending");
     }
 
     /// Publishes the hop-state changes made since the last call, as one snapshot.
     fn publish(&mut self) {
         if self.unpublished {
-            self.cell.publish(self.tables.rebuild_snapshot());
+            self.rig.publish(self.tables.rebuild_snapshot());
             self.unpublished = false;
         }
     }
@@ -399,15 +389,12 @@ impl Harness {
     /// Checks every frame the ports sent, returns them to the pool, and counts them.
     fn check_and_return_sent(&mut self) -> u64 {
         // Hop state changes only replace group tables; hops and ports stay as built.
-        let snap = Arc::clone(self.worker.snapshot());
+        let snap = Arc::clone(self.rig.snapshot());
         let mut sent = 0;
-        for (port, p) in self.worker.ports_mut().iter_mut().enumerate() {
-            for frame in p.sent() {
-                check_sent(&snap, port, ecmp_port::Frame::data(frame));
-                sent += 1;
-            }
-            p.clear_sent();
-        }
+        self.rig.for_each_sent(|port, frame| {
+            check_sent(&snap, usize::from(port), frame);
+            sent += 1;
+        });
         sent
     }
 }
@@ -512,7 +499,7 @@ mod tests {
     #[test]
     fn config_builds_and_covers_every_action() {
         let h = Harness::new();
-        let hops = &h.worker.snapshot().hops;
+        let hops = &h.rig.snapshot().hops;
         let kinds: Vec<_> = hops
             .iter()
             .skip(1)
@@ -603,7 +590,7 @@ mod tests {
     #[test]
     fn check_sent_accepts_a_rewrite_and_rejects_wrong_macs() {
         let h = Harness::new();
-        let snap = Arc::clone(h.worker.snapshot());
+        let snap = Arc::clone(h.rig.snapshot());
         let mut f = corpus_frame("ok__ipv4_tcp_syn");
         f[..6].copy_from_slice(&snap.hops[1].mac);
         f[6..12].copy_from_slice(&snap.ports[0].mac);
@@ -644,7 +631,7 @@ mod tests {
             assert!(out.received > 0, "{name} injects nothing");
         }
         // The seeds reach every next hop but the failed one, so every action gets fuzzed.
-        let sent = h.worker.pipeline().hop_packets();
+        let sent = h.rig.worker().pipeline().hop_packets();
         let names = &h.tables.hop_names;
         let idle: Vec<_> = names
             .iter()

@@ -22,9 +22,7 @@ use std::sync::Arc;
 
 use ecmp_dataplane::drop::DropReason;
 use ecmp_dataplane::pipeline::Pipeline;
-use ecmp_dataplane::worker::Worker;
 use ecmp_port::PortId;
-use ecmp_port::memory::{FramePool, MemoryPort, TxMode};
 use ecmp_tables::snapshot::Snapshot;
 use ecmp_wire::{checksum, ethertype, ip_proto, ipv6, udp};
 use ecmpfwd::config::Config;
@@ -32,7 +30,7 @@ use ecmpfwd::config::Config;
 use crate::TestsError;
 use crate::frames::{CLIENT_MAC, Frag, InputSpec, refill_ipv4_checksum};
 use crate::hex;
-use crate::rig::{Outcome, Rig, build_pipeline, build_worker};
+use crate::rig::{self, Outcome, Rig, RigOptions, build_pipeline};
 
 /// Suffix of input files.
 pub const IN_SUFFIX: &str = ".in.hex";
@@ -77,18 +75,19 @@ pub fn golden_config() -> Result<Config, TestsError> {
 
 /// A [`Rig`] (worker + collecting memory ports) for the golden config.
 pub fn golden_rig() -> Result<Rig, TestsError> {
-    Rig::new(&golden_config()?)
+    Ok(rig::for_config(&golden_config()?)?)
 }
 
-/// A worker for the golden config over memory ports drawing from `pool` (port 0 is `uplink`,
-/// where the fixtures' inputs arrive); benches use [`TxMode::Count`].
-pub fn golden_worker(pool: &FramePool, tx_mode: TxMode) -> Result<Worker<MemoryPort>, TestsError> {
-    build_worker(&golden_config()?, pool, tx_mode)
+/// A [`Rig`] for the golden config sized and clocked by `opts` (port 0 is `uplink`, where the
+/// fixtures' inputs arrive); benches count instead of collecting
+/// (`ecmp_port::memory::TxMode::Count`).
+pub fn golden_rig_with(opts: RigOptions) -> Result<Rig, TestsError> {
+    Ok(rig::with_options(&golden_config()?, opts)?)
 }
 
 /// A bare pipeline and snapshot for the golden config.
 pub fn golden_pipeline() -> Result<(Pipeline, Arc<Snapshot>), TestsError> {
-    build_pipeline(&golden_config()?)
+    Ok(build_pipeline(&golden_config()?)?)
 }
 
 /// What the forwarder must do with a fixture's input.
@@ -214,7 +213,7 @@ fn write(path: &Path, text: &str) -> Result<(), TestsError> {
 pub fn regenerate() -> Result<usize, TestsError> {
     let cfg = golden_config()?;
     let inputs = golden_inputs(&cfg)?;
-    let mut rig = Rig::new(&cfg)?;
+    let mut rig = rig::for_config(&cfg)?;
     let mut outcomes = Vec::with_capacity(inputs.len());
     for input in &inputs {
         let got = rig.run(&input.frame)?;

@@ -3,8 +3,8 @@
 //! - [`golden`]: the golden fixtures of `tests/golden/` (input frame -> expected output frame and
 //!   verdict) and the worker/pipeline built for their config (ARCHITECTURE.md rule 11: the same
 //!   cases drive tests and benchmarks).
-//! - [`rig`]: a whole worker over memory ports for any config, run a frame or a burst at a time,
-//!   with every frame accounted for (sent once or dropped once).
+//! - [`rig`]: the daemon's in-process memory rig ([`ecmpfwd::rig`]) for any config, run a frame
+//!   or a burst at a time, with every frame accounted for (sent once or dropped once).
 //! - [`frames`]: the input frame builder (wire emitters, every checksum right).
 //! - [`hex`]: the hex text format of fixture and corpus files.
 #![forbid(unsafe_code)]
@@ -18,7 +18,7 @@ pub mod rig;
 
 pub use golden::{
     Expected, GoldenCase, golden_cases, golden_config, golden_dir, golden_pipeline, golden_rig,
-    golden_worker,
+    golden_rig_with,
 };
 pub use rig::{Outcome, Rig};
 
@@ -70,23 +70,6 @@ pub enum TestsError {
     /// The worker sent a frame on a port the config does not have.
     #[error("sent on port {0}, which the config does not have")]
     UnknownPort(u16),
-    /// The config has no ingress port (port 0).
-    #[error("the config has no ports")]
-    NoIngressPort,
-    /// Polling did not consume the injected frames.
-    #[error("{pending} injected frames still pending after polling")]
-    Stuck {
-        /// Frames left on the ingress port.
-        pending: usize,
-    },
-    /// One frame in did not give exactly one frame out or exactly one drop.
-    #[error("one frame in gave {sent} sent and {drops} drops")]
-    Unaccounted {
-        /// Frames sent.
-        sent: usize,
-        /// Drops counted.
-        drops: u64,
-    },
     /// A golden case's outcome is not the one declared with it in `golden_inputs`.
     #[error("{case}: declared {declared}, the pipeline gives {got}")]
     Undeclared {
@@ -97,6 +80,9 @@ pub enum TestsError {
         /// `tx` or the drop reason's name the pipeline gave.
         got: &'static str,
     },
+    /// The rig could not be built or did not account for a frame.
+    #[error("rig: {0}")]
+    Rig(#[from] ecmpfwd::rig::RigError),
 }
 
 impl TestsError {

@@ -98,7 +98,7 @@ fn expected(name: &str) -> Option<DropReason> {
 
 fn rig() -> Rig {
     let cfg = Config::parse(CONFIG, "corpus.toml").expect("corpus config");
-    Rig::new(&cfg).expect("rig")
+    ecmp_tests::rig::for_config(&cfg).expect("rig")
 }
 
 #[test]

@@ -11,7 +11,7 @@ use ecmp_tables::nexthop::{Action, EncapKind};
 use ecmp_tests::golden::{
     FORWARDING_HOPS, UPDATE_ENV, golden_inputs, regenerate, try_golden_cases,
 };
-use ecmp_tests::rig::{Outcome, Rig};
+use ecmp_tests::rig::Outcome;
 use ecmp_tests::{Expected, GoldenCase, golden_cases, golden_config};
 use ecmp_wire::{IpVersion, ParseError, parse_frame, parse_inner};
 use ecmpfwd::config::{ActionSpec, Config};
@@ -86,7 +86,7 @@ fn golden_fixtures_match_the_pipeline() {
         );
     }
 
-    let mut rig = Rig::new(&cfg).expect("rig");
+    let mut rig = ecmp_tests::rig::for_config(&cfg).expect("rig");
     let mut failures = Vec::new();
     for case in &cases {
         let got = rig
@@ -131,7 +131,7 @@ fn golden_cases_in_mixed_bursts_give_the_same_results() {
     fixtures_ready();
     let cfg = golden_config().expect("golden config");
     let cases = golden_cases();
-    let mut rig = Rig::new(&cfg).expect("rig");
+    let mut rig = ecmp_tests::rig::for_config(&cfg).expect("rig");
     for chunk in cases.chunks(BURST) {
         let frames: Vec<&[u8]> = chunk.iter().map(|c| c.input.as_slice()).collect();
         let out = rig.run_burst(&frames).expect("burst");

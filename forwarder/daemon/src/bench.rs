@@ -1,6 +1,7 @@
 //! `ecmpfwd bench`: the whole pipeline on synthetic traffic over in-memory ports, in-process.
 //!
-//! Port 0 replays a prepared list of frames (one per flow, in random order, cycled); port 1
+//! It runs on the memory rig ([`crate::rig`]) with counting ports, polled on the wall clock:
+//! port 0 replays a prepared list of frames (one per flow, in random order, cycled); port 1
 //! counts and recycles what is sent. The list is replayed once as warm-up (every flow inserted in
 //! the flow cache, tables and caches warm), then `packets` frames are timed. What is measured is
 //! rx copy-in (as a NIC's DMA would write the frame), parse, hash, flow cache, LPM, bucket pick,
@@ -19,14 +20,14 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ecmp_dataplane::counters::{Counter, Counters, SharedCounters};
+use ecmp_dataplane::counters::{Counter, Counters};
 use ecmp_dataplane::drop::DropReason;
 use ecmp_dataplane::error::DataplaneError;
 use ecmp_dataplane::flowcache::FlowCacheConfig;
 use ecmp_dataplane::pipeline::PipelineConfig;
 use ecmp_dataplane::worker::Worker;
 use ecmp_port::PortError;
-use ecmp_port::memory::{FramePool, MemoryPort, TxMode};
+use ecmp_port::memory::{MemoryPort, TxMode};
 use ecmp_tables::TableError;
 use ecmp_tables::group::{GroupMode, ResilientGroup};
 use ecmp_tables::nexthop::{Action, Encap, EncapKind, NextHop, PortInfo};
@@ -35,6 +36,8 @@ use ecmp_tables::{Fib4, Fib6};
 use serde::Serialize;
 
 use ecmp_pktgen::traffic::{PacketSpec, Rng};
+
+use crate::rig::{INGRESS, Rig, RigError, RigOptions};
 
 pub mod stages;
 
@@ -58,6 +61,10 @@ pub enum BenchError {
     /// The worker could not be built (e.g. a flow cache capacity out of range).
     #[error("worker: {0}")]
     Dataplane(#[from] DataplaneError),
+    /// The rig failed otherwise (its port and worker errors are [`Self::Port`] and
+    /// [`Self::Dataplane`]).
+    #[error(transparent)]
+    Rig(RigError),
     /// A frame of the set-up would not be forwarded, so a stage could not be given its inputs
     /// (e.g. a frame length that does not parse).
     #[error("frame {index} of the set-up would be dropped: {}", reason.name())]
@@ -67,6 +74,16 @@ pub enum BenchError {
         /// Why the pipeline would drop it.
         reason: DropReason,
     },
+}
+
+impl From<RigError> for BenchError {
+    fn from(e: RigError) -> Self {
+        match e {
+            RigError::Port(e) => Self::Port(e),
+            RigError::Dataplane(e) => Self::Dataplane(e),
+            other => Self::Rig(other),
+        }
+    }
 }
 
 /// The action every next hop of the bench applies.
@@ -365,53 +382,53 @@ impl BenchSetup {
     /// recycles what is sent. Consumes the set-up so the frames are not held twice (the port
     /// keeps its own copy, as a NIC ring would be filled from outside).
     pub fn into_worker(self) -> Result<BenchWorker, BenchError> {
-        let rx = self.replay_port()?;
+        let mut rig = rig(self.snapshot, &self.pipeline)?;
+        rig.replay(INGRESS, self.frames.chunks_exact(self.frame_len))?;
         drop(self.frames);
-        BenchWorker::new(rx, self.snapshot, &self.pipeline)
+        Ok(BenchWorker::new(rig))
     }
 
     /// [`Self::into_worker`] keeping the set-up (the frames are then held twice), for a run that
     /// measures more on the same set-up afterwards.
     pub fn worker(&self) -> Result<BenchWorker, BenchError> {
-        BenchWorker::new(self.replay_port()?, self.snapshot.clone(), &self.pipeline)
+        let mut rig = rig(self.snapshot.clone(), &self.pipeline)?;
+        rig.replay(INGRESS, self.frames())?;
+        Ok(BenchWorker::new(rig))
     }
+}
 
-    fn replay_port(&self) -> Result<MemoryPort, BenchError> {
-        let pool = FramePool::new(POOL_FRAMES);
-        let mut rx = MemoryPort::with_tx_mode(pool, TxMode::Count);
-        rx.replay(self.frames.chunks_exact(self.frame_len))?;
-        Ok(rx)
-    }
+/// The bench's rig: one counting memory port per port of `snapshot` (port 0 receives, every
+/// hop sends through port 1).
+fn rig(snapshot: Snapshot, pipeline: &PipelineConfig) -> Result<Rig, BenchError> {
+    let ports = snapshot.ports.len();
+    let cell = Arc::new(SnapshotCell::new(snapshot, 1));
+    let opts = RigOptions {
+        pool_frames: POOL_FRAMES,
+        tx_mode: TxMode::Count,
+        ..RigOptions::default()
+    };
+    Ok(Rig::new(ports, pipeline, cell, opts)?)
 }
 
 /// A bench worker and its clock: polls the replay port with the time since it was built.
 pub struct BenchWorker {
-    worker: Worker<MemoryPort>,
+    rig: Rig,
     start: Instant,
 }
 
 impl BenchWorker {
-    /// A worker over `rx` (the replay port) and a counting tx port sharing its pool.
-    fn new(
-        rx: MemoryPort,
-        snapshot: Snapshot,
-        pipeline: &PipelineConfig,
-    ) -> Result<Self, BenchError> {
-        let tx = MemoryPort::with_tx_mode(rx.pool().clone(), TxMode::Count);
-        let cell = Arc::new(SnapshotCell::new(snapshot, 1));
-        let shared = Arc::new(SharedCounters::default());
-        let worker = Worker::new(vec![rx, tx], pipeline, cell, shared)?;
-        Ok(BenchWorker {
-            worker,
+    fn new(rig: Rig) -> Self {
+        BenchWorker {
+            rig,
             start: Instant::now(),
-        })
+        }
     }
 
     /// One poll (one rx burst from the replay port, through the pipeline, into the tx batch);
     /// returns the frames received. Reads the clock once, as a daemon worker does.
     #[inline]
     pub fn poll(&mut self) -> usize {
-        self.worker.poll(self.start.elapsed().as_nanos() as u64)
+        self.rig.poll_at(self.start.elapsed().as_nanos() as u64)
     }
 
     /// Polls until at least `packets` more frames were received (whole bursts: may overshoot by
@@ -430,18 +447,19 @@ impl BenchWorker {
     }
 
     /// The pipeline's counters so far.
+    #[inline]
     pub fn counters(&self) -> &Counters {
-        self.worker.pipeline().counters()
+        self.rig.counters()
     }
 
     /// Sends the partial tx batches.
     pub fn drain(&mut self) {
-        self.worker.drain();
+        self.rig.drain();
     }
 
     /// The worker, e.g. to inspect its flow cache.
     pub fn worker(&self) -> &Worker<MemoryPort> {
-        &self.worker
+        self.rig.worker()
     }
 }
 

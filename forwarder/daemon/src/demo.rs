@@ -1,6 +1,7 @@
 //! `ecmpfwd demo`: the resilient-table story, told on the real pipeline and checked as it goes.
 //!
-//! One forwarder (the config's tables, one [`Worker`] over in-memory ports, on this thread) gets
+//! One forwarder (the config's tables, one worker over in-memory ports on this thread: the memory
+//! rig, [`crate::rig`]) gets
 //! synthetic TCP flows toward the first route whose group has at least three active next hops.
 //! The demo then fails one hop, drains another and brings the first one back, publishing each
 //! change as a new snapshot exactly as the control plane does, and replays traffic after each.
@@ -24,14 +25,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::sync::Arc;
 
-use ecmp_dataplane::counters::{Counter, Counters, SharedCounters};
-use ecmp_dataplane::error::DataplaneError;
+use ecmp_dataplane::counters::{Counter, Counters};
 use ecmp_dataplane::hash::FlowHasher;
 use ecmp_dataplane::pipeline::PipelineConfig;
-use ecmp_dataplane::worker::Worker;
-use ecmp_port::Frame as _;
-use ecmp_port::PortError;
-use ecmp_port::memory::{FramePool, MemoryPort};
+use ecmp_port::PortId;
+use ecmp_port::memory::TxMode;
 use ecmp_tables::TableError;
 use ecmp_tables::group::{GroupMode, ResilientGroup};
 use ecmp_tables::nexthop::{Action, GroupId, HopId, HopState};
@@ -40,6 +38,7 @@ use ecmp_wire::{ParseError, ethertype, parse_frame, parse_inner};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::rig::{Rig, RigError, RigOptions};
 use crate::setup::pipeline_config;
 use crate::setup::{self, SetupError, Tables};
 use crate::stats;
@@ -52,10 +51,8 @@ const CHUNK: usize = 1024;
 const POOL_FRAMES: usize = 4 * CHUNK;
 /// Simulated time per poll.
 const POLL_NS: u64 = 1_000;
-/// Polls in a row that take no frame while some are queued before the worker counts as stalled.
-const STALL_POLLS: usize = 1_000;
 /// The port synthetic traffic arrives on.
-const INGRESS: usize = 0;
+const INGRESS: PortId = 0;
 /// Length of the synthetic frames (a 64-byte frame on the wire for IPv4; IPv6 headers need more).
 const FRAME_LEN: usize = 60;
 /// Destination ports of the synthetic flows.
@@ -106,12 +103,9 @@ pub enum DemoError {
     /// A group refused a state change the demo makes.
     #[error("group update: {0}")]
     Table(#[from] TableError),
-    /// A worker could not be built.
-    #[error("worker: {0}")]
-    Dataplane(#[from] DataplaneError),
-    /// An in-memory port refused a frame.
-    #[error("port: {0}")]
-    Port(#[from] PortError),
+    /// The forwarder could not be built, refused a frame or stopped taking frames.
+    #[error(transparent)]
+    Rig(#[from] RigError),
     /// A synthetic frame did not parse (a bug in the traffic builder, not in the config).
     #[error("a synthetic frame did not parse: {0}")]
     Parse(#[from] ParseError),
@@ -168,12 +162,6 @@ pub enum DemoError {
         port: usize,
         /// What did not match.
         why: &'static str,
-    },
-    /// The worker stopped taking frames off its ingress queue.
-    #[error("the worker stopped taking frames with {pending} still queued")]
-    Stalled {
-        /// Frames left in the queue.
-        pending: usize,
     },
 }
 
@@ -624,56 +612,42 @@ fn name_of(names: &[String], hop: HopId) -> String {
         .unwrap_or_else(|| format!("hop {hop}"))
 }
 
-/// One forwarder: a worker over in-memory ports, driven on a simulated clock.
-struct Rig {
-    worker: Worker<MemoryPort>,
-    clock_ns: u64,
+/// One forwarder: the memory rig, and what its ports sent per hop.
+struct Forwarder {
+    rig: Rig,
     /// Packets per hop id, as the ports saw them.
     seen: Vec<u64>,
     scratch: Vec<u8>,
 }
 
-impl Rig {
+impl Forwarder {
     fn new(
         ports: usize,
         hops: usize,
         pcfg: &PipelineConfig,
         cell: Arc<SnapshotCell>,
     ) -> Result<Self, DemoError> {
-        let pool = FramePool::new(POOL_FRAMES);
-        let ports = (0..ports.max(1))
-            .map(|_| MemoryPort::new(pool.clone()))
-            .collect();
-        let worker = Worker::new(ports, pcfg, cell, Arc::new(SharedCounters::default()))?;
-        Ok(Rig {
-            worker,
-            clock_ns: 0,
+        let opts = RigOptions {
+            pool_frames: POOL_FRAMES,
+            tx_mode: TxMode::Collect,
+            start_ns: 0,
+            step_ns: POLL_NS,
+        };
+        Ok(Forwarder {
+            rig: Rig::new(ports.max(1), pcfg, cell, opts)?,
             seen: vec![0; hops],
             scratch: Vec::new(),
         })
     }
 
-    fn poll(&mut self) -> usize {
-        let n = self.worker.poll(self.clock_ns);
-        self.clock_ns += POLL_NS;
-        n
-    }
-
     /// Polls once with nothing to receive; returns the generation the worker then holds.
     fn tick(&mut self) -> u64 {
-        self.poll();
-        self.worker.snapshot().generation
+        self.rig.poll();
+        self.rig.snapshot().generation
     }
 
     fn counters(&self) -> &Counters {
-        self.worker.pipeline().counters()
-    }
-
-    fn ingress_pending(&mut self) -> usize {
-        self.worker
-            .ports_mut()
-            .get(INGRESS)
-            .map_or(0, |p| p.rx_pending())
+        self.rig.counters()
     }
 
     /// Sends one packet with `flags` for each flow of `range`; returns the hop each went to
@@ -689,47 +663,32 @@ impl Rig {
         let mut start = range.start;
         while start < range.end {
             let end = (start + CHUNK).min(range.end);
-            if let Some(port) = self.worker.ports_mut().get_mut(INGRESS) {
-                for f in &traffic.flows[start..end] {
-                    port.inject(&f.spec.with_tcp(flags).build())?;
-                }
-            }
-            let mut idle = 0;
-            while self.ingress_pending() > 0 {
-                if self.poll() > 0 {
-                    idle = 0;
-                } else {
-                    idle += 1;
-                    if idle > STALL_POLLS {
-                        let pending = self.ingress_pending();
-                        return Err(DemoError::Stalled { pending });
-                    }
-                }
-            }
-            self.worker.drain();
+            let frames = traffic.flows[start..end]
+                .iter()
+                .map(|f| f.spec.with_tcp(flags).build());
+            self.rig.inject_all(INGRESS, frames)?;
+            self.rig.settle()?;
             let mut bad = None;
-            for (p, port) in self.worker.ports_mut().iter_mut().enumerate() {
-                for frame in port.sent() {
-                    let data = frame.data();
-                    let Some(flow) = traffic.flow_of(data, &mut self.scratch) else {
-                        bad = Some((p, "not one of the demo's flows"));
-                        continue;
-                    };
-                    let Some(hop) = wire.hop_of(p, data) else {
-                        bad = Some((p, "not addressed to a member of the group"));
-                        continue;
-                    };
-                    match flow.checked_sub(range.start).and_then(|i| hops.get_mut(i)) {
-                        Some(slot) if *slot == 0 => *slot = hop,
-                        Some(_) => bad = Some((p, "a flow's packet was sent twice")),
-                        None => bad = Some((p, "a flow that sent nothing this round")),
-                    }
-                    if let Some(c) = self.seen.get_mut(hop as usize) {
-                        *c += 1;
-                    }
+            let (seen, scratch) = (&mut self.seen, &mut self.scratch);
+            self.rig.for_each_sent(|p, data| {
+                let p = usize::from(p);
+                let Some(flow) = traffic.flow_of(data, scratch) else {
+                    bad = Some((p, "not one of the demo's flows"));
+                    return;
+                };
+                let Some(hop) = wire.hop_of(p, data) else {
+                    bad = Some((p, "not addressed to a member of the group"));
+                    return;
+                };
+                match flow.checked_sub(range.start).and_then(|i| hops.get_mut(i)) {
+                    Some(slot) if *slot == 0 => *slot = hop,
+                    Some(_) => bad = Some((p, "a flow's packet was sent twice")),
+                    None => bad = Some((p, "a flow that sent nothing this round")),
                 }
-                port.clear_sent();
-            }
+                if let Some(c) = seen.get_mut(hop as usize) {
+                    *c += 1;
+                }
+            });
             if let Some((port, why)) = bad {
                 return Err(DemoError::Unattributed { port, why });
             }
@@ -936,7 +895,10 @@ pub fn run(cfg: &Config, opts: &DemoOptions) -> Result<DemoReport, DemoError> {
     let pcfg = pipeline_config(cfg);
     let hasher = FlowHasher::new(pcfg.seed, &pcfg.rss_key);
     let wire = Wire::new(&tables.snapshot, &members, &tables.hop_names)?;
-    let ingress_mac = cfg.ports.get(INGRESS).map_or([0; 6], |p| p.port_info().mac);
+    let ingress_mac = cfg
+        .ports
+        .get(usize::from(INGRESS))
+        .map_or([0; 6], |p| p.port_info().mac);
     let mut rng = Rng::new(opts.seed);
     let traffic = Traffic::generate(
         &mut rng,
@@ -951,7 +913,7 @@ pub fn run(cfg: &Config, opts: &DemoOptions) -> Result<DemoReport, DemoError> {
     let (base, new1, new2) = (0..n, n..2 * n, 2 * n..3 * n);
     let hop_slots = tables.snapshot.hops.len();
     let cell = Arc::new(SnapshotCell::new(tables.rebuild_snapshot(), 1));
-    let mut fwd = Rig::new(cfg.ports.len(), hop_slots, &pcfg, Arc::clone(&cell))?;
+    let mut fwd = Forwarder::new(cfg.ports.len(), hop_slots, &pcfg, Arc::clone(&cell))?;
     let mut steps = Vec::new();
     let mut facts = Facts {
         failed: fail_name.clone(),
@@ -1031,7 +993,7 @@ pub fn run(cfg: &Config, opts: &DemoOptions) -> Result<DemoReport, DemoError> {
     let mut tables_b = setup::build(cfg)?;
     set_state(&mut tables_b, gi, fail, HopState::Failed)?;
     let cell_b = Arc::new(SnapshotCell::new(tables_b.rebuild_snapshot(), 1));
-    let mut fwd_b = Rig::new(cfg.ports.len(), hop_slots, &pcfg, cell_b)?;
+    let mut fwd_b = Forwarder::new(cfg.ports.len(), hop_slots, &pcfg, cell_b)?;
     let hop_b = fwd_b.send(&traffic, &wire, base.clone(), ESTABLISHED)?;
     let disagree = (0..n).filter(|&i| hop_b[i] != hop2[i]).count();
     let expected_disagree = (0..n)
@@ -1305,7 +1267,7 @@ pub fn run(cfg: &Config, opts: &DemoOptions) -> Result<DemoReport, DemoError> {
     let repicks_total = c.get(Counter::Repicks);
     let drops = c.total_drops();
     let flows_total = 3 * n as u64;
-    let per_hop = fwd.worker.pipeline().hop_packets();
+    let per_hop = fwd.rig.worker().pipeline().hop_packets();
     let hop_mismatch = (0..hop_slots)
         .filter(|&h| per_hop.get(h).copied().unwrap_or(0) != fwd.seen[h])
         .count();

@@ -1,5 +1,6 @@
 //! The ecmpfwd daemon as a library: config, table set-up, the two runtimes (pcap replay in
-//! [`replay`], the AF_XDP forwarder in [`afxdp`]), stats, the in-process benchmark and the demo.
+//! [`replay`], the AF_XDP forwarder in [`afxdp`]), stats, the in-process memory rig ([`rig`]) and
+//! the benchmark and demo that run on it.
 //! `main.rs` is the thin command-line edge (and the only place for `anyhow`).
 #![forbid(unsafe_code)]
 
@@ -8,5 +9,6 @@ pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod replay;
+pub mod rig;
 pub mod setup;
 pub mod stats;

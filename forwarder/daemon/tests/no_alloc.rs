@@ -3,15 +3,13 @@
 //! tx batching, drops) make zero heap allocations on the worker thread.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 
-use ecmp_dataplane::counters::{Counter, SharedCounters};
-use ecmp_dataplane::worker::Worker;
+use ecmp_dataplane::counters::Counter;
 use ecmp_pktgen::traffic::{PacketSpec, Rng, tcp_flags};
 use ecmp_port::alloc_count::{CountingAllocator, allocations};
-use ecmp_port::memory::{FramePool, MemoryPort, TxMode};
-use ecmp_tables::snapshot::SnapshotCell;
+use ecmp_port::memory::TxMode;
 use ecmpfwd::config::Config;
+use ecmpfwd::rig::{INGRESS, Rig, RigOptions};
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
@@ -25,7 +23,13 @@ fn a_million_packets_after_warm_up_allocate_nothing() {
     let mut cfg = cfg;
     // A cache smaller than the flow count, so inserts, evictions and "not cached" all happen.
     cfg.flow_cache.capacity = 1 << 12;
-    let tables = ecmpfwd::setup::build(&cfg).expect("tables");
+    let opts = RigOptions {
+        pool_frames: 4096,
+        tx_mode: TxMode::Count,
+        start_ns: 10_000,
+        step_ns: 10_000,
+    };
+    let (mut rig, _tables) = Rig::from_config(&cfg, opts).expect("rig");
     let routes: Vec<IpAddr> = cfg.routes.iter().map(|r| r.prefix.addr).collect();
 
     // Traffic to every route of the config (every action), TCP and UDP, plus packets that are
@@ -68,29 +72,19 @@ fn a_million_packets_after_warm_up_allocate_nothing() {
         frames.push(spec.build());
     }
 
-    let cell = Arc::new(SnapshotCell::new(tables.snapshot, 1));
-    let pool = FramePool::new(4096);
-    let ports: Vec<MemoryPort> = (0..cfg.ports.len())
-        .map(|_| MemoryPort::with_tx_mode(pool.clone(), TxMode::Count))
-        .collect();
-    let pcfg = ecmpfwd::setup::pipeline_config(&cfg);
-    let mut worker = Worker::new(ports, &pcfg, cell, Arc::new(SharedCounters::default())).unwrap();
-    worker.ports_mut()[0].replay(&frames).unwrap();
+    rig.replay(INGRESS, &frames).unwrap();
 
-    let rx = |w: &Worker<MemoryPort>| w.pipeline().counters().get(Counter::RxPackets);
-    let mut now = 0u64;
-    while rx(&worker) < 2 * frames.len() as u64 {
-        now += 10_000;
-        worker.poll(now);
+    let rx = |r: &Rig| r.counter(Counter::RxPackets);
+    while rx(&rig) < 2 * frames.len() as u64 {
+        rig.poll();
     }
-    let start_rx = rx(&worker);
+    let start_rx = rx(&rig);
     let before = allocations();
-    while rx(&worker) < start_rx + PACKETS {
-        now += 10_000;
-        worker.poll(now);
+    while rx(&rig) < start_rx + PACKETS {
+        rig.poll();
     }
     let allocated = allocations() - before;
-    let c = worker.pipeline().counters().clone();
+    let c = rig.counters().clone();
     assert!(
         c.get(Counter::TxPackets) > PACKETS / 2,
         "most packets forwarded: {c:?}"

@@ -113,7 +113,7 @@ fn embryonic_flows_never_evict_established_ones() {
     let mut lab = Lab::new(&vip_config(4, "auto-recovery", 64, 64));
     let est = flows(16, 7);
     placement(&mut lab, &est, false);
-    let cached = lab.worker.pipeline().flow_cache().len();
+    let cached = lab.rig.worker().pipeline().flow_cache().len();
     let flood = flows(5000, 8);
     placement(&mut lab, &flood, true);
     // Every established flow is still a cache hit.
@@ -151,7 +151,7 @@ fn drops_are_counted_by_reason_and_never_leak_frames() {
     assert_eq!(c.drops(DropReason::UnknownEthertype), 1);
     assert_eq!(c.drops(DropReason::Truncated), 1);
     assert_eq!(c.get(Counter::RxPackets), 4);
-    assert_eq!(lab.pool.outstanding(), 0, "a dropped frame leaked");
+    assert_eq!(lab.rig.pool().outstanding(), 0, "a dropped frame leaked");
 }
 
 #[test]
@@ -163,15 +163,15 @@ fn all_hops_failed_is_counted_not_panicked() {
     let frames: Vec<_> = fl.iter().map(|f| f.syn.clone()).collect();
     assert!(lab.send(&frames).is_empty());
     assert_eq!(lab.counters().drops(DropReason::NoNextHop), 10);
-    assert_eq!(lab.pool.outstanding(), 0);
+    assert_eq!(lab.rig.pool().outstanding(), 0);
 }
 
 #[test]
 fn workers_report_the_generation_they_use() {
     let mut lab = Lab::new(&vip_config(2, "auto-recovery", 64, 1024));
     lab.set_state(1, HopState::Draining);
-    let generation = lab.cell.generation();
-    assert!(lab.cell.min_reported() < generation);
+    let generation = lab.rig.cell().generation();
+    assert!(lab.rig.cell().min_reported() < generation);
     lab.send(&[flows(1, 10)[0].syn.clone()]);
-    assert_eq!(lab.cell.min_reported(), generation);
+    assert_eq!(lab.rig.cell().min_reported(), generation);
 }

@@ -1,19 +1,18 @@
-//! A small in-process lab for the daemon's integration tests: tables from a TOML string, one
-//! worker over memory ports, and helpers to send flows and see which hop each one reached.
+//! A small in-process lab for the daemon's integration tests: tables from a TOML string, the
+//! memory rig ([`ecmpfwd::rig`]) over them, and helpers to send flows and see which hop each one
+//! reached.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 
-use ecmp_dataplane::counters::{Counter, Counters, SharedCounters};
-use ecmp_dataplane::worker::Worker;
+use ecmp_dataplane::counters::{Counter, Counters};
 use ecmp_pktgen::traffic::{PacketSpec, Rng, tcp_flags};
-use ecmp_port::memory::{FramePool, MemoryPort};
+use ecmp_port::memory::TxMode;
 use ecmp_tables::nexthop::{HopId, HopState};
-use ecmp_tables::snapshot::SnapshotCell;
 use ecmpfwd::config::Config;
-use ecmpfwd::setup::{self, Tables};
+use ecmpfwd::rig::{Rig, RigOptions};
+use ecmpfwd::setup::Tables;
 
 /// An anycast VIP behind `hops` servers in a group of the given mode.
 pub fn vip_config(hops: usize, mode: &str, buckets: u32, cache: usize) -> String {
@@ -42,54 +41,40 @@ pub fn vip_config(hops: usize, mode: &str, buckets: u32, cache: usize) -> String
 
 pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 
+/// Frames sent in per round trip through the worker.
+const CHUNK: usize = 256;
+
 /// One worker over two memory ports (0 = uplink, 1 = servers), with the control-side tables.
+/// Its clock moves only by [`Lab::advance_ms`].
 pub struct Lab {
     pub tables: Tables,
-    pub cell: Arc<SnapshotCell>,
-    pub worker: Worker<MemoryPort>,
-    pub pool: FramePool,
-    pub shared: Arc<SharedCounters>,
-    now_ns: u64,
+    pub rig: Rig,
 }
 
 impl Lab {
     pub fn new(toml: &str) -> Lab {
         let cfg = Config::parse(toml, "test.toml").expect("config");
-        let tables = setup::build(&cfg).expect("tables");
-        let cell = Arc::new(SnapshotCell::new(tables.snapshot.clone(), 1));
-        let pool = FramePool::new(4096);
-        let ports = vec![MemoryPort::new(pool.clone()), MemoryPort::new(pool.clone())];
-        let shared = Arc::new(SharedCounters::default());
-        let pcfg = ecmpfwd::setup::pipeline_config(&cfg);
-        let worker =
-            Worker::new(ports, &pcfg, Arc::clone(&cell), Arc::clone(&shared)).expect("worker");
-        Lab {
-            tables,
-            cell,
-            worker,
-            pool,
-            shared,
-            now_ns: 1_000_000,
-        }
+        let opts = RigOptions {
+            pool_frames: 4096,
+            tx_mode: TxMode::Collect,
+            start_ns: 1_000_000,
+            step_ns: 0,
+        };
+        let (rig, tables) = Rig::from_config(&cfg, opts).expect("rig");
+        Lab { tables, rig }
     }
 
     /// Advances the lab's clock.
     pub fn advance_ms(&mut self, ms: u64) {
-        self.now_ns += ms * 1_000_000;
+        self.rig.advance(ms * 1_000_000);
     }
 
     /// Sends frames in through the uplink, polls until forwarded, returns what the servers port sent.
     pub fn send(&mut self, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        for chunk in frames.chunks(256) {
-            for f in chunk {
-                self.worker.ports_mut()[0].inject(f).expect("inject");
-            }
-            while self.worker.ports_mut()[0].rx_pending() > 0 {
-                self.worker.poll(self.now_ns);
-            }
-            self.worker.drain();
-            out.extend(self.worker.ports_mut()[1].take_sent());
+        for chunk in frames.chunks(CHUNK) {
+            let mut sent = self.rig.run_burst(chunk).expect("burst").sent;
+            out.append(&mut sent[1]);
         }
         out
     }
@@ -105,15 +90,15 @@ impl Lab {
     }
 
     pub fn publish(&mut self) {
-        self.cell.publish(self.tables.rebuild_snapshot());
+        self.rig.publish(self.tables.rebuild_snapshot());
     }
 
     pub fn counters(&self) -> Counters {
-        self.worker.pipeline().counters().clone()
+        self.rig.counters().clone()
     }
 
     pub fn counter(&self, c: Counter) -> u64 {
-        self.worker.pipeline().counters().get(c)
+        self.rig.counter(c)
     }
 }
 
