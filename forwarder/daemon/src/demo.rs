@@ -43,7 +43,8 @@ use crate::config::Config;
 use crate::setup::pipeline_config;
 use crate::setup::{self, SetupError, Tables};
 use crate::stats;
-use ecmp_pktgen::traffic::{PacketSpec, Rng, tcp_flags};
+use ecmp_pktgen::traffic::Rng;
+use ecmp_testkit::frames::{FrameError, FrameSpec, TcpFlags};
 
 /// Frames injected per round trip through the worker: the output of a chunk stays on the ports
 /// until read, so a chunk plus the bursts in flight must fit the pool.
@@ -103,6 +104,9 @@ pub enum DemoError {
     /// The config's tables could not be built.
     #[error(transparent)]
     Setup(#[from] SetupError),
+    /// A flow's frame could not be built.
+    #[error("frame: {0}")]
+    Frame(#[from] FrameError),
     /// A group refused a state change the demo makes.
     #[error("group update: {0}")]
     Table(#[from] TableError),
@@ -429,7 +433,7 @@ fn render_rows(rows: &[HopRow]) -> String {
 
 /// A synthetic flow: its packet template and where the group's hash puts it.
 struct Flow {
-    spec: PacketSpec,
+    spec: FrameSpec,
     /// The group hash, as the pipeline computes it.
     hash: u32,
     /// `hash & (buckets - 1)`.
@@ -486,9 +490,9 @@ impl Traffic {
                 continue;
             }
             let mut spec =
-                PacketSpec::udp(src, dst, src_port, dst_port, FRAME_LEN).with_tcp(tcp_flags::ACK);
+                FrameSpec::udp(src, dst, src_port, dst_port, FRAME_LEN).with_tcp(TcpFlags::ACK);
             spec.dst_mac = ingress_mac;
-            let frame = spec.build();
+            let frame = spec.build()?;
             let meta = parse_frame(&frame)?;
             let hash_meta = if policy.inner {
                 parse_inner(&frame, &meta).unwrap_or(meta)
@@ -683,7 +687,7 @@ impl Rig {
         traffic: &Traffic,
         wire: &Wire,
         range: Range<usize>,
-        flags: u16,
+        flags: TcpFlags,
     ) -> Result<Vec<HopId>, DemoError> {
         let mut hops = vec![0; range.len()];
         let mut start = range.start;
@@ -691,7 +695,7 @@ impl Rig {
             let end = (start + CHUNK).min(range.end);
             if let Some(port) = self.worker.ports_mut().get_mut(INGRESS) {
                 for f in &traffic.flows[start..end] {
-                    port.inject(&f.spec.with_tcp(flags).build())?;
+                    port.inject(&f.spec.clone().with_tcp(flags).build()?)?;
                 }
             }
             let mut idle = 0;
@@ -746,8 +750,8 @@ impl Rig {
         wire: &Wire,
         range: Range<usize>,
     ) -> Result<(Vec<HopId>, usize, usize), DemoError> {
-        let syn = self.send(traffic, wire, range.clone(), tcp_flags::SYN)?;
-        let ack = self.send(traffic, wire, range, tcp_flags::ACK)?;
+        let syn = self.send(traffic, wire, range.clone(), TcpFlags::SYN)?;
+        let ack = self.send(traffic, wire, range, TcpFlags::ACK)?;
         let lost = syn
             .iter()
             .zip(&ack)
@@ -763,7 +767,7 @@ impl Rig {
 }
 
 /// Mid-connection packets of established flows.
-const ESTABLISHED: u16 = tcp_flags::ACK | tcp_flags::PSH;
+const ESTABLISHED: TcpFlags = TcpFlags::ACK.union(TcpFlags::PSH);
 
 fn state_name(s: HopState) -> &'static str {
     match s {

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use ecmp_dataplane::counters::{Counter, SharedCounters};
 use ecmp_dataplane::worker::Worker;
-use ecmp_pktgen::traffic::{PacketSpec, Rng, tcp_flags};
+use ecmp_pktgen::traffic::Rng;
 use ecmp_port::alloc_count::{CountingAllocator, allocations};
 use ecmp_port::memory::{FramePool, MemoryPort, TxMode};
 use ecmp_tables::snapshot::SnapshotCell;
+use ecmp_testkit::frames::{FrameSpec, TcpFlags};
 use ecmpfwd::config::Config;
 
 #[global_allocator]
@@ -42,7 +43,7 @@ fn a_million_packets_after_warm_up_allocate_nothing() {
                 0x2001_0db8_0000_0000_0000_0000_0000_0000u128 | u128::from(i),
             )),
         };
-        let mut spec = PacketSpec::udp(
+        let mut spec = FrameSpec::udp(
             src,
             dst,
             1024 + (i % 60_000) as u16,
@@ -51,9 +52,9 @@ fn a_million_packets_after_warm_up_allocate_nothing() {
         );
         if i % 3 == 0 {
             spec = spec.with_tcp(if i % 2 == 0 {
-                tcp_flags::SYN
+                TcpFlags::SYN
             } else {
-                tcp_flags::ACK
+                TcpFlags::ACK
             });
         }
         if i % 97 == 0 {
@@ -65,7 +66,7 @@ fn a_million_packets_after_warm_up_allocate_nothing() {
                 IpAddr::V6(_) => "2001:db8:dead::1".parse().unwrap(),
             };
         }
-        frames.push(spec.build());
+        frames.push(spec.build().unwrap());
     }
 
     let cell = Arc::new(SnapshotCell::new(tables.snapshot, 1));

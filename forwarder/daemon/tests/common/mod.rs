@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use ecmp_dataplane::counters::{Counter, Counters, SharedCounters};
 use ecmp_dataplane::worker::Worker;
-use ecmp_pktgen::traffic::{PacketSpec, Rng, tcp_flags};
+use ecmp_pktgen::traffic::Rng;
 use ecmp_port::memory::{FramePool, MemoryPort};
 use ecmp_tables::nexthop::{HopId, HopState};
 use ecmp_tables::snapshot::SnapshotCell;
+use ecmp_testkit::frames::{FrameSpec, TcpFlags};
 use ecmpfwd::config::Config;
 use ecmpfwd::setup::{self, Tables};
 
@@ -131,7 +132,7 @@ pub fn flows(n: usize, seed: u64) -> Vec<Flow> {
             let src = IpAddr::V4(Ipv4Addr::from(
                 0xC612_0000 | (rng.next_u64() as u32 & 0xFFFF),
             ));
-            let spec = PacketSpec::udp(
+            let spec = FrameSpec::udp(
                 src,
                 IpAddr::V4(VIP),
                 1024 + rng.below(60_000) as u16,
@@ -139,8 +140,15 @@ pub fn flows(n: usize, seed: u64) -> Vec<Flow> {
                 60,
             );
             Flow {
-                syn: spec.with_tcp(tcp_flags::SYN).build(),
-                ack: spec.with_tcp(tcp_flags::ACK).build(),
+                syn: spec
+                    .clone()
+                    .with_tcp(TcpFlags::SYN)
+                    .build()
+                    .expect("flow frame builds"),
+                ack: spec
+                    .with_tcp(TcpFlags::ACK)
+                    .build()
+                    .expect("flow frame builds"),
             }
         })
         .collect()
