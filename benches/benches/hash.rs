@@ -26,7 +26,8 @@ fn hash(c: &mut Criterion) {
     let mut g = c.benchmark_group("hash");
     g.throughput(per_burst());
     for (kind, family) in [(FrameKind::Ipv4Udp, "v4"), (FrameKind::Ipv6Udp, "v6")] {
-        let metas = metas(&frames(kind, POOL, &mut rng)).expect("generated frames parse");
+        let pool = frames(kind, POOL, &mut rng).expect("frames build");
+        let metas = metas(&pool).expect("generated frames parse");
         let keys: Vec<FlowKey> = metas.iter().map(FlowKey::from_meta).collect();
 
         let mut bursts = Bursts::new(&keys).expect("pool holds a burst");

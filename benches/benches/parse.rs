@@ -17,7 +17,7 @@ fn parse(c: &mut Criterion) {
     g.throughput(per_burst());
     let mut rng = Rng::new(SEED);
     for kind in FrameKind::ALL {
-        let pool = frames(kind, POOL, &mut rng);
+        let pool = frames(kind, POOL, &mut rng).expect("frames build");
         let mut bursts = Bursts::new(&pool).expect("pool holds a burst");
         // As the pipeline does it: each packet's meta parsed in place into the burst's array.
         let mut metas = [PacketMeta::default(); ecmp_benches::BATCH];

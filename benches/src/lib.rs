@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 use ecmp_dataplane::flow::FlowKey;
-use ecmp_pktgen::traffic::{PacketSpec, Rng};
+use ecmp_pktgen::traffic::Rng;
 use ecmp_tables::{Fib6, TableError};
+use ecmp_testkit::frames::{FrameError, FrameSpec, TPID_VLAN, TcpFlags};
 use ecmp_wire::meta::PacketMeta;
 use ecmp_wire::{ParseError, parse_frame};
 
@@ -41,6 +42,9 @@ pub enum FixtureError {
     /// A table refused a generated route or group.
     #[error("table: {0}")]
     Table(#[from] TableError),
+    /// The frame builder refused a generated frame.
+    #[error("frame: {0}")]
+    Frame(#[from] FrameError),
 }
 
 /// The criterion settings of every bench: short warm-up and measurement (about 3 s per bench),
@@ -122,16 +126,9 @@ impl FrameKind {
     }
 }
 
-/// 802.1Q TPID.
-const TPID_8021Q: [u8; 2] = [0x81, 0x00];
-/// Bytes of a VLAN tag.
-const VLAN_TAG_LEN: usize = 4;
-/// Where the EtherType (or the first TPID) sits in an Ethernet header.
-const ETHERTYPE_OFFSET: usize = 12;
-
 /// `n` frames of `kind`, each a distinct flow with random addresses and ports, [`FRAME_LEN`]
 /// bytes long, or as long as the headers when they do not fit (IPv6/UDP: 62 bytes).
-pub fn frames(kind: FrameKind, n: usize, rng: &mut Rng) -> Vec<Vec<u8>> {
+pub fn frames(kind: FrameKind, n: usize, rng: &mut Rng) -> Result<Vec<Vec<u8>>, FixtureError> {
     (0..n)
         .map(|i| {
             let (src, dst) = match kind {
@@ -148,30 +145,19 @@ pub fn frames(kind: FrameKind, n: usize, rng: &mut Rng) -> Vec<Vec<u8>> {
                     IpAddr::V4(Ipv4Addr::from(rng.next_u64() as u32)),
                 ),
             };
-            let len = match kind {
-                FrameKind::VlanIpv4Udp => FRAME_LEN - VLAN_TAG_LEN,
-                _ => FRAME_LEN,
-            };
-            let spec = PacketSpec::udp(
+            let spec = FrameSpec::udp(
                 src,
                 dst,
                 1024 + rng.below(60_000) as u16,
                 [53, 80, 443, 4789][rng.below(4) as usize],
-                len,
+                FRAME_LEN,
             );
             let spec = match kind {
-                FrameKind::Ipv4Tcp => spec.with_tcp(ecmp_pktgen::traffic::tcp_flags::ACK),
+                FrameKind::Ipv4Tcp => spec.with_tcp(TcpFlags::ACK),
+                FrameKind::VlanIpv4Udp => spec.vlans(&[(TPID_VLAN, 1 + rng.below(4094) as u16)]),
                 _ => spec,
             };
-            let mut f = spec.build();
-            if kind == FrameKind::VlanIpv4Udp {
-                let vid = 1 + rng.below(4094) as u16;
-                let mut tag = [0u8; VLAN_TAG_LEN];
-                tag[..2].copy_from_slice(&TPID_8021Q);
-                tag[2..].copy_from_slice(&vid.to_be_bytes());
-                f.splice(ETHERTYPE_OFFSET..ETHERTYPE_OFFSET, tag);
-            }
-            f
+            Ok(spec.build()?)
         })
         .collect()
 }
@@ -260,7 +246,7 @@ mod tests {
     fn every_frame_kind_is_64_bytes_on_the_wire_and_parses() {
         let mut rng = Rng::new(SEED);
         for kind in FrameKind::ALL {
-            let fs = frames(kind, 64, &mut rng);
+            let fs = frames(kind, 64, &mut rng).unwrap();
             let len = if kind == FrameKind::Ipv6Udp {
                 62
             } else {

@@ -14,9 +14,11 @@
 
 use std::fs;
 use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
-use ecmp_wire::{checksum, ip_proto};
+use ecmp_testkit::frames::{FrameSpec, TcpFlags};
+use ecmp_wire::ip_proto;
 
 use crate::input::{barrier, encode_frames, hop_state};
 
@@ -91,166 +93,86 @@ fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
 const DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xee, 0x01];
 
-fn eth(ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(14 + payload.len());
-    f.extend_from_slice(&DST_MAC);
-    f.extend_from_slice(&SRC_MAC);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
+/// The frame of `spec` between the seed MACs.
+fn built(spec: FrameSpec) -> Vec<u8> {
+    spec.macs(SRC_MAC, DST_MAC)
+        .build()
+        .expect("seed frame specs are well-formed")
 }
 
-/// An IPv4 packet (DF set, checksum filled) with `options` (a multiple of 4 bytes).
-fn ipv4(
-    protocol: u8,
-    src: [u8; 4],
-    dst: [u8; 4],
-    ttl: u8,
-    options: &[u8],
-    payload: &[u8],
-) -> Vec<u8> {
-    let hl = 20 + options.len();
-    let total = (hl + payload.len()) as u16;
-    let mut p = vec![0x40 | (hl / 4) as u8, 0];
-    p.extend_from_slice(&total.to_be_bytes());
-    p.extend_from_slice(&[0x12, 0x34, 0x40, 0x00, ttl, protocol, 0, 0]);
-    p.extend_from_slice(&src);
-    p.extend_from_slice(&dst);
-    p.extend_from_slice(options);
-    let c = checksum::compute(&p);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p.extend_from_slice(payload);
-    p
+/// The bare IP packet of `spec` (a tunnel's inner packet).
+fn inner_ip(spec: FrameSpec) -> Vec<u8> {
+    spec.build_ip().expect("seed frame specs are well-formed")
 }
 
-fn ipv6(next_header: u8, src: [u8; 16], dst: [u8; 16], payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x60, 0, 0, 0];
-    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    p.extend_from_slice(&[next_header, 64]);
-    p.extend_from_slice(&src);
-    p.extend_from_slice(&dst);
-    p.extend_from_slice(payload);
-    p
+fn v6(prefix: u16, last: u16) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::new(prefix, 0x0db8, 0, 0, 0, 0, 0, last))
 }
 
-/// A 20-byte TCP header (checksum left 0: the forwarder does not verify L4 checksums).
-fn tcp(sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-    let mut t = Vec::with_capacity(20);
-    t.extend_from_slice(&sport.to_be_bytes());
-    t.extend_from_slice(&dport.to_be_bytes());
-    t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    t
+fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(a, b, c, d))
 }
 
-fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut u = Vec::with_capacity(8 + payload.len());
-    u.extend_from_slice(&sport.to_be_bytes());
-    u.extend_from_slice(&dport.to_be_bytes());
-    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
-    u.extend_from_slice(payload);
-    u
-}
-
-fn v6(prefix: u16, last: u16) -> [u8; 16] {
-    let mut a = [0u8; 16];
-    a[..2].copy_from_slice(&prefix.to_be_bytes());
-    a[2..4].copy_from_slice(&0x0db8u16.to_be_bytes());
-    a[14..].copy_from_slice(&last.to_be_bytes());
-    a
-}
-
-const SYN: u8 = 0x02;
-const ACK: u8 = 0x10;
-const FIN_ACK: u8 = 0x11;
+const SYN: TcpFlags = TcpFlags::SYN;
+const ACK: TcpFlags = TcpFlags::ACK;
+const FIN_ACK: TcpFlags = TcpFlags::FIN.union(TcpFlags::ACK);
 
 /// Valid frames beyond the wire corpus, aimed at the routes and hops of the pipeline target's
 /// config (see `harness::CONFIG`): (name, frame).
 pub fn extra_frames() -> Vec<(String, Vec<u8>)> {
-    let client = [198, 51, 100, 7];
-    let inner_syn = ipv4(
-        ip_proto::TCP,
-        client,
-        [10, 0, 0, 80],
-        64,
-        &[],
-        &tcp(40000, 80, SYN),
-    );
+    let client = v4(198, 51, 100, 7);
+    let tcp =
+        |dst, sport, dport, flags| FrameSpec::udp(client, dst, sport, dport, 0).with_tcp(flags);
+    let inner_syn = inner_ip(tcp(v4(10, 0, 0, 80), 40000, 80, SYN));
+    // GRE with the key bit set, key 42, carrying IPv4.
     let mut gre = vec![0x20, 0x00, 0x08, 0x00, 0, 0, 0, 42];
     gre.extend_from_slice(&inner_syn);
-    let inner6 = ipv6(
-        ip_proto::UDP,
-        v6(0x2001, 1),
-        v6(0x2001, 2),
-        &udp(5353, 53, b"query"),
-    );
-    let sctp = {
-        let mut s = vec![0x0b, 0xb8, 0x0b, 0xb9, 0, 0, 0, 1, 0, 0, 0, 0];
-        s.extend_from_slice(&[1, 0, 0, 4]);
-        s
-    };
-    let v4 =
-        |proto, dst, ttl, payload: &[u8]| eth(0x0800, &ipv4(proto, client, dst, ttl, &[], payload));
+    let inner6 = inner_ip(FrameSpec::udp(v6(0x2001, 1), v6(0x2001, 2), 5353, 53, 0).data(b"query"));
+    // SCTP common header (ports 3000 -> 3001, tag 1, checksum 0), then a bare 4-byte chunk.
+    let sctp = [0x0b, 0xb8, 0x0b, 0xb9, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 4];
     vec![
         (
             "valid__ipv4_ack_to_tunnels_v4".into(),
-            v4(ip_proto::TCP, [70, 1, 2, 3], 64, &tcp(40001, 443, ACK)),
+            built(tcp(v4(70, 1, 2, 3), 40001, 443, ACK)),
         ),
         (
             "valid__ipv4_udp_1200_to_web".into(),
-            v4(
-                ip_proto::UDP,
-                [10, 0, 0, 9],
-                64,
-                &udp(40002, 9000, &[0x5a; 1200]),
-            ),
+            built(FrameSpec::udp(client, v4(10, 0, 0, 9), 40002, 9000, 0).data(&[0x5a; 1200])),
         ),
         (
             "valid__ipv4_ttl_1".into(),
-            v4(ip_proto::TCP, [10, 0, 0, 9], 1, &tcp(40003, 80, SYN)),
+            built(tcp(v4(10, 0, 0, 9), 40003, 80, SYN).ttl(1)),
         ),
         (
             "valid__ipv4_fin_to_dead_group".into(),
-            v4(ip_proto::TCP, [172, 16, 0, 1], 64, &tcp(40004, 80, FIN_ACK)),
+            built(tcp(v4(172, 16, 0, 1), 40004, 80, FIN_ACK)),
         ),
         (
             "valid__ipv4_options_sctp_to_lbkey".into(),
-            eth(
-                0x0800,
-                &ipv4(132, client, [192, 0, 2, 7], 64, &[0x94, 0x04, 0, 0], &sctp),
+            built(
+                FrameSpec::raw(client, v4(192, 0, 2, 7), 132, &sctp).options(&[0x94, 0x04, 0, 0]),
             ),
         ),
         (
             "valid__gre_key_ipv4_in_ipv4".into(),
-            v4(ip_proto::GRE, [70, 9, 9, 9], 64, &gre),
+            built(FrameSpec::raw(client, v4(70, 9, 9, 9), ip_proto::GRE, &gre)),
         ),
         (
             "valid__ipv6_in_ipv4_to_mixed".into(),
-            v4(ip_proto::IPV6, [192, 168, 3, 3], 64, &inner6),
+            built(FrameSpec::raw(
+                client,
+                v4(192, 168, 3, 3),
+                ip_proto::IPV6,
+                &inner6,
+            )),
         ),
         (
             "valid__ipv6_syn_to_tunnels_v6".into(),
-            eth(
-                0x86DD,
-                &ipv6(
-                    ip_proto::TCP,
-                    v6(0x2001, 7),
-                    v6(0x2001, 0x500),
-                    &tcp(40005, 443, SYN),
-                ),
-            ),
+            built(FrameSpec::udp(v6(0x2001, 7), v6(0x2001, 0x500), 40005, 443, 0).with_tcp(SYN)),
         ),
         (
             "valid__ipv6_udp_to_tunnels_v4".into(),
-            eth(
-                0x86DD,
-                &ipv6(
-                    ip_proto::UDP,
-                    v6(0x2001, 7),
-                    v6(0x4001, 1),
-                    &udp(40006, 53, b"q"),
-                ),
-            ),
+            built(FrameSpec::udp(v6(0x2001, 7), v6(0x4001, 1), 40006, 53, 0).data(b"q")),
         ),
     ]
 }
@@ -284,17 +206,7 @@ pub fn pipeline_scenarios() -> Vec<(String, Vec<u8>)> {
 
     // One TCP flow to the web group: SYN, ACK, FIN, with the clock past each timeout between.
     let flow = |flags| {
-        eth(
-            0x0800,
-            &ipv4(
-                ip_proto::TCP,
-                [198, 51, 100, 9],
-                [10, 0, 0, 10],
-                64,
-                &[],
-                &tcp(41000, 80, flags),
-            ),
-        )
+        built(FrameSpec::udp(v4(198, 51, 100, 9), v4(10, 0, 0, 10), 41000, 80, 0).with_tcp(flags))
     };
     let mut lifecycle = encode_frames([(0, &flow(SYN)[..])]);
     lifecycle.extend_from_slice(&barrier(2));
@@ -315,16 +227,15 @@ pub fn pipeline_scenarios() -> Vec<(String, Vec<u8>)> {
         .map(|i| {
             let first = [10, 70, 130, 192][usize::from(i % 4)];
             let second = if first == 192 { 168 } else { 0 };
-            eth(
-                0x0800,
-                &ipv4(
-                    ip_proto::UDP,
-                    [198, 51, 100, i as u8],
-                    [first, second, (i >> 2) as u8, i as u8],
-                    64,
-                    &[],
-                    &udp(20000 + i, 4500, b"x"),
-                ),
+            built(
+                FrameSpec::udp(
+                    v4(198, 51, 100, i as u8),
+                    v4(first, second, (i >> 2) as u8, i as u8),
+                    20000 + i,
+                    4500,
+                    0,
+                )
+                .data(b"x"),
             )
         })
         .collect();

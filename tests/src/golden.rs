@@ -24,11 +24,13 @@ use ecmp_dataplane::drop::DropReason;
 use ecmp_dataplane::pipeline::Pipeline;
 use ecmp_port::PortId;
 use ecmp_tables::snapshot::Snapshot;
-use ecmp_wire::{checksum, ethertype, ip_proto, ipv6, udp};
+use ecmp_testkit::frames::{
+    CLIENT_MAC, Frag, FrameSpec, Ipv6Ext, TPID_QINQ, TPID_VLAN, TcpFlags, refill_ipv4_checksum,
+};
+use ecmp_wire::ethertype;
 use ecmpfwd::config::Config;
 
 use crate::TestsError;
-use crate::frames::{CLIENT_MAC, Frag, InputSpec, refill_ipv4_checksum};
 use crate::hex;
 use crate::rig::{self, Outcome, Rig, RigOptions, build_pipeline};
 
@@ -317,13 +319,24 @@ fn hop_destinations(cfg: &Config, name: &str) -> Result<(IpAddr, IpAddr), TestsE
     ))
 }
 
-const QINQ: [(u16, u16); 2] = [(ethertype::QINQ, 100), (ethertype::VLAN, 200)];
+const QINQ: [(u16, u16); 2] = [(TPID_QINQ, 100), (TPID_VLAN, 200)];
 const ROUTER_ALERT: [u8; 4] = [0x94, 0x04, 0x00, 0x00];
-const SYN: u8 = 0x02;
-const PSH_ACK: u8 = 0x18;
+const SYN: TcpFlags = TcpFlags::SYN;
+const PSH_ACK: TcpFlags = TcpFlags::PSH.union(TcpFlags::ACK);
+
+/// Every input: UDP 40000 -> 4242 (ports no tshark dissector claims, so the data shows as data)
+/// with `payload_len` data bytes, TTL 64.
+fn input(src: IpAddr, dst: IpAddr, payload_len: usize) -> FrameSpec {
+    FrameSpec::udp(src, dst, 40000, 4242, 0).payload_len(payload_len)
+}
+
+/// The same input as TCP 40001 -> 4280 with `flags`.
+fn tcp(spec: FrameSpec, flags: TcpFlags) -> FrameSpec {
+    spec.with_tcp(flags).ports(40001, 4280)
+}
 
 /// The input variants every forwarding next hop gets: (suffix, description, frame spec).
-fn variants(d4: IpAddr, d6: IpAddr) -> Vec<(&'static str, &'static str, InputSpec)> {
+fn variants(d4: IpAddr, d6: IpAddr) -> Vec<(&'static str, &'static str, FrameSpec)> {
     let (s4, s6) = (IpAddr::V4(CLIENT_V4), IpAddr::V6(CLIENT_V6));
     let first = Frag::First { ident: 0x4242 };
     // The first fragment carried 8 (UDP) + 24 data bytes.
@@ -335,77 +348,77 @@ fn variants(d4: IpAddr, d6: IpAddr) -> Vec<(&'static str, &'static str, InputSpe
         (
             "v4-udp",
             "IPv4 UDP 40000 -> 4242, 18 data bytes, TTL 64, DF",
-            InputSpec::udp(s4, d4, 18),
+            input(s4, d4, 18),
         ),
         (
             "v4-tcp",
             "IPv4 TCP PSH+ACK 40001 -> 4280, 32 data bytes, DSCP 10 ECN 2",
-            InputSpec::udp(s4, d4, 32).tcp(PSH_ACK).tos(0x2a),
+            tcp(input(s4, d4, 32), PSH_ACK).tos(0x2a),
         ),
         (
             "v6-udp",
             "IPv6 UDP 40000 -> 4242, 20 data bytes, hop limit 64",
-            InputSpec::udp(s6, d6, 20),
+            input(s6, d6, 20),
         ),
         (
             "v6-tcp",
             "IPv6 TCP PSH+ACK 40001 -> 4280, 32 data bytes, traffic class 0xb8 (EF)",
-            InputSpec::udp(s6, d6, 32).tcp(PSH_ACK).tos(0xb8),
+            tcp(input(s6, d6, 32), PSH_ACK).tos(0xb8),
         ),
         (
             "v4-vlan",
             "802.1Q VLAN 100, IPv4 UDP, 18 data bytes",
-            InputSpec::udp(s4, d4, 18).vlans(&[(ethertype::VLAN, 100)]),
+            input(s4, d4, 18).vlans(&[(TPID_VLAN, 100)]),
         ),
         (
             "v4-qinq",
             "802.1ad 100 + 802.1Q 200 (QinQ), IPv4 TCP SYN",
-            InputSpec::udp(s4, d4, 0).tcp(SYN).vlans(&QINQ),
+            tcp(input(s4, d4, 0), SYN).vlans(&QINQ),
         ),
         (
             "v6-qinq",
             "802.1ad 100 + 802.1Q 200 (QinQ), IPv6 UDP, 8 data bytes",
-            InputSpec::udp(s6, d6, 8).vlans(&QINQ),
+            input(s6, d6, 8).vlans(&QINQ),
         ),
         (
             "v4-padded",
             "IPv4 UDP with 2 data bytes (IP length 30) and 16 bytes of Ethernet padding 0xee",
-            InputSpec::udp(s4, d4, 2).padding(16),
+            input(s4, d4, 2).padding(16),
         ),
         (
             "v4-options",
             "IPv4 with a Router Alert option (IHL 6), UDP, 14 data bytes",
-            InputSpec::udp(s4, d4, 14).options(&ROUTER_ALERT),
+            input(s4, d4, 14).options(&ROUTER_ALERT),
         ),
         (
             "v4-frag-first",
             "IPv4 first fragment (MF, offset 0, ident 0x4242): UDP header + 24 data bytes",
-            InputSpec::udp(s4, d4, 24).frag(first),
+            input(s4, d4, 24).frag(first),
         ),
         (
             "v4-frag-later",
             "IPv4 last fragment (offset 32, ident 0x4242): 20 data bytes, no L4 header",
-            InputSpec::udp(s4, d4, 20).frag(later),
+            input(s4, d4, 20).frag(later),
         ),
         (
             "v6-frag-first",
             "IPv6 first fragment (fragment header, M, offset 0): UDP header + 24 data bytes",
-            InputSpec::udp(s6, d6, 24).frag(first),
+            input(s6, d6, 24).frag(first),
         ),
         (
             "v6-frag-later",
             "IPv6 last fragment (offset 32): 20 data bytes, no L4 header",
-            InputSpec::udp(s6, d6, 20).frag(later),
+            input(s6, d6, 20).frag(later),
         ),
         (
             "v4-ttl2",
             "IPv4 UDP with TTL 2 (leaves with TTL 1)",
-            InputSpec::udp(s4, d4, 18).ttl(2),
+            input(s4, d4, 18).ttl(2),
         ),
         (
             "v6-hlim2",
             "IPv6 UDP with hop limit 2 (leaves with 1)",
-            InputSpec::udp(s6, d6, 20).ttl(2),
+            input(s6, d6, 20).ttl(2),
         ),
     ]
 }
@@ -422,7 +435,7 @@ pub fn golden_inputs(cfg: &Config) -> Result<Vec<GoldenInput>, TestsError> {
             drop,
         });
     };
-    let built = |spec: &InputSpec| -> Result<Vec<u8>, TestsError> { Ok(spec.build()?) };
+    let built = |spec: &FrameSpec| -> Result<Vec<u8>, TestsError> { Ok(spec.build()?) };
     let (s4, s6) = (IpAddr::V4(CLIENT_V4), IpAddr::V6(CLIENT_V6));
 
     for hop in FORWARDING_HOPS {
@@ -440,43 +453,43 @@ pub fn golden_inputs(cfg: &Config) -> Result<Vec<GoldenInput>, TestsError> {
             "narrow-rewrite__v4-at-mtu",
             None,
             "IPv4 UDP, IP length 128 = the egress MTU",
-            InputSpec::udp(s4, n4, 100),
+            input(s4, n4, 100),
         ),
         (
             "narrow-rewrite__v6-at-mtu",
             None,
             "IPv6 UDP, IP length 128 = the egress MTU",
-            InputSpec::udp(s6, n6, 80),
+            input(s6, n6, 80),
         ),
         (
             "narrow-rewrite__v4-qinq-at-mtu",
             None,
             "QinQ IPv4 UDP, IP length 128 = the egress MTU (tags do not count)",
-            InputSpec::udp(s4, n4, 100).vlans(&QINQ),
+            input(s4, n4, 100).vlans(&QINQ),
         ),
         (
             "drop__mtu-rewrite-v4",
             Some(DropReason::MtuExceeded),
             "IPv4 UDP, IP length 129 > the egress MTU 128",
-            InputSpec::udp(s4, n4, 101),
+            input(s4, n4, 101),
         ),
         (
             "drop__mtu-rewrite-v6",
             Some(DropReason::MtuExceeded),
             "IPv6 UDP, IP length 129 > the egress MTU 128",
-            InputSpec::udp(s6, n6, 81),
+            input(s6, n6, 81),
         ),
         (
             "narrow-gre__v4-at-mtu",
             None,
             "IPv4 UDP, IP length 104: with 24 bytes of IPv4+GRE exactly the egress MTU 128",
-            InputSpec::udp(s4, g4, 76),
+            input(s4, g4, 76),
         ),
         (
             "drop__mtu-gre-v4",
             Some(DropReason::MtuExceeded),
             "IPv4 UDP, IP length 105: with 24 bytes of IPv4+GRE one past the egress MTU 128",
-            InputSpec::udp(s4, g4, 77),
+            input(s4, g4, 77),
         ),
     ];
     for (name, drop, description, spec) in mtu_cases {
@@ -493,49 +506,49 @@ pub fn golden_inputs(cfg: &Config) -> Result<Vec<GoldenInput>, TestsError> {
             "drop__ttl1-v4",
             DropReason::TtlExpired,
             "IPv4 UDP with TTL 1, routed",
-            InputSpec::udp(s4, r4, 18).ttl(1),
+            input(s4, r4, 18).ttl(1),
         ),
         (
             "drop__ttl0-v4",
             DropReason::TtlExpired,
             "IPv4 UDP with TTL 0, routed",
-            InputSpec::udp(s4, r4, 18).ttl(0),
+            input(s4, r4, 18).ttl(0),
         ),
         (
             "drop__hlim1-v6",
             DropReason::TtlExpired,
             "IPv6 UDP with hop limit 1, routed",
-            InputSpec::udp(s6, r6, 20).ttl(1),
+            input(s6, r6, 20).ttl(1),
         ),
         (
             "drop__ttl1-v4-vxlan",
             DropReason::TtlExpired,
             "IPv4 UDP with TTL 1 toward a VXLAN hop: not encapsulated either",
-            InputSpec::udp(s4, v4, 18).ttl(1),
+            input(s4, v4, 18).ttl(1),
         ),
         (
             "drop__no-route-v4",
             DropReason::NoRoute,
             "IPv4 UDP to 192.0.2.1 (no route)",
-            InputSpec::udp(s4, unrouted4, 18),
+            input(s4, unrouted4, 18),
         ),
         (
             "drop__no-route-v6",
             DropReason::NoRoute,
             "IPv6 UDP to 2001:db8:100::1 (no route)",
-            InputSpec::udp(s6, unrouted6, 20),
+            input(s6, unrouted6, 20),
         ),
         (
             "drop__no-next-hop-v4",
             DropReason::NoNextHop,
             "IPv4 UDP routed to a group whose only hop is failed",
-            InputSpec::udp(s4, f4, 18),
+            input(s4, f4, 18),
         ),
         (
             "drop__no-next-hop-v6",
             DropReason::NoNextHop,
             "IPv6 UDP routed to a group whose only hop is failed",
-            InputSpec::udp(s6, f6, 20),
+            input(s6, f6, 20),
         ),
     ];
     for (name, reason, description, spec) in forwarding_drops {
@@ -555,9 +568,9 @@ type NamedFrame = (&'static str, DropReason, &'static str, Vec<u8>);
 /// rewrite hop so that only the malformation stops it.
 fn parse_error_frames(r4: IpAddr, r6: IpAddr) -> Result<Vec<NamedFrame>, TestsError> {
     let (s4, s6) = (IpAddr::V4(CLIENT_V4), IpAddr::V6(CLIENT_V6));
-    let udp4 = InputSpec::udp(s4, r4, 18).build()?;
-    let tcp4 = InputSpec::udp(s4, r4, 6).tcp(SYN).build()?;
-    let udp6 = InputSpec::udp(s6, r6, 20).build()?;
+    let udp4 = input(s4, r4, 18).build()?;
+    let tcp4 = tcp(input(s4, r4, 6), SYN).build()?;
+    let udp6 = input(s6, r6, 20).build()?;
     const L3: usize = 14;
 
     let runt = udp4[..13].to_vec();
@@ -575,12 +588,8 @@ fn parse_error_frames(r4: IpAddr, r6: IpAddr) -> Result<Vec<NamedFrame>, TestsEr
     arp[28..32].copy_from_slice(&CLIENT_V4.octets());
     arp[38..42].copy_from_slice(&[10, 1, 0, 1]);
 
-    let three_tags = InputSpec::udp(s4, r4, 18)
-        .vlans(&[
-            (ethertype::QINQ, 100),
-            (ethertype::VLAN, 200),
-            (ethertype::VLAN, 300),
-        ])
+    let three_tags = input(s4, r4, 18)
+        .vlans(&[(TPID_QINQ, 100), (TPID_VLAN, 200), (TPID_VLAN, 300)])
         .build()?;
 
     let mut v6_in_0800 = udp6.clone();
@@ -665,7 +674,9 @@ fn parse_error_frames(r4: IpAddr, r6: IpAddr) -> Result<Vec<NamedFrame>, TestsEr
             "drop__ipv6-ext-chain-too-deep",
             DropReason::Ipv6ExtChainTooDeep,
             "IPv6 with nine destination-options headers before UDP",
-            deep_ipv6_chain(s6, r6)?,
+            input(s6, r6, 8)
+                .ipv6_exts(&[Ipv6Ext::DestinationOptions; 9])
+                .build()?,
         ),
         (
             "drop__l4-truncated-udp",
@@ -680,35 +691,4 @@ fn parse_error_frames(r4: IpAddr, r6: IpAddr) -> Result<Vec<NamedFrame>, TestsEr
             doff4,
         ),
     ])
-}
-
-/// IPv6 with nine 8-byte destination-options headers (PadN only) and then a UDP datagram.
-fn deep_ipv6_chain(src: IpAddr, dst: IpAddr) -> Result<Vec<u8>, TestsError> {
-    const HEADERS: usize = 9;
-    let (IpAddr::V6(s), IpAddr::V6(d)) = (src, dst) else {
-        return Err(crate::frames::FrameError::MixedFamilies.into());
-    };
-    let base = InputSpec::udp(src, dst, 8).build()?;
-    // Keep the Ethernet header and the IPv6 header; rebuild what follows.
-    let (l2, hdr) = (14, ipv6::HEADER_LEN);
-    let udp_seg = base[l2 + hdr..].to_vec();
-    let mut frame = base[..l2 + hdr].to_vec();
-    for i in 0..HEADERS {
-        let next = if i + 1 == HEADERS {
-            ip_proto::UDP
-        } else {
-            ip_proto::IPV6_OPTS
-        };
-        frame.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
-    }
-    frame.extend_from_slice(&udp_seg);
-    let payload_len = HEADERS * 8 + udp_seg.len();
-    let mut ip = ipv6::Packet::new_unchecked(&mut frame[l2..]);
-    ip.set_next_header(ip_proto::IPV6_OPTS);
-    ip.set_payload_len(payload_len as u16);
-    // The UDP checksum does not cover extension headers; it is still right as built.
-    let pseudo = checksum::pseudo_header_v6(s.octets(), d.octets(), ip_proto::UDP, 16);
-    let at = l2 + hdr + HEADERS * 8;
-    udp::Packet::new_unchecked(&mut frame[at..]).fill_checksum(pseudo);
-    Ok(frame)
 }

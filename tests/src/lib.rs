@@ -5,13 +5,11 @@
 //!   cases drive tests and benchmarks).
 //! - [`rig`]: the daemon's in-process memory rig ([`ecmpfwd::rig`]) for any config, run a frame
 //!   or a burst at a time, with every frame accounted for (sent once or dropped once).
-//! - [`frames`]: the input frame builder (wire emitters, every checksum right).
 //! - [`hex`]: the hex text format of fixture and corpus files.
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 
-pub mod frames;
 pub mod golden;
 pub mod hex;
 pub mod rig;
@@ -63,7 +61,7 @@ pub enum TestsError {
     },
     /// A case definition could not be built into a frame.
     #[error("building a frame: {0}")]
-    Frame(#[from] frames::FrameError),
+    Frame(#[from] ecmp_testkit::frames::FrameError),
     /// A case names a next hop the config does not have.
     #[error("no next hop {0:?} in the config")]
     UnknownHop(String),

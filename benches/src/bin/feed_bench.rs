@@ -35,10 +35,10 @@ use ecmp_dataplane::flowcache::FlowCacheConfig;
 use ecmp_dataplane::hash::DEFAULT_RSS_KEY;
 use ecmp_dataplane::pipeline::PipelineConfig;
 use ecmp_dataplane::worker::Worker;
-use ecmp_pktgen::traffic::PacketSpec;
 use ecmp_port::memory::{FramePool, MemoryPort, TxMode};
 use ecmp_tables::nexthop::{PortId, PortInfo};
 use ecmp_tables::snapshot::SnapshotCell;
+use ecmp_testkit::frames::FrameSpec;
 use hdrhistogram::Histogram;
 
 struct Args {
@@ -175,7 +175,7 @@ fn main() -> Result<(), String> {
             let mut rx = MemoryPort::with_tx_mode(pool.clone(), TxMode::Count);
             let frames: Vec<Vec<u8>> = (0..4096u32)
                 .map(|f| {
-                    let mut spec = PacketSpec::udp(
+                    let mut spec = FrameSpec::udp(
                         IpAddr::V4(Ipv4Addr::new(198, 18, (f >> 8) as u8, f as u8)),
                         IpAddr::V4(prefix(f % targets)),
                         1024 + f as u16,
@@ -183,9 +183,9 @@ fn main() -> Result<(), String> {
                         64,
                     );
                     spec.dst_mac = [2, 0, 0, 0, 0, 1];
-                    spec.build()
+                    spec.build().map_err(|e| e.to_string())
                 })
-                .collect();
+                .collect::<Result<_, _>>()?;
             rx.replay(frames.iter()).map_err(|e| e.to_string())?;
             let tx = MemoryPort::with_tx_mode(pool, TxMode::Count);
             let pcfg = PipelineConfig {

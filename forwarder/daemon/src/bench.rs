@@ -35,7 +35,8 @@ use ecmp_tables::snapshot::{Snapshot, SnapshotCell};
 use ecmp_tables::{Fib4, Fib6};
 use serde::Serialize;
 
-use ecmp_pktgen::traffic::{PacketSpec, Rng};
+use ecmp_pktgen::traffic::Rng;
+use ecmp_testkit::frames::{FrameError, FrameSpec};
 
 use crate::rig::{INGRESS, Rig, RigError, RigOptions};
 
@@ -49,6 +50,9 @@ pub enum BenchError {
     /// One of flows, routes, group size or groups is zero.
     #[error("flows, routes, group size and groups must all be at least 1")]
     ZeroSize,
+    /// A flow's frame could not be built.
+    #[error("frame: {0}")]
+    Frame(#[from] FrameError),
     /// `--core` names a core this machine does not have.
     #[error("core {0} does not exist")]
     NoSuchCore(usize),
@@ -330,7 +334,7 @@ impl BenchSetup {
         };
 
         // One frame per flow, destinations inside random routes, in random order.
-        let mut spec = PacketSpec::udp(
+        let mut spec = FrameSpec::udp(
             IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             0,
@@ -339,18 +343,18 @@ impl BenchSetup {
         );
         spec.dst_mac = INGRESS_MAC;
         // Every frame has the same headers, so the same length (frame_len or the headers).
-        let frame_len = spec.build().len();
+        let frame_len = spec.build()?.len();
         let mut frames = vec![0u8; opts.flows * frame_len];
         for buf in frames.chunks_exact_mut(frame_len) {
             let route = routes[rng.below(routes.len() as u64) as usize];
-            let mut s = spec;
+            let mut s = spec.clone();
             s.dst = IpAddr::V4(Ipv4Addr::from(address_in(&mut rng, route)));
             s.src = IpAddr::V4(Ipv4Addr::from(
                 0xC612_0000 | (rng.next_u64() as u32 & 0x1_FFFF),
             ));
             s.src_port = 1024 + rng.below(64_000) as u16;
             s.dst_port = [53, 80, 443, 8080][rng.below(4) as usize];
-            s.write(buf);
+            buf.copy_from_slice(&s.build()?);
         }
 
         let capacity = opts

@@ -42,7 +42,8 @@ use crate::rig::{Rig, RigError, RigOptions};
 use crate::setup::pipeline_config;
 use crate::setup::{self, SetupError, Tables};
 use crate::stats;
-use ecmp_pktgen::traffic::{PacketSpec, Rng, tcp_flags};
+use ecmp_pktgen::traffic::Rng;
+use ecmp_testkit::frames::{FrameError, FrameSpec, TcpFlags};
 
 /// Frames injected per round trip through the worker: the output of a chunk stays on the ports
 /// until read, so a chunk plus the bursts in flight must fit the pool.
@@ -100,6 +101,9 @@ pub enum DemoError {
     /// The config's tables could not be built.
     #[error(transparent)]
     Setup(#[from] SetupError),
+    /// A flow's frame could not be built.
+    #[error("frame: {0}")]
+    Frame(#[from] FrameError),
     /// A group refused a state change the demo makes.
     #[error("group update: {0}")]
     Table(#[from] TableError),
@@ -417,7 +421,7 @@ fn render_rows(rows: &[HopRow]) -> String {
 
 /// A synthetic flow: its packet template and where the group's hash puts it.
 struct Flow {
-    spec: PacketSpec,
+    spec: FrameSpec,
     /// The group hash, as the pipeline computes it.
     hash: u32,
     /// `hash & (buckets - 1)`.
@@ -474,9 +478,9 @@ impl Traffic {
                 continue;
             }
             let mut spec =
-                PacketSpec::udp(src, dst, src_port, dst_port, FRAME_LEN).with_tcp(tcp_flags::ACK);
+                FrameSpec::udp(src, dst, src_port, dst_port, FRAME_LEN).with_tcp(TcpFlags::ACK);
             spec.dst_mac = ingress_mac;
-            let frame = spec.build();
+            let frame = spec.build()?;
             let meta = parse_frame(&frame)?;
             let hash_meta = if policy.inner {
                 parse_inner(&frame, &meta).unwrap_or(meta)
@@ -657,7 +661,7 @@ impl Forwarder {
         traffic: &Traffic,
         wire: &Wire,
         range: Range<usize>,
-        flags: u16,
+        flags: TcpFlags,
     ) -> Result<Vec<HopId>, DemoError> {
         let mut hops = vec![0; range.len()];
         let mut start = range.start;
@@ -665,8 +669,9 @@ impl Forwarder {
             let end = (start + CHUNK).min(range.end);
             let frames = traffic.flows[start..end]
                 .iter()
-                .map(|f| f.spec.with_tcp(flags).build());
-            self.rig.inject_all(INGRESS, frames)?;
+                .map(|f| f.spec.clone().with_tcp(flags).build())
+                .collect::<Result<Vec<_>, _>>()?;
+            self.rig.inject_all(INGRESS, &frames)?;
             self.rig.settle()?;
             let mut bad = None;
             let (seen, scratch) = (&mut self.seen, &mut self.scratch);
@@ -705,8 +710,8 @@ impl Forwarder {
         wire: &Wire,
         range: Range<usize>,
     ) -> Result<(Vec<HopId>, usize, usize), DemoError> {
-        let syn = self.send(traffic, wire, range.clone(), tcp_flags::SYN)?;
-        let ack = self.send(traffic, wire, range, tcp_flags::ACK)?;
+        let syn = self.send(traffic, wire, range.clone(), TcpFlags::SYN)?;
+        let ack = self.send(traffic, wire, range, TcpFlags::ACK)?;
         let lost = syn
             .iter()
             .zip(&ack)
@@ -722,7 +727,7 @@ impl Forwarder {
 }
 
 /// Mid-connection packets of established flows.
-const ESTABLISHED: u16 = tcp_flags::ACK | tcp_flags::PSH;
+const ESTABLISHED: TcpFlags = TcpFlags::ACK.union(TcpFlags::PSH);
 
 fn state_name(s: HopState) -> &'static str {
     match s {

@@ -388,7 +388,7 @@ impl Rig {
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
-    use ecmp_pktgen::traffic::PacketSpec;
+    use ecmp_testkit::frames::FrameSpec;
 
     use super::*;
 
@@ -432,7 +432,9 @@ group = "web"
 
     fn frame(dst: Ipv4Addr, sport: u16) -> Vec<u8> {
         let src = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
-        PacketSpec::udp(src, IpAddr::V4(dst), sport, 80, 60).build()
+        FrameSpec::udp(src, IpAddr::V4(dst), sport, 80, 60)
+            .build()
+            .expect("a UDP frame")
     }
 
     fn routed(n: u16) -> Vec<Vec<u8>> {

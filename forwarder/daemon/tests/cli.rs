@@ -7,7 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use ecmp_io::pcap::{PcapReader, PcapWriter};
-use ecmp_pktgen::traffic::{PacketSpec, Rng};
+use ecmp_pktgen::traffic::Rng;
+use ecmp_testkit::frames::FrameSpec;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ecmpfwd");
 
@@ -93,7 +94,9 @@ fn run_forwards_a_capture_through_pcap_ports() {
         }
         .parse()
         .unwrap();
-        let f = PacketSpec::udp(src, dst, 1024 + i as u16, 53, 60).build();
+        let f = FrameSpec::udp(src, dst, 1024 + i as u16, 53, 60)
+            .build()
+            .unwrap();
         w.write_packet(i * 1000, &f).unwrap();
     }
     drop(w.into_inner().unwrap());

@@ -5,9 +5,10 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use ecmp_dataplane::counters::Counter;
-use ecmp_pktgen::traffic::{PacketSpec, Rng, tcp_flags};
+use ecmp_pktgen::traffic::Rng;
 use ecmp_port::alloc_count::{CountingAllocator, allocations};
 use ecmp_port::memory::TxMode;
+use ecmp_testkit::frames::{FrameSpec, TcpFlags};
 use ecmpfwd::config::Config;
 use ecmpfwd::rig::{INGRESS, Rig, RigOptions};
 
@@ -46,7 +47,7 @@ fn a_million_packets_after_warm_up_allocate_nothing() {
                 0x2001_0db8_0000_0000_0000_0000_0000_0000u128 | u128::from(i),
             )),
         };
-        let mut spec = PacketSpec::udp(
+        let mut spec = FrameSpec::udp(
             src,
             dst,
             1024 + (i % 60_000) as u16,
@@ -55,9 +56,9 @@ fn a_million_packets_after_warm_up_allocate_nothing() {
         );
         if i % 3 == 0 {
             spec = spec.with_tcp(if i % 2 == 0 {
-                tcp_flags::SYN
+                TcpFlags::SYN
             } else {
-                tcp_flags::ACK
+                TcpFlags::ACK
             });
         }
         if i % 97 == 0 {
@@ -69,7 +70,7 @@ fn a_million_packets_after_warm_up_allocate_nothing() {
                 IpAddr::V6(_) => "2001:db8:dead::1".parse().unwrap(),
             };
         }
-        frames.push(spec.build());
+        frames.push(spec.build().unwrap());
     }
 
     rig.replay(INGRESS, &frames).unwrap();

@@ -129,21 +129,25 @@ fn embryonic_flows_never_evict_established_ones() {
 #[test]
 fn drops_are_counted_by_reason_and_never_leak_frames() {
     let mut lab = Lab::new(&vip_config(2, "auto-recovery", 64, 1024));
-    let mut ttl1 =
-        ecmp_pktgen::traffic::PacketSpec::udp("198.18.0.1".parse().unwrap(), VIP.into(), 1, 2, 60);
-    ttl1.ttl = 1;
-    let no_route = ecmp_pktgen::traffic::PacketSpec::udp(
+    let ttl1 =
+        ecmp_testkit::frames::FrameSpec::udp("198.18.0.1".parse().unwrap(), VIP.into(), 1, 2, 60)
+            .ttl(1)
+            .build()
+            .unwrap();
+    let no_route = ecmp_testkit::frames::FrameSpec::udp(
         "198.18.0.1".parse().unwrap(),
         "203.0.113.1".parse().unwrap(),
         1,
         2,
         60,
-    );
+    )
+    .build()
+    .unwrap();
     let mut arp = vec![0u8; 60];
     arp[12] = 0x08;
     arp[13] = 0x06;
-    let truncated = no_route.build()[..20].to_vec();
-    let out = lab.send(&[ttl1.build(), no_route.build(), arp, truncated]);
+    let truncated = no_route[..20].to_vec();
+    let out = lab.send(&[ttl1, no_route, arp, truncated]);
     assert!(out.is_empty());
     let c = lab.counters();
     assert_eq!(c.drops(DropReason::TtlExpired), 1);

@@ -7,7 +7,7 @@
 //! to its flow and measure one-way latency on the same host.
 //!
 //! Invariants:
-//! - A flow's headers are built once (by [`PacketSpec`], every checksum right) into a template; a
+//! - A flow's headers are built once (by [`FrameSpec`], every checksum right) into a template; a
 //!   packet is the template with the tag written in and the L4 checksum updated incrementally
 //!   (RFC 1624), so every packet on the wire has valid checksums.
 //! - Flows are a pure function of [`FlowConfig`] (seed included): the same arguments give the same
@@ -41,7 +41,9 @@ use serde::Serialize;
 
 pub mod traffic;
 
-use crate::traffic::{L4, PacketSpec, Rng};
+use ecmp_testkit::frames::{FrameSpec, TcpFlags};
+
+use crate::traffic::Rng;
 
 /// First four bytes of every tag ("EFWG").
 pub const MAGIC: u32 = 0x4546_5747;
@@ -85,6 +87,9 @@ pub enum PktgenError {
         /// Largest size.
         max: usize,
     },
+    /// The frame builder refused a flow's template.
+    #[error("building a flow template: {0}")]
+    Frame(#[from] ecmp_testkit::frames::FrameError),
 }
 
 /// What distinguishes the flows of a [`FlowSet`].
@@ -129,8 +134,8 @@ pub struct FlowConfig {
     pub dst: IpAddr,
     /// UDP or TCP.
     pub proto: Proto,
-    /// TCP flags (ignored for UDP); the wire crate's bit values.
-    pub tcp_flags: u16,
+    /// TCP flags (ignored for UDP).
+    pub tcp_flags: TcpFlags,
     /// Source port when it does not vary.
     pub src_port: u16,
     /// Destination port.
@@ -333,36 +338,32 @@ impl FlowSet {
             }
         };
         let l4_at = 14 + if cfg.src.is_ipv4() { 20 } else { 40 };
-        let (l4, l4_hdr) = match cfg.proto {
-            Proto::Udp => (L4::Udp, 8),
-            Proto::Tcp => (L4::Tcp(cfg.tcp_flags), 20),
+        let l4_hdr = match cfg.proto {
+            Proto::Udp => 8,
+            Proto::Tcp => 20,
         };
         let csum_at = l4_at + if cfg.proto == Proto::Udp { 6 } else { 16 };
-        let flows = ports
+        let flows: Vec<Flow> = ports
             .into_iter()
             .zip(addrs)
             .map(|(src_port, src)| {
-                let template = PacketSpec {
-                    src_mac: cfg.src_mac,
-                    dst_mac: cfg.dst_mac,
-                    src,
-                    dst: cfg.dst,
-                    l4,
-                    src_port,
-                    dst_port: cfg.dst_port,
-                    ttl: cfg.ttl,
-                    frame_len,
+                let spec = FrameSpec::udp(src, cfg.dst, src_port, cfg.dst_port, frame_len)
+                    .macs(cfg.src_mac, cfg.dst_mac)
+                    .ttl(cfg.ttl);
+                let template = match cfg.proto {
+                    Proto::Udp => spec,
+                    Proto::Tcp => spec.with_tcp(cfg.tcp_flags),
                 }
-                .build();
+                .build()?;
                 let csum = u16::from_be_bytes([template[csum_at], template[csum_at + 1]]);
-                Flow {
+                Ok(Flow {
                     src,
                     src_port,
                     template,
                     csum,
-                }
+                })
             })
-            .collect();
+            .collect::<Result<_, PktgenError>>()?;
         Ok(FlowSet {
             flows,
             frame_len,
@@ -949,7 +950,7 @@ mod tests {
             src: src.parse().unwrap(),
             dst: dst.parse().unwrap(),
             proto,
-            tcp_flags: tcp::ACK,
+            tcp_flags: TcpFlags::ACK,
             src_port: 4000,
             dst_port: 80,
             flows,
@@ -1074,7 +1075,7 @@ mod tests {
                         assert_eq!(m.src_port, set.flows()[tag.flow as usize].src_port);
                         assert_eq!(m.dst_ip(), c.dst);
                         if proto == Proto::Tcp {
-                            assert_eq!(u16::from(m.tcp_flags), tcp::ACK);
+                            assert_eq!(m.tcp_flags, TcpFlags::ACK.bits());
                         }
                     }
                 }

@@ -190,15 +190,15 @@ impl LiveView {
 }
 
 fn flow_query(q: &TraceQuery) -> Result<Vec<u8>, DataQueryError> {
-    use ecmp_pktgen::traffic::{PacketSpec, tcp_flags};
+    use ecmp_testkit::frames::{FrameSpec, TcpFlags};
     if q.src.is_ipv4() != q.dst.is_ipv4() {
         return Err(DataQueryError::BadQuery(
             "source and destination are of different families".to_owned(),
         ));
     }
-    let spec = PacketSpec::udp(q.src, q.dst, q.sport, q.dport, 128);
+    let spec = FrameSpec::udp(q.src, q.dst, q.sport, q.dport, 128);
     let spec = match q.proto {
-        6 => spec.with_tcp(tcp_flags::ACK),
+        6 => spec.with_tcp(TcpFlags::ACK),
         17 => spec,
         p => {
             return Err(DataQueryError::BadQuery(format!(
@@ -206,7 +206,8 @@ fn flow_query(q: &TraceQuery) -> Result<Vec<u8>, DataQueryError> {
             )));
         }
     };
-    Ok(spec.build())
+    spec.build()
+        .map_err(|e| DataQueryError::BadQuery(e.to_string()))
 }
 
 impl Dataplane for LiveView {

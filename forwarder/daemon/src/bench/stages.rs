@@ -490,7 +490,7 @@ mod tests {
 
     use super::*;
     use crate::bench::{BenchAction, BenchOptions, run_with_stages};
-    use ecmp_pktgen::traffic::PacketSpec;
+    use ecmp_testkit::frames::FrameSpec;
 
     // Counts this thread's allocations, so the tests can check the timed loops make none.
     #[global_allocator]
@@ -572,36 +572,8 @@ mod tests {
     /// An outer IP header (`src` to `dst`, carrying the IP packet `inner`) and Ethernet, padded
     /// to [`MIXED_FRAME_LEN`]: IPv4-in-IPv4 or IPv6-in-IPv6, one tunnel whatever the inner flow.
     fn tunnelled(src: IpAddr, dst: IpAddr, inner: &[u8]) -> Vec<u8> {
-        let (ethertype, mut ip) = match (src, dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                let mut ip = vec![0u8; 20];
-                ip[0] = 0x45;
-                ip[2..4].copy_from_slice(&((20 + inner.len()) as u16).to_be_bytes());
-                ip[8] = 64;
-                ip[9] = ecmp_wire::ip_proto::IPV4;
-                ip[12..16].copy_from_slice(&s.octets());
-                ip[16..20].copy_from_slice(&d.octets());
-                (ecmp_wire::ethertype::IPV4, ip)
-            }
-            (IpAddr::V6(s), IpAddr::V6(d)) => {
-                let mut ip = vec![0u8; 40];
-                ip[0] = 0x60;
-                ip[4..6].copy_from_slice(&(inner.len() as u16).to_be_bytes());
-                ip[6] = ecmp_wire::ip_proto::IPV6;
-                ip[7] = 64;
-                ip[8..24].copy_from_slice(&s.octets());
-                ip[24..40].copy_from_slice(&d.octets());
-                (ecmp_wire::ethertype::IPV6, ip)
-            }
-            _ => panic!("one family for both tunnel ends"),
-        };
-        if ethertype == ecmp_wire::ethertype::IPV4 {
-            ecmp_wire::ipv4::Packet::new_unchecked(&mut ip[..]).fill_checksum();
-        }
-        let mut f = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0xaa];
-        f.extend_from_slice(&ethertype.to_be_bytes());
-        f.extend_from_slice(&ip);
-        f.extend_from_slice(inner);
+        let protocol = if src.is_ipv4() { 4 } else { 41 };
+        let mut f = FrameSpec::raw(src, dst, protocol, inner).build().unwrap();
         f.resize(MIXED_FRAME_LEN, 0);
         f
     }
@@ -632,29 +604,25 @@ mod tests {
 
         let v4 = |s: u16| {
             let (src, dst) = (Ipv4Addr::new(172, 16, 0, 1), Ipv4Addr::new(10, 1, 0, 1));
-            PacketSpec::udp(src.into(), dst.into(), 1000 + s, 53, 0)
+            FrameSpec::udp(src.into(), dst.into(), 1000 + s, 53, 0)
         };
         let v6 = |s: u16| {
             let src: Ipv6Addr = "2001:db8:ffff::1".parse().unwrap();
             let dst: Ipv6Addr = "2001:db8:2::1".parse().unwrap();
-            PacketSpec::udp(src.into(), dst.into(), 1000 + s, 53, 0)
+            FrameSpec::udp(src.into(), dst.into(), 1000 + s, 53, 0)
         };
-        let padded = |spec: PacketSpec| PacketSpec {
-            frame_len: MIXED_FRAME_LEN,
-            ..spec
-        };
+        let padded = |spec: FrameSpec| spec.frame_len(MIXED_FRAME_LEN);
         let (tun4_src, tun4_dst) = (Ipv4Addr::new(172, 16, 9, 9), Ipv4Addr::new(10, 3, 0, 1));
         let tun6_src: Ipv6Addr = "2001:db8:ffff::9".parse().unwrap();
         let tun6_dst: Ipv6Addr = "2001:db8:3::1".parse().unwrap();
         let mut frames = Vec::new();
         for i in 0..flows {
-            frames.extend(padded(v4(i)).build());
-            frames.extend(padded(v6(i)).build());
-            // The inner packets are the bare ones, without their Ethernet header.
-            let inner4 = v4(i).build();
-            let inner6 = v6(i).build();
-            frames.extend(tunnelled(tun4_src.into(), tun4_dst.into(), &inner4[14..]));
-            frames.extend(tunnelled(tun6_src.into(), tun6_dst.into(), &inner6[14..]));
+            frames.extend(padded(v4(i)).build().unwrap());
+            frames.extend(padded(v6(i)).build().unwrap());
+            let inner4 = v4(i).build_ip().unwrap();
+            let inner6 = v6(i).build_ip().unwrap();
+            frames.extend(tunnelled(tun4_src.into(), tun4_dst.into(), &inner4));
+            frames.extend(tunnelled(tun6_src.into(), tun6_dst.into(), &inner6));
         }
         setup.frames = frames;
         setup.frame_len = MIXED_FRAME_LEN;

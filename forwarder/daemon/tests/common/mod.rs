@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use ecmp_dataplane::counters::{Counter, Counters};
-use ecmp_pktgen::traffic::{PacketSpec, Rng, tcp_flags};
+use ecmp_pktgen::traffic::Rng;
 use ecmp_port::memory::TxMode;
 use ecmp_tables::nexthop::{HopId, HopState};
+use ecmp_testkit::frames::{FrameSpec, TcpFlags};
 use ecmpfwd::config::Config;
 use ecmpfwd::rig::{Rig, RigOptions};
 use ecmpfwd::setup::Tables;
@@ -116,7 +117,7 @@ pub fn flows(n: usize, seed: u64) -> Vec<Flow> {
             let src = IpAddr::V4(Ipv4Addr::from(
                 0xC612_0000 | (rng.next_u64() as u32 & 0xFFFF),
             ));
-            let spec = PacketSpec::udp(
+            let spec = FrameSpec::udp(
                 src,
                 IpAddr::V4(VIP),
                 1024 + rng.below(60_000) as u16,
@@ -124,8 +125,15 @@ pub fn flows(n: usize, seed: u64) -> Vec<Flow> {
                 60,
             );
             Flow {
-                syn: spec.with_tcp(tcp_flags::SYN).build(),
-                ack: spec.with_tcp(tcp_flags::ACK).build(),
+                syn: spec
+                    .clone()
+                    .with_tcp(TcpFlags::SYN)
+                    .build()
+                    .expect("flow frame builds"),
+                ack: spec
+                    .with_tcp(TcpFlags::ACK)
+                    .build()
+                    .expect("flow frame builds"),
             }
         })
         .collect()

@@ -22,12 +22,12 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ecmp_io::packet::{PacketOptions, PacketPort};
 use ecmp_io::xdp::AttachMode;
-use ecmp_pktgen::traffic::tcp_flags;
 use ecmp_pktgen::{
     FlowConfig, FlowSet, Proto, SendOptions, SinkOptions, SinkReport, Vary, XdpSender, XdpSink,
 };
 use ecmp_port::Port;
 use ecmp_port::memory::FramePool;
+use ecmp_testkit::frames::TcpFlags;
 
 #[derive(Parser)]
 #[command(
@@ -106,7 +106,7 @@ struct SendArgs {
     proto: Proto,
     /// TCP flags: names joined by commas (fin,syn,rst,psh,ack,urg) or a number (0x10).
     #[arg(long, default_value = "ack", value_parser = parse_tcp_flags)]
-    tcp_flags: u16,
+    tcp_flags: TcpFlags,
     /// Source port when ports do not vary.
     #[arg(long, default_value_t = 1024)]
     src_port: u16,
@@ -192,22 +192,24 @@ fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     Ok(mac)
 }
 
-fn parse_tcp_flags(s: &str) -> Result<u16, String> {
+fn parse_tcp_flags(s: &str) -> Result<TcpFlags, String> {
     if let Some(hex) = s.strip_prefix("0x") {
-        return u16::from_str_radix(hex, 16).map_err(|e| format!("{s:?}: {e}"));
+        return u8::from_str_radix(hex, 16)
+            .map(TcpFlags::from_bits)
+            .map_err(|e| format!("{s:?}: {e}"));
     }
-    if let Ok(n) = s.parse::<u16>() {
-        return Ok(n);
+    if let Ok(n) = s.parse::<u8>() {
+        return Ok(TcpFlags::from_bits(n));
     }
-    s.split(',').try_fold(0u16, |acc, name| {
+    s.split(',').try_fold(TcpFlags::NONE, |acc, name| {
         let bit = match name.trim().to_ascii_lowercase().as_str() {
-            "fin" => tcp_flags::FIN,
-            "syn" => tcp_flags::SYN,
-            "rst" => tcp_flags::RST,
-            "psh" => tcp_flags::PSH,
-            "ack" => tcp_flags::ACK,
-            "urg" => tcp_flags::URG,
-            "none" | "" => 0,
+            "fin" => TcpFlags::FIN,
+            "syn" => TcpFlags::SYN,
+            "rst" => TcpFlags::RST,
+            "psh" => TcpFlags::PSH,
+            "ack" => TcpFlags::ACK,
+            "urg" => TcpFlags::URG,
+            "none" | "" => TcpFlags::NONE,
             other => return Err(format!("unknown TCP flag {other:?}")),
         };
         Ok(acc | bit)
