@@ -544,22 +544,27 @@ mod tests {
         assert_eq!(Bursts::new(0, 10).count(), 0);
     }
 
+    /// Every stage was timed, in order, over `packets` packets, and no timed loop allocated.
+    fn assert_every_stage_timed(m: &Measured, packets: u64) {
+        let stages: Vec<Stage> = m.reports.iter().map(|r| r.stage).collect();
+        assert_eq!(stages, TIMED);
+        for r in &m.reports {
+            assert_eq!(r.packets, packets, "{r:?}");
+            assert!(
+                r.ns_per_packet.is_finite() && r.ns_per_packet > 0.0,
+                "{r:?}"
+            );
+        }
+        assert_eq!(m.allocations, 0, "the timed loops allocated");
+    }
+
     #[test]
     fn every_stage_is_timed_over_the_packets_asked_without_allocating() {
         for action in [BenchAction::Rewrite, BenchAction::Vxlan] {
             let opts = tiny(action);
             let setup = BenchSetup::new(&opts).unwrap();
             let m = measure_all(&setup, opts.packets).unwrap();
-            let stages: Vec<Stage> = m.reports.iter().map(|r| r.stage).collect();
-            assert_eq!(stages, TIMED);
-            for r in &m.reports {
-                assert_eq!(r.packets, 10_000, "{r:?}");
-                assert!(
-                    r.ns_per_packet.is_finite() && r.ns_per_packet > 0.0,
-                    "{r:?}"
-                );
-            }
-            assert_eq!(m.allocations, 0, "the timed loops allocated");
+            assert_every_stage_timed(&m, 10_000);
             // Every flow was inserted by the warm-up, so lookups find them (1000 flows in a
             // 2048-flow cache: only a flow whose two candidate buckets overflowed is missing).
             assert!(m.cache_hits > 9_000, "{} hits", m.cache_hits);
@@ -684,16 +689,7 @@ mod tests {
     fn every_stage_runs_on_ipv6_and_inner_hashed_flows_without_allocating() {
         let setup = mixed_setup(32);
         let m = measure_all(&setup, 10_000).unwrap();
-        let stages: Vec<Stage> = m.reports.iter().map(|r| r.stage).collect();
-        assert_eq!(stages, TIMED);
-        for r in &m.reports {
-            assert_eq!(r.packets, 10_000, "{r:?}");
-            assert!(
-                r.ns_per_packet.is_finite() && r.ns_per_packet > 0.0,
-                "{r:?}"
-            );
-        }
-        assert_eq!(m.allocations, 0, "the timed loops allocated");
+        assert_every_stage_timed(&m, 10_000);
         assert_eq!(m.cache_hits, 10_000);
     }
 
