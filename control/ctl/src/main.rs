@@ -4,7 +4,7 @@
 //! scripts. The exit status is 0 when the daemon carried the command out, 1 when it refused it
 //! (the reason goes to stderr), 2 when the socket could not be reached.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -18,6 +18,41 @@ use ecmp_proto::ctl::{
     Changed, ConvergenceReply, FlowsReply, NexthopSummary, PeerLine, Reply, Request, RouteDetail,
     RouteSummary, StatsReply, TraceQuery, TraceReply, TraceVia, WhatIfReply,
 };
+
+/// `println!` for ecmpctl's output: a reader that went away (`ecmpctl routes | head -3`) ends
+/// ecmpctl quietly, as other command-line tools do, instead of a panic with a backtrace.
+macro_rules! outln {
+    () => {
+        emit(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        emit(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Writes to stdout, ending the process if stdout is gone or broken.
+fn emit(args: std::fmt::Arguments<'_>) {
+    if let Err(e) = io::stdout().lock().write_fmt(args) {
+        stdout_failed(&e);
+    }
+}
+
+/// A closed pipe is the reader saying it has seen enough: exit 0 without a word. Anything else
+/// (a full disk behind a redirection) is an error worth saying.
+fn stdout_failed(e: &io::Error) -> ! {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("ecmpctl: writing to stdout: {e}");
+    std::process::exit(2);
+}
+
+/// Flushes what is still buffered before the exit status is set.
+fn flush_stdout() {
+    if let Err(e) = io::stdout().lock().flush() {
+        stdout_failed(&e);
+    }
+}
 
 /// Where the daemon listens unless the config says otherwise.
 const DEFAULT_SOCKET: &str = "/run/ecmpfwd/control.sock";
@@ -218,12 +253,19 @@ fn mac_state(n: &NexthopSummary) -> String {
 }
 
 fn print_routes(routes: &[RouteSummary]) {
-    println!(
+    outln!(
         "{:<24} {:<8} {:>5} {:<14} {:>6} {:>8} {:>6} {:>7}  installed",
-        "prefix", "origin", "group", "mode", "active", "draining", "failed", "buckets"
+        "prefix",
+        "origin",
+        "group",
+        "mode",
+        "active",
+        "draining",
+        "failed",
+        "buckets"
     );
     for r in routes {
-        println!(
+        outln!(
             "{:<24} {:<8} {:>5} {:<14} {:>6} {:>8} {:>6} {:>7}  {}",
             r.prefix.to_string(),
             format!("{:?}", r.origin).to_lowercase(),
@@ -241,7 +283,7 @@ fn print_routes(routes: &[RouteSummary]) {
 fn print_route(details: &[RouteDetail]) {
     for d in details {
         let s = &d.summary;
-        println!(
+        outln!(
             "{} ({}), group {}, {} mode, {} buckets, hash {}, action {}{}",
             s.prefix,
             format!("{:?}", s.origin).to_lowercase(),
@@ -256,12 +298,15 @@ fn print_route(details: &[RouteDetail]) {
                 ", not installed (a static route wins)"
             }
         );
-        println!(
+        outln!(
             "  {:>5} {:<40} {:<9} {:>7}",
-            "hop", "address", "state", "buckets"
+            "hop",
+            "address",
+            "state",
+            "buckets"
         );
         for m in &d.members {
-            println!(
+            outln!(
                 "  {:>5} {:<40} {:<9} {:>7}",
                 m.hop,
                 m.addr.to_string(),
@@ -269,13 +314,13 @@ fn print_route(details: &[RouteDetail]) {
                 m.buckets
             );
         }
-        println!("  bucket map (hop id per bucket; * = moved since the last rebalance):");
+        outln!("  bucket map (hop id per bucket; * = moved since the last rebalance):");
         for (row, chunk) in d.buckets.chunks(16).enumerate() {
             let cells: Vec<String> = chunk
                 .iter()
                 .map(|b| format!("{:>4}{}", b.hop, if b.replaced { "*" } else { " " }))
                 .collect();
-            println!("  {:>5}: {}", row * 16, cells.join(""));
+            outln!("  {:>5}: {}", row * 16, cells.join(""));
         }
     }
 }
@@ -288,12 +333,17 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
         }
         Command::Nexthops => {
             let hops: Vec<NexthopSummary> = serde_json::from_value(result)?;
-            println!(
+            outln!(
                 "{:>5} {:<40} {:<10} {:<18} {:>6} {:<8} action",
-                "hop", "address", "port", "mac", "groups", "origin"
+                "hop",
+                "address",
+                "port",
+                "mac",
+                "groups",
+                "origin"
             );
             for n in hops {
-                println!(
+                outln!(
                     "{:>5} {:<40} {:<10} {:<18} {:>6} {:<8} {}{}",
                     n.hop,
                     n.addr.to_string(),
@@ -308,13 +358,13 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
         }
         Command::Flows { .. } => {
             let f: FlowsReply = serde_json::from_value(result)?;
-            println!("{} flows cached (per worker: {:?})", f.total, f.per_worker);
-            println!("  {:>5} {:>10}", "hop", "flows");
+            outln!("{} flows cached (per worker: {:?})", f.total, f.per_worker);
+            outln!("  {:>5} {:>10}", "hop", "flows");
             for h in &f.per_hop {
-                println!("  {:>5} {:>10}", h.hop, h.flows);
+                outln!("  {:>5} {:>10}", h.hop, h.flows);
             }
             for e in &f.flows {
-                println!(
+                outln!(
                     "  worker {} {} {}:{} -> {}:{} group {} hop {}",
                     e.worker,
                     e.flow.proto,
@@ -329,18 +379,30 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
         }
         Command::Stats => {
             let s: StatsReply = serde_json::from_value(result)?;
-            println!("uptime {:.1} s", s.uptime_s);
-            println!(
+            outln!("uptime {:.1} s", s.uptime_s);
+            outln!(
                 "{:<12} {:>6} {:>14} {:>12} {:>14} {:>12} {:>10}",
-                "port", "worker", "rx packets", "rx pps", "tx packets", "tx pps", "tx refused"
+                "port",
+                "worker",
+                "rx packets",
+                "rx pps",
+                "tx packets",
+                "tx pps",
+                "tx refused"
             );
             for p in &s.ports {
-                println!(
+                outln!(
                     "{:<12} {:>6} {:>14} {:>12.0} {:>14} {:>12.0} {:>10}",
-                    p.name, p.worker, p.rx_packets, p.rx_pps, p.tx_packets, p.tx_pps, p.tx_refused
+                    p.name,
+                    p.worker,
+                    p.rx_packets,
+                    p.rx_pps,
+                    p.tx_packets,
+                    p.tx_pps,
+                    p.tx_refused
                 );
             }
-            println!(
+            outln!(
                 "{:<6} {:>5} {:>14} {:>14} {:>12} {:>12} {:>12} {:>10}",
                 "worker",
                 "cpu",
@@ -352,7 +414,7 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
                 "generation"
             );
             for w in &s.workers {
-                println!(
+                outln!(
                     "{:<6} {:>5} {:>14} {:>14} {:>12} {:>12} {:>12.0} {:>10}",
                     w.worker,
                     w.cpu.map_or_else(|| "-".to_owned(), |c| c.to_string()),
@@ -365,14 +427,14 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
                 );
             }
             if !s.drops.is_empty() {
-                println!("drops:");
+                outln!("drops:");
                 for (reason, n) in &s.drops {
-                    println!("  {reason:<24} {n:>14}");
+                    outln!("  {reason:<24} {n:>14}");
                 }
             }
-            println!("feed:");
+            outln!("feed:");
             for (name, n) in &s.feed {
-                println!("  {name:<24} {n:>14}");
+                outln!("  {name:<24} {n:>14}");
             }
         }
         Command::Trace { .. } => {
@@ -381,7 +443,7 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
                 TraceVia::Cache { worker } => format!("cached on worker {worker}"),
                 TraceVia::Bucket { bucket } => format!("new flow: bucket {bucket}"),
             };
-            println!("group {} -> hop {} ({}), {via}", t.group, t.hop, t.addr);
+            outln!("group {} -> hop {} ({}), {via}", t.group, t.hop, t.addr);
         }
         Command::WhatIf { .. } => {
             let w: WhatIfReply = serde_json::from_value(result)?;
@@ -389,11 +451,11 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
                 let name = g
                     .prefix
                     .map_or_else(|| format!("group {}", g.group), |p| p.to_string());
-                println!("{name:<24} {:>6} buckets move", g.buckets);
+                outln!("{name:<24} {:>6} buckets move", g.buckets);
             }
             match w.flows {
-                Some(f) => println!("total: {} buckets, {f} cached flows move", w.buckets),
-                None => println!(
+                Some(f) => outln!("total: {} buckets, {f} cached flows move", w.buckets),
+                None => outln!(
                     "total: {} buckets move; cached flows stay on their hops",
                     w.buckets
                 ),
@@ -401,12 +463,16 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
         }
         Command::Peers => {
             let peers: Vec<PeerLine> = serde_json::from_value(result)?;
-            println!(
+            outln!(
                 "{:<40} {:>10} {:<10} {:>8} {:>6}",
-                "peer", "as", "state", "paths", "stale"
+                "peer",
+                "as",
+                "state",
+                "paths",
+                "stale"
             );
             for p in peers {
-                println!(
+                outln!(
                     "{:<40} {:>10} {:<10} {:>8} {:>6}{}",
                     p.peer.to_string(),
                     p.asn.map_or_else(|| "-".to_owned(), |a| a.to_string()),
@@ -421,12 +487,15 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
         }
         Command::Convergence => {
             let c: ConvergenceReply = serde_json::from_value(result)?;
-            println!(
+            outln!(
                 "{} publications: p50 {:.1} us, p99 {:.1} us, max {:.1} us",
-                c.samples, c.p50_us, c.p99_us, c.max_us
+                c.samples,
+                c.p50_us,
+                c.p99_us,
+                c.max_us
             );
             for (upto, n) in &c.histogram {
-                println!("  <= {upto:>10.0} us {n:>8}");
+                outln!("  <= {upto:>10.0} us {n:>8}");
             }
         }
         Command::Drain { .. }
@@ -435,9 +504,9 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
         | Command::Route { .. } => {
             let c: Changed = serde_json::from_value(result)?;
             if c.published {
-                println!("done: generation {} published", c.generation);
+                outln!("done: generation {} published", c.generation);
             } else {
-                println!("nothing to change (generation {})", c.generation);
+                outln!("nothing to change (generation {})", c.generation);
             }
         }
     }
@@ -445,6 +514,12 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    let code = run();
+    flush_stdout();
+    code
+}
+
+fn run() -> ExitCode {
     let cli = Cli::parse();
     let req = match request(&cli.command) {
         Ok(r) => r,
@@ -462,7 +537,7 @@ fn main() -> ExitCode {
     };
     if cli.json {
         match serde_json::to_string_pretty(&reply) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => outln!("{text}"),
             Err(e) => {
                 eprintln!("ecmpctl: {e}");
                 return ExitCode::from(2);

@@ -93,3 +93,161 @@ fn an_unreachable_socket_exits_2() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect"));
 }
+
+/// Like [`daemon`], but the reply waits for `go`: the test closes ecmpctl's stdout first.
+fn gated_daemon(path: &Path, reply: Reply, go: std::sync::mpsc::Receiver<()>) -> JoinHandle<()> {
+    let listener = UnixListener::bind(path).expect("bind the stand-in socket");
+    thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("ecmpctl connects");
+        let mut line = String::new();
+        BufReader::new(&stream)
+            .read_line(&mut line)
+            .expect("one request line");
+        go.recv_timeout(Duration::from_secs(5)).expect("go");
+        let mut out = serde_json::to_vec(&reply).expect("reply to JSON");
+        out.push(b'\n');
+        // ecmpctl may be gone already if the test failed; its result says so.
+        let _ = (&stream).write_all(&out);
+    })
+}
+
+/// One carried-out reply per output path of ecmpctl (each prints at least one line).
+fn every_output() -> Vec<(Vec<&'static str>, serde_json::Value)> {
+    use serde_json::json;
+    let changed = json!({"published": true, "generation": 3});
+    let summary = json!({
+        "prefix": "198.19.0.1/32", "origin": "bgp", "group": 1, "installed": true,
+        "mode": "auto-recovery", "active": 2, "draining": 0, "failed": 0, "buckets": 4
+    });
+    vec![
+        (vec!["routes"], json!([summary.clone()])),
+        (
+            vec!["route", "198.19.0.1/32"],
+            json!([{
+                "summary": summary,
+                "hash": "5-tuple", "action": "rewrite",
+                "members": [{"addr": "198.18.1.1", "hop": 1, "state": "active", "buckets": 4}],
+                "buckets": [{"hop": 1, "replaced": false}, {"hop": 1, "replaced": true}]
+            }]),
+        ),
+        (
+            vec!["nexthops"],
+            json!([{
+                "hop": 1, "addr": "198.18.1.1", "port": "servers", "mac": "02:00:00:00:00:01",
+                "resolved": true, "action": "rewrite", "groups": 1, "configured": false,
+                "drained": false
+            }]),
+        ),
+        (
+            vec!["flows"],
+            json!({
+                "total": 1, "per_worker": [1], "per_hop": [{"hop": 1, "flows": 1}],
+                "flows": [{
+                    "worker": 0, "hop": 1, "group": 1,
+                    "flow": {"src": "198.18.0.1", "dst": "198.19.0.1", "proto": 6,
+                             "sport": 4242, "dport": 80}
+                }]
+            }),
+        ),
+        (
+            vec!["stats"],
+            json!({
+                "uptime_s": 1.5,
+                "ports": [{"name": "fc0", "worker": 0, "rx_packets": 1, "rx_bytes": 60,
+                           "tx_packets": 1, "tx_bytes": 60, "tx_refused": 0,
+                           "rx_pps": 1.0, "tx_pps": 1.0}],
+                "workers": [{"worker": 0, "cpu": 1, "packets": 1, "forwarded": 1, "dropped": 0,
+                             "cache_hits": 0, "cache_misses": 1, "generation": 3, "pps": 1.0}],
+                "drops": [["no_route", 0]],
+                "feed": [["lines", 4]]
+            }),
+        ),
+        (
+            vec!["trace", "198.18.0.1", "198.19.0.1", "--dport", "80"],
+            json!({"worker": 0, "group": 1, "hop": 1, "addr": "198.18.1.1",
+                   "via": {"via": "bucket", "bucket": 2}}),
+        ),
+        (vec!["drain", "198.18.1.1"], changed.clone()),
+        (vec!["undrain", "198.18.1.1"], changed.clone()),
+        (vec!["clear", "198.19.0.1/32"], changed.clone()),
+        (
+            vec!["route", "add", "198.19.1.0/24", "via", "198.18.1.1"],
+            changed.clone(),
+        ),
+        (vec!["route", "del", "198.19.1.0/24"], changed),
+        (
+            vec!["what-if", "remove", "198.18.1.1"],
+            json!({"groups": [{"group": 1, "prefix": "198.19.0.1/32", "buckets": 2}],
+                   "buckets": 2, "flows": 7}),
+        ),
+        (
+            vec!["peers"],
+            json!([{"peer": "198.18.1.1", "asn": 65011, "state": "up", "paths": 1, "stale": 0,
+                    "last_down_reason": null}]),
+        ),
+        (
+            vec!["convergence"],
+            json!({"samples": 2, "p50_us": 40.0, "p99_us": 90.0, "max_us": 95.0,
+                   "histogram": [[50.0, 1], [100.0, 1]]}),
+        ),
+    ]
+}
+
+#[test]
+fn every_output_renders_from_a_real_reply() {
+    // The replies of `every_output` are ones ecmpctl can show: a typo in them would make the
+    // closed-pipe test below pass for the wrong reason (an error exit instead of a write).
+    for (args, result) in every_output() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sock = dir.path().join("ctl.sock");
+        let reply = Reply {
+            ok: true,
+            error: None,
+            result,
+        };
+        let server = daemon(&sock, reply);
+        let out = ecmpctl(&sock, &args);
+        server.join().expect("stand-in daemon");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert!(!out.stdout.is_empty(), "{args:?} printed nothing");
+    }
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_every_output_quietly() {
+    // `ecmpctl routes | head -3`: the reader closes the pipe; ecmpctl must not panic.
+    for json in [false, true] {
+        for (args, result) in every_output() {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let sock = dir.path().join("ctl.sock");
+            let (go, gate) = std::sync::mpsc::channel();
+            let reply = Reply {
+                ok: true,
+                error: None,
+                result,
+            };
+            let server = gated_daemon(&sock, reply, gate);
+            let mut cmd = Command::new(ECMPCTL);
+            cmd.arg("--socket").arg(&sock).args(["--timeout", "5"]);
+            if json {
+                cmd.arg("--json");
+            }
+            let mut child = cmd
+                .args(&args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("run ecmpctl");
+            drop(child.stdout.take());
+            go.send(()).expect("release the reply");
+            let out = child.wait_with_output().expect("ecmpctl ends");
+            server.join().expect("stand-in daemon");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && stderr.is_empty(),
+                "{args:?} (json: {json}): {:?}\n{stderr}",
+                out.status
+            );
+        }
+    }
+}
