@@ -173,3 +173,14 @@ fn check_accepts_every_example_and_names_file_line_and_key() {
         "{err}"
     );
 }
+
+#[test]
+fn a_missing_config_file_is_reported_once() {
+    let out = run(&["check", "--config", "/nonexistent/ecmpfwd.toml"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        "ecmpfwd: /nonexistent/ecmpfwd.toml: cannot read: No such file or directory (os error 2)",
+    );
+}

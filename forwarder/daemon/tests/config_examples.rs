@@ -949,9 +949,21 @@ fn bad_configs() -> Vec<Bad> {
             &format!(
                 "{HOP}[[group]]\nname = \"g\"\nbuckets = 1 #<\nmembers = [\"h\", \"h2\"]\n{}",
                 HOP.replace("\"h\"", "\"h2\"")
+                    .replace("198.51.100.1", "198.51.100.2")
             ),
             "group[0].buckets",
             "buckets = 1 cannot hold 2 members",
+        ),
+        after_base(
+            &format!(
+                "{HOP}{}",
+                HOP.replace("\"h\"", "\"h2\"").replace(
+                    "address = \"198.51.100.1\"",
+                    "address = \"198.51.100.1\" #<"
+                )
+            ),
+            "nexthop[1].address",
+            "both have address 198.51.100.1 on port",
         ),
         after_base(
             "[[group]]\nname = \"g\"\nmode = \"maglev\"\nidle_timer = \"5s\" #<\n",

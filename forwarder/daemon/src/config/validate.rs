@@ -136,10 +136,27 @@ fn build(
     let fib = build_fib(ctx, raw.fib)?;
 
     let mut hop_names = Names::new(ctx, "next hop");
-    let mut nexthops = Vec::with_capacity(raw.nexthop.len());
+    let mut nexthops: Vec<NextHopSpec> = Vec::with_capacity(raw.nexthop.len());
     for (i, h) in raw.nexthop.into_iter().enumerate() {
         hop_names.add(&h.get_ref().name, i, &format!("nexthop[{i}].name"))?;
-        nexthops.push(build_nexthop(ctx, i, h, &port_names, &ports)?);
+        let address_span = h.get_ref().address.span();
+        let hop = build_nexthop(ctx, i, h, &port_names, &ports)?;
+        // One address on one port is one neighbour: two hops for it would split its flows over
+        // two ids that the neighbour table, drain and failure cannot tell apart.
+        if let Some(first) = nexthops
+            .iter()
+            .find(|n| n.port == hop.port && n.address == hop.address)
+        {
+            return Err(ctx.invalid(
+                address_span,
+                format!("nexthop[{i}].address"),
+                format!(
+                    "next hops {:?} (line {}) and {:?} both have address {} on port {:?}",
+                    first.name, first.line, hop.name, hop.address, ports[hop.port].name
+                ),
+            ));
+        }
+        nexthops.push(hop);
     }
 
     // Group ids are index + 1 (id 0 means "no route") and must fit a FIB entry.

@@ -143,3 +143,19 @@ fn neighbors() {
         "next hop \"hx\" (line 22) with this address is on another port",
     );
 }
+
+#[test]
+fn two_next_hops_with_one_address_on_one_port_are_refused_naming_both() {
+    fails(
+        "[[nexthop]]\nname = \"a\"\naddress = \"198.18.1.1\"\nport = \"m0\"\nmac = \"02:00:00:00:01:01\"\n\
+         [[nexthop]]\nname = \"b\"\naddress = \"198.18.1.1\" #<\nport = \"m0\"\nmac = \"02:00:00:00:01:02\"\n",
+        "nexthop[1].address",
+        "next hops \"a\" (line 17) and \"b\" both have address 198.18.1.1 on port \"m0\"",
+    );
+    // The same address behind two ports is two neighbours (two links), and stays allowed.
+    let c = ok(
+        "[[nexthop]]\nname = \"a\"\naddress = \"198.18.1.1\"\nport = \"m0\"\nmac = \"02:00:00:00:01:01\"\n\
+         [[nexthop]]\nname = \"b\"\naddress = \"198.18.1.1\"\nport = \"x0\"\n",
+    );
+    assert_eq!(c.nexthops.len(), 2);
+}
