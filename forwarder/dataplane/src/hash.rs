@@ -3,8 +3,8 @@
 //! Invariants:
 //! - Nothing here allocates after [`FlowHasher::new`] (which builds the Toeplitz tables once), and
 //!   no input can make a hash function panic.
-//! - Every algorithm but [`HashAlgo::LbKey`] depends on the per-instance seed in a way that changes
-//!   *which flows collide*, not just the hash values, so two forwarders in series do not split
+//! - Every algorithm depends on the per-instance seed in a way that changes *which flows
+//!   collide*, not just the hash values, so two forwarders in series do not split
 //!   traffic the same way (anti-polarization). Seeding CRC32C or Toeplitz alone cannot do that:
 //!   both are affine over GF(2), so a seed prepended to the input or XORed into the result only
 //!   permutes the buckets. Their outputs therefore go through a seeded non-linear finalizer
@@ -13,9 +13,13 @@
 //! - [`FlowHasher::toeplitz_hash`] returns the raw RSS value a NIC computes (verified against
 //!   Microsoft's published vectors); [`FlowHasher::group_hash`] with `Toeplitz` is that value
 //!   passed through the seeded finalizer.
-//! - [`HashAlgo::LbKey`] reproduces a switch's 10-bit lb-key exactly: it ignores the seed and has
-//!   only [`LB_KEY_VALUES`] distinct values, so a group with more buckets than that uses only the
-//!   first 1024 of them.
+//! - [`HashAlgo::LbKey`] is a switch's 10-bit lb-key, an XOR fold: with `seed = 0` it is exactly
+//!   the plain fold (what the switch computes). Any other seed XORs a seed word into the fold's
+//!   input, as a switch's hash seed does, and passes the key through a seeded bijection of its
+//!   1024 values (`LbSeed`): the XOR alone would only relabel keys (the fold is linear, so
+//!   collisions stay), the bijection changes which flows share the low bits that pick a bucket.
+//!   It has only [`LB_KEY_VALUES`] distinct values, so a group with more buckets than that uses
+//!   only the first 1024 of them.
 //! - Fragments never contribute ports, even under [`HashFields::FiveTuple`], so every fragment of
 //!   a datagram hashes alike; the protocol still does (for the algorithms that read it).
 //! - Symmetric policies sort the (address, port) pairs first and then select fields, so both
@@ -69,6 +73,8 @@ pub struct FlowHasher {
     crc_mix: u64,
     /// Finalizer seed for [`HashAlgo::Toeplitz`].
     toeplitz_mix: u64,
+    /// What the seed does to [`HashAlgo::LbKey`] (nothing for seed 0).
+    lb: LbSeed,
     /// Precomputed Toeplitz tables for the configured RSS key (36 KiB).
     toeplitz: Box<ToeplitzTables>,
 }
@@ -91,6 +97,7 @@ impl FlowHasher {
             crc_init: crc32c::crc32c(&sub(3).to_le_bytes()),
             crc_mix: sub(4),
             toeplitz_mix: sub(5),
+            lb: LbSeed::new(seed, sub(6)),
             toeplitz: toeplitz_tables(rss_key),
         }
     }
@@ -120,7 +127,7 @@ impl FlowHasher {
                 )
             }
             HashAlgo::Toeplitz => mix32(self.toeplitz_hash(meta, policy), self.toeplitz_mix),
-            HashAlgo::LbKey => lb_key(meta, policy),
+            HashAlgo::LbKey => self.lb.mix(lb_key(meta, policy, self.lb.input)),
         }
     }
 
@@ -307,9 +314,10 @@ impl Input {
 /// a = SIP (source-only) or SIP ^ DIP (destination, both, 5-tuple), IPv6 addresses folded to 32
 /// bits by XOR of their words; for a 5-tuple the ports are XORed into the low 16 bits; then the
 /// two halves are XORed (d), bits 11..8 of d are replaced by (bits 15..12 ^ bits 11..8), and the
-/// low 10 bits are the key.
+/// low 10 bits are the key. `seed_word` (0 for seed 0) is XORed into the 32-bit input of the fold,
+/// after the ports.
 #[inline]
-fn lb_key(meta: &PacketMeta, policy: &HashPolicy) -> u32 {
+fn lb_key(meta: &PacketMeta, policy: &HashPolicy, seed_word: u32) -> u32 {
     let ep = Endpoints::new(meta, policy);
     let fold = |addr: &[u8; 16]| -> u32 {
         match meta.version {
@@ -326,11 +334,56 @@ fn lb_key(meta: &PacketMeta, policy: &HashPolicy) -> u32 {
         }
     };
     // Ports are zero when they do not take part, and XOR with zero is the identity.
-    let c = a ^ u32::from(ep.a.1) ^ u32::from(ep.b.1);
+    let c = a ^ u32::from(ep.a.1) ^ u32::from(ep.b.1) ^ seed_word;
     let d = (c >> 16) ^ (c & 0xffff);
     let e = ((d >> 12) ^ (d >> 8)) & 0xf;
     let f = (d & !0x0f00) | (e << 8);
     f & (LB_KEY_VALUES - 1)
+}
+
+/// What a non-zero seed does to the lb-key. The fold is linear over GF(2), so a seed word XORed
+/// into its input only relabels the keys: flows that collided in `B` buckets still do. The key
+/// therefore also goes through a seeded bijection of the 1024 values (odd multiplications, which
+/// carry low bits upwards, and right xorshifts, which bring high bits down), so the low bits that
+/// pick a bucket change with the seed while the spread over the 1024 values is kept. Seed 0 is
+/// the identity: the plain fold a switch computes.
+#[derive(Debug, Clone, Copy)]
+struct LbSeed {
+    /// XORed into the fold's input.
+    input: u32,
+    /// Odd multipliers below 1024; 1 and 1 with `input` 0 for seed 0.
+    mul: [u32; 2],
+}
+
+impl LbSeed {
+    fn new(seed: u64, sub: u64) -> Self {
+        if seed == 0 {
+            return Self {
+                input: 0,
+                mul: [1, 1],
+            };
+        }
+        // Odd, and never 1 (which would leave the low bits where they are).
+        let odd = |x: u64| ((x as u32) & (LB_KEY_VALUES - 1)) | 1;
+        let pick = |x: u64| if odd(x) == 1 { 0x2c5 } else { odd(x) };
+        Self {
+            input: (sub >> 32) as u32,
+            mul: [pick(sub), pick(sub >> 12)],
+        }
+    }
+
+    /// The seeded bijection of lb-key values (identity for seed 0).
+    #[inline]
+    fn mix(&self, key: u32) -> u32 {
+        if self.mul == [1, 1] {
+            return key;
+        }
+        let mask = LB_KEY_VALUES - 1;
+        let mut k = key.wrapping_mul(self.mul[0]) & mask;
+        k ^= k >> 5;
+        k = k.wrapping_mul(self.mul[1]) & mask;
+        k ^ (k >> 5)
+    }
 }
 
 /// Seeded non-linear finalizer (MurmurHash3's fmix64 over the seeded value): every output bit
@@ -545,7 +598,8 @@ mod tests {
 
     #[test]
     fn lb_key_hand_computed() {
-        let h = FlowHasher::new(7, &DEFAULT_RSS_KEY);
+        // Seed 0 is the switch's plain fold.
+        let h = FlowHasher::new(0, &DEFAULT_RSS_KEY);
         let five = policy(HashAlgo::LbKey, HashFields::FiveTuple, false);
         let both = policy(HashAlgo::LbKey, HashFields::SrcDstIp, false);
         let src = policy(HashAlgo::LbKey, HashFields::SrcIp, false);
@@ -583,17 +637,34 @@ mod tests {
     }
 
     #[test]
-    fn lb_key_ignores_the_seed_and_stays_below_1024() {
-        let a = FlowHasher::new(1, &DEFAULT_RSS_KEY);
-        let b = FlowHasher::new(2, &DEFAULT_RSS_KEY);
+    fn lb_key_is_the_plain_fold_at_seed_0_and_seeded_otherwise_below_1024() {
+        let plain = FlowHasher::new(0, &DEFAULT_RSS_KEY);
+        let seeded = [1u64, 2, 7, 0xdead_beef].map(|s| FlowHasher::new(s, &DEFAULT_RSS_KEY));
         for fields in FIELDS {
             let p = policy(HashAlgo::LbKey, fields, false);
             for i in 0..2000u16 {
                 let m = v4("10.1.2.3", i, "10.9.8.7", 80u16.wrapping_mul(i));
-                let x = a.group_hash(&m, &p);
-                assert_eq!(x, b.group_hash(&m, &p));
-                assert!(x < LB_KEY_VALUES);
+                assert!(plain.group_hash(&m, &p) < LB_KEY_VALUES);
+                for h in &seeded {
+                    assert!(h.group_hash(&m, &p) < LB_KEY_VALUES);
+                }
             }
+        }
+        // The plain fold is the hand-computed switch value whatever else was built before.
+        let five = policy(HashAlgo::LbKey, HashFields::FiveTuple, false);
+        let m = v4("10.0.0.1", 0x1234, "10.0.0.2", 0x5678);
+        assert_eq!(plain.group_hash(&m, &five), 0x04f);
+        // Seeded: values differ from the plain fold, and which flows collide does too.
+        let moved = (0..1000u16)
+            .filter(|&i| {
+                let m = v4("10.0.0.1", 10_000 + i, "10.0.1.1", 443);
+                seeded[0].group_hash(&m, &five) != plain.group_hash(&m, &five)
+            })
+            .count();
+        assert!(moved > 900, "{moved} of 1000 keys changed");
+        for h in &seeded {
+            let shared = shared_collisions(&plain, h, &five);
+            assert!(shared < 0.1, "{shared} of the plain fold's collisions kept");
         }
     }
 
@@ -804,14 +875,18 @@ mod tests {
 
     #[test]
     fn lb_key_spreads_over_its_1024_values() {
-        let h = FlowHasher::new(0, &DEFAULT_RSS_KEY);
-        let p = policy(HashAlgo::LbKey, HashFields::FiveTuple, false);
-        let mut seen: HashMap<u32, u32> = HashMap::new();
-        for i in 0..1u32 << 16 {
-            let m = v4("10.0.0.1", i as u16, "10.0.1.1", 80);
-            *seen.entry(h.group_hash(&m, &p)).or_default() += 1;
+        // The seeded mix is a bijection of the key values, so seeding keeps the spread.
+        for seed in [0, 7, 0xdead_beef] {
+            let h = FlowHasher::new(seed, &DEFAULT_RSS_KEY);
+            let p = policy(HashAlgo::LbKey, HashFields::FiveTuple, false);
+            let mut seen: HashMap<u32, u32> = HashMap::new();
+            for i in 0..1u32 << 16 {
+                let m = v4("10.0.0.1", i as u16, "10.0.1.1", 80);
+                *seen.entry(h.group_hash(&m, &p)).or_default() += 1;
+            }
+            assert_eq!(seen.len(), LB_KEY_VALUES as usize, "seed {seed}");
+            assert!(seen.values().all(|&n| n == 64), "seed {seed}: uneven");
         }
-        assert_eq!(seen.len(), LB_KEY_VALUES as usize);
     }
 
     #[test]
