@@ -62,7 +62,7 @@
 //! Pure code: no threads, sockets or clocks.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use ecmp_proto::Prefix;
@@ -589,11 +589,7 @@ pub struct Builder<R> {
 fn placeholder(id: HopId) -> NextHop {
     NextHop {
         id,
-        addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        port: 0,
-        mac: [0; 6],
-        weight: 0,
-        action: Action::Rewrite,
+        ..NextHop::UNSET
     }
 }
 

@@ -275,14 +275,7 @@ impl BenchSetup {
         }
         let mut rng = Rng::new(opts.seed);
 
-        let mut hops = vec![NextHop {
-            id: 0,
-            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            port: 0,
-            mac: [0; 6],
-            weight: 0,
-            action: Action::Rewrite,
-        }];
+        let mut hops = vec![NextHop::UNSET];
         let mut groups = vec![Arc::new(
             ResilientGroup::new(1, GroupMode::Manual, 0)?.table(),
         )];

@@ -199,14 +199,7 @@ pub fn build(cfg: &Config) -> Result<Tables, SetupError> {
     };
 
     let mut hops = Vec::with_capacity(cfg.nexthops.len() + 1);
-    hops.push(NextHop {
-        id: 0,
-        addr: IpAddr::from([0, 0, 0, 0]),
-        port: 0,
-        mac: [0; 6],
-        weight: 0,
-        action: Default::default(),
-    });
+    hops.push(NextHop::UNSET);
     for (i, h) in cfg.nexthops.iter().enumerate() {
         hops.push(NextHop {
             id: i as HopId + 1,

@@ -501,14 +501,7 @@ mod tests {
     /// Group 1 takes IPv4 10.1/16, group 2 IPv6 2001:db8:2::/48, group 3 (hashing inner headers)
     /// both 10.3/16 and 2001:db8:3::/48; 64 buckets and [`HOPS`] hops each.
     fn snapshot() -> Snapshot {
-        let mut hops = vec![NextHop {
-            id: 0,
-            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            port: 0,
-            mac: [0; 6],
-            weight: 0,
-            action: Action::Rewrite,
-        }];
+        let mut hops = vec![NextHop::UNSET];
         let mut groups = vec![Arc::new(GroupTable::empty())];
         for g in 1..=3u32 {
             let mut group = ResilientGroup::new(64, GroupMode::Manual, 9).unwrap();

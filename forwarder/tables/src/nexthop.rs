@@ -1,6 +1,6 @@
 //! Next hops: where a packet goes and what is done to it on the way.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Index of a next hop in [`crate::snapshot::Snapshot::hops`]. Id 0 means "unset" (rule 8).
 pub type HopId = u32;
@@ -93,6 +93,19 @@ pub struct NextHop {
     pub weight: u32,
     /// Rewrite or encapsulate.
     pub action: Action,
+}
+
+impl NextHop {
+    /// Hop id 0, "unset" (rule 8): the first entry of every snapshot's hop table, which no group
+    /// member ever names.
+    pub const UNSET: NextHop = NextHop {
+        id: 0,
+        addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        port: 0,
+        mac: [0; 6],
+        weight: 0,
+        action: Action::Rewrite,
+    };
 }
 
 /// What the data path needs to know about an egress port.
