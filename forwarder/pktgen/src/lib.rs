@@ -150,6 +150,8 @@ pub struct FlowConfig {
     pub frame_len: Option<usize>,
     /// TTL / hop limit.
     pub ttl: u8,
+    /// VLAN tags of every frame, outermost first, as (TPID, VLAN id); empty for untagged frames.
+    pub vlans: Vec<(u16, u16)>,
 }
 
 /// The identification every generated packet carries at the start of its L4 payload.
@@ -253,7 +255,12 @@ impl FlowSet {
             Proto::Udp => 8,
             Proto::Tcp => 20,
         };
-        (14 + ip + l4 + TAG_LEN).max(MIN_FRAME)
+        (Self::l3_offset(cfg) + ip + l4 + TAG_LEN).max(MIN_FRAME)
+    }
+
+    /// Where the IP header starts: after the Ethernet header and the VLAN tags.
+    fn l3_offset(cfg: &FlowConfig) -> usize {
+        14 + 4 * cfg.vlans.len()
     }
 
     /// Builds the flows of `cfg`.
@@ -337,7 +344,7 @@ impl FlowSet {
                     .ok_or_else(|| too_many(addr_room))?
             }
         };
-        let l4_at = 14 + if cfg.src.is_ipv4() { 20 } else { 40 };
+        let l4_at = Self::l3_offset(cfg) + if cfg.src.is_ipv4() { 20 } else { 40 };
         let l4_hdr = match cfg.proto {
             Proto::Udp => 8,
             Proto::Tcp => 20,
@@ -349,6 +356,7 @@ impl FlowSet {
             .map(|(src_port, src)| {
                 let spec = FrameSpec::udp(src, cfg.dst, src_port, cfg.dst_port, frame_len)
                     .macs(cfg.src_mac, cfg.dst_mac)
+                    .vlans(&cfg.vlans)
                     .ttl(cfg.ttl);
                 let template = match cfg.proto {
                     Proto::Udp => spec,
@@ -941,7 +949,7 @@ pub fn sink<P: Port>(
 mod tests {
     use super::*;
     use ecmp_port::memory::{MemoryPort, TxMode};
-    use ecmp_wire::{ipv4, ipv6, tcp, udp};
+    use ecmp_wire::{ipv4, ipv6, tcp, udp, vlan};
 
     fn cfg(src: &str, dst: &str, proto: Proto, flows: u32, vary: Vary) -> FlowConfig {
         FlowConfig {
@@ -958,6 +966,7 @@ mod tests {
             seed: 7,
             frame_len: None,
             ttl: 64,
+            vlans: Vec::new(),
         }
     }
 
@@ -966,8 +975,9 @@ mod tests {
         let m = ecmp_wire::parse_frame(f).unwrap();
         let l4 = usize::from(m.l4_offset);
         let len = f.len() - l4;
-        let pseudo = if f[12..14] == [0x08, 0x00] {
-            let ip = ipv4::Packet::new_checked(&f[14..]).unwrap();
+        let l3 = usize::from(m.l3_offset);
+        let pseudo = if m.version == ecmp_wire::meta::IpVersion::V4 {
+            let ip = ipv4::Packet::new_checked(&f[l3..]).unwrap();
             checksum::pseudo_header_v4(
                 ip.src_addr().octets(),
                 ip.dst_addr().octets(),
@@ -975,7 +985,7 @@ mod tests {
                 len as u16,
             )
         } else {
-            let ip = ipv6::Packet::new_checked(&f[14..]).unwrap();
+            let ip = ipv6::Packet::new_checked(&f[l3..]).unwrap();
             checksum::pseudo_header_v6(
                 ip.src_addr().octets(),
                 ip.dst_addr().octets(),
@@ -1078,6 +1088,44 @@ mod tests {
                             assert_eq!(m.tcp_flags, TcpFlags::ACK.bits());
                         }
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn vlan_tags_come_before_the_ip_header_of_every_frame() {
+        let tags = [(0x88a8, 100), (0x8100, 200)];
+        for (src, dst) in [
+            ("198.18.0.1", "198.19.0.1"),
+            ("2001:2::1", "2001:2:0:ffff::1"),
+        ] {
+            for proto in [Proto::Udp, Proto::Tcp] {
+                let untagged = cfg(src, dst, proto, 4, Vary::Port);
+                let c = FlowConfig {
+                    vlans: tags.to_vec(),
+                    ..untagged.clone()
+                };
+                let set = FlowSet::new(&c).unwrap();
+                // Every family and protocol needs more than 60 bytes untagged: two tags add 8.
+                assert_eq!(
+                    set.frame_len(),
+                    FlowSet::min_frame_len(&untagged) + 2 * vlan::HEADER_LEN
+                );
+                for i in 0..64u64 {
+                    let tag = Tag {
+                        flow: (i % 4) as u32,
+                        seq: i,
+                        tx_ns: i * 1000,
+                    };
+                    let f = set.build(&tag);
+                    assert_eq!(f[12..14], [0x88, 0xa8]);
+                    assert_eq!(f[16..18], [0x81, 0x00]);
+                    let m = ecmp_wire::parse_frame(&f).unwrap();
+                    assert_eq!((m.vlan_depth, m.l3_offset), (2, 22));
+                    assert_eq!(m.src_port, set.flows()[tag.flow as usize].src_port);
+                    assert!(l4_checksum_ok(&f), "{src} {proto:?} {i}");
+                    assert_eq!(Tag::of_frame(&f), Some(tag));
                 }
             }
         }

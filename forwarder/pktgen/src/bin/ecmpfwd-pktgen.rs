@@ -128,6 +128,10 @@ struct SendArgs {
     /// TTL / hop limit.
     #[arg(long, default_value_t = 64)]
     ttl: u8,
+    /// A VLAN tag as TPID:VID (e.g. 0x88a8:100), repeated outermost first (QinQ: the S-tag,
+    /// then the C-tag); none by default.
+    #[arg(long = "vlan", value_parser = parse_vlan)]
+    vlans: Vec<(u16, u16)>,
     /// Packets per second (0 = as fast as possible).
     #[arg(long, default_value_t = 0)]
     rate: u64,
@@ -190,6 +194,26 @@ fn parse_mac(s: &str) -> Result<[u8; 6], String> {
         *b = u8::from_str_radix(p, 16).map_err(|_| format!("{s:?}: {p:?} is not a hex byte"))?;
     }
     Ok(mac)
+}
+
+fn parse_vlan(s: &str) -> Result<(u16, u16), String> {
+    let (tpid, vid) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?}: a VLAN tag is TPID:VID, e.g. 0x8100:100"))?;
+    let tpid = match tpid.strip_prefix("0x") {
+        Some(hex) => u16::from_str_radix(hex, 16),
+        None => tpid.parse(),
+    }
+    .map_err(|e| format!("{s:?}: TPID {tpid:?}: {e}"))?;
+    let vid: u16 = vid
+        .parse()
+        .map_err(|e| format!("{s:?}: VID {vid:?}: {e}"))?;
+    if vid > 4095 {
+        return Err(format!(
+            "{s:?}: VID {vid} does not fit in 12 bits (0..=4095)"
+        ));
+    }
+    Ok((tpid, vid))
 }
 
 fn parse_tcp_flags(s: &str) -> Result<TcpFlags, String> {
@@ -270,6 +294,7 @@ fn run_send(a: SendArgs) -> Result<bool> {
         seed: a.seed,
         frame_len: a.size,
         ttl: a.ttl,
+        vlans: a.vlans,
     };
     let flows = FlowSet::new(&cfg)?;
     let opts = SendOptions {
@@ -439,6 +464,27 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("ecmpfwd-pktgen: {e:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_vlan;
+
+    #[test]
+    fn vlan_tags_are_tpid_colon_vid() {
+        assert_eq!(parse_vlan("0x88a8:100"), Ok((0x88a8, 100)));
+        assert_eq!(parse_vlan("33024:4095"), Ok((0x8100, 4095)));
+        for bad in [
+            "0x8100",
+            "0x8100:4096",
+            "0x1ffff:1",
+            "0xzz:1",
+            "0x8100:-1",
+            ":",
+        ] {
+            assert!(parse_vlan(bad).is_err(), "{bad} accepted");
         }
     }
 }
