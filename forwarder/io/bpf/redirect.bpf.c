@@ -6,6 +6,13 @@
 //
 // Every header read is preceded by a check against data_end: the verifier rejects the program
 // otherwise, and a runt frame must fall back to the kernel rather than be misparsed.
+//
+// VLAN tags are followed as ecmpfwd's parser (ecmp_wire::parse) follows them: up to two, each
+// announced by 0x8100 or 0x88a8 in either position (802.1ad S-tag + 802.1Q C-tag, but also
+// 802.1Q-in-802.1Q). Whatever the parser takes as IP is redirected, so it is forwarded or
+// counted by its drop reason, not left to a kernel with no VLAN device for it. A frame that still
+// names a TPID after two tags is not IP to either side and goes to the kernel (pass_not_ip). The
+// io tests (xdp_program.rs) check this agreement against the parser for every TPID combination.
 
 #include <linux/bpf.h>
 #include <linux/types.h>
@@ -15,6 +22,8 @@
 #define ETH_P_IPV4 0x0800
 #define ETH_P_IPV6 0x86DD
 #define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
+#define MAX_VLAN_DEPTH 2
 #define IPPROTO_ICMPV6_ 58
 
 // Indices of the per-CPU counters; the Rust side (xdp::program) mirrors these in XdpCounter.
@@ -104,6 +113,11 @@ static __always_inline int count(__u32 idx, int verdict)
 	return verdict;
 }
 
+static __always_inline int is_tpid(__u16 proto)
+{
+	return proto == ETH_P_8021Q || proto == ETH_P_8021AD;
+}
+
 static __always_inline int v4_link_scope(__be32 daddr)
 {
 	__u32 a = bpf_ntohl(daddr);
@@ -132,9 +146,13 @@ int ecmpfwd_xdp(struct xdp_md *ctx)
 		return count(CNT_PASS_MALFORMED, XDP_PASS);
 	proto = bpf_ntohs(eth->proto);
 	l3 = eth + 1;
-	if (proto == ETH_P_8021Q) {
+	// Unrolled, so each path has constant header offsets for the verifier to check.
+#pragma unroll
+	for (int depth = 0; depth < MAX_VLAN_DEPTH; depth++) {
 		struct vlan_tag *tag = l3;
 
+		if (!is_tpid(proto))
+			break;
 		if ((void *)(tag + 1) > data_end)
 			return count(CNT_PASS_MALFORMED, XDP_PASS);
 		proto = bpf_ntohs(tag->proto);

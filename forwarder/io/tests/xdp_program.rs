@@ -1,18 +1,20 @@
-//! The XDP program: what it leaves to the kernel, stale and foreign programs, link detach on
-//! drop, and setup errors. Run as root.
+//! The XDP program: what it leaves to the kernel (behind VLAN tags too, agreeing with the
+//! parser), stale and foreign programs, link detach on drop, and setup errors. Run as root.
 
 mod xdp_lab;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ecmp_io::xdp::{
     AttachMode, BindMode, Umem, UmemConfig, XdpError, XdpProgram, XskConfig, XskPort,
 };
-use ecmp_port::Port;
+use ecmp_port::{Frame, Port};
+use ecmp_testkit::frames::{FrameSpec, TPID_QINQ, TPID_VLAN};
+use ecmp_wire::parse::{ParseError, parse_frame};
 use libbpf_rs::libbpf_sys;
-use xdp_lab::{Lab, PacketSocket, rx_until, transit};
+use xdp_lab::{Lab, PacketSocket, mac_a, mac_b, rx_until, transit};
 
 const WAIT: Duration = Duration::from_secs(3);
 
@@ -94,6 +96,141 @@ fn no_socket_falls_back_to_the_kernel() {
     let c = prog.counters().unwrap();
     assert_eq!(c.pass_no_socket, 5);
     assert_eq!(c.redirected, 0);
+}
+
+/// A TPID neither the parser nor the program follows (the pre-standard QinQ one).
+const TPID_9100: u16 = 0x9100;
+
+/// Every stack of up to three tags drawn from 0x8100, 0x88a8 and 0x9100, outermost first.
+fn tag_stacks() -> Vec<Vec<u16>> {
+    let mut stacks = vec![Vec::new()];
+    let mut last = vec![Vec::new()];
+    for _ in 0..3 {
+        last = last
+            .iter()
+            .flat_map(|s: &Vec<u16>| {
+                [TPID_VLAN, TPID_QINQ, TPID_9100].map(|t| [s.clone(), vec![t]].concat())
+            })
+            .collect();
+        stacks.extend(last.iter().cloned());
+    }
+    stacks
+}
+
+/// A UDP frame from b0 to a0 behind the VLAN tags `tpids` (VLAN ids 100, 101, ...).
+fn tagged(tpids: &[u16], src: IpAddr, dst: IpAddr) -> Vec<u8> {
+    let tags: Vec<(u16, u16)> = tpids.iter().zip(100..).map(|(&t, v)| (t, v)).collect();
+    FrameSpec::udp(src, dst, 4000, 5000, 0)
+        .payload_len(16)
+        .macs(mac_b(0), mac_a(0))
+        .vlans(&tags)
+        .build()
+        .expect("frame")
+}
+
+/// The program follows VLAN tags exactly as ecmpfwd's parser does: it redirects a frame behind
+/// up to two tags of 0x8100 or 0x88a8 (802.1ad + 802.1Q, 802.1Q-in-802.1Q, either order), IPv4
+/// or IPv6, iff the parser takes it for IP; the rest (0x9100, a third tag) is the kernel's, as are
+/// the host's own addresses behind two tags. A QinQ frame the parser then drops (bad IPv4
+/// checksum) is redirected too, so ecmpfwd counts it by its drop reason.
+#[test]
+fn vlan_tags_are_followed_as_far_as_the_parser_follows_them() {
+    vlan_tags_as_the_parser("vd", AttachMode::Driver);
+}
+
+#[test]
+fn vlan_tags_are_followed_as_far_as_the_parser_follows_them_in_generic_mode() {
+    vlan_tags_as_the_parser("vg", AttachMode::Generic);
+}
+
+fn vlan_tags_as_the_parser(tag: &str, mode: AttachMode) {
+    let _lab = Lab::new(tag, 1);
+    let prog = XdpProgram::attach("a0", mode).expect("attach");
+    let host = Ipv4Addr::new(198, 18, 0, 1);
+    prog.set_pass_addrs(&[IpAddr::V4(host)])
+        .expect("pass addresses");
+    let umem = umem();
+    let mut port = XskPort::open(&umem, "a0", 0, BindMode::Copy, &config()).expect("socket");
+    prog.register_socket(0, port.as_fd()).expect("register");
+    let sender = PacketSocket::bind("b0");
+    let src4 = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
+    let src6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
+
+    let mut redirected = Vec::new();
+    let mut not_ip = 0;
+    let mut accepted_v4 = Vec::new();
+    for (k, stack) in tag_stacks().iter().enumerate() {
+        let k = k as u8;
+        let dst4 = IpAddr::V4(Ipv4Addr::new(198, 18, 200, k));
+        let dst6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x200, 0, 0, 0, 0, k.into()));
+        for f in [tagged(stack, src4, dst4), tagged(stack, src6, dst6)] {
+            match parse_frame(&f) {
+                Ok(_) => redirected.push(f.clone()),
+                Err(ParseError::UnknownEthertype | ParseError::VlanTooDeep) => not_ip += 1,
+                Err(e) => panic!("{stack:x?}: the test built a malformed frame ({e})"),
+            }
+            sender.send(&f);
+        }
+        if parse_frame(&tagged(stack, src4, dst4)).is_ok() {
+            accepted_v4.push(stack.clone());
+        }
+    }
+    // What the parser takes, spelled out: both TPIDs, in either position, at most two deep.
+    let mut want = vec![vec![], vec![TPID_VLAN], vec![TPID_QINQ]];
+    for outer in [TPID_VLAN, TPID_QINQ] {
+        for inner in [TPID_VLAN, TPID_QINQ] {
+            want.push(vec![outer, inner]);
+        }
+    }
+    accepted_v4.sort();
+    want.sort();
+    assert_eq!(accepted_v4, want);
+
+    // Behind two tags the host's own address is still the kernel's, and a cut-off inner tag is
+    // malformed.
+    let to_host = tagged(&[TPID_QINQ, TPID_VLAN], src4, IpAddr::V4(host));
+    sender.send(&to_host);
+    let mut cut = to_host.clone();
+    cut.truncate(14 + 4 + 2);
+    sender.send(&cut);
+    // A corrupt IPv4 header checksum behind two tags: IP to the program, a drop to the parser.
+    let mut bad_sum = tagged(
+        &[TPID_QINQ, TPID_VLAN],
+        src4,
+        IpAddr::V4(Ipv4Addr::new(198, 18, 201, 1)),
+    );
+    bad_sum[22 + 10] ^= 0xff;
+    assert_eq!(parse_frame(&bad_sum), Err(ParseError::BadIpv4Checksum));
+    sender.send(&bad_sum);
+    redirected.push(bad_sum);
+
+    let mut got = rx_until(&mut port, redirected.len(), WAIT);
+    // Anything redirected beyond the expected frames would arrive right behind them.
+    got.extend(rx_until(&mut port, 1, Duration::from_millis(200)));
+    let mut got_bytes: Vec<Vec<u8>> = got.iter().map(|f| f.data().to_vec()).collect();
+    for f in got {
+        port.release(f);
+    }
+    got_bytes.sort();
+    redirected.sort();
+    assert_eq!(got_bytes.len(), redirected.len());
+    assert!(got_bytes == redirected, "redirected frames differ");
+
+    let want = (redirected.len() as u64, not_ip, 1, 1);
+    let deadline = Instant::now() + WAIT;
+    let c = loop {
+        let c = prog.counters().expect("counters");
+        let seen = (c.redirected, c.pass_not_ip, c.pass_host, c.pass_malformed);
+        if seen == want || Instant::now() > deadline {
+            break c;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(
+        (c.redirected, c.pass_not_ip, c.pass_host, c.pass_malformed),
+        want,
+        "{c:?}"
+    );
 }
 
 #[test]

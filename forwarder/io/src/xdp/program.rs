@@ -48,7 +48,8 @@ impl AttachMode {
 pub struct XdpCounters {
     /// Packets redirected to an AF_XDP socket.
     pub redirected: u64,
-    /// Passed: neither IPv4 nor IPv6 (ARP, LLDP, ...).
+    /// Passed: neither IPv4 nor IPv6 (ARP, LLDP, ...), behind up to two VLAN tags; a frame
+    /// with a third tag counts here too.
     pub pass_not_ip: u64,
     /// Passed: ICMPv6 router or neighbour discovery (types 133 to 137).
     pub pass_neighbour: u64,
