@@ -8,9 +8,9 @@
 //!
 //! The miss path (what a packet not served by the flow cache goes through) is public, as the
 //! functions [`admit`], [`lookup_route`], [`route`], [`group_hash`], [`pick_bucket`] and their
-//! composition [`resolve`], and so is the flow-cache key ([`cache_key`], [`entropy`]): the
-//! pipeline, [`Pipeline::trace`] and `ecmpfwd bench --stages` all call these, so the three cannot
-//! disagree on a packet's key or hop.
+//! composition [`resolve`], and so is the flow-cache key ([`cache_key`], [`outer_key`],
+//! [`entropy`]): the pipeline, [`Pipeline::trace`] and `ecmpfwd bench --stages` all call these,
+//! so the three cannot disagree on a packet's key or hop.
 //!
 //! Flow-cache keys (see [`crate::flow`]) follow the snapshot:
 //! - While every group hashes the outer 5-tuple ([`Snapshot::outer_keyed`], checked once per
@@ -269,7 +269,7 @@ impl Pipeline {
             pkt.pending = false;
             let dropped = match admit(data, &mut pkt.meta) {
                 Ok(()) if !ROUTED_KEYS => {
-                    let key = FlowKey::from_meta(&pkt.meta);
+                    let key = outer_key(&pkt.meta).key;
                     let h = self.hasher.cache_hash(&key);
                     pkt.hash = h;
                     pkt.probe = self.cache.probe(&key, h);
@@ -509,13 +509,19 @@ pub fn route<'s>(
 #[inline]
 pub fn cache_key(snap: &Snapshot, frame: &[u8], meta: &PacketMeta) -> Result<CacheKey, DropReason> {
     if snap.outer_keyed() {
-        Ok(CacheKey {
-            key: FlowKey::from_meta(meta),
-            tcp_flags: meta.tcp_flags,
-            route: 0,
-        })
+        Ok(outer_key(meta))
     } else {
         routed_key(snap, frame, meta)
+    }
+}
+
+/// The outer key of a packet, built before its route is known (so `route` is 0).
+#[inline(always)]
+pub fn outer_key(meta: &PacketMeta) -> CacheKey {
+    CacheKey {
+        key: FlowKey::from_meta(meta),
+        tcp_flags: meta.tcp_flags,
+        route: 0,
     }
 }
 
@@ -543,9 +549,8 @@ pub fn group_key(
 ) -> CacheKey {
     if policy.keys_outer_five_tuple() {
         return CacheKey {
-            key: FlowKey::from_meta(meta),
-            tcp_flags: meta.tcp_flags,
             route: group_id,
+            ..outer_key(meta)
         };
     }
     let inner = if policy.inner {
@@ -922,6 +927,11 @@ mod tests {
     /// Groups `1..=policies.len()` with those policies, [`HOPS`] hops each (group g owns hops
     /// `(g - 1) * HOPS + 1 ..= g * HOPS`); group g takes 10.g/16 and 2001:db8:g::/48.
     fn snapshot_with(policies: &[HashPolicy]) -> Snapshot {
+        snapshot_without(policies, None)
+    }
+
+    /// [`snapshot_with`] with hop `removed` (if any) taken out of its group, one generation on.
+    fn snapshot_without(policies: &[HashPolicy], removed: Option<HopId>) -> Snapshot {
         let mut hops = vec![NextHop::UNSET];
         let mut groups = vec![Arc::new(GroupTable::empty())];
         let mut fib4 = Fib4::new(16);
@@ -942,6 +952,9 @@ mod tests {
                 group.add_member(id, 1).unwrap();
             }
             group.clear();
+            if let Some(hop) = removed.filter(|h| hops_of(u32::from(g)).contains(h)) {
+                group.remove_member(hop).unwrap();
+            }
             groups.push(Arc::new(group.table()));
             fib4.insert(Ipv4Addr::new(10, g as u8, 0, 0), 16, u32::from(g))
                 .unwrap();
@@ -953,7 +966,7 @@ mod tests {
             mtu: 1500,
         };
         Snapshot {
-            generation: u64::from(GENERATION),
+            generation: u64::from(GENERATION) + u64::from(removed.is_some()),
             fib4: Arc::new(fib4),
             fib6: Arc::new(fib6),
             groups: groups.into(),
@@ -1097,6 +1110,42 @@ mod tests {
             assert_eq!(p.counters().get(Counter::CacheHits), 64, "{tunnel:?}");
             assert_eq!(p.counters().get(Counter::CacheMisses), 64, "{tunnel:?}");
         }
+    }
+
+    #[test]
+    fn a_failed_hop_moves_only_its_own_inner_flows() {
+        let snap = snapshot_with(&[INNER]);
+        let pool = FramePool::new(8);
+        let mut p = pipeline(&snap);
+        let frames: Vec<Vec<u8>> = (0..64)
+            .map(|i| Tunnel::Gre.frame(1, &inner_packet(false, i, None)))
+            .collect();
+        let before: Vec<HopId> = frames
+            .iter()
+            .map(|f| forward(&mut p, &snap, &pool, f).1.unwrap())
+            .collect();
+        let failed = before[0];
+        let on_failed = before.iter().filter(|&&h| h == failed).count() as u64;
+        assert!(on_failed < 64);
+
+        // The next generation: the cached flows pay one route lookup each and keep their hops,
+        // but for those of the failed hop, which are picked again from the buckets.
+        let next = snapshot_without(&[INNER], Some(failed));
+        p.on_new_snapshot(&next);
+        let hits = p.counters().get(Counter::CacheHits);
+        for (f, &hop) in frames.iter().zip(&before) {
+            let (verdict, now) = forward(&mut p, &next, &pool, f);
+            assert_eq!(verdict, Verdict::Tx(EGRESS));
+            let now = now.unwrap();
+            if hop == failed {
+                assert!(now != failed && hops_of(1).contains(&now), "{now}");
+            } else {
+                assert_eq!(now, hop);
+            }
+        }
+        assert_eq!(p.counters().get(Counter::Repicks), on_failed);
+        assert_eq!(p.counters().get(Counter::CacheHits) - hits, 64 - on_failed);
+        assert_eq!(p.flow_cache().len(), 64);
     }
 
     #[test]
