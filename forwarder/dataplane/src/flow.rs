@@ -150,12 +150,14 @@ mod tests {
     #[test]
     fn words_cover_every_field() {
         let base = FlowKey::from_meta(&meta(false, 1000, 2000));
-        let mut variants = [base; 5];
+        let mut variants = [base; 7];
         variants[0].src[15] = 1;
         variants[1].dst[0] ^= 0x80;
         variants[2].src_port = 1001;
         variants[3].dst_port = 2001;
         variants[4].protocol = 6;
+        variants[5].group = 1;
+        variants[6].group = ecmp_tables::MAX_GROUP_ID;
         for v in variants {
             assert_ne!(v.words(), base.words(), "{v:?}");
         }
