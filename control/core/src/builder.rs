@@ -70,8 +70,8 @@ use ecmp_tables::group::{DEFAULT_BUCKETS, GroupMode, GroupTable, MAX_BUCKETS, Re
 use ecmp_tables::nexthop::{
     Action, Encap, EncapKind, GroupId, HopId, HopState, NextHop, PortId, PortInfo,
 };
-use ecmp_tables::paged::Paged;
 use ecmp_tables::policy::HashPolicy;
+use ecmp_tables::snapshot::Groups;
 use ecmp_tables::snapshot::Snapshot;
 use ecmp_tables::{Fib4, Fib6, MAX_GROUP_ID, MAX_MEMBERS, TableError};
 
@@ -579,7 +579,7 @@ pub struct Builder<R> {
     /// Index = group id - 1.
     groups: Vec<GroupSlot>,
     /// Index = group id; `[0]` and free ids hold `unset`.
-    tables: Paged<Arc<GroupTable>>,
+    tables: Groups,
     unset: Arc<GroupTable>,
     free_groups: BTreeSet<GroupId>,
     routes: BTreeMap<Prefix, GroupId>,
@@ -676,7 +676,7 @@ impl<R: NextHopResolver> Builder<R> {
             })?
             .table();
         let unset = Arc::new(unset);
-        let mut tables = Paged::new(Arc::clone(&unset));
+        let mut tables = Groups::new(Arc::clone(&unset));
         tables.push(Arc::clone(&unset));
         for g in &statics.groups {
             tables.push(Arc::new(g.table()));

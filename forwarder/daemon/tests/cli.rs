@@ -142,6 +142,141 @@ fn run_forwards_a_capture_through_pcap_ports() {
     assert_eq!(back, 0);
 }
 
+/// Four servers in one group hashing inner headers, at the tunnel endpoint 192.0.2.20.
+fn inner_config(dir: &Path) -> String {
+    let mut cfg = format!(
+        r#"
+[instance]
+name = "pcap-inner"
+
+[[port]]
+name = "uplink"
+kind = "pcap"
+mac = "02:00:00:00:00:01"
+input = "{dir}/in.pcap"
+output = "{dir}/uplink-out.pcap"
+
+[[port]]
+name = "servers"
+kind = "pcap"
+mac = "02:00:00:00:00:02"
+output = "{dir}/servers-out.pcap"
+
+[[worker]]
+core = 0
+ports = ["uplink", "servers"]
+
+[[group]]
+name = "tunnels"
+members = ["s1", "s2", "s3", "s4"]
+hash = {{ inner = true }}
+
+[[route]]
+prefix = "192.0.2.20/32"
+group = "tunnels"
+"#,
+        dir = dir.display()
+    );
+    for s in 1..=4 {
+        cfg.push_str(&format!(
+            "\n[[nexthop]]\nname = \"s{s}\"\naddress = \"198.18.1.{s}\"\nport = \"servers\"\n\
+             mac = \"02:be:00:00:00:0{s}\"\n"
+        ));
+    }
+    cfg
+}
+
+#[test]
+fn run_spreads_one_tunnels_inner_flows_over_every_hop_of_an_inner_hashing_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let (outer_src, endpoint): (IpAddr, IpAddr) = (
+        "203.0.113.9".parse().unwrap(),
+        "192.0.2.20".parse().unwrap(),
+    );
+    // Each tunnel kind: one outer 5-tuple carrying 60 inner UDP flows.
+    let tunnel = |kind: usize, inner: &[u8]| -> Vec<u8> {
+        match kind {
+            0 => FrameSpec::raw(outer_src, endpoint, 4, inner),
+            1 => {
+                let mut gre = vec![0, 0, 0x08, 0x00];
+                gre.extend_from_slice(inner);
+                FrameSpec::raw(outer_src, endpoint, 47, &gre)
+            }
+            _ => {
+                let mut vxlan = vec![0x08, 0, 0, 0, 0, 0, 7, 0];
+                let mut eth = vec![2, 0, 0, 0, 0, 0xcc, 2, 0, 0, 0, 0, 0xdd, 0x08, 0x00];
+                eth.extend_from_slice(inner);
+                vxlan.extend_from_slice(&eth);
+                FrameSpec::udp(outer_src, endpoint, 50_000, 4789, 0).data(&vxlan)
+            }
+        }
+        .build()
+        .unwrap()
+    };
+    const KINDS: usize = 3;
+    const FLOWS: u16 = 60;
+    let mut w = PcapWriter::create(dir.path().join("in.pcap")).unwrap();
+    let mut t = 0;
+    // Every inner flow twice, the second round after the whole first: a flow pinned by the
+    // flow cache shows as a second packet on another hop than its first.
+    for _round in 0..2 {
+        for kind in 0..KINDS {
+            for i in 0..FLOWS {
+                let inner = FrameSpec::udp(
+                    format!("10.9.{kind}.{}", 1 + i).parse().unwrap(),
+                    "10.200.0.1".parse().unwrap(),
+                    2000 + i,
+                    443,
+                    0,
+                )
+                .build_ip()
+                .unwrap();
+                w.write_packet(t, &tunnel(kind, &inner)).unwrap();
+                t += 1000;
+            }
+        }
+    }
+    drop(w.into_inner().unwrap());
+    let cfg = dir.path().join("inner.toml");
+    std::fs::write(&cfg, inner_config(dir.path())).unwrap();
+
+    let out = run(&["run", "--config", cfg.to_str().unwrap(), "--json"]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let total = 2 * KINDS as u64 * u64::from(FLOWS);
+    assert_eq!(stats["tx_packets"], total);
+    // One flow-cache entry per inner flow: the first round misses, the second hits.
+    assert_eq!(stats["flow_cache_misses"], total / 2);
+    assert_eq!(stats["flow_cache_hits"], total / 2);
+
+    // Per tunnel kind, the hops its inner flows took, and each inner flow's hops.
+    let mut hops = vec![std::collections::BTreeSet::new(); KINDS];
+    let mut per_flow =
+        std::collections::BTreeMap::<(u8, u8), std::collections::BTreeSet<u8>>::new();
+    let sent = PcapReader::open(dir.path().join("servers-out.pcap")).unwrap();
+    for p in sent {
+        let f = p.unwrap().data;
+        let hop = f[5];
+        let outer = ecmp_wire::parse_frame(&f).unwrap();
+        let inner = ecmp_wire::parse_inner(&f, &outer).expect("the tunnel is forwarded as is");
+        let (kind, flow) = (inner.src[2], inner.src[3]);
+        hops[usize::from(kind)].insert(hop);
+        per_flow.entry((kind, flow)).or_default().insert(hop);
+    }
+    for (kind, hops) in hops.iter().enumerate() {
+        assert_eq!(hops.len(), 4, "tunnel kind {kind}: {hops:?}");
+    }
+    assert_eq!(per_flow.len(), KINDS * usize::from(FLOWS));
+    assert!(
+        per_flow.values().all(|h| h.len() == 1),
+        "every inner flow stays on one hop"
+    );
+}
+
 #[test]
 fn check_accepts_every_example_and_names_file_line_and_key() {
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs")).unwrap() {

@@ -1,19 +1,30 @@
-//! Flow identity: the exact 5-tuple the flow cache is keyed by.
+//! Flow identity: what the flow cache is keyed by.
+//!
+//! Two kinds of key, told apart by [`FlowKey::group`]:
+//! - the outer key ([`FlowKey::from_meta`], group 0): the packet's exact outer 5-tuple. It serves
+//!   every group whose policy hashes the outer 5-tuple: equal keys hash alike under any such
+//!   policy, and the key's destination names the route, so it is known before the route is.
+//! - the policy key ([`policy_key`](crate::hash::policy_key)): exactly the
+//!   fields a group's policy hashes (after its symmetry rule), taken from the headers it hashes
+//!   (the inner ones for an inner policy and a tunnelled packet), plus that group's id. Such a
+//!   key need not name the route (a source address does not), so it is built once the route is
+//!   known, and the group id keeps one route's flows apart from another's.
 //!
 //! Invariants:
-//! - A [`FlowKey`] is plain data of fixed size (at most 40 bytes, const-asserted), so it is copied
+//! - A [`FlowKey`] is plain data of fixed size (at most 44 bytes, const-asserted), so it is copied
 //!   and compared without allocation and fits in one cache line.
 //! - IPv4 addresses fill the first 4 bytes of `src`/`dst` and the rest is zero, as in
 //!   [`PacketMeta`]; `version` keeps an IPv4 key apart from an IPv6 one with the same bytes.
 //! - Every fragment of a datagram gets the same key: ports are zeroed for fragments, because only
 //!   the first fragment carries them and the later ones must follow it to the same hop.
+//! - Two packets with equal keys get the same bucket: a key holds every field its group's hash
+//!   reads (the outer key: all of them), and a policy key its group's id.
 
+use ecmp_tables::nexthop::GroupId;
 use ecmp_wire::meta::{IpVersion, PacketMeta};
 
-/// The exact identity of a flow: addresses, ports, protocol and IP version.
-///
-/// Unlike a group's hash policy (which may look at fewer fields), the key always holds the full
-/// 5-tuple, so a cache hit is an exact match and never merges two flows.
+/// The identity of a flow as the flow cache sees it: addresses, ports, protocol, IP version and,
+/// for a policy key, the group. Fields a policy key does not select are zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FlowKey {
     /// Source address (IPv4 in the first 4 bytes, rest zero).
@@ -28,12 +39,14 @@ pub struct FlowKey {
     pub protocol: u8,
     /// IPv4 or IPv6.
     pub version: IpVersion,
+    /// 0 for the outer key; for a policy key, the group whose policy shaped it (never 0).
+    pub group: GroupId,
 }
 
-const _: () = assert!(size_of::<FlowKey>() <= 40);
+const _: () = assert!(size_of::<FlowKey>() <= 44);
 
 impl FlowKey {
-    /// The key of the packet described by `meta`.
+    /// The outer key of the packet described by `meta`.
     ///
     /// Fragments (first or later) get ports 0 even when the parser saw them in the first
     /// fragment, so the whole datagram maps to one key.
@@ -51,11 +64,14 @@ impl FlowKey {
             dst_port,
             protocol: meta.protocol,
             version: meta.version,
+            group: 0,
         }
     }
 
-    /// The key as two address words and one word of ports, protocol and version; what the
-    /// cache hash consumes (three multiplications instead of a byte loop).
+    /// The key as two address words and one word of ports, protocol, version and group; what
+    /// the cache hash consumes (three multiplications instead of a byte loop). The group is
+    /// XORed over the version's bits: an outer key (group 0) hashes as it always has, and the
+    /// rare hash collision between a version and a group costs nothing (keys compare exactly).
     #[inline]
     pub(crate) fn words(&self) -> (u128, u128, u64) {
         let version: u64 = match self.version {
@@ -65,7 +81,7 @@ impl FlowKey {
         let tail = u64::from(self.src_port)
             | (u64::from(self.dst_port) << 16)
             | (u64::from(self.protocol) << 32)
-            | (version << 40);
+            | ((version ^ u64::from(self.group)) << 40);
         (
             u128::from_ne_bytes(self.src),
             u128::from_ne_bytes(self.dst),
@@ -134,12 +150,14 @@ mod tests {
     #[test]
     fn words_cover_every_field() {
         let base = FlowKey::from_meta(&meta(false, 1000, 2000));
-        let mut variants = [base; 5];
+        let mut variants = [base; 7];
         variants[0].src[15] = 1;
         variants[1].dst[0] ^= 0x80;
         variants[2].src_port = 1001;
         variants[3].dst_port = 2001;
         variants[4].protocol = 6;
+        variants[5].group = 1;
+        variants[6].group = ecmp_tables::MAX_GROUP_ID;
         for v in variants {
             assert_ne!(v.words(), base.words(), "{v:?}");
         }

@@ -8,12 +8,13 @@
 //! dependent cache miss. (Four-slot, two-line buckets hold more at 0.9 load but double the lines
 //! per packet; at 1M flows that measured slower.)
 //!
-//! Keys: an IPv4 key (addresses with zero padding) is stored inline (13 bytes). Any other key
-//! (IPv6, or an IPv4 key with stray padding bytes) is stored "wide": the slot holds the XOR
-//! fold of each address (a 32-bit filter) and a parallel 32-byte extension record holds the other
-//! three words of each address, from which the full key is exact and recoverable. A wide hit
-//! therefore reads one more line, after the inline filter matched. The extension record also
-//! holds `b1 ^ b2`, which lets an entry be moved to its other bucket without its hash.
+//! Keys: an outer IPv4 key (addresses with zero padding, group 0) is stored inline (13 bytes).
+//! Any other key (IPv6, an IPv4 key with stray padding bytes, or a policy key, which names its
+//! group) is stored "wide": the slot holds the XOR fold of each address (a 32-bit filter) and a
+//! parallel 32-byte extension record holds the other three words of each address and the key's
+//! group, from which the full key is exact and recoverable. A wide hit therefore reads one more
+//! line, after the inline filter matched. The extension record also holds `b1 ^ b2`, which lets
+//! an entry be moved to its other bucket without its hash.
 //!
 //! Cost: 32 bytes of slot plus 32 of extension = 64 bytes per flow whatever its version
 //! (const-asserted); IPv4 lookups touch the two prefetched lines only, IPv6 hits one more.
@@ -293,8 +294,9 @@ struct Probe {
     /// The protocol (bits 0..8) and the key format (bits 8..16: 0 for inline IPv4, `WIDE` or
     /// `WIDE | WIDE_V6`), placed as in a slot's `meta` word.
     meta: u32,
-    /// Words 1..4 of the source then of the destination address (zero for inline keys).
-    words: [u32; 6],
+    /// Words 1..4 of the source then of the destination address, then the key's group (all
+    /// zero for inline keys).
+    words: [u32; 7],
 }
 
 /// The four native-order words of an address.
@@ -324,14 +326,15 @@ impl Probe {
     fn of(key: &FlowKey) -> Self {
         let ports = u32::from(key.src_port) | (u32::from(key.dst_port) << 16);
         let (sw, dw) = (u128::from_le_bytes(key.src), u128::from_le_bytes(key.dst));
-        // Two wide tests instead of six words: the inline form needs zero padding only.
-        if key.version == IpVersion::V4 && (sw >> 32) | (dw >> 32) == 0 {
+        // Two wide tests instead of six words: the inline form needs zero padding (and no group)
+        // only.
+        if key.version == IpVersion::V4 && (sw >> 32) | (dw >> 32) | u128::from(key.group) == 0 {
             return Self {
                 src: sw as u32,
                 dst: dw as u32,
                 ports,
                 meta: u32::from(key.protocol),
-                words: [0; 6],
+                words: [0; 7],
             };
         }
         let (s, d) = (words(&key.src), words(&key.dst));
@@ -344,7 +347,7 @@ impl Probe {
                     IpVersion::V4 => WIDE,
                     IpVersion::V6 => WIDE | WIDE_V6,
                 }) << 8),
-            words: [s[1], s[2], s[3], d[1], d[2], d[3]],
+            words: [s[1], s[2], s[3], d[1], d[2], d[3], key.group],
         }
     }
 
@@ -389,12 +392,12 @@ struct Slot {
     group_exp: u32,
 }
 
-/// The rest of a wide key, and the XOR of the entry's two candidate buckets (so that the entry
-/// can move to its other bucket). Parallel to the slots, one per slot.
+/// The rest of a wide key (address words, group), and the XOR of the entry's two candidate
+/// buckets (so that the entry can move to its other bucket). Parallel to the slots, one per slot.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[repr(C, align(32))]
 struct Ext {
-    words: [u32; 6],
+    words: [u32; 7],
     alt: u32,
 }
 
@@ -547,11 +550,12 @@ impl Slot {
     /// The full key of an occupied slot whose extension record is `ext`.
     fn key(&self, ext: &Ext) -> FlowKey {
         let tag = self.tag();
-        let (src, dst, version) = if tag & WIDE == 0 {
+        let (src, dst, version, group) = if tag & WIDE == 0 {
             (
                 address([self.src, 0, 0, 0]),
                 address([self.dst, 0, 0, 0]),
                 IpVersion::V4,
+                0,
             )
         } else {
             let w = &ext.words;
@@ -563,6 +567,7 @@ impl Slot {
                 } else {
                     IpVersion::V4
                 },
+                w[6],
             )
         };
         FlowKey {
@@ -572,6 +577,7 @@ impl Slot {
             dst_port: (self.ports >> 16) as u16,
             protocol: self.meta as u8,
             version,
+            group,
         }
     }
 }
@@ -1193,6 +1199,7 @@ mod tests {
             dst_port: 443,
             protocol: 6,
             version: IpVersion::V4,
+            group: 0,
         }
     }
 
@@ -1210,6 +1217,7 @@ mod tests {
             dst_port: 443,
             protocol: 6,
             version: IpVersion::V6,
+            group: 0,
         }
     }
 
@@ -1431,7 +1439,15 @@ mod tests {
         b.src.swap(7, 15);
         assert_ne!(a, b);
         assert_eq!(Probe::of(&a).src, Probe::of(&b).src);
-        let flows = [v4, v6_same, padded, a, b];
+        // Policy keys: equal fields in two groups, and in no group, are three flows, told apart
+        // by the group word of the extension record.
+        let (g1, g2, a_g3) = (
+            FlowKey { group: 1, ..v4 },
+            FlowKey { group: 2, ..v4 },
+            FlowKey { group: 3, ..a },
+        );
+        assert!(Probe::of(&g1).is_wide() && Probe::of(&a_g3).is_wide());
+        let flows = [v4, v6_same, padded, a, b, g1, g2, a_g3];
         for (i, k) in flows.iter().enumerate() {
             assert_eq!(
                 c.insert(k, pair(5, 6 + i as u64), hop(i as u32), T0, ACK),
@@ -1842,10 +1858,16 @@ mod tests {
         closing: 300,
     };
 
-    /// Model keys: IPv4 ones and IPv6 ones (every third), so both key formats move and evict.
+    /// Model keys: IPv4 ones, IPv6 ones (every third) and IPv4 policy keys (group 1 or 2, for
+    /// a fifth of the rest), so every key format moves and evicts.
     fn model_key(k: u16) -> FlowKey {
         if k.is_multiple_of(3) {
             key6(k.into())
+        } else if k % 5 == 1 {
+            FlowKey {
+                group: 1 + u32::from(k % 2),
+                ..key(k)
+            }
         } else {
             key(k)
         }

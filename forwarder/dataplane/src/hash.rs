@@ -26,9 +26,12 @@
 //!   directions of a flow hash alike for every field set (`SrcIp` then means "the lower address").
 //! - `HashPolicy::inner` is the parser's business: the hasher hashes whichever headers the
 //!   [`PacketMeta`] describes.
+//! - [`policy_key`] holds every field a group hash reads under its policy: equal policy keys of
+//!   one group hash alike (property-tested over every policy).
 
 use core::hash::{BuildHasher, Hasher};
 
+use ecmp_tables::nexthop::GroupId;
 use ecmp_tables::policy::{HashAlgo, HashFields, HashPolicy};
 use ecmp_wire::meta::{IpVersion, PacketMeta};
 use foldhash::fast::FixedState;
@@ -400,6 +403,39 @@ fn mix32(h: u32, seed: u64) -> u32 {
     x as u32
 }
 
+/// The policy key of a packet in group `group` (never 0), whose policy `policy` hashes the
+/// headers `meta` describes (the inner ones when the policy and the packet have them): exactly
+/// the fields [`FlowHasher::group_hash`] reads under that policy, after the same port and
+/// symmetry rules ([`Endpoints`]), every other field zero. So two packets with equal policy keys
+/// hash alike under every algorithm, and a key is shared by every flow the policy cannot tell
+/// apart (a `src-ip` group caches one entry per source).
+///
+/// The algorithm matters only where it reads more than the fields: the lb-key folds both
+/// addresses for `DstIp` too, so that key keeps the (lower, when symmetric) source as well.
+#[inline]
+pub fn policy_key(meta: &PacketMeta, policy: &HashPolicy, group: GroupId) -> FlowKey {
+    let ep = Endpoints::new(meta, policy);
+    let (src, dst) = match policy.fields {
+        HashFields::SrcIp => (ep.a.0, [0; 16]),
+        HashFields::DstIp if policy.algo != HashAlgo::LbKey => ([0; 16], ep.b.0),
+        HashFields::DstIp | HashFields::SrcDstIp | HashFields::FiveTuple => (ep.a.0, ep.b.0),
+    };
+    FlowKey {
+        src,
+        dst,
+        // Zero unless a 5-tuple of a non-fragment (the rule `Endpoints` applies).
+        src_port: ep.a.1,
+        dst_port: ep.b.1,
+        protocol: if policy.fields == HashFields::FiveTuple {
+            meta.protocol
+        } else {
+            0
+        },
+        version: meta.version,
+        group,
+    }
+}
+
 /// SplitMix64: derives independent sub-seeds from the instance seed.
 const fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -411,6 +447,7 @@ const fn splitmix64(x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ecmp_tables::MAX_GROUP_ID;
     use proptest::prelude::*;
     use std::collections::HashMap;
     use std::net::{Ipv4Addr, Ipv6Addr};
@@ -890,6 +927,54 @@ mod tests {
     }
 
     #[test]
+    fn policy_keys_hold_the_selected_fields_and_the_group() {
+        let m = v4("198.51.100.1", 1234, "203.0.113.9", 80);
+        let other_dst = v4("198.51.100.1", 999, "203.0.113.10", 443);
+        let default = HashPolicy::default();
+        let src_ip = policy(HashAlgo::Fast, HashFields::SrcIp, false);
+        // A source address policy: one key for every destination and port of that source, and
+        // not the outer key (which has no group).
+        let k = policy_key(&m, &src_ip, 3);
+        assert_eq!(k, policy_key(&other_dst, &src_ip, 3));
+        assert_eq!(
+            (k.dst, k.src_port, k.dst_port, k.protocol),
+            ([0; 16], 0, 0, 0)
+        );
+        assert_eq!(k.src, m.src);
+        assert_ne!(
+            k,
+            policy_key(&m, &src_ip, 4),
+            "the group is part of the key"
+        );
+        assert_ne!(k, FlowKey::from_meta(&m));
+        // A 5-tuple policy keys the 5-tuple, with the group.
+        let five = policy_key(&m, &default, 3);
+        assert_eq!(
+            five,
+            FlowKey {
+                group: 3,
+                ..FlowKey::from_meta(&m)
+            }
+        );
+        // Symmetric: both directions share the key.
+        let sym = policy(HashAlgo::Crc32c, HashFields::FiveTuple, true);
+        let back = v4("203.0.113.9", 80, "198.51.100.1", 1234);
+        assert_eq!(policy_key(&m, &sym, 3), policy_key(&back, &sym, 3));
+        // Fragments never key on ports.
+        let frag = PacketMeta {
+            fragment: true,
+            ..m
+        };
+        let fk = policy_key(&frag, &default, 3);
+        assert_eq!((fk.src_port, fk.dst_port), (0, 0));
+        // The lb-key folds the source into a destination hash, so its key keeps the source.
+        let lb_dst = policy(HashAlgo::LbKey, HashFields::DstIp, false);
+        assert_eq!(policy_key(&m, &lb_dst, 3).src, m.src);
+        let fast_dst = policy(HashAlgo::Fast, HashFields::DstIp, false);
+        assert_eq!(policy_key(&m, &fast_dst, 3).src, [0; 16]);
+    }
+
+    #[test]
     fn cache_hash_separates_versions_and_fields() {
         let h = FlowHasher::new(3, &DEFAULT_RSS_KEY);
         let m = v4("192.0.2.10", 40000, "198.51.100.20", 443);
@@ -906,6 +991,11 @@ mod tests {
         assert_ne!(h.cache_hash(&k), h.cache_hash(&k6));
         assert_ne!(h.cache_hash(&k), h.cache_hash(&swapped));
         assert_eq!(h.cache_hash(&k), h.cache_hash(&FlowKey::from_meta(&m)));
+        // The group takes part (every bit of the 24), and group 0 is the outer key's hash.
+        for group in [1, 2, 1 << 23, MAX_GROUP_ID] {
+            assert_ne!(h.cache_hash(&k), h.cache_hash(&FlowKey { group, ..k }));
+        }
+        assert_eq!(h.cache_hash(&k), h.cache_hash(&FlowKey { group: 0, ..k }));
     }
 
     proptest! {
@@ -920,6 +1010,57 @@ mod tests {
             full[32..].copy_from_slice(&tail);
             let h = FlowHasher::new(0, &full);
             prop_assert_eq!(h.toeplitz(&input), toeplitz_reference(&full, &input));
+        }
+
+        /// Two packets whose policy keys are equal hash alike, for every policy and seed: the
+        /// second packet is the first with some fields replaced, so that the fields a policy
+        /// ignores vary while its key stays put.
+        #[test]
+        fn equal_policy_keys_hash_alike(
+            a in (proptest::array::uniform16(any::<u8>()), proptest::array::uniform16(any::<u8>()),
+                  any::<u16>(), any::<u16>(), any::<u8>(), any::<bool>()),
+            b in (proptest::array::uniform16(any::<u8>()), proptest::array::uniform16(any::<u8>()),
+                  any::<u16>(), any::<u16>(), any::<u8>(), any::<bool>()),
+            replace in 0u8..64, v6 in any::<bool>(), seed in any::<u64>(),
+        ) {
+            let meta = |(mut src, mut dst, sp, dp, protocol, fragment): ([u8; 16], [u8; 16], u16, u16, u8, bool)| {
+                if !v6 {
+                    // The parser's IPv4 form: zero padding.
+                    src[4..].fill(0);
+                    dst[4..].fill(0);
+                }
+                PacketMeta {
+                    version: if v6 { IpVersion::V6 } else { IpVersion::V4 },
+                    src, dst, src_port: sp, dst_port: dp, protocol, fragment,
+                    ..PacketMeta::default()
+                }
+            };
+            let (m1, other) = (meta(a), meta(b));
+            let mut m2 = m1;
+            let pick = |bit: u8| replace & (1 << bit) != 0;
+            if pick(0) { m2.src = other.src; }
+            if pick(1) { m2.dst = other.dst; }
+            if pick(2) { m2.src_port = other.src_port; }
+            if pick(3) { m2.dst_port = other.dst_port; }
+            if pick(4) { m2.protocol = other.protocol; }
+            if pick(5) { m2.fragment = other.fragment; }
+            let h = FlowHasher::new(seed, &DEFAULT_RSS_KEY);
+            for algo in ALGOS {
+                for fields in FIELDS {
+                    for symmetric in [false, true] {
+                        let p = policy(algo, fields, symmetric);
+                        // The reverse direction too: symmetric keys must fold it.
+                        let mut rev = m2;
+                        (rev.src, rev.dst, rev.src_port, rev.dst_port) =
+                            (m2.dst, m2.src, m2.dst_port, m2.src_port);
+                        for m in [m2, rev] {
+                            if policy_key(&m1, &p, 7) == policy_key(&m, &p, 7) {
+                                prop_assert_eq!(h.group_hash(&m1, &p), h.group_hash(&m, &p), "{:?}", p);
+                            }
+                        }
+                    }
+                }
+            }
         }
 
         #[test]

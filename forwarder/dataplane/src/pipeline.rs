@@ -8,8 +8,29 @@
 //!
 //! The miss path (what a packet not served by the flow cache goes through) is public, as the
 //! functions [`admit`], [`lookup_route`], [`route`], [`group_hash`], [`pick_bucket`] and their
-//! composition [`resolve`]: the pipeline, [`Pipeline::trace`] and `ecmpfwd bench --stages` all
-//! call these, so the three cannot disagree on a packet's hop.
+//! composition [`resolve`], and so is the flow-cache key ([`cache_key`], [`outer_key`],
+//! [`entropy`]): the pipeline, [`Pipeline::trace`] and `ecmpfwd bench --stages` all call these,
+//! so the three cannot disagree on a packet's key or hop.
+//!
+//! Flow-cache keys (see [`crate::flow`]) follow the snapshot:
+//! - While every group hashes the outer 5-tuple ([`Snapshot::outer_keyed`], checked once per
+//!   burst, the common case), a packet is keyed by its outer 5-tuple before its route is known,
+//!   and a hit cached under the current generation skips the route lookup: the key's
+//!   destination names the route, and nothing changed since the route was resolved.
+//! - Otherwise stage one looks the route up first ([`cache_key`]): a packet routed to a group
+//!   whose policy hashes other fields (fewer fields, or the inner headers of a tunnel) is keyed
+//!   by exactly the fields that policy hashes, from the headers it hashes, and by the group id
+//!   ([`crate::hash::policy_key`]); a packet of a group that hashes the outer 5-tuple keeps its
+//!   outer key. Cost, for such snapshots only: one route lookup per packet (hit or miss), the
+//!   inner parse for a tunnelled packet of an inner policy (twice on a miss, where the group
+//!   hash parses again), a second cache hash for a policy key (the encapsulation's entropy stays
+//!   the outer key's hash, see [`entropy`]) and a wide flow-cache entry (one more line read).
+//! - Invariants: two packets with equal keys get the same bucket (a key holds every field its
+//!   group's hash reads, and a policy key its group, hence its policy), and a hit never sends a
+//!   packet to another route's group (an outer key names its route through its destination, a
+//!   policy key names its group, which is the route's group at the generation that built it).
+//!   The TCP flags that drive a cached flow's state are those of the flow its key names (the
+//!   inner packet's for an inner key).
 
 use ecmp_tables::group::GroupTable;
 use ecmp_tables::nexthop::{GroupId, HopId};
@@ -24,7 +45,7 @@ use crate::drop::DropReason;
 use crate::error::DataplaneError;
 use crate::flow::FlowKey;
 use crate::flowcache::{CacheProbe, CachedHop, FlowCache, FlowCacheConfig, InsertOutcome};
-use crate::hash::FlowHasher;
+use crate::hash::{FlowHasher, policy_key};
 use ecmp_port::{BURST, Frame, PortId};
 
 /// What happens to one packet of a burst.
@@ -92,6 +113,19 @@ impl Resolution {
     }
 }
 
+/// What the flow cache knows a packet by (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheKey {
+    /// The key: the outer 5-tuple, or the policy key of the route's group.
+    pub key: FlowKey,
+    /// The TCP flags of the flow the key names (the inner packet's for an inner key), which
+    /// drive the cached flow's state and timeout.
+    pub tcp_flags: u8,
+    /// The route's group when the key was built after the route lookup; 0 when it was not
+    /// looked up (every group hashes the outer 5-tuple).
+    pub route: GroupId,
+}
+
 /// What the stages of one burst know about one packet: filled by stage one, read by the others.
 /// One record per packet, so that each stage walks a single array.
 #[derive(Debug, Clone, Copy, Default)]
@@ -99,8 +133,13 @@ struct PacketState {
     meta: PacketMeta,
     /// The flow key prepared for the flow cache (candidate buckets included).
     probe: CacheProbe,
-    /// The flow's cache hash (also the encapsulation's entropy).
+    /// The encapsulation's entropy: the cache hash of the outer key.
     hash: u64,
+    /// Set by stage one only when the snapshot keys some group by its policy: the route's
+    /// group and the key's TCP flags (see [`CacheKey`]). Otherwise the route is looked up on a
+    /// miss and the flags are the packet's own.
+    route: GroupId,
+    tcp_flags: u8,
     /// The hop stage two chose.
     hop: HopId,
     /// Parsed and not dropped so far.
@@ -191,6 +230,24 @@ impl Pipeline {
         verdicts: &mut [Verdict],
         now_ms: u64,
     ) {
+        // Decided once per burst: the loops are specialised, not branching per packet.
+        if snap.outer_keyed() {
+            self.run::<F, false>(snap, frames, verdicts, now_ms);
+        } else {
+            self.run::<F, true>(snap, frames, verdicts, now_ms);
+        }
+    }
+
+    /// [`Self::process`] with flow-cache keys built before the route (`ROUTED_KEYS` false: every
+    /// group hashes the outer 5-tuple) or after it (see the module doc).
+    #[inline(always)]
+    fn run<F: Frame, const ROUTED_KEYS: bool>(
+        &mut self,
+        snap: &Snapshot,
+        frames: &mut [F],
+        verdicts: &mut [Verdict],
+        now_ms: u64,
+    ) {
         let n = frames.len().min(BURST).min(verdicts.len());
         if self.hop_packets.len() < snap.hops.len() {
             self.on_new_snapshot(snap);
@@ -211,8 +268,8 @@ impl Pipeline {
             rx_bytes += data.len() as u64;
             pkt.pending = false;
             let dropped = match admit(data, &mut pkt.meta) {
-                Ok(()) => {
-                    let key = FlowKey::from_meta(&pkt.meta);
+                Ok(()) if !ROUTED_KEYS => {
+                    let key = outer_key(&pkt.meta).key;
                     let h = self.hasher.cache_hash(&key);
                     pkt.hash = h;
                     pkt.probe = self.cache.probe(&key, h);
@@ -220,6 +277,19 @@ impl Pipeline {
                     pkt.pending = true;
                     continue;
                 }
+                Ok(()) => match routed_key(snap, data, &pkt.meta) {
+                    Ok(k) => {
+                        let h = self.hasher.cache_hash(&k.key);
+                        pkt.hash = entropy(&self.hasher, &pkt.meta, &k.key, h);
+                        pkt.probe = self.cache.probe(&k.key, h);
+                        self.cache.prefetch_at(&pkt.probe);
+                        pkt.route = k.route;
+                        pkt.tcp_flags = k.tcp_flags;
+                        pkt.pending = true;
+                        continue;
+                    }
+                    Err(r) => r,
+                },
                 Err(r) => r,
             };
             *verdict = Verdict::Drop(dropped);
@@ -237,7 +307,7 @@ impl Pipeline {
             if !pkt.pending {
                 continue;
             }
-            match choose(
+            match choose::<F, ROUTED_KEYS>(
                 &mut self.cache,
                 &self.hasher,
                 counters,
@@ -301,7 +371,7 @@ impl Pipeline {
         let mut meta = PacketMeta::default();
         admit(frame, &mut meta)?;
         let (group_id, group) = route(snap, &meta)?;
-        let key = FlowKey::from_meta(&meta);
+        let key = cache_key(snap, frame, &meta)?.key;
         let hash = self.hasher.cache_hash(&key);
         if let Some(c) = self.cache.peek(&key, hash, now_ms)
             && c.group == group_id
@@ -323,9 +393,10 @@ impl Pipeline {
 
 /// Picks the hop for one parsed packet: the cached hop while it is still a usable member of
 /// the route's group, otherwise the group's bucket for the packet's hash. The frame is read
-/// only on a miss of a group that hashes inner headers.
+/// only on a miss of a group that hashes inner headers. With `ROUTED_KEYS`, stage one has
+/// looked the route up already (`pkt.route`) and keyed the packet by that group's policy.
 #[inline(always)]
-fn choose<F: Frame>(
+fn choose<F: Frame, const ROUTED_KEYS: bool>(
     cache: &mut FlowCache,
     hasher: &FlowHasher,
     counters: &mut Counters,
@@ -336,11 +407,16 @@ fn choose<F: Frame>(
 ) -> Result<HopId, DropReason> {
     let meta = &pkt.meta;
     let epoch = snap.generation as u32;
+    let tcp_flags = if ROUTED_KEYS {
+        pkt.tcp_flags
+    } else {
+        meta.tcp_flags
+    };
 
     // A flow cached under the current generation skips the route lookup: nothing changed
     // since its route was resolved, so only its hop's membership needs checking. After any
     // publish, each flow pays one route lookup and is re-stamped.
-    let cached = cache.lookup_at(&pkt.probe, now_ms, meta.tcp_flags);
+    let cached = cache.lookup_at(&pkt.probe, now_ms, tcp_flags);
     if let Some(c) = cached
         && c.epoch == epoch
         && snap
@@ -351,7 +427,11 @@ fn choose<F: Frame>(
         return Ok(c.hop);
     }
 
-    let (group_id, group) = route(snap, meta)?;
+    let (group_id, group) = if ROUTED_KEYS {
+        (pkt.route, snap.group(pkt.route).ok_or(DropReason::NoRoute)?)
+    } else {
+        route(snap, meta)?
+    };
     if let Some(c) = cached
         && c.group == group_id
         && group.still_member(c.member, c.hop)
@@ -375,7 +455,7 @@ fn choose<F: Frame>(
         cache.update_at(&pkt.probe, picked);
     } else {
         counters.add(Counter::CacheMisses, 1);
-        match cache.insert_at(&pkt.probe, picked, now_ms, meta.tcp_flags) {
+        match cache.insert_at(&pkt.probe, picked, now_ms, tcp_flags) {
             InsertOutcome::NotCached => counters.add(Counter::NotCached, 1),
             InsertOutcome::Evicted => counters.add(Counter::Evictions, 1),
             InsertOutcome::Inserted | InsertOutcome::Replaced => {}
@@ -421,6 +501,81 @@ pub fn route<'s>(
     }
     let group = snap.group(id).ok_or(DropReason::NoRoute)?;
     Ok((id, group))
+}
+
+/// The flow-cache key of a packet admitted under `snap` (`meta` parsed from `frame`): its outer
+/// key while every group hashes the outer 5-tuple, else [`routed_key`]. What the pipeline's
+/// first stage computes (which makes that choice once per burst).
+#[inline]
+pub fn cache_key(snap: &Snapshot, frame: &[u8], meta: &PacketMeta) -> Result<CacheKey, DropReason> {
+    if snap.outer_keyed() {
+        Ok(outer_key(meta))
+    } else {
+        routed_key(snap, frame, meta)
+    }
+}
+
+/// The outer key of a packet, built before its route is known (so `route` is 0).
+#[inline(always)]
+pub fn outer_key(meta: &PacketMeta) -> CacheKey {
+    CacheKey {
+        key: FlowKey::from_meta(meta),
+        tcp_flags: meta.tcp_flags,
+        route: 0,
+    }
+}
+
+/// The packet's route, then its key under that group's policy ([`group_key`]); refuses the
+/// packet with [`DropReason::NoRoute`] as [`route`] does.
+#[inline(always)]
+pub fn routed_key(
+    snap: &Snapshot,
+    frame: &[u8],
+    meta: &PacketMeta,
+) -> Result<CacheKey, DropReason> {
+    let (id, group) = route(snap, meta)?;
+    Ok(group_key(id, &group.policy, frame, meta))
+}
+
+/// The key of a packet routed to group `group_id` of `policy`: the outer key when the policy
+/// hashes the outer 5-tuple, else the policy key of the headers the policy hashes (the inner
+/// ones when it asks for them and the packet has them, as in [`group_hash`]).
+#[inline(always)]
+pub fn group_key(
+    group_id: GroupId,
+    policy: &HashPolicy,
+    frame: &[u8],
+    meta: &PacketMeta,
+) -> CacheKey {
+    if policy.keys_outer_five_tuple() {
+        return CacheKey {
+            route: group_id,
+            ..outer_key(meta)
+        };
+    }
+    let inner = if policy.inner {
+        parse_inner(frame, meta)
+    } else {
+        None
+    };
+    let hashed = inner.as_ref().unwrap_or(meta);
+    CacheKey {
+        key: policy_key(hashed, policy, group_id),
+        tcp_flags: hashed.tcp_flags,
+        route: group_id,
+    }
+}
+
+/// The encapsulation's entropy (outer UDP source port, IPv6 flow label) of a packet whose cache
+/// key `key` hashed to `key_hash`: always the cache hash of its outer key, so that keying a
+/// group by its policy changes what is cached, not the headers sent.
+#[inline(always)]
+pub fn entropy(hasher: &FlowHasher, meta: &PacketMeta, key: &FlowKey, key_hash: u64) -> u64 {
+    if key.group == 0 {
+        key_hash
+    } else {
+        hasher.cache_hash(&FlowKey::from_meta(meta))
+    }
 }
 
 /// The hash that picks the packet's bucket in a group of `policy`: over the inner headers when
@@ -487,6 +642,7 @@ mod tests {
     use ecmp_tables::group::{GroupMode, ResilientGroup};
     use ecmp_tables::nexthop::{Action, NextHop, PortInfo};
     use ecmp_tables::{Fib4, Fib6};
+    use ecmp_testkit::frames::{Frag, FrameSpec, TcpFlags};
     use ecmp_wire::{ethertype, ip_proto};
 
     use super::*;
@@ -680,7 +836,10 @@ mod tests {
             let (verdict, counted) = forward(&mut p, &snap, &pool, &frame);
             assert_eq!(verdict, Verdict::Tx(EGRESS), "{kind}");
             assert_eq!(counted, Some(r.hop), "{kind}");
-            let key = FlowKey::from_meta(&meta);
+            // Cached under the key of its group's policy: the outer key for groups 1 and 2,
+            // the inner 5-tuple and the group for group 3.
+            let key = cache_key(&snap, &frame, &meta).unwrap().key;
+            assert_eq!(key.group, if kind.starts_with("inner") { 3 } else { 0 });
             let hash = p.hasher().cache_hash(&key);
             assert_eq!(
                 p.flow_cache().peek(&key, hash, 1_000),
@@ -763,5 +922,376 @@ mod tests {
             );
         }
         assert_eq!(p.flow_cache().len(), 0);
+    }
+
+    /// Groups `1..=policies.len()` with those policies, [`HOPS`] hops each (group g owns hops
+    /// `(g - 1) * HOPS + 1 ..= g * HOPS`); group g takes 10.g/16 and 2001:db8:g::/48.
+    fn snapshot_with(policies: &[HashPolicy]) -> Snapshot {
+        snapshot_without(policies, None)
+    }
+
+    /// [`snapshot_with`] with hop `removed` (if any) taken out of its group, one generation on.
+    fn snapshot_without(policies: &[HashPolicy], removed: Option<HopId>) -> Snapshot {
+        let mut hops = vec![NextHop::UNSET];
+        let mut groups = vec![Arc::new(GroupTable::empty())];
+        let mut fib4 = Fib4::new(16);
+        let mut fib6 = Fib6::new();
+        for (g, policy) in (1u16..).zip(policies) {
+            let mut group = ResilientGroup::new(64, GroupMode::Manual, 9).unwrap();
+            group.set_policy(*policy);
+            for _ in 0..HOPS {
+                let id = hops.len() as u32;
+                hops.push(NextHop {
+                    id,
+                    addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, id as u8)),
+                    port: EGRESS,
+                    mac: [0x02, 0, 0, 0, 0, id as u8],
+                    weight: 1,
+                    action: Action::Rewrite,
+                });
+                group.add_member(id, 1).unwrap();
+            }
+            group.clear();
+            if let Some(hop) = removed.filter(|h| hops_of(u32::from(g)).contains(h)) {
+                group.remove_member(hop).unwrap();
+            }
+            groups.push(Arc::new(group.table()));
+            fib4.insert(Ipv4Addr::new(10, g as u8, 0, 0), 16, u32::from(g))
+                .unwrap();
+            let v6 = Ipv6Addr::new(0x2001, 0xdb8, g, 0, 0, 0, 0, 0);
+            fib6.insert(v6, 48, u32::from(g)).unwrap();
+        }
+        let port = PortInfo {
+            mac: [0x02, 0xaa, 0, 0, 0, 0],
+            mtu: 1500,
+        };
+        Snapshot {
+            generation: u64::from(GENERATION) + u64::from(removed.is_some()),
+            fib4: Arc::new(fib4),
+            fib6: Arc::new(fib6),
+            groups: groups.into(),
+            hops,
+            ports: vec![port, port],
+        }
+    }
+
+    /// The hops of group `g` of [`snapshot_with`].
+    fn hops_of(g: u32) -> BTreeSet<HopId> {
+        ((g - 1) * HOPS + 1..=g * HOPS).collect()
+    }
+
+    const INNER: HashPolicy = HashPolicy {
+        fields: ecmp_tables::policy::HashFields::FiveTuple,
+        algo: ecmp_tables::policy::HashAlgo::Fast,
+        symmetric: false,
+        inner: true,
+    };
+
+    /// Inner flow `i` of a tunnel: a UDP datagram (or a TCP segment with `tcp`) between two
+    /// addresses of the family `v6` selects, as an IP packet.
+    fn inner_packet(v6: bool, i: u16, tcp: Option<TcpFlags>) -> Vec<u8> {
+        let (src, dst): (IpAddr, IpAddr) = if v6 {
+            (
+                Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1 + i).into(),
+                Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 7).into(),
+            )
+        } else {
+            (
+                Ipv4Addr::new(192, 168, (i >> 8) as u8, i as u8).into(),
+                Ipv4Addr::new(198, 51, 100, 7).into(),
+            )
+        };
+        let spec = FrameSpec::udp(src, dst, 1000 + i, 80, 0);
+        let spec = match tcp {
+            Some(flags) => spec.with_tcp(flags),
+            None => spec,
+        };
+        spec.build_ip().unwrap()
+    }
+
+    /// One tunnel's frames to the endpoint 10.`group`.0.1 (or 2001:db8:`group`::1 for an
+    /// IPv6 outer header): the outer headers are the same for every inner packet.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Tunnel {
+        /// IPv4 in IPv4 (protocol 4).
+        Ipip,
+        /// IPv6 in IPv6 (protocol 41).
+        Ipip6,
+        /// GRE (version 0, no key) carrying IPv4.
+        Gre,
+        /// VXLAN (UDP 4789, one source port) carrying an Ethernet frame with IPv4.
+        Vxlan,
+    }
+
+    impl Tunnel {
+        const ALL: [Tunnel; 4] = [Tunnel::Ipip, Tunnel::Ipip6, Tunnel::Gre, Tunnel::Vxlan];
+
+        fn frame(self, group: u16, inner: &[u8]) -> Vec<u8> {
+            let src4 = IpAddr::V4(Ipv4Addr::new(172, 16, 9, 9));
+            let dst4 = IpAddr::V4(Ipv4Addr::new(10, group as u8, 0, 1));
+            match self {
+                Tunnel::Ipip => FrameSpec::raw(src4, dst4, ip_proto::IPV4, inner),
+                Tunnel::Ipip6 => FrameSpec::raw(
+                    Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 9).into(),
+                    Ipv6Addr::new(0x2001, 0xdb8, group, 0, 0, 0, 0, 1).into(),
+                    ip_proto::IPV6,
+                    inner,
+                ),
+                Tunnel::Gre => {
+                    let mut gre = vec![0, 0, 0x08, 0x00];
+                    gre.extend_from_slice(inner);
+                    FrameSpec::raw(src4, dst4, ip_proto::GRE, &gre)
+                }
+                Tunnel::Vxlan => {
+                    // VXLAN header: the I flag, VNI 42; then the inner Ethernet frame.
+                    let mut vx = vec![0x08, 0, 0, 0, 0, 0, 42, 0];
+                    vx.extend_from_slice(&ethernet(inner));
+                    FrameSpec::udp(src4, dst4, 49_152, 4789, 0).data(&vx)
+                }
+            }
+            .build()
+            .unwrap()
+        }
+
+        fn inner_v6(self) -> bool {
+            self == Tunnel::Ipip6
+        }
+    }
+
+    #[test]
+    fn one_tunnel_spreads_its_inner_flows_over_every_hop_and_each_keeps_its_hop() {
+        // Group 1 hashes inner headers; every tunnel ends at one of its addresses.
+        let snap = snapshot_with(&[INNER]);
+        let pool = FramePool::new(8);
+        for tunnel in Tunnel::ALL {
+            let mut p = pipeline(&snap);
+            let frames: Vec<Vec<u8>> = (0..64)
+                .map(|i| tunnel.frame(1, &inner_packet(tunnel.inner_v6(), i, None)))
+                .collect();
+            // The outer headers are one 5-tuple: keyed on them, the tunnel would be one flow.
+            let outer: Vec<FlowKey> = frames
+                .iter()
+                .map(|f| {
+                    let mut m = PacketMeta::default();
+                    admit(f, &mut m).unwrap();
+                    FlowKey::from_meta(&m)
+                })
+                .collect();
+            assert!(outer.iter().all(|k| *k == outer[0]), "{tunnel:?}");
+
+            let first: Vec<HopId> = frames
+                .iter()
+                .map(|f| match forward(&mut p, &snap, &pool, f) {
+                    (Verdict::Tx(EGRESS), Some(hop)) => hop,
+                    other => panic!("{tunnel:?}: {other:?}"),
+                })
+                .collect();
+            let used: BTreeSet<HopId> = first.iter().copied().collect();
+            assert_eq!(used, hops_of(1), "{tunnel:?}: 64 inner flows over 4 hops");
+            assert_eq!(
+                p.flow_cache().len(),
+                64,
+                "{tunnel:?}: one entry per inner flow"
+            );
+            assert_eq!(p.counters().get(Counter::CacheMisses), 64, "{tunnel:?}");
+
+            // Later packets hit the cache, each on its own flow's hop, and trace agrees.
+            for (f, &hop) in frames.iter().zip(&first) {
+                match p.trace(&snap, f, 1_000) {
+                    Ok(Choice::Cached(c)) => assert_eq!(c.hop, hop, "{tunnel:?}"),
+                    other => panic!("{tunnel:?}: {other:?}"),
+                }
+                assert_eq!(
+                    forward(&mut p, &snap, &pool, f),
+                    (Verdict::Tx(EGRESS), Some(hop)),
+                    "{tunnel:?}"
+                );
+            }
+            assert_eq!(p.counters().get(Counter::CacheHits), 64, "{tunnel:?}");
+            assert_eq!(p.counters().get(Counter::CacheMisses), 64, "{tunnel:?}");
+        }
+    }
+
+    #[test]
+    fn a_failed_hop_moves_only_its_own_inner_flows() {
+        let snap = snapshot_with(&[INNER]);
+        let pool = FramePool::new(8);
+        let mut p = pipeline(&snap);
+        let frames: Vec<Vec<u8>> = (0..64)
+            .map(|i| Tunnel::Gre.frame(1, &inner_packet(false, i, None)))
+            .collect();
+        let before: Vec<HopId> = frames
+            .iter()
+            .map(|f| forward(&mut p, &snap, &pool, f).1.unwrap())
+            .collect();
+        let failed = before[0];
+        let on_failed = before.iter().filter(|&&h| h == failed).count() as u64;
+        assert!(on_failed < 64);
+
+        // The next generation: the cached flows pay one route lookup each and keep their hops,
+        // but for those of the failed hop, which are picked again from the buckets.
+        let next = snapshot_without(&[INNER], Some(failed));
+        p.on_new_snapshot(&next);
+        let hits = p.counters().get(Counter::CacheHits);
+        for (f, &hop) in frames.iter().zip(&before) {
+            let (verdict, now) = forward(&mut p, &next, &pool, f);
+            assert_eq!(verdict, Verdict::Tx(EGRESS));
+            let now = now.unwrap();
+            if hop == failed {
+                assert!(now != failed && hops_of(1).contains(&now), "{now}");
+            } else {
+                assert_eq!(now, hop);
+            }
+        }
+        assert_eq!(p.counters().get(Counter::Repicks), on_failed);
+        assert_eq!(p.counters().get(Counter::CacheHits) - hits, 64 - on_failed);
+        assert_eq!(p.flow_cache().len(), 64);
+    }
+
+    #[test]
+    fn inner_keys_take_the_inner_tcp_flags_and_fragment_rule() {
+        let snap = snapshot_with(&[INNER]);
+        let pool = FramePool::new(8);
+        let embryonic = FlowCacheConfig::default().embryonic_timeout_ms;
+        let mut p = pipeline(&snap);
+        // An inner SYN: the flow is embryonic (the outer packet, protocol 4, has no flags and
+        // would make it established), so it is gone once the embryonic timeout has passed...
+        let syn = Tunnel::Ipip.frame(1, &inner_packet(false, 1, Some(TcpFlags::SYN)));
+        let mut frames = [pool.frame_from(&syn).unwrap()];
+        let mut verdicts = [Verdict::Drop(DropReason::NoRoute)];
+        p.process(&snap, &mut frames, &mut verdicts, 1_000);
+        assert_eq!(verdicts[0], Verdict::Tx(EGRESS));
+        assert!(matches!(p.trace(&snap, &syn, 1_000), Ok(Choice::Cached(_))));
+        let later = 1_000 + embryonic + 1;
+        assert!(matches!(
+            p.trace(&snap, &syn, later),
+            Ok(Choice::Bucket { .. })
+        ));
+        // ...while an inner ACK's flow is established and outlives it.
+        let ack = Tunnel::Ipip.frame(1, &inner_packet(false, 2, Some(TcpFlags::ACK)));
+        p.process(
+            &snap,
+            &mut [pool.frame_from(&ack).unwrap()],
+            &mut verdicts,
+            1_000,
+        );
+        assert!(matches!(p.trace(&snap, &ack, later), Ok(Choice::Cached(_))));
+
+        // Inner fragments of one datagram share a key (no ports), whatever the first carries.
+        let frag = |f: Frag| {
+            let spec = FrameSpec::udp(
+                Ipv4Addr::new(192, 168, 0, 9).into(),
+                Ipv4Addr::new(198, 51, 100, 7).into(),
+                5000,
+                80,
+                0,
+            )
+            .payload_len(64)
+            .frag(f);
+            Tunnel::Ipip.frame(1, &spec.build_ip().unwrap())
+        };
+        let first = frag(Frag::First { ident: 7 });
+        let rest = frag(Frag::Later {
+            ident: 7,
+            offset: 64,
+        });
+        let keys: Vec<CacheKey> = [&first, &rest]
+            .iter()
+            .map(|f| {
+                let mut m = PacketMeta::default();
+                admit(f, &mut m).unwrap();
+                cache_key(&snap, f, &m).unwrap()
+            })
+            .collect();
+        assert_eq!(keys[0], keys[1]);
+        assert_eq!((keys[0].key.src_port, keys[0].key.dst_port), (0, 0));
+        assert_eq!(keys[0].key.group, 1);
+    }
+
+    #[test]
+    fn a_src_ip_group_caches_per_source_and_never_lends_a_hop_to_another_route() {
+        let src_ip = HashPolicy {
+            fields: ecmp_tables::policy::HashFields::SrcIp,
+            ..HashPolicy::default()
+        };
+        // Two VIPs, 10.1.0.1 and 10.2.0.1, in two src-ip groups with hops of their own.
+        let snap = snapshot_with(&[src_ip, src_ip]);
+        let pool = FramePool::new(8);
+        let mut p = pipeline(&snap);
+        let mut hop_of: BTreeMap<(u16, u16), HopId> = BTreeMap::new();
+        for round in 0..2 {
+            for source in 0..16u16 {
+                for vip in 1..=2u16 {
+                    for port in 0..8 {
+                        let frame = FrameSpec::udp(
+                            Ipv4Addr::new(172, 16, 0, source as u8).into(),
+                            Ipv4Addr::new(10, vip as u8, 0, 1).into(),
+                            1000 + port + 100 * round,
+                            53,
+                            0,
+                        )
+                        .build()
+                        .unwrap();
+                        let (verdict, hop) = forward(&mut p, &snap, &pool, &frame);
+                        assert_eq!(verdict, Verdict::Tx(EGRESS));
+                        let hop = hop.unwrap();
+                        // Always a hop of the VIP's own group, even though the source (the
+                        // whole key but the group) was cached for the other VIP.
+                        assert!(hops_of(u32::from(vip)).contains(&hop), "{vip}: {hop}");
+                        // Every flow of a source to a VIP takes one hop.
+                        assert_eq!(*hop_of.entry((source, vip)).or_insert(hop), hop);
+                    }
+                }
+            }
+        }
+        // One entry per source and VIP, not per 5-tuple (16 * 2 * 8 * 2 of them).
+        assert_eq!(p.flow_cache().len(), 16 * 2);
+        assert_eq!(p.counters().get(Counter::CacheMisses), 16 * 2);
+        // The sources spread over both groups' hops.
+        for vip in 1..=2u16 {
+            let used: BTreeSet<HopId> = hop_of
+                .iter()
+                .filter(|((_, v), _)| *v == vip)
+                .map(|(_, &h)| h)
+                .collect();
+            assert!(used.len() > 1, "{vip}: {used:?}");
+        }
+    }
+
+    #[test]
+    fn groups_on_the_outer_five_tuple_keep_outer_keys_and_hops_in_any_snapshot() {
+        let default = HashPolicy::default();
+        let plain = snapshot_with(&[default, default]);
+        let mixed = snapshot_with(&[default, INNER]);
+        assert!(plain.outer_keyed());
+        assert!(!mixed.outer_keyed());
+        let pool = FramePool::new(8);
+        let (mut a, mut b) = (pipeline(&plain), pipeline(&mixed));
+        for i in 0..64u16 {
+            let src = Ipv4Addr::new(172, 16, 0, 1).into();
+            let v4 = FrameSpec::udp(src, Ipv4Addr::new(10, 1, 0, 1).into(), 1000 + i, 53, 0);
+            let v6 = FrameSpec::udp(
+                Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 1).into(),
+                Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1).into(),
+                1000 + i,
+                53,
+                0,
+            );
+            for frame in [v4.build().unwrap(), v6.build().unwrap()] {
+                let mut m = PacketMeta::default();
+                admit(&frame, &mut m).unwrap();
+                for snap in [&plain, &mixed] {
+                    let k = cache_key(snap, &frame, &m).unwrap();
+                    assert_eq!(k.key, FlowKey::from_meta(&m));
+                    assert_eq!(k.tcp_flags, m.tcp_flags);
+                }
+                let (ha, hb) = (
+                    forward(&mut a, &plain, &pool, &frame),
+                    forward(&mut b, &mixed, &pool, &frame),
+                );
+                assert_eq!(ha, hb);
+            }
+        }
+        assert_eq!(a.flow_cache().len(), b.flow_cache().len());
     }
 }

@@ -15,4 +15,4 @@ pub use error::TableError;
 pub use fib::{Fib4, MAX_GROUP_ID};
 pub use fib6::Fib6;
 pub use group::{GroupMode, GroupTable, MAX_BUCKETS, MAX_MEMBERS, Member, ResilientGroup};
-pub use snapshot::{OFFLINE, ReaderId, Snapshot, SnapshotCell};
+pub use snapshot::{Groups, OFFLINE, ReaderId, Snapshot, SnapshotCell};

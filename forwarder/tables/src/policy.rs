@@ -40,3 +40,53 @@ pub struct HashPolicy {
     /// Hash the inner headers of IP-in-IP, GRE and VXLAN packets when present.
     pub inner: bool,
 }
+
+impl HashPolicy {
+    /// True when the group hashes the packet's own (outer) 5-tuple: then the exact outer 5-tuple
+    /// is a flow-cache key for it (equal keys hash alike, and the key's destination names the
+    /// route). Any other policy hashes fewer fields or inner headers, so its flows are keyed by
+    /// the fields it hashes and by their group (see `ecmp_dataplane::pipeline`).
+    #[inline]
+    pub fn keys_outer_five_tuple(&self) -> bool {
+        self.fields == HashFields::FiveTuple && !self.inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_outer_five_tuple_is_keyed_by_it_whatever_the_algo_or_symmetry() {
+        for algo in [
+            HashAlgo::Fast,
+            HashAlgo::Crc32c,
+            HashAlgo::Toeplitz,
+            HashAlgo::LbKey,
+        ] {
+            for symmetric in [false, true] {
+                for fields in [
+                    HashFields::SrcIp,
+                    HashFields::DstIp,
+                    HashFields::SrcDstIp,
+                    HashFields::FiveTuple,
+                ] {
+                    for inner in [false, true] {
+                        let p = HashPolicy {
+                            fields,
+                            algo,
+                            symmetric,
+                            inner,
+                        };
+                        assert_eq!(
+                            p.keys_outer_five_tuple(),
+                            fields == HashFields::FiveTuple && !inner,
+                            "{p:?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(HashPolicy::default().keys_outer_five_tuple());
+    }
+}

@@ -35,7 +35,7 @@ pub struct Snapshot {
     pub fib6: Arc<Fib6>,
     /// Index = [`GroupId`]; `[0]` is unused (id 0 means no route). Paged, so that publishing a
     /// change to one group copies one page, not one pointer per group.
-    pub groups: Paged<Arc<GroupTable>>,
+    pub groups: Groups,
     /// Index = [`HopId`]; `[0]` is unused (id 0 means unset).
     pub hops: Vec<NextHop>,
     /// Index = [`PortId`].
@@ -66,16 +66,108 @@ impl Snapshot {
     pub fn port(&self, id: PortId) -> Option<&PortInfo> {
         self.ports.get(usize::from(id))
     }
+
+    /// True when every group hashes the outer 5-tuple
+    /// ([`HashPolicy::keys_outer_five_tuple`](crate::policy::HashPolicy::keys_outer_five_tuple)):
+    /// a packet's flow-cache key is then known before its route. One load, once per burst.
+    #[inline]
+    pub fn outer_keyed(&self) -> bool {
+        self.groups.policy_keyed == 0
+    }
 }
 
-impl From<Vec<Arc<GroupTable>>> for Paged<Arc<GroupTable>> {
+/// A snapshot's group tables, indexed by [`GroupId`], with a count of the groups whose policy
+/// does not hash the outer 5-tuple. The count is kept by every change of the tables (they are
+/// behind `Arc`s, so a table cannot change in place), so it cannot disagree with them.
+#[derive(Debug, Clone)]
+pub struct Groups {
+    tables: Paged<Arc<GroupTable>>,
+    /// Groups among `tables` whose policy is not
+    /// [`keys_outer_five_tuple`](crate::policy::HashPolicy::keys_outer_five_tuple).
+    policy_keyed: usize,
+}
+
+/// 1 for a table whose flows are keyed by its policy, else 0.
+fn policy_keyed(t: &GroupTable) -> usize {
+    usize::from(!t.policy.keys_outer_five_tuple())
+}
+
+impl Groups {
+    /// No groups; unused slots of the pages hold `filler` (never returned by [`Self::get`]).
+    pub fn new(filler: Arc<GroupTable>) -> Self {
+        Self {
+            tables: Paged::new(filler),
+            policy_keyed: 0,
+        }
+    }
+
+    /// Number of tables (group ids `0..len`).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// Whether there are none.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
+    /// The table at `i`.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&Arc<GroupTable>> {
+        self.tables.get(i)
+    }
+
+    /// Replaces the table at `i`; false when `i` is out of range.
+    pub fn set(&mut self, i: usize, table: Arc<GroupTable>) -> bool {
+        let Some(old) = self.tables.get(i) else {
+            return false;
+        };
+        self.policy_keyed = self.policy_keyed - policy_keyed(old) + policy_keyed(&table);
+        self.tables.set(i, table)
+    }
+
+    /// Appends `table` (its id is the old [`Self::len`]).
+    pub fn push(&mut self, table: Arc<GroupTable>) {
+        self.policy_keyed += policy_keyed(&table);
+        self.tables.push(table);
+    }
+
+    /// Removes and returns the last table.
+    pub fn pop(&mut self) -> Option<Arc<GroupTable>> {
+        let table = self.tables.pop()?;
+        self.policy_keyed -= policy_keyed(&table);
+        Some(table)
+    }
+
+    /// The tables in id order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<GroupTable>> + '_ {
+        self.tables.iter()
+    }
+}
+
+impl std::ops::Index<usize> for Groups {
+    type Output = Arc<GroupTable>;
+
+    /// Like a `Vec`'s: panics when `i` is out of range (use [`Groups::get`] where that can be).
+    fn index(&self, i: usize) -> &Arc<GroupTable> {
+        &self.tables[i]
+    }
+}
+
+impl From<Vec<Arc<GroupTable>>> for Groups {
     /// The groups of a snapshot; unused slots share the first table (id 0, "no route").
     fn from(v: Vec<Arc<GroupTable>>) -> Self {
         let filler = match v.first() {
             Some(t) => Arc::clone(t),
             None => Arc::new(GroupTable::empty()),
         };
-        Paged::from_vec(v, filler)
+        let mut groups = Groups::new(filler);
+        for t in v {
+            groups.push(t);
+        }
+        groups
     }
 }
 
@@ -187,7 +279,49 @@ mod tests {
     use super::*;
     use crate::group::{GroupMode, ResilientGroup};
     use crate::nexthop::Action;
+    use crate::policy::{HashFields, HashPolicy};
+    use proptest::prelude::*;
     use std::net::{IpAddr, Ipv4Addr};
+
+    /// A table with `fields` and `inner` as its policy.
+    fn table(fields: HashFields, inner: bool) -> Arc<GroupTable> {
+        let mut t = GroupTable::empty();
+        t.policy = HashPolicy {
+            fields,
+            inner,
+            ..HashPolicy::default()
+        };
+        Arc::new(t)
+    }
+
+    proptest! {
+        /// However the tables change, `outer_keyed` says whether every table present hashes the
+        /// outer 5-tuple, and clones keep the answer of their own tables.
+        #[test]
+        fn outer_keyed_follows_every_change(
+            ops in prop::collection::vec((0u8..3, 0usize..40, 0u8..4, any::<bool>()), 0..200)
+        ) {
+            let fields = [HashFields::SrcIp, HashFields::DstIp, HashFields::SrcDstIp, HashFields::FiveTuple];
+            let mut snap = snapshot();
+            let mut clones = Vec::new();
+            for (op, i, f, inner) in ops {
+                let t = table(fields[usize::from(f)], inner);
+                match op {
+                    0 => snap.groups.push(t),
+                    1 => { snap.groups.pop(); }
+                    _ => {
+                        let ok = i < snap.groups.len();
+                        prop_assert_eq!(snap.groups.set(i, t), ok);
+                    }
+                }
+                clones.push(snap.clone());
+            }
+            for s in clones {
+                let scan = s.groups.iter().all(|g| g.policy.keys_outer_five_tuple());
+                prop_assert_eq!(s.outer_keyed(), scan);
+            }
+        }
+    }
 
     fn snapshot() -> Snapshot {
         let mut g = ResilientGroup::new(4, GroupMode::Manual, 0).unwrap();

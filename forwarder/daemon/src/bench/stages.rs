@@ -7,9 +7,12 @@
 //! out before its clock starts (the parsed metadata, keys, hashes, route groups, hops), so a
 //! stage's time is that stage's work and the reads of its own inputs, nothing upstream of it.
 //!
-//! The inputs are worked out, and the stages timed, with the pipeline's own miss-path functions
-//! (`ecmp_dataplane::pipeline::{admit, lookup_route, group_hash, pick_bucket, resolve}`): IPv4 and
-//! IPv6 alike, and a group whose policy hashes inner headers hashes them here as it does there.
+//! The inputs are worked out, and the stages timed, with the pipeline's own miss-path and key
+//! functions (`ecmp_dataplane::pipeline::{admit, cache_key, entropy, lookup_route, group_hash,
+//! pick_bucket, resolve}`): IPv4 and IPv6 alike, and a group whose policy hashes inner headers
+//! (or fewer fields) hashes and keys them here as it does there. In tables where some group is
+//! keyed by its policy, the key needs the route, so the hash stage includes that route lookup as
+//! the pipeline's first stage does.
 //!
 //! The stages do not add up to the pipeline: the pipeline overlaps them within a burst, and a
 //! flow found in the flow cache (after warm-up, nearly all of them) skips the group hash, the
@@ -22,10 +25,9 @@ use std::time::{Duration, Instant};
 
 use ecmp_dataplane::action;
 use ecmp_dataplane::drop::DropReason;
-use ecmp_dataplane::flow::FlowKey;
 use ecmp_dataplane::flowcache::{CacheProbe, FlowCache};
 use ecmp_dataplane::hash::FlowHasher;
-use ecmp_dataplane::pipeline::{self, Resolution};
+use ecmp_dataplane::pipeline::{self, CacheKey, Resolution};
 use ecmp_port::memory::{FramePool, MemFrame};
 use ecmp_port::{BURST, Burst};
 use ecmp_tables::nexthop::{GroupId, HopId};
@@ -50,7 +52,8 @@ pub enum Stage {
     /// Ethernet to [`PacketMeta`], IPv4 header checksum verified, TTL checked.
     Parse,
     /// The flow key, its flow-cache hash and the group hash of the route's group policy (over
-    /// the inner headers when the policy asks for them).
+    /// the inner headers when the policy asks for them; the key too, after a route lookup, when
+    /// some group is keyed by its policy).
     Hash,
     /// Longest-prefix match of the destination, IPv4 or IPv6.
     Lpm,
@@ -218,8 +221,10 @@ impl Iterator for Bursts {
 /// What the pipeline decides for one flow, worked out untimed.
 struct Resolved {
     meta: PacketMeta,
-    key: FlowKey,
+    key: CacheKey,
     hash: u64,
+    /// The encapsulation's entropy.
+    entropy: u64,
     miss: Resolution,
 }
 
@@ -228,13 +233,15 @@ struct Resolved {
 fn resolve(snap: &Snapshot, hasher: &FlowHasher, frame: &[u8]) -> Result<Resolved, DropReason> {
     let mut meta = PacketMeta::default();
     pipeline::admit(frame, &mut meta)?;
-    let key = FlowKey::from_meta(&meta);
-    let hash = hasher.cache_hash(&key);
+    let key = pipeline::cache_key(snap, frame, &meta)?;
+    let hash = hasher.cache_hash(&key.key);
+    let entropy = pipeline::entropy(hasher, &meta, &key.key, hash);
     let miss = pipeline::resolve(snap, hasher, frame, &meta)?;
     Ok(Resolved {
         meta,
         key,
         hash,
+        entropy,
         miss,
     })
 }
@@ -242,9 +249,8 @@ fn resolve(snap: &Snapshot, hasher: &FlowHasher, frame: &[u8]) -> Result<Resolve
 /// A flow key as the flow-cache stage looks it up.
 #[derive(Clone, Copy)]
 struct CacheInput {
-    key: FlowKey,
+    key: CacheKey,
     hash: u64,
-    tcp_flags: u8,
 }
 
 /// What the action stage needs beside the frame and its metadata.
@@ -282,12 +288,11 @@ impl Inputs {
         self.cache.push(CacheInput {
             key: r.key,
             hash: r.hash,
-            tcp_flags: r.meta.tcp_flags,
         });
         self.picks.push((r.miss.group, r.miss.group_hash));
         self.actions.push(ActionInput {
             hop: r.miss.hop,
-            hash: r.hash,
+            hash: r.entropy,
         });
     }
 }
@@ -308,7 +313,7 @@ fn measure_all(setup: &BenchSetup, packets: u64) -> Result<Measured, BenchError>
         let r = resolve(snap, &hasher, frame)
             .map_err(|reason| BenchError::Unforwardable { index, reason })?;
         let hop = r.miss.cached_hop(snap.generation as u32);
-        cache.insert(&r.key, r.hash, hop, NOW_MS, r.meta.tcp_flags);
+        cache.insert(&r.key.key, r.hash, hop, NOW_MS, r.key.tcp_flags);
         if index < walked {
             inputs.push(&r);
         }
@@ -333,7 +338,7 @@ fn measure_all(setup: &BenchSetup, packets: u64) -> Result<Measured, BenchError>
     );
     record(
         Stage::Hash,
-        hash_stage(&hasher, frames, frame_len, &inputs, packets),
+        hash_stage(snap, &hasher, frames, frame_len, &inputs, packets),
     );
     record(Stage::Lpm, lpm_stage(snap, &inputs, packets));
     let (w, cache_hits) = flow_cache_stage(&mut cache, &inputs, packets);
@@ -371,6 +376,7 @@ fn parse_stage(frames: &[u8], frame_len: usize, walked: usize, packets: u64) -> 
 /// The flow key and cache hash of each packet, and its group hash under its group's policy (the
 /// frame is read only for a policy that hashes inner headers, as in the pipeline).
 fn hash_stage(
+    snap: &Snapshot,
     hasher: &FlowHasher,
     frames: &[u8],
     frame_len: usize,
@@ -383,8 +389,9 @@ fn hash_stage(
             let burst = frames[r.start * frame_len..r.end * frame_len].chunks_exact(frame_len);
             let (metas, policies) = (&inputs.metas[r.clone()], &inputs.policies[r]);
             for ((f, m), p) in burst.zip(metas).zip(policies) {
-                let key = FlowKey::from_meta(m);
-                black_box(hasher.cache_hash(&key));
+                if let Ok(k) = pipeline::cache_key(snap, f, m) {
+                    black_box(hasher.cache_hash(&k.key));
+                }
                 black_box(pipeline::group_hash(hasher, p, f, m));
             }
         }
@@ -415,11 +422,11 @@ fn flow_cache_stage(cache: &mut FlowCache, inputs: &Inputs, packets: u64) -> (St
         for r in Bursts::new(inputs.cache.len(), packets) {
             let burst = &inputs.cache[r];
             for (c, p) in burst.iter().zip(probes.iter_mut()) {
-                *p = cache.probe(&c.key, c.hash);
+                *p = cache.probe(&c.key.key, c.hash);
                 cache.prefetch_at(p);
             }
             for (c, p) in burst.iter().zip(&probes) {
-                hits += u64::from(black_box(cache.lookup_at(p, NOW_MS, c.tcp_flags)).is_some());
+                hits += u64::from(black_box(cache.lookup_at(p, NOW_MS, c.key.tcp_flags)).is_some());
             }
         }
         hits
@@ -650,9 +657,13 @@ mod tests {
             let (kind, group) = MIXED_KINDS[i % MIXED_KINDS.len()];
             let r = resolve(snap, &hasher, frame).unwrap();
             assert_eq!(r.miss.group, group, "{kind}");
+            // Group 3 hashes inner headers, so its flows are keyed by the group's policy; the
+            // other groups hash the outer 5-tuple and keep the outer key.
+            let policy_keyed = kind.starts_with("inner");
+            assert_eq!(r.key.key.group, if policy_keyed { 3 } else { 0 }, "{kind}");
 
             // A pipeline that has seen nothing, so the flow takes its miss path; the flows of a
-            // tunnel share their outer headers, so they share one flow-cache entry too.
+            // tunnel share their outer headers but each is cached under its inner key.
             let mut p = Pipeline::new(&setup.pipeline).unwrap();
             p.on_new_snapshot(snap);
             let mut frames = [pool.frame_from(frame).unwrap()];
@@ -666,7 +677,7 @@ mod tests {
                 .collect();
             assert_eq!(sent, [r.miss.hop as usize], "{kind}");
             assert_eq!(
-                p.flow_cache().peek(&r.key, r.hash, NOW_MS),
+                p.flow_cache().peek(&r.key.key, r.hash, NOW_MS),
                 Some(r.miss.cached_hop(snap.generation as u32)),
                 "{kind}"
             );
