@@ -104,6 +104,7 @@ fn announce(peer: &str, prefix: &str, hop: &str, gshut: bool) -> FeedEvent {
                 } else {
                     vec![]
                 },
+                ..Attributes::default()
             },
             announce: vec![Announce {
                 next_hop: ip(hop),
@@ -862,6 +863,7 @@ fn feed_event(ev: &Ev) -> Option<FeedEvent> {
                         } else {
                             vec![]
                         },
+                        ..Attributes::default()
                     },
                     announce: vec![Announce {
                         next_hop: hop_addr(&prefix, hop),
