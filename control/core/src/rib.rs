@@ -18,6 +18,8 @@
 //!   there: it would still pick a best among them. Draining them all keeps what the operator
 //!   asked for (take these servers out) and what ecmpfwd always did; their established flows
 //!   stay, and what the group does with new flows when no member is active is its mode's rule.
+//! - Stale paths (peer down, within the stale time) and paths awaiting a refresh are selected
+//!   like any other: they forward until they go, and so they keep competing until they go.
 //!
 //! Invariants:
 //! - `peers[p].paths` holds exactly the keys `(prefix, path id)` of peer `p` in `prefixes`, and
