@@ -4,8 +4,8 @@
 //! gets its own group, shaped by the longest [`PrefixPolicy`] range covering it (or the default
 //! [`GroupPolicy`]): mode, bucket count, hash fields and the action (rewrite, or an encapsulation
 //! whose outer destination is the next hop). Policies match on prefix ranges only: a
-//! [`PrefixChange`] carries no communities (the RIB already folded GRACEFUL_SHUTDOWN into
-//! [`NextHopState::Draining`]).
+//! [`PrefixChange`] carries no attributes (the RIB already folded BGP path selection and
+//! GRACEFUL_SHUTDOWN into [`NextHopState::Draining`], with the reason, which `route` shows).
 //!
 //! Invariants:
 //! - Ids: hop ids `1..=S` and group ids `1..=G` are the static config's, in its order (as the
@@ -66,6 +66,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use ecmp_proto::Prefix;
+use ecmp_proto::ctl::DrainReason;
 use ecmp_tables::group::{DEFAULT_BUCKETS, GroupMode, GroupTable, MAX_BUCKETS, ResilientGroup};
 use ecmp_tables::nexthop::{
     Action, Encap, EncapKind, GroupId, HopId, HopState, NextHop, PortId, PortInfo,
@@ -375,6 +376,8 @@ pub struct MemberInfo {
     pub hop: HopId,
     /// Active, draining or failed.
     pub state: HopState,
+    /// Why it is draining (`None` unless it is).
+    pub reason: Option<DrainReason>,
     /// Its weight.
     pub weight: u32,
     /// Buckets it owns.
@@ -502,9 +505,11 @@ fn wanted(hops: &HopSet, addr: &IpAddr) -> HopState {
         .map_or(HopState::Failed, |&s| HopState::from(s))
 }
 
+/// Members for display; `why` gives a draining member's reason from its address and hop.
 fn member_infos(
     group: &ResilientGroup,
     members: impl Iterator<Item = (IpAddr, HopId)>,
+    why: impl Fn(IpAddr, HopId) -> DrainReason,
 ) -> Vec<MemberInfo> {
     let owners = group.bucket_owners();
     let mut out: Vec<MemberInfo> = members
@@ -514,6 +519,7 @@ fn member_infos(
                 addr,
                 hop,
                 state: m.state,
+                reason: (m.state == HopState::Draining).then(|| why(addr, hop)),
                 weight: m.weight,
                 buckets: owners.iter().filter(|&&o| o == hop).count(),
             })
@@ -521,6 +527,15 @@ fn member_infos(
         .collect();
     out.sort_by_key(|m| (m.addr, m.hop));
     out
+}
+
+/// Why a draining member of a BGP or operator group drains: its source's reason, else the
+/// operator's drain (the only other way it drains).
+fn source_reason(want: &HopSet, addr: IpAddr) -> DrainReason {
+    match want.get(&addr) {
+        Some(&NextHopState::Draining(reason)) => reason,
+        _ => DrainReason::Operator,
+    }
 }
 
 fn bucket_infos(group: &ResilientGroup) -> Vec<BucketInfo> {
@@ -1000,7 +1015,14 @@ impl<R: NextHopResolver> Builder<R> {
                         hash: g.group.policy(),
                         action,
                     },
-                    members: member_infos(&g.group, listed.iter().map(|h| (h.addr, h.id))),
+                    members: member_infos(
+                        &g.group,
+                        listed.iter().map(|h| (h.addr, h.id)),
+                        |_, hop| match g.configured.get(&hop) {
+                            Some(HopState::Draining) => DrainReason::Configured,
+                            _ => DrainReason::Operator,
+                        },
+                    ),
                     buckets: bucket_infos(&g.group),
                 },
                 configured: true,
@@ -1016,7 +1038,11 @@ impl<R: NextHopResolver> Builder<R> {
                 group: gid,
                 installed: true,
                 policy: g.policy,
-                members: member_infos(&g.group, g.members.iter().map(|(&a, &h)| (a, h))),
+                members: member_infos(
+                    &g.group,
+                    g.members.iter().map(|(&a, &h)| (a, h)),
+                    |addr, _| source_reason(&g.want, addr),
+                ),
                 buckets: bucket_infos(&g.group),
             },
             configured: false,
@@ -1181,7 +1207,11 @@ impl<R: NextHopResolver> Builder<R> {
             group: gid,
             installed: !self.static_wins(prefix),
             policy: g.policy,
-            members: member_infos(&g.group, g.members.iter().map(|(&a, &h)| (a, h))),
+            members: member_infos(
+                &g.group,
+                g.members.iter().map(|(&a, &h)| (a, h)),
+                |addr, _| source_reason(&g.want, addr),
+            ),
             buckets: bucket_infos(&g.group),
         })
     }

@@ -3,7 +3,8 @@
 //! Accepts the ExaBGP 5.0 and 4.x shapes (see `shared/reference/bgp-feed.md`):
 //! - `"type": "state"`: `connected`, `up`, `down` (+ `reason`).
 //! - `"type": "update"`: `message.update` with `announce` (family -> next hop -> `[entries]`),
-//!   `withdraw` (family -> `[entries]`), `attribute` (`as-path` as the 5.0 object or the 4.x list,
+//!   `withdraw` (family -> `[entries]`), `attribute` (`origin` as `igp`/`egp`/`incomplete`,
+//!   `as-path` as the 5.0 object or the 4.x list, `med` and `local-preference` as numbers,
 //!   `community` as `[[asn, value], ...]`); or `message.eor` (End-of-RIB).
 //! - `"type": "notification"` with `"notification": "shutdown"`.
 //!
@@ -21,8 +22,8 @@
 use std::net::IpAddr;
 
 use ecmp_proto::{
-    Announce, AsPathSegment, Attributes, Community, Family, FeedEvent, Neighbor, Nlri, PathId,
-    Prefix, SegmentKind, SessionState, Update,
+    Announce, AsPathSegment, Attributes, Community, Family, FeedEvent, Neighbor, Nlri, Origin,
+    PathId, Prefix, SegmentKind, SessionState, Update,
 };
 use serde_json::{Map, Value};
 
@@ -38,7 +39,8 @@ pub enum FeedError {
     /// A field the line's type requires is absent or has the wrong JSON type.
     #[error("field `{0}` missing or of the wrong type")]
     Field(&'static str),
-    /// A field holds a value that does not parse (address, prefix, path id, ASN, community).
+    /// A field holds a value that does not parse (address, prefix, path id, ASN, origin, MED,
+    /// local preference, community).
     #[error("field `{field}` has invalid value {value:?}")]
     Invalid {
         /// Which field.
@@ -215,6 +217,16 @@ fn decode_path_id(v: &Value) -> Option<PathId> {
 
 fn decode_attributes(attrs: &Map<String, Value>) -> Result<Attributes, FeedError> {
     let mut out = Attributes::default();
+    if let Some(origin) = attrs.get("origin") {
+        out.origin = Some(match origin.as_str() {
+            Some("igp") => Origin::Igp,
+            Some("egp") => Origin::Egp,
+            Some("incomplete") => Origin::Incomplete,
+            _ => return Err(FeedError::invalid("origin", origin)),
+        });
+    }
+    out.med = asn_field(attrs, "med")?;
+    out.local_pref = asn_field(attrs, "local-preference")?;
     if let Some(path) = attrs.get("as-path") {
         out.as_path = decode_as_path(path)?;
     }
@@ -341,7 +353,8 @@ fn addr_field(parent: &Map<String, Value>, key: &'static str) -> Result<Option<I
     }
 }
 
-/// An optional AS number field: absent -> `None`; present but not a 32-bit number -> error.
+/// An optional 32-bit number field (AS number, MED, LOCAL_PREF): absent -> `None`; present but
+/// not a 32-bit unsigned number -> error.
 fn asn_field(parent: &Map<String, Value>, key: &'static str) -> Result<Option<u32>, FeedError> {
     match parent.get(key) {
         None => Ok(None),

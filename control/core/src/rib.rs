@@ -1,9 +1,25 @@
 //! The RIB: every path the BGP companion reported, and what each prefix's next-hop group must be.
 //!
-//! Paths are keyed by (peer, prefix, path id) and carry their next hop and whether they carry
-//! GRACEFUL_SHUTDOWN (65535:0). A prefix's group is the set of its paths' next hops: a hop is
-//! [`NextHopState::Active`] when at least one path to it lacks GRACEFUL_SHUTDOWN and
-//! [`NextHopState::Draining`] when every path to it carries it.
+//! Paths are keyed by (peer, prefix, path id) and carry their next hop, what BGP path selection
+//! compares of them ([`PathRank`]: local preference, AS-path length, origin, MED) and whether
+//! they carry GRACEFUL_SHUTDOWN (65535:0). A prefix's group is the set of its paths' next hops,
+//! every announced one a member; which of them take new flows is BGP multipath selection
+//! ([`select`] has the rule):
+//! - The candidates are the paths without GRACEFUL_SHUTDOWN; the multipath set is those tied
+//!   best among them. A hop is [`NextHopState::Active`] when at least one path to it is in the
+//!   set.
+//! - Otherwise it is [`NextHopState::Draining`] (established flows stay, no new ones), with the
+//!   reason: [`DrainReason::NotBest`] when some path to it is a candidate that lost (the step
+//!   and values of the one that got furthest), [`DrainReason::GracefulShutdown`] when every
+//!   path to it carries the community. A hop returns to active as soon as a path to it ties
+//!   the best again.
+//! - GRACEFUL_SHUTDOWN paths are never candidates, so a prefix whose paths all carry it has
+//!   every hop draining. RFC 8326 lowers their LOCAL_PREF to 0 instead, which differs only
+//!   there: it would still pick a best among them. Draining them all keeps what the operator
+//!   asked for (take these servers out) and what ecmpfwd always did; their established flows
+//!   stay, and what the group does with new flows when no member is active is its mode's rule.
+//! - Stale paths (peer down, within the stale time) and paths awaiting a refresh are selected
+//!   like any other: they forward until they go, and so they keep competing until they go.
 //!
 //! Invariants:
 //! - `peers[p].paths` holds exactly the keys `(prefix, path id)` of peer `p` in `prefixes`, and
@@ -24,8 +40,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use ecmp_proto::ctl::DrainReason;
 use ecmp_proto::{Family, FeedEvent, Neighbor, Nlri, PathId, Prefix, SessionState, Update};
 use ecmp_tables::nexthop::HopState;
+
+pub mod select;
+
+pub use select::{Loss, PathRank};
 
 /// Default time a down peer's paths keep forwarding (zero: removed at once).
 pub const DEFAULT_STALE_TIME: Duration = Duration::ZERO;
@@ -55,17 +76,17 @@ impl Default for RibConfig {
 /// A next hop's state within one prefix's group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NextHopState {
-    /// Takes new flows.
+    /// A path to it is in the multipath set: takes new flows.
     Active,
-    /// Every path to it carries GRACEFUL_SHUTDOWN: keeps its flows, takes no new ones.
-    Draining,
+    /// Still announced but no path to it is selected: keeps its flows, takes no new ones.
+    Draining(DrainReason),
 }
 
 impl From<NextHopState> for HopState {
     fn from(s: NextHopState) -> HopState {
         match s {
             NextHopState::Active => HopState::Active,
-            NextHopState::Draining => HopState::Draining,
+            NextHopState::Draining(_) => HopState::Draining,
         }
     }
 }
@@ -121,6 +142,8 @@ pub struct PathView {
     pub nlri: Nlri,
     /// Where it points.
     pub next_hop: IpAddr,
+    /// What path selection compares.
+    pub rank: PathRank,
     /// Carries GRACEFUL_SHUTDOWN.
     pub graceful_shutdown: bool,
     /// The peer went down; the path goes at this deadline unless re-announced.
@@ -132,6 +155,7 @@ pub struct PathView {
 #[derive(Debug, Clone)]
 struct PathEntry {
     next_hop: IpAddr,
+    rank: PathRank,
     graceful_shutdown: bool,
     stale_until: Option<Instant>,
     refresh_pending: bool,
@@ -321,6 +345,7 @@ impl Rib {
                     path_id,
                 },
                 next_hop: e.next_hop,
+                rank: e.rank,
                 graceful_shutdown: e.graceful_shutdown,
                 stale_until: e.stale_until,
                 refresh_pending: e.refresh_pending,
@@ -385,6 +410,7 @@ impl Rib {
             self.remove_path(batch, peer, nlri);
         }
         let graceful_shutdown = update.attributes.graceful_shutdown();
+        let rank = PathRank::of(&update.attributes);
         for announce in &update.announce {
             self.insert_path(
                 batch,
@@ -392,6 +418,7 @@ impl Rib {
                 announce.nlri,
                 PathEntry {
                     next_hop: announce.next_hop,
+                    rank,
                     graceful_shutdown,
                     stale_until: None,
                     refresh_pending: false,
@@ -545,23 +572,46 @@ impl Rib {
     }
 }
 
+/// The prefix's hops and their states by multipath selection (see the module doc).
 fn hop_set(paths: &BTreeMap<PathKey, PathEntry>) -> HopSet {
+    let candidates: Vec<&PathEntry> = paths.values().filter(|p| !p.graceful_shutdown).collect();
+    let ranks: Vec<PathRank> = candidates.iter().map(|p| p.rank).collect();
+    let outcome = select::select(&ranks);
+    // Per hop: active if any of its paths is selected, else its closest loss (the latest step
+    // reached), else (only GRACEFUL_SHUTDOWN paths) none.
+    let mut best: BTreeMap<IpAddr, Option<Loss>> = BTreeMap::new();
+    for (path, loss) in candidates.iter().zip(outcome) {
+        let slot = best.entry(path.next_hop).or_insert(loss);
+        *slot = match (*slot, loss) {
+            (None, _) | (_, None) => None,
+            (Some(a), Some(b)) => Some(if step(b) > step(a) { b } else { a }),
+        };
+    }
     let mut hops = HopSet::new();
     for path in paths.values() {
-        let state = if path.graceful_shutdown {
-            NextHopState::Draining
-        } else {
-            NextHopState::Active
+        let state = match best.get(&path.next_hop) {
+            Some(None) => NextHopState::Active,
+            Some(&Some(loss)) => NextHopState::Draining(DrainReason::NotBest {
+                criterion: loss.criterion,
+                value: loss.value,
+                best: loss.best,
+            }),
+            None => NextHopState::Draining(DrainReason::GracefulShutdown),
         };
-        hops.entry(path.next_hop)
-            .and_modify(|s| {
-                if state == NextHopState::Active {
-                    *s = NextHopState::Active;
-                }
-            })
-            .or_insert(state);
+        hops.insert(path.next_hop, state);
     }
     hops
+}
+
+/// How far down the selection steps a loss came (later is closer to best).
+fn step(loss: Loss) -> u8 {
+    use ecmp_proto::ctl::Criterion;
+    match loss.criterion {
+        Criterion::LocalPref => 0,
+        Criterion::AsPathLength => 1,
+        Criterion::Origin => 2,
+        Criterion::Med => 3,
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The feed server driven by real BGP sessions: a companion ExaBGP (passive, ADD-PATH receive,
 //! route refresh) streams its JSON through socat into an in-process [`FeedServer`], while three
-//! announcer ExaBGPs (127.0.0.2..4, ADD-PATH send) stand in for servers announcing 192.0.2.10/32.
+//! announcer ExaBGPs (127.0.0.2..4, ADD-PATH send) stand in for servers announcing 192.0.2.10/32,
+//! over eBGP (AS 6500N) or iBGP (all in AS 65000, so LOCAL_PREF travels).
 //! Everything is checked through the published snapshots: the route's group members, their
 //! states and the owner of every bucket.
 //!
@@ -36,11 +37,29 @@ struct World {
     feed: Feed,
 }
 
+/// How the announcers peer with the companion (AS 65000).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sessions {
+    /// Announcer N in AS 6500N.
+    Ebgp,
+    /// Every announcer in AS 65000.
+    Ibgp,
+}
+
+impl Sessions {
+    fn asn(self, n: u8) -> u32 {
+        match self {
+            Sessions::Ebgp => 65000 + u32::from(n),
+            Sessions::Ibgp => 65000,
+        }
+    }
+}
+
 impl World {
-    fn start() -> World {
+    fn start(sessions: Sessions) -> World {
         let peers = SERVERS.map(|n| Peer {
             n,
-            asn: 65000 + u32::from(n),
+            asn: sessions.asn(n),
         });
         let feed = Feed::start(&peers);
         let port = feed.port;
@@ -72,12 +91,13 @@ impl World {
                 "process announce {{ run {}; encoder text; }}\n\
                  neighbor 127.0.0.1 {{\n\
                    router-id 127.0.0.{n}; local-address 127.0.0.{n};\n\
-                   local-as 6500{n}; peer-as 65000; connect {port}; hold-time 3;\n\
+                   local-as {asn}; peer-as 65000; connect {port}; hold-time 3;\n\
                    capability {{ add-path send; route-refresh; }}\n\
                    family {{ ipv4 unicast; }}\n\
                    api {{ processes [ announce ]; neighbor-changes; }}\n\
                  }}\n",
-                helper.display()
+                helper.display(),
+                asn = sessions.asn(n),
             );
             let path = d.join(format!("announcer-{n}.conf"));
             fs::write(&path, config).expect("announcer config");
@@ -137,7 +157,7 @@ impl World {
 fn exabgp_sessions_drive_the_published_groups() {
     use HopState::{Active, Draining, Failed};
     let started = Instant::now();
-    let mut world = World::start();
+    let mut world = World::start(Sessions::Ebgp);
 
     world.wait_sessions_up();
     eprintln!("sessions up after {:?}", started.elapsed());
@@ -267,6 +287,129 @@ fn exabgp_sessions_drive_the_published_groups() {
     assert_eq!(settled.buckets(4), 0);
     let stats = world.feed.server.stats();
     assert_eq!((stats.paths, stats.prefixes), (2, 1), "{}", world.logs());
+    assert_eq!(stats.decode_errors, 0, "{stats:?}");
+    assert_eq!(stats.build_errors, 0, "{stats:?}");
+    eprintln!("total {:?}", started.elapsed());
+}
+
+/// `ecmpctl route 192.0.2.10/32` as the operator reads it (not `--json`).
+fn route_text(world: &World) -> String {
+    let out = Command::new(common::ecmpctl_binary())
+        .arg("--socket")
+        .arg(world.feed.ctl_socket())
+        .args(["--timeout", "5", "route", "192.0.2.10/32"])
+        .output()
+        .expect("run ecmpctl");
+    assert!(out.status.success(), "ecmpctl route: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Scenario 4 of the field notes: a server is drained by de-preferring its path (a route-map
+/// setting LOCAL_PREF 1); it stays announced and listed but takes no new flows, and returns when
+/// its preference ties the others again.
+#[test]
+fn exabgp_local_preference_drains_and_restores_a_path() {
+    use HopState::{Active, Draining};
+    let started = Instant::now();
+    let world = World::start(Sessions::Ibgp);
+    world.wait_sessions_up();
+    for n in SERVERS {
+        world.command(
+            n,
+            &format!("announce route {}", route(n, " local-preference 100")),
+        );
+    }
+    let all = world.wait_for("three active hops", |v| {
+        v.is(&[(2, Active), (3, Active), (4, Active)])
+    });
+    for n in SERVERS {
+        assert!(all.buckets(n) > 0, "hop {n} owns no bucket: {all:?}");
+    }
+
+    // Server 3 de-preferred: still a member, draining, and only its buckets moved.
+    world.command(
+        3,
+        &format!("announce route {}", route(3, " local-preference 1")),
+    );
+    let drained = world.wait_for("hop 3 draining (not best)", |v| {
+        v.is(&[(2, Active), (3, Draining), (4, Active)])
+    });
+    assert_eq!(drained.buckets(3), 0);
+    only_moved(&all, &drained, 3, &[2, 4]);
+    let shown = world.feed.ctl(&["route", "192.0.2.10/32"]);
+    let members = shown[0]["members"].as_array().expect("members");
+    assert_eq!(members.len(), 3, "{shown}");
+    for m in members {
+        if m["addr"] == "198.51.100.3" {
+            assert_eq!(m["state"], "draining", "{m}");
+            assert_eq!(
+                m["reason"],
+                serde_json::json!({"kind": "not-best", "criterion": "local-pref", "value": 1, "best": 100}),
+                "{m}"
+            );
+        } else {
+            assert_eq!(m["state"], "active", "{m}");
+            assert!(m.get("reason").is_none(), "{m}");
+        }
+    }
+    assert_eq!(shown[0]["summary"]["draining"], 1, "{shown}");
+    let text = route_text(&world);
+    let line = text
+        .lines()
+        .find(|l| l.contains("198.51.100.3"))
+        .unwrap_or_else(|| panic!("hop 3 not listed:\n{text}"));
+    assert!(
+        line.contains("draining") && line.ends_with("not best: local-pref 1 < 100"),
+        "{text}"
+    );
+
+    // Back to 100: active again, with exactly its old buckets (auto-recovery).
+    world.command(
+        3,
+        &format!("announce route {}", route(3, " local-preference 100")),
+    );
+    let back = world.wait_for("hop 3 active again", |v| {
+        v.is(&[(2, Active), (3, Active), (4, Active)])
+    });
+    assert_eq!(
+        back.owners, all.owners,
+        "hop 3 did not get its old buckets back"
+    );
+    let shown = world.feed.ctl(&["route", "192.0.2.10/32"]);
+    assert!(
+        shown[0]["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .all(|m| m["state"] == "active" && m.get("reason").is_none()),
+        "{shown}"
+    );
+
+    // GRACEFUL_SHUTDOWN on an iBGP path still drains it, and says so.
+    world.command(
+        2,
+        &format!(
+            "announce route {}",
+            route(2, " local-preference 100 community [65535:0]")
+        ),
+    );
+    world.wait_for("hop 2 draining (graceful shutdown)", |v| {
+        v.is(&[(2, Draining), (3, Active), (4, Active)])
+    });
+    let shown = world.feed.ctl(&["route", "192.0.2.10/32"]);
+    let gshut = shown[0]["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|m| m["addr"] == "198.51.100.2")
+        .cloned()
+        .expect("hop 2 listed");
+    assert_eq!(
+        gshut["reason"],
+        serde_json::json!({"kind": "graceful-shutdown"}),
+        "{gshut}"
+    );
+    let stats = world.feed.server.stats();
     assert_eq!(stats.decode_errors, 0, "{stats:?}");
     assert_eq!(stats.build_errors, 0, "{stats:?}");
     eprintln!("total {:?}", started.elapsed());

@@ -299,7 +299,7 @@ fn print_route(details: &[RouteDetail]) {
             }
         );
         outln!(
-            "  {:>5} {:<40} {:<9} {:>7}",
+            "  {:>5} {:<40} {:<9} {:>7}  why",
             "hop",
             "address",
             "state",
@@ -307,11 +307,12 @@ fn print_route(details: &[RouteDetail]) {
         );
         for m in &d.members {
             outln!(
-                "  {:>5} {:<40} {:<9} {:>7}",
+                "  {:>5} {:<40} {:<9} {:>7}  {}",
                 m.hop,
                 m.addr.to_string(),
                 format!("{:?}", m.state).to_lowercase(),
-                m.buckets
+                m.buckets,
+                m.reason.map(|r| r.to_string()).unwrap_or_default()
             );
         }
         outln!("  bucket map (hop id per bucket; * = moved since the last rebalance):");

@@ -111,6 +111,58 @@ fn gated_daemon(path: &Path, reply: Reply, go: std::sync::mpsc::Receiver<()>) ->
     })
 }
 
+/// A route whose second member lost BGP path selection (its LOCAL_PREF was lowered).
+fn route_with_a_de_preferred_member() -> serde_json::Value {
+    serde_json::json!([{
+        "summary": {
+            "prefix": "198.19.0.1/32", "origin": "bgp", "group": 1, "installed": true,
+            "mode": "auto-recovery", "active": 1, "draining": 1, "failed": 0, "buckets": 2
+        },
+        "hash": "5-tuple", "action": "rewrite",
+        "members": [
+            {"addr": "198.18.1.1", "hop": 1, "state": "active", "buckets": 2},
+            {"addr": "198.18.2.1", "hop": 2, "state": "draining", "buckets": 0,
+             "reason": {"kind": "not-best", "criterion": "local-pref", "value": 1, "best": 100}}
+        ],
+        "buckets": [{"hop": 1, "replaced": false}, {"hop": 1, "replaced": true}]
+    }])
+}
+
+#[test]
+fn route_says_why_a_member_is_draining() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sock = dir.path().join("ctl.sock");
+    let server = daemon(
+        &sock,
+        Reply {
+            ok: true,
+            error: None,
+            result: route_with_a_de_preferred_member(),
+        },
+    );
+    let out = ecmpctl(&sock, &["route", "198.19.0.1/32"]);
+    server.join().expect("stand-in daemon");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |addr: &str| {
+        text.lines()
+            .find(|l| l.contains(addr))
+            .unwrap_or_else(|| panic!("no line for {addr}:\n{text}"))
+            .to_owned()
+    };
+    let drained = line("198.18.2.1");
+    assert!(drained.contains("draining"), "{drained}");
+    assert!(
+        drained.ends_with("not best: local-pref 1 < 100"),
+        "{drained}"
+    );
+    let active = line("198.18.1.1");
+    assert!(
+        active.contains("active") && !active.contains("not best"),
+        "{active}"
+    );
+}
+
 /// One carried-out reply per output path of ecmpctl (each prints at least one line).
 fn every_output() -> Vec<(Vec<&'static str>, serde_json::Value)> {
     use serde_json::json;
@@ -129,6 +181,10 @@ fn every_output() -> Vec<(Vec<&'static str>, serde_json::Value)> {
                 "members": [{"addr": "198.18.1.1", "hop": 1, "state": "active", "buckets": 4}],
                 "buckets": [{"hop": 1, "replaced": false}, {"hop": 1, "replaced": true}]
             }]),
+        ),
+        (
+            vec!["route", "198.19.0.1/32"],
+            route_with_a_de_preferred_member(),
         ),
         (
             vec!["nexthops"],

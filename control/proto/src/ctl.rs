@@ -5,11 +5,12 @@
 //! `route-del`) either apply completely or answer `ok: false` having changed nothing.
 //! Everything here is plain data so scripts can use the JSON directly (`ecmpctl --json`).
 
+use std::fmt;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Prefix;
+use crate::{Origin, Prefix};
 
 /// Longest request line the server reads; longer lines get an error reply and are discarded.
 pub const MAX_REQUEST: usize = 64 * 1024;
@@ -148,6 +149,67 @@ pub enum HopStateName {
     Failed,
 }
 
+/// The BGP path-selection step a path lost at (see [`DrainReason::NotBest`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Criterion {
+    /// LOCAL_PREF: highest wins.
+    LocalPref,
+    /// AS_PATH length: shortest wins.
+    AsPathLength,
+    /// ORIGIN: lowest code wins (IGP 0 < EGP 1 < INCOMPLETE 2).
+    Origin,
+    /// MULTI_EXIT_DISC: lowest wins, among paths from the same neighbour AS.
+    Med,
+}
+
+/// Why a member takes no new flows, for `route`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum DrainReason {
+    /// Every path to it carries GRACEFUL_SHUTDOWN (65535:0, RFC 8326).
+    GracefulShutdown,
+    /// Its paths are still announced but lose BGP multipath selection to the prefix's best.
+    NotBest {
+        /// The step its best path lost at.
+        criterion: Criterion,
+        /// Its best path's value for that step (ORIGIN as its code).
+        value: u32,
+        /// The winners' value.
+        best: u32,
+    },
+    /// An operator drained its address (`drain`).
+    Operator,
+    /// The config file gives it the draining state.
+    Configured,
+}
+
+impl fmt::Display for DrainReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            DrainReason::GracefulShutdown => f.write_str("graceful shutdown (65535:0)"),
+            DrainReason::Operator => f.write_str("drained by operator"),
+            DrainReason::Configured => f.write_str("configured draining"),
+            DrainReason::NotBest {
+                criterion,
+                value,
+                best,
+            } => match criterion {
+                Criterion::LocalPref => write!(f, "not best: local-pref {value} < {best}"),
+                Criterion::AsPathLength => {
+                    write!(f, "not best: as-path length {value} > {best}")
+                }
+                Criterion::Med => write!(f, "not best: med {value} > {best}"),
+                Criterion::Origin => {
+                    let name =
+                        |code| Origin::from_code(code).map_or("?".to_owned(), |o| o.to_string());
+                    write!(f, "not best: origin {} > {}", name(value), name(best))
+                }
+            },
+        }
+    }
+}
+
 /// Where a route came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -192,6 +254,9 @@ pub struct MemberDetail {
     pub hop: u32,
     /// Its state.
     pub state: HopStateName,
+    /// Why it is draining (absent unless it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<DrainReason>,
     /// Buckets it owns.
     pub buckets: usize,
 }
@@ -493,6 +558,79 @@ mod tests {
         ] {
             assert!(serde_json::from_str::<Request>(line).is_err(), "{line}");
         }
+    }
+
+    #[test]
+    fn drain_reasons_say_why_and_round_trip() {
+        let cases = [
+            (
+                DrainReason::NotBest {
+                    criterion: Criterion::LocalPref,
+                    value: 1,
+                    best: 100,
+                },
+                "not best: local-pref 1 < 100",
+                r#"{"kind":"not-best","criterion":"local-pref","value":1,"best":100}"#,
+            ),
+            (
+                DrainReason::NotBest {
+                    criterion: Criterion::AsPathLength,
+                    value: 3,
+                    best: 1,
+                },
+                "not best: as-path length 3 > 1",
+                r#"{"kind":"not-best","criterion":"as-path-length","value":3,"best":1}"#,
+            ),
+            (
+                DrainReason::NotBest {
+                    criterion: Criterion::Origin,
+                    value: 2,
+                    best: 0,
+                },
+                "not best: origin incomplete > igp",
+                r#"{"kind":"not-best","criterion":"origin","value":2,"best":0}"#,
+            ),
+            (
+                DrainReason::NotBest {
+                    criterion: Criterion::Med,
+                    value: 50,
+                    best: 10,
+                },
+                "not best: med 50 > 10",
+                r#"{"kind":"not-best","criterion":"med","value":50,"best":10}"#,
+            ),
+            (
+                DrainReason::GracefulShutdown,
+                "graceful shutdown (65535:0)",
+                r#"{"kind":"graceful-shutdown"}"#,
+            ),
+            (
+                DrainReason::Operator,
+                "drained by operator",
+                r#"{"kind":"operator"}"#,
+            ),
+        ];
+        for (reason, text, json) in cases {
+            assert_eq!(reason.to_string(), text);
+            assert_eq!(serde_json::to_string(&reason).unwrap(), json);
+            assert_eq!(serde_json::from_str::<DrainReason>(json).unwrap(), reason);
+        }
+    }
+
+    #[test]
+    fn a_member_without_a_reason_omits_the_field() {
+        let active = MemberDetail {
+            addr: "198.18.1.1".parse().unwrap(),
+            hop: 1,
+            state: HopStateName::Active,
+            reason: None,
+            buckets: 4,
+        };
+        let json = serde_json::to_string(&active).unwrap();
+        assert!(!json.contains("reason"), "{json}");
+        // Replies from a daemon that predates the field still parse.
+        let old = r#"{"addr":"198.18.1.1","hop":1,"state":"active","buckets":4}"#;
+        assert_eq!(serde_json::from_str::<MemberDetail>(old).unwrap(), active);
     }
 
     #[test]

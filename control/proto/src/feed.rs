@@ -97,11 +97,65 @@ pub struct AsPathSegment {
     pub asns: Vec<u32>,
 }
 
+/// The ORIGIN attribute (RFC 4271 5.1.1), in preference order: IGP is preferred.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    /// Learnt from an interior protocol (ExaBGP prints `igp`).
+    Igp,
+    /// Learnt via EGP (`egp`).
+    Egp,
+    /// Learnt some other way, e.g. redistributed (`incomplete`).
+    Incomplete,
+}
+
+impl Origin {
+    /// The attribute's code (RFC 4271): 0 IGP, 1 EGP, 2 INCOMPLETE; lower is preferred.
+    pub fn code(self) -> u32 {
+        match self {
+            Origin::Igp => 0,
+            Origin::Egp => 1,
+            Origin::Incomplete => 2,
+        }
+    }
+
+    /// The origin with code `code`, if it is one.
+    pub fn from_code(code: u32) -> Option<Origin> {
+        match code {
+            0 => Some(Origin::Igp),
+            1 => Some(Origin::Egp),
+            2 => Some(Origin::Incomplete),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Origin::Igp => "igp",
+            Origin::Egp => "egp",
+            Origin::Incomplete => "incomplete",
+        })
+    }
+}
+
 /// The path attributes of one UPDATE that the control plane uses; others are ignored.
+/// Absent attributes stay `None` here: the defaults path selection gives them are its own rule
+/// (see the RIB), not the feed's.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attributes {
+    /// ORIGIN.
+    #[serde(default)]
+    pub origin: Option<Origin>,
     /// AS_PATH segments, first segment first.
     pub as_path: Vec<AsPathSegment>,
+    /// MULTI_EXIT_DISC.
+    #[serde(default)]
+    pub med: Option<u32>,
+    /// LOCAL_PREF (sent on iBGP sessions only).
+    #[serde(default)]
+    pub local_pref: Option<u32>,
     /// Standard communities, in the order printed.
     pub communities: Vec<Community>,
 }
@@ -193,6 +247,17 @@ mod tests {
     }
 
     #[test]
+    fn origins_order_by_preference_and_round_trip_their_codes() {
+        assert!(Origin::Igp < Origin::Egp && Origin::Egp < Origin::Incomplete);
+        for o in [Origin::Igp, Origin::Egp, Origin::Incomplete] {
+            assert_eq!(Origin::from_code(o.code()), Some(o));
+        }
+        assert_eq!(Origin::from_code(3), None);
+        assert_eq!(Origin::Incomplete.to_string(), "incomplete");
+        assert_eq!(serde_json::to_string(&Origin::Egp).unwrap(), r#""egp""#);
+    }
+
+    #[test]
     fn events_round_trip_through_serde() {
         let neighbor = Neighbor::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
         let events = [
@@ -211,6 +276,9 @@ mod tests {
                             asns: vec![65001],
                         }],
                         communities: vec![Community::GRACEFUL_SHUTDOWN],
+                        origin: Some(Origin::Incomplete),
+                        med: Some(50),
+                        local_pref: Some(1),
                     },
                     announce: vec![Announce {
                         next_hop: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2)),

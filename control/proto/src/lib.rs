@@ -13,7 +13,7 @@ pub mod feed;
 mod prefix;
 
 pub use feed::{
-    Announce, AsPathSegment, Attributes, Community, FeedEvent, Neighbor, Nlri, SegmentKind,
+    Announce, AsPathSegment, Attributes, Community, FeedEvent, Neighbor, Nlri, Origin, SegmentKind,
     SessionState, Update,
 };
 pub use prefix::{Family, PathId, Prefix, ProtoError};

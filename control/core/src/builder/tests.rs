@@ -104,6 +104,7 @@ fn announce(peer: &str, prefix: &str, hop: &str, gshut: bool) -> FeedEvent {
                 } else {
                     vec![]
                 },
+                ..Attributes::default()
             },
             announce: vec![Announce {
                 next_hop: ip(hop),
@@ -329,6 +330,73 @@ fn graceful_shutdown_drains_and_keeps_the_member() {
     lab.feed(announce("198.51.100.3", P, "192.0.2.3", false))
         .unwrap();
     assert_eq!(lab.state(P, "192.0.2.3"), HopState::Active);
+    assert_eq!(lab.owners(P), before);
+}
+
+fn announce_local_pref(peer: &str, hop: &str, local_pref: u32) -> FeedEvent {
+    FeedEvent::Update {
+        neighbor: Neighbor::new(ip(peer)),
+        update: Update {
+            attributes: Attributes {
+                local_pref: Some(local_pref),
+                ..Attributes::default()
+            },
+            announce: vec![Announce {
+                next_hop: ip(hop),
+                nlri: Nlri {
+                    prefix: pfx(P),
+                    path_id: None,
+                },
+            }],
+            ..Update::default()
+        },
+    }
+}
+
+#[test]
+fn a_de_preferred_path_drains_with_its_reason_and_returns_to_its_buckets() {
+    use ecmp_proto::ctl::{Criterion, DrainReason};
+    let (mut lab, _) = three_servers(auto(64));
+    let before = lab.owners(P);
+    let hop = lab.hop(P, "192.0.2.3");
+    let reason = |lab: &Lab, addr: &str| {
+        let route = lab.b.route(&pfx(P)).unwrap();
+        route
+            .members
+            .iter()
+            .find(|m| m.addr == ip(addr))
+            .unwrap()
+            .reason
+    };
+    lab.feed(announce_local_pref("198.51.100.3", "192.0.2.3", 1))
+        .unwrap();
+    assert_eq!(lab.state(P, "192.0.2.3"), HopState::Draining);
+    assert_eq!(count(&lab.owners(P), hop), 0);
+    assert!((0..64).all(|b| before[b] == lab.owners(P)[b] || before[b] == hop));
+    let not_best = |value| {
+        Some(DrainReason::NotBest {
+            criterion: Criterion::LocalPref,
+            value,
+            best: 100,
+        })
+    };
+    assert_eq!(reason(&lab, "192.0.2.3"), not_best(1));
+    assert_eq!(reason(&lab, "192.0.2.1"), None);
+    // Losing by another margin changes only the reason: nothing to publish.
+    assert!(
+        lab.feed(announce_local_pref("198.51.100.3", "192.0.2.3", 2))
+            .is_none()
+    );
+    assert_eq!(reason(&lab, "192.0.2.3"), not_best(2));
+    // An operator drain of an active member says so.
+    lab.b.set_drained(ip("192.0.2.1"), true).unwrap();
+    assert_eq!(reason(&lab, "192.0.2.1"), Some(DrainReason::Operator));
+    lab.b.set_drained(ip("192.0.2.1"), false).unwrap();
+    // Tied again: active, with exactly its old buckets (auto-recovery).
+    lab.feed(announce_local_pref("198.51.100.3", "192.0.2.3", 100))
+        .unwrap();
+    assert_eq!(lab.state(P, "192.0.2.3"), HopState::Active);
+    assert_eq!(reason(&lab, "192.0.2.3"), None);
     assert_eq!(lab.owners(P), before);
 }
 
@@ -862,6 +930,7 @@ fn feed_event(ev: &Ev) -> Option<FeedEvent> {
                         } else {
                             vec![]
                         },
+                        ..Attributes::default()
                     },
                     announce: vec![Announce {
                         next_hop: hop_addr(&prefix, hop),

@@ -83,6 +83,7 @@ fn detail(info: RouteInfo, origin: RouteOrigin) -> RouteDetail {
                 addr: m.addr,
                 hop: m.hop,
                 state: state_name(m.state),
+                reason: m.reason,
                 buckets: m.buckets,
             })
             .collect(),

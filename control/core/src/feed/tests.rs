@@ -3,8 +3,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use ecmp_proto::{
-    Announce, AsPathSegment, Attributes, Community, Family, FeedEvent, Neighbor, Nlri, PathId,
-    SegmentKind, SessionState, Update,
+    Announce, AsPathSegment, Attributes, Community, Family, FeedEvent, Neighbor, Nlri, Origin,
+    PathId, SegmentKind, SessionState, Update,
 };
 use proptest::prelude::*;
 
@@ -14,6 +14,10 @@ use super::{FeedError, decode_line};
 const UP_50: &str = r#"{ "exabgp": "5.0.0", "time": 1795310632.684011, "host" : "vm", "pid" : 8996, "ppid" : 8994, "counter": 2, "type": "state", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65001 }, "router-id": "127.0.0.1" , "state": "up" } }"#;
 const ANNOUNCE_50: &str = r#"{ "exabgp": "5.0.0", "time": 1795310634.8154979, "host" : "vm", "pid" : 8996, "ppid" : 8994, "counter": 6, "type": "update", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65001 }, "router-id": "127.0.0.1" , "direction": "receive", "message": { "update": { "attribute": { "origin": "igp", "as-path": {"0": {"element": "as-sequence", "value": [65001]}} }, "announce": { "ipv4 unicast": { "198.51.100.2": [ { "nlri": "192.0.2.10/32", "path-information": "0.0.0.2" } ] } } } } } }"#;
 const WITHDRAW_50: &str = r#"{ "exabgp": "5.0.0", "time": 1795310636.7733183, "host" : "vm", "pid" : 8996, "ppid" : 8994, "counter": 9, "type": "update", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65001 }, "router-id": "127.0.0.1" , "direction": "receive", "message": { "update": { "withdraw": { "ipv4 unicast": [ { "nlri": "192.0.2.10/32", "path-information": "0.0.0.2" } ] } } } } }"#;
+// ExaBGP 5.0.15, verbatim: an iBGP session (AS 65000 both ends) whose announcer sent
+// `... local-preference 1`, then `... origin incomplete as-path [ 65010 65011 ] med 50`.
+const IBGP_LOCAL_PREF_50: &str = r#"{ "exabgp": "5.0.0", "time": 1796631829.8497837, "host" : "vm", "pid" : 20727, "ppid" : 20722, "counter": 4, "type": "update", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65000 }, "router-id": "127.0.0.1" , "direction": "receive", "message": { "update": { "attribute": { "origin": "igp", "local-preference": 1 }, "announce": { "ipv4 unicast": { "198.51.100.2": [ { "nlri": "192.0.2.10/32", "path-information": "0.0.0.2" } ] } } } } } }"#;
+const IBGP_MED_50: &str = r#"{ "exabgp": "5.0.0", "time": 1796631829.8502533, "host" : "vm", "pid" : 20727, "ppid" : 20722, "counter": 5, "type": "update", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65000 }, "router-id": "127.0.0.1" , "direction": "receive", "message": { "update": { "attribute": { "origin": "incomplete", "as-path": {"0": {"element": "as-sequence", "value": [65010, 65011]}}, "med": 50, "local-preference": 100 }, "announce": { "ipv4 unicast": { "198.51.100.3": [ { "nlri": "192.0.2.10/32", "path-information": "0.0.0.3" } ] } } } } } }"#;
 const DOWN_50: &str = r#"{ "exabgp": "5.0.0", "time": 1795310644.5298004, "host" : "vm", "pid" : 8996, "ppid" : 8994, "counter": 10, "type": "state", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65001 }, "router-id": "127.0.0.1" , "state": "down", "reason": "closing connection" } }"#;
 
 /// The verbatim framing around the fragments the reference quotes ("also seen").
@@ -95,8 +99,10 @@ fn verbatim_50_announce() {
             neighbor: neighbor(),
             update: Update {
                 attributes: Attributes {
+                    origin: Some(Origin::Igp),
                     as_path: sequence(&[65001]),
                     communities: vec![],
+                    ..Attributes::default()
                 },
                 announce: vec![Announce {
                     next_hop: ip("198.51.100.2"),
@@ -211,7 +217,13 @@ fn without_add_path_there_is_no_path_id() {
     );
     let u = update(&line);
     assert_eq!(u.announce[0].nlri, nlri("192.0.2.10/32", None));
-    assert_eq!(u.attributes, Attributes::default());
+    assert_eq!(
+        u.attributes,
+        Attributes {
+            origin: Some(Origin::Igp),
+            ..Attributes::default()
+        }
+    );
     let line = message_line(
         r#"{ "update": { "withdraw": { "ipv4 unicast": [ { "nlri": "192.0.2.10/32" } ] } } }"#,
     );
@@ -237,6 +249,69 @@ fn many_prefixes_per_next_hop_and_many_next_hops() {
             a("198.51.100.2", "192.0.2.12/32", 2),
             a("198.51.100.3", "192.0.2.10/32", 3),
         ]
+    );
+}
+
+#[test]
+fn ibgp_local_preference_origin_and_med() {
+    let ibgp = Neighbor {
+        peer_as: Some(65000),
+        ..neighbor()
+    };
+    let decoded = |line: &str| match decode_line(line) {
+        Ok(Some(FeedEvent::Update {
+            neighbor: n,
+            update,
+        })) => {
+            assert_eq!(n, ibgp);
+            update
+        }
+        other => panic!("not an update: {other:?}"),
+    };
+    let u = decoded(IBGP_LOCAL_PREF_50);
+    assert_eq!(
+        u.attributes,
+        Attributes {
+            origin: Some(Origin::Igp),
+            local_pref: Some(1),
+            ..Attributes::default()
+        }
+    );
+    assert_eq!(
+        u.announce,
+        vec![Announce {
+            next_hop: ip("198.51.100.2"),
+            nlri: nlri("192.0.2.10/32", Some(2)),
+        }]
+    );
+    assert_eq!(
+        decoded(IBGP_MED_50).attributes,
+        Attributes {
+            origin: Some(Origin::Incomplete),
+            as_path: sequence(&[65010, 65011]),
+            med: Some(50),
+            local_pref: Some(100),
+            communities: vec![],
+        }
+    );
+    // Without the attributes (an eBGP path carries no LOCAL_PREF) they stay absent: the
+    // defaults are path selection's business.
+    let bare = update(&message_line(
+        r#"{ "update": { "attribute": { "origin": "egp" }, "announce": { "ipv4 unicast": { "198.51.100.2": [ { "nlri": "192.0.2.10/32" } ] } } } }"#,
+    ));
+    assert_eq!(bare.attributes.origin, Some(Origin::Egp));
+    assert_eq!(
+        (bare.attributes.med, bare.attributes.local_pref),
+        (None, None)
+    );
+    // ExaBGP 4.x prints the same keys.
+    let line = line_42(
+        r#"{ "attribute": { "origin": "igp", "as-path": [ 65001 ], "confederation-path": [], "med": 7, "local-preference": 200 }, "announce": { "ipv4 unicast": { "198.51.100.2": [ { "nlri": "192.0.2.10/32", "path-information": "0.0.0.2" } ] } } }"#,
+    );
+    let u = update(&line);
+    assert_eq!(
+        (u.attributes.med, u.attributes.local_pref),
+        (Some(7), Some(200))
     );
 }
 
@@ -439,6 +514,30 @@ fn malformed_known_lines_are_errors() {
                 value: "[65536,0]".into(),
             },
         ),
+        (
+            ANNOUNCE_50.replace("\"igp\"", "\"bgp\""),
+            FeedError::Invalid {
+                field: "origin",
+                value: "bgp".into(),
+            },
+        ),
+        (
+            IBGP_MED_50.replace("\"med\": 50", "\"med\": -50"),
+            FeedError::Invalid {
+                field: "med",
+                value: "-50".into(),
+            },
+        ),
+        (
+            IBGP_LOCAL_PREF_50.replace(
+                "\"local-preference\": 1",
+                "\"local-preference\": 4294967296",
+            ),
+            FeedError::Invalid {
+                field: "local-preference",
+                value: "4294967296".into(),
+            },
+        ),
         (UP_50.replace("\"peer\": \"127.0.0.2\"", "\"peer\": 7"), {
             FeedError::Invalid {
                 field: "peer",
@@ -537,6 +636,7 @@ fn verbatim_lines() -> Vec<String> {
             r#"{ "attribute": { "as-path": [ 65001, [ 1, 2 ] ], "community": [ [ 65535, 0 ] ] }, "announce": { "ipv6 unicast": { "2001:db8:ffff::1": [ { "nlri": "2001:db8::10/128", "path-information": "0.0.0.1" } ] } } }"#,
         ),
         message_line(r#"{ "eor": { "afi" : "ipv4", "safi" : "unicast" } }"#),
+        IBGP_MED_50.to_owned(),
     ]
 }
 
@@ -560,7 +660,7 @@ proptest! {
 
     #[test]
     fn mutated_verbatim_lines_never_panic(
-        which in 0usize..6,
+        which in 0usize..7,
         edits in proptest::collection::vec(
             (any::<usize>(), prop::sample::select(vec!['{', '}', '[', ']', '"', ',', ':', '0', '9', '-', 'x', '.', '/', ' ']), any::<u8>()),
             1..6,
@@ -573,10 +673,11 @@ proptest! {
     /// Any value dropped in place of a known field's value decodes or errs, never panics.
     #[test]
     fn substituted_values_never_panic(
-        which in 0usize..6,
+        which in 0usize..7,
         field in prop::sample::select(vec![
             "\"0.0.0.2\"", "\"192.0.2.10/32\"", "\"198.51.100.2\"", "[65001]", "\"up\"",
             "\"127.0.0.2\"", "65001", "\"receive\"", "\"ipv4\"", "[ [ 65535, 0 ] ]",
+            "\"incomplete\"", "50",
         ]),
         value in prop::sample::select(vec![
             "null", "true", "-1", "1e400", "18446744073709551616", "\"\"", "[]", "{}",

@@ -39,6 +39,7 @@ fn announce(peer: &str, routes: &[(&str, &str, Option<u32>)], gshut: bool) -> Fe
                 } else {
                     vec![]
                 },
+                ..Attributes::default()
             },
             announce: routes
                 .iter()
@@ -100,7 +101,7 @@ fn change(prefix: &str, now: &[(&str, NextHopState)], removed: &[&str]) -> Prefi
 
 const P: &str = "192.0.2.10/32";
 const A: NextHopState = NextHopState::Active;
-const D: NextHopState = NextHopState::Draining;
+const D: NextHopState = NextHopState::Draining(DrainReason::GracefulShutdown);
 
 fn stale_rib(secs: u64) -> Rib {
     Rib::new(RibConfig {
@@ -245,6 +246,236 @@ fn graceful_shutdown_makes_a_hop_draining() {
             &[("198.51.100.2", A), ("198.51.100.4", A)],
             &["198.51.100.3"]
         )]
+    );
+}
+
+/// One path of `peer` to `P` via 198.51.100.`n` (path id `n`) with `attributes`.
+fn announce_with(peer: &str, n: u8, attributes: Attributes) -> FeedEvent {
+    FeedEvent::Update {
+        neighbor: Neighbor::new(ip(peer)),
+        update: Update {
+            attributes,
+            announce: vec![Announce {
+                next_hop: IpAddr::from([198, 51, 100, n]),
+                nlri: nlri(P, Some(u32::from(n))),
+            }],
+            ..Update::default()
+        },
+    }
+}
+
+fn local_pref(lp: u32) -> Attributes {
+    Attributes {
+        local_pref: Some(lp),
+        ..Attributes::default()
+    }
+}
+
+fn not_best(criterion: ecmp_proto::ctl::Criterion, value: u32, best: u32) -> NextHopState {
+    NextHopState::Draining(DrainReason::NotBest {
+        criterion,
+        value,
+        best,
+    })
+}
+
+#[test]
+fn a_de_preferred_path_drains_and_returns_when_it_ties_again() {
+    use ecmp_proto::ctl::Criterion::LocalPref;
+    let t = Instant::now();
+    let mut rib = Rib::new(RibConfig::default());
+    // iBGP servers announce with an explicit LOCAL_PREF 100: the same as none.
+    rib.apply(&announce_with("127.0.0.2", 2, local_pref(100)), t);
+    rib.apply(&announce_with("127.0.0.3", 3, Attributes::default()), t);
+    rib.apply(&announce_with("127.0.0.4", 4, local_pref(100)), t);
+    let all = [
+        ("198.51.100.2", A),
+        ("198.51.100.3", A),
+        ("198.51.100.4", A),
+    ];
+    assert_eq!(rib.hops(&pfx(P)), hops(&all));
+    // The operator's route-map sets LOCAL_PREF 1 on server 2: still listed, no longer best.
+    assert_eq!(
+        rib.apply(&announce_with("127.0.0.2", 2, local_pref(1)), t),
+        vec![change(
+            P,
+            &[
+                ("198.51.100.2", not_best(LocalPref, 1, 100)),
+                ("198.51.100.3", A),
+                ("198.51.100.4", A)
+            ],
+            &[]
+        )]
+    );
+    // A higher preference elsewhere drains every other hop.
+    assert_eq!(
+        rib.apply(&announce_with("127.0.0.4", 4, local_pref(200)), t),
+        vec![change(
+            P,
+            &[
+                ("198.51.100.2", not_best(LocalPref, 1, 200)),
+                ("198.51.100.3", not_best(LocalPref, 100, 200)),
+                ("198.51.100.4", A)
+            ],
+            &[]
+        )]
+    );
+    // The best path withdrawn: the rest are selected among themselves, not left draining.
+    assert_eq!(
+        rib.apply(&withdraw("127.0.0.4", &[(P, Some(4))]), t),
+        vec![change(
+            P,
+            &[
+                ("198.51.100.2", not_best(LocalPref, 1, 100)),
+                ("198.51.100.3", A)
+            ],
+            &["198.51.100.4"]
+        )]
+    );
+    rib.apply(&announce_with("127.0.0.4", 4, local_pref(100)), t);
+    // Back to 100: active again.
+    assert_eq!(
+        rib.apply(&announce_with("127.0.0.2", 2, local_pref(100)), t),
+        vec![change(P, &all, &[])]
+    );
+}
+
+#[test]
+fn as_path_origin_and_med_de_prefer_too() {
+    use ecmp_proto::ctl::Criterion::{AsPathLength, Med, Origin as ByOrigin};
+    use ecmp_proto::{AsPathSegment, Origin, SegmentKind};
+    let t = Instant::now();
+    let mut rib = Rib::new(RibConfig::default());
+    let path = |asns: &[u32]| Attributes {
+        as_path: vec![AsPathSegment {
+            kind: SegmentKind::Sequence,
+            asns: asns.to_vec(),
+        }],
+        ..Attributes::default()
+    };
+    rib.apply(&announce_with("127.0.0.2", 2, path(&[65001])), t);
+    rib.apply(
+        &announce_with("127.0.0.3", 3, path(&[65001, 65001, 65001])),
+        t,
+    );
+    rib.apply(
+        &announce_with(
+            "127.0.0.4",
+            4,
+            Attributes {
+                origin: Some(Origin::Incomplete),
+                ..path(&[65002])
+            },
+        ),
+        t,
+    );
+    rib.apply(
+        &announce_with(
+            "127.0.0.5",
+            5,
+            Attributes {
+                med: Some(50),
+                ..path(&[65001])
+            },
+        ),
+        t,
+    );
+    // A MED from another neighbour AS (65003) is not compared with 65001's.
+    rib.apply(
+        &announce_with(
+            "127.0.0.6",
+            6,
+            Attributes {
+                med: Some(70),
+                ..path(&[65003])
+            },
+        ),
+        t,
+    );
+    assert_eq!(
+        rib.hops(&pfx(P)),
+        hops(&[
+            ("198.51.100.2", A),
+            ("198.51.100.3", not_best(AsPathLength, 3, 1)),
+            ("198.51.100.4", not_best(ByOrigin, 2, 0)),
+            ("198.51.100.5", not_best(Med, 50, 0)),
+            ("198.51.100.6", A),
+        ])
+    );
+    let view = rib
+        .paths()
+        .find(|p| p.next_hop == ip("198.51.100.3"))
+        .expect("path to hop 3");
+    assert_eq!(view.rank.as_path_len, 3);
+}
+
+#[test]
+fn a_hop_is_active_when_any_of_its_paths_is_selected() {
+    use ecmp_proto::ctl::Criterion::LocalPref;
+    let t = Instant::now();
+    let mut rib = Rib::new(RibConfig::default());
+    rib.apply(&announce_with("127.0.0.2", 2, local_pref(100)), t);
+    // A second peer's path to the same next hop, de-preferred: the hop stays active.
+    rib.apply(&announce_with("127.0.0.9", 2, local_pref(1)), t);
+    rib.apply(&announce_with("127.0.0.3", 3, local_pref(100)), t);
+    assert_eq!(
+        rib.hops(&pfx(P)),
+        hops(&[("198.51.100.2", A), ("198.51.100.3", A)])
+    );
+    // Its selected path de-preferred too: draining, with its closest loss.
+    assert_eq!(
+        rib.apply(&announce_with("127.0.0.2", 2, local_pref(50)), t),
+        vec![change(
+            P,
+            &[
+                ("198.51.100.2", not_best(LocalPref, 50, 100)),
+                ("198.51.100.3", A)
+            ],
+            &[]
+        )]
+    );
+}
+
+#[test]
+fn graceful_shutdown_paths_are_not_candidates() {
+    use ecmp_proto::ctl::Criterion::LocalPref;
+    let t = Instant::now();
+    let mut rib = Rib::new(RibConfig::default());
+    let gshut = |lp: u32| Attributes {
+        communities: vec![Community::GRACEFUL_SHUTDOWN],
+        ..local_pref(lp)
+    };
+    // A GRACEFUL_SHUTDOWN path with a higher preference does not push the others out.
+    rib.apply(&announce_with("127.0.0.2", 2, gshut(200)), t);
+    rib.apply(&announce_with("127.0.0.3", 3, local_pref(100)), t);
+    rib.apply(&announce_with("127.0.0.4", 4, local_pref(50)), t);
+    assert_eq!(
+        rib.hops(&pfx(P)),
+        hops(&[
+            ("198.51.100.2", D),
+            ("198.51.100.3", A),
+            ("198.51.100.4", not_best(LocalPref, 50, 100)),
+        ])
+    );
+    // The only non-GRACEFUL_SHUTDOWN path left is selected whatever its preference.
+    rib.apply(&announce_with("127.0.0.3", 3, gshut(100)), t);
+    assert_eq!(
+        rib.hops(&pfx(P)),
+        hops(&[
+            ("198.51.100.2", D),
+            ("198.51.100.3", D),
+            ("198.51.100.4", A),
+        ])
+    );
+    // Every path under GRACEFUL_SHUTDOWN: every hop drains, as before path selection.
+    rib.apply(&announce_with("127.0.0.4", 4, gshut(50)), t);
+    assert_eq!(
+        rib.hops(&pfx(P)),
+        hops(&[
+            ("198.51.100.2", D),
+            ("198.51.100.3", D),
+            ("198.51.100.4", D),
+        ])
     );
 }
 
@@ -713,6 +944,7 @@ fn run(ops: Vec<Op>, stale: u64) -> Result<(), TestCaseError> {
                             } else {
                                 vec![]
                             },
+                            ..Attributes::default()
                         },
                         announce: routes
                             .iter()
