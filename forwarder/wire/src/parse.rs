@@ -181,9 +181,13 @@ fn parse_fast(frame: &[u8], meta: &mut PacketMeta) -> bool {
     let doff = usize::from(f[46] >> 4) * 4;
     let tcp_ok = protocol != ip_proto::TCP || (doff >= 20 && doff + 20 <= total);
     let (src, dst) = ([f[26], f[27], f[28], f[29]], [f[30], f[31], f[32], f[33]]);
-    // The input checks on bytes already loaded; a frame failing one is left to the general path,
-    // which names the reason.
-    let admissible = f[6] & 1 == 0 && !martian_v4_source(src) && !martian_v4_destination(dst);
+    // The input checks on bytes already loaded, without a branch: the source MAC's group bit and
+    // one table look-up per address. A frame failing one (or whose destination needs a closer
+    // look) is left to the general path, which names the reason.
+    let refused = (f[6] & 1)
+        | (V4_FIRST_OCTET[usize::from(src[0])] & V4_SRC_MARTIAN)
+        | (V4_FIRST_OCTET[usize::from(dst[0])] & V4_DST_SUSPECT);
+    let admissible = refused == 0;
     let Some(ip) = f[14..34].first_chunk::<20>() else {
         return false;
     };
@@ -255,11 +259,35 @@ fn input_checks(frame: &[u8], meta: &PacketMeta) -> Result<(), ParseError> {
     Ok(())
 }
 
+/// [`V4_FIRST_OCTET`] flag: every address of this /8 is a martian source.
+const V4_SRC_MARTIAN: u8 = 1;
+/// [`V4_FIRST_OCTET`] flag: some or all addresses of this /8 are martian destinations.
+const V4_DST_SUSPECT: u8 = 2;
+
+/// The fast path's input checks, per first octet of an IPv4 address. Exact for sources, which
+/// are decided by their first octet; conservative for destinations: 169/8 and 255/8 are suspect
+/// as a whole, and the general path tells 169.254/16 and 255.255.255.255 from the rest.
+const V4_FIRST_OCTET: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let a = [i as u8, 0, 0, 0];
+        if martian_v4_source(a) {
+            t[i] |= V4_SRC_MARTIAN;
+        }
+        if martian_v4_destination(a) || i == 169 || i == 255 {
+            t[i] |= V4_DST_SUSPECT;
+        }
+        i += 1;
+    }
+    t
+};
+
 /// IPv4 sources no packet may carry (RFC 1812 5.3.7, RFC 6890): "this network" 0/8, loopback
 /// 127/8, and everything from 224 up (multicast 224/4, reserved 240/4, limited broadcast):
 /// a source names one interface, never a group.
 #[inline(always)]
-fn martian_v4_source(a: [u8; 4]) -> bool {
+const fn martian_v4_source(a: [u8; 4]) -> bool {
     a[0] == 0 || a[0] == 127 || a[0] >= 224
 }
 
@@ -268,8 +296,9 @@ fn martian_v4_source(a: [u8; 4]) -> bool {
 /// valid destination, the host's own, so it is not martian (the data path refuses it as not
 /// addressed to it for forwarding).
 #[inline(always)]
-fn martian_v4_destination(a: [u8; 4]) -> bool {
-    a[0] == 0 || a[0] == 127 || (a[0] == 169 && a[1] == 254) || (a[0] >= 240 && a != [255; 4])
+const fn martian_v4_destination(a: [u8; 4]) -> bool {
+    let limited_broadcast = a[0] == 255 && a[1] == 255 && a[2] == 255 && a[3] == 255;
+    a[0] == 0 || a[0] == 127 || (a[0] == 169 && a[1] == 254) || (a[0] >= 240 && !limited_broadcast)
 }
 
 /// IPv6 sources no packet may carry (RFC 4291 2.5.2, 2.5.3, 2.7): the unspecified address ::
@@ -671,12 +700,32 @@ mod tests {
             ([10, 0, 0, 1], None, None),
         ];
         for (a, as_src, as_dst) in cases {
-            for (f, want) in [(syn_between(a, ok), as_src), (syn_between(ok, a), as_dst)] {
+            // Destinations in 169/8 and 255/8 are left to the general path, refused or not.
+            let suspect = a[0] == 169 || a[0] == 255;
+            for (f, want, fast_ok) in [
+                (syn_between(a, ok), as_src, as_src.is_none()),
+                (syn_between(ok, a), as_dst, as_dst.is_none() && !suspect),
+            ] {
                 let mut m = PacketMeta::default();
                 // The fast path declines every refused frame; the general path names it.
-                assert_eq!(parse_fast(&f, &mut m), want.is_none(), "{a:?}");
+                assert_eq!(parse_fast(&f, &mut m), fast_ok, "{a:?}");
                 assert_eq!(parse_frame(&f).err(), want, "{a:?}");
                 assert_eq!(slow(&f).err(), want, "{a:?}");
+            }
+        }
+        // The table agrees with the general path's predicates on every first octet.
+        for i in 0..=255u8 {
+            let t = V4_FIRST_OCTET[usize::from(i)];
+            assert_eq!(
+                t & V4_SRC_MARTIAN != 0,
+                martian_v4_source([i, 1, 2, 3]),
+                "{i}"
+            );
+            for rest in [[0, 0, 0], [254, 1, 1], [255, 255, 255], [1, 2, 3]] {
+                let a = [i, rest[0], rest[1], rest[2]];
+                if martian_v4_destination(a) {
+                    assert!(t & V4_DST_SUSPECT != 0, "{a:?}");
+                }
             }
         }
         // The source is checked first.
