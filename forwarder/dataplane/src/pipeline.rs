@@ -416,12 +416,15 @@ pub fn admit(frame: &[u8], port_mac: &[u8; 6], meta: &mut PacketMeta) -> Result<
     // frames are not its to forward (the host has had ARP and the like before the pipeline).
     // The group bit is tested too, so that no port address, however configured, lets a
     // multicast frame through.
-    let to_port = frame
-        .first_chunk::<6>()
-        .is_some_and(|dst| dst == port_mac && dst[0] & 1 == 0);
-    // 255.255.255.255 is the host's own (RFC 1812 5.3.5.1: never forwarded); every other
-    // address with a first octet of 255 is martian or IPv6 multicast, refused by the parser.
-    let limited_broadcast = meta.version == IpVersion::V4 && meta.dst[..4] == [0xff; 4];
+    // Compared as integers: the port's half is the same for the whole burst.
+    let to_port = port_mac[0] & 1 == 0
+        && frame
+            .first_chunk::<6>()
+            .is_some_and(|dst| mac48(dst) == mac48(port_mac));
+    // 255.255.255.255 is the host's own (RFC 1812 5.3.5.1: never forwarded).
+    let d = &meta.dst;
+    let limited_broadcast = (meta.version == IpVersion::V4)
+        & (u32::from_ne_bytes([d[0], d[1], d[2], d[3]]) == u32::MAX);
     if !to_port || limited_broadcast {
         return Err(DropReason::NotForUs);
     }
@@ -429,6 +432,13 @@ pub fn admit(frame: &[u8], port_mac: &[u8; 6], meta: &mut PacketMeta) -> Result<
         return Err(DropReason::TtlExpired);
     }
     Ok(())
+}
+
+/// A MAC address as one integer (byte order irrelevant: only compared for equality).
+#[inline(always)]
+fn mac48(m: &[u8; 6]) -> u64 {
+    u64::from(u32::from_ne_bytes([m[0], m[1], m[2], m[3]]))
+        | (u64::from(u16::from_ne_bytes([m[4], m[5]])) << 32)
 }
 
 /// Longest-prefix match of the packet's destination (IPv4 or IPv6); 0 when there is no route.
