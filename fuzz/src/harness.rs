@@ -484,7 +484,7 @@ pub fn check_sent(snap: &Snapshot, port: usize, frame: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::{barrier, encode_frames, hop_state};
+    use crate::input::{RX_PORT_MACS, barrier, encode_frames, hop_state};
     use crate::seeds;
 
     fn corpus_frame(name: &str) -> Vec<u8> {
@@ -523,16 +523,18 @@ mod tests {
     fn every_corpus_frame_is_sent_or_dropped_by_its_reason() {
         let mut h = Harness::new();
         for (name, frame) in seeds::wire_corpus().expect("corpus readable") {
-            let out = h.run(&encode_frames([(0, &frame[..])]));
+            // On the port whose MAC the corpus frames are sent to (fabric, 02:00:00:00:00:02).
+            let out = h.run(&encode_frames([(1, &frame[..])]));
             assert_eq!(out.received, 1, "{name}");
             let expected = name.split("__").next().expect("name has a verdict");
             if expected == "ok" {
-                // Every valid corpus frame has a route in CONFIG.
+                // Every valid corpus frame has a route in CONFIG, and is addressed to its port.
                 assert_eq!(
                     out.dropped(DropReason::NoRoute),
                     0,
                     "{name} unrouted: {out:?}"
                 );
+                assert_eq!(out.dropped(DropReason::NotForUs), 0, "{name}: {out:?}");
             } else {
                 let reason = DropReason::ALL
                     .into_iter()
@@ -563,6 +565,7 @@ mod tests {
                 f[30..34].copy_from_slice(dst);
                 f[34..36].copy_from_slice(&(1000 + sport).to_be_bytes());
                 ecmp_wire::ipv4::Packet::new_unchecked(&mut f[14..]).fill_checksum();
+                f[..6].copy_from_slice(&RX_PORT_MACS[i % 2]);
                 frames.push((i % 2, f));
             }
         }
@@ -611,6 +614,15 @@ mod tests {
         t[6..12].copy_from_slice(&snap.ports[usize::from(ipip.port)].mac);
         let port = usize::from(ipip.port);
         assert!(std::panic::catch_unwind(|| check_sent(&snap, port, &t)).is_err());
+    }
+
+    #[test]
+    fn rx_port_macs_are_the_configs() {
+        let h = Harness::new();
+        let snap = h.rig.snapshot();
+        for (port, mac) in RX_PORT_MACS.iter().enumerate() {
+            assert_eq!(&snap.ports[port].mac, mac, "rx port {port}");
+        }
     }
 
     #[test]

@@ -23,6 +23,11 @@ pub const STEPS_NS: [u64; 4] = [1_000_000, 250_000_000, 3_000_000_000, 40_000_00
 /// Records read from one input.
 pub const MAX_RECORDS: usize = 96;
 
+/// The MACs of rx ports 0 and 1 (`uplink` and `fabric` of the harness's config): a frame is
+/// admitted only when sent to the MAC of the port it arrives on, so inputs built here are
+/// addressed to it (see [`encode_addressed`]).
+pub const RX_PORT_MACS: [[u8; 6]; 2] = [[0x02, 0, 0, 0, 0, 0x01], [0x02, 0, 0, 0, 0, 0x02]];
+
 const BARRIER: u16 = 1 << 15;
 const TABLE_EVENT: u16 = 3 << 11;
 const PORT_BIT: u16 = 1 << 11;
@@ -110,6 +115,22 @@ pub fn encode_frames<'a>(frames: impl IntoIterator<Item = (usize, &'a [u8])>) ->
         out.extend_from_slice(&bytes[..usize::from(len)]);
     }
     out
+}
+
+/// [`encode_frames`] with each frame's destination MAC set to that of the rx port it arrives on
+/// ([`RX_PORT_MACS`]); frames shorter than a MAC go as they are.
+pub fn encode_addressed<'a>(frames: impl IntoIterator<Item = (usize, &'a [u8])>) -> Vec<u8> {
+    let frames: Vec<(usize, Vec<u8>)> = frames
+        .into_iter()
+        .map(|(port, bytes)| {
+            let mut f = bytes.to_vec();
+            if let (Some(dst), Some(mac)) = (f.get_mut(..6), RX_PORT_MACS.get(port)) {
+                dst.copy_from_slice(mac);
+            }
+            (port, f)
+        })
+        .collect();
+    encode_frames(frames.iter().map(|(port, f)| (*port, &f[..])))
 }
 
 /// The header of a barrier record advancing the clock by `STEPS_NS[step & 3]`.

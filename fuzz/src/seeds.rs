@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use ecmp_testkit::frames::{FrameSpec, TcpFlags};
 use ecmp_wire::ip_proto;
 
-use crate::input::{barrier, encode_frames, hop_state};
+use crate::input::{barrier, encode_addressed, hop_state};
 
 /// The fuzz crate's directory.
 fn crate_dir() -> PathBuf {
@@ -186,8 +186,9 @@ pub fn pipeline_scenarios() -> Vec<(String, Vec<u8>)> {
         .map(|(_, f)| f)
         .chain(extra_frames().into_iter().map(|(_, f)| f))
         .collect();
-    let on_both_ports =
-        |frames: &[Vec<u8>]| encode_frames(frames.iter().enumerate().map(|(i, f)| (i % 2, &f[..])));
+    let on_both_ports = |frames: &[Vec<u8>]| {
+        encode_addressed(frames.iter().enumerate().map(|(i, f)| (i % 2, &f[..])))
+    };
 
     // Every valid frame, twice around a long barrier (cache hits, then expiries), then again
     // after hops 1..=6 failed and came back.
@@ -208,16 +209,16 @@ pub fn pipeline_scenarios() -> Vec<(String, Vec<u8>)> {
     let flow = |flags| {
         built(FrameSpec::udp(v4(198, 51, 100, 9), v4(10, 0, 0, 10), 41000, 80, 0).with_tcp(flags))
     };
-    let mut lifecycle = encode_frames([(0, &flow(SYN)[..])]);
+    let mut lifecycle = encode_addressed([(0, &flow(SYN)[..])]);
     lifecycle.extend_from_slice(&barrier(2));
-    lifecycle.extend(encode_frames([(0, &flow(SYN)[..]), (0, &flow(ACK)[..])]));
+    lifecycle.extend(encode_addressed([(0, &flow(SYN)[..]), (0, &flow(ACK)[..])]));
     lifecycle.extend_from_slice(&hop_state(0, 1, false));
-    lifecycle.extend(encode_frames([
+    lifecycle.extend(encode_addressed([
         (1, &flow(ACK)[..]),
         (0, &flow(FIN_ACK)[..]),
     ]));
     lifecycle.extend_from_slice(&barrier(2));
-    lifecycle.extend(encode_frames([(0, &flow(ACK)[..])]));
+    lifecycle.extend(encode_addressed([(0, &flow(ACK)[..])]));
     lifecycle.extend_from_slice(&hop_state(0, 0, true));
 
     // More flows than the 64-entry flow cache holds, from many sources to every IPv4 route
@@ -260,7 +261,7 @@ pub fn generated() -> io::Result<Vec<(&'static str, String, Vec<u8>)>> {
         out.push((
             "pipeline",
             format!("{name}.bin"),
-            encode_frames([(0, &frame[..])]),
+            encode_addressed([(0, &frame[..])]),
         ));
     }
     for (name, input) in pipeline_scenarios() {

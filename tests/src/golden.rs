@@ -558,7 +558,165 @@ pub fn golden_inputs(cfg: &Config) -> Result<Vec<GoldenInput>, TestsError> {
     for (name, reason, description, frame) in parse_error_frames(r4, r6)? {
         push(name.to_owned(), Some(reason), description, frame);
     }
+    for (name, reason, description, spec) in input_check_cases(r4, r6) {
+        push(name.to_owned(), Some(reason), description, built(&spec)?);
+    }
     Ok(out)
+}
+
+/// (case name, the reason it must be dropped for, description, frame spec).
+type NamedSpec = (&'static str, DropReason, &'static str, FrameSpec);
+
+/// The router input checks (RFC 1812 5.3.7, RFC 4291, RFC 6890): frames that are well formed
+/// and routed to the rewrite hop (`r4`, `r6`) but for the one thing each case changes.
+fn input_check_cases(r4: IpAddr, r6: IpAddr) -> Vec<NamedSpec> {
+    let (s4, s6) = (IpAddr::V4(CLIENT_V4), IpAddr::V6(CLIENT_V6));
+    let v4 = |a: [u8; 4]| IpAddr::V4(Ipv4Addr::from(a));
+    let v6 = |a: Ipv6Addr| IpAddr::V6(a);
+    let to_mac = |spec: FrameSpec, mac: [u8; 6]| {
+        let src = spec.src_mac;
+        spec.macs(src, mac)
+    };
+    let from_mac = |spec: FrameSpec, mac: [u8; 6]| {
+        let dst = spec.dst_mac;
+        spec.macs(mac, dst)
+    };
+    let ff02_1 = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    let fe80_1 = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+    vec![
+        (
+            "drop__not-for-us-other-host",
+            DropReason::NotForUs,
+            "IPv4 UDP, routed, sent to another host's MAC 02:00:00:00:00:99",
+            to_mac(input(s4, r4, 18), [0x02, 0, 0, 0, 0, 0x99]),
+        ),
+        (
+            "drop__not-for-us-broadcast-mac",
+            DropReason::NotForUs,
+            "IPv4 UDP, routed, sent to the broadcast MAC ff:ff:ff:ff:ff:ff",
+            to_mac(input(s4, r4, 18), [0xff; 6]),
+        ),
+        (
+            "drop__not-for-us-multicast-mac-v4",
+            DropReason::NotForUs,
+            "IPv4 UDP, routed, sent to the multicast MAC 01:00:5e:00:00:05",
+            to_mac(input(s4, r4, 18), [0x01, 0, 0x5e, 0, 0, 5]),
+        ),
+        (
+            "drop__not-for-us-multicast-mac-v6",
+            DropReason::NotForUs,
+            "IPv6 UDP, routed, sent to the multicast MAC 33:33:00:00:00:01",
+            to_mac(input(s6, r6, 20), [0x33, 0x33, 0, 0, 0, 1]),
+        ),
+        (
+            "drop__not-for-us-limited-broadcast",
+            DropReason::NotForUs,
+            "IPv4 UDP to 255.255.255.255 (the host's limited broadcast) in a frame to the port's MAC",
+            input(s4, v4([255; 4]), 18),
+        ),
+        (
+            "drop__bad-src-mac-broadcast",
+            DropReason::BadSrcMac,
+            "IPv4 UDP, routed, from the broadcast MAC ff:ff:ff:ff:ff:ff",
+            from_mac(input(s4, r4, 18), [0xff; 6]),
+        ),
+        (
+            "drop__bad-src-mac-multicast-v6",
+            DropReason::BadSrcMac,
+            "IPv6 UDP, routed, from the multicast MAC 33:33:00:00:00:01",
+            from_mac(input(s6, r6, 20), [0x33, 0x33, 0, 0, 0, 1]),
+        ),
+        (
+            "drop__martian-src-v4-loopback",
+            DropReason::MartianSource,
+            "IPv4 UDP from 127.0.0.1, routed",
+            input(v4([127, 0, 0, 1]), r4, 18),
+        ),
+        (
+            "drop__martian-src-v4-this-network",
+            DropReason::MartianSource,
+            "IPv4 UDP from 0.0.0.0, routed",
+            input(v4([0; 4]), r4, 18),
+        ),
+        (
+            "drop__martian-src-v4-multicast",
+            DropReason::MartianSource,
+            "IPv4 UDP from 224.0.0.5, routed",
+            input(v4([224, 0, 0, 5]), r4, 18),
+        ),
+        (
+            "drop__martian-src-v4-broadcast",
+            DropReason::MartianSource,
+            "IPv4 UDP from 255.255.255.255, routed",
+            input(v4([255; 4]), r4, 18),
+        ),
+        (
+            "drop__martian-src-v6-loopback",
+            DropReason::MartianSource,
+            "IPv6 UDP from ::1, routed",
+            input(v6(Ipv6Addr::LOCALHOST), r6, 20),
+        ),
+        (
+            "drop__martian-src-v6-multicast",
+            DropReason::MartianSource,
+            "IPv6 UDP from ff02::1, routed",
+            input(v6(ff02_1), r6, 20),
+        ),
+        (
+            "drop__martian-dst-v4-this-network",
+            DropReason::MartianDestination,
+            "IPv4 UDP to 0.1.2.3 (0/8)",
+            input(s4, v4([0, 1, 2, 3]), 18),
+        ),
+        (
+            "drop__martian-dst-v4-loopback",
+            DropReason::MartianDestination,
+            "IPv4 UDP to 127.0.0.1",
+            input(s4, v4([127, 0, 0, 1]), 18),
+        ),
+        (
+            "drop__martian-dst-v4-reserved",
+            DropReason::MartianDestination,
+            "IPv4 UDP to 240.0.0.1 (240/4)",
+            input(s4, v4([240, 0, 0, 1]), 18),
+        ),
+        (
+            "drop__martian-dst-v4-link-local",
+            DropReason::MartianDestination,
+            "IPv4 UDP to 169.254.1.1 (link-local: never routed)",
+            input(s4, v4([169, 254, 1, 1]), 18),
+        ),
+        (
+            "drop__martian-dst-v6-link-local",
+            DropReason::MartianDestination,
+            "IPv6 UDP to fe80::1 (link-local: never routed)",
+            input(s6, v6(fe80_1), 20),
+        ),
+        (
+            "drop__martian-dst-v6-multicast",
+            DropReason::MartianDestination,
+            "IPv6 UDP to ff02::1 (multicast)",
+            input(s6, v6(ff02_1), 20),
+        ),
+        (
+            "drop__bad-fragment-v4",
+            DropReason::BadFragment,
+            "IPv4 last fragment at offset 65512 with 20 data bytes: 17 bytes past 65535, routed",
+            input(s4, r4, 20).frag(Frag::Later {
+                ident: 0x4242,
+                offset: 65512,
+            }),
+        ),
+        (
+            "drop__bad-fragment-v6",
+            DropReason::BadFragment,
+            "IPv6 last fragment at offset 65528 with 20 data bytes: 13 bytes past 65535, routed",
+            input(s6, r6, 20).frag(Frag::Later {
+                ident: 0x4242,
+                offset: 65528,
+            }),
+        ),
+    ]
 }
 
 /// (case name, the reason it must be dropped for, description, frame).

@@ -23,15 +23,16 @@ seed = 7
 [flow_cache]
 capacity = 1024
 
+# The corpus frames are sent to 02:00:00:00:00:02: that is the uplink's MAC here.
 [[port]]
 name = "uplink"
 kind = "memory"
-mac = "02:00:00:00:00:01"
+mac = "02:00:00:00:00:02"
 
 [[port]]
 name = "servers"
 kind = "memory"
-mac = "02:00:00:00:00:02"
+mac = "02:00:00:00:00:03"
 
 [[worker]]
 core = 0

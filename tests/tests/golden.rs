@@ -331,6 +331,7 @@ fn fixtures_cover_every_action_and_drop_reason() {
         .collect();
     let mut wanted: Vec<DropReason> = ParseError::ALL.iter().map(|&e| e.into()).collect();
     wanted.extend([
+        DropReason::NotForUs,
         DropReason::TtlExpired,
         DropReason::NoRoute,
         DropReason::NoNextHop,

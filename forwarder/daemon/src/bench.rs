@@ -220,7 +220,7 @@ fn encap_for(action: BenchAction, hop_addr: Ipv4Addr) -> Action {
 }
 
 /// `n` distinct random IPv4 route prefixes `(address in host order, length)`: ~70% /24, 15%
-/// /16../23, 15% /25../32, host bits clear, none in 0/8, 127/8 or multicast.
+/// /16../23, 15% /25../32, host bits clear, none in 0/8, 127/8, 169.254/16 or multicast.
 pub fn random_routes(rng: &mut Rng, n: usize) -> Vec<(u32, u8)> {
     let mut seen = std::collections::HashSet::with_capacity(n);
     let mut out = Vec::with_capacity(n);
@@ -233,10 +233,11 @@ pub fn random_routes(rng: &mut Rng, n: usize) -> Vec<(u32, u8)> {
         } else {
             25 + rng.below(8) as u8
         };
-        // Keep clear of 0/8, 127/8 and multicast so every destination is a plain unicast one.
+        // Keep clear of 0/8, 127/8, link-local and multicast so every destination is a plain
+        // unicast one that the input checks admit (no route here is shorter than /16).
         let addr = (1 + rng.below(222) as u32) << 24 | (rng.next_u64() as u32 & 0x00FF_FFFF);
         let addr = addr & (u32::MAX << (32 - u32::from(len)));
-        if addr >> 24 != 127 && seen.insert((addr, len)) {
+        if addr >> 24 != 127 && addr >> 16 != 0xA9FE && seen.insert((addr, len)) {
             out.push((addr, len));
         }
     }

@@ -24,6 +24,19 @@ pub enum DropReason {
     Ipv6ExtChainTooDeep,
     /// The L4 header of an unfragmented or first-fragment packet does not fit.
     L4Truncated,
+    /// An IP fragment whose offset plus length passes 65535 bytes.
+    BadFragment,
+    /// The source MAC is a multicast or broadcast address.
+    BadSrcMac,
+    /// A source address no packet may carry (loopback, "this network", multicast, reserved).
+    MartianSource,
+    /// A destination a router must not route (loopback, "this network", link-local, reserved,
+    /// IPv6 multicast).
+    MartianDestination,
+    /// Not addressed to this forwarder for forwarding: the destination MAC is not the ingress
+    /// port's own (broadcast, multicast, another host's), or the packet is an IPv4 limited
+    /// broadcast (the host's).
+    NotForUs,
     /// TTL or hop limit would reach zero.
     TtlExpired,
     /// No route for the destination.
@@ -57,6 +70,11 @@ impl DropReason {
         DropReason::BadIpv4Checksum,
         DropReason::Ipv6ExtChainTooDeep,
         DropReason::L4Truncated,
+        DropReason::BadFragment,
+        DropReason::BadSrcMac,
+        DropReason::MartianSource,
+        DropReason::MartianDestination,
+        DropReason::NotForUs,
         DropReason::TtlExpired,
         DropReason::NoRoute,
         DropReason::NoNextHop,
@@ -79,6 +97,11 @@ impl DropReason {
             DropReason::BadIpv4Checksum => "bad_ipv4_checksum",
             DropReason::Ipv6ExtChainTooDeep => "ipv6_ext_chain_too_deep",
             DropReason::L4Truncated => "l4_truncated",
+            DropReason::BadFragment => "bad_fragment",
+            DropReason::BadSrcMac => "bad_src_mac",
+            DropReason::MartianSource => "martian_source",
+            DropReason::MartianDestination => "martian_destination",
+            DropReason::NotForUs => "not_for_us",
             DropReason::TtlExpired => "ttl_expired",
             DropReason::NoRoute => "no_route",
             DropReason::NoNextHop => "no_next_hop",
@@ -104,6 +127,10 @@ impl From<ParseError> for DropReason {
             ParseError::BadIpv4Checksum => DropReason::BadIpv4Checksum,
             ParseError::Ipv6ExtChainTooDeep => DropReason::Ipv6ExtChainTooDeep,
             ParseError::L4Truncated => DropReason::L4Truncated,
+            ParseError::BadFragment => DropReason::BadFragment,
+            ParseError::BadSrcMac => DropReason::BadSrcMac,
+            ParseError::MartianSource => DropReason::MartianSource,
+            ParseError::MartianDestination => DropReason::MartianDestination,
         }
     }
 }
@@ -121,5 +148,12 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), DropReason::COUNT);
+    }
+
+    #[test]
+    fn every_parse_error_maps_to_the_drop_reason_of_its_name() {
+        for e in ParseError::ALL {
+            assert_eq!(DropReason::from(e).name(), e.name());
+        }
     }
 }

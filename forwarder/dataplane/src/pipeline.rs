@@ -221,20 +221,22 @@ impl Pipeline {
         self.counters.add(Counter::Generations, 1);
     }
 
-    /// Processes one burst in place: rewrites or encapsulates every forwarded frame and writes one
-    /// verdict per frame into `verdicts` (which must be at least as long as `frames`).
+    /// Processes one burst received on port `ingress` in place: rewrites or encapsulates every
+    /// forwarded frame and writes one verdict per frame into `verdicts` (which must be at least
+    /// as long as `frames`).
     pub fn process<F: Frame>(
         &mut self,
         snap: &Snapshot,
+        ingress: PortId,
         frames: &mut [F],
         verdicts: &mut [Verdict],
         now_ms: u64,
     ) {
         // Decided once per burst: the loops are specialised, not branching per packet.
         if snap.outer_keyed() {
-            self.run::<F, false>(snap, frames, verdicts, now_ms);
+            self.run::<F, false>(snap, ingress, frames, verdicts, now_ms);
         } else {
-            self.run::<F, true>(snap, frames, verdicts, now_ms);
+            self.run::<F, true>(snap, ingress, frames, verdicts, now_ms);
         }
     }
 
@@ -244,6 +246,7 @@ impl Pipeline {
     fn run<F: Frame, const ROUTED_KEYS: bool>(
         &mut self,
         snap: &Snapshot,
+        ingress: PortId,
         frames: &mut [F],
         verdicts: &mut [Verdict],
         now_ms: u64,
@@ -252,6 +255,7 @@ impl Pipeline {
         if self.hop_packets.len() < snap.hops.len() {
             self.on_new_snapshot(snap);
         }
+        let port_mac = ingress_mac(snap, ingress);
         let (frames, verdicts) = (&mut frames[..n], &mut verdicts[..n]);
         let packets = &mut self.packets[..n];
         let counters = &mut self.counters;
@@ -267,7 +271,7 @@ impl Pipeline {
             let data = frame.data();
             rx_bytes += data.len() as u64;
             pkt.pending = false;
-            let dropped = match admit(data, &mut pkt.meta) {
+            let dropped = match admit(data, &port_mac, &mut pkt.meta) {
                 Ok(()) if !ROUTED_KEYS => {
                     let key = outer_key(&pkt.meta).key;
                     let h = self.hasher.cache_hash(&key);
@@ -365,11 +369,18 @@ impl Pipeline {
         self.tx_bytes = tx_bytes;
     }
 
-    /// Explains, without changing any state, which hop a packet would take and why: the same
-    /// checks and miss path as [`Self::process`], with the flow cache only looked at.
-    pub fn trace(&self, snap: &Snapshot, frame: &[u8], now_ms: u64) -> Result<Choice, DropReason> {
+    /// Explains, without changing any state, which hop a packet received on `ingress` would take
+    /// and why: the same checks and miss path as [`Self::process`], with the flow cache only
+    /// looked at.
+    pub fn trace(
+        &self,
+        snap: &Snapshot,
+        ingress: PortId,
+        frame: &[u8],
+        now_ms: u64,
+    ) -> Result<Choice, DropReason> {
         let mut meta = PacketMeta::default();
-        admit(frame, &mut meta)?;
+        admit(frame, &ingress_mac(snap, ingress), &mut meta)?;
         let (group_id, group) = route(snap, &meta)?;
         let key = cache_key(snap, frame, &meta)?.key;
         let hash = self.hasher.cache_hash(&key);
@@ -464,15 +475,51 @@ fn choose<F: Frame, const ROUTED_KEYS: bool>(
     Ok(r.hop)
 }
 
+/// The MAC address frames received on `ingress` must be sent to. A port the tables do not know
+/// gets the broadcast address, which [`admit`] never accepts, so its frames are all
+/// `not_for_us` rather than forwarded under another port's identity.
+#[inline]
+pub fn ingress_mac(snap: &Snapshot, ingress: PortId) -> [u8; 6] {
+    snap.ports
+        .get(usize::from(ingress))
+        .map_or([0xff; 6], |p| p.mac)
+}
+
 /// Parses `frame` into `meta` and refuses what the pipeline drops before any lookup: a frame
-/// that does not parse, or a TTL (hop limit) that forwarding would exhaust.
+/// that does not parse or fails the input checks of the parser (source MAC, martian addresses,
+/// fragments), a frame not sent to `port_mac` (the ingress port's own address; see
+/// [`ingress_mac`]), an IPv4 limited broadcast, or a TTL (hop limit) that forwarding would
+/// exhaust.
 #[inline(always)]
-pub fn admit(frame: &[u8], meta: &mut PacketMeta) -> Result<(), DropReason> {
+pub fn admit(frame: &[u8], port_mac: &[u8; 6], meta: &mut PacketMeta) -> Result<(), DropReason> {
     parse_frame_into(frame, meta)?;
+    // A router routes what is sent to it: frames for other hosts, broadcast and multicast
+    // frames are not its to forward (the host has had ARP and the like before the pipeline).
+    // The group bit is tested too, so that no port address, however configured, lets a
+    // multicast frame through.
+    // Compared as integers: the port's half is the same for the whole burst.
+    let to_port = port_mac[0] & 1 == 0
+        && frame
+            .first_chunk::<6>()
+            .is_some_and(|dst| mac48(dst) == mac48(port_mac));
+    // 255.255.255.255 is the host's own (RFC 1812 5.3.5.1: never forwarded).
+    let d = &meta.dst;
+    let limited_broadcast = (meta.version == IpVersion::V4)
+        & (u32::from_ne_bytes([d[0], d[1], d[2], d[3]]) == u32::MAX);
+    if !to_port || limited_broadcast {
+        return Err(DropReason::NotForUs);
+    }
     if meta.ttl <= 1 {
         return Err(DropReason::TtlExpired);
     }
     Ok(())
+}
+
+/// A MAC address as one integer (byte order irrelevant: only compared for equality).
+#[inline(always)]
+fn mac48(m: &[u8; 6]) -> u64 {
+    u64::from(u32::from_ne_bytes([m[0], m[1], m[2], m[3]]))
+        | (u64::from(u16::from_ne_bytes([m[4], m[5]])) << 32)
 }
 
 /// Longest-prefix match of the packet's destination (IPv4 or IPv6); 0 when there is no route.
@@ -651,6 +698,8 @@ mod tests {
     /// Hops per group; every hop is on port 1.
     const HOPS: u32 = 4;
     const EGRESS: PortId = 1;
+    /// Where every test frame arrives (its MAC is the destination of [`ethernet`]'s frames).
+    const INGRESS: PortId = 0;
     /// The snapshot's generation, so the epoch of every flow-cache entry.
     const GENERATION: u32 = 5;
 
@@ -799,7 +848,7 @@ mod tests {
         let before = p.hop_packets().to_vec();
         let mut frames: [MemFrame; 1] = [pool.frame_from(frame).unwrap()];
         let mut verdicts = [Verdict::Drop(DropReason::NoRoute)];
-        p.process(snap, &mut frames, &mut verdicts, 1_000);
+        p.process(snap, INGRESS, &mut frames, &mut verdicts, 1_000);
         let [f] = frames;
         pool.release(f);
         let counted: Vec<usize> = (0..before.len())
@@ -819,12 +868,12 @@ mod tests {
             // A pipeline that has seen nothing, so the flow takes the miss path.
             let mut p = pipeline(&snap);
             let mut meta = PacketMeta::default();
-            admit(&frame, &mut meta).unwrap();
+            admit(&frame, &ingress_mac(&snap, INGRESS), &mut meta).unwrap();
             let r = resolve(&snap, p.hasher(), &frame, &meta).unwrap();
             assert_eq!(r.group, lookup_route(&snap, &meta), "{kind}");
             assert_eq!(r.bucket, (r.group_hash & 63) as usize, "{kind}");
             assert_eq!(
-                p.trace(&snap, &frame, 1_000),
+                p.trace(&snap, INGRESS, &frame, 1_000),
                 Ok(Choice::Bucket {
                     hop: r.cached_hop(GENERATION),
                     bucket: r.bucket
@@ -869,7 +918,7 @@ mod tests {
         let mut p = pipeline(&snap);
         let mut cached_before = 0;
         for (kind, frame) in flows(32).into_iter().chain(flows(32)) {
-            let before = p.trace(&snap, &frame, 1_000).unwrap();
+            let before = p.trace(&snap, INGRESS, &frame, 1_000).unwrap();
             let (verdict, counted) = forward(&mut p, &snap, &pool, &frame);
             assert_eq!(verdict, Verdict::Tx(EGRESS), "{kind}");
             let traced = match before {
@@ -881,7 +930,7 @@ mod tests {
             };
             assert_eq!(counted, Some(traced.hop), "{kind}: {before:?}");
             // Afterwards the flow is cached, on the hop it took.
-            match p.trace(&snap, &frame, 1_000) {
+            match p.trace(&snap, INGRESS, &frame, 1_000) {
                 Ok(Choice::Cached(c)) => assert_eq!(c.hop, traced.hop, "{kind}"),
                 other => panic!("{kind}: a forwarded flow traces as {other:?}"),
             }
@@ -915,7 +964,7 @@ mod tests {
             (ttl1, DropReason::TtlExpired),
             (runt, DropReason::Truncated),
         ] {
-            assert_eq!(p.trace(&snap, &frame, 1_000), Err(reason));
+            assert_eq!(p.trace(&snap, INGRESS, &frame, 1_000), Err(reason));
             assert_eq!(
                 forward(&mut p, &snap, &pool, &frame),
                 (Verdict::Drop(reason), None)
@@ -961,8 +1010,9 @@ mod tests {
             let v6 = Ipv6Addr::new(0x2001, 0xdb8, g, 0, 0, 0, 0, 0);
             fib6.insert(v6, 48, u32::from(g)).unwrap();
         }
+        // The test kit's frames are addressed to its uplink MAC: that is the ingress port's.
         let port = PortInfo {
-            mac: [0x02, 0xaa, 0, 0, 0, 0],
+            mac: ecmp_testkit::frames::UPLINK_MAC,
             mtu: 1500,
         };
         Snapshot {
@@ -1073,7 +1123,7 @@ mod tests {
                 .iter()
                 .map(|f| {
                     let mut m = PacketMeta::default();
-                    admit(f, &mut m).unwrap();
+                    admit(f, &ingress_mac(&snap, INGRESS), &mut m).unwrap();
                     FlowKey::from_meta(&m)
                 })
                 .collect();
@@ -1097,7 +1147,7 @@ mod tests {
 
             // Later packets hit the cache, each on its own flow's hop, and trace agrees.
             for (f, &hop) in frames.iter().zip(&first) {
-                match p.trace(&snap, f, 1_000) {
+                match p.trace(&snap, INGRESS, f, 1_000) {
                     Ok(Choice::Cached(c)) => assert_eq!(c.hop, hop, "{tunnel:?}"),
                     other => panic!("{tunnel:?}: {other:?}"),
                 }
@@ -1159,23 +1209,30 @@ mod tests {
         let syn = Tunnel::Ipip.frame(1, &inner_packet(false, 1, Some(TcpFlags::SYN)));
         let mut frames = [pool.frame_from(&syn).unwrap()];
         let mut verdicts = [Verdict::Drop(DropReason::NoRoute)];
-        p.process(&snap, &mut frames, &mut verdicts, 1_000);
+        p.process(&snap, INGRESS, &mut frames, &mut verdicts, 1_000);
         assert_eq!(verdicts[0], Verdict::Tx(EGRESS));
-        assert!(matches!(p.trace(&snap, &syn, 1_000), Ok(Choice::Cached(_))));
+        assert!(matches!(
+            p.trace(&snap, INGRESS, &syn, 1_000),
+            Ok(Choice::Cached(_))
+        ));
         let later = 1_000 + embryonic + 1;
         assert!(matches!(
-            p.trace(&snap, &syn, later),
+            p.trace(&snap, INGRESS, &syn, later),
             Ok(Choice::Bucket { .. })
         ));
         // ...while an inner ACK's flow is established and outlives it.
         let ack = Tunnel::Ipip.frame(1, &inner_packet(false, 2, Some(TcpFlags::ACK)));
         p.process(
             &snap,
+            INGRESS,
             &mut [pool.frame_from(&ack).unwrap()],
             &mut verdicts,
             1_000,
         );
-        assert!(matches!(p.trace(&snap, &ack, later), Ok(Choice::Cached(_))));
+        assert!(matches!(
+            p.trace(&snap, INGRESS, &ack, later),
+            Ok(Choice::Cached(_))
+        ));
 
         // Inner fragments of one datagram share a key (no ports), whatever the first carries.
         let frag = |f: Frag| {
@@ -1199,7 +1256,7 @@ mod tests {
             .iter()
             .map(|f| {
                 let mut m = PacketMeta::default();
-                admit(f, &mut m).unwrap();
+                admit(f, &ingress_mac(&snap, INGRESS), &mut m).unwrap();
                 cache_key(&snap, f, &m).unwrap()
             })
             .collect();
@@ -1279,7 +1336,7 @@ mod tests {
             );
             for frame in [v4.build().unwrap(), v6.build().unwrap()] {
                 let mut m = PacketMeta::default();
-                admit(&frame, &mut m).unwrap();
+                admit(&frame, &ingress_mac(&plain, INGRESS), &mut m).unwrap();
                 for snap in [&plain, &mixed] {
                     let k = cache_key(snap, &frame, &m).unwrap();
                     assert_eq!(k.key, FlowKey::from_meta(&m));
@@ -1293,5 +1350,105 @@ mod tests {
             }
         }
         assert_eq!(a.flow_cache().len(), b.flow_cache().len());
+    }
+
+    /// The router input checks: frames that would be routed (to 10.1/16 or 2001:db8:2::/48) but
+    /// for one thing each, dropped under its reason by both `process` and `trace`.
+    #[test]
+    fn input_checks_drop_what_a_router_must_not_forward() {
+        let snap = snapshot();
+        let pool = FramePool::new(8);
+        let mut p = pipeline(&snap);
+        let (src4, dst4) = (Ipv4Addr::new(172, 16, 0, 1), Ipv4Addr::new(10, 1, 0, 1));
+        let src6: Ipv6Addr = "2001:db8:ffff::1".parse().unwrap();
+        let dst6: Ipv6Addr = "2001:db8:2::1".parse().unwrap();
+        let v4 = |s: Ipv4Addr, d: Ipv4Addr| ethernet(&ipv4(s, d, ip_proto::UDP, &udp(7)));
+        let v6 = |s: &str, d: &str| {
+            let (s, d) = (s.parse().unwrap(), d.parse().unwrap());
+            ethernet(&ipv6(s, d, ip_proto::UDP, &udp(7)))
+        };
+        let to_mac = |mac: [u8; 6]| {
+            let mut f = v4(src4, dst4);
+            f[..6].copy_from_slice(&mac);
+            f
+        };
+        let mut group_src = v4(src4, dst4);
+        group_src[6] = 0x01;
+        let mut v4_frag = v4(src4, dst4);
+        // Offset 8189 * 8 = 65512 with a 46-byte packet: 23 bytes past 65535.
+        v4_frag[14 + 6..14 + 8].copy_from_slice(&8189u16.to_be_bytes());
+        ecmp_wire::ipv4::Packet::new_unchecked(&mut v4_frag[14..]).fill_checksum();
+        let cases = [
+            (to_mac([0x02, 0xbb, 0, 0, 0, 0]), DropReason::NotForUs),
+            (to_mac([0xff; 6]), DropReason::NotForUs),
+            (to_mac([0x01, 0x00, 0x5e, 0, 0, 5]), DropReason::NotForUs),
+            (to_mac([0x33, 0x33, 0, 0, 0, 1]), DropReason::NotForUs),
+            (v4(src4, Ipv4Addr::BROADCAST), DropReason::NotForUs),
+            (group_src, DropReason::BadSrcMac),
+            (v4(Ipv4Addr::LOCALHOST, dst4), DropReason::MartianSource),
+            (v4(Ipv4Addr::UNSPECIFIED, dst4), DropReason::MartianSource),
+            (
+                v4(Ipv4Addr::new(224, 0, 0, 5), dst4),
+                DropReason::MartianSource,
+            ),
+            (v4(Ipv4Addr::BROADCAST, dst4), DropReason::MartianSource),
+            (
+                v4(src4, Ipv4Addr::new(0, 1, 2, 3)),
+                DropReason::MartianDestination,
+            ),
+            (
+                v4(src4, Ipv4Addr::new(127, 0, 0, 9)),
+                DropReason::MartianDestination,
+            ),
+            (
+                v4(src4, Ipv4Addr::new(240, 0, 0, 1)),
+                DropReason::MartianDestination,
+            ),
+            (
+                v4(src4, Ipv4Addr::new(169, 254, 9, 9)),
+                DropReason::MartianDestination,
+            ),
+            (v6("::1", "2001:db8:2::1"), DropReason::MartianSource),
+            (v6("ff02::1", "2001:db8:2::1"), DropReason::MartianSource),
+            (
+                v6("2001:db8:ffff::1", "ff02::1"),
+                DropReason::MartianDestination,
+            ),
+            (
+                v6("2001:db8:ffff::1", "fe80::1"),
+                DropReason::MartianDestination,
+            ),
+            (v4_frag, DropReason::BadFragment),
+        ];
+        for (i, (frame, reason)) in cases.into_iter().enumerate() {
+            assert_eq!(
+                p.trace(&snap, INGRESS, &frame, 1_000),
+                Err(reason),
+                "case {i}"
+            );
+            assert_eq!(
+                forward(&mut p, &snap, &pool, &frame),
+                (Verdict::Drop(reason), None),
+                "case {i}"
+            );
+        }
+        assert_eq!(p.flow_cache().len(), 0);
+
+        // The same frames, fixed, go through; on a port the tables do not know, nothing does.
+        let good = v4(src4, dst4);
+        assert_eq!(forward(&mut p, &snap, &pool, &good).0, Verdict::Tx(EGRESS));
+        let good6 = ethernet(&ipv6(src6, dst6, ip_proto::UDP, &udp(7)));
+        assert_eq!(forward(&mut p, &snap, &pool, &good6).0, Verdict::Tx(EGRESS));
+        assert_eq!(
+            p.trace(&snap, 7, &good, 1_000),
+            Err(DropReason::NotForUs),
+            "an unknown ingress port"
+        );
+        let mut frames: [MemFrame; 1] = [pool.frame_from(&good).unwrap()];
+        let mut verdicts = [Verdict::Tx(0)];
+        p.process(&snap, 7, &mut frames, &mut verdicts, 1_000);
+        let [f] = frames;
+        pool.release(f);
+        assert_eq!(verdicts[0], Verdict::Drop(DropReason::NotForUs));
     }
 }

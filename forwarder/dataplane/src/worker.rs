@@ -11,7 +11,7 @@ use ecmp_tables::snapshot::{ReaderId, Snapshot, SnapshotCell};
 use crate::counters::{Counter, SharedCounters};
 use crate::error::DataplaneError;
 use crate::pipeline::{Pipeline, PipelineConfig, Verdict};
-use ecmp_port::{BURST, Burst, Frame, Port};
+use ecmp_port::{BURST, Burst, Frame, Port, PortId};
 
 /// Partial tx batches wait at most this long before they are sent (DPDK l3fwd uses ~100 us).
 pub const TX_DRAIN_NS: u64 = 100_000;
@@ -109,8 +109,14 @@ impl<P: Port> Worker<P> {
                 continue;
             }
             received += n;
-            self.pipeline
-                .process(&self.snapshot, &mut self.rx, &mut self.verdicts, now_ms);
+            // Port ids are the indices of the worker's ports (at most u16::MAX of them).
+            self.pipeline.process(
+                &self.snapshot,
+                p as PortId,
+                &mut self.rx,
+                &mut self.verdicts,
+                now_ms,
+            );
             if self.forward_whole_burst() {
                 continue;
             }
@@ -348,11 +354,11 @@ mod tests {
         let snap = Arc::clone(w.snapshot());
         let p = w.pipeline();
         let cached = p.flow_cache().len();
-        match p.trace(&snap, &seen, 1) {
+        match p.trace(&snap, 0, &seen, 1) {
             Ok(Choice::Cached(c)) => assert_eq!((c.group, c.hop), (1, 1)),
             other => panic!("a forwarded flow traces as cached: {other:?}"),
         }
-        match p.trace(&snap, &unseen, 1) {
+        match p.trace(&snap, 0, &unseen, 1) {
             Ok(Choice::Bucket { hop, bucket }) => {
                 assert_eq!(hop.hop, 1);
                 assert!(bucket < 16);
@@ -363,7 +369,7 @@ mod tests {
         let mut no_route = frame(102, 10, 0, 64);
         no_route[14 + 16] = 11;
         ecmp_wire::ipv4::Packet::new_unchecked(&mut no_route[14..]).fill_checksum();
-        assert_eq!(p.trace(&snap, &no_route, 1), Err(DropReason::NoRoute));
+        assert_eq!(p.trace(&snap, 0, &no_route, 1), Err(DropReason::NoRoute));
     }
 
     #[test]

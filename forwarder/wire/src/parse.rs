@@ -8,6 +8,11 @@
 //! - The IP packet is bounded by its length field, not the frame: Ethernet padding after it is
 //!   ignored, and L4/inner headers must fit inside the IP packet.
 //! - IPv4 header checksums are verified (a router must); L4 checksums are not.
+//! - Router input checks (RFC 1812 5.3.7, RFC 4291, RFC 6890) come after the headers parse, so a
+//!   malformed frame is reported as malformed: a group (multicast) source MAC, a martian source
+//!   or destination address ([`ParseError::MartianSource`], [`ParseError::MartianDestination`])
+//!   and a fragment reaching past 65535 bytes are errors. They apply to the outer packet only:
+//!   [`parse_inner`] looks into tunnels for hashing, not for admission.
 //! - Ports and TCP flags are read only from the first (or only) fragment; a later fragment has
 //!   `l4_offset == 0` and zero ports. `fragment` is set for every fragment, including the first
 //!   and IPv6 atomic fragments.
@@ -22,6 +27,8 @@ use crate::{Error, checksum, ethertype, ip_proto, udp_port, vxlan};
 pub const MAX_VLAN_DEPTH: usize = 2;
 /// Most IPv6 extension headers skipped before the upper layer.
 pub const MAX_IPV6_EXT_HEADERS: usize = 8;
+/// Largest IP datagram (IPv4 total length, IPv6 payload length): fragments must fit in it.
+const MAX_DATAGRAM: usize = 65535;
 
 /// Why [`parse_frame`] rejected a frame; the data path counts drops by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, thiserror::Error)]
@@ -56,11 +63,26 @@ pub enum ParseError {
     /// the IP packet, or the TCP data offset is below 5 or past the packet.
     #[error("L4 header truncated")]
     L4Truncated = 8,
+    /// An IP fragment whose offset plus length passes 65535 bytes: no datagram can hold it.
+    #[error("fragment past 65535 bytes")]
+    BadFragment = 9,
+    /// The source MAC is a group (multicast or broadcast) address, which no station sends from.
+    #[error("multicast source MAC")]
+    BadSrcMac = 10,
+    /// The source address is one no packet may come from: IPv4 0/8, 127/8, 224/4 and 240/4
+    /// (255.255.255.255 included); IPv6 ::, ::1 and ff00::/8.
+    #[error("martian source address")]
+    MartianSource = 11,
+    /// The destination is one a router must not route: IPv4 0/8, 127/8, 169.254/16 and 240/4
+    /// except 255.255.255.255 (the host's limited broadcast); IPv6 ::, ::1, fe80::/10 and
+    /// ff00::/8.
+    #[error("martian destination address")]
+    MartianDestination = 12,
 }
 
 impl ParseError {
     /// Number of variants (size of per-reason counter arrays).
-    pub const COUNT: usize = ParseError::L4Truncated as usize + 1;
+    pub const COUNT: usize = ParseError::MartianDestination as usize + 1;
 
     /// Every variant, in discriminant order.
     pub const ALL: [ParseError; ParseError::COUNT] = [
@@ -73,6 +95,10 @@ impl ParseError {
         ParseError::BadIpv4Checksum,
         ParseError::Ipv6ExtChainTooDeep,
         ParseError::L4Truncated,
+        ParseError::BadFragment,
+        ParseError::BadSrcMac,
+        ParseError::MartianSource,
+        ParseError::MartianDestination,
     ];
 
     /// Stable snake_case name (metrics, corpus file names).
@@ -87,6 +113,10 @@ impl ParseError {
             ParseError::BadIpv4Checksum => "bad_ipv4_checksum",
             ParseError::Ipv6ExtChainTooDeep => "ipv6_ext_chain_too_deep",
             ParseError::L4Truncated => "l4_truncated",
+            ParseError::BadFragment => "bad_fragment",
+            ParseError::BadSrcMac => "bad_src_mac",
+            ParseError::MartianSource => "martian_source",
+            ParseError::MartianDestination => "martian_destination",
         }
     }
 
@@ -127,7 +157,8 @@ pub fn parse_frame_into(frame: &[u8], meta: &mut PacketMeta) -> Result<(), Parse
 const FAST_LEN: usize = 14 + 20 + 20;
 
 /// The common case in one straight line: untagged Ethernet, IPv4 with IHL 5, not a fragment,
-/// TCP or UDP, all within one bounds check. Fills `meta` and returns true only when the frame
+/// TCP or UDP, from a unicast MAC between addresses that pass the input checks, all within one
+/// bounds check. Fills `meta` and returns true only when the frame
 /// passes every check the general path makes, with the same result; anything else (including
 /// every malformed frame) returns false and goes to [`parse_slow`], which reports the error.
 #[inline(always)]
@@ -149,10 +180,18 @@ fn parse_fast(frame: &[u8], meta: &mut PacketMeta) -> bool {
     // TCP data offset: at least 5 words and within the IP packet.
     let doff = usize::from(f[46] >> 4) * 4;
     let tcp_ok = protocol != ip_proto::TCP || (doff >= 20 && doff + 20 <= total);
+    let (src, dst) = ([f[26], f[27], f[28], f[29]], [f[30], f[31], f[32], f[33]]);
+    // The input checks on bytes already loaded, without a branch: the source MAC's group bit and
+    // one table look-up per address. A frame failing one (or whose destination needs a closer
+    // look) is left to the general path, which names the reason.
+    let refused = (f[6] & 1)
+        | (V4_FIRST_OCTET[usize::from(src[0])] & V4_SRC_MARTIAN)
+        | (V4_FIRST_OCTET[usize::from(dst[0])] & V4_DST_SUSPECT);
+    let admissible = refused == 0;
     let Some(ip) = f[14..34].first_chunk::<20>() else {
         return false;
     };
-    if !(plain && fits && tcp_ok && checksum::verify_ipv4_header(ip)) {
+    if !(plain && fits && tcp_ok && admissible && checksum::verify_ipv4_header(ip)) {
         return false;
     }
     *meta = PacketMeta {
@@ -160,8 +199,8 @@ fn parse_fast(frame: &[u8], meta: &mut PacketMeta) -> bool {
         l4_offset: 34,
         vlan_depth: 0,
         version: IpVersion::V4,
-        src: v4_addr([f[26], f[27], f[28], f[29]]),
-        dst: v4_addr([f[30], f[31], f[32], f[33]]),
+        src: v4_addr(src),
+        dst: v4_addr(dst),
         protocol,
         src_port: u16::from_be_bytes([f[34], f[35]]),
         dst_port: u16::from_be_bytes([f[36], f[37]]),
@@ -188,7 +227,97 @@ fn v4_addr(a: [u8; 4]) -> [u8; 16] {
 fn parse_slow(frame: &[u8], meta: &mut PacketMeta) -> Result<(), ParseError> {
     *meta = PacketMeta::default();
     let (ethertype, l3) = parse_l2(frame, 0, meta)?;
-    parse_ip(frame, l3, ethertype, meta)
+    parse_ip(frame, l3, ethertype, meta)?;
+    input_checks(frame, meta)
+}
+
+/// The router input checks on a frame whose headers parsed into `meta`: a unicast source MAC,
+/// then the source address, then the destination address.
+#[inline(always)]
+fn input_checks(frame: &[u8], meta: &PacketMeta) -> Result<(), ParseError> {
+    // Bit 0 of the first octet marks a group address (multicast, broadcast).
+    if frame.get(6).is_some_and(|b| b & 1 != 0) {
+        return Err(ParseError::BadSrcMac);
+    }
+    let (src, dst) = (&meta.src, &meta.dst);
+    let (bad_src, bad_dst) = match meta.version {
+        IpVersion::V4 => {
+            let (s, d) = (
+                [src[0], src[1], src[2], src[3]],
+                [dst[0], dst[1], dst[2], dst[3]],
+            );
+            (martian_v4_source(s), martian_v4_destination(d))
+        }
+        IpVersion::V6 => (martian_v6_source(src), martian_v6_destination(dst)),
+    };
+    if bad_src {
+        return Err(ParseError::MartianSource);
+    }
+    if bad_dst {
+        return Err(ParseError::MartianDestination);
+    }
+    Ok(())
+}
+
+/// [`V4_FIRST_OCTET`] flag: every address of this /8 is a martian source.
+const V4_SRC_MARTIAN: u8 = 1;
+/// [`V4_FIRST_OCTET`] flag: some or all addresses of this /8 are martian destinations.
+const V4_DST_SUSPECT: u8 = 2;
+
+/// The fast path's input checks, per first octet of an IPv4 address. Exact for sources, which
+/// are decided by their first octet; conservative for destinations: 169/8 and 255/8 are suspect
+/// as a whole, and the general path tells 169.254/16 and 255.255.255.255 from the rest.
+const V4_FIRST_OCTET: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let a = [i as u8, 0, 0, 0];
+        if martian_v4_source(a) {
+            t[i] |= V4_SRC_MARTIAN;
+        }
+        if martian_v4_destination(a) || i == 169 || i == 255 {
+            t[i] |= V4_DST_SUSPECT;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// IPv4 sources no packet may carry (RFC 1812 5.3.7, RFC 6890): "this network" 0/8, loopback
+/// 127/8, and everything from 224 up (multicast 224/4, reserved 240/4, limited broadcast):
+/// a source names one interface, never a group.
+#[inline(always)]
+const fn martian_v4_source(a: [u8; 4]) -> bool {
+    a[0] == 0 || a[0] == 127 || a[0] >= 224
+}
+
+/// IPv4 destinations a router must not route: 0/8, loopback 127/8, link-local 169.254/16 (RFC
+/// 3927: never beyond its link) and reserved 240/4. The limited broadcast 255.255.255.255 is a
+/// valid destination, the host's own, so it is not martian (the data path refuses it as not
+/// addressed to it for forwarding).
+#[inline(always)]
+const fn martian_v4_destination(a: [u8; 4]) -> bool {
+    let limited_broadcast = a[0] == 255 && a[1] == 255 && a[2] == 255 && a[3] == 255;
+    a[0] == 0 || a[0] == 127 || (a[0] == 169 && a[1] == 254) || (a[0] >= 240 && !limited_broadcast)
+}
+
+/// IPv6 sources no packet may carry (RFC 4291 2.5.2, 2.5.3, 2.7): the unspecified address ::
+/// (never forwarded), loopback ::1 and multicast ff00::/8.
+#[inline(always)]
+fn martian_v6_source(a: &[u8; 16]) -> bool {
+    a[0] == 0xff || unspecified_or_loopback(a)
+}
+
+/// IPv6 destinations a router must not route: ::, ::1, link-local fe80::/10 (RFC 4291 2.5.6)
+/// and multicast ff00::/8 (this forwarder routes unicast only).
+#[inline(always)]
+fn martian_v6_destination(a: &[u8; 16]) -> bool {
+    a[0] == 0xff || (a[0] == 0xfe && a[1] & 0xc0 == 0x80) || unspecified_or_loopback(a)
+}
+
+#[inline(always)]
+fn unspecified_or_loopback(a: &[u8; 16]) -> bool {
+    u128::from_be_bytes(*a) <= 1
 }
 
 /// The meta of the packet tunnelled inside `frame`, whose outer headers `outer` describes
@@ -337,6 +466,11 @@ fn parse_ipv4(
     let frag = u16::from_be_bytes([h[6], h[7]]);
     meta.fragment = frag & 0x3FFF != 0;
     if frag & 0x1FFF != 0 {
+        // A reassembled datagram is at most 65535 bytes, header included; a fragment ending
+        // past that can only be an attack on reassembly (RFC 791, the "ping of death").
+        if usize::from(frag & 0x1FFF) * 8 + total > MAX_DATAGRAM {
+            return Err(ParseError::BadFragment);
+        }
         return Ok(());
     }
     parse_l4(frame, l3 + ihl, l3 + total, meta)
@@ -367,6 +501,14 @@ fn parse_ipv6(
         })?;
     meta.protocol = chain.protocol;
     meta.fragment = chain.fragment.is_some();
+    if let Some(f) = chain.fragment {
+        // The fragment's data follows its header; with its offset it must stay within the
+        // 65535-byte payload any IPv6 datagram without a jumbogram can have (RFC 8200 4.5).
+        let data = plen.saturating_sub(f.header_offset + ipv6::FRAG_HEADER_LEN);
+        if usize::from(f.offset) + data > MAX_DATAGRAM {
+            return Err(ParseError::BadFragment);
+        }
+    }
     match chain.l4_offset {
         Some(o) => parse_l4(frame, l3 + 40 + o, l3 + 40 + plen, meta),
         None => Ok(()),
@@ -495,14 +637,198 @@ mod tests {
 
     #[test]
     fn captured_echo6_meta() {
-        let m = parse_frame(&eth("86dd", ECHO6)).unwrap();
+        // Captured on lo, so ::1 -> ::1, which a router refuses; moved to routable addresses.
+        let looped = eth("86dd", ECHO6);
+        assert_eq!(parse_frame(&looped), Err(ParseError::MartianSource));
+        let (src, dst) = (addr6("2001:db8::1"), addr6("2001:db8::2"));
+        let mut f = looped;
+        f[22..38].copy_from_slice(&src);
+        f[38..54].copy_from_slice(&dst);
+        let m = parse_frame(&f).unwrap();
         assert_eq!(m.version, IpVersion::V6);
         assert_eq!(
             (m.l3_offset, m.l4_offset, m.protocol, m.ip_len, m.ttl),
             (14, 54, ip_proto::ICMPV6, 56, 64)
         );
-        assert_eq!(m.src, core::net::Ipv6Addr::LOCALHOST.octets());
+        assert_eq!((m.src, m.dst), (src, dst));
         assert_eq!((m.src_port, m.dst_port, m.fragment), (0, 0, false));
+    }
+
+    fn addr6(a: &str) -> [u8; 16] {
+        a.parse::<core::net::Ipv6Addr>().unwrap().octets()
+    }
+
+    /// The captured SYN (through the fast path) with its addresses replaced.
+    fn syn_between(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+        let mut f = eth("0800", SYN);
+        f[26..30].copy_from_slice(&src);
+        f[30..34].copy_from_slice(&dst);
+        fix4(&mut f, 14);
+        f
+    }
+
+    /// The captured echo request between `src` and `dst`.
+    fn echo6_between(src: &str, dst: &str) -> Vec<u8> {
+        let mut f = eth("86dd", ECHO6);
+        f[22..38].copy_from_slice(&addr6(src));
+        f[38..54].copy_from_slice(&addr6(dst));
+        f
+    }
+
+    #[test]
+    fn martian_ipv4_addresses() {
+        use ParseError::{MartianDestination as Dst, MartianSource as Src};
+        let ok = [198, 51, 100, 7];
+        let cases: [([u8; 4], Option<ParseError>, Option<ParseError>); 17] = [
+            // (address, as a source, as a destination)
+            ([127, 0, 0, 1], Some(Src), Some(Dst)),
+            ([127, 255, 255, 254], Some(Src), Some(Dst)),
+            ([0, 0, 0, 0], Some(Src), Some(Dst)),
+            ([0, 1, 2, 3], Some(Src), Some(Dst)),
+            ([224, 0, 0, 5], Some(Src), None),
+            ([239, 255, 255, 255], Some(Src), None),
+            ([240, 0, 0, 1], Some(Src), Some(Dst)),
+            ([255, 255, 255, 254], Some(Src), Some(Dst)),
+            ([255, 255, 255, 255], Some(Src), None),
+            ([169, 254, 1, 1], None, Some(Dst)),
+            ([169, 253, 1, 1], None, None),
+            ([169, 255, 1, 1], None, None),
+            ([1, 0, 0, 0], None, None),
+            ([126, 255, 255, 255], None, None),
+            ([128, 0, 0, 0], None, None),
+            ([223, 255, 255, 255], None, None),
+            ([10, 0, 0, 1], None, None),
+        ];
+        for (a, as_src, as_dst) in cases {
+            // Destinations in 169/8 and 255/8 are left to the general path, refused or not.
+            let suspect = a[0] == 169 || a[0] == 255;
+            for (f, want, fast_ok) in [
+                (syn_between(a, ok), as_src, as_src.is_none()),
+                (syn_between(ok, a), as_dst, as_dst.is_none() && !suspect),
+            ] {
+                let mut m = PacketMeta::default();
+                // The fast path declines every refused frame; the general path names it.
+                assert_eq!(parse_fast(&f, &mut m), fast_ok, "{a:?}");
+                assert_eq!(parse_frame(&f).err(), want, "{a:?}");
+                assert_eq!(slow(&f).err(), want, "{a:?}");
+            }
+        }
+        // The table agrees with the general path's predicates on every first octet.
+        for i in 0..=255u8 {
+            let t = V4_FIRST_OCTET[usize::from(i)];
+            assert_eq!(
+                t & V4_SRC_MARTIAN != 0,
+                martian_v4_source([i, 1, 2, 3]),
+                "{i}"
+            );
+            for rest in [[0, 0, 0], [254, 1, 1], [255, 255, 255], [1, 2, 3]] {
+                let a = [i, rest[0], rest[1], rest[2]];
+                if martian_v4_destination(a) {
+                    assert!(t & V4_DST_SUSPECT != 0, "{a:?}");
+                }
+            }
+        }
+        // The source is checked first.
+        let both = syn_between([127, 0, 0, 1], [0, 0, 0, 0]);
+        assert_eq!(parse_frame(&both), Err(Src));
+    }
+
+    #[test]
+    fn martian_ipv6_addresses() {
+        use ParseError::{MartianDestination as Dst, MartianSource as Src};
+        let ok = "2001:db8::7";
+        let cases = [
+            ("::1", Some(Src), Some(Dst)),
+            ("::", Some(Src), Some(Dst)),
+            ("ff02::1", Some(Src), Some(Dst)),
+            ("ff0e::101", Some(Src), Some(Dst)),
+            ("fe80::1", None, Some(Dst)),
+            ("febf:ffff::1", None, Some(Dst)),
+            ("fec0::1", None, None),
+            ("fe7f::1", None, None),
+            ("::2", None, None),
+            ("2001:db8::1", None, None),
+        ];
+        for (a, as_src, as_dst) in cases {
+            assert_eq!(parse_frame(&echo6_between(a, ok)).err(), as_src, "{a}");
+            assert_eq!(parse_frame(&echo6_between(ok, a)).err(), as_dst, "{a}");
+        }
+    }
+
+    #[test]
+    fn group_source_macs() {
+        for mac in [
+            "ffffffffffff",
+            "01005e000005",
+            "333300000001",
+            "030000000000",
+        ] {
+            let f = hex(&format!("020000000002{mac}0800{SYN}"));
+            let mut m = PacketMeta::default();
+            assert!(!parse_fast(&f, &mut m), "{mac}");
+            assert_eq!(parse_frame(&f), Err(ParseError::BadSrcMac), "{mac}");
+        }
+        // Locally administered unicast (bit 1) is fine.
+        let f = hex(&format!("020000000002 020000000001 0800{SYN}"));
+        assert!(parse_frame(&f).is_ok());
+        // ARP from a group MAC is still the host's, and a malformed frame is reported as such.
+        let arp = hex("ffffffffffff 010000000001 0806 0001080006040001");
+        assert_eq!(parse_frame(&arp), Err(ParseError::UnknownEthertype));
+        let mut bad_sum = hex(&format!("020000000002 010000000001 0800{SYN}"));
+        bad_sum[25] ^= 1;
+        assert_eq!(parse_frame(&bad_sum), Err(ParseError::BadIpv4Checksum));
+    }
+
+    /// An IPv4 fragment at `offset` (8-byte units) holding `data` bytes of payload.
+    fn v4_fragment(offset: u16, data: usize) -> Vec<u8> {
+        let mut f = eth("0800", &hex_of(&ipv4_header(ip_proto::UDP, data)));
+        f[20..22].copy_from_slice(&offset.to_be_bytes());
+        fix4(&mut f, 14);
+        f.resize(14 + 20 + data, 0xab);
+        f
+    }
+
+    /// An IPv6 later fragment at `offset` (8-byte units) holding `data` bytes after its header.
+    fn v6_fragment(offset: u16, data: usize) -> Vec<u8> {
+        let plen = 8 + data;
+        let ip = format!(
+            "60000000 {plen:04x} 2c 40 {}{} 1100{:04x}00000007",
+            "20010db8000000000000000000000001",
+            "20010db8000000000000000000000002",
+            offset << 3
+        );
+        let mut f = eth("86dd", &ip);
+        f.resize(14 + 40 + plen, 0xab);
+        f
+    }
+
+    #[test]
+    fn fragments_past_65535_bytes() {
+        // Offset 8189 * 8 = 65512: with a 20-byte header, 3 data bytes end at 65535.
+        assert!(parse_frame(&v4_fragment(8189, 3)).is_ok());
+        assert_eq!(
+            parse_frame(&v4_fragment(8189, 4)),
+            Err(ParseError::BadFragment)
+        );
+        assert_eq!(
+            parse_frame(&v4_fragment(0x1FFF, 8)),
+            Err(ParseError::BadFragment)
+        );
+        // With MF set too (the flag bits are not part of the offset).
+        let mut mf = v4_fragment(8189, 3);
+        mf[20] |= 0x20;
+        fix4(&mut mf, 14);
+        assert!(parse_frame(&mf).unwrap().fragment);
+        // IPv6: offset 65528 with 7 bytes ends at 65535, the largest payload.
+        assert!(parse_frame(&v6_fragment(8191, 7)).is_ok());
+        assert_eq!(
+            parse_frame(&v6_fragment(8191, 8)),
+            Err(ParseError::BadFragment)
+        );
+        assert_eq!(
+            parse_frame(&v6_fragment(8100, 1000)),
+            Err(ParseError::BadFragment)
+        );
     }
 
     #[test]
@@ -611,6 +937,18 @@ mod tests {
         );
         udp4.extend_from_slice(&[0, 0]);
         cases.push((udp4, L4Truncated));
+
+        cases.push((v4_fragment(8190, 16), BadFragment));
+        cases.push((v6_fragment(8191, 16), BadFragment));
+        cases.push((
+            hex(&format!("020000000002ffffffffffff0800{SYN}")),
+            BadSrcMac,
+        ));
+        cases.push((syn_between([127, 0, 0, 1], [10, 0, 0, 2]), MartianSource));
+        cases.push((
+            syn_between([10, 0, 0, 1], [127, 0, 0, 1]),
+            MartianDestination,
+        ));
 
         let mut seen = [false; ParseError::COUNT];
         for (i, (f, want)) in cases.iter().enumerate() {
@@ -751,6 +1089,26 @@ mod tests {
         assert_eq!(Ok(m), slow(&f));
     }
 
+    /// IPv4 addresses on both sides of every input-check boundary (the proptest's choices).
+    const EDGE_V4: [[u8; 4]; 16] = [
+        [10, 0, 0, 1],
+        [10, 0, 0, 2],
+        [0, 0, 0, 0],
+        [1, 0, 0, 0],
+        [126, 255, 255, 255],
+        [127, 0, 0, 1],
+        [128, 0, 0, 0],
+        [169, 254, 0, 1],
+        [169, 253, 255, 255],
+        [223, 255, 255, 255],
+        [224, 0, 0, 5],
+        [239, 255, 255, 255],
+        [240, 0, 0, 0],
+        [255, 255, 255, 254],
+        [255, 255, 255, 255],
+        [198, 51, 100, 7],
+    ];
+
     proptest::proptest! {
         /// The fast path accepts a frame only with the general path's exact result, and every
         /// frame it declines still gets the general path's answer (error reason included).
@@ -762,6 +1120,9 @@ mod tests {
             edits in proptest::collection::vec((0usize..80, proptest::num::u8::ANY), 0..4),
             fix in proptest::bool::ANY,
             cut in 0usize..100,
+            src in proptest::sample::select(&EDGE_V4[..]),
+            dst in proptest::sample::select(&EDGE_V4[..]),
+            group_src_mac in proptest::bool::weighted(0.1),
         ) {
             let (proto, l4) = if tcp {
                 (6, "e6b222b860a0e96f00000000a012ffffd5020000")
@@ -774,6 +1135,12 @@ mod tests {
             f.extend(ipv4_header(proto, l4.len() + payload));
             f.extend(&l4);
             f.extend((0..payload + pad).map(|i| i as u8));
+            f[26..30].copy_from_slice(&src);
+            f[30..34].copy_from_slice(&dst);
+            fix4(&mut f[..34], 14);
+            if group_src_mac {
+                f[6] |= 1;
+            }
             for (at, b) in edits {
                 if let Some(x) = f.get_mut(at) {
                     *x = b;

@@ -10,14 +10,17 @@ use std::time::{Duration, Instant};
 use ecmp_control::control::{DataQueryError, Dataplane};
 use ecmp_dataplane::counters::{Counter, SharedCounters};
 use ecmp_dataplane::drop::DropReason;
-use ecmp_dataplane::pipeline::Choice;
-use ecmp_port::PortStats;
+use ecmp_dataplane::pipeline::{Choice, ingress_mac};
+use ecmp_port::{PortId, PortStats};
 use ecmp_proto::ctl::{
     FlowEntry, FlowsReply, HopFlows, PortCounters, StatsReply, TraceQuery, TraceReply, TraceVia,
     WorkerCounters,
 };
 use ecmp_tables::snapshot::SnapshotCell;
 use ecmp_wire::meta::IpVersion;
+
+/// The port `ecmpctl trace` flows are traced as arriving on.
+const TRACE_INGRESS: PortId = 0;
 
 /// How long the control thread waits for a worker to answer a mailbox question.
 const ANSWER_WAIT: Duration = Duration::from_secs(1);
@@ -32,7 +35,9 @@ pub enum Query {
     },
     /// Which hop this frame would take.
     Trace {
-        /// A packet of the flow, as it would arrive.
+        /// The port it would arrive on.
+        ingress: PortId,
+        /// A packet of the flow, as it would arrive (addressed to that port's MAC).
         frame: Vec<u8>,
     },
 }
@@ -321,8 +326,13 @@ impl Dataplane for LiveView {
     }
 
     fn trace(&self, query: &TraceQuery) -> Result<TraceReply, DataQueryError> {
-        let frame = flow_query(query)?;
+        let mut frame = flow_query(query)?;
         let snap = self.cell.load();
+        // Routing does not depend on the ingress port: the flow is traced as it would arrive on
+        // the first port, sent to that port's MAC as the input checks require.
+        if let Some(dst) = frame.first_chunk_mut::<6>() {
+            *dst = ingress_mac(&snap, TRACE_INGRESS);
+        }
         let addr_of = |hop: u32| -> IpAddr {
             snap.hop(hop)
                 .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |h| h.addr)
@@ -330,6 +340,7 @@ impl Dataplane for LiveView {
         let mut bucket = None;
         for (wi, w) in self.workers.iter().enumerate() {
             match w.mailbox.ask(Query::Trace {
+                ingress: TRACE_INGRESS,
                 frame: frame.clone(),
             }) {
                 Some(Answer::Trace(Ok(Choice::Cached(c)))) => {

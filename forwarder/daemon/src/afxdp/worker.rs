@@ -140,7 +140,9 @@ pub(super) fn run(job: Job, ready: Sender<Result<(), AfXdpError>>) -> Result<(),
             let pipeline = worker.pipeline();
             job.mailbox.serve(|q| match q {
                 Query::Flows { top } => answer_flows(pipeline.flow_cache(), now_ms, top),
-                Query::Trace { frame } => Answer::Trace(pipeline.trace(&snap, &frame, now_ms)),
+                Query::Trace { ingress, frame } => {
+                    Answer::Trace(pipeline.trace(&snap, ingress, &frame, now_ms))
+                }
             });
         }
         if now.saturating_sub(last_stats) >= STATS_EVERY_NS {

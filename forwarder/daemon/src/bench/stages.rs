@@ -37,6 +37,7 @@ use ecmp_wire::meta::PacketMeta;
 use serde::Serialize;
 
 use super::{BenchError, BenchSetup};
+use crate::rig::INGRESS;
 
 /// Most packets any one stage is timed over: a few hundred milliseconds per stage even when
 /// every lookup misses the CPU caches, so that a 10M-flow run stays within tens of seconds.
@@ -232,7 +233,7 @@ struct Resolved {
 /// functions, as it does on a flow-cache miss.
 fn resolve(snap: &Snapshot, hasher: &FlowHasher, frame: &[u8]) -> Result<Resolved, DropReason> {
     let mut meta = PacketMeta::default();
-    pipeline::admit(frame, &mut meta)?;
+    pipeline::admit(frame, &pipeline::ingress_mac(snap, INGRESS), &mut meta)?;
     let key = pipeline::cache_key(snap, frame, &meta)?;
     let hash = hasher.cache_hash(&key.key);
     let entropy = pipeline::entropy(hasher, &meta, &key.key, hash);
@@ -334,7 +335,13 @@ fn measure_all(setup: &BenchSetup, packets: u64) -> Result<Measured, BenchError>
 
     record(
         Stage::Parse,
-        parse_stage(frames, frame_len, walked, packets),
+        parse_stage(
+            &pipeline::ingress_mac(snap, INGRESS),
+            frames,
+            frame_len,
+            walked,
+            packets,
+        ),
     );
     record(
         Stage::Hash,
@@ -356,16 +363,22 @@ fn measure_all(setup: &BenchSetup, packets: u64) -> Result<Measured, BenchError>
     })
 }
 
-/// Parses and admits each burst's frames into the burst's metadata array, as the pipeline's
-/// first loop.
-fn parse_stage(frames: &[u8], frame_len: usize, walked: usize, packets: u64) -> Stopwatch {
+/// Parses and admits each burst's frames (received on the port of `port_mac`) into the burst's
+/// metadata array, as the pipeline's first loop.
+fn parse_stage(
+    port_mac: &[u8; 6],
+    frames: &[u8],
+    frame_len: usize,
+    walked: usize,
+    packets: u64,
+) -> Stopwatch {
     let mut w = Stopwatch::default();
     let mut metas = [PacketMeta::default(); BURST];
     w.time(|| {
         for r in Bursts::new(walked, packets) {
             let burst = &frames[r.start * frame_len..r.end * frame_len];
             for (f, m) in burst.chunks_exact(frame_len).zip(metas.iter_mut()) {
-                let _ = black_box(pipeline::admit(f, m));
+                let _ = black_box(pipeline::admit(f, port_mac, m));
             }
             black_box(&metas);
         }
@@ -668,7 +681,7 @@ mod tests {
             p.on_new_snapshot(snap);
             let mut frames = [pool.frame_from(frame).unwrap()];
             let mut verdicts = [Verdict::Drop(DropReason::NoRoute)];
-            p.process(snap, &mut frames, &mut verdicts, NOW_MS);
+            p.process(snap, INGRESS, &mut frames, &mut verdicts, NOW_MS);
             let [f] = frames;
             pool.release(f);
             assert_eq!(verdicts[0], Verdict::Tx(1), "{kind}");
