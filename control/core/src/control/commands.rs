@@ -37,6 +37,7 @@ fn mode_name(mode: GroupMode) -> String {
             unbalanced_timer_ms,
         } => format!("idle({idle_timer_ms}ms,{unbalanced_timer_ms}ms)"),
         GroupMode::Maglev => "maglev".to_owned(),
+        GroupMode::Rendezvous => "rendezvous".to_owned(),
     }
 }
 

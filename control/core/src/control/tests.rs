@@ -66,6 +66,7 @@ struct CtlHarness {
     feed: PathBuf,
     ctl: PathBuf,
     publishes: Arc<AtomicU64>,
+    latest: Arc<std::sync::Mutex<Option<Snapshot>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -82,14 +83,17 @@ impl CtlHarness {
         };
         let server = FeedServer::bind(&feed, FeedServerConfig::default()).unwrap();
         let publishes = Arc::clone(&generation);
+        let latest = Arc::new(std::sync::Mutex::new(None));
+        let latest_to = Arc::clone(&latest);
         let handle = ControlThread::new(config)
             .serve(listener)
             .serve(server)
             .with_dataplane(Box::new(FakeDataplane {
                 generation: Arc::clone(&generation),
             }))
-            .spawn(Rib::new(RibConfig::default()), builder(), move |_s| {
+            .spawn(Rib::new(RibConfig::default()), builder(), move |s| {
                 publishes.fetch_add(1, Ordering::Relaxed);
+                *latest_to.lock().unwrap() = Some(s);
             })
             .unwrap();
         CtlHarness {
@@ -97,7 +101,22 @@ impl CtlHarness {
             feed,
             ctl,
             publishes: generation,
+            latest,
             _dir: dir,
+        }
+    }
+
+    /// Traffic uses every bucket of every group last published: from now on the stateful modes
+    /// move buckets by the resilient rules instead of rebuilding their canonical table.
+    fn traffic(&self) {
+        let latest = self.latest.lock().unwrap();
+        let Some(snapshot) = latest.as_ref() else {
+            return;
+        };
+        for gid in 1..snapshot.groups.len() as ecmp_tables::nexthop::GroupId {
+            if let Some(table) = snapshot.group(gid) {
+                (0..table.bucket_count()).for_each(|hash| table.touch(hash, 0));
+            }
         }
     }
 
@@ -230,6 +249,7 @@ fn drain_keeps_buckets_takes_no_new_flows_and_undrain_restores() {
 fn what_if_remove_counts_buckets_and_cached_flows_without_changing_anything() {
     let h = CtlHarness::start();
     h.three_servers();
+    h.traffic();
     let before = route(&h);
     let published = h.publishes.load(Ordering::Relaxed);
     let victim = before.members.iter().find(|m| m.hop == 1).unwrap();
