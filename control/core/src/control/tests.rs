@@ -421,3 +421,24 @@ fn hundred_concurrent_clients_and_a_stalled_one_are_all_served() {
     drop(stalled);
     h.finish();
 }
+
+#[test]
+fn route_says_what_the_mode_does_and_whether_forwarders_agree() {
+    let h = CtlHarness::start();
+    h.three_servers();
+    let note = route(&h).mode_note;
+    assert!(note.starts_with("auto-recovery: before traffic"), "{note}");
+    assert!(note.contains("use maglev or rendezvous"), "{note}");
+    h.finish();
+    use ecmp_tables::group::GroupMode;
+    let manual = commands::mode_note(GroupMode::Manual);
+    assert!(
+        manual.contains("until `clear`") && manual.contains("IOS-XR"),
+        "{manual}"
+    );
+    assert!(manual.contains("use maglev or rendezvous"), "{manual}");
+    for mode in [GroupMode::Maglev, GroupMode::Rendezvous] {
+        let note = commands::mode_note(mode);
+        assert!(note.contains("identical on every forwarder"), "{note}");
+    }
+}

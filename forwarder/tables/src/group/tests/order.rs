@@ -98,7 +98,7 @@ proptest! {
                 prop_assert_eq!(got, 0);
             } else {
                 let share = u64::from(buckets) * u64::from(weight);
-                prop_assert!(got * total <= share + total - 1 && share < (got + 1) * total,
+                prop_assert!(got * total < share + total && share < (got + 1) * total,
                     "key {} weight {} owns {} of {}", key, weight, got, buckets);
             }
         }
