@@ -20,8 +20,10 @@
 //!   honoured only while that hop is listed at that member index of the group now routing the
 //!   flow, so a flow can only ever stay on a current member.
 //! - Hop ids follow the order next hops were first seen, so two instances fed in different
-//!   orders may number the same next hop differently. Maglev groups permute by hop id, so their
-//!   tables agree across instances only when the hop ids do.
+//!   orders may number the same next hop differently. Groups therefore key their members by
+//!   address (`maglev_key`): Maglev and rendezvous tables agree across instances whatever the
+//!   order, and so do the stateful modes' tables before any traffic; under traffic those depend
+//!   on history (which buckets flows used) and stay instance-local.
 //! - Per group, every listed next hop is a member: `Active` or `Draining` as the RIB says, or
 //!   `Failed` once its last path went. Only the failed hop's buckets move. A failed member is
 //!   removed when its prefix goes, or by [`Builder::forget_failed`]; a hop returning before that
@@ -1134,6 +1136,10 @@ impl<R: NextHopResolver> Builder<R> {
                 GroupSlot::Bgp(g) | GroupSlot::Operator(g) => (&mut g.group, Some(g.prefix)),
                 GroupSlot::Free => continue,
             };
+            // Only idle groups have timers; the others act on bucket use when members change.
+            if !matches!(group.mode(), GroupMode::Idle { .. }) {
+                continue;
+            }
             let Some(activity) = group.activity() else {
                 continue;
             };

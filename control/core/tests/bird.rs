@@ -156,6 +156,8 @@ fn bird_add_paths_drive_the_published_groups() {
         (s.paths, s.prefixes) == (3, 1)
     });
     eprintln!("three active hops after {:?}", started.elapsed());
+    // Traffic starts: from here on only the changed hops' buckets move.
+    world.feed.traffic();
 
     // Disabling p2 withdraws that one path: its hop fails and only its buckets move.
     let t = Instant::now();

@@ -175,6 +175,8 @@ fn exabgp_sessions_drive_the_published_groups() {
         "a bucket without owner"
     );
     eprintln!("three active hops after {:?}", started.elapsed());
+    // Traffic starts: from here on only the changed hops' buckets move.
+    world.feed.traffic();
 
     // A withdrawn last path fails its hop; only that hop's buckets change owner.
     world.command(2, &format!("withdraw route {}", route(2, "")));

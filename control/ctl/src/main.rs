@@ -298,6 +298,9 @@ fn print_route(details: &[RouteDetail]) {
                 ", not installed (a static route wins)"
             }
         );
+        if !d.mode_note.is_empty() {
+            outln!("  {}", d.mode_note);
+        }
         outln!(
             "  {:>5} {:<40} {:<9} {:>7}  why",
             "hop",

@@ -279,6 +279,10 @@ pub struct RouteDetail {
     pub hash: String,
     /// Action (rewrite or an encapsulation).
     pub action: String,
+    /// What the mode does with joining and returning hops, and whether the table agrees
+    /// across forwarders (empty from a daemon that predates it).
+    #[serde(default)]
+    pub mode_note: String,
     /// Members, ascending by address.
     pub members: Vec<MemberDetail>,
     /// The bucket map, by bucket index.

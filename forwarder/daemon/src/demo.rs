@@ -743,6 +743,7 @@ fn mode_name(m: GroupMode) -> &'static str {
         GroupMode::AutoRecovery => "auto-recovery",
         GroupMode::Idle { .. } => "idle",
         GroupMode::Maglev => "maglev",
+        GroupMode::Rendezvous => "rendezvous",
     }
 }
 
@@ -996,6 +997,14 @@ pub fn run(cfg: &Config, opts: &DemoOptions) -> Result<DemoReport, DemoError> {
     // A second forwarder of the cluster with the same config and the same failure but no flow
     // state: what it does with the same flows shows what the table alone guarantees.
     let mut tables_b = setup::build(cfg)?;
+    // The stateful modes' tables depend on which buckets flows have used (before any, a change
+    // rebuilds the canonical table), so the second forwarder is given the first one's bucket
+    // use: it saw the same traffic, and only its flow cache is cold.
+    if let (Some(a), Some(b)) = (tables.groups[gi].activity(), tables_b.groups[gi].activity()) {
+        (0..bucket_count as usize)
+            .filter(|&b| a.used(b))
+            .for_each(|bucket| b.touch(bucket, 0));
+    }
     set_state(&mut tables_b, gi, fail, HopState::Failed)?;
     let cell_b = Arc::new(SnapshotCell::new(tables_b.rebuild_snapshot(), 1));
     let mut fwd_b = Forwarder::new(cfg.ports.len(), hop_slots, &pcfg, cell_b)?;
@@ -1047,8 +1056,8 @@ pub fn run(cfg: &Config, opts: &DemoOptions) -> Result<DemoReport, DemoError> {
         )
     } else {
         format!(
-            "a second forwarder, same config and failure but a cold flow cache, sends all {n} \
-             flows to the same hops ({disagree} differ)"
+            "a second forwarder, same config, traffic and failure but a cold flow cache, sends \
+             all {n} flows to the same hops ({disagree} differ)"
         )
     };
     steps.push(Step {
@@ -1166,15 +1175,42 @@ pub fn run(cfg: &Config, opts: &DemoOptions) -> Result<DemoReport, DemoError> {
     let owners_r = tables.groups[gi].bucket_owners().to_vec();
     let returned = owned(&owners_r, fail);
     let same = returned == failed_buckets;
+    // Buckets no flow has used yet go to hops below their share at once (not in manual mode).
+    let unused: Vec<usize> = tables.groups[gi].activity().map_or_else(Vec::new, |a| {
+        (0..bucket_count as usize).filter(|&b| !a.used(b)).collect()
+    });
+    let extra: Vec<usize> = returned
+        .iter()
+        .copied()
+        .filter(|b| !failed_buckets.contains(b))
+        .collect();
+    let extra_unused = extra.iter().all(|b| unused.contains(b));
     let bucket_claim = match mode {
         GroupMode::AutoRecovery => check(
-            same,
+            failed_buckets.iter().all(|b| returned.contains(b)) && extra_unused,
             format!(
-                "{fail_name} owns exactly the {} buckets it owned before it failed (now {})",
+                "{fail_name} owns the {} buckets it owned before it failed, plus {} that no \
+                 flow had used ({} of {bucket_count} unused)",
                 failed_buckets.len(),
-                returned.len()
+                extra.len(),
+                unused.len()
             ),
         ),
+        GroupMode::Rendezvous => {
+            let mut fresh = setup::build(cfg)?;
+            set_state(&mut fresh, gi, drain, HopState::Draining)?;
+            let equal = fresh.groups[gi].bucket_owners() == owners_r.as_slice();
+            check(
+                equal && failed_buckets.iter().all(|b| returned.contains(b)),
+                format!(
+                    "{fail_name} owns all {} buckets it owned before it failed, and {} of \
+                     {drain_name}'s (draining) that it ranks first on; the table equals one \
+                     built from scratch for the same members (rendezvous)",
+                    failed_buckets.len(),
+                    extra.len()
+                ),
+            )
+        }
         GroupMode::Maglev => {
             let mut fresh = setup::build(cfg)?;
             set_state(&mut fresh, gi, drain, HopState::Draining)?;
@@ -1196,11 +1232,12 @@ pub fn run(cfg: &Config, opts: &DemoOptions) -> Result<DemoReport, DemoError> {
             ),
         ),
         GroupMode::Idle { .. } => check(
-            returned.is_empty(),
+            returned.iter().all(|b| unused.contains(b)),
             format!(
-                "{fail_name} owns no buckets yet: idle mode hands them back through upkeep as \
-                 buckets go idle (owns {})",
-                returned.len()
+                "{fail_name} owns only buckets no flow had used ({} of {} unused); idle mode \
+                 hands the busy ones back through upkeep as they go idle",
+                returned.len(),
+                unused.len()
             ),
         ),
     };

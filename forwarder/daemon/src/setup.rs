@@ -183,6 +183,7 @@ fn mode_of(g: &config::GroupSpec) -> GroupMode {
             unbalanced_timer_ms: g.unbalanced_timer.as_millis() as u64,
         },
         config::GroupMode::Maglev => GroupMode::Maglev,
+        config::GroupMode::Rendezvous => GroupMode::Rendezvous,
     }
 }
 
@@ -226,15 +227,16 @@ pub fn build(cfg: &Config) -> Result<Tables, SetupError> {
             rg.set_maglev_key(hop, key).map_err(e("members"))?;
         }
         // Members join together: balance once, then apply the configured initial states so a
-        // hop configured draining or failed owns no buckets from the start.
+        // hop configured draining or failed owns no buckets from the start. The states are set
+        // together so the table does not depend on the order the members are listed in.
         rg.clear();
-        for m in &g.members {
-            let state: HopState = cfg.nexthops[m.nexthop].state.into();
-            if state != HopState::Active {
-                rg.set_state(m.nexthop as HopId + 1, state)
-                    .map_err(e("members"))?;
-            }
-        }
+        let states: Vec<(HopId, HopState)> = g
+            .members
+            .iter()
+            .map(|m| (m.nexthop as HopId + 1, cfg.nexthops[m.nexthop].state.into()))
+            .filter(|&(_, state)| state != HopState::Active)
+            .collect();
+        rg.set_states(&states).map_err(e("members"))?;
         groups.push(rg);
     }
 

@@ -179,12 +179,13 @@ fn every_forwarder_runs_side_by_side_and_ecmpfwd_moves_only_what_it_must() {
         assert_eq!(num(ev, &["add", "moved"]), 0.0, "{fwd}: {ev}");
         assert_eq!(num(ev, &["drain", "moved"]), 0.0, "{fwd}: {ev}");
         assert_eq!(num(ev, &["drain", "fresh_on_drained"]), 0.0, "{fwd}: {ev}");
-        // Only Maglev gives an added hop a share at once; the other modes wait for `clear`.
+        // Maglev gives an added hop a share at once, auto-recovery the buckets no flow has used
+        // yet (300 flows leave many of the buckets unused); manual waits for `clear`.
         let on_new = num(ev, &["add", "fresh_on_new_hop"]);
-        if mode == "maglev" {
-            assert!(on_new > 0.0, "{fwd}: {ev}");
-        } else {
+        if mode == "manual" {
             assert_eq!(on_new, 0.0, "{fwd}: {ev}");
+        } else {
+            assert!(on_new > 0.0, "{fwd}: {ev}");
         }
     }
 

@@ -1105,3 +1105,37 @@ fn lab_bgp_learns_the_vip_and_routes_only_replies_statically() {
         (GroupMode::AutoRecovery, 256)
     );
 }
+
+/// The same members listed in another order give the same bucket map in every mode (issue 12
+/// item 3: before traffic a group's table depends only on its members).
+#[test]
+fn member_order_in_the_config_does_not_change_the_table() {
+    let path = configs_dir().join("anycast-vip.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let listed = r#"members = ["srv1", "srv2", "srv3", "srv4", "srv5", "srv6", "srv7", "srv8"]"#;
+    assert!(text.contains(listed));
+    let orders = [
+        listed.to_owned(),
+        r#"members = ["srv8", "srv7", "srv6", "srv5", "srv4", "srv3", "srv2", "srv1"]"#.to_owned(),
+        r#"members = ["srv3", "srv6", "srv1", "srv8", "srv2", "srv5", "srv7", "srv4"]"#.to_owned(),
+    ];
+    for mode in ["manual", "auto-recovery", "idle", "maglev", "rendezvous"] {
+        let maps: Vec<Vec<IpAddr>> = orders
+            .iter()
+            .map(|members| {
+                let text = text
+                    .replace("mode = \"auto-recovery\"", &format!("mode = \"{mode}\""))
+                    .replace(listed, members);
+                let cfg = Config::parse(&text, "anycast-reordered.toml").unwrap();
+                let tables = ecmpfwd::setup::build(&cfg).unwrap();
+                let gi = tables.group_names.iter().position(|n| n == "vip").unwrap();
+                tables.groups[gi]
+                    .bucket_owners()
+                    .iter()
+                    .map(|&hop| cfg.nexthops[hop as usize - 1].address)
+                    .collect()
+            })
+            .collect();
+        assert!(maps.iter().all(|m| m == &maps[0]), "{mode}");
+    }
+}

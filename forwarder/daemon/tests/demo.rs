@@ -53,7 +53,8 @@ fn seed_scenario_every_claim_holds_and_only_the_failed_hops_flows_move() {
     assert_eq!(base.iter().map(|h| h.flows).sum::<usize>(), 2000);
     assert_eq!(base.iter().map(|h| h.buckets).sum::<usize>(), 4096);
     let srv8 = base.iter().find(|h| h.hop == "srv8").unwrap();
-    assert_eq!((srv8.weight, srv8.buckets), (2, 910));
+    // Weight 2 of 9: 910.2 buckets, rounded up as the largest remainder.
+    assert_eq!((srv8.weight, srv8.buckets), (2, 911));
     assert!(base.iter().all(|h| h.flows > 0));
 
     // Step 2: exactly the failed hop's flows moved, and hash % n would have moved most.
@@ -82,9 +83,10 @@ fn seed_scenario_every_claim_holds_and_only_the_failed_hops_flows_move() {
     let srv5 = r.steps[2].spread.iter().find(|h| h.hop == "srv5").unwrap();
     assert_eq!((srv5.state, srv5.buckets, srv5.flows), ("draining", 0, 0));
 
-    // Step 4: srv3 gets its own buckets back; established flows stay put.
-    assert!(f.same_buckets_after_return);
-    assert_eq!(f.returned_hop_buckets, f.failed_hop_buckets);
+    // Step 4: srv3 gets its own buckets back, plus buckets no flow had used (2000 flows leave
+    // some of the 4096 unused; `run` checked that each extra one was); established flows stay
+    // put.
+    assert!(f.returned_hop_buckets >= f.failed_hop_buckets);
     assert_eq!(f.moved_on_return, 0);
     assert!(f.new_flows_to_returned > 0);
 
@@ -124,7 +126,7 @@ fn chosen_hops_and_json_round_trip() {
     let r = run(&cfg, &o);
     assert_eq!(
         (r.facts.failed.as_str(), r.facts.failed_hop_buckets),
-        ("srv8", 910)
+        ("srv8", 911)
     );
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(json["facts"]["drained"], "srv1");
@@ -157,10 +159,19 @@ fn every_group_mode_keeps_its_promises() {
     );
     assert_eq!(r.facts.moved_on_return, 0);
 
-    // Idle: buckets come back only through upkeep.
+    // Idle: busy buckets come back only through upkeep; at once only buckets no flow had used
+    // (1000 flows leave most of the 4096 unused; `run` checked every claim).
     let r = run(&anycast_in_mode("idle"), &opts(1000));
     assert_eq!(r.mode, "idle");
-    assert_eq!(r.facts.returned_hop_buckets, 0);
+    assert!(r.facts.returned_hop_buckets > 0);
+    assert_eq!(r.facts.moved_on_return, 0);
+
+    // Rendezvous: a failed hop moves exactly its buckets and gets them all back (with those of
+    // the draining hop it ranks first on among the active ones).
+    let r = run(&anycast_in_mode("rendezvous"), &opts(1000));
+    assert_eq!(r.mode, "rendezvous");
+    assert_eq!(r.facts.moved_from_others, 0);
+    assert!(r.facts.returned_hop_buckets >= r.facts.failed_hop_buckets);
 
     // Maglev: the table is recomputed, so a cold forwarder differs on exactly the flows in
     // buckets moved between survivors, while the warm one still moves only the failed hop's.

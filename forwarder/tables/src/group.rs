@@ -4,19 +4,30 @@
 //! [`ResilientGroup`] is the control-side builder; [`GroupTable`] is the read-only copy workers
 //! pick from (`buckets[hash & (B - 1)]`, never `hash % n`).
 //!
-//! Invariants of a [`ResilientGroup`] (outside `Maglev` mode, whose table is recomputed from
-//! scratch on every change):
+//! Invariants of a [`ResilientGroup`] in the stateful modes (`Manual`, `AutoRecovery`, `Idle`):
 //! - every bucket is owned by an `Active` member or by nobody (hop 0); a bucket has no owner
 //!   only while the group has no active member;
-//! - a hop leaving `Active` (failed, draining or removed) loses all its buckets and only those
-//!   move: each goes to the active hop with the largest weighted deficit `B * w / W - count`
-//!   (ties to the lowest member index), which spreads them evenly by weight;
+//! - before any flow has used a bucket (workers report use through [`BucketActivity`]), the
+//!   table is the canonical one: a pure function of the active members' keys (see
+//!   [`ResilientGroup::set_maglev_key`]), weights and the bucket count, so the order members
+//!   were listed or learnt in, and how they were batched, change nothing. `Manual` recomputes
+//!   it on `clear()` only (joining hops wait for `clear`, the IOS-XR rule), the other two on
+//!   every change;
+//! - once a bucket has been used, a hop leaving `Active` (failed, draining or removed) loses
+//!   all its buckets and only those move: each goes to the active hop with the largest weighted
+//!   deficit `B * w / W - count` (ties to the lowest member key), which spreads them evenly
+//!   by weight;
 //! - a new or returning hop gets buckets as its mode says: `Manual` on `clear()` only,
-//!   `AutoRecovery` exactly the buckets it owned when it left (a brand-new hop waits for
-//!   `clear()`), `Idle` through `upkeep` (Linux resilient nexthop group rules); in every mode a
-//!   hop joining a group with no active owner takes all buckets at once;
+//!   `AutoRecovery` exactly the buckets it owned when it left, `Idle` through `upkeep` (Linux
+//!   resilient nexthop group rules); `AutoRecovery` and `Idle` also hand it, at once, buckets
+//!   no flow has used yet from hops above their share; in every mode a hop joining a group with
+//!   no active owner takes all buckets at once;
 //! - members keep their index while listed; a removed member leaves a vacant slot (hop 0) that a
 //!   later new member reuses, so a worker validates a cached `(index, hop)` pair in O(1).
+//!
+//! Under traffic the stateful tables depend on history, so two instances agree only if they
+//! saw the same events; `Maglev` and `Rendezvous` tables are recomputed from (seed, members,
+//! weights) on every change and agree everywhere.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -36,8 +47,9 @@ pub const MAX_BUCKETS: u32 = 1 << 16;
 /// groups alike).
 pub const DEFAULT_BUCKETS: u32 = 256;
 
-/// Bucket count of a Maglev group whose configuration does not give one: Maglev balances within
-/// one bucket, so it wants many more slots than members.
+/// Bucket count of a Maglev or rendezvous group whose configuration does not give one: Maglev
+/// balances within one bucket and rendezvous statistically, so both want many more slots than
+/// members.
 pub const DEFAULT_MAGLEV_BUCKETS: u32 = 4096;
 
 /// Most members a group may list (member indices are `u16`).
@@ -60,6 +72,18 @@ pub enum GroupMode {
     },
     /// The table is a pure function of (seed, active members, weights): Maglev's permutation fill.
     Maglev,
+    /// The table is a pure function of (seed, active members, weights): each bucket belongs to
+    /// the active member ranking it highest under a seeded weighted rendezvous hash, so every
+    /// change moves exactly the buckets whose top-ranked member changed.
+    Rendezvous,
+}
+
+impl GroupMode {
+    /// Whether the table is recomputed from (seed, members, weights) on every change, so that
+    /// instances agree whatever the order of updates (`Maglev`, `Rendezvous`).
+    pub fn is_stateless(self) -> bool {
+        matches!(self, GroupMode::Maglev | GroupMode::Rendezvous)
+    }
 }
 
 /// A group member as workers see it. A vacant slot (a removed member) has `hop == 0`.
@@ -86,13 +110,14 @@ struct Slot {
     member: u16,
 }
 
-/// When each bucket of an `Idle` group last picked a hop for a packet, in seconds of the
-/// process's clock (0: never). Shared by every table built from one [`ResilientGroup`], so it
-/// survives publications; workers write it only on flow-cache misses and only when the second
-/// changed, so the cache lines stay shared-clean between those writes. The control thread reads
-/// it for [`ResilientGroup::upkeep`].
+/// When each bucket of a stateful group last picked a hop for a packet, in seconds of the
+/// process's clock. Shared by every table built from one [`ResilientGroup`], so it survives
+/// publications; workers write it only on flow-cache misses and only when the second changed,
+/// so the cache lines stay shared-clean between those writes. The control thread reads it for
+/// [`ResilientGroup::upkeep`] and to know which buckets no flow has used yet.
 #[derive(Debug)]
 pub struct BucketActivity {
+    /// Second of last use plus one, so that a use in second 0 still counts as a use (0: never).
     last_used_s: Box<[AtomicU32]>,
 }
 
@@ -106,21 +131,37 @@ impl BucketActivity {
     /// Marks `bucket` used at `now_s` (seconds).
     #[inline]
     pub fn touch(&self, bucket: usize, now_s: u32) {
+        let stamp = now_s.saturating_add(1);
         if let Some(cell) = self.last_used_s.get(bucket)
-            && cell.load(Ordering::Relaxed) != now_s
+            && cell.load(Ordering::Relaxed) != stamp
         {
-            cell.store(now_s, Ordering::Relaxed);
+            cell.store(stamp, Ordering::Relaxed);
         }
     }
 
-    /// Last use of every bucket in milliseconds, as [`ResilientGroup::upkeep`] takes it.
+    /// Last use of every bucket in milliseconds (0 for a bucket never used), as
+    /// [`ResilientGroup::upkeep`] takes it.
     pub fn last_used_ms(&self, out: &mut Vec<u64>) {
         out.clear();
         out.extend(
             self.last_used_s
                 .iter()
-                .map(|c| u64::from(c.load(Ordering::Relaxed)) * 1000),
+                .map(|c| u64::from(c.load(Ordering::Relaxed).saturating_sub(1)) * 1000),
         );
+    }
+
+    /// Whether a flow has ever picked a hop through `bucket`.
+    pub fn used(&self, bucket: usize) -> bool {
+        self.last_used_s
+            .get(bucket)
+            .is_some_and(|c| c.load(Ordering::Relaxed) != 0)
+    }
+
+    /// Whether a flow has ever picked a hop through any bucket.
+    pub fn any_used(&self) -> bool {
+        self.last_used_s
+            .iter()
+            .any(|c| c.load(Ordering::Relaxed) != 0)
     }
 }
 
@@ -165,8 +206,8 @@ impl GroupTable {
         self.mask + 1
     }
 
-    /// Records that the bucket of `hash` picked a hop at `now_s` (`Idle` groups only; a no-op
-    /// for the others).
+    /// Records that the bucket of `hash` picked a hop at `now_s` (stateful groups only; a no-op
+    /// for `Maglev` and `Rendezvous`, whose tables ignore history).
     #[inline]
     pub fn touch(&self, hash: u32, now_s: u32) {
         if let Some(a) = &self.activity.0 {
@@ -214,19 +255,20 @@ pub struct ResilientGroup {
     /// Per member slot: the buckets it owned when it last left `Active` (`AutoRecovery` only).
     saved: Vec<Vec<u32>>,
     index: HashMap<HopId, u16>,
-    /// Maglev permutation keys by hop; a hop without one uses its id. Control sets a key derived
-    /// from the next hop's identity (its address), because hop ids depend on the order in which
-    /// an instance learnt its hops and Maglev tables must agree across instances.
+    /// Member keys by hop (Maglev permutations, rendezvous ranks, the canonical order); a hop
+    /// without one uses its id. Control sets a key derived from the next hop's identity (its
+    /// address), because hop ids depend on the order in which an instance learnt its hops.
     maglev_keys: HashMap<HopId, u64>,
     /// First `upkeep` that saw the table unbalanced (`Idle` only).
     unbalanced_since: Option<u64>,
-    /// Bucket use reported by workers (`Idle` only).
+    /// Bucket use reported by workers (stateful modes only).
     activity: Option<Arc<BucketActivity>>,
 }
 
 impl ResilientGroup {
     /// An empty group of `buckets` buckets (a power of two in 1..=65536). `seed` feeds Maglev's
-    /// permutations; every instance that must agree on the table uses the same seed.
+    /// permutations and the rendezvous ranks; every instance that must agree on the table uses
+    /// the same seed.
     pub fn new(buckets: u32, mode: GroupMode, seed: u64) -> Result<Self, TableError> {
         if !buckets.is_power_of_two() || buckets > MAX_BUCKETS {
             return Err(TableError::BucketCount(buckets));
@@ -243,12 +285,12 @@ impl ResilientGroup {
             index: HashMap::new(),
             maglev_keys: HashMap::new(),
             unbalanced_since: None,
-            activity: matches!(mode, GroupMode::Idle { .. })
+            activity: (!mode.is_stateless())
                 .then(|| Arc::new(BucketActivity::new(buckets as usize))),
         })
     }
 
-    /// Bucket use as workers reported it through this group's tables (`Idle` groups only).
+    /// Bucket use as workers reported it through this group's tables (stateful groups only).
     pub fn activity(&self) -> Option<&Arc<BucketActivity>> {
         self.activity.as_ref()
     }
@@ -336,14 +378,22 @@ impl ResilientGroup {
         Ok(())
     }
 
-    /// Sets the key Maglev derives `hop`'s permutation and turn order from (default: the hop id).
-    /// Instances that must build identical Maglev tables give each next hop the same key (e.g. a
-    /// hash of its address) whatever hop id it has locally; keys must be distinct within a group.
-    /// Other modes ignore the key.
+    /// Sets `hop`'s member key (default: the hop id): Maglev derives its permutation and turn
+    /// order from it, rendezvous its ranks, and the stateful modes their canonical order before
+    /// traffic. Instances that must build identical tables give each next hop the same key (e.g.
+    /// a hash of its address) whatever hop id it has locally; keys must be distinct within a
+    /// group.
     pub fn set_maglev_key(&mut self, hop: HopId, key: u64) -> Result<(), TableError> {
         self.slot(hop).ok_or(TableError::UnknownHop(hop))?;
-        if self.maglev_keys.insert(hop, key) != Some(key) && self.mode == GroupMode::Maglev {
-            self.maglev_fill();
+        if self.maglev_keys.insert(hop, key) != Some(key) {
+            match self.mode {
+                GroupMode::Maglev | GroupMode::Rendezvous => self.settle(),
+                // Before traffic the order of keys shapes the table; `Manual` only on clear.
+                GroupMode::AutoRecovery | GroupMode::Idle { .. } if self.untouched() => {
+                    self.canonical_fill();
+                }
+                _ => {}
+            }
         }
         Ok(())
     }
@@ -363,6 +413,29 @@ impl ResilientGroup {
         Ok(())
     }
 
+    /// Moves several hops to new states at once: like [`ResilientGroup::set_state`] for each in
+    /// turn, but the buckets of every hop leaving `Active` are handed out together, so the
+    /// result does not depend on the order of `changes` (a group built with some members
+    /// draining from the start looks alike whatever order they were listed in). Refuses the
+    /// whole set, changing nothing, if a hop is not a member.
+    pub fn set_states(&mut self, changes: &[(HopId, HopState)]) -> Result<(), TableError> {
+        for &(hop, _) in changes {
+            self.slot(hop).ok_or(TableError::UnknownHop(hop))?;
+        }
+        for &(hop, state) in changes {
+            let Some(i) = self.slot(hop) else { continue };
+            match (self.members[i].state, state) {
+                (old, new) if old == new => continue,
+                (HopState::Active, _) => self.release(i),
+                (_, HopState::Active) => self.activate(i),
+                _ => {}
+            }
+            self.members[i].state = state;
+        }
+        self.settle();
+        Ok(())
+    }
+
     /// Forgets `hop` entirely (its buckets move as on a failure; a later add is a new hop).
     pub fn remove_member(&mut self, hop: HopId) -> Result<(), TableError> {
         let i = self.slot(hop).ok_or(TableError::UnknownHop(hop))?;
@@ -377,8 +450,9 @@ impl ResilientGroup {
         Ok(())
     }
 
-    /// Changes `hop`'s weight. Maglev recomputes at once, `Idle` rebalances through `upkeep`,
-    /// `Manual` and `AutoRecovery` on `clear()`.
+    /// Changes `hop`'s weight. Maglev and rendezvous recompute at once, as do the stateful modes
+    /// before traffic (`Manual` excepted); otherwise `Idle` rebalances through `upkeep` and
+    /// `AutoRecovery` hands over unused buckets at once, the rest on `clear()`.
     pub fn set_weight(&mut self, hop: HopId, weight: u32) -> Result<(), TableError> {
         let i = self.slot(hop).ok_or(TableError::UnknownHop(hop))?;
         if weight == 0 {
@@ -390,11 +464,14 @@ impl ResilientGroup {
     }
 
     /// Rebalances: every active hop ends within one bucket of its weighted share, moving the
-    /// fewest buckets (only from hops above their share, and ownerless ones). Also resets the
+    /// fewest buckets (only from hops above their share, and ownerless ones); before any flow
+    /// has used a bucket, the canonical table instead (see the module docs). Also resets the
     /// `replaced` marks.
     pub fn clear(&mut self) {
         match self.mode {
             GroupMode::Maglev => self.maglev_fill(),
+            GroupMode::Rendezvous => self.rendezvous_fill(),
+            _ if self.untouched() => self.canonical_fill(),
             _ => self.rebalance(),
         }
         self.baseline.clone_from(&self.owners);
@@ -420,27 +497,40 @@ impl ResilientGroup {
                 got: last_used_ms.len(),
             });
         }
-        let mut counts = self.counts();
-        let targets = self.targets(&counts);
-        let balanced = |counts: &[u32], owners: &[HopId]| counts == targets && !owners.contains(&0);
-        if balanced(&counts, &self.owners) {
+        if self.balanced() {
             self.unbalanced_since = None;
             return Ok(0);
         }
         let since = *self.unbalanced_since.get_or_insert(now_ms);
         let forced =
             unbalanced_timer_ms != 0 && now_ms.saturating_sub(since) >= unbalanced_timer_ms;
+        let moved = self
+            .move_over_share(|b| forced || now_ms.saturating_sub(last_used_ms[b]) >= idle_timer_ms);
+        if self.balanced() {
+            self.unbalanced_since = None;
+        }
+        Ok(moved)
+    }
+
+    /// Every active hop owns its target and no bucket is ownerless.
+    fn balanced(&self) -> bool {
+        let counts = self.counts();
+        counts == self.targets(&counts) && !self.owners.contains(&0)
+    }
+
+    /// Moves ownerless buckets, and buckets `movable` allows from hops above their target, to
+    /// the hops furthest below theirs; returns the number moved.
+    fn move_over_share(&mut self, movable: impl Fn(usize) -> bool) -> usize {
+        let mut counts = self.counts();
+        let targets = self.targets(&counts);
         let mut moved = 0;
-        for (b, &used) in last_used_ms.iter().enumerate() {
+        for b in 0..self.owners.len() {
             let from = self.slot(self.owners[b]);
-            let movable = match from {
+            let ok = match from {
                 None => true,
-                Some(i) => {
-                    counts[i] > targets[i]
-                        && (forced || now_ms.saturating_sub(used) >= idle_timer_ms)
-                }
+                Some(i) => counts[i] > targets[i] && movable(b),
             };
-            if !movable {
+            if !ok {
                 continue;
             }
             let Some(to) = (0..counts.len())
@@ -456,10 +546,7 @@ impl ResilientGroup {
             self.owners[b] = self.members[to].hop;
             moved += 1;
         }
-        if balanced(&counts, &self.owners) {
-            self.unbalanced_since = None;
-        }
-        Ok(moved)
+        moved
     }
 
     /// Buckets that would change owner if `hop` were removed (nothing is changed).
@@ -565,14 +652,134 @@ impl ResilientGroup {
 
     /// Restores the invariants after a membership change.
     fn settle(&mut self) {
-        if self.mode == GroupMode::Maglev {
-            self.maglev_fill();
-        } else {
-            self.fill_orphans();
+        match self.mode {
+            GroupMode::Maglev => self.maglev_fill(),
+            GroupMode::Rendezvous => self.rendezvous_fill(),
+            GroupMode::Manual => self.fill_orphans(),
+            GroupMode::AutoRecovery | GroupMode::Idle { .. } => {
+                if self.untouched() {
+                    self.canonical_fill();
+                } else {
+                    self.fill_orphans();
+                    // A bucket no flow has used carries no flow to disturb: hand it to the hops
+                    // below their share now rather than at the next `clear`. A flow that first
+                    // uses it between this read and the publication is cached by then, and a
+                    // cached flow stays on its hop while the hop is a member.
+                    if let Some(activity) = self.activity.clone() {
+                        self.move_over_share(|b| !activity.used(b));
+                    }
+                }
+            }
         }
     }
 
-    /// Gives every ownerless bucket to the active hop with the largest weighted deficit.
+    /// No flow has picked a hop through any bucket yet (always false for `Maglev` and
+    /// `Rendezvous`, which keep no activity and need none).
+    fn untouched(&self) -> bool {
+        self.activity.as_ref().is_some_and(|a| !a.any_used())
+    }
+
+    /// Active member slots in canonical order: by member key (hop id when none is set), so the
+    /// order does not depend on member indices or hop ids, which follow arrival order.
+    fn canonical_order(&self) -> Vec<(u64, usize)> {
+        let mut order: Vec<(u64, usize)> = self
+            .active()
+            .map(|i| (self.key_of(self.members[i].hop), i))
+            .collect();
+        // Keys are distinct within a group; the slot only breaks ties between equal keys.
+        order.sort_unstable();
+        order
+    }
+
+    fn key_of(&self, hop: HopId) -> u64 {
+        self.maglev_keys
+            .get(&hop)
+            .copied()
+            .unwrap_or(u64::from(hop))
+    }
+
+    /// The canonical table: active hops in canonical order own consecutive runs of buckets, each
+    /// run its weighted share rounded by largest remainder (ties to the earlier hop), so every
+    /// hop is within one bucket of its share. A pure function of the active members' keys and
+    /// weights and the bucket count; it also becomes the new `replaced` baseline.
+    fn canonical_fill(&mut self) {
+        let order = self.canonical_order();
+        let buckets = self.owners.len() as u64;
+        let total: u64 = order
+            .iter()
+            .map(|&(_, i)| u64::from(self.members[i].weight))
+            .sum();
+        if total == 0 {
+            self.owners.fill(0);
+            return;
+        }
+        let mut runs: Vec<(u64, u64)> = order
+            .iter()
+            .map(|&(_, i)| {
+                let num = buckets * u64::from(self.members[i].weight);
+                (num / total, num % total)
+            })
+            .collect();
+        let short = buckets - runs.iter().map(|r| r.0).sum::<u64>();
+        let mut by_rem: Vec<usize> = (0..runs.len()).collect();
+        by_rem.sort_by_key(|&k| (Reverse(runs[k].1), k));
+        for &k in by_rem.iter().take(short as usize) {
+            runs[k].0 += 1;
+        }
+        let mut b = 0;
+        for (&(_, i), &(len, _)) in order.iter().zip(&runs) {
+            let hop = self.members[i].hop;
+            // len <= buckets <= MAX_BUCKETS.
+            self.owners[b..b + len as usize].fill(hop);
+            b += len as usize;
+        }
+        self.baseline.clone_from(&self.owners);
+    }
+
+    /// The rendezvous table: each bucket goes to the active member with the highest weighted
+    /// rendezvous score for (seed, bucket, member key). The score is `-w / ln(u)` with `u` a
+    /// seeded hash mapped into (0, 1), so a member's chance of ranking first is `w / W`;
+    /// comparing `-ln(u) / w` (lowest wins) ranks the same with one logarithm per pair. With
+    /// equal weights the ranking is the hash's own order, compared as integers.
+    fn rendezvous_fill(&mut self) {
+        let members: Vec<(u64, HopId, u32)> = self
+            .canonical_order()
+            .into_iter()
+            .map(|(key, i)| {
+                let m = &self.members[i];
+                (mix(key ^ 0x4528_21e6_38d0_1377), m.hop, m.weight)
+            })
+            .collect();
+        let weighted = members.windows(2).any(|w| w[0].2 != w[1].2);
+        let seed = mix(self.seed ^ 0xbe54_66cf_34e9_0c6c);
+        for (b, owner) in self.owners.iter_mut().enumerate() {
+            let bucket = mix(seed ^ (b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            // Members come in key order and only a strictly better score replaces the best, so
+            // an exact tie goes to the lower key on every instance.
+            *owner = if weighted {
+                let mut best: Option<(f64, HopId)> = None;
+                for &(key, hop, weight) in &members {
+                    let cost = -ln_unit(mix(bucket ^ key)) / f64::from(weight);
+                    if best.is_none_or(|(c, _)| cost < c) {
+                        best = Some((cost, hop));
+                    }
+                }
+                best.map_or(0, |(_, hop)| hop)
+            } else {
+                let mut best: Option<(u64, HopId)> = None;
+                for &(key, hop, _) in &members {
+                    let score = mix(bucket ^ key);
+                    if best.is_none_or(|(s, _)| score > s) {
+                        best = Some((score, hop));
+                    }
+                }
+                best.map_or(0, |(_, hop)| hop)
+            };
+        }
+    }
+
+    /// Gives every ownerless bucket to the active hop with the largest weighted deficit (ties to
+    /// the lowest member key).
     fn fill_orphans(&mut self) {
         if !self.owners.contains(&0) {
             return;
@@ -583,24 +790,26 @@ impl ResilientGroup {
             .map(|i| i128::from(self.members[i].weight))
             .sum();
         let buckets = self.owners.len() as i128;
-        // Deficit scaled by the total weight: B * w_i - count_i * W, exact in integers.
-        let mut heap: BinaryHeap<(i128, Reverse<usize>)> = self
+        // Deficit scaled by the total weight: B * w_i - count_i * W, exact in integers. Ties go
+        // to the lowest member key, not index, so that instances holding the same table hand
+        // the orphans out alike whatever order they learnt the members in.
+        let mut heap: BinaryHeap<(i128, Reverse<(u64, usize)>)> = self
             .active()
             .map(|i| {
                 let deficit =
                     buckets * i128::from(self.members[i].weight) - i128::from(counts[i]) * total;
-                (deficit, Reverse(i))
+                (deficit, Reverse((self.key_of(self.members[i].hop), i)))
             })
             .collect();
         for b in 0..self.owners.len() {
             if self.owners[b] != 0 {
                 continue;
             }
-            let Some((deficit, Reverse(i))) = heap.pop() else {
+            let Some((deficit, Reverse((key, i)))) = heap.pop() else {
                 return;
             };
             self.owners[b] = self.members[i].hop;
-            heap.push((deficit - total, Reverse(i)));
+            heap.push((deficit - total, Reverse((key, i))));
         }
     }
 
@@ -743,17 +952,44 @@ impl ResilientGroup {
     }
 }
 
-/// A 64-bit finaliser (splitmix64): fixed, so Maglev tables agree across builds and machines.
+/// A 64-bit finaliser (splitmix64): fixed, so Maglev and rendezvous tables agree across builds
+/// and machines.
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
 }
 
+/// `ln(u)` for `u = (2 * (h >> 12) + 1) / 2^53`, a point of (0, 1) drawn from `h`. Built from
+/// IEEE-exact operations only (no platform `ln`, whose last bit may differ between libms), so
+/// every machine ranks rendezvous members alike: `u = m * 2^e` with `m` in [1, 2), and
+/// `ln(m) = 2 * atanh(s)` with `s = (m - 1) / (m + 1)` in [0, 1/3), summed until the terms
+/// vanish.
+fn ln_unit(h: u64) -> f64 {
+    const LN_2: f64 = std::f64::consts::LN_2;
+    // Odd and below 2^53, so exactly representable.
+    let n = 2 * (h >> 12) + 1;
+    let e = 63 - n.leading_zeros();
+    let m = n as f64 / (1u64 << e) as f64;
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    let (mut term, mut sum, mut k) = (s, 0.0, 1.0);
+    // s < 1/3: 18 odd powers bring the terms below 2^-53 of the sum.
+    for _ in 0..18 {
+        sum += term / k;
+        term *= s2;
+        k += 2.0;
+    }
+    2.0 * sum + (f64::from(e) - 53.0) * LN_2
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    mod order;
+    mod rendezvous;
 
     const NEW_HOP: HopId = 100;
 
@@ -780,13 +1016,30 @@ mod tests {
         build_seeded(mode, buckets, weights, 7)
     }
 
+    /// Hops 1..=n with `weights`, balanced together, then every bucket used by a flow: the
+    /// resilient rules under traffic (before traffic the stateful modes keep the canonical
+    /// table instead; see `fresh`).
     fn build_seeded(mode: GroupMode, buckets: u32, weights: &[u32], seed: u64) -> ResilientGroup {
+        let g = fresh(mode, buckets, weights, seed);
+        busy(&g);
+        g
+    }
+
+    /// Hops 1..=n with `weights`, balanced together, before any traffic.
+    fn fresh(mode: GroupMode, buckets: u32, weights: &[u32], seed: u64) -> ResilientGroup {
         let mut g = ResilientGroup::new(buckets, mode, seed).unwrap();
         for (hop, &w) in (1..).zip(weights) {
             g.add_member(hop, w).unwrap();
         }
         g.clear();
         g
+    }
+
+    /// Marks every bucket used (a no-op for groups that keep no activity).
+    fn busy(g: &ResilientGroup) {
+        if let Some(a) = g.activity() {
+            (0..g.bucket_count() as usize).for_each(|b| a.touch(b, 1));
+        }
     }
 
     #[derive(Debug, Clone)]
@@ -1283,9 +1536,15 @@ mod tests {
         h.add_member(1, 1).unwrap();
         h.clear();
         assert_eq!(h.table(), old);
-        // Other modes keep no activity; touching their tables does nothing.
-        let m = ResilientGroup::new(8, GroupMode::Manual, 1).unwrap();
-        assert!(m.activity().is_none());
-        m.table().touch(1, 5);
+        // A use in the process's first second counts as a use.
+        assert!(!g.activity().unwrap().used(0));
+        new.touch(0, 0);
+        assert!(g.activity().unwrap().used(0));
+        // The stateless modes keep no activity; touching their tables does nothing.
+        for mode in [GroupMode::Maglev, GroupMode::Rendezvous] {
+            let m = ResilientGroup::new(8, mode, 1).unwrap();
+            assert!(m.activity().is_none());
+            m.table().touch(1, 5);
+        }
     }
 }

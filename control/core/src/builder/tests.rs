@@ -3,11 +3,12 @@
 //! (drain, static routes) are in `operator`.
 
 mod operator;
+mod order;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ecmp_proto::{
     Announce, Attributes, Community, FeedEvent, Neighbor, Nlri, PathId, Prefix, SessionState,
@@ -175,6 +176,18 @@ impl Lab {
         self.b.group(gid).unwrap().bucket_owners().to_vec()
     }
 
+    /// Traffic has used every bucket of every group: from now on the resilient rules apply
+    /// (before any traffic the stateful modes rebuild their canonical table on every change).
+    fn busy(&self) {
+        for gid in 1..self.b.snapshot().groups.len() as GroupId {
+            if let Some(g) = self.b.group(gid)
+                && let Some(a) = g.activity()
+            {
+                (0..g.bucket_count() as usize).for_each(|bucket| a.touch(bucket, 0));
+            }
+        }
+    }
+
     fn state(&self, prefix: &str, addr: &str) -> HopState {
         let route = self.b.route(&pfx(prefix)).unwrap();
         route
@@ -193,7 +206,8 @@ const SERVERS: [(&str, &str); 3] = [
     ("198.51.100.3", "192.0.2.3"),
 ];
 
-/// Three servers announce `P`, each with itself as next hop, within one publishing batch.
+/// Three servers announce `P`, each with itself as next hop, within one publishing batch; then
+/// traffic uses every bucket.
 fn three_servers(policy: GroupPolicy) -> (Lab, Snapshot) {
     let mut lab = Lab::new(builder(policy));
     let changes = coalesce(
@@ -203,6 +217,7 @@ fn three_servers(policy: GroupPolicy) -> (Lab, Snapshot) {
     );
     assert_eq!(changes.len(), 1);
     let snap = lab.b.apply(&changes).unwrap();
+    lab.busy();
     (lab, snap)
 }
 
@@ -237,17 +252,18 @@ fn three_servers_make_one_balanced_group() {
 }
 
 #[test]
-fn servers_announcing_one_by_one_follow_the_mode_until_clear() {
+fn servers_announcing_one_by_one_under_traffic_follow_the_mode_until_clear() {
     let mut lab = Lab::new(builder(auto(64)));
     for (peer, hop) in SERVERS {
         lab.feed(announce(peer, P, hop, false)).unwrap();
+        lab.busy();
     }
     let first = lab.hop(P, "192.0.2.1");
     assert_eq!(lab.b.route(&pfx(P)).unwrap().members.len(), 3);
     assert_eq!(
         count(&lab.owners(P), first),
         64,
-        "auto-recovery: brand-new hops wait for clear"
+        "auto-recovery: brand-new hops wait for clear once every bucket carries traffic"
     );
     let snap = lab.b.clear(&pfx(P)).unwrap();
     let owners = lab.owners(P);
@@ -1182,6 +1198,8 @@ fn upkeep_moves_only_idle_buckets_to_a_joined_hop_in_idle_groups() {
     let mut lab = Lab::new(builder(idle));
     lab.feed(announce("198.51.100.1", P, "192.0.2.1", false))
         .unwrap();
+    // Traffic in the process's first second used every bucket.
+    lab.busy();
     let snap = lab
         .feed(announce("198.51.100.2", P, "192.0.2.2", false))
         .unwrap();
@@ -1190,7 +1208,7 @@ fn upkeep_moves_only_idle_buckets_to_a_joined_hop_in_idle_groups() {
     assert_eq!(
         count(&lab.owners(P), second),
         0,
-        "idle: a joining hop waits"
+        "idle: a joining hop waits for busy buckets"
     );
     // Workers used buckets 0..4 at t = 20 s (through the published table: the activity is
     // shared with the builder's group).

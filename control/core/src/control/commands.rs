@@ -37,6 +37,37 @@ fn mode_name(mode: GroupMode) -> String {
             unbalanced_timer_ms,
         } => format!("idle({idle_timer_ms}ms,{unbalanced_timer_ms}ms)"),
         GroupMode::Maglev => "maglev".to_owned(),
+        GroupMode::Rendezvous => "rendezvous".to_owned(),
+    }
+}
+
+/// What `ecmpctl route` says about a mode: how hops get buckets, and whether forwarders agree.
+pub(super) fn mode_note(mode: GroupMode) -> String {
+    const LOCAL: &str = "under traffic the table depends on this forwarder's history (which \
+                         buckets flows used), so forwarders meant to agree use maglev or rendezvous";
+    match mode {
+        GroupMode::Manual => format!(
+            "manual: a joining or returning hop gets no buckets until `clear` (IOS-XR sticky \
+             ECMP), even before traffic; members listed together share the buckets by weight \
+             whatever their order; {LOCAL}"
+        ),
+        GroupMode::AutoRecovery => format!(
+            "auto-recovery: before traffic the table depends only on the members; then a \
+             returning hop gets back exactly its old buckets and a joining hop those no flow \
+             has used, the rest on `clear`; {LOCAL}"
+        ),
+        GroupMode::Idle { idle_timer_ms, .. } => format!(
+            "idle: before traffic the table depends only on the members; then a joining hop \
+             gets the buckets no flow has used at once, and busy ones once idle for \
+             {idle_timer_ms} ms; {LOCAL}"
+        ),
+        GroupMode::Maglev => "maglev: a pure function of seed, members and weights, identical on \
+                              every forwarder whatever the order of updates"
+            .to_owned(),
+        GroupMode::Rendezvous => "rendezvous: a pure function of seed, members and weights, \
+                                  identical on every forwarder whatever the order of updates; a \
+                                  change moves only the changed hop's buckets"
+            .to_owned(),
     }
 }
 
@@ -76,6 +107,7 @@ fn detail(info: RouteInfo, origin: RouteOrigin) -> RouteDetail {
         summary: summary(&info, origin),
         hash: hash_text(&info.policy.hash),
         action: format!("{:?}", info.policy.action),
+        mode_note: mode_note(info.policy.mode),
         members: info
             .members
             .iter()

@@ -66,6 +66,7 @@ struct CtlHarness {
     feed: PathBuf,
     ctl: PathBuf,
     publishes: Arc<AtomicU64>,
+    latest: Arc<std::sync::Mutex<Option<Snapshot>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -82,14 +83,17 @@ impl CtlHarness {
         };
         let server = FeedServer::bind(&feed, FeedServerConfig::default()).unwrap();
         let publishes = Arc::clone(&generation);
+        let latest = Arc::new(std::sync::Mutex::new(None));
+        let latest_to = Arc::clone(&latest);
         let handle = ControlThread::new(config)
             .serve(listener)
             .serve(server)
             .with_dataplane(Box::new(FakeDataplane {
                 generation: Arc::clone(&generation),
             }))
-            .spawn(Rib::new(RibConfig::default()), builder(), move |_s| {
+            .spawn(Rib::new(RibConfig::default()), builder(), move |s| {
                 publishes.fetch_add(1, Ordering::Relaxed);
+                *latest_to.lock().unwrap() = Some(s);
             })
             .unwrap();
         CtlHarness {
@@ -97,7 +101,22 @@ impl CtlHarness {
             feed,
             ctl,
             publishes: generation,
+            latest,
             _dir: dir,
+        }
+    }
+
+    /// Traffic uses every bucket of every group last published: from now on the stateful modes
+    /// move buckets by the resilient rules instead of rebuilding their canonical table.
+    fn traffic(&self) {
+        let latest = self.latest.lock().unwrap();
+        let Some(snapshot) = latest.as_ref() else {
+            return;
+        };
+        for gid in 1..snapshot.groups.len() as ecmp_tables::nexthop::GroupId {
+            if let Some(table) = snapshot.group(gid) {
+                (0..table.bucket_count()).for_each(|hash| table.touch(hash, 0));
+            }
         }
     }
 
@@ -230,6 +249,7 @@ fn drain_keeps_buckets_takes_no_new_flows_and_undrain_restores() {
 fn what_if_remove_counts_buckets_and_cached_flows_without_changing_anything() {
     let h = CtlHarness::start();
     h.three_servers();
+    h.traffic();
     let before = route(&h);
     let published = h.publishes.load(Ordering::Relaxed);
     let victim = before.members.iter().find(|m| m.hop == 1).unwrap();
@@ -400,4 +420,25 @@ fn hundred_concurrent_clients_and_a_stalled_one_are_all_served() {
     assert!(started.elapsed() < WAIT);
     drop(stalled);
     h.finish();
+}
+
+#[test]
+fn route_says_what_the_mode_does_and_whether_forwarders_agree() {
+    let h = CtlHarness::start();
+    h.three_servers();
+    let note = route(&h).mode_note;
+    assert!(note.starts_with("auto-recovery: before traffic"), "{note}");
+    assert!(note.contains("use maglev or rendezvous"), "{note}");
+    h.finish();
+    use ecmp_tables::group::GroupMode;
+    let manual = commands::mode_note(GroupMode::Manual);
+    assert!(
+        manual.contains("until `clear`") && manual.contains("IOS-XR"),
+        "{manual}"
+    );
+    assert!(manual.contains("use maglev or rendezvous"), "{manual}");
+    for mode in [GroupMode::Maglev, GroupMode::Rendezvous] {
+        let note = commands::mode_note(mode);
+        assert!(note.contains("identical on every forwarder"), "{note}");
+    }
 }

@@ -405,6 +405,25 @@ impl Feed {
 
     /// Waits until the latest snapshot's view of the route passes `ok`; returns that view.
     /// On timeout, panics with the last view, the feed's logs and `more()`.
+    /// Traffic uses every bucket of every group in the latest published snapshot (there is no
+    /// data plane here): from now on the stateful modes move buckets by the resilient rules
+    /// instead of rebuilding their canonical table.
+    pub fn traffic(&self) {
+        let slot = self
+            .latest
+            .snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let Some(snapshot) = slot.as_ref() else {
+            return;
+        };
+        for gid in 1..snapshot.groups.len() {
+            if let Some(table) = snapshot.group(gid as u32) {
+                (0..table.bucket_count()).for_each(|hash| table.touch(hash, 0));
+            }
+        }
+    }
+
     pub fn wait_for(
         &self,
         what: &str,

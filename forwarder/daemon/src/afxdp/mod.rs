@@ -202,6 +202,7 @@ fn table_mode(p: &GroupPolicySpec) -> TableMode {
         config::GroupMode::Manual => TableMode::Manual,
         config::GroupMode::AutoRecovery => TableMode::AutoRecovery,
         config::GroupMode::Maglev => TableMode::Maglev,
+        config::GroupMode::Rendezvous => TableMode::Rendezvous,
         config::GroupMode::Idle => TableMode::Idle {
             idle_timer_ms: p.idle_timer.as_millis() as u64,
             unbalanced_timer_ms: p.unbalanced_timer.as_millis() as u64,

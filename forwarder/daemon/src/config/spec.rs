@@ -331,6 +331,9 @@ pub enum GroupMode {
     Idle,
     /// The table is a pure function of seed, members and weights.
     Maglev,
+    /// Each bucket belongs to its highest-ranked member under a seeded weighted rendezvous
+    /// hash: a pure function of seed, members and weights, and minimal on every change.
+    Rendezvous,
 }
 
 /// A member of a group.

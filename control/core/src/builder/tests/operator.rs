@@ -218,8 +218,11 @@ fn a_drain_persists_for_groups_created_and_hops_added_later() {
     assert_published(&lab.b, &snap);
     assert_eq!(lab.state(Q, "192.0.2.3"), HopState::Draining);
     assert_eq!(count(&lab.owners(Q), lab.hop(Q, "192.0.2.3")), 0);
-    // Undrain. The new group balanced all three before draining, so auto-recovery gives the
-    // hop back its share from then; in Q it never owned a bucket, so it waits for clear.
+    // Undrain under traffic. Both groups balanced their members before draining (before
+    // traffic a group's table depends only on its members, not on which batch brought them),
+    // so auto-recovery gives the hop back its share from then in both.
+    lab.busy();
+    let owners_q = lab.owners(Q);
     let snap = lab.b.set_drained(addr, false).unwrap();
     assert_published(&lab.b, &snap);
     assert_eq!(lab.state(P, "192.0.2.3"), HopState::Active);
@@ -230,7 +233,10 @@ fn a_drain_persists_for_groups_created_and_hops_added_later() {
         (0..64).all(|b| after[b] == owners[b] || after[b] == lab.hop(P, "192.0.2.3")),
         "only buckets going back to the undrained hop moved"
     );
-    assert_eq!(count(&lab.owners(Q), lab.hop(Q, "192.0.2.3")), 0);
+    let after_q = lab.owners(Q);
+    let hop_q = lab.hop(Q, "192.0.2.3");
+    assert_eq!(count(&after_q, hop_q), 32);
+    assert!((0..64).all(|b| after_q[b] == owners_q[b] || after_q[b] == hop_q));
     assert!(lab.b.take_errors().is_empty());
 }
 
@@ -423,6 +429,7 @@ fn replacing_a_static_route_moves_only_the_changed_hops_buckets() {
         let m = info.route.members.iter().find(|m| m.addr == addr).unwrap();
         (m.hop, m.state)
     };
+    lab.busy();
     let before = owners(&lab);
     let (hc, _) = hop_of(&lab, c);
 

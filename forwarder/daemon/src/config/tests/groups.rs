@@ -96,6 +96,11 @@ encap = { kind = "gue", src = "2001:2::fe", udp_port = 6080 }
     let c = ok("[bgp]\n[[bgp.policy]]\nprefix = \"10.0.0.0/8\"\nmode = \"maglev\"\n");
     assert_eq!(c.bgp.policies[0].group.buckets, 4096);
     assert_eq!(c.bgp.default_policy.buckets, 256);
+    let c = ok("[bgp]\nmode = \"rendezvous\"\n");
+    assert_eq!(
+        (c.bgp.default_policy.mode, c.bgp.default_policy.buckets),
+        (GroupMode::Rendezvous, 4096)
+    );
 }
 
 #[test]

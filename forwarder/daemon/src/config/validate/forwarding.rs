@@ -39,7 +39,7 @@ struct GroupShape {
 }
 
 /// The group-shape keys of the table at key path `prefix` (header at `header`), over `base`.
-/// A bucket count given nowhere follows the effective mode (Maglev wants more), unless
+/// A bucket count given nowhere follows the effective mode (Maglev and rendezvous want more), unless
 /// `base_buckets_explicit`: then the base's count is kept.
 fn group_shape(
     ctx: &Ctx<'_>,
@@ -65,7 +65,7 @@ fn group_shape(
             ));
         }
         None if base_buckets_explicit => base.buckets,
-        None if mode == GroupMode::Maglev => DEFAULT_MAGLEV_BUCKETS,
+        None if matches!(mode, GroupMode::Maglev | GroupMode::Rendezvous) => DEFAULT_MAGLEV_BUCKETS,
         None => DEFAULT_BUCKETS,
     };
     if hash.algo == HashAlgoSpec::LbKey && buckets > LB_KEY_VALUES {
