@@ -140,9 +140,11 @@ pub fn frames(kind: FrameKind, n: usize, rng: &mut Rng) -> Result<Vec<Vec<u8>>, 
                         (0x2000_u128 << 112) | u128::from(rng.next_u64()) << 48,
                     )),
                 ),
+                // Addresses a router forwards (the parse stage drops martians): sources unique
+                // in 10/8, destinations random unicast.
                 _ => (
-                    IpAddr::V4(Ipv4Addr::from(unique32(i as u32))),
-                    IpAddr::V4(Ipv4Addr::from(rng.next_u64() as u32)),
+                    IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | unique24(i as u32))),
+                    IpAddr::V4(Ipv4Addr::from(unicast_v4(rng.next_u64() as u32))),
                 ),
             };
             let spec = FrameSpec::udp(
@@ -168,6 +170,27 @@ pub fn metas(frames: &[Vec<u8>]) -> Result<Vec<PacketMeta>, FixtureError> {
         .iter()
         .map(|f| parse_frame(f).map_err(FixtureError::from))
         .collect()
+}
+
+/// A bijection on the low 24 bits (odd multiplier and xorshift, both modulo 2^24): distinct
+/// inputs below 2^24 give distinct outputs below 2^24, the host part of a unique 10/8 source.
+pub fn unique24(i: u32) -> u32 {
+    let x = i.wrapping_mul(0x0079_B1B1) & 0x00ff_ffff;
+    x ^ (x >> 12)
+}
+
+/// A random global unicast IPv4 address from any 32 random bits: the first octet is moved into
+/// 1..=223 without 127, and 169.254/16 (link-local) into 169.253/16, so no input check drops it.
+pub fn unicast_v4(r: u32) -> u32 {
+    let mut first = (r >> 24) % 223 + 1;
+    if first == 127 {
+        first = 126;
+    }
+    let mut rest = r & 0x00ff_ffff;
+    if first == 169 && rest >> 16 == 254 {
+        rest -= 1 << 16;
+    }
+    first << 24 | rest
 }
 
 /// A bijection on u32 (multiplication by an odd constant, then xorshift): distinct inputs give
@@ -241,6 +264,28 @@ pub fn fib6(routes: &[(u128, u8)], groups: u32) -> Result<Fib6, FixtureError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unique24_is_a_bijection_below_2_pow_24_and_unicast_v4_avoids_martians() {
+        let mut seen = vec![false; 1 << 24];
+        for i in 0..1u32 << 24 {
+            let x = unique24(i) as usize;
+            assert!(!seen[x], "{i}");
+            seen[x] = true;
+        }
+        let mut rng = Rng::new(SEED);
+        for r in (0..100_000).map(|_| rng.next_u64() as u32).chain([
+            0,
+            u32::MAX,
+            0x7f00_0001,
+            0xa9fe_0001,
+        ]) {
+            let a = Ipv4Addr::from(unicast_v4(r));
+            let o = a.octets();
+            assert!((1..=223).contains(&o[0]) && o[0] != 127, "{a}");
+            assert!(!a.is_link_local(), "{a}");
+        }
+    }
 
     #[test]
     fn every_frame_kind_is_64_bytes_on_the_wire_and_parses() {
