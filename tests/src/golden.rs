@@ -663,6 +663,18 @@ fn input_check_cases(r4: IpAddr, r6: IpAddr) -> Vec<NamedSpec> {
             input(v6(ff02_1), r6, 20),
         ),
         (
+            "drop__martian-src-v4-link-local",
+            DropReason::MartianSource,
+            "IPv4 UDP from 169.254.1.1 (link-local: never forwarded off its link), routed",
+            input(v4([169, 254, 1, 1]), r4, 18),
+        ),
+        (
+            "drop__martian-src-v6-link-local",
+            DropReason::MartianSource,
+            "IPv6 UDP from fe80::1 (link-local: never forwarded off its link), routed",
+            input(v6(fe80_1), r6, 20),
+        ),
+        (
             "drop__martian-dst-v4-this-network",
             DropReason::MartianDestination,
             "IPv4 UDP to 0.1.2.3 (0/8)",
@@ -685,6 +697,12 @@ fn input_check_cases(r4: IpAddr, r6: IpAddr) -> Vec<NamedSpec> {
             DropReason::MartianDestination,
             "IPv4 UDP to 169.254.1.1 (link-local: never routed)",
             input(s4, v4([169, 254, 1, 1]), 18),
+        ),
+        (
+            "drop__martian-dst-v4-multicast",
+            DropReason::MartianDestination,
+            "IPv4 UDP to 224.0.0.5 (multicast: ecmpfwd routes unicast only) in a frame to the port's MAC",
+            input(s4, v4([224, 0, 0, 5]), 18),
         ),
         (
             "drop__martian-dst-v6-link-local",
