@@ -33,12 +33,10 @@ fn run(args: &[&str]) -> std::process::Output {
     }
 }
 
-fn config(dir: &Path) -> String {
+/// The pcap ports both test configs use (uplink reads `in.pcap`) and the worker serving them.
+fn pcap_ports(dir: &Path) -> String {
     format!(
         r#"
-[instance]
-name = "pcap-run"
-
 [[port]]
 name = "uplink"
 kind = "pcap"
@@ -55,7 +53,19 @@ output = "{dir}/servers-out.pcap"
 [[worker]]
 core = 0
 ports = ["uplink", "servers"]
+"#,
+        dir = dir.display()
+    )
+}
 
+fn config(dir: &Path) -> String {
+    let ports = pcap_ports(dir);
+    format!(
+        r#"
+[instance]
+name = "pcap-run"
+
+{ports}
 [[nexthop]]
 name = "s1"
 address = "198.18.1.1"
@@ -75,8 +85,7 @@ members = ["s1", "s2"]
 [[route]]
 prefix = "192.0.2.10/32"
 group = "vip"
-"#,
-        dir = dir.display()
+"#
     )
 }
 
@@ -144,28 +153,13 @@ fn run_forwards_a_capture_through_pcap_ports() {
 
 /// Four servers in one group hashing inner headers, at the tunnel endpoint 192.0.2.20.
 fn inner_config(dir: &Path) -> String {
+    let ports = pcap_ports(dir);
     let mut cfg = format!(
         r#"
 [instance]
 name = "pcap-inner"
 
-[[port]]
-name = "uplink"
-kind = "pcap"
-mac = "02:00:00:00:00:01"
-input = "{dir}/in.pcap"
-output = "{dir}/uplink-out.pcap"
-
-[[port]]
-name = "servers"
-kind = "pcap"
-mac = "02:00:00:00:00:02"
-output = "{dir}/servers-out.pcap"
-
-[[worker]]
-core = 0
-ports = ["uplink", "servers"]
-
+{ports}
 [[group]]
 name = "tunnels"
 members = ["s1", "s2", "s3", "s4"]
@@ -174,8 +168,7 @@ hash = {{ inner = true }}
 [[route]]
 prefix = "192.0.2.20/32"
 group = "tunnels"
-"#,
-        dir = dir.display()
+"#
     );
     for s in 1..=4 {
         cfg.push_str(&format!(

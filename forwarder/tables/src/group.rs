@@ -402,15 +402,23 @@ impl ResilientGroup {
     /// hops; returning to `Active` follows the mode.
     pub fn set_state(&mut self, hop: HopId, state: HopState) -> Result<(), TableError> {
         let i = self.slot(hop).ok_or(TableError::UnknownHop(hop))?;
+        if self.apply_state(i, state) {
+            self.settle();
+        }
+        Ok(())
+    }
+
+    /// Moves member `i` to `state` without settling: releases its buckets when it leaves
+    /// `Active`, activates it when it returns. False (nothing done) when it is in `state` already.
+    fn apply_state(&mut self, i: usize, state: HopState) -> bool {
         match (self.members[i].state, state) {
-            (old, new) if old == new => return Ok(()),
+            (old, new) if old == new => return false,
             (HopState::Active, _) => self.release(i),
             (_, HopState::Active) => self.activate(i),
             _ => {}
         }
         self.members[i].state = state;
-        self.settle();
-        Ok(())
+        true
     }
 
     /// Moves several hops to new states at once: like [`ResilientGroup::set_state`] for each in
@@ -423,14 +431,9 @@ impl ResilientGroup {
             self.slot(hop).ok_or(TableError::UnknownHop(hop))?;
         }
         for &(hop, state) in changes {
-            let Some(i) = self.slot(hop) else { continue };
-            match (self.members[i].state, state) {
-                (old, new) if old == new => continue,
-                (HopState::Active, _) => self.release(i),
-                (_, HopState::Active) => self.activate(i),
-                _ => {}
+            if let Some(i) = self.slot(hop) {
+                self.apply_state(i, state);
             }
-            self.members[i].state = state;
         }
         self.settle();
         Ok(())
