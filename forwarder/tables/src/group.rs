@@ -757,27 +757,24 @@ impl ResilientGroup {
         let seed = mix(self.seed ^ 0xbe54_66cf_34e9_0c6c);
         for (b, owner) in self.owners.iter_mut().enumerate() {
             let bucket = mix(seed ^ (b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            // Members come in key order and only a strictly better score replaces the best, so
-            // an exact tie goes to the lower key on every instance.
+            // Members come in key order and `min_by` keeps the first of equals, so an exact tie
+            // goes to the lower key on every instance.
             *owner = if weighted {
-                let mut best: Option<(f64, HopId)> = None;
-                for &(key, hop, weight) in &members {
-                    let cost = -ln_unit(mix(bucket ^ key)) / f64::from(weight);
-                    if best.is_none_or(|(c, _)| cost < c) {
-                        best = Some((cost, hop));
-                    }
-                }
-                best.map_or(0, |(_, hop)| hop)
+                members
+                    .iter()
+                    .map(|&(key, hop, weight)| {
+                        (-ln_unit(mix(bucket ^ key)) / f64::from(weight), hop)
+                    })
+                    .min_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, hop)| hop)
             } else {
-                let mut best: Option<(u64, HopId)> = None;
-                for &(key, hop, _) in &members {
-                    let score = mix(bucket ^ key);
-                    if best.is_none_or(|(s, _)| score > s) {
-                        best = Some((score, hop));
-                    }
-                }
-                best.map_or(0, |(_, hop)| hop)
-            };
+                members
+                    .iter()
+                    .map(|&(key, hop, _)| (Reverse(mix(bucket ^ key)), hop))
+                    .min_by_key(|&(score, _)| score)
+                    .map(|(_, hop)| hop)
+            }
+            .unwrap_or(0);
         }
     }
 
