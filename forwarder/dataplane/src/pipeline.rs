@@ -255,7 +255,7 @@ impl Pipeline {
         if self.hop_packets.len() < snap.hops.len() {
             self.on_new_snapshot(snap);
         }
-        let port_mac = PortMac::of(snap, ingress);
+        let port_mac = ingress_mac(snap, ingress);
         let (frames, verdicts) = (&mut frames[..n], &mut verdicts[..n]);
         let packets = &mut self.packets[..n];
         let counters = &mut self.counters;
@@ -271,7 +271,7 @@ impl Pipeline {
             let data = frame.data();
             rx_bytes += data.len() as u64;
             pkt.pending = false;
-            let dropped = match admit(data, port_mac, &mut pkt.meta) {
+            let dropped = match admit(data, &port_mac, &mut pkt.meta) {
                 Ok(()) if !ROUTED_KEYS => {
                     let key = outer_key(&pkt.meta).key;
                     let h = self.hasher.cache_hash(&key);
@@ -380,7 +380,7 @@ impl Pipeline {
         now_ms: u64,
     ) -> Result<Choice, DropReason> {
         let mut meta = PacketMeta::default();
-        admit(frame, PortMac::of(snap, ingress), &mut meta)?;
+        admit(frame, &ingress_mac(snap, ingress), &mut meta)?;
         let (group_id, group) = route(snap, &meta)?;
         let key = cache_key(snap, frame, &meta)?.key;
         let hash = self.hasher.cache_hash(&key);
@@ -485,40 +485,23 @@ pub fn ingress_mac(snap: &Snapshot, ingress: PortId) -> [u8; 6] {
         .map_or([0xff; 6], |p| p.mac)
 }
 
-/// The ingress port's MAC as [`admit`] compares it, worked out once per burst: one integer,
-/// and for a group address (which no frame may be forwarded for) a value no 48-bit address
-/// equals, so the per-packet check is a single compare.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortMac(u64);
-
-impl PortMac {
-    /// The MAC of port `ingress` of `snap` (see [`ingress_mac`]).
-    #[inline]
-    pub fn of(snap: &Snapshot, ingress: PortId) -> Self {
-        let mac = ingress_mac(snap, ingress);
-        PortMac(if mac[0] & 1 == 0 {
-            mac48(&mac)
-        } else {
-            u64::MAX
-        })
-    }
-}
-
 /// Parses `frame` into `meta` and refuses what the pipeline drops before any lookup: a frame
 /// that does not parse or fails the input checks of the parser (source MAC, martian addresses,
 /// fragments), a frame not sent to `port_mac` (the ingress port's own address; see
-/// [`PortMac`]), an IPv4 limited broadcast, or a TTL (hop limit) that forwarding would
+/// [`ingress_mac`]), an IPv4 limited broadcast, or a TTL (hop limit) that forwarding would
 /// exhaust.
 #[inline(always)]
-pub fn admit(frame: &[u8], port_mac: PortMac, meta: &mut PacketMeta) -> Result<(), DropReason> {
+pub fn admit(frame: &[u8], port_mac: &[u8; 6], meta: &mut PacketMeta) -> Result<(), DropReason> {
     parse_frame_into(frame, meta)?;
     // A router routes what is sent to it: frames for other hosts, broadcast and multicast
     // frames are not its to forward (the host has had ARP and the like before the pipeline).
-    // A port address that is itself a group address matches nothing (see `PortMac`), so no
-    // configuration lets a multicast frame through.
-    let to_port = frame
-        .first_chunk::<6>()
-        .is_some_and(|dst| mac48(dst) == port_mac.0);
+    // The group bit is tested too, so that no port address, however configured, lets a
+    // multicast frame through.
+    // Compared as integers: the port's half is the same for the whole burst.
+    let to_port = port_mac[0] & 1 == 0
+        && frame
+            .first_chunk::<6>()
+            .is_some_and(|dst| mac48(dst) == mac48(port_mac));
     // 255.255.255.255 is the host's own (RFC 1812 5.3.5.1: never forwarded).
     let d = &meta.dst;
     let limited_broadcast = (meta.version == IpVersion::V4)

@@ -233,7 +233,7 @@ struct Resolved {
 /// functions, as it does on a flow-cache miss.
 fn resolve(snap: &Snapshot, hasher: &FlowHasher, frame: &[u8]) -> Result<Resolved, DropReason> {
     let mut meta = PacketMeta::default();
-    pipeline::admit(frame, pipeline::PortMac::of(snap, INGRESS), &mut meta)?;
+    pipeline::admit(frame, &pipeline::ingress_mac(snap, INGRESS), &mut meta)?;
     let key = pipeline::cache_key(snap, frame, &meta)?;
     let hash = hasher.cache_hash(&key.key);
     let entropy = pipeline::entropy(hasher, &meta, &key.key, hash);
@@ -336,7 +336,7 @@ fn measure_all(setup: &BenchSetup, packets: u64) -> Result<Measured, BenchError>
     record(
         Stage::Parse,
         parse_stage(
-            pipeline::PortMac::of(snap, INGRESS),
+            &pipeline::ingress_mac(snap, INGRESS),
             frames,
             frame_len,
             walked,
@@ -366,7 +366,7 @@ fn measure_all(setup: &BenchSetup, packets: u64) -> Result<Measured, BenchError>
 /// Parses and admits each burst's frames (received on the port of `port_mac`) into the burst's
 /// metadata array, as the pipeline's first loop.
 fn parse_stage(
-    port_mac: pipeline::PortMac,
+    port_mac: &[u8; 6],
     frames: &[u8],
     frame_len: usize,
     walked: usize,

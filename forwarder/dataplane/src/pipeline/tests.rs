@@ -185,7 +185,7 @@ fn resolve_and_trace_pick_what_the_pipeline_picks_for_ipv4_ipv6_and_inner_hashin
         // A pipeline that has seen nothing, so the flow takes the miss path.
         let mut p = pipeline(&snap);
         let mut meta = PacketMeta::default();
-        admit(&frame, PortMac::of(&snap, INGRESS), &mut meta).unwrap();
+        admit(&frame, &ingress_mac(&snap, INGRESS), &mut meta).unwrap();
         let r = resolve(&snap, p.hasher(), &frame, &meta).unwrap();
         assert_eq!(r.group, lookup_route(&snap, &meta), "{kind}");
         assert_eq!(r.bucket, (r.group_hash & 63) as usize, "{kind}");
@@ -440,7 +440,7 @@ fn one_tunnel_spreads_its_inner_flows_over_every_hop_and_each_keeps_its_hop() {
             .iter()
             .map(|f| {
                 let mut m = PacketMeta::default();
-                admit(f, PortMac::of(&snap, INGRESS), &mut m).unwrap();
+                admit(f, &ingress_mac(&snap, INGRESS), &mut m).unwrap();
                 FlowKey::from_meta(&m)
             })
             .collect();
@@ -573,7 +573,7 @@ fn inner_keys_take_the_inner_tcp_flags_and_fragment_rule() {
         .iter()
         .map(|f| {
             let mut m = PacketMeta::default();
-            admit(f, PortMac::of(&snap, INGRESS), &mut m).unwrap();
+            admit(f, &ingress_mac(&snap, INGRESS), &mut m).unwrap();
             cache_key(&snap, f, &m).unwrap()
         })
         .collect();
@@ -653,7 +653,7 @@ fn groups_on_the_outer_five_tuple_keep_outer_keys_and_hops_in_any_snapshot() {
         );
         for frame in [v4.build().unwrap(), v6.build().unwrap()] {
             let mut m = PacketMeta::default();
-            admit(&frame, PortMac::of(&plain, INGRESS), &mut m).unwrap();
+            admit(&frame, &ingress_mac(&plain, INGRESS), &mut m).unwrap();
             for snap in [&plain, &mixed] {
                 let k = cache_key(snap, &frame, &m).unwrap();
                 assert_eq!(k.key, FlowKey::from_meta(&m));
