@@ -1163,6 +1163,7 @@ impl<R: NextHopResolver> Builder<R> {
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             generation: 0,
+            fib_changed: 0,
             fib4: Arc::clone(self.fib4.cur()),
             fib6: Arc::clone(self.fib6.cur()),
             groups: self.tables.clone(),

@@ -311,6 +311,7 @@ impl BenchSetup {
         }
         let snapshot = Snapshot {
             generation: 0,
+            fib_changed: 0,
             fib4: Arc::new(fib4),
             fib6: Arc::new(Fib6::new()),
             groups: groups.into(),

@@ -165,6 +165,7 @@ impl Tables {
         groups.extend(self.groups.iter().map(|g| Arc::new(g.table())));
         Snapshot {
             generation: 0,
+            fib_changed: 0,
             fib4: Arc::clone(&self.snapshot.fib4),
             fib6: Arc::clone(&self.snapshot.fib6),
             groups: groups.into(),
@@ -261,6 +262,7 @@ pub fn build(cfg: &Config) -> Result<Tables, SetupError> {
         hop_names: cfg.nexthops.iter().map(|h| h.name.clone()).collect(),
         snapshot: Snapshot {
             generation: 0,
+            fib_changed: 0,
             fib4: Arc::new(fib4),
             fib6: Arc::new(fib6),
             groups: Vec::new().into(),

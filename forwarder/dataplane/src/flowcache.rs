@@ -41,7 +41,11 @@
 //!   out. Other flows may evict the least recently used live entry of their two buckets, and
 //!   that is reported and counted.
 //! - Timeouts by state: embryonic (SYN only), established (idle), closing (after FIN or RST).
-//!   Every hit refreshes the expiry with the timeout of the flow's new state.
+//!   Every hit refreshes the expiry with the timeout of the flow's new state, counted from the
+//!   current time rounded up to a grain (the largest power of two of milliseconds at most a
+//!   sixteenth of the shortest timeout, 256 ms with the defaults): a flow lives between its
+//!   timeout and its timeout plus one grain after its last packet, and a hit within the same
+//!   grain finds its expiry unchanged and writes nothing, so a busy flow's line stays clean.
 //! - Time is kept in milliseconds relative to the first `now_ms` the cache sees, in 40 bits
 //!   (about 34 years); a clock beyond that makes every entry look expired (misses, never stale
 //!   hits). `now_ms` must not go backwards by more than the timeouts for expiry to be exact.
@@ -197,13 +201,11 @@ pub enum InsertOutcome {
     NotCached,
 }
 
-/// Event counters of one flow cache, folded by the worker into its stats.
+/// Event counters of the flow cache's slow paths. Hits and misses are not counted here: the
+/// pipeline counts them per burst (`cache_hits`, `cache_misses`), so a lookup writes nothing but
+/// the entry it finds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FlowCacheCounters {
-    /// Lookups that returned a cached hop.
-    pub hits: u64,
-    /// Lookups that did not.
-    pub misses: u64,
     /// Inserts that stored a new flow (including those that evicted one).
     pub inserts: u64,
     /// Live flows evicted to make room.
@@ -582,6 +584,17 @@ impl Slot {
     }
 }
 
+/// The expiry grain of `config` in milliseconds: the largest power of two at most a sixteenth of
+/// its shortest timeout (at least 1).
+fn grain(config: &FlowCacheConfig) -> u64 {
+    let shortest = config
+        .idle_timeout_ms
+        .min(config.embryonic_timeout_ms)
+        .min(config.fin_timeout_ms);
+    let sixteenth = (shortest / 16).max(1);
+    1 << sixteenth.ilog2()
+}
+
 /// A slot's position: `bucket * WAYS + way`, which also indexes the extension records.
 type At = usize;
 
@@ -597,7 +610,11 @@ pub struct FlowCache {
     /// every packet, so these are worked out once per millisecond, not per packet.
     tick_ms: u64,
     tick_now: u64,
+    /// `tick_now` rounded up to the grain: what expiries are counted from (module doc).
+    tick_base: u64,
     tick_established: u64,
+    /// The grain minus one (a power of two minus one).
+    grain_mask: u64,
     timeouts: Timeouts,
     counters: FlowCacheCounters,
     len: usize,
@@ -644,7 +661,9 @@ impl FlowCache {
             origin: 0,
             tick_ms: 0,
             tick_now: 0,
+            tick_base: 0,
             tick_established: 0,
+            grain_mask: grain(&config) - 1,
             timeouts: Timeouts {
                 embryonic: config.embryonic_timeout_ms,
                 established: config.idle_timeout_ms,
@@ -718,7 +737,11 @@ impl FlowCache {
         let now = now_ms.saturating_sub(self.origin).min(TIME_MAX);
         self.tick_ms = now_ms;
         self.tick_now = now;
-        self.tick_established = now.saturating_add(self.timeouts.established).min(TIME_MAX);
+        self.tick_base = (now.saturating_add(self.grain_mask) & !self.grain_mask).min(TIME_MAX);
+        self.tick_established = self
+            .tick_base
+            .saturating_add(self.timeouts.established)
+            .min(TIME_MAX);
         now
     }
 
@@ -818,13 +841,10 @@ impl FlowCache {
     ) -> Option<CachedHop> {
         let now = self.clock(now_ms);
         let (b1, b2) = self.buckets_of(probe);
-        let Some((b, way)) = self.find_way(&probe.key, b1, b2) else {
-            self.counters.misses += 1;
-            return None;
-        };
-        let established = self.tick_established;
+        let (b, way) = self.find_way(&probe.key, b1, b2)?;
+        let (established, base) = (self.tick_established, self.tick_base);
         // Disjoint fields: the slot is written while the timeouts are read in place.
-        let (buckets, timeouts, counters) = (&mut self.buckets, &self.timeouts, &mut self.counters);
+        let (buckets, timeouts) = (&mut self.buckets, &self.timeouts);
         let s = &mut buckets[b].slots[way];
         if s.expiry() > now {
             let tag = s.tag();
@@ -835,15 +855,13 @@ impl FlowCache {
             {
                 s.refresh(established);
             } else {
-                s.touch(s.state().after(tcp_flags), now, timeouts);
+                s.touch(s.state().after(tcp_flags), base, timeouts);
             }
-            counters.hits += 1;
             return Some(s.hop());
         }
         *s = Slot::FREE;
         self.len -= 1;
         self.counters.expired += 1;
-        self.counters.misses += 1;
         None
     }
 
@@ -891,6 +909,7 @@ impl FlowCache {
         tcp_flags: u8,
     ) -> InsertOutcome {
         let now = self.clock(now_ms);
+        let base = self.tick_base;
         if value.group > GROUP_MASK {
             self.counters.not_cached += 1;
             return InsertOutcome::NotCached;
@@ -905,11 +924,11 @@ impl FlowCache {
             if s.expiry() > now {
                 let state = s.state().after(tcp_flags);
                 s.set_hop(value);
-                s.touch(state, now, &timeouts);
+                s.touch(state, base, &timeouts);
                 return InsertOutcome::Replaced;
             }
             // The key's own expired entry: reuse it in place (no duplicate can exist).
-            *s = Slot::new(p, value, fresh, now, &timeouts);
+            *s = Slot::new(p, value, fresh, base, &timeouts);
             self.counters.expired += 1;
             self.counters.inserts += 1;
             return InsertOutcome::Inserted;
@@ -927,7 +946,7 @@ impl FlowCache {
             return InsertOutcome::NotCached;
         };
         self.claim(slot, now);
-        *self.slot_mut(slot) = Slot::new(p, value, fresh, now, &timeouts);
+        *self.slot_mut(slot) = Slot::new(p, value, fresh, base, &timeouts);
         self.ext[slot] = Ext {
             words: p.words,
             alt: (b1 ^ b2) as u32,

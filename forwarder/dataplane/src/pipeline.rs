@@ -303,6 +303,7 @@ impl Pipeline {
         counters.add(Counter::RxBytes, rx_bytes);
 
         // Stage 2: flow cache, route lookup, bucket pick.
+        let mut tally = Tally::default();
         for ((frame, verdict), pkt) in frames
             .iter()
             .zip(verdicts.iter_mut())
@@ -314,7 +315,7 @@ impl Pipeline {
             match choose::<F, ROUTED_KEYS>(
                 &mut self.cache,
                 &self.hasher,
-                counters,
+                &mut tally,
                 snap,
                 frame,
                 pkt,
@@ -328,6 +329,7 @@ impl Pipeline {
                 }
             }
         }
+        tally.fold(counters);
 
         // Stage 3: rewrite or encapsulate toward the hop.
         let mut tx_bytes = 0u64;
@@ -402,15 +404,55 @@ impl Pipeline {
     }
 }
 
+/// What stage two decided for the packets of one burst, counted in registers and folded into
+/// the worker's counters once per burst.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    hits: u64,
+    misses: u64,
+    repicks: u64,
+    not_cached: u64,
+    evictions: u64,
+}
+
+impl Tally {
+    #[inline(always)]
+    fn fold(&self, counters: &mut Counters) {
+        counters.add(Counter::CacheHits, self.hits);
+        counters.add(Counter::CacheMisses, self.misses);
+        counters.add(Counter::Repicks, self.repicks);
+        counters.add(Counter::NotCached, self.not_cached);
+        counters.add(Counter::Evictions, self.evictions);
+    }
+}
+
+/// Whether a flow cache entry stamped at generation `stamp` (truncated to 32 bits, as
+/// [`CachedHop::epoch`] holds it) was resolved at or after the snapshot's last FIB change, so
+/// its route is still the one its destination has. Compared as ages from the current
+/// generation, which stays exact across the 32-bit wrap.
+#[inline(always)]
+fn route_unchanged_since(snap: &Snapshot, stamp: u32) -> bool {
+    let now = snap.generation as u32;
+    now.wrapping_sub(stamp) <= now.wrapping_sub(snap.fib_changed as u32)
+}
+
 /// Picks the hop for one parsed packet: the cached hop while it is still a usable member of
 /// the route's group, otherwise the group's bucket for the packet's hash. The frame is read
 /// only on a miss of a group that hashes inner headers. With `ROUTED_KEYS`, stage one has
 /// looked the route up already (`pkt.route`) and keyed the packet by that group's policy.
+///
+/// A cached hop is stamped with the generation it was last checked under ([`CachedHop::epoch`]):
+/// - under the current generation, it is used as is: nothing the packet path reads has changed
+///   since the check, so no table is read at all (the common case between publications);
+/// - under an older generation but not older than the last FIB change, the route is the same:
+///   only its hop's membership is checked (no FIB lookup) and the entry is re-stamped;
+/// - otherwise the route is looked up again, and the hop kept while it is a usable member of
+///   the route's group.
 #[inline(always)]
 fn choose<F: Frame, const ROUTED_KEYS: bool>(
     cache: &mut FlowCache,
     hasher: &FlowHasher,
-    counters: &mut Counters,
+    tally: &mut Tally,
     snap: &Snapshot,
     frame: &F,
     pkt: &PacketState,
@@ -424,18 +466,22 @@ fn choose<F: Frame, const ROUTED_KEYS: bool>(
         meta.tcp_flags
     };
 
-    // A flow cached under the current generation skips the route lookup: nothing changed
-    // since its route was resolved, so only its hop's membership needs checking. After any
-    // publish, each flow pays one route lookup and is re-stamped.
     let cached = cache.lookup_at(&pkt.probe, now_ms, tcp_flags);
-    if let Some(c) = cached
-        && c.epoch == epoch
-        && snap
-            .group(c.group)
-            .is_some_and(|g| g.still_member(c.member, c.hop))
-    {
-        counters.add(Counter::CacheHits, 1);
-        return Ok(c.hop);
+    if let Some(c) = cached {
+        if c.epoch == epoch {
+            tally.hits += 1;
+            return Ok(c.hop);
+        }
+        if !ROUTED_KEYS
+            && route_unchanged_since(snap, c.epoch)
+            && snap
+                .group(c.group)
+                .is_some_and(|g| g.still_member(c.member, c.hop))
+        {
+            cache.update_at(&pkt.probe, CachedHop { epoch, ..c });
+            tally.hits += 1;
+            return Ok(c.hop);
+        }
     }
 
     let (group_id, group) = if ROUTED_KEYS {
@@ -448,10 +494,42 @@ fn choose<F: Frame, const ROUTED_KEYS: bool>(
         && group.still_member(c.member, c.hop)
     {
         cache.update_at(&pkt.probe, CachedHop { epoch, ..c });
-        counters.add(Counter::CacheHits, 1);
+        tally.hits += 1;
         return Ok(c.hop);
     }
+    miss(
+        cache,
+        hasher,
+        tally,
+        frame,
+        pkt,
+        cached.is_some(),
+        group_id,
+        group,
+        now_ms,
+        epoch,
+        tcp_flags,
+    )
+}
 
+/// The bucket pick of a packet whose flow is not cached (or whose cached hop left its group),
+/// and the cache update that records it; out of line, so that the hit path stays small.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn miss<F: Frame>(
+    cache: &mut FlowCache,
+    hasher: &FlowHasher,
+    tally: &mut Tally,
+    frame: &F,
+    pkt: &PacketState,
+    was_cached: bool,
+    group_id: GroupId,
+    group: &GroupTable,
+    now_ms: u64,
+    epoch: u32,
+    tcp_flags: u8,
+) -> Result<HopId, DropReason> {
+    let meta = &pkt.meta;
     let r = pick_bucket(
         group_id,
         group,
@@ -461,14 +539,14 @@ fn choose<F: Frame, const ROUTED_KEYS: bool>(
     // never consults its bucket, so moving that bucket cannot move it).
     group.touch(r.group_hash, (now_ms / 1000) as u32);
     let picked = r.cached_hop(epoch);
-    if cached.is_some() {
-        counters.add(Counter::Repicks, 1);
+    if was_cached {
+        tally.repicks += 1;
         cache.update_at(&pkt.probe, picked);
     } else {
-        counters.add(Counter::CacheMisses, 1);
+        tally.misses += 1;
         match cache.insert_at(&pkt.probe, picked, now_ms, tcp_flags) {
-            InsertOutcome::NotCached => counters.add(Counter::NotCached, 1),
-            InsertOutcome::Evicted => counters.add(Counter::Evictions, 1),
+            InsertOutcome::NotCached => tally.not_cached += 1,
+            InsertOutcome::Evicted => tally.evictions += 1,
             InsertOutcome::Inserted | InsertOutcome::Replaced => {}
         }
     }

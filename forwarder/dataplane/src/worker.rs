@@ -294,6 +294,7 @@ mod tests {
             .table();
         Snapshot {
             generation: 0,
+            fib_changed: 0,
             fib4: Arc::new(fib4),
             fib6: Arc::new(Fib6::new()),
             groups: vec![Arc::new(unset), Arc::new(g.table())].into(),

@@ -29,6 +29,11 @@ use crate::paged::Paged;
 pub struct Snapshot {
     /// Set by [`SnapshotCell::publish`]; strictly increasing.
     pub generation: u64,
+    /// The generation at which `fib4` or `fib6` last changed; set by [`SnapshotCell::publish`]
+    /// (what a builder puts here is overwritten). A flow the data path resolved under a
+    /// generation at or after it still has the same route, so a publication that changes only
+    /// groups, hops or ports sends no cached flow back through the FIB.
+    pub fib_changed: u64,
     /// IPv4 routes.
     pub fib4: Arc<Fib4>,
     /// IPv6 routes.
@@ -199,6 +204,7 @@ impl SnapshotCell {
     /// A cell publishing `initial` as generation 1, with room for `max_readers` readers.
     pub fn new(mut initial: Snapshot, max_readers: usize) -> Self {
         initial.generation = 1;
+        initial.fib_changed = 1;
         Self {
             generation: Padded(AtomicU64::new(1)),
             current: ArcSwap::from_pointee(initial),
@@ -216,6 +222,17 @@ impl SnapshotCell {
             .unwrap_or_else(PoisonError::into_inner);
         let generation = self.generation.0.load(Ordering::Relaxed) + 1;
         snapshot.generation = generation;
+        // The current snapshot holds its FIBs, so a builder cannot have changed them in place
+        // (`Arc::get_mut` fails while they are shared): the same pointers mean the same routes.
+        let current = self.current.load();
+        snapshot.fib_changed = if Arc::ptr_eq(&current.fib4, &snapshot.fib4)
+            && Arc::ptr_eq(&current.fib6, &snapshot.fib6)
+        {
+            current.fib_changed
+        } else {
+            generation
+        };
+        drop(current);
         self.current.store(Arc::new(snapshot));
         // After the swap: a reader that sees `generation` then loads finds it (or newer).
         self.generation.0.store(generation, Ordering::Release);
@@ -294,6 +311,29 @@ mod tests {
         Arc::new(t)
     }
 
+    #[test]
+    fn publish_stamps_the_generation_of_the_last_fib_change() {
+        let cell = SnapshotCell::new(snapshot(), 1);
+        assert_eq!(cell.load().fib_changed, 1);
+        // Same FIBs (shared, as a builder that changed no route publishes them): kept.
+        let mut same = (*cell.load()).clone();
+        same.fib_changed = 99;
+        assert_eq!(cell.publish(same), 2);
+        assert_eq!(cell.load().fib_changed, 1);
+        // A new IPv4 FIB, then a new IPv6 FIB: each moves it to its own generation.
+        let mut v4 = (*cell.load()).clone();
+        v4.fib4 = Arc::new(Fib4::new(0));
+        assert_eq!(cell.publish(v4), 3);
+        assert_eq!(cell.load().fib_changed, 3);
+        let mut v6 = (*cell.load()).clone();
+        v6.fib6 = Arc::new(Fib6::new());
+        assert_eq!(cell.publish(v6), 4);
+        assert_eq!(cell.load().fib_changed, 4);
+        let groups_only = (*cell.load()).clone();
+        assert_eq!(cell.publish(groups_only), 5);
+        assert_eq!(cell.load().fib_changed, 4);
+    }
+
     proptest! {
         /// However the tables change, `outer_keyed` says whether every table present hashes the
         /// outer 5-tuple, and clones keep the answer of their own tables.
@@ -336,6 +376,7 @@ mod tests {
         };
         Snapshot {
             generation: 0,
+            fib_changed: 0,
             fib4: Arc::new(Fib4::new(0)),
             fib6: Arc::new(Fib6::new()),
             groups: vec![Arc::new(g.table()), Arc::new(g.table())].into(),

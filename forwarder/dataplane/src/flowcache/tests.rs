@@ -8,6 +8,36 @@ const ACK: u8 = TCP_ACK;
 const FIN_ACK: u8 = TCP_FIN | TCP_ACK;
 const RST: u8 = TCP_RST;
 const T0: u64 = 1_700_000_000_000;
+/// The expiry grain of the default timeouts (the shortest, 5 s, over 16, as a power of two): a
+/// flow touched at `t` lives at least its timeout and expires by `t + timeout + GRAIN`.
+const GRAIN: u64 = 256;
+
+#[test]
+fn the_grain_is_a_sixteenth_of_the_shortest_timeout_as_a_power_of_two() {
+    assert_eq!(super::grain(&FlowCacheConfig::default()), GRAIN);
+    let short = FlowCacheConfig {
+        embryonic_timeout_ms: 1,
+        ..FlowCacheConfig::default()
+    };
+    assert_eq!(super::grain(&short), 1);
+}
+
+#[test]
+fn a_hit_within_the_grain_writes_nothing() {
+    let mut c = FlowCache::new(config(64)).unwrap();
+    // The first call fixes the origin; T0 + 1 rounds up to the end of the first grain.
+    c.insert(&key(2), 2, hop(2), T0, ACK);
+    c.insert(&key(1), 1, hop(1), T0 + 1, ACK);
+    let before = occupied(&c);
+    // The other milliseconds of that grain round up to the same expiry: the line stays clean.
+    for t in 2..=GRAIN {
+        assert_eq!(c.lookup(&key(1), 1, T0 + t, ACK), Some(hop(1)));
+    }
+    assert_eq!(occupied(&c), before);
+    // The next grain moves the expiry.
+    assert_eq!(c.lookup(&key(1), 1, T0 + GRAIN + 1, ACK), Some(hop(1)));
+    assert_ne!(occupied(&c), before);
+}
 
 fn config(capacity: usize) -> FlowCacheConfig {
     FlowCacheConfig {
@@ -191,7 +221,7 @@ fn insert_then_lookup_hits_and_counts() {
     assert_eq!(c.lookup(&k, hash, T0 + 3, ACK), Some(hop(2)));
     assert_eq!(c.len(), 1);
     let n = c.counters();
-    assert_eq!((n.hits, n.misses, n.inserts), (2, 1, 1));
+    assert_eq!((n.inserts, n.evictions, n.not_cached), (1, 0, 0));
 }
 
 #[test]
@@ -314,14 +344,14 @@ fn embryonic_flow_expires_unless_promoted() {
     // A retransmitted SYN refreshes the embryonic timeout only.
     assert_eq!(c.lookup(&a, 1, T0 + 3_000, SYN), Some(hop(1)));
     assert_eq!(c.lookup(&a, 1, T0 + 7_999, SYN), Some(hop(1)));
-    assert_eq!(c.lookup(&a, 1, T0 + 12_999, SYN), None);
+    assert_eq!(c.lookup(&a, 1, T0 + 12_999 + GRAIN, SYN), None);
     assert_eq!(c.counters().expired, 1);
     assert_eq!(c.len(), 1);
     // The handshake's ACK promotes b to established: idle timeout from then on.
     assert_eq!(c.lookup(&b, 2, T0 + 4_000, ACK), Some(hop(2)));
     assert_eq!(c.lookup(&b, 2, T0 + 200_000, ACK), Some(hop(2)));
     assert_eq!(c.lookup(&b, 2, T0 + 499_999, 0x18), Some(hop(2)));
-    assert_eq!(c.lookup(&b, 2, T0 + 799_999, ACK), None);
+    assert_eq!(c.lookup(&b, 2, T0 + 799_999 + GRAIN, ACK), None);
 }
 
 #[test]
@@ -341,9 +371,9 @@ fn fin_and_rst_shorten_and_stay_closing() {
     // The ACK of the FIN refreshes the FIN timeout, not the idle one.
     assert_eq!(c.lookup(&a, 1, T0 + 5_000, ACK), Some(hop(1)));
     assert_eq!(c.lookup(&a, 1, T0 + 14_999, ACK), Some(hop(1)));
-    assert_eq!(c.lookup(&a, 1, T0 + 24_999, ACK), None);
+    assert_eq!(c.lookup(&a, 1, T0 + 24_999 + GRAIN, ACK), None);
     assert_eq!(c.lookup(&b, 2, T0 + 1_000, RST), Some(hop(2)));
-    assert_eq!(c.lookup(&b, 2, T0 + 11_000, ACK), None);
+    assert_eq!(c.lookup(&b, 2, T0 + 11_000 + GRAIN, ACK), None);
 }
 
 #[test]
@@ -353,7 +383,7 @@ fn syn_reopens_a_closing_flow_but_never_demotes_an_established_one() {
     c.insert(&a, 1, hop(1), T0, RST);
     assert_eq!(c.lookup(&a, 1, T0 + 1_000, SYN), Some(hop(1)));
     // Now embryonic: 5 s.
-    assert_eq!(c.lookup(&a, 1, T0 + 6_001, ACK), None);
+    assert_eq!(c.lookup(&a, 1, T0 + 6_001 + GRAIN, ACK), None);
     c.insert(&b, 2, hop(2), T0, ACK);
     assert_eq!(c.lookup(&b, 2, T0 + 1_000, SYN), Some(hop(2)));
     assert_eq!(c.lookup(&b, 2, T0 + 100_000, ACK), Some(hop(2)));
@@ -364,7 +394,7 @@ fn non_tcp_flows_use_the_idle_timeout() {
     let mut c = FlowCache::new(config(64)).unwrap();
     c.insert(&key(1), 1, hop(1), T0, 0);
     assert_eq!(c.lookup(&key(1), 1, T0 + 299_999, 0), Some(hop(1)));
-    assert_eq!(c.lookup(&key(1), 1, T0 + 599_999, 0), None);
+    assert_eq!(c.lookup(&key(1), 1, T0 + 599_999 + GRAIN, 0), None);
 }
 
 #[test]
@@ -709,12 +739,19 @@ proptest! {
         capacity in proptest::sample::select(vec![8usize, 16, 32]),
         ops in proptest::collection::vec(op(), 1..300),
     ) {
-        let mut c = FlowCache::new(FlowCacheConfig {
+        let cfg = FlowCacheConfig {
             capacity,
             idle_timeout_ms: TEST_TIMEOUTS.established,
             embryonic_timeout_ms: TEST_TIMEOUTS.embryonic,
             fin_timeout_ms: TEST_TIMEOUTS.closing,
-        }).unwrap();
+        };
+        let mut c = FlowCache::new(cfg).unwrap();
+        // Expiries count from the time rounded up to the grain (the first call is the origin).
+        let g = super::grain(&cfg);
+        prop_assert_eq!(g, 4);
+        let base = |now: u64| T0 + (now - T0).next_multiple_of(g);
+        // Fix the origin at T0 (a lookup in the empty cache changes nothing else).
+        prop_assert_eq!(c.lookup(&model_key(0), 0, T0, 0), None);
         let hasher = FlowHasher::new(42, &DEFAULT_RSS_KEY);
         let keys: Vec<FlowKey> = (0..KEYS).map(model_key).collect();
         let hashes: Vec<u64> = keys.iter().map(|k| hasher.cache_hash(k)).collect();
@@ -757,7 +794,7 @@ proptest! {
                             let b = before.expect("replaced a key the model does not hold");
                             prop_assert!(gone.is_empty());
                             let state = b.state.after(flags);
-                            model.insert(k, Model { value, state, last_used: now, expiry: now + TEST_TIMEOUTS.of(state) });
+                            model.insert(k, Model { value, state, last_used: base(now), expiry: base(now) + TEST_TIMEOUTS.of(state) });
                         }
                         InsertOutcome::Inserted | InsertOutcome::Evicted => {
                             prop_assert!(before.is_none(), "live key inserted twice");
@@ -775,7 +812,7 @@ proptest! {
                             } else {
                                 prop_assert!(gone.is_empty());
                             }
-                            model.insert(k, Model { value, state: fresh, last_used: now, expiry: now + TEST_TIMEOUTS.of(fresh) });
+                            model.insert(k, Model { value, state: fresh, last_used: base(now), expiry: base(now) + TEST_TIMEOUTS.of(fresh) });
                         }
                         InsertOutcome::NotCached => {
                             prop_assert!(before.is_none());
@@ -793,7 +830,7 @@ proptest! {
                         Some(m) => {
                             prop_assert_eq!(got, Some(m.value), "lost a live flow");
                             let state = m.state.after(flags);
-                            model.insert(k, Model { state, last_used: now, expiry: now + TEST_TIMEOUTS.of(state), ..m });
+                            model.insert(k, Model { state, last_used: base(now), expiry: base(now) + TEST_TIMEOUTS.of(state), ..m });
                         }
                         None => {
                             prop_assert_eq!(got, None, "returned an expired or unknown flow");

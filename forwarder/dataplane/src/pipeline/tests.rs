@@ -58,6 +58,8 @@ fn snapshot() -> Snapshot {
     };
     Snapshot {
         generation: u64::from(GENERATION),
+        // Hand-built: as if its routes were new (what publish would say of a first snapshot).
+        fib_changed: u64::from(GENERATION),
         fib4: Arc::new(fib4),
         fib6: Arc::new(fib6),
         groups: groups.into(),
@@ -334,6 +336,7 @@ fn snapshot_without(policies: &[HashPolicy], removed: Option<HopId>) -> Snapshot
     };
     Snapshot {
         generation: u64::from(GENERATION) + u64::from(removed.is_some()),
+        fib_changed: u64::from(GENERATION) + u64::from(removed.is_some()),
         fib4: Arc::new(fib4),
         fib6: Arc::new(fib6),
         groups: groups.into(),
@@ -767,4 +770,103 @@ fn input_checks_drop_what_a_router_must_not_forward() {
     let [f] = frames;
     pool.release(f);
     assert_eq!(verdicts[0], Verdict::Drop(DropReason::NotForUs));
+}
+
+/// IPv4 flows to group 1 (10.1/16) of [`snapshot_with`], one per source port.
+fn v4_flows(n: u16) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let ip = ipv4(
+                Ipv4Addr::new(172, 16, 0, 1),
+                Ipv4Addr::new(10, 1, 0, 1),
+                ip_proto::UDP,
+                &udp(2000 + i),
+            );
+            let mut f = ethernet(&ip);
+            f[..6].copy_from_slice(&ecmp_testkit::frames::UPLINK_MAC);
+            f
+        })
+        .collect()
+}
+
+#[test]
+fn a_publication_that_keeps_the_fib_sends_no_cached_flow_to_the_fib() {
+    let snap = snapshot_with(&[HashPolicy::default()]);
+    let pool = FramePool::new(8);
+    let mut p = pipeline(&snap);
+    let frames = v4_flows(32);
+    let before: Vec<_> = frames
+        .iter()
+        .map(|f| forward(&mut p, &snap, &pool, f))
+        .collect();
+    assert!(before.iter().all(|(v, _)| *v == Verdict::Tx(EGRESS)));
+
+    // The next generation says its routes did not change since `snap`, and (to show that the
+    // FIB is not read) holds an empty one: cached flows keep their hops, checked against
+    // their group only; a new flow finds no route.
+    let mut next = snapshot_with(&[HashPolicy::default()]);
+    next.generation = snap.generation + 1;
+    next.fib_changed = snap.generation;
+    next.fib4 = Arc::new(Fib4::new(16));
+    p.on_new_snapshot(&next);
+    for (f, b) in frames.iter().zip(&before) {
+        assert_eq!(forward(&mut p, &next, &pool, f), *b);
+    }
+    let new_flow = &v4_flows(33)[32];
+    assert_eq!(
+        forward(&mut p, &next, &pool, new_flow).0,
+        Verdict::Drop(DropReason::NoRoute)
+    );
+
+    // Once the FIB changed after the flows were stamped, they are routed again.
+    let mut moved = snapshot_with(&[HashPolicy::default()]);
+    moved.generation = next.generation + 1;
+    moved.fib_changed = moved.generation;
+    moved.fib4 = Arc::new(Fib4::new(16));
+    p.on_new_snapshot(&moved);
+    for f in &frames {
+        assert_eq!(
+            forward(&mut p, &moved, &pool, f).0,
+            Verdict::Drop(DropReason::NoRoute)
+        );
+    }
+}
+
+#[test]
+fn a_publication_that_keeps_the_fib_still_moves_the_flows_of_a_failed_hop() {
+    let snap = snapshot_with(&[HashPolicy::default()]);
+    let pool = FramePool::new(8);
+    let mut p = pipeline(&snap);
+    let frames = v4_flows(64);
+    let before: Vec<HopId> = frames
+        .iter()
+        .map(|f| forward(&mut p, &snap, &pool, f).1.unwrap())
+        .collect();
+    let failed = before[0];
+    let on_failed = before.iter().filter(|&&h| h == failed).count() as u64;
+
+    // Same routes (the FIB is older than the entries), the group without `failed`.
+    let mut next = snapshot_without(&[HashPolicy::default()], Some(failed));
+    next.fib_changed = snap.generation;
+    p.on_new_snapshot(&next);
+    let (hits, repicks) = (
+        p.counters().get(Counter::CacheHits),
+        p.counters().get(Counter::Repicks),
+    );
+    for (f, &hop) in frames.iter().zip(&before) {
+        let now = forward(&mut p, &next, &pool, f).1.unwrap();
+        if hop == failed {
+            assert!(now != failed && hops_of(1).contains(&now), "{now}");
+        } else {
+            assert_eq!(now, hop);
+        }
+    }
+    assert_eq!(p.counters().get(Counter::Repicks) - repicks, on_failed);
+    assert_eq!(p.counters().get(Counter::CacheHits) - hits, 64 - on_failed);
+    // Re-stamped: under `next` again, every flow is a plain hit.
+    let hits = p.counters().get(Counter::CacheHits);
+    for f in &frames {
+        forward(&mut p, &next, &pool, f);
+    }
+    assert_eq!(p.counters().get(Counter::CacheHits) - hits, 64);
 }
