@@ -19,8 +19,33 @@ const ETH: usize = ethernet::HEADER_LEN;
 
 /// Rewrites or encapsulates `frame` toward `hop`, leaving it ready to send on `port`; returns
 /// the length of the frame to send (its `data()` length now).
-#[inline]
+///
+/// The rewrite of an untagged IPv4 packet is inlined into the caller's loop; everything else
+/// (tags, IPv6, encapsulation, drops) is one call out of line.
+#[inline(always)]
 pub fn apply<F: Frame>(
+    frame: &mut F,
+    meta: &PacketMeta,
+    hop: &NextHop,
+    port: &PortInfo,
+    flow_hash: u64,
+) -> Result<usize, DropReason> {
+    let ip_len = usize::from(meta.ip_len);
+    if matches!(hop.action, Action::Rewrite)
+        && hop.mac != [0; 6]
+        && ip_len <= usize::from(port.mtu)
+        && meta.version == IpVersion::V4
+        && usize::from(meta.l3_offset) == ETH
+        && let Some(len) = rewrite_v4_untagged(frame, ip_len, hop, port)
+    {
+        return Ok(len);
+    }
+    apply_general(frame, meta, hop, port, flow_hash)
+}
+
+/// [`apply`] for every case but the inlined one, which it also handles (with the same result).
+#[inline(never)]
+fn apply_general<F: Frame>(
     frame: &mut F,
     meta: &PacketMeta,
     hop: &NextHop,
@@ -31,16 +56,8 @@ pub fn apply<F: Frame>(
         return Err(DropReason::Unresolved);
     }
     let ip_len = usize::from(meta.ip_len);
-    if matches!(hop.action, Action::Rewrite) {
-        if ip_len > usize::from(port.mtu) {
-            return Err(DropReason::MtuExceeded);
-        }
-        if meta.version == IpVersion::V4
-            && usize::from(meta.l3_offset) == ETH
-            && let Some(len) = rewrite_v4_untagged(frame, ip_len, hop, port)
-        {
-            return Ok(len);
-        }
+    if matches!(hop.action, Action::Rewrite) && ip_len > usize::from(port.mtu) {
+        return Err(DropReason::MtuExceeded);
     }
     normalize_l2(frame, meta)?;
     let inner_ttl = decrement_ttl(frame.data_mut(), meta.version)?;
@@ -60,11 +77,12 @@ pub fn apply<F: Frame>(
     Ok(frame.data().len())
 }
 
-/// The common case straight through: an untagged IPv4 packet with an option-less header,
-/// rewritten in place with one bounds check; returns the frame's length. Returns `None`, having
-/// changed nothing but the padding trim (which the general path repeats identically), when the
-/// header is not the one this path expects; the general path then gives the answer, error
-/// included.
+/// The common case straight through: an untagged IPv4 packet rewritten in place with one bounds
+/// check; returns the frame's length. TTL and checksum sit at the same offsets whatever the
+/// header's options, and the parser has already checked the header against the frame (`ip_len`
+/// is its total length, within the frame), so nothing is checked again here. Returns `None`,
+/// having changed nothing but the padding trim (which the general path repeats identically),
+/// only for a frame too short to hold the headers, which a parsed frame never is.
 #[inline(always)]
 fn rewrite_v4_untagged<F: Frame>(
     frame: &mut F,
@@ -75,27 +93,21 @@ fn rewrite_v4_untagged<F: Frame>(
     frame.truncate(ETH + ip_len);
     let data = frame.data_mut();
     let len = data.len();
-    let (eth, rest) = data.split_first_chunk_mut::<ETH>()?;
-    let ip = rest.first_chunk_mut::<{ ipv4::MIN_HEADER_LEN }>()?;
-    // What `ipv4::Packet::new_checked` would accept, for a 20-byte header.
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    if ip[0] & 0x0F != 5 || total < ipv4::MIN_HEADER_LEN || total > len - ETH {
-        return None;
-    }
-    // TTL is byte 8, sharing a checksummed word with the protocol (byte 9); RFC 1624 update,
-    // exactly as `ipv4::Packet::decrement_ttl` does it.
-    let (ttl, proto) = (ip[8], ip[9]);
+    let h = data.first_chunk_mut::<{ ETH + 12 }>()?;
+    // TTL is byte 8 of the IP header, sharing a checksummed word with the protocol (byte 9);
+    // RFC 1624 update, exactly as `ipv4::Packet::decrement_ttl` does it.
+    let (ttl, proto) = (h[ETH + 8], h[ETH + 9]);
     let new = ttl.saturating_sub(1);
     let c = checksum::update16(
-        u16::from_be_bytes([ip[10], ip[11]]),
+        u16::from_be_bytes([h[ETH + 10], h[ETH + 11]]),
         u16::from_be_bytes([ttl, proto]),
         u16::from_be_bytes([new, proto]),
     );
-    ip[8] = new;
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    eth[..6].copy_from_slice(&hop.mac);
-    eth[6..12].copy_from_slice(&port.mac);
-    eth[12..].copy_from_slice(&ethertype::IPV4.to_be_bytes());
+    h[ETH + 8] = new;
+    h[ETH + 10..ETH + 12].copy_from_slice(&c.to_be_bytes());
+    h[..6].copy_from_slice(&hop.mac);
+    h[6..12].copy_from_slice(&port.mac);
+    h[12..14].copy_from_slice(&ethertype::IPV4.to_be_bytes());
     Some(len)
 }
 
@@ -345,3 +357,6 @@ fn inner_tos(data: &[u8], v: IpVersion) -> u8 {
         },
     }
 }
+
+#[cfg(test)]
+mod tests;
