@@ -286,6 +286,7 @@ impl Timeouts {
 /// A key in slot form: what a slot's inline fields must equal, plus the extension words of a
 /// wide key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
 struct Probe {
     /// IPv4 source address, or the XOR of the four words of a wide source address.
     src: u32,
@@ -357,7 +358,20 @@ impl Probe {
     fn is_wide(&self) -> bool {
         self.meta & (u32::from(WIDE) << 8) != 0
     }
+
+    /// The inline key fields as one integer, laid out as [`Slot::key_bits`].
+    #[inline(always)]
+    fn key_bits(&self) -> u128 {
+        u128::from(self.src)
+            | (u128::from(self.dst) << 32)
+            | (u128::from(self.ports) << 64)
+            | (u128::from(self.meta) << 96)
+    }
 }
+
+/// The bits of [`Slot::key_bits`] that belong to the key (all but the tag's state bits and the
+/// member index in `meta`).
+const KEY_BITS_MASK: u128 = !(((!META_KEY_MASK) as u128) << 96);
 
 /// A key prepared for one cache by [`FlowCache::probe`]: the key in slot form and its two
 /// candidate buckets. Derived once per packet (stage one of a burst) and then handed to
@@ -456,13 +470,18 @@ impl Slot {
     /// be compared). Never true of a free slot: its format is one no probe has.
     #[inline(always)]
     fn holds(&self, p: &Probe) -> bool {
-        // One branch-free comparison of the first 16 bytes, which the compiler can do with a
-        // single vector compare.
-        ((self.src ^ p.src)
-            | (self.dst ^ p.dst)
-            | (self.ports ^ p.ports)
-            | ((self.meta ^ p.meta) & META_KEY_MASK))
-            == 0
+        // One comparison of the first 16 bytes as one integer (contiguous fields of both
+        // `repr(C)` structs), which compiles to a single vector compare.
+        (self.key_bits() ^ p.key_bits()) & KEY_BITS_MASK == 0
+    }
+
+    /// The first 16 bytes (addresses, ports, `meta`) as one integer.
+    #[inline(always)]
+    fn key_bits(&self) -> u128 {
+        u128::from(self.src)
+            | (u128::from(self.dst) << 32)
+            | (u128::from(self.ports) << 64)
+            | (u128::from(self.meta) << 96)
     }
 
     /// State of an occupied slot.
