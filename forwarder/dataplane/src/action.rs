@@ -95,16 +95,18 @@ fn rewrite_v4_untagged<F: Frame>(
     let len = data.len();
     let h = data.first_chunk_mut::<{ ETH + 12 }>()?;
     // TTL is byte 8 of the IP header, sharing a checksummed word with the protocol (byte 9);
-    // RFC 1624 update, exactly as `ipv4::Packet::decrement_ttl` does it.
+    // RFC 1624 update, as `ipv4::Packet::decrement_ttl` does it, but on words in native byte
+    // order: one's complement sums do not depend on byte order (RFC 1071 2.B), so the swaps
+    // to network order and back are left out.
     let (ttl, proto) = (h[ETH + 8], h[ETH + 9]);
     let new = ttl.saturating_sub(1);
     let c = checksum::update16(
-        u16::from_be_bytes([h[ETH + 10], h[ETH + 11]]),
-        u16::from_be_bytes([ttl, proto]),
-        u16::from_be_bytes([new, proto]),
+        u16::from_ne_bytes([h[ETH + 10], h[ETH + 11]]),
+        u16::from_ne_bytes([ttl, proto]),
+        u16::from_ne_bytes([new, proto]),
     );
     h[ETH + 8] = new;
-    h[ETH + 10..ETH + 12].copy_from_slice(&c.to_be_bytes());
+    h[ETH + 10..ETH + 12].copy_from_slice(&c.to_ne_bytes());
     h[..6].copy_from_slice(&hop.mac);
     h[6..12].copy_from_slice(&port.mac);
     h[12..14].copy_from_slice(&ethertype::IPV4.to_be_bytes());

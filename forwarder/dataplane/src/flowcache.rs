@@ -56,7 +56,7 @@ use ecmp_tables::fib::MAX_GROUP_ID;
 use ecmp_tables::nexthop::{GroupId, HopId};
 use ecmp_wire::meta::IpVersion;
 
-use crate::flow::FlowKey;
+use crate::flow::{FlowKey, OuterV4};
 
 /// Slots per bucket (a bucket is one cache line).
 pub const WAYS: usize = 2;
@@ -782,6 +782,31 @@ impl FlowCache {
         }
     }
 
+    /// [`Self::probe`] of an IPv4 outer key from its natural width (the same probe), with
+    /// `hash` = [`crate::hash::FlowHasher::cache_hash_v4`] of it.
+    #[inline(always)]
+    pub fn probe_v4(&self, key: &OuterV4, hash: u64) -> CacheProbe {
+        let (b1, b2) = self.candidates(hash);
+        CacheProbe {
+            key: Probe {
+                src: u32::from_le_bytes(key.src),
+                dst: u32::from_le_bytes(key.dst),
+                ports: u32::from(key.src_port) | (u32::from(key.dst_port) << 16),
+                meta: u32::from(key.protocol),
+                words: [0; 7],
+            },
+            b1: b1 as u32,
+            b2: b2 as u32,
+        }
+    }
+
+    /// Reads the clock for the lookups that follow ([`Self::lookup_ticked`]): once per burst,
+    /// since every packet of a burst is looked up at the same millisecond.
+    #[inline(always)]
+    pub fn tick(&mut self, now_ms: u64) {
+        self.clock(now_ms);
+    }
+
     /// The probe's candidate buckets, masked to this cache.
     #[inline(always)]
     fn buckets_of(&self, p: &CacheProbe) -> (usize, usize) {
@@ -858,7 +883,15 @@ impl FlowCache {
         now_ms: u64,
         tcp_flags: u8,
     ) -> Option<CachedHop> {
-        let now = self.clock(now_ms);
+        self.clock(now_ms);
+        self.lookup_ticked(probe, tcp_flags)
+    }
+
+    /// [`Self::lookup_at`] at the millisecond of the last [`Self::tick`] (or other call that
+    /// took a time): what the pipeline calls for each packet of a burst after one `tick`.
+    #[inline(always)]
+    pub fn lookup_ticked(&mut self, probe: &CacheProbe, tcp_flags: u8) -> Option<CachedHop> {
+        let now = self.tick_now;
         let (b1, b2) = self.buckets_of(probe);
         let (b, way) = self.find_way(&probe.key, b1, b2)?;
         let (established, base) = (self.tick_established, self.tick_base);

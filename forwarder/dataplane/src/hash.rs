@@ -36,7 +36,7 @@ use ecmp_tables::policy::{HashAlgo, HashFields, HashPolicy};
 use ecmp_wire::meta::{IpVersion, PacketMeta};
 use foldhash::fast::FixedState;
 
-use crate::flow::FlowKey;
+use crate::flow::{FlowKey, OuterV4};
 
 /// Length of an RSS (Toeplitz) key in bytes.
 pub const RSS_KEY_LEN: usize = 40;
@@ -109,6 +109,17 @@ impl FlowHasher {
     /// bucket from the low bits and a signature from the high bits.
     #[inline]
     pub fn cache_hash(&self, key: &FlowKey) -> u64 {
+        let (src, dst, tail) = key.words();
+        let mut h = self.cache.build_hasher();
+        h.write_u128(src);
+        h.write_u128(dst);
+        h.write_u64(tail);
+        h.finish()
+    }
+
+    /// [`Self::cache_hash`] of an IPv4 outer key, from its natural width (the same value).
+    #[inline]
+    pub fn cache_hash_v4(&self, key: &OuterV4) -> u64 {
         let (src, dst, tail) = key.words();
         let mut h = self.cache.build_hasher();
         h.write_u128(src);

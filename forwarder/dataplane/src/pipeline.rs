@@ -43,7 +43,7 @@ use crate::action;
 use crate::counters::{Counter, Counters};
 use crate::drop::DropReason;
 use crate::error::DataplaneError;
-use crate::flow::FlowKey;
+use crate::flow::{FlowKey, OuterV4};
 use crate::flowcache::{CacheProbe, CachedHop, FlowCache, FlowCacheConfig, InsertOutcome};
 use crate::hash::{FlowHasher, policy_key};
 use ecmp_port::{BURST, Frame, PortId};
@@ -273,10 +273,20 @@ impl Pipeline {
             pkt.pending = false;
             let dropped = match admit(data, &port_mac, &mut pkt.meta) {
                 Ok(()) if !ROUTED_KEYS => {
-                    let key = outer_key(&pkt.meta).key;
-                    let h = self.hasher.cache_hash(&key);
+                    // IPv4 keyed in its natural width: same hash and probe, fewer bytes.
+                    let (h, probe) = match OuterV4::from_meta(&pkt.meta) {
+                        Some(k) => {
+                            let h = self.hasher.cache_hash_v4(&k);
+                            (h, self.cache.probe_v4(&k, h))
+                        }
+                        None => {
+                            let key = outer_key(&pkt.meta).key;
+                            let h = self.hasher.cache_hash(&key);
+                            (h, self.cache.probe(&key, h))
+                        }
+                    };
                     pkt.hash = h;
-                    pkt.probe = self.cache.probe(&key, h);
+                    pkt.probe = probe;
                     self.cache.prefetch_at(&pkt.probe);
                     pkt.pending = true;
                     continue;
@@ -304,6 +314,7 @@ impl Pipeline {
 
         // Stage 2: flow cache, route lookup, bucket pick.
         let mut tally = Tally::default();
+        self.cache.tick(now_ms);
         for ((frame, verdict), pkt) in frames
             .iter()
             .zip(verdicts.iter_mut())
@@ -466,7 +477,7 @@ fn choose<F: Frame, const ROUTED_KEYS: bool>(
         meta.tcp_flags
     };
 
-    let cached = cache.lookup_at(&pkt.probe, now_ms, tcp_flags);
+    let cached = cache.lookup_ticked(&pkt.probe, tcp_flags);
     if let Some(c) = cached {
         if c.epoch == epoch {
             tally.hits += 1;

@@ -888,3 +888,36 @@ proptest! {
         prop_assert!(n.inserts >= n.evictions);
     }
 }
+
+proptest! {
+    /// The IPv4 fast path keys a packet exactly as its `FlowKey` does: same cache hash, same
+    /// probe (so the same buckets and the same stored key).
+    #[test]
+    fn ipv4_probe_from_the_narrow_key_is_the_flow_key_probe(
+        src in any::<[u8; 4]>(),
+        dst in any::<[u8; 4]>(),
+        src_port in any::<u16>(),
+        dst_port in any::<u16>(),
+        protocol in any::<u8>(),
+        capacity in proptest::sample::select(vec![2usize, 64, 1 << 20]),
+    ) {
+        let narrow = crate::flow::OuterV4 { src, dst, src_port, dst_port, protocol };
+        let (mut s16, mut d16) = ([0u8; 16], [0u8; 16]);
+        s16[..4].copy_from_slice(&src);
+        d16[..4].copy_from_slice(&dst);
+        let wide = FlowKey {
+            src: s16,
+            dst: d16,
+            src_port,
+            dst_port,
+            protocol,
+            version: IpVersion::V4,
+            group: 0,
+        };
+        let hasher = FlowHasher::new(7, &DEFAULT_RSS_KEY);
+        let h = hasher.cache_hash(&wide);
+        prop_assert_eq!(hasher.cache_hash_v4(&narrow), h);
+        let c = FlowCache::new(config(capacity)).unwrap();
+        prop_assert_eq!(c.probe_v4(&narrow, h), c.probe(&wide, h));
+    }
+}
