@@ -94,18 +94,11 @@ fn rewrite_v4_untagged<F: Frame>(
     let data = frame.data_mut();
     let len = data.len();
     let h = data.first_chunk_mut::<{ ETH + 12 }>()?;
-    // TTL is byte 8 of the IP header, sharing a checksummed word with the protocol (byte 9);
-    // RFC 1624 update, as `ipv4::Packet::decrement_ttl` does it, but on words in native byte
-    // order: one's complement sums do not depend on byte order (RFC 1071 2.B), so the swaps
-    // to network order and back are left out.
-    let (ttl, proto) = (h[ETH + 8], h[ETH + 9]);
-    let new = ttl.saturating_sub(1);
-    let c = checksum::update16(
-        u16::from_ne_bytes([h[ETH + 10], h[ETH + 11]]),
-        u16::from_ne_bytes([ttl, proto]),
-        u16::from_ne_bytes([new, proto]),
-    );
-    h[ETH + 8] = new;
+    // TTL is byte 8 of the IP header; RFC 1624 update of the checksum, with the result of
+    // `ipv4::Packet::decrement_ttl`, in native byte order (no swaps).
+    let ttl = h[ETH + 8];
+    let c = checksum::decrement_ttl_ne(u16::from_ne_bytes([h[ETH + 10], h[ETH + 11]]), ttl);
+    h[ETH + 8] = ttl.saturating_sub(1);
     h[ETH + 10..ETH + 12].copy_from_slice(&c.to_ne_bytes());
     h[..6].copy_from_slice(&hop.mac);
     h[6..12].copy_from_slice(&port.mac);
