@@ -191,12 +191,15 @@ pub enum BuildError {
 /// with the members and states applying the batches one by one would have, in one snapshot; hops
 /// that join a new prefix together are balanced together.
 pub fn coalesce(batches: impl IntoIterator<Item = PrefixChange>) -> Vec<PrefixChange> {
-    let mut merged: BTreeMap<Prefix, PrefixChange> = BTreeMap::new();
-    for change in batches {
-        match merged.get_mut(&change.prefix) {
-            None => {
-                merged.insert(change.prefix, change);
-            }
+    // A sort instead of a map keyed by prefix: no node allocations, and feed lines list their
+    // prefixes in order, so the input is mostly sorted runs already. Stable, so one prefix's
+    // changes stay oldest first.
+    let mut all: Vec<PrefixChange> = batches.into_iter().collect();
+    all.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+    let mut merged: Vec<PrefixChange> = Vec::with_capacity(all.len());
+    for change in all {
+        match merged.last_mut().filter(|m| m.prefix == change.prefix) {
+            None => merged.push(change),
             Some(m) => {
                 let mut removed: BTreeSet<IpAddr> = m.removed.iter().copied().collect();
                 removed.extend(change.removed);
@@ -208,7 +211,7 @@ pub fn coalesce(batches: impl IntoIterator<Item = PrefixChange>) -> Vec<PrefixCh
             }
         }
     }
-    merged.into_values().collect()
+    merged
 }
 
 fn scope(range: &Option<Prefix>) -> String {
