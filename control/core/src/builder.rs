@@ -195,7 +195,7 @@ pub fn coalesce(batches: impl IntoIterator<Item = PrefixChange>) -> Vec<PrefixCh
     // prefixes in order, so the input is mostly sorted runs already. Stable, so one prefix's
     // changes stay oldest first.
     let mut all: Vec<PrefixChange> = batches.into_iter().collect();
-    all.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+    all.sort_by_key(|c| c.prefix);
     let mut merged: Vec<PrefixChange> = Vec::with_capacity(all.len());
     for change in all {
         match merged.last_mut().filter(|m| m.prefix == change.prefix) {

@@ -267,6 +267,9 @@ mod tests {
 
     use proptest::prelude::*;
 
+    /// (address, group) pairs a FIB answered.
+    type Answers = Vec<(u32, GroupId)>;
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -279,8 +282,7 @@ mod tests {
             let mut reference = Fib4::new(64);
             // Each held copy with what the reference answered for every probe when it was
             // published (cloning the reference would copy 64 MiB per publication).
-            let mut held: std::collections::VecDeque<(Arc<Fib4>, Vec<(u32, GroupId)>)> =
-                Default::default();
+            let mut held: std::collections::VecDeque<(Arc<Fib4>, Answers)> = Default::default();
             let mut probes = vec![0x0a00_0000, 0x0a00_03ff, 0x0b00_0000];
             for step in steps {
                 if matches!(step, Step::Insert(..) | Step::Remove(..)) {
