@@ -75,9 +75,9 @@ const CONVERGENCE_POLL: Duration = Duration::from_micros(100);
 /// How often the control thread looks whether workers let go of the FIB's spare copy, while it
 /// trails the published one.
 pub const SPARE_POLL: Duration = Duration::from_micros(100);
-/// Changes in one batch at most (see the module doc). Replaying this many host routes onto the
-/// spare FIB takes about a millisecond here (benches/RESULTS.md, "Control side at 1M routes"),
-/// and a million routes still load in about a hundred publications.
+/// Changes in one batch at most (see the module doc): the spare FIB replays at most this many
+/// changes in front of a later update, and a million routes load in about 120 publications
+/// (benches/RESULTS.md, "Control side at 1M routes").
 pub const MAX_BATCH_CHANGES: usize = 8192;
 
 /// Why the control thread or a front end's thread could not start or stopped abnormally.

@@ -7,8 +7,9 @@
 //! normally free; when it is not within [`SPARE_WAIT_YIELDS`] yields and [`SPARE_WAIT_SLEEPS`]
 //! short sleeps, the current copy is cloned, as `Arc::make_mut` would.
 //!
-//! Replaying `lag` costs as much as the batch that produced it: after a batch of half a million
-//! routes, tens of milliseconds. [`Twin::catch_up`] lets the owner do it as soon as the workers
+//! Replaying `lag` costs as much as the batch that produced it (at a million routes loaded in
+//! batches of half a million, the first update after the load waited ~100 ms for it; see
+//! benches/RESULTS.md). [`Twin::catch_up`] lets the owner do it as soon as the workers
 //! let go of the spare, instead of in front of the next change (the control thread calls it
 //! between messages), so a lone update after a big load pays only for itself.
 
@@ -21,10 +22,9 @@ use ecmp_tables::{Fib4, Fib6, TableError};
 /// Yields to wait for a worker to drop the spare before sleeping. Workers poll every few
 /// microseconds, so this is normally enough.
 const SPARE_WAIT_YIELDS: u32 = 2000;
-/// Then sleeps of [`SPARE_WAIT_SLEEP`] before falling back to a copy: a worker descheduled on a
-/// busy machine comes back within a few scheduler slices, while copying a FIB of a million
-/// routes costs tens of milliseconds (64 MiB of tbl24 and the route maps) and doubles nothing
-/// but memory traffic. So the wait is bounded by about what the copy would cost (~50 ms).
+/// Then sleeps of [`SPARE_WAIT_SLEEP`] (at least 50 ms in all) before falling back to a copy:
+/// a worker descheduled on a busy machine comes back within a few scheduler slices, while a
+/// copy writes 64 MiB of tbl24 plus every route map, and the copy it replaces is thrown away.
 const SPARE_WAIT_SLEEPS: u32 = 1000;
 /// One sleep of the second stage of the wait.
 const SPARE_WAIT_SLEEP: std::time::Duration = std::time::Duration::from_micros(50);
