@@ -54,8 +54,11 @@
 //! the steady state: each is kept twice (`twin`), the copy the last snapshot published and a
 //! spare that trails it by one batch; a FIB-changing batch replays the previous batch's deltas
 //! onto the spare (once the workers have dropped it) and changes that. The price is memory: two
-//! copies of each FIB (2 x 64 MiB of IPv4 tbl24). The group vector of a snapshot is paged
-//! (`ecmp_tables::paged`), so publishing a change to one group copies one page of pointers.
+//! copies of each FIB (2 x 64 MiB of IPv4 tbl24). That replay costs as much as the previous
+//! batch, so the owner calls [`Builder::catch_up`] between batches to do it off the next
+//! change's path, and keeps batches bounded (the control thread's `MAX_BATCH_CHANGES`). The
+//! group vector of a snapshot is paged (`ecmp_tables::paged`), so publishing a change to one
+//! group copies one page of pointers.
 //!
 //! Next hops: [`NextHopResolver`] maps an address to its egress port and MAC when the hop is first
 //! seen, and again on [`Builder::refresh_resolution`]. An unresolved hop is kept with port 0 and
@@ -188,12 +191,15 @@ pub enum BuildError {
 /// with the members and states applying the batches one by one would have, in one snapshot; hops
 /// that join a new prefix together are balanced together.
 pub fn coalesce(batches: impl IntoIterator<Item = PrefixChange>) -> Vec<PrefixChange> {
-    let mut merged: BTreeMap<Prefix, PrefixChange> = BTreeMap::new();
-    for change in batches {
-        match merged.get_mut(&change.prefix) {
-            None => {
-                merged.insert(change.prefix, change);
-            }
+    // A sort instead of a map keyed by prefix: no node allocations, and feed lines list their
+    // prefixes in order, so the input is mostly sorted runs already. Stable, so one prefix's
+    // changes stay oldest first.
+    let mut all: Vec<PrefixChange> = batches.into_iter().collect();
+    all.sort_by_key(|c| c.prefix);
+    let mut merged: Vec<PrefixChange> = Vec::with_capacity(all.len());
+    for change in all {
+        match merged.last_mut().filter(|m| m.prefix == change.prefix) {
+            None => merged.push(change),
             Some(m) => {
                 let mut removed: BTreeSet<IpAddr> = m.removed.iter().copied().collect();
                 removed.extend(change.removed);
@@ -205,7 +211,7 @@ pub fn coalesce(batches: impl IntoIterator<Item = PrefixChange>) -> Vec<PrefixCh
             }
         }
     }
-    merged.into_values().collect()
+    merged
 }
 
 fn scope(range: &Option<Prefix>) -> String {
@@ -1170,6 +1176,21 @@ impl<R: NextHopResolver> Builder<R> {
             hops: self.hops.clone(),
             ports: self.ports.clone(),
         }
+    }
+
+    /// Whether a FIB's spare copy trails the published one, i.e. [`Builder::catch_up`] has
+    /// work to do (see the module doc's FIB cost).
+    pub fn lagging(&self) -> bool {
+        self.fib4.lagging() || self.fib6.lagging()
+    }
+
+    /// Replays the last FIB-changing batch onto each spare FIB copy the workers have let go of,
+    /// so the next FIB change does not pay for that replay; never waits for a worker. True when
+    /// it replayed anything. Changes nothing a snapshot shows.
+    pub fn catch_up(&mut self) -> bool {
+        let v4 = self.fib4.catch_up();
+        let v6 = self.fib6.catch_up();
+        v4 || v6
     }
 
     /// Errors met since the last call, oldest first.

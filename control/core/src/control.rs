@@ -17,6 +17,13 @@
 //!   passed, then merged with [`coalesce`] and applied as one [`Builder::apply`]: a burst of lines
 //!   becomes one snapshot, and no state between two lines of one batch is ever published. The
 //!   window is counted from the first change, so a steady stream still publishes every window.
+//!   A batch is also built as soon as it holds [`MAX_BATCH_CHANGES`] changes (counted after
+//!   whole lines: one line's changes are never split), because the FIB's spare copy replays the
+//!   previous batch before the next change (see [`Builder`]): bounded batches bound what a lone
+//!   update after a full-table load waits for.
+//! - Between messages the control thread lets the builder replay that batch onto the spare as
+//!   soon as the workers let go of it ([`Builder::catch_up`]), looking every [`SPARE_POLL`] while
+//!   there is one to replay, so the next update usually finds it done.
 //! - The control thread never blocks on a client: feed writes are `MSG_DONTWAIT`; what the
 //!   socket does not take waits in a bounded per-connection outbox (whole lines only are dropped,
 //!   and counted, when it is full), retried on every loop turn. Control clients are written to by
@@ -65,6 +72,13 @@ const CHANNEL_DEPTH: usize = 4096;
 const DRAIN_MAX: usize = 1024;
 /// How often the control thread looks whether workers took a publication, while one is pending.
 const CONVERGENCE_POLL: Duration = Duration::from_micros(100);
+/// How often the control thread looks whether workers let go of the FIB's spare copy, while it
+/// trails the published one.
+pub const SPARE_POLL: Duration = Duration::from_micros(100);
+/// Changes in one batch at most (see the module doc): the spare FIB replays at most this many
+/// changes in front of a later update, and a million routes load in about 120 publications
+/// (benches/RESULTS.md, "Control side at 1M routes").
+pub const MAX_BATCH_CHANGES: usize = 8192;
 
 /// Why the control thread or a front end's thread could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -436,6 +450,9 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
             if !self.converging.is_empty() {
                 wake = wake.min(now + CONVERGENCE_POLL);
             }
+            if self.builder.lagging() {
+                wake = wake.min(now + SPARE_POLL);
+            }
             match rx.recv_timeout(wake.saturating_duration_since(now)) {
                 Ok(msg) => {
                     self.handle(msg);
@@ -464,6 +481,9 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
             {
                 self.publish_snapshot(snapshot, None);
             }
+            // Last, so a batch just published above is not waited for: its workers move on
+            // while the loop sleeps, and the next turn finds the spare free.
+            self.builder.catch_up();
         }
         self.build();
     }
@@ -508,6 +528,9 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
         self.pending.extend(changes);
         if self.batch_due.is_none() {
             self.batch_due = Some(now + self.batch_window);
+        }
+        if self.pending.len() >= MAX_BATCH_CHANGES {
+            self.build();
         }
     }
 

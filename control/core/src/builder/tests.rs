@@ -296,6 +296,51 @@ fn coalesce_keeps_the_last_hop_set_and_the_removed_hops() {
     assert_eq!(merged[1].hops, rib.hops(&pfx("10.2.0.0/24")));
 }
 
+/// `coalesce` as it was first written (a map keyed by prefix), the reference for the sort.
+fn coalesce_by_map(changes: Vec<PrefixChange>) -> Vec<PrefixChange> {
+    let mut merged: std::collections::BTreeMap<Prefix, PrefixChange> = Default::default();
+    for change in changes {
+        match merged.get_mut(&change.prefix) {
+            None => {
+                merged.insert(change.prefix, change);
+            }
+            Some(m) => {
+                let mut removed: BTreeSet<IpAddr> = m.removed.iter().copied().collect();
+                removed.extend(change.removed);
+                m.hops = change.hops;
+                m.removed = removed
+                    .into_iter()
+                    .filter(|a| !m.hops.contains_key(a))
+                    .collect();
+            }
+        }
+    }
+    merged.into_values().collect()
+}
+
+proptest! {
+    /// Same merge as the map it replaced, for any order and repetition of prefixes.
+    #[test]
+    fn coalesce_by_sorting_equals_coalesce_by_map(
+        raw in prop::collection::vec(
+            (0usize..4, prop::collection::btree_set(0usize..4, 0..3), prop::collection::vec(0usize..4, 0..3)),
+            0..40,
+        )
+    ) {
+        let prefixes = ["10.0.0.0/24", "10.0.1.0/24", "2001:db8::/64", "10.0.0.0/16"];
+        let hops = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "2001:db8:ffff::1"];
+        let changes: Vec<PrefixChange> = raw
+            .into_iter()
+            .map(|(p, now, gone)| PrefixChange {
+                prefix: pfx(prefixes[p]),
+                hops: now.iter().map(|&h| (ip(hops[h]), NextHopState::Active)).collect(),
+                removed: gone.iter().map(|&h| ip(hops[h])).collect(),
+            })
+            .collect();
+        prop_assert_eq!(coalesce(changes.clone()), coalesce_by_map(changes));
+    }
+}
+
 #[test]
 fn a_withdrawn_server_loses_only_its_buckets() {
     let (mut lab, _) = three_servers(GroupPolicy {

@@ -1123,3 +1123,35 @@ proptest! {
         run(ops, stale)?;
     }
 }
+
+proptest! {
+    /// The lone-path shortcut of `hop_set` says what the full selection says, whatever the
+    /// path's attributes.
+    #[test]
+    fn a_lone_path_gets_what_selection_gives_it(
+        local_pref in 0u32..3,
+        as_path_len in 0u32..3,
+        med in 0u32..3,
+        gshut in any::<bool>(),
+        hop in 0usize..3,
+    ) {
+        let rank = PathRank {
+            local_pref,
+            as_path_len,
+            med,
+            ..PathRank::default()
+        };
+        let mut paths = Paths::default();
+        paths.insert(
+            (ip(PEERS[0]), None),
+            PathEntry {
+                next_hop: ip(HOPS4[hop]),
+                rank,
+                graceful_shutdown: gshut,
+                stale_until: None,
+                refresh_pending: false,
+            },
+        );
+        prop_assert_eq!(hop_set(&paths), selected_hop_set(&paths));
+    }
+}
