@@ -723,12 +723,14 @@ fn measure(opts: &BenchOptions, with_stages: bool) -> Result<BenchReport, BenchE
 pub fn render_extras(r: &BenchReport) -> String {
     let mut out = String::new();
     if let Some(f) = &r.floor {
+        let table = if f.floor_table_bytes >= 1 << 20 {
+            format!("{} MiB", f.floor_table_bytes >> 20)
+        } else {
+            format!("{} KiB", f.floor_table_bytes >> 10)
+        };
         out += &format!(
-            "floor: {:.1} ns/packet ({} random lines/packet from {} MiB); pipeline/floor {:.2}\n",
-            f.floor_ns_per_packet,
-            f.floor_lines_per_packet,
-            f.floor_table_bytes >> 20,
-            f.pipeline_over_floor
+            "floor: {:.1} ns/packet ({} random lines/packet from {table}); pipeline/floor {:.2}\n",
+            f.floor_ns_per_packet, f.floor_lines_per_packet, f.pipeline_over_floor
         );
     }
     if let Some(w) = &r.workers {
