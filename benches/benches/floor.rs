@@ -51,8 +51,8 @@ fn floor(c: &mut Criterion) {
         });
         g.finish();
         eprintln!(
-            "floor/{name}-flows: {} MiB table, {} packets, {} lines read, checksum {:#x}",
-            f.table_bytes() >> 20,
+            "floor/{name}-flows: {} KiB table, {} packets, {} lines read, checksum {:#x}",
+            f.table_bytes() >> 10,
             f.packets(),
             f.lines_read(),
             f.checksum()
