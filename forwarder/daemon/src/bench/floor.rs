@@ -241,6 +241,17 @@ mod tests {
     }
 
     #[test]
+    fn the_timed_loop_does_not_allocate() {
+        // The lib's test binary counts allocations per thread (the global allocator installed
+        // by the stages tests).
+        let mut f = Floor::new(1000, 4096, 60, 5).unwrap();
+        let before = ecmp_port::alloc_count::allocations();
+        f.run(10_000);
+        assert_eq!(ecmp_port::alloc_count::allocations() - before, 0);
+        assert!(f.packets() >= 10_000);
+    }
+
+    #[test]
     fn flows_cycle_in_order_through_one_burst_and_the_next() {
         // Fewer flows than a burst: the replay wraps inside a burst.
         let mut f = Floor::new(5, 64, 8, 9).unwrap();
