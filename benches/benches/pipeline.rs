@@ -33,6 +33,9 @@ fn options(flows: usize, action: BenchAction) -> BenchOptions {
         action,
         cache_capacity: None,
         core: None,
+        cores: Vec::new(),
+        workers: 1,
+        floor: false,
         seed: 1,
     }
 }

@@ -8,7 +8,11 @@
 //! rewrite/encap and tx hand-off: everything but the wire.
 //!
 //! With `--stages` ([`run_with_stages`]), each stage is then also timed alone on the same set-up
-//! ([`stages`]), and the report lists the stages beside the whole pipeline.
+//! ([`stages`]), and the report lists the stages beside the whole pipeline. With `--floor`, the
+//! memory floor ([`floor`]) is then timed at the same flows and flow-cache size, and the report
+//! gives `pipeline_over_floor`. With `--workers N` (N > 1), N workers are then timed at once on
+//! their own cores ([`workers`]), and the report gives their aggregate rate and its scaling over
+//! this run, which is one worker on the first of those cores.
 //!
 //! The set-up ([`BenchSetup`]: tables and frames) and the timed loop ([`BenchWorker`]) are public
 //! so the criterion benches in `benches/` measure exactly what this command measures. Everything
@@ -40,9 +44,13 @@ use ecmp_testkit::frames::{FrameError, FrameSpec};
 
 use crate::rig::{INGRESS, Rig, RigError, RigOptions};
 
+pub mod floor;
 pub mod stages;
+pub mod workers;
 
+use floor::Floor;
 use stages::{Stage, StageReport};
+use workers::WorkersReport;
 
 /// Why a bench could not be set up or run.
 #[derive(Debug, thiserror::Error)]
@@ -53,9 +61,29 @@ pub enum BenchError {
     /// A flow's frame could not be built.
     #[error("frame: {0}")]
     Frame(#[from] FrameError),
-    /// `--core` names a core this machine does not have.
+    /// `--core` or `--cores` names a core this machine does not have.
     #[error("core {0} does not exist")]
     NoSuchCore(usize),
+    /// `--workers` is 0.
+    #[error("workers must be at least 1")]
+    ZeroWorkers,
+    /// `--workers N` needs N cores: the machine, or the `--cores` list, has fewer.
+    #[error("{workers} workers need {workers} cores, but only {available} are available")]
+    TooFewCores {
+        /// Workers asked for.
+        workers: usize,
+        /// Cores available (on the machine from `--core` upward, or in `--cores`).
+        available: usize,
+    },
+    /// `--cores` names a core twice: each worker needs its own.
+    #[error("core {0} is listed twice")]
+    DuplicateCore(usize),
+    /// The RSS split gave a worker no flow (fewer flows than workers, or a skewed split).
+    #[error("the worker on core {core} got no flow")]
+    EmptyShare {
+        /// That worker's core.
+        core: usize,
+    },
     /// A table refused the generated groups or routes (e.g. buckets not a power of two).
     #[error("tables: {0}")]
     Table(#[from] TableError),
@@ -153,9 +181,21 @@ pub struct BenchOptions {
     /// Flow cache capacity (default: the next power of two >= 2 x flows, at least 1024).
     #[arg(long)]
     pub cache_capacity: Option<usize>,
-    /// Pin the bench thread to this core.
-    #[arg(long)]
+    /// Pin the bench thread to this core (with `--workers N`: the first of N cores from here).
+    #[arg(long, conflicts_with = "cores")]
     pub core: Option<usize>,
+    /// The cores of the workers, comma-separated (default: from `--core`, or 0, upward).
+    #[arg(long, value_delimiter = ',')]
+    pub cores: Vec<usize>,
+    /// Then also run N workers at once, one per core, each with its own ports and flow cache
+    /// and an RSS share of the flows, and report their aggregate rate and scaling over this run
+    /// (one worker, on the first core).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Then also time the memory floor at the same flows and flow-cache size, and report
+    /// pipeline / floor.
+    #[arg(long)]
+    pub floor: bool,
     /// PRNG seed for routes and flows.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -186,6 +226,27 @@ pub struct BenchReport {
     /// the JSON when empty, so the report reads as before without `--stages`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageReport>,
+    /// With `--floor`: the memory floor of this run, its keys at the top level of the JSON.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub floor: Option<FloorReport>,
+    /// With `--workers N`, N > 1: the N workers run at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<WorkersReport>,
+}
+
+/// The memory floor measured beside a pipeline run ([`floor`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct FloorReport {
+    /// Nanoseconds per packet of the floor.
+    pub floor_ns_per_packet: f64,
+    /// The pipeline's ns/packet over the floor's.
+    pub pipeline_over_floor: f64,
+    /// Random table lines the floor reads per packet (the flow cache's lines per lookup).
+    pub floor_lines_per_packet: usize,
+    /// Bytes of the floor's table (the flow cache's bucket array).
+    pub floor_table_bytes: usize,
+    /// Packets the floor timed.
+    pub floor_packets: u64,
 }
 
 /// Frames in the memory ports' pool: enough for a burst in flight on each of the two ports and
@@ -252,6 +313,11 @@ pub fn address_in(rng: &mut Rng, (addr, len): (u32, u8)) -> u32 {
         rng.next_u64() as u32 & (u32::MAX >> len)
     };
     addr | host
+}
+
+/// The flow cache capacity for `flows` flows when `--cache-capacity` is not given.
+fn default_capacity(flows: usize) -> usize {
+    (flows * 2).next_power_of_two().max(1024)
 }
 
 /// Everything a bench run needs before the clock starts: the tables and one frame per flow.
@@ -354,7 +420,7 @@ impl BenchSetup {
 
         let capacity = opts
             .cache_capacity
-            .unwrap_or_else(|| (opts.flows * 2).next_power_of_two().max(1024));
+            .unwrap_or_else(|| default_capacity(opts.flows));
         let pipeline = PipelineConfig {
             seed: opts.seed ^ 0x5eed,
             rss_key: ecmp_dataplane::hash::DEFAULT_RSS_KEY,
@@ -460,6 +526,99 @@ impl BenchWorker {
     pub fn worker(&self) -> &Worker<MemoryPort> {
         self.rig.worker()
     }
+
+    /// Flows its flow cache holds (the configured capacity, rounded up as the cache rounds it).
+    pub fn cache_capacity(&self) -> usize {
+        self.rig.worker().pipeline().flow_cache().capacity()
+    }
+}
+
+/// Pins the calling thread to `core`, one of the cores [`worker_cores`] checked. (Not checked
+/// against `core_affinity::get_core_ids` here: that lists the calling thread's own affinity,
+/// which a thread spawned by a pinned one inherits, so it would only ever name that one core.)
+fn pin(core: usize) -> Result<(), BenchError> {
+    if core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+        Ok(())
+    } else {
+        Err(BenchError::NoSuchCore(core))
+    }
+}
+
+/// The cores `opts` runs on, given the machine's `available` core ids: one per worker, from
+/// `--cores` or from `--core` (or 0) upward. Empty when nothing asks for pinning (one worker,
+/// no `--core`, no `--cores`): the run then stays where the scheduler puts it.
+pub fn worker_cores(opts: &BenchOptions, available: &[usize]) -> Result<Vec<usize>, BenchError> {
+    let n = opts.workers;
+    if n == 0 {
+        return Err(BenchError::ZeroWorkers);
+    }
+    let cores: Vec<usize> = if !opts.cores.is_empty() {
+        if opts.cores.len() < n {
+            return Err(BenchError::TooFewCores {
+                workers: n,
+                available: opts.cores.len(),
+            });
+        }
+        opts.cores[..n].to_vec()
+    } else if n == 1 {
+        opts.core.into_iter().collect()
+    } else {
+        let first = opts.core.unwrap_or(0);
+        let cores: Vec<usize> = (first..first + n).collect();
+        let present = cores.iter().filter(|c| available.contains(c)).count();
+        if present < n {
+            return Err(BenchError::TooFewCores {
+                workers: n,
+                available: present,
+            });
+        }
+        cores
+    };
+    for (i, c) in cores.iter().enumerate() {
+        if !available.contains(c) {
+            return Err(BenchError::NoSuchCore(*c));
+        }
+        if cores[..i].contains(c) {
+            return Err(BenchError::DuplicateCore(*c));
+        }
+    }
+    Ok(cores)
+}
+
+/// What [`time_floor`] measured.
+#[derive(Debug, Clone, Copy)]
+pub struct FloorTiming {
+    /// Packets timed (whole bursts).
+    pub packets: u64,
+    /// Nanoseconds per packet.
+    pub ns_per_packet: f64,
+    /// Bytes of the floor's table.
+    pub table_bytes: usize,
+}
+
+/// Times the memory floor for `flows` flows of `frame_len`-byte packets over a flow cache of
+/// `cache_capacity` flows: one warm-up pass over every flow, then `packets` packets.
+pub fn time_floor(
+    flows: usize,
+    cache_capacity: usize,
+    frame_len: usize,
+    seed: u64,
+    packets: u64,
+) -> Result<FloorTiming, BenchError> {
+    let mut f = Floor::new(flows, cache_capacity, frame_len, seed)?;
+    f.run(flows as u64);
+    let before = f.packets();
+    let t0 = Instant::now();
+    f.run(packets);
+    let seconds = t0.elapsed().as_secs_f64();
+    // The checksum depends on every line read, so no read can be left out as unused.
+    std::hint::black_box(f.checksum());
+    let done = f.packets() - before;
+    Ok(FloorTiming {
+        packets: done,
+        ns_per_packet: seconds * 1e9 / done as f64,
+        table_bytes: f.table_bytes(),
+    })
 }
 
 /// Builds the tables and the frames, runs, and reports.
@@ -474,20 +633,23 @@ pub fn run_with_stages(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
 }
 
 fn measure(opts: &BenchOptions, with_stages: bool) -> Result<BenchReport, BenchError> {
-    if let Some(core) = opts.core {
-        let id = core_affinity::get_core_ids()
-            .unwrap_or_default()
-            .into_iter()
-            .find(|c| c.id == core)
-            .ok_or(BenchError::NoSuchCore(core))?;
-        core_affinity::set_for_current(id);
+    let available: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let cores = worker_cores(opts, &available)?;
+    if let Some(&core) = cores.first() {
+        pin(core)?;
     }
     let setup = BenchSetup::new(opts)?;
-    let (mut w, kept) = if with_stages {
+    let frame_len = setup.frame_len;
+    let (mut w, kept) = if with_stages || opts.workers > 1 {
         (setup.worker()?, Some(setup))
     } else {
         (setup.into_worker()?, None)
     };
+    let cache_capacity = w.cache_capacity();
 
     w.run(opts.flows as u64);
     let before = w.counters().clone();
@@ -501,9 +663,10 @@ fn measure(opts: &BenchOptions, with_stages: bool) -> Result<BenchReport, BenchE
     // The worker's flow cache is as large as the one the stages build: free it first.
     drop(w);
     let ns_per_packet = seconds * 1e9 / packets as f64;
-    let stages = match kept {
-        Some(setup) => {
-            let mut s = stages::measure(&setup, opts.packets)?;
+    let mpps = packets as f64 / seconds / 1e6;
+    let stages = match &kept {
+        Some(setup) if with_stages => {
+            let mut s = stages::measure(setup, opts.packets)?;
             s.push(StageReport {
                 stage: Stage::Pipeline,
                 ns_per_packet,
@@ -511,20 +674,85 @@ fn measure(opts: &BenchOptions, with_stages: bool) -> Result<BenchReport, BenchE
             });
             s
         }
-        None => Vec::new(),
+        _ => Vec::new(),
+    };
+    let floor = if opts.floor {
+        let f = time_floor(
+            opts.flows,
+            cache_capacity,
+            frame_len,
+            opts.seed,
+            opts.packets,
+        )?;
+        Some(FloorReport {
+            floor_ns_per_packet: f.ns_per_packet,
+            pipeline_over_floor: ns_per_packet / f.ns_per_packet,
+            floor_lines_per_packet: ecmp_dataplane::flowcache::LINES_PER_LOOKUP,
+            floor_table_bytes: f.table_bytes,
+            floor_packets: f.packets,
+        })
+    } else {
+        None
+    };
+    let workers = match &kept {
+        Some(setup) if opts.workers > 1 => Some(workers::run(
+            setup,
+            &cores,
+            opts.cache_capacity,
+            opts.packets,
+            mpps,
+        )?),
+        _ => None,
     };
     Ok(BenchReport {
         options: opts.clone(),
         packets,
         seconds,
-        mpps: packets as f64 / seconds / 1e6,
+        mpps,
         ns_per_packet,
         tx_packets: d(Counter::TxPackets),
         drops: after.total_drops() - before.total_drops(),
         cache_hits: d(Counter::CacheHits),
         cache_misses: d(Counter::CacheMisses),
         stages,
+        floor,
+        workers,
     })
+}
+
+/// The lines `--floor` and `--workers` add to the text report (empty without them).
+pub fn render_extras(r: &BenchReport) -> String {
+    let mut out = String::new();
+    if let Some(f) = &r.floor {
+        let table = if f.floor_table_bytes >= 1 << 20 {
+            format!("{} MiB", f.floor_table_bytes >> 20)
+        } else {
+            format!("{} KiB", f.floor_table_bytes >> 10)
+        };
+        out += &format!(
+            "floor: {:.1} ns/packet ({} random lines/packet from {table}); pipeline/floor {:.2}\n",
+            f.floor_ns_per_packet, f.floor_lines_per_packet, f.pipeline_over_floor
+        );
+    }
+    if let Some(w) = &r.workers {
+        let per: Vec<String> = w
+            .per_worker
+            .iter()
+            .map(|p| format!("core {}: {:.1}", p.core, p.ns_per_packet))
+            .collect();
+        out += &format!(
+            "workers: {} at once, {:.2} Mpps aggregate ({} packets in {:.3} s, {} drops); \
+             ns/packet {}; scaling over 1 worker {:.2}x\n",
+            w.workers,
+            w.mpps,
+            w.packets,
+            w.seconds,
+            w.drops,
+            per.join(", "),
+            w.scaling
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -545,6 +773,9 @@ mod tests {
             action,
             cache_capacity: None,
             core: None,
+            cores: Vec::new(),
+            workers: 1,
+            floor: false,
             seed: 7,
         }
     }
@@ -584,6 +815,200 @@ mod tests {
             // 300 flows in a 1024-entry cache: only 4-way bucket overflow can miss.
             assert!(r.cache_hits > r.packets * 9 / 10, "{r:?}");
         }
+    }
+
+    /// The bench's options as `ecmpfwd bench` parses them from `args`.
+    fn parse(args: &[&str]) -> Result<BenchOptions, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            options: BenchOptions,
+        }
+        <Cli as clap::Parser>::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))
+            .map(|c| c.options)
+    }
+
+    #[test]
+    fn floor_and_workers_are_off_by_default_and_parse() {
+        let o = parse(&[]).unwrap();
+        assert!(!o.floor);
+        assert_eq!(o.workers, 1);
+        assert!(o.cores.is_empty() && o.core.is_none());
+        let o = parse(&["--floor", "--workers", "2", "--cores", "3,1"]).unwrap();
+        assert!(o.floor);
+        assert_eq!(o.workers, 2);
+        assert_eq!(o.cores, vec![3, 1]);
+        let o = parse(&["--workers", "2", "--core", "1"]).unwrap();
+        assert_eq!((o.workers, o.core), (2, Some(1)));
+        assert!(parse(&["--core", "0", "--cores", "0,1"]).is_err());
+        assert!(parse(&["--workers", "two"]).is_err());
+    }
+
+    #[test]
+    fn workers_get_cores_from_the_list_or_from_core_upward() {
+        let machine = [0, 1, 2, 3];
+        let with = |args: &[&str]| worker_cores(&parse(args).unwrap(), &machine);
+        assert_eq!(
+            with(&[]).unwrap(),
+            Vec::<usize>::new(),
+            "unpinned as before"
+        );
+        assert_eq!(with(&["--core", "2"]).unwrap(), vec![2]);
+        assert_eq!(with(&["--workers", "2"]).unwrap(), vec![0, 1]);
+        assert_eq!(
+            with(&["--workers", "2", "--core", "2"]).unwrap(),
+            vec![2, 3]
+        );
+        assert_eq!(
+            with(&["--workers", "2", "--cores", "3,1,0"]).unwrap(),
+            vec![3, 1]
+        );
+        assert!(matches!(
+            with(&["--workers", "2", "--core", "3"]),
+            Err(BenchError::TooFewCores {
+                workers: 2,
+                available: 1
+            })
+        ));
+        assert!(matches!(
+            with(&["--workers", "5"]),
+            Err(BenchError::TooFewCores {
+                workers: 5,
+                available: 4
+            })
+        ));
+        assert!(matches!(
+            with(&["--workers", "3", "--cores", "0,1"]),
+            Err(BenchError::TooFewCores {
+                workers: 3,
+                available: 2
+            })
+        ));
+        assert!(matches!(
+            with(&["--workers", "2", "--cores", "1,1"]),
+            Err(BenchError::DuplicateCore(1))
+        ));
+        assert!(matches!(
+            with(&["--cores", "7"]),
+            Err(BenchError::NoSuchCore(7))
+        ));
+        assert!(matches!(
+            with(&["--workers", "0"]),
+            Err(BenchError::ZeroWorkers)
+        ));
+    }
+
+    #[test]
+    fn floor_reports_beside_the_pipeline() {
+        let o = BenchOptions {
+            floor: true,
+            ..small(BenchAction::Rewrite)
+        };
+        let r = run(&o).unwrap();
+        let f = r.floor.as_ref().expect("a floor report");
+        assert!(f.floor_packets >= 10_000 && f.floor_packets < 10_000 + 32);
+        assert_eq!(
+            f.floor_lines_per_packet,
+            ecmp_dataplane::flowcache::LINES_PER_LOOKUP
+        );
+        // 300 flows: a 1024-flow cache, whose bucket array the floor's table matches.
+        assert_eq!(
+            f.floor_table_bytes,
+            1024 / ecmp_dataplane::flowcache::WAYS * 64
+        );
+        assert!(f.floor_ns_per_packet > 0.0);
+        assert!((f.pipeline_over_floor - r.ns_per_packet / f.floor_ns_per_packet).abs() < 1e-9);
+        let json = serde_json::to_value(&r).unwrap();
+        assert!(json["floor_ns_per_packet"].is_f64());
+        assert!(json["pipeline_over_floor"].is_f64());
+        assert!(json.get("workers").is_none());
+        assert!(render_extras(&r).starts_with("floor: "));
+        let plain = run(&small(BenchAction::Rewrite)).unwrap();
+        assert!(
+            serde_json::to_value(&plain)
+                .unwrap()
+                .get("floor_ns_per_packet")
+                .is_none()
+        );
+        assert_eq!(render_extras(&plain), "");
+    }
+
+    #[test]
+    fn the_rss_split_is_disjoint_and_covers_every_flow() {
+        let setup = BenchSetup::new(&small(BenchAction::Rewrite)).unwrap();
+        let shares = workers::split(&setup, 2).unwrap();
+        assert_eq!(shares.len(), 2);
+        let mut all: Vec<usize> = shares.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..300).collect::<Vec<_>>());
+        // A Toeplitz split of 300 random flows is near even.
+        assert!(
+            shares.iter().all(|s| s.len() > 100),
+            "{:?}",
+            shares.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        assert_eq!(workers::split(&setup, 1).unwrap()[0].len(), 300);
+    }
+
+    #[test]
+    fn two_workers_forward_every_packet_and_their_counters_add_up() {
+        let available = core_affinity::get_core_ids().unwrap_or_default().len();
+        let o = BenchOptions {
+            workers: 2,
+            packets: 20_000,
+            ..small(BenchAction::Rewrite)
+        };
+        if available < 2 {
+            assert!(matches!(run(&o), Err(BenchError::TooFewCores { .. })));
+            return;
+        }
+        let r = run(&o).unwrap();
+        let w = r.workers.as_ref().expect("a workers report");
+        assert_eq!(w.workers, 2);
+        assert_eq!(w.per_worker.len(), 2);
+        assert_eq!(
+            w.per_worker.iter().map(|p| p.core).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+        assert_eq!(w.per_worker.iter().map(|p| p.flows).sum::<usize>(), 300);
+        for p in &w.per_worker {
+            // Each does half the packets, in whole bursts.
+            assert!(p.packets >= 10_000 && p.packets < 10_000 + 32, "{p:?}");
+            assert_eq!(p.tx_packets, p.packets, "{p:?}");
+            assert_eq!(p.drops, 0);
+            assert_eq!(p.cache_hits + p.cache_misses, p.packets);
+            assert_eq!(p.cache_capacity, 1024);
+        }
+        assert_eq!(
+            w.packets,
+            w.per_worker.iter().map(|p| p.packets).sum::<u64>()
+        );
+        assert_eq!(w.tx_packets, w.packets, "forwarded == packets");
+        assert_eq!(w.drops, 0);
+        assert!(w.seconds >= w.per_worker.iter().map(|p| p.seconds).fold(0.0, f64::max));
+        assert!((w.mpps - w.packets as f64 / w.seconds / 1e6).abs() < 1e-9);
+        assert!((w.scaling - w.mpps / r.mpps).abs() < 1e-9);
+        assert_eq!(w.one_worker_mpps, r.mpps);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            json["workers"]["per_worker"].as_array().map(Vec::len),
+            Some(2)
+        );
+        assert!(json["workers"]["scaling"].is_f64());
+        assert!(render_extras(&r).starts_with("workers: 2 at once"));
+    }
+
+    #[test]
+    fn fewer_flows_than_workers_is_an_error_not_a_hang() {
+        if core_affinity::get_core_ids().unwrap_or_default().len() < 2 {
+            return;
+        }
+        let o = BenchOptions {
+            flows: 1,
+            workers: 2,
+            ..small(BenchAction::Rewrite)
+        };
+        assert!(matches!(run(&o), Err(BenchError::EmptyShare { .. })));
     }
 
     #[test]

@@ -184,6 +184,7 @@ fn real_main() -> Result<()> {
                 if !r.stages.is_empty() {
                     print!("{}", bench::stages::render(&r.stages));
                 }
+                print!("{}", bench::render_extras(&r));
             }
             Ok(())
         }

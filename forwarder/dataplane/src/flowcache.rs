@@ -61,6 +61,10 @@ use crate::flow::{FlowKey, OuterV4};
 /// Slots per bucket (a bucket is one cache line).
 pub const WAYS: usize = 2;
 
+/// Cache lines an IPv4 lookup reads: every line of both candidate buckets, all prefetched in
+/// stage one. The memory floor bench reads this many random lines per packet.
+pub const LINES_PER_LOOKUP: usize = 2 * size_of::<Bucket>() / 64;
+
 /// Largest supported capacity (flows per worker); 64 bytes each.
 pub const MAX_CAPACITY: usize = 1 << 26;
 
