@@ -104,7 +104,8 @@ impl<T: Copy> HugeArray<T> {
 
     /// A copy `len` long: the first elements from `self`, the rest `fill` (for tables that grow).
     pub fn resized(&self, len: usize, fill: T) -> Self {
-        let mut out = Self::filled(self.name, len, fill);
+        let mut out = Self::try_filled(self.name, len, fill, self.policy)
+            .unwrap_or_else(|_| Self::filled(self.name, len, fill));
         let keep = len.min(self.len());
         out[..keep].copy_from_slice(&self[..keep]);
         out
