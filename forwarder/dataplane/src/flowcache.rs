@@ -48,6 +48,7 @@
 //! - A group id is stored in 24 bits: every id a FIB returns is at most
 //!   [`MAX_GROUP_ID`] (const-asserted to fit); a larger one is never cached.
 
+use ecmp_mem::{HugeArray, TableMemory};
 use ecmp_tables::fib::MAX_GROUP_ID;
 use ecmp_tables::nexthop::{GroupId, HopId};
 use ecmp_wire::meta::IpVersion;
@@ -588,8 +589,8 @@ type At = usize;
 /// A per-worker flow cache. See the module doc for layout and invariants.
 #[repr(C, align(64))]
 pub struct FlowCache {
-    buckets: Box<[Bucket]>,
-    ext: Box<[Ext]>,
+    buckets: HugeArray<Bucket>,
+    ext: HugeArray<Ext>,
     mask: usize,
     origin: u64,
     /// The last `now_ms` the clock was read at (valid once `started`), its relative time and
@@ -638,8 +639,9 @@ impl FlowCache {
         let capacity = config.capacity.max(WAYS).next_power_of_two();
         let buckets = capacity / WAYS;
         Ok(Self {
-            buckets: vec![Bucket::EMPTY; buckets].into_boxed_slice(),
-            ext: vec![Ext::default(); capacity].into_boxed_slice(),
+            // Written here, so built on the worker's pinned thread the pages are its node's.
+            buckets: HugeArray::filled("flow cache buckets", buckets, Bucket::EMPTY),
+            ext: HugeArray::filled("flow cache ext", capacity, Ext::default()),
             mask: buckets - 1,
             origin: 0,
             tick_ms: 0,
@@ -654,6 +656,11 @@ impl FlowCache {
             len: 0,
             started: false,
         })
+    }
+
+    /// The memory of the buckets and extension records and how the kernel backs it.
+    pub fn memory(&self) -> Vec<TableMemory> {
+        vec![self.buckets.memory(), self.ext.memory()]
     }
 
     /// Flows the cache can hold (a power of two).

@@ -29,12 +29,6 @@ macro_rules! zeroed {
 }
 zeroed!(u8, u16, u32, u64, u128, usize);
 
-enum Store<T> {
-    /// Smaller than a huge page: the global allocator.
-    Heap(Box<[T]>),
-    Mapped(Typed<T>),
-}
-
 /// A fixed-length slice of `T` for a big table: on a [`Region`](crate::Region) when it spans at
 /// least one huge page, on the heap otherwise. Dereferences to `[T]`.
 ///
@@ -44,7 +38,7 @@ enum Store<T> {
 /// a later clone that falls back shows in `ecmpctl stats`). The `try_` constructors never fall
 /// back.
 pub struct HugeArray<T: Copy> {
-    store: Store<T>,
+    store: Typed<T>,
     name: &'static str,
     policy: HugePages,
 }
@@ -63,9 +57,9 @@ impl<T: Copy> HugeArray<T> {
         policy: HugePages,
     ) -> Result<Self, MemError> {
         let store = if Self::mapped(len) {
-            Store::Mapped(Typed::filled(table, len, value, policy)?)
+            Typed::filled(table, len, value, policy)?
         } else {
-            Store::Heap(vec![value; len].into_boxed_slice())
+            Typed::heap(vec![value; len].into_boxed_slice())
         };
         Ok(Self {
             store,
@@ -81,7 +75,7 @@ impl<T: Copy> HugeArray<T> {
         Self::try_filled(table, len, value, p)
             .or_else(|_| Self::try_filled(table, len, value, HugePages::Auto))
             .unwrap_or_else(|_| Self {
-                store: Store::Heap(vec![value; len].into_boxed_slice()),
+                store: Typed::heap(vec![value; len].into_boxed_slice()),
                 name: table,
                 policy: p,
             })
@@ -96,7 +90,7 @@ impl<T: Copy> HugeArray<T> {
             None
         };
         Self {
-            store: mapped.map_or_else(|| Store::Heap(src.into()), Store::Mapped),
+            store: mapped.unwrap_or_else(|| Typed::heap(src.into())),
             name: table,
             policy,
         }
@@ -124,9 +118,9 @@ impl<T: Copy> HugeArray<T> {
     /// How the kernel backs it now (read from /proc/self/smaps; a heap table reports the
     /// huge pages of the heap mapping holding it, at most its own length).
     pub fn backing(&self) -> Backing {
-        match &self.store {
-            Store::Heap(b) => backing_of(b.as_ptr() as usize, size_of_val(&**b)),
-            Store::Mapped(t) => t.region().backing(),
+        match self.store.region() {
+            Some(r) => r.backing(),
+            None => backing_of(self.as_ptr() as usize, size_of_val(&**self)),
         }
     }
 
@@ -150,9 +144,9 @@ impl<T: Zeroed> HugeArray<T> {
         policy: HugePages,
     ) -> Result<Self, MemError> {
         let store = if Self::mapped(len) {
-            Store::Mapped(Typed::zeroed(table, len, policy)?)
+            Typed::zeroed(table, len, policy)?
         } else {
-            Store::Heap(vec![T::ZERO; len].into_boxed_slice())
+            Typed::heap(vec![T::ZERO; len].into_boxed_slice())
         };
         Ok(Self {
             store,
@@ -168,7 +162,7 @@ impl<T: Zeroed> HugeArray<T> {
         Self::try_zeroed(table, len, p)
             .or_else(|_| Self::try_zeroed(table, len, HugePages::Auto))
             .unwrap_or_else(|_| Self {
-                store: Store::Heap(vec![T::ZERO; len].into_boxed_slice()),
+                store: Typed::heap(vec![T::ZERO; len].into_boxed_slice()),
                 name: table,
                 policy: p,
             })
@@ -180,20 +174,14 @@ impl<T: Copy> Deref for HugeArray<T> {
 
     #[inline(always)]
     fn deref(&self) -> &[T] {
-        match &self.store {
-            Store::Heap(b) => b,
-            Store::Mapped(t) => t.as_slice(),
-        }
+        self.store.as_slice()
     }
 }
 
 impl<T: Copy> DerefMut for HugeArray<T> {
     #[inline(always)]
     fn deref_mut(&mut self) -> &mut [T] {
-        match &mut self.store {
-            Store::Heap(b) => b,
-            Store::Mapped(t) => t.as_mut_slice(),
-        }
+        self.store.as_mut_slice()
     }
 }
 

@@ -208,12 +208,15 @@ impl Drop for Region {
     }
 }
 
-/// `len` values of `T` on a [`Region`]. Invariant: every element is initialised (the
-/// constructors write them, or rely on the kernel's zero fill for [`Zeroed`](crate::Zeroed)
-/// types, whose zero value is all-zero bytes).
+/// `len` values of `T`, on a [`Region`] or (for small tables) a heap block. Invariant: every
+/// element is initialised (the constructors write them, or rely on the kernel's zero fill for
+/// [`Zeroed`](crate::Zeroed) types, whose zero value is all-zero bytes). A pointer and a length
+/// rather than an enum, so a read through the slice costs no branch on where it lives.
 pub(crate) struct Typed<T> {
-    region: Region,
+    ptr: NonNull<T>,
     len: usize,
+    /// The mapping, or `None` when `ptr` came from `Box::into_raw` (given back in `drop`).
+    region: Option<Region>,
     _t: PhantomData<T>,
 }
 
@@ -222,8 +225,44 @@ unsafe impl<T: Send> Send for Typed<T> {}
 // SAFETY: `&Typed<T>` gives only `&[T]`.
 unsafe impl<T: Sync> Sync for Typed<T> {}
 
+impl<T> Drop for Typed<T> {
+    fn drop(&mut self) {
+        if self.region.is_none() {
+            let raw = std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len);
+            // SAFETY: `ptr`/`len` came from `Box::into_raw` in `heap` and were never freed;
+            // this is the only place that frees them.
+            drop(unsafe { Box::from_raw(raw) });
+        }
+        // A region unmaps itself; `T: Copy` elements need no drop.
+    }
+}
+
 impl<T: Copy> Typed<T> {
     const FITS_PAGE: () = assert!(align_of::<T>() <= SMALL_PAGE && size_of::<T>() > 0);
+
+    /// Takes over a heap block.
+    pub(crate) fn heap(b: Box<[T]>) -> Self {
+        let len = b.len();
+        let raw = Box::into_raw(b);
+        // `Box::into_raw` never returns NULL (a dangling, aligned pointer when empty).
+        let ptr = NonNull::new(raw.cast::<T>()).unwrap_or(NonNull::dangling());
+        Self {
+            ptr,
+            len,
+            region: None,
+            _t: PhantomData,
+        }
+    }
+
+    fn on(region: Region, len: usize) -> Self {
+        let ptr = NonNull::new(region.as_ptr().cast::<T>()).unwrap_or(NonNull::dangling());
+        Self {
+            ptr,
+            len,
+            region: Some(region),
+            _t: PhantomData,
+        }
+    }
 
     fn region_for(table: &str, len: usize, policy: HugePages) -> Result<Region, MemError> {
         let () = Self::FITS_PAGE;
@@ -237,8 +276,8 @@ impl<T: Copy> Typed<T> {
         Region::map(table, bytes, policy)
     }
 
-    /// `len` copies of `value`, written now (the first touch: call it on the thread that will
-    /// use the table).
+    /// `len` copies of `value` on a fresh region, written now (the first touch: call it on the
+    /// thread that will use the table).
     pub(crate) fn filled(
         table: &str,
         len: usize,
@@ -252,14 +291,10 @@ impl<T: Copy> Typed<T> {
             // aligned for `T`, checked by `FITS_PAGE`), and `i < len`; `T: Copy` has no drop.
             unsafe { p.add(i).write(value) };
         }
-        Ok(Self {
-            region,
-            len,
-            _t: PhantomData,
-        })
+        Ok(Self::on(region, len))
     }
 
-    /// A copy of `src`, written now.
+    /// A copy of `src` on a fresh region, written now.
     pub(crate) fn copied(table: &str, src: &[T], policy: HugePages) -> Result<Self, MemError> {
         let region = Self::region_for(table, src.len(), policy)?;
         // SAFETY: the region is fresh (no overlap with `src`), aligned for `T` and holds
@@ -267,37 +302,33 @@ impl<T: Copy> Typed<T> {
         unsafe {
             std::ptr::copy_nonoverlapping(src.as_ptr(), region.as_ptr().cast::<T>(), src.len())
         };
-        Ok(Self {
-            region,
-            len: src.len(),
-            _t: PhantomData,
-        })
+        Ok(Self::on(region, src.len()))
     }
 
+    #[inline(always)]
     pub(crate) fn as_slice(&self) -> &[T] {
-        // SAFETY: aligned, `len` initialised elements (the invariant), borrowed for `&self`.
-        unsafe { std::slice::from_raw_parts(self.region.as_ptr().cast::<T>(), self.len) }
+        // SAFETY: aligned, `len` initialised elements (the invariant), owned by `self` and
+        // borrowed for `&self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
+    #[inline(always)]
     pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
         // SAFETY: as `as_slice`, and `&mut self` makes the borrow exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.region.as_ptr().cast::<T>(), self.len) }
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 
-    pub(crate) fn region(&self) -> &Region {
-        &self.region
+    /// The mapping, `None` on the heap.
+    pub(crate) fn region(&self) -> Option<&Region> {
+        self.region.as_ref()
     }
 }
 
 impl<T: crate::Zeroed> Typed<T> {
-    /// `len` zeros, left untouched: the kernel's zero pages are valid values and cost no memory
-    /// until written.
+    /// `len` zeros on a fresh region, left untouched: the kernel's zero pages are valid values
+    /// and cost no memory until written.
     pub(crate) fn zeroed(table: &str, len: usize, policy: HugePages) -> Result<Self, MemError> {
         let region = Self::region_for(table, len, policy)?;
-        Ok(Self {
-            region,
-            len,
-            _t: PhantomData,
-        })
+        Ok(Self::on(region, len))
     }
 }
