@@ -48,7 +48,7 @@
 //! - A group id is stored in 24 bits: every id a FIB returns is at most
 //!   [`MAX_GROUP_ID`] (const-asserted to fit); a larger one is never cached.
 
-use ecmp_mem::{HugeArray, TableMemory};
+use ecmp_mem::{HugeArray, Placement};
 use ecmp_tables::fib::MAX_GROUP_ID;
 use ecmp_tables::nexthop::{GroupId, HopId};
 use ecmp_wire::meta::IpVersion;
@@ -658,9 +658,9 @@ impl FlowCache {
         })
     }
 
-    /// The memory of the buckets and extension records and how the kernel backs it.
-    pub fn memory(&self) -> Vec<TableMemory> {
-        vec![self.buckets.memory(), self.ext.memory()]
+    /// Where the buckets and extension records live, to read back how the kernel backs them.
+    pub fn memory(&self) -> [Placement; 2] {
+        [self.buckets.placement(), self.ext.placement()]
     }
 
     /// Flows the cache can hold (a power of two).

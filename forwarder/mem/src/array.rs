@@ -2,11 +2,11 @@
 
 use std::ops::{Deref, DerefMut};
 
-use crate::TableMemory;
 use crate::error::MemError;
 use crate::policy::{HugePages, policy};
 use crate::region::{HUGE_PAGE, Typed};
 use crate::smaps::{Backing, backing_of};
+use crate::{Placement, TableMemory};
 
 mod sealed {
     pub trait Sealed {}
@@ -130,6 +130,15 @@ impl<T: Copy> HugeArray<T> {
             name: self.name.to_owned(),
             bytes: size_of_val(&**self),
             backing: self.backing(),
+        }
+    }
+
+    /// Where it lives, to read its backing later from another thread.
+    pub fn placement(&self) -> Placement {
+        Placement {
+            name: self.name,
+            addr: self.as_ptr() as usize,
+            bytes: size_of_val(&**self),
         }
     }
 }

@@ -34,6 +34,14 @@ pub enum MemError {
         /// Free pages in the pool.
         free: u64,
     },
+    /// `hugepages = "require"`, and a big table ended up elsewhere (the pool ran out).
+    #[error("{table}: hugepages = \"require\" but the kernel backs it with {backing}")]
+    NotHugeTlb {
+        /// The table.
+        table: String,
+        /// What the kernel reports instead.
+        backing: String,
+    },
     /// The mapping itself failed (out of memory or address space).
     #[error("{table}: mapping {bytes} bytes failed: {source}")]
     Map {

@@ -33,6 +33,60 @@ pub use policy::{HugePages, policy, set_policy};
 pub use region::{HUGE_PAGE, Region};
 pub use smaps::{Backing, Pool, pool};
 
+use smaps::Smaps;
+
+/// Where a table lives: enough to ask the kernel how it is backed from any thread, for as long
+/// as the table lives (a placement outliving its table reads whatever is mapped there later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// Which table.
+    pub name: &'static str,
+    /// Its first byte's address.
+    pub addr: usize,
+    /// Its length in bytes.
+    pub bytes: usize,
+}
+
+impl Placement {
+    /// Name, bytes and backing now.
+    pub fn memory(&self) -> TableMemory {
+        read_back(std::slice::from_ref(self)).remove(0)
+    }
+}
+
+/// The backing of every table in `tables` (reading /proc/self/smaps once).
+pub fn read_back(tables: &[Placement]) -> Vec<TableMemory> {
+    let smaps = Smaps::read();
+    tables
+        .iter()
+        .map(|p| TableMemory {
+            name: p.name.to_owned(),
+            bytes: p.bytes,
+            backing: smaps
+                .as_ref()
+                .map_or(Backing::Unknown, |s| s.backing(p.addr, p.bytes)),
+        })
+        .collect()
+}
+
+/// Under `require`, every table of at least a huge page must be on hugetlb pages: the error
+/// names the first that is not and what it got instead.
+pub fn check_required(policy: HugePages, tables: &[TableMemory]) -> Result<(), MemError> {
+    if policy != HugePages::Require {
+        return Ok(());
+    }
+    match tables
+        .iter()
+        .find(|t| t.bytes >= HUGE_PAGE && !matches!(t.backing, Backing::HugeTlb { .. }))
+    {
+        Some(t) => Err(MemError::NotHugeTlb {
+            table: t.name.clone(),
+            backing: t.backing.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// One table's memory as the kernel backs it, for the start-up log and `ecmpctl stats`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableMemory {

@@ -196,6 +196,15 @@ impl Region {
         }
     }
 
+    /// Where it lives, as table `name`.
+    pub fn placement(&self, name: &'static str) -> crate::Placement {
+        crate::Placement {
+            name,
+            addr: self.ptr.as_ptr() as usize,
+            bytes: self.len,
+        }
+    }
+
     /// What the kernel backs the region with now (read from /proc/self/smaps).
     pub fn backing(&self) -> Backing {
         backing_of(self.ptr.as_ptr() as usize, self.len)

@@ -97,9 +97,20 @@ pub(crate) fn parse_pool(meminfo: &str) -> Pool {
 /// The backing of `len` bytes at `addr`, from the smaps entry of the mapping holding `addr`.
 /// THP bytes are clamped to `len`: the entry may be larger than the table (a heap arena).
 pub(crate) fn backing_of(addr: usize, len: usize) -> Backing {
-    std::fs::read_to_string("/proc/self/smaps")
-        .map(|s| parse_backing(&s, addr, len))
-        .unwrap_or(Backing::Unknown)
+    Smaps::read().map_or(Backing::Unknown, |s| s.backing(addr, len))
+}
+
+/// One reading of /proc/self/smaps, for looking several tables up.
+pub(crate) struct Smaps(String);
+
+impl Smaps {
+    pub(crate) fn read() -> Option<Smaps> {
+        std::fs::read_to_string("/proc/self/smaps").ok().map(Smaps)
+    }
+
+    pub(crate) fn backing(&self, addr: usize, len: usize) -> Backing {
+        parse_backing(&self.0, addr, len)
+    }
 }
 
 pub(crate) fn parse_backing(smaps: &str, addr: usize, len: usize) -> Backing {

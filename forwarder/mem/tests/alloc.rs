@@ -116,3 +116,25 @@ fn a_table_is_its_own_smaps_entry() {
         );
     }
 }
+
+#[test]
+fn placements_read_back_like_the_table_and_require_checks_them() {
+    let a = HugeArray::try_filled("on", FOUR_MIB / 4, 0u32, HugePages::Auto).expect("maps");
+    let b = HugeArray::try_filled("off", FOUR_MIB / 4, 0u32, HugePages::Off).expect("maps");
+    let small = HugeArray::try_filled("small", 16, 0u32, HugePages::Off).expect("heap");
+    let got = ecmp_mem::read_back(&[a.placement(), b.placement(), small.placement()]);
+    assert_eq!(got[0], a.memory());
+    assert_eq!(got[1].backing, Backing::Small);
+    assert_eq!((got[1].name.as_str(), got[1].bytes), ("off", FOUR_MIB));
+    assert_eq!(got[2].bytes, 64);
+    assert!(ecmp_mem::check_required(HugePages::Auto, &got).is_ok());
+    let err = ecmp_mem::check_required(HugePages::Require, &got[1..]).expect_err("off is 4k");
+    assert_eq!(
+        err.to_string(),
+        "off: hugepages = \"require\" but the kernel backs it with 4 KiB pages"
+    );
+    assert!(
+        ecmp_mem::check_required(HugePages::Require, &got[2..]).is_ok(),
+        "tables under a huge page are not held to it"
+    );
+}

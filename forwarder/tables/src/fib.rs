@@ -17,7 +17,7 @@
 
 use std::net::Ipv4Addr;
 
-use ecmp_mem::{HugeArray, TableMemory};
+use ecmp_mem::{HugeArray, Placement};
 use foldhash::{HashMap, HashMapExt};
 
 use crate::error::TableError;
@@ -246,9 +246,9 @@ impl Fib4 {
         self.tbl8_groups - self.free.len()
     }
 
-    /// The memory of the big tables (tbl24, tbl8) and how the kernel backs it.
-    pub fn memory(&self) -> Vec<TableMemory> {
-        vec![self.tbl24.memory(), self.tbl8.memory()]
+    /// Where the big tables (tbl24, tbl8) live, to read back how the kernel backs them.
+    pub fn memory(&self) -> Vec<Placement> {
+        vec![self.tbl24.placement(), self.tbl8.placement()]
     }
 
     /// The entry (group, depth) of the longest installed prefix strictly shorter than `len`
@@ -522,7 +522,7 @@ mod tests {
             assert_eq!(fib.lookup((10 << 24) | (i << 8) | 1), i + 1);
             assert_eq!(fib.lookup((10 << 24) | (i << 8) | 2), 0);
         }
-        let mem = fib.memory();
+        let mem = ecmp_mem::read_back(&fib.memory());
         assert_eq!(mem[0].name, "fib4 tbl24");
         assert_eq!(mem[0].bytes, 64 << 20);
         assert_eq!(mem[1].name, "fib4 tbl8");

@@ -48,7 +48,7 @@
 
 use std::net::Ipv6Addr;
 
-use ecmp_mem::{HugeArray, TableMemory};
+use ecmp_mem::{HugeArray, Placement};
 use foldhash::HashMap;
 
 use crate::error::TableError;
@@ -249,9 +249,9 @@ impl Fib6 {
         }
     }
 
-    /// The memory of the big table (the root) and how the kernel backs it.
-    pub fn memory(&self) -> Vec<TableMemory> {
-        vec![self.root.words.memory()]
+    /// Where the big table (the root) lives, to read back how the kernel backs it.
+    pub fn memory(&self) -> Vec<Placement> {
+        vec![self.root.words.placement()]
     }
 
     /// The group of the longest prefix covering `addr` (host order); 0 when none does.

@@ -5,7 +5,7 @@ use std::fmt;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
-use ecmp_mem::{Backing, HugePages, Region};
+use ecmp_mem::{Backing, HugePages, Placement, Region};
 
 use super::XdpError;
 
@@ -192,6 +192,11 @@ impl Umem {
     /// Frames of another UMEM released into this one (dropped; a caller bug).
     pub fn foreign_releases(&self) -> u64 {
         self.inner.foreign.get()
+    }
+
+    /// Where the area lives, to read back how the kernel backs it from another thread.
+    pub fn placement(&self) -> Option<Placement> {
+        self.inner.area.as_ref().map(|a| a.placement("umem"))
     }
 
     /// How the kernel backs the area (read back from /proc/self/smaps).
