@@ -133,6 +133,8 @@ fn real_main() -> Result<()> {
         }
         Command::Run { config, json } => {
             let cfg = Config::load(&config)?;
+            // Before any table is built: they all follow it. `require` without a pool stops here.
+            ecmp_mem::set_policy(cfg.memory.hugepages)?;
             let stop = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
                 signal_hook::flag::register(sig, Arc::clone(&stop))?;
