@@ -183,6 +183,15 @@ fn real_main() -> Result<()> {
                     r.cache_hits,
                     r.cache_misses
                 );
+                for t in r.memory.iter().filter(|t| t.worker.is_some()) {
+                    println!(
+                        "{}: {:.1} MiB, {} ({:.1} MiB on huge pages)",
+                        t.name,
+                        t.bytes as f64 / f64::from(1u32 << 20),
+                        t.backing,
+                        t.huge_bytes as f64 / f64::from(1u32 << 20)
+                    );
+                }
                 if !r.stages.is_empty() {
                     print!("{}", bench::stages::render(&r.stages));
                 }

@@ -14,8 +14,8 @@ use ecmp_dataplane::pipeline::{Choice, ingress_mac};
 use ecmp_mem::{Placement, TableMemory};
 use ecmp_port::{PortId, PortStats};
 use ecmp_proto::ctl::{
-    FlowEntry, FlowsReply, HopFlows, PortCounters, StatsReply, TableBacking, TraceQuery,
-    TraceReply, TraceVia, WorkerCounters,
+    FlowEntry, FlowsReply, HopFlows, PortCounters, StatsReply, TraceQuery, TraceReply, TraceVia,
+    WorkerCounters,
 };
 use ecmp_tables::snapshot::{Snapshot, SnapshotCell};
 use ecmp_wire::meta::IpVersion;
@@ -238,17 +238,6 @@ pub(super) fn table_memory(
     placed.iter().map(|(w, _)| *w).zip(read).collect()
 }
 
-/// What `ecmpctl stats` shows of a table's memory.
-pub(super) fn table_backing(worker: Option<usize>, t: TableMemory) -> TableBacking {
-    TableBacking {
-        worker,
-        bytes: t.bytes as u64,
-        backing: t.backing.kind().to_owned(),
-        huge_bytes: t.backing.huge_bytes(t.bytes) as u64,
-        name: t.name,
-    }
-}
-
 impl Dataplane for LiveView {
     fn stats(&self) -> StatsReply {
         let now = Instant::now();
@@ -308,7 +297,7 @@ impl Dataplane for LiveView {
         StatsReply {
             memory: table_memory(&self.cell.load(), &self.workers)
                 .into_iter()
-                .map(|(w, t)| table_backing(w, t))
+                .map(|(w, t)| crate::stats::table_backing(w, t))
                 .collect(),
             uptime_s: self.started.elapsed().as_secs_f64(),
             ports,
