@@ -11,7 +11,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ecmp_benches::per_burst;
 use ecmp_dataplane::flowcache::LINES_PER_LOOKUP;
 use ecmpfwd::bench::floor::Floor;
-use ecmpfwd::bench::{BenchAction, BenchMode, BenchOptions, BenchSetup};
+use ecmpfwd::bench::{BenchAction, BenchHugePages, BenchMode, BenchOptions, BenchSetup};
 
 /// `pipeline.rs`'s options for `flows` flows with the rewrite action.
 fn options(flows: usize) -> BenchOptions {
@@ -30,6 +30,7 @@ fn options(flows: usize) -> BenchOptions {
         cores: Vec::new(),
         workers: 1,
         floor: false,
+        hugepages: BenchHugePages::Auto,
         seed: 1,
     }
 }

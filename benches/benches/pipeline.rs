@@ -16,7 +16,7 @@ use ecmp_benches::per_burst;
 use ecmp_dataplane::counters::{Counter, Counters};
 use ecmp_port::BURST;
 use ecmp_port::memory::TxMode;
-use ecmpfwd::bench::{BenchAction, BenchMode, BenchOptions, BenchSetup};
+use ecmpfwd::bench::{BenchAction, BenchHugePages, BenchMode, BenchOptions, BenchSetup};
 use ecmpfwd::rig::{INGRESS, RigOptions};
 
 fn options(flows: usize, action: BenchAction) -> BenchOptions {
@@ -36,6 +36,7 @@ fn options(flows: usize, action: BenchAction) -> BenchOptions {
         cores: Vec::new(),
         workers: 1,
         floor: false,
+        hugepages: BenchHugePages::Auto,
         seed: 1,
     }
 }

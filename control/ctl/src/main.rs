@@ -440,6 +440,27 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
             for (name, n) in &s.feed {
                 outln!("  {name:<24} {n:>14}");
             }
+            if !s.memory.is_empty() {
+                outln!(
+                    "{:<22} {:>6} {:>10} {:<8} {:>10}",
+                    "memory",
+                    "worker",
+                    "MiB",
+                    "backing",
+                    "huge MiB"
+                );
+                let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+                for t in &s.memory {
+                    outln!(
+                        "{:<22} {:>6} {:>10.1} {:<8} {:>10.1}",
+                        t.name,
+                        t.worker.map_or_else(|| "-".to_owned(), |w| w.to_string()),
+                        mib(t.bytes),
+                        t.backing,
+                        mib(t.huge_bytes)
+                    );
+                }
+            }
         }
         Command::Trace { .. } => {
             let t: TraceReply = serde_json::from_value(result)?;

@@ -215,7 +215,11 @@ fn every_output() -> Vec<(Vec<&'static str>, serde_json::Value)> {
                 "workers": [{"worker": 0, "cpu": 1, "packets": 1, "forwarded": 1, "dropped": 0,
                              "cache_hits": 0, "cache_misses": 1, "generation": 3, "pps": 1.0}],
                 "drops": [["no_route", 0]],
-                "feed": [["lines", 4]]
+                "feed": [["lines", 4]],
+                "memory": [{"name": "fib4 tbl24", "worker": null, "bytes": 67108864,
+                            "backing": "thp", "huge_bytes": 65011712},
+                           {"name": "flow cache buckets", "worker": 0, "bytes": 33554432,
+                            "backing": "hugetlb", "huge_bytes": 33554432}]
             }),
         ),
         (
@@ -267,6 +271,42 @@ fn every_output_renders_from_a_real_reply() {
         assert!(out.status.success(), "{args:?}: {out:?}");
         assert!(!out.stdout.is_empty(), "{args:?} printed nothing");
     }
+}
+
+#[test]
+fn stats_shows_how_each_table_is_backed() {
+    let (args, result) = every_output()
+        .into_iter()
+        .find(|(args, _)| args == &vec!["stats"])
+        .expect("a stats reply");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sock = dir.path().join("ctl.sock");
+    let server = daemon(
+        &sock,
+        Reply {
+            ok: true,
+            error: None,
+            result,
+        },
+    );
+    let out = ecmpctl(&sock, &args);
+    server.join().expect("stand-in daemon");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.split_whitespace().rev().take(4).collect::<Vec<_>>())
+    };
+    assert_eq!(
+        line("fib4 tbl24"),
+        Some(vec!["62.0", "thp", "64.0", "-"]),
+        "{text}"
+    );
+    assert_eq!(
+        line("flow cache buckets"),
+        Some(vec!["32.0", "hugetlb", "32.0", "0"]),
+        "{text}"
+    );
 }
 
 #[test]

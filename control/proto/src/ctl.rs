@@ -406,6 +406,25 @@ pub struct StatsReply {
     pub drops: Vec<(String, u64)>,
     /// Feed counters (lines, events, errors...), name -> value.
     pub feed: Vec<(String, u64)>,
+    /// The big tables and how the kernel backs them (read back when asked); empty from a
+    /// daemon that predates it.
+    #[serde(default)]
+    pub memory: Vec<TableBacking>,
+}
+
+/// One big table's memory, for `stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableBacking {
+    /// Which table (`fib4 tbl24`, `flow cache buckets`, `umem`...).
+    pub name: String,
+    /// The worker owning it; none for the shared FIBs.
+    pub worker: Option<usize>,
+    /// Its size.
+    pub bytes: u64,
+    /// `hugetlb`, `thp` (transparent huge pages), `4k` or `unknown`.
+    pub backing: String,
+    /// Bytes on huge pages of either kind.
+    pub huge_bytes: u64,
 }
 
 /// How `trace` found the hop.

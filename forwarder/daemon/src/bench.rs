@@ -30,8 +30,10 @@ use ecmp_dataplane::error::DataplaneError;
 use ecmp_dataplane::flowcache::FlowCacheConfig;
 use ecmp_dataplane::pipeline::PipelineConfig;
 use ecmp_dataplane::worker::Worker;
+use ecmp_mem::{HugePages, MemError, TableMemory};
 use ecmp_port::PortError;
 use ecmp_port::memory::{MemoryPort, TxMode};
+use ecmp_proto::ctl::TableBacking;
 use ecmp_tables::TableError;
 use ecmp_tables::group::{GroupMode, ResilientGroup};
 use ecmp_tables::nexthop::{Action, Encap, EncapKind, NextHop, PortInfo};
@@ -43,6 +45,7 @@ use ecmp_pktgen::traffic::Rng;
 use ecmp_testkit::frames::{FrameError, FrameSpec};
 
 use crate::rig::{INGRESS, Rig, RigError, RigOptions};
+use crate::stats;
 
 pub mod floor;
 pub mod stages;
@@ -61,6 +64,9 @@ pub enum BenchError {
     /// A flow's frame could not be built.
     #[error("frame: {0}")]
     Frame(#[from] FrameError),
+    /// `--hugepages require` and the hugetlb pool cannot back the tables.
+    #[error(transparent)]
+    Memory(#[from] MemError),
     /// `--core` or `--cores` names a core this machine does not have.
     #[error("core {0} does not exist")]
     NoSuchCore(usize),
@@ -148,6 +154,28 @@ pub enum BenchMode {
     Maglev,
 }
 
+/// `--hugepages`: how the bench's big tables are backed (`[memory] hugepages` of the daemon).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BenchHugePages {
+    /// The hugetlb pool if it has room, else transparent huge pages.
+    Auto,
+    /// The hugetlb pool or an error.
+    Require,
+    /// Small pages only.
+    Off,
+}
+
+impl From<BenchHugePages> for HugePages {
+    fn from(h: BenchHugePages) -> Self {
+        match h {
+            BenchHugePages::Auto => HugePages::Auto,
+            BenchHugePages::Require => HugePages::Require,
+            BenchHugePages::Off => HugePages::Off,
+        }
+    }
+}
+
 /// What to run.
 #[derive(Debug, Clone, clap::Args, Serialize)]
 pub struct BenchOptions {
@@ -196,6 +224,9 @@ pub struct BenchOptions {
     /// pipeline / floor.
     #[arg(long)]
     pub floor: bool,
+    /// How the flow cache and FIB tables are backed (set for the whole process).
+    #[arg(long, value_enum, default_value_t = BenchHugePages::Auto)]
+    pub hugepages: BenchHugePages,
     /// PRNG seed for routes and flows.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -222,6 +253,9 @@ pub struct BenchReport {
     pub cache_hits: u64,
     /// Flow-cache misses during the timed part.
     pub cache_misses: u64,
+    /// The big tables (FIBs, then the flow cache, worker 0) and how the kernel backed them at
+    /// the end of the timed part.
+    pub memory: Vec<TableBacking>,
     /// With `--stages`: each stage timed alone, then the whole pipeline (this run); left out of
     /// the JSON when empty, so the report reads as before without `--stages`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -621,6 +655,28 @@ pub fn time_floor(
     })
 }
 
+/// The FIBs' and the worker's flow cache's memory, read back from the kernel.
+fn table_memory(w: &BenchWorker) -> Vec<(Option<usize>, TableMemory)> {
+    let worker = w.worker();
+    let snap = worker.snapshot();
+    let placed: Vec<_> = snap
+        .fib4
+        .memory()
+        .into_iter()
+        .chain(snap.fib6.memory())
+        .map(|p| (None, p))
+        .chain(
+            worker
+                .pipeline()
+                .flow_cache()
+                .memory()
+                .map(|p| (Some(0), p)),
+        )
+        .collect();
+    let read = ecmp_mem::read_back(&placed.iter().map(|(_, p)| *p).collect::<Vec<_>>());
+    placed.iter().map(|(wi, _)| *wi).zip(read).collect()
+}
+
 /// Builds the tables and the frames, runs, and reports.
 pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
     measure(opts, false)
@@ -642,6 +698,8 @@ fn measure(opts: &BenchOptions, with_stages: bool) -> Result<BenchReport, BenchE
     if let Some(&core) = cores.first() {
         pin(core)?;
     }
+    // Before any table is built; the flow cache is then written first on the pinned core.
+    ecmp_mem::set_policy(opts.hugepages.into())?;
     let setup = BenchSetup::new(opts)?;
     let frame_len = setup.frame_len;
     let (mut w, kept) = if with_stages || opts.workers > 1 {
@@ -660,6 +718,8 @@ fn measure(opts: &BenchOptions, with_stages: bool) -> Result<BenchReport, BenchE
     let after = w.counters().clone();
     let d = |c: Counter| after.get(c) - before.get(c);
     let packets = d(Counter::RxPackets);
+    let memory = table_memory(&w);
+    stats::log_memory(memory.clone())?;
     // The worker's flow cache is as large as the one the stages build: free it first.
     drop(w);
     let ns_per_packet = seconds * 1e9 / packets as f64;
@@ -714,6 +774,10 @@ fn measure(opts: &BenchOptions, with_stages: bool) -> Result<BenchReport, BenchE
         drops: after.total_drops() - before.total_drops(),
         cache_hits: d(Counter::CacheHits),
         cache_misses: d(Counter::CacheMisses),
+        memory: memory
+            .into_iter()
+            .map(|(wi, t)| stats::table_backing(wi, t))
+            .collect(),
         stages,
         floor,
         workers,
@@ -776,6 +840,7 @@ mod tests {
             cores: Vec::new(),
             workers: 1,
             floor: false,
+            hugepages: BenchHugePages::Auto,
             seed: 7,
         }
     }

@@ -133,6 +133,8 @@ fn real_main() -> Result<()> {
         }
         Command::Run { config, json } => {
             let cfg = Config::load(&config)?;
+            // Before any table is built: they all follow it. `require` without a pool stops here.
+            ecmp_mem::set_policy(cfg.memory.hugepages)?;
             let stop = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
                 signal_hook::flag::register(sig, Arc::clone(&stop))?;
@@ -181,6 +183,15 @@ fn real_main() -> Result<()> {
                     r.cache_hits,
                     r.cache_misses
                 );
+                for t in r.memory.iter().filter(|t| t.worker.is_some()) {
+                    println!(
+                        "{}: {:.1} MiB, {} ({:.1} MiB on huge pages)",
+                        t.name,
+                        t.bytes as f64 / f64::from(1u32 << 20),
+                        t.backing,
+                        t.huge_bytes as f64 / f64::from(1u32 << 20)
+                    );
+                }
                 if !r.stages.is_empty() {
                     print!("{}", bench::stages::render(&r.stages));
                 }

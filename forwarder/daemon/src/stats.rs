@@ -5,6 +5,32 @@ use std::sync::Arc;
 
 use ecmp_dataplane::counters::{Counter, Counters, SharedCounters};
 use ecmp_dataplane::drop::DropReason;
+use ecmp_mem::{MemError, TableMemory};
+use ecmp_proto::ctl::TableBacking;
+
+/// Logs each big table's memory as the kernel backs it (`worker` = its owner, none for the
+/// shared FIBs), then, under `require`, refuses a big table off the hugetlb pool.
+pub fn log_memory(tables: Vec<(Option<usize>, TableMemory)>) -> Result<(), MemError> {
+    for (worker, t) in &tables {
+        match worker {
+            Some(w) => tracing::info!("memory: worker {w} {t}"),
+            None => tracing::info!("memory: {t}"),
+        }
+    }
+    let tables: Vec<_> = tables.into_iter().map(|(_, t)| t).collect();
+    ecmp_mem::check_required(ecmp_mem::policy(), &tables)
+}
+
+/// What `ecmpctl stats` and the bench report show of a table's memory.
+pub fn table_backing(worker: Option<usize>, t: TableMemory) -> TableBacking {
+    TableBacking {
+        worker,
+        bytes: t.bytes as u64,
+        backing: t.backing.kind().to_owned(),
+        huge_bytes: t.backing.huge_bytes(t.bytes) as u64,
+        name: t.name,
+    }
+}
 
 /// Sums every worker's published counters.
 pub fn sum(shared: &[Arc<SharedCounters>]) -> Counters {

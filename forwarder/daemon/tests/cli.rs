@@ -151,6 +151,69 @@ fn run_forwards_a_capture_through_pcap_ports() {
     assert_eq!(back, 0);
 }
 
+/// `[memory] hugepages`: the start-up log says how each big table is backed, read back from the
+/// kernel (`off`: 4 KiB pages, whatever THP is set to), and `require` without a hugetlb pool is
+/// a start-up error.
+#[test]
+fn run_logs_each_tables_backing_and_require_needs_a_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = PcapWriter::create(dir.path().join("in.pcap")).unwrap();
+    let f = FrameSpec::udp(
+        "198.18.0.1".parse().unwrap(),
+        "192.0.2.10".parse().unwrap(),
+        1024,
+        53,
+        60,
+    )
+    .build()
+    .unwrap();
+    w.write_packet(0, &f).unwrap();
+    drop(w.into_inner().unwrap());
+    let with = |policy: &str| {
+        let cfg = dir.path().join(format!("{policy}.toml"));
+        let text = format!(
+            "{}\n[memory]\nhugepages = \"{policy}\"\n",
+            config(dir.path())
+        );
+        std::fs::write(&cfg, text).unwrap();
+        run(&["run", "--config", cfg.to_str().unwrap(), "--json"])
+    };
+
+    let out = with("off");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stderr: {log}");
+    for line in [
+        "memory: fib4 tbl24: 64.0 MiB on 4 KiB pages",
+        "memory: fib6 root: 32.0 MiB on 4 KiB pages",
+        "memory: worker 0 flow cache buckets: 32.0 MiB on 4 KiB pages",
+        "memory: worker 0 flow cache ext: 32.0 MiB on 4 KiB pages",
+    ] {
+        assert!(log.contains(line), "{line:?} missing from: {log}");
+    }
+
+    let free: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("HugePages_Free:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let out = with("require");
+    let log = String::from_utf8_lossy(&out.stderr);
+    if free == 0 {
+        assert!(!out.status.success(), "stderr: {log}");
+        assert!(
+            log.contains("hugepages = \"require\" but the hugetlb pool is empty"),
+            "{log}"
+        );
+    } else {
+        // A pool exists: either every big table got it, or the one that did not is named.
+        assert!(
+            out.status.success() || log.contains("hugepages = \"require\" but the"),
+            "{log}"
+        );
+    }
+}
+
 /// Four servers in one group hashing inner headers, at the tunnel endpoint 192.0.2.20.
 fn inner_config(dir: &Path) -> String {
     let ports = pcap_ports(dir);

@@ -96,6 +96,7 @@ fn minimal_takes_the_defaults() {
     assert_eq!(c.flow_cache.embryonic_timeout, Duration::from_secs(5));
     assert_eq!(c.flow_cache.fin_timeout, Duration::from_secs(10));
     assert_eq!(c.fib.max_tbl8, 65_536);
+    assert_eq!(c.memory.hugepages, ecmp_mem::HugePages::Auto);
     assert_eq!(c.hash.fields, HashFieldsSpec::FiveTuple);
     assert_eq!(c.hash.algo, HashAlgoSpec::Fast);
     let hop = &c.nexthops[1];
@@ -502,6 +503,7 @@ fn lab_afxdp_bench_vxlan_encapsulates_towards_every_ipv4_backend() {
 fn lab_afxdp_bench_10m_caches_the_scaling_runs_flows() {
     let mut c = load("lab-afxdp-bench-10m.toml");
     assert_eq!(c.flow_cache.capacity, 1 << 24);
+    assert_eq!(c.memory.hugepages, ecmp_mem::HugePages::Auto);
     assert!(c.flow_cache.capacity >= 10_000_000 * 5 / 4);
     c.flow_cache.capacity = BENCH_FLOW_CAPACITY;
     assert_eq!(positionless(c), lab_bench_expected());

@@ -52,6 +52,7 @@
 //! - A group id is stored in 24 bits: every id a FIB returns is at most
 //!   [`MAX_GROUP_ID`] (const-asserted to fit); a larger one is never cached.
 
+use ecmp_mem::{HugeArray, Placement};
 use ecmp_tables::fib::MAX_GROUP_ID;
 use ecmp_tables::nexthop::{GroupId, HopId};
 use ecmp_wire::meta::IpVersion;
@@ -624,8 +625,8 @@ type At = usize;
 /// A per-worker flow cache. See the module doc for layout and invariants.
 #[repr(C, align(64))]
 pub struct FlowCache {
-    buckets: Box<[Bucket]>,
-    ext: Box<[Ext]>,
+    buckets: HugeArray<Bucket>,
+    ext: HugeArray<Ext>,
     mask: usize,
     origin: u64,
     /// The last `now_ms` the clock was read at (valid once `started`), its relative time and
@@ -678,8 +679,9 @@ impl FlowCache {
         let capacity = config.capacity.max(WAYS).next_power_of_two();
         let buckets = capacity / WAYS;
         Ok(Self {
-            buckets: vec![Bucket::EMPTY; buckets].into_boxed_slice(),
-            ext: vec![Ext::default(); capacity].into_boxed_slice(),
+            // Written here, so built on the worker's pinned thread the pages are its node's.
+            buckets: HugeArray::filled("flow cache buckets", buckets, Bucket::EMPTY),
+            ext: HugeArray::filled("flow cache ext", capacity, Ext::default()),
             mask: buckets - 1,
             origin: 0,
             tick_ms: 0,
@@ -696,6 +698,11 @@ impl FlowCache {
             len: 0,
             started: false,
         })
+    }
+
+    /// Where the buckets and extension records live, to read back how the kernel backs them.
+    pub fn memory(&self) -> [Placement; 2] {
+        [self.buckets.placement(), self.ext.placement()]
     }
 
     /// Flows the cache can hold (a power of two).

@@ -26,7 +26,7 @@ fn small_config() -> XskConfig {
 fn umem(frames: u32) -> Umem {
     Umem::new(UmemConfig {
         frame_count: frames,
-        hugepages: false,
+        hugepages: ecmp_mem::HugePages::Off,
     })
     .expect("lab setup")
 }

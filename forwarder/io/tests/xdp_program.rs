@@ -21,7 +21,7 @@ const WAIT: Duration = Duration::from_secs(3);
 fn umem() -> Umem {
     Umem::new(UmemConfig {
         frame_count: 1024,
-        hugepages: false,
+        hugepages: ecmp_mem::HugePages::Off,
     })
     .expect("UMEM")
 }
@@ -381,7 +381,7 @@ fn setup_errors_name_the_interface() {
 fn umem_with(frames: u32) -> Umem {
     Umem::new(UmemConfig {
         frame_count: frames,
-        hugepages: false,
+        hugepages: ecmp_mem::HugePages::Off,
     })
     .expect("UMEM")
 }

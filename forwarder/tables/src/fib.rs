@@ -17,6 +17,7 @@
 
 use std::net::Ipv4Addr;
 
+use ecmp_mem::{HugeArray, Placement};
 use foldhash::{HashMap, HashMapExt};
 
 use crate::error::TableError;
@@ -95,10 +96,14 @@ fn depth4(entry: u32) -> u8 {
 /// group holding at least one entry deeper than a /24.
 #[derive(Debug, Clone)]
 pub struct Fib4 {
-    /// 2^24 entries, allocated zeroed so untouched pages stay unbacked.
-    tbl24: Vec<u32>,
-    /// `TBL8_GROUP` entries per group ever allocated.
-    tbl8: Vec<u32>,
+    /// 2^24 entries (64 MiB, on huge pages: a lookup per packet lands anywhere in it),
+    /// allocated zeroed so untouched pages stay unbacked.
+    tbl24: HugeArray<u32>,
+    /// `TBL8_GROUP` entries per group; its length is the capacity, grown by doubling (up to
+    /// `max_tbl8` groups) so that it stays one huge-page mapping instead of growing in place.
+    tbl8: HugeArray<u32>,
+    /// tbl8 groups ever handed out (the used prefix of `tbl8`).
+    tbl8_groups: usize,
     /// Allocated tbl8 groups currently unused.
     free: Vec<u32>,
     max_tbl8: usize,
@@ -111,8 +116,9 @@ impl Fib4 {
     /// prefixes longer than /24). At most [`MAX_TBL8`] groups are addressable; more is clamped.
     pub fn new(max_tbl8: usize) -> Self {
         Self {
-            tbl24: vec![0u32; TBL24_LEN],
-            tbl8: Vec::new(),
+            tbl24: HugeArray::zeroed("fib4 tbl24", TBL24_LEN),
+            tbl8: HugeArray::zeroed("fib4 tbl8", 0),
+            tbl8_groups: 0,
             free: Vec::new(),
             max_tbl8: max_tbl8.min(MAX_TBL8),
             routes: route_maps(32),
@@ -237,7 +243,12 @@ impl Fib4 {
 
     /// tbl8 groups currently holding a /24 (out of `max_tbl8`).
     pub fn tbl8_in_use(&self) -> usize {
-        self.tbl8.len() / TBL8_GROUP - self.free.len()
+        self.tbl8_groups - self.free.len()
+    }
+
+    /// Where the big tables (tbl24, tbl8) live, to read back how the kernel backs them.
+    pub fn memory(&self) -> Vec<Placement> {
+        vec![self.tbl24.placement(), self.tbl8.placement()]
     }
 
     /// The entry (group, depth) of the longest installed prefix strictly shorter than `len`
@@ -261,9 +272,13 @@ impl Fib4 {
         }
         let g = match self.free.pop() {
             Some(g) => g as usize,
-            None if self.tbl8.len() / TBL8_GROUP < self.max_tbl8 => {
-                self.tbl8.resize(self.tbl8.len() + TBL8_GROUP, 0);
-                self.tbl8.len() / TBL8_GROUP - 1
+            None if self.tbl8_groups < self.max_tbl8 => {
+                if self.tbl8_groups * TBL8_GROUP == self.tbl8.len() {
+                    let groups = (self.tbl8_groups * 2).max(64).min(self.max_tbl8);
+                    self.tbl8 = self.tbl8.resized(groups * TBL8_GROUP, 0);
+                }
+                self.tbl8_groups += 1;
+                self.tbl8_groups - 1
             }
             None => return Err(TableError::Tbl8Exhausted { max: self.max_tbl8 }),
         };
@@ -491,6 +506,30 @@ mod tests {
             check6(&fib, &naive, &probes)?;
             prop_assert!(fib.is_empty());
         }
+    }
+
+    #[test]
+    fn tbl8_grows_past_a_huge_page_and_reports_its_memory() {
+        // 3000 /24s holding a /32 each: tbl8 grows from 64 groups by doubling to 4096 (4 MiB,
+        // on a huge-page mapping), and every earlier group keeps its entries.
+        let mut fib = Fib4::new(4096);
+        for i in 0..3000u32 {
+            fib.insert(Ipv4Addr::from((10 << 24) | (i << 8) | 1), 32, i + 1)
+                .expect("fits");
+        }
+        assert_eq!(fib.tbl8_in_use(), 3000);
+        for i in 0..3000u32 {
+            assert_eq!(fib.lookup((10 << 24) | (i << 8) | 1), i + 1);
+            assert_eq!(fib.lookup((10 << 24) | (i << 8) | 2), 0);
+        }
+        let mem = ecmp_mem::read_back(&fib.memory());
+        assert_eq!(mem[0].name, "fib4 tbl24");
+        assert_eq!(mem[0].bytes, 64 << 20);
+        assert_eq!(mem[1].name, "fib4 tbl8");
+        assert_eq!(mem[1].bytes, 4096 * 1024);
+        assert_ne!(mem[0].backing, ecmp_mem::Backing::Unknown);
+        let copy = fib.clone();
+        assert_eq!(copy.lookup((10 << 24) | (2999 << 8) | 1), 3000);
     }
 
     #[test]

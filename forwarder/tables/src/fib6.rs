@@ -48,6 +48,7 @@
 
 use std::net::Ipv6Addr;
 
+use ecmp_mem::{HugeArray, Placement};
 use foldhash::HashMap;
 
 use crate::error::TableError;
@@ -180,14 +181,15 @@ const SLOT_WORDS: usize = 4;
 /// lookup always starts with one.
 #[derive(Debug)]
 struct RootTable {
-    words: Vec<u64>,
+    /// 32 MiB, on huge pages (every IPv6 lookup starts with a load anywhere in it).
+    words: HugeArray<u64>,
     /// Words skipped at the front to reach the 32-byte boundary.
     skew: usize,
 }
 
 impl RootTable {
     fn new() -> Self {
-        let words = vec![0u64; SLOTS * SLOT_WORDS + SLOT_WORDS - 1];
+        let words = HugeArray::zeroed("fib6 root", SLOTS * SLOT_WORDS + SLOT_WORDS - 1);
         // Only the address's offset is used, to pick where slot 0 starts.
         let misalign = words.as_ptr() as usize % (SLOT_WORDS * 8);
         let skew = (SLOT_WORDS - misalign / 8) % SLOT_WORDS;
@@ -245,6 +247,11 @@ impl Fib6 {
             routes: route_maps(128),
             count: 0,
         }
+    }
+
+    /// Where the big table (the root) lives, to read back how the kernel backs it.
+    pub fn memory(&self) -> Vec<Placement> {
+        vec![self.root.words.placement()]
     }
 
     /// The group of the longest prefix covering `addr` (host order); 0 when none does.

@@ -283,6 +283,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                         workers: Vec::new(),
                         drops: Vec::new(),
                         feed: Vec::new(),
+                        memory: Vec::new(),
                     },
                 };
                 let f = super::StatsHandle(std::sync::Arc::clone(&self.counters)).get();

@@ -31,6 +31,7 @@ impl Dataplane for FakeDataplane {
             workers: Vec::new(),
             drops: vec![("no_route".to_owned(), 3)],
             feed: Vec::new(),
+            memory: Vec::new(),
         }
     }
     fn flows(&self, _top: usize) -> Result<FlowsReply, DataQueryError> {

@@ -211,6 +211,9 @@ pub enum AfXdpError {
     /// A worker did not report being ready within the bound.
     #[error("did not start within {0} s")]
     StartTimeout(u64),
+    /// `[memory] hugepages = "require"` and a big table is not on hugetlb pages.
+    #[error(transparent)]
+    Memory(ecmp_mem::MemError),
     /// A worker thread panicked.
     #[error("a worker thread panicked")]
     WorkerPanicked,

@@ -356,6 +356,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
                 .collect(),
             mailbox: Arc::new(Mailbox::default()),
             cpu: Some(w.core),
+            memory: Vec::new(),
         };
         let queues = (0..cfg.ports.len())
             .map(|pi| {
@@ -379,6 +380,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
             epoch,
         };
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let mut ws = ws;
         let handle = thread::Builder::new()
             .name(format!("ecmpfwd-w{}", w.core))
             .spawn(move || worker::run(job, ready_tx))
@@ -386,7 +388,10 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
         handles.push(handle);
         // One worker at a time, so an error names the first port that failed.
         let started = match ready_rx.recv_timeout(WORKER_START) {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(memory)) => {
+                ws.memory = memory;
+                Ok(())
+            }
             Ok(Err(e)) => Err(e),
             Err(_) => Err(AfXdpError::StartTimeout(WORKER_START.as_secs())),
         };
@@ -405,6 +410,13 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
         .iter()
         .map(|w| Arc::clone(&w.counters))
         .collect();
+
+    // Read back from the kernel, not assumed from the policy: under `require` a big table off
+    // the hugetlb pool is a start-up error naming it.
+    if let Err(e) = stats::log_memory(view::table_memory(&cell.load(), &view_workers)) {
+        let _ = stop_workers(handles);
+        return Err(AfXdpError::Memory(e));
+    }
 
     let control = match start_control(cfg, &ports, &cell, view_workers, builder, upkeep) {
         Ok(c) => c,

@@ -11,12 +11,13 @@ use ecmp_control::control::{DataQueryError, Dataplane};
 use ecmp_dataplane::counters::{Counter, SharedCounters};
 use ecmp_dataplane::drop::DropReason;
 use ecmp_dataplane::pipeline::{Choice, ingress_mac};
+use ecmp_mem::{Placement, TableMemory};
 use ecmp_port::{PortId, PortStats};
 use ecmp_proto::ctl::{
     FlowEntry, FlowsReply, HopFlows, PortCounters, StatsReply, TraceQuery, TraceReply, TraceVia,
     WorkerCounters,
 };
-use ecmp_tables::snapshot::SnapshotCell;
+use ecmp_tables::snapshot::{Snapshot, SnapshotCell};
 use ecmp_wire::meta::IpVersion;
 
 /// The port `ecmpctl trace` flows are traced as arriving on.
@@ -156,6 +157,8 @@ pub struct WorkerShared {
     pub mailbox: Arc<Mailbox>,
     /// The CPU it is pinned to.
     pub cpu: Option<usize>,
+    /// Where its flow cache and UMEM live (reported once it started).
+    pub memory: Vec<Placement>,
 }
 
 #[derive(Debug, Default)]
@@ -215,6 +218,26 @@ fn flow_query(q: &TraceQuery) -> Result<Vec<u8>, DataQueryError> {
         .map_err(|e| DataQueryError::BadQuery(e.to_string()))
 }
 
+/// Every big table and how the kernel backs it now: the published FIBs, then each worker's flow
+/// cache and UMEM.
+pub(super) fn table_memory(
+    snapshot: &Snapshot,
+    workers: &[WorkerShared],
+) -> Vec<(Option<usize>, TableMemory)> {
+    let mut placed: Vec<(Option<usize>, Placement)> = snapshot
+        .fib4
+        .memory()
+        .into_iter()
+        .chain(snapshot.fib6.memory())
+        .map(|p| (None, p))
+        .collect();
+    for (wi, w) in workers.iter().enumerate() {
+        placed.extend(w.memory.iter().map(|p| (Some(wi), *p)));
+    }
+    let read = ecmp_mem::read_back(&placed.iter().map(|(_, p)| *p).collect::<Vec<_>>());
+    placed.iter().map(|(w, _)| *w).zip(read).collect()
+}
+
 impl Dataplane for LiveView {
     fn stats(&self) -> StatsReply {
         let now = Instant::now();
@@ -272,6 +295,10 @@ impl Dataplane for LiveView {
             workers: worker_now,
         };
         StatsReply {
+            memory: table_memory(&self.cell.load(), &self.workers)
+                .into_iter()
+                .map(|(w, t)| crate::stats::table_backing(w, t))
+                .collect(),
             uptime_s: self.started.elapsed().as_secs_f64(),
             ports,
             workers,

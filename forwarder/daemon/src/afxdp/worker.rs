@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+
+use ecmp_mem::Placement;
 use std::time::Instant;
 
 use ecmp_dataplane::counters::SharedCounters;
@@ -52,7 +54,7 @@ fn open(job: &Job) -> Result<(Umem, Vec<XskPort>), AfXdpError> {
     let frames = job.ports.len() as u32 * (ring.fill_size + ring.tx_size) + 1024;
     let umem = Umem::new(UmemConfig {
         frame_count: frames,
-        ..UmemConfig::default()
+        hugepages: ecmp_mem::policy(),
     })
     .map_err(AfXdpError::Umem)?;
     let mut sockets = Vec::new();
@@ -94,8 +96,12 @@ fn open(job: &Job) -> Result<(Umem, Vec<XskPort>), AfXdpError> {
 /// latency at low load. At full load polls are never empty, so this costs nothing there.
 const YIELD_AFTER_EMPTY_POLLS: u32 = 8;
 
-/// The worker thread's body; reports start-up success or failure on `ready`.
-pub(super) fn run(job: Job, ready: Sender<Result<(), AfXdpError>>) -> Result<(), AfXdpError> {
+/// The worker thread's body; reports start-up success (with where its flow cache and UMEM
+/// live) or failure on `ready`.
+pub(super) fn run(
+    job: Job,
+    ready: Sender<Result<Vec<Placement>, AfXdpError>>,
+) -> Result<(), AfXdpError> {
     if let Some(core) = core_affinity::get_core_ids()
         .unwrap_or_default()
         .into_iter()
@@ -116,11 +122,13 @@ pub(super) fn run(job: Job, ready: Sender<Result<(), AfXdpError>>) -> Result<(),
             return match ready.send(Err(e)) {
                 Ok(()) => Ok(()),
                 Err(std::sync::mpsc::SendError(Err(e))) => Err(e),
-                Err(std::sync::mpsc::SendError(Ok(()))) => Ok(()),
+                Err(std::sync::mpsc::SendError(Ok(_))) => Ok(()),
             };
         }
     };
-    let _ = ready.send(Ok(()));
+    let mut memory = worker.pipeline().flow_cache().memory().to_vec();
+    memory.extend(umem.placement());
+    let _ = ready.send(Ok(memory));
     let start = job.epoch;
     let mut last_stats = 0u64;
     let mut empty_polls = 0u32;

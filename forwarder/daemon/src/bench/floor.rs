@@ -21,6 +21,7 @@
 //!   [`Floor::checksum`] folds what they hold, so a test can check which lines were read.
 
 use ecmp_dataplane::flowcache::{LINES_PER_LOOKUP, WAYS};
+use ecmp_mem::HugeArray;
 use ecmp_port::BURST;
 use ecmp_port::memory::{FRAME_SIZE, HEADROOM};
 
@@ -77,16 +78,19 @@ fn lines_of(hash: u64, mask: usize) -> [usize; LINES_PER_LOOKUP] {
     })
 }
 
-/// Allocates the floor's table as the flow cache allocates its buckets (a boxed slice of
-/// 64-byte lines, every one written). The one place to change when the cache moves to another
-/// allocator (e.g. huge pages), so that the floor keeps the cache's page size.
-fn alloc_table(lines: usize) -> Box<[Line]> {
-    (0..lines).map(|i| Line([line_value(i); 8])).collect()
+/// Allocates the floor's table as the flow cache allocates its buckets (ecmp-mem, under the
+/// process's huge page policy, so on the same page size), every line written.
+fn alloc_table(lines: usize) -> HugeArray<Line> {
+    let mut t = HugeArray::filled("floor table", lines, Line([0; 8]));
+    for (i, l) in t.iter_mut().enumerate() {
+        *l = Line([line_value(i); 8]);
+    }
+    t
 }
 
 /// The floor's state: its table, replay list, packet buffers and counts.
 pub struct Floor {
-    table: Box<[Line]>,
+    table: HugeArray<Line>,
     mask: usize,
     /// One record of `record` bytes per flow, in replay order; the first [`HASH_BYTES`] of each
     /// are the flow's hash.

@@ -218,6 +218,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) fib: Option<RawFib>,
     #[serde(default)]
+    pub(super) memory: Option<RawMemory>,
+    #[serde(default)]
     pub(super) nexthop: Vec<Spanned<RawNextHop>>,
     #[serde(default)]
     pub(super) group: Vec<Spanned<RawGroup>>,
@@ -309,6 +311,21 @@ impl RawHash {
             inner: self.inner.unwrap_or(base.inner),
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMemory {
+    pub(super) hugepages: Option<RawHugePages>,
+}
+
+/// `memory.hugepages` as written.
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum RawHugePages {
+    Auto,
+    Require,
+    Off,
 }
 
 #[derive(Deserialize)]

@@ -31,6 +31,8 @@ pub struct Config {
     pub hash: HashSpec,
     /// `[fib]`.
     pub fib: FibSpec,
+    /// `[memory]`.
+    pub memory: MemorySpec,
     /// `[[nexthop]]`, in file order.
     pub nexthops: Vec<NextHopSpec>,
     /// `[[group]]`, in file order.
@@ -227,6 +229,14 @@ impl Default for FibSpec {
             max_tbl8: DEFAULT_MAX_TBL8,
         }
     }
+}
+
+/// `[memory]`: how the big tables (flow caches, FIBs, UMEMs) are backed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemorySpec {
+    /// `hugepages`: `auto` (hugetlb pool, else transparent huge pages), `require` (hugetlb or
+    /// refuse to start) or `off`.
+    pub hugepages: ecmp_mem::HugePages,
 }
 
 /// A next hop's initial state (mirrors `ecmp_tables::nexthop::HopState`).

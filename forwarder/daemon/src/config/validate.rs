@@ -18,12 +18,12 @@ use toml::de::DeTable;
 
 use super::error::{ConfigError, Ctx, Location, key_path, with_missing_field};
 use super::schema::{
-    Dur, Name, RawConfig, RawFib, RawFlowCache, RawInstance, RawNeighbor, RawPort, RawPortKind,
-    RawWorker,
+    Dur, Name, RawConfig, RawFib, RawFlowCache, RawHugePages, RawInstance, RawNeighbor, RawPort,
+    RawPortKind, RawWorker,
 };
 use super::spec::{
-    Config, FibSpec, FlowCacheSpec, HashSpec, InstanceSpec, NeighborSpec, NextHopSpec, PortKind,
-    PortQueue, PortSpec, RouteSpec, WorkerSpec, XdpMode,
+    Config, FibSpec, FlowCacheSpec, HashSpec, InstanceSpec, MemorySpec, NeighborSpec, NextHopSpec,
+    PortKind, PortQueue, PortSpec, RouteSpec, WorkerSpec, XdpMode,
 };
 use super::value::{MacAddr, PortAddr, Prefix};
 use super::{
@@ -134,6 +134,13 @@ fn build(
     let flow_cache = build_flow_cache(ctx, raw.flow_cache)?;
     let hash = raw.hash.unwrap_or_default().over(HashSpec::default());
     let fib = build_fib(ctx, raw.fib)?;
+    let memory = MemorySpec {
+        hugepages: match raw.memory.and_then(|m| m.hugepages) {
+            None | Some(RawHugePages::Auto) => ecmp_mem::HugePages::Auto,
+            Some(RawHugePages::Require) => ecmp_mem::HugePages::Require,
+            Some(RawHugePages::Off) => ecmp_mem::HugePages::Off,
+        },
+    };
 
     let mut hop_names = Names::new(ctx, "next hop");
     let mut nexthops: Vec<NextHopSpec> = Vec::with_capacity(raw.nexthop.len());
@@ -229,6 +236,7 @@ fn build(
         flow_cache,
         hash,
         fib,
+        memory,
         nexthops,
         groups,
         routes,

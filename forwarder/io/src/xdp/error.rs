@@ -77,6 +77,9 @@ pub enum XdpError {
     /// A configuration value is out of range.
     #[error("invalid AF_XDP configuration: {0}")]
     Config(String),
+    /// The UMEM could not be mapped under the huge page policy (`require` without a pool).
+    #[error("mapping the UMEM: {0}")]
+    Memory(#[source] ecmp_mem::MemError),
     /// Any other failing system call.
     #[error("interface {ifname} queue {queue}: {what} failed")]
     Sys {

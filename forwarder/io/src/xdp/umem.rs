@@ -2,10 +2,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io;
 use std::os::fd::RawFd;
-use std::ptr::NonNull;
 use std::rc::Rc;
+
+use ecmp_mem::{Backing, HugePages, Placement, Region};
 
 use super::XdpError;
 
@@ -22,33 +22,33 @@ pub const FRAME_SIZE: usize = 4096;
 /// the kernel's XDP headroom), so encapsulation can grow them in place with `push_front`.
 pub const UMEM_HEADROOM: usize = 256;
 
-const HUGE_PAGE: usize = 2 << 20;
-
 /// Size of a [`Umem`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UmemConfig {
     /// Frames (chunks of [`FRAME_SIZE`] bytes); must cover every port's fill ring plus the
     /// frames in flight.
     pub frame_count: u32,
-    /// Try 2 MiB huge pages first (falls back to normal pages when none are reserved).
-    pub hugepages: bool,
+    /// How the area is backed ([`ecmp_mem::Region::map`]): `Auto` tries the hugetlb pool, then
+    /// transparent huge pages; `Require` fails without the pool; `Off` keeps small pages.
+    pub hugepages: HugePages,
 }
 
 impl Default for UmemConfig {
     fn default() -> Self {
         Self {
             frame_count: 4096,
-            hugepages: true,
+            hugepages: HugePages::Auto,
         }
     }
 }
 
 /// State shared by a [`Umem`] handle and the ports using it.
 pub(crate) struct UmemInner {
-    area: NonNull<u8>,
-    map_len: usize,
+    /// The area; `Some` until drop decides whether it may be unmapped.
+    area: Option<Region>,
+    /// Its first byte (cached: frames are built from it per packet).
+    base: *mut u8,
     frame_count: u32,
-    hugepages: bool,
     /// Chunk addresses (offsets into the area) not in any ring and not in the caller's hands.
     /// Capacity `frame_count`, so pushes never allocate.
     pub(crate) free: RefCell<Vec<u64>>,
@@ -66,7 +66,7 @@ impl UmemInner {
     /// Base address of the area, as frames store it.
     #[inline]
     pub(crate) fn base(&self) -> *mut u8 {
-        self.area.as_ptr()
+        self.base
     }
 
     /// Bytes registered with the kernel.
@@ -119,11 +119,10 @@ impl Drop for UmemInner {
         // them dangle (only a caller that leaked frames gets here with any).
         let accounted = self.free.get_mut().len() as u64 + self.lost.get();
         if accounted < u64::from(self.frame_count) {
-            return;
+            std::mem::forget(self.area.take());
         }
-        // SAFETY: the area was mapped by `Umem::new` with this length; no socket uses it any
-        // more (each port holds an `Rc` to this value) and no frame points into it.
-        unsafe { libc::munmap(self.area.as_ptr().cast(), self.map_len) };
+        // Otherwise the region unmaps itself: no socket uses it any more (each port holds an
+        // `Rc` to this value) and no frame points into it.
     }
 }
 
@@ -147,31 +146,18 @@ impl Umem {
             )));
         }
         let len = frames * FRAME_SIZE;
-        let mapped = config
-            .hugepages
-            .then(|| map_anonymous(len.next_multiple_of(HUGE_PAGE), libc::MAP_HUGETLB).ok())
-            .flatten();
-        let (area, map_len, hugepages) = match mapped {
-            Some((area, map_len)) => (area, map_len, true),
-            None => {
-                let (area, map_len) = map_anonymous(len, 0).map_err(|source| XdpError::Sys {
-                    ifname: String::new(),
-                    queue: 0,
-                    what: "mapping the UMEM",
-                    source,
-                })?;
-                (area, map_len, false)
-            }
-        };
+        let mut area = Region::map("umem", len, config.hugepages).map_err(XdpError::Memory)?;
+        // Backed now, on the calling (worker) thread: the kernel registers the pages anyway,
+        // and the driver then writes to memory on the worker's node.
+        area.prefault();
         let mut free = Vec::with_capacity(frames);
         // Lowest addresses last, so the first frames handed out are at the start of the area.
         free.extend((0..frames as u64).rev().map(|i| i * FRAME_SIZE as u64));
         Ok(Self {
             inner: Rc::new(UmemInner {
-                area,
-                map_len,
+                base: area.as_ptr(),
+                area: Some(area),
                 frame_count: config.frame_count,
-                hugepages,
                 free: RefCell::new(free),
                 sockets: RefCell::new(Vec::with_capacity(8)),
                 zero_copy: Cell::new(false),
@@ -208,9 +194,17 @@ impl Umem {
         self.inner.foreign.get()
     }
 
-    /// Whether the memory is backed by huge pages.
-    pub fn hugepages(&self) -> bool {
-        self.inner.hugepages
+    /// Where the area lives, to read back how the kernel backs it from another thread.
+    pub fn placement(&self) -> Option<Placement> {
+        self.inner.area.as_ref().map(|a| a.placement("umem"))
+    }
+
+    /// How the kernel backs the area (read back from /proc/self/smaps).
+    pub fn backing(&self) -> Backing {
+        self.inner
+            .area
+            .as_ref()
+            .map_or(Backing::Unknown, Region::backing)
     }
 }
 
@@ -219,31 +213,11 @@ impl fmt::Debug for Umem {
         f.debug_struct("Umem")
             .field("frame_count", &self.inner.frame_count)
             .field("available", &self.available())
-            .field("hugepages", &self.inner.hugepages)
+            .field("hugepages", &self.backing().kind())
             .field("sockets", &self.inner.sockets.borrow().len())
             .field("lost", &self.lost())
             .finish()
     }
-}
-
-fn map_anonymous(len: usize, extra_flags: libc::c_int) -> io::Result<(NonNull<u8>, usize)> {
-    // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE | extra_flags,
-            -1,
-            0,
-        )
-    };
-    if ptr == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    NonNull::new(ptr.cast::<u8>())
-        .map(|p| (p, len))
-        .ok_or_else(|| io::Error::other("mmap returned NULL"))
 }
 
 /// Where a packet built in userspace starts in its chunk: the same place the kernel puts a

@@ -142,3 +142,32 @@ fn error_display_is_file_line_key_message() {
     };
     assert_eq!(e.to_string(), "x.toml:3: unclosed table");
 }
+
+#[test]
+fn memory_hugepages() {
+    assert_eq!(ok("").memory.hugepages, ecmp_mem::HugePages::Auto);
+    for (text, want) in [
+        ("auto", ecmp_mem::HugePages::Auto),
+        ("require", ecmp_mem::HugePages::Require),
+        ("off", ecmp_mem::HugePages::Off),
+    ] {
+        let c = ok(&format!("[memory]\nhugepages = \"{text}\"\n"));
+        assert_eq!(c.memory.hugepages, want, "{text}");
+    }
+    assert_eq!(ok("[memory]\n").memory.hugepages, ecmp_mem::HugePages::Auto);
+    fails(
+        "[memory]\nhugepages = \"always\" #<\n",
+        "memory.hugepages",
+        "unknown variant `always`, expected one of `auto`, `require`, `off`",
+    );
+    fails(
+        "[memory]\nhugepages = true #<\n",
+        "memory.hugepages",
+        "wanted string",
+    );
+    fails(
+        "[memory]\nhuge_pages = \"auto\" #<\n",
+        "memory.huge_pages",
+        "unknown field `huge_pages`",
+    );
+}
