@@ -657,24 +657,7 @@ pub fn time_floor(
 
 /// The FIBs' and the worker's flow cache's memory, read back from the kernel.
 fn table_memory(w: &BenchWorker) -> Vec<(Option<usize>, TableMemory)> {
-    let worker = w.worker();
-    let snap = worker.snapshot();
-    let placed: Vec<_> = snap
-        .fib4
-        .memory()
-        .into_iter()
-        .chain(snap.fib6.memory())
-        .map(|p| (None, p))
-        .chain(
-            worker
-                .pipeline()
-                .flow_cache()
-                .memory()
-                .map(|p| (Some(0), p)),
-        )
-        .collect();
-    let read = ecmp_mem::read_back(&placed.iter().map(|(_, p)| *p).collect::<Vec<_>>());
-    placed.iter().map(|(wi, _)| *wi).zip(read).collect()
+    stats::worker_memory(w.worker())
 }
 
 /// Builds the tables and the frames, runs, and reports.

@@ -146,24 +146,7 @@ fn pcap_worker(
         ports.push(PcapPort::open(pool.clone(), input, output)?);
     }
     let mut worker = Worker::new(ports, pcfg, cell, counters)?;
-    let snapshot = worker.snapshot();
-    let placed: Vec<_> = snapshot
-        .fib4
-        .memory()
-        .into_iter()
-        .chain(snapshot.fib6.memory())
-        .map(|p| (None, p))
-        .chain(
-            worker
-                .pipeline()
-                .flow_cache()
-                .memory()
-                .map(|p| (Some(0), p)),
-        )
-        .collect();
-    let read = ecmp_mem::read_back(&placed.iter().map(|(_, p)| *p).collect::<Vec<_>>());
-    stats::log_memory(placed.iter().map(|(w, _)| *w).zip(read).collect())
-        .map_err(ReplayError::Memory)?;
+    stats::log_memory(stats::worker_memory(&worker)).map_err(ReplayError::Memory)?;
     let start = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let now = start.elapsed().as_nanos() as u64;

@@ -5,8 +5,32 @@ use std::sync::Arc;
 
 use ecmp_dataplane::counters::{Counter, Counters, SharedCounters};
 use ecmp_dataplane::drop::DropReason;
+use ecmp_dataplane::worker::Worker;
 use ecmp_mem::{MemError, TableMemory};
+use ecmp_port::Port;
 use ecmp_proto::ctl::TableBacking;
+
+/// The FIBs' and `worker`'s flow cache's memory, read back from the kernel (one smaps read), each
+/// with the worker index it belongs to (`None` for the shared FIBs, `Some(0)` for this worker).
+pub fn worker_memory<P: Port>(worker: &Worker<P>) -> Vec<(Option<usize>, TableMemory)> {
+    let snap = worker.snapshot();
+    let placed: Vec<_> = snap
+        .fib4
+        .memory()
+        .into_iter()
+        .chain(snap.fib6.memory())
+        .map(|p| (None, p))
+        .chain(
+            worker
+                .pipeline()
+                .flow_cache()
+                .memory()
+                .map(|p| (Some(0), p)),
+        )
+        .collect();
+    let read = ecmp_mem::read_back(&placed.iter().map(|(_, p)| *p).collect::<Vec<_>>());
+    placed.iter().map(|(wi, _)| *wi).zip(read).collect()
+}
 
 /// Logs each big table's memory as the kernel backs it (`worker` = its owner, none for the
 /// shared FIBs), then, under `require`, refuses a big table off the hugetlb pool.

@@ -367,11 +367,15 @@ impl Probe {
     /// The inline key fields as one integer, laid out as [`Slot::key_bits`].
     #[inline(always)]
     fn key_bits(&self) -> u128 {
-        u128::from(self.src)
-            | (u128::from(self.dst) << 32)
-            | (u128::from(self.ports) << 64)
-            | (u128::from(self.meta) << 96)
+        key_bits(self.src, self.dst, self.ports, self.meta)
     }
+}
+
+/// Four contiguous `u32` fields of a `repr(C)` struct as one integer, in memory order (on a
+/// little-endian machine one 16-byte load).
+#[inline(always)]
+fn key_bits(src: u32, dst: u32, ports: u32, meta: u32) -> u128 {
+    u128::from(src) | (u128::from(dst) << 32) | (u128::from(ports) << 64) | (u128::from(meta) << 96)
 }
 
 /// The bits of [`Slot::key_bits`] that belong to the key (all but the tag's state bits and the
@@ -483,10 +487,7 @@ impl Slot {
     /// The first 16 bytes (addresses, ports, `meta`) as one integer.
     #[inline(always)]
     fn key_bits(&self) -> u128 {
-        u128::from(self.src)
-            | (u128::from(self.dst) << 32)
-            | (u128::from(self.ports) << 64)
-            | (u128::from(self.meta) << 96)
+        key_bits(self.src, self.dst, self.ports, self.meta)
     }
 
     /// State of an occupied slot.

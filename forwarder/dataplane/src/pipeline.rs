@@ -224,6 +224,14 @@ impl Pipeline {
     /// Processes one burst received on port `ingress` in place: rewrites or encapsulates every
     /// forwarded frame and writes one verdict per frame into `verdicts` (which must be at least
     /// as long as `frames`).
+    ///
+    /// Contract: a snapshot's `generation` names its contents. A flow cached under the current
+    /// generation is forwarded without reading any table, so two different snapshots must never
+    /// be given to one pipeline under the same generation ([`SnapshotCell::publish`] stamps each
+    /// with a fresh one; a snapshot built by hand must do the same), and `fib_changed` must not
+    /// be newer than the last change of its FIBs (publish sets it).
+    ///
+    /// [`SnapshotCell::publish`]: ecmp_tables::snapshot::SnapshotCell::publish
     pub fn process<F: Frame>(
         &mut self,
         snap: &Snapshot,

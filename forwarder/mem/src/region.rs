@@ -76,6 +76,10 @@ fn unmap(at: usize, len: usize) {
     unsafe { libc::munmap(at as *mut libc::c_void, len) };
 }
 
+/// The longest region [`Region::map`] accepts: its rounding up to a huge page plus the guard
+/// pages and alignment slack must stay within `isize::MAX` (the most any slice may cover).
+const MAX_LEN: usize = isize::MAX as usize - 2 * HUGE_PAGE - 2 * SMALL_PAGE;
+
 impl Region {
     /// Maps `len` bytes for `table` under `policy`:
     /// - `Require`: `MAP_HUGETLB` (length rounded up to 2 MiB) or [`MemError::NoHugePages`].
@@ -84,11 +88,21 @@ impl Region {
     ///   `MADV_HUGEPAGE`, which the kernel backs with transparent huge pages at first touch when
     ///   THP is `madvise` or `always`.
     /// - `Off`: a small-page mapping advised `MADV_NOHUGEPAGE`.
+    ///
+    /// A length the rounding and padding below could overflow (beyond `isize::MAX` less two
+    /// huge pages) is refused as [`MemError::Map`], never wrapped into a short mapping.
     pub fn map(table: &str, len: usize, policy: HugePages) -> Result<Region, MemError> {
+        if len > MAX_LEN {
+            return Err(MemError::Map {
+                table: table.to_owned(),
+                bytes: len,
+                source: io::Error::new(io::ErrorKind::InvalidInput, "larger than any mapping"),
+            });
+        }
         let len = len.max(1);
         let huge_len = len.next_multiple_of(HUGE_PAGE);
         match policy {
-            HugePages::Require => Self::hugetlb(len).map_err(|source| {
+            HugePages::Require => Self::hugetlb_2m(len).map_err(|source| {
                 let p = pool();
                 MemError::NoHugePages {
                     table: table.to_owned(),
@@ -109,6 +123,24 @@ impl Region {
             }
             HugePages::Off => Self::advised(len, SMALL_PAGE, libc::MADV_NOHUGEPAGE, table),
         }
+    }
+
+    /// [`Self::hugetlb`] only when the pool's default page is 2 MiB: with another default size
+    /// the kernel would round the mapping to that size and `munmap` of the 2 MiB-rounded length
+    /// would fail, leaking pool pages.
+    fn hugetlb_2m(len: usize) -> io::Result<Region> {
+        let page = pool().page_bytes;
+        if page != HUGE_PAGE as u64 {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "the default huge page is {} KiB, not {} KiB",
+                    page >> 10,
+                    HUGE_PAGE >> 10
+                ),
+            ));
+        }
+        Self::hugetlb(len)
     }
 
     fn hugetlb(len: usize) -> io::Result<Region> {

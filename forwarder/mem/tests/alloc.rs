@@ -138,3 +138,18 @@ fn placements_read_back_like_the_table_and_require_checks_them() {
         "tables under a huge page are not held to it"
     );
 }
+
+#[test]
+fn lengths_near_the_address_space_are_refused_not_wrapped() {
+    for policy in [HugePages::Off, HugePages::Auto, HugePages::Require] {
+        for len in [usize::MAX, usize::MAX - 4095, isize::MAX as usize] {
+            assert!(
+                matches!(
+                    ecmp_mem::Region::map("huge", len, policy),
+                    Err(ecmp_mem::MemError::Map { .. })
+                ),
+                "{policy:?} {len}"
+            );
+        }
+    }
+}
