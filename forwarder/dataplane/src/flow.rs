@@ -138,12 +138,17 @@ impl OuterV4 {
             | (u64::from(self.dst_port) << 16)
             | (u64::from(self.protocol) << 32)
             | (4 << 40);
-        // The address zero-padded to 16 bytes, as in `FlowKey`, so that the words are equal on
-        // either byte order (on a little-endian machine this is a plain zero extension).
+        // The address zero-padded to 16 bytes and read in native order, as `FlowKey` does, so
+        // that the words are equal on either byte order; on a little-endian machine that is the
+        // zero extension of the first four bytes, spelt so (the padded form costs more there).
         let pad = |a: [u8; 4]| {
-            let mut w = [0u8; 16];
-            w[..4].copy_from_slice(&a);
-            u128::from_ne_bytes(w)
+            if cfg!(target_endian = "little") {
+                u128::from(u32::from_le_bytes(a))
+            } else {
+                let mut w = [0u8; 16];
+                w[..4].copy_from_slice(&a);
+                u128::from_ne_bytes(w)
+            }
         };
         (pad(self.src), pad(self.dst), tail)
     }
