@@ -118,6 +118,8 @@ fn real_main() -> Result<()> {
     match cli.command {
         Command::Check { config } => {
             let cfg = Config::load(&config)?;
+            // As `run` would: a `require` this machine cannot meet fails the check.
+            ecmp_mem::set_policy(cfg.memory.hugepages)?;
             let tables = setup::build(&cfg)?;
             println!(
                 "{}: ok: {} ports, {} workers, {} next hops, {} groups, {} IPv4 + {} IPv6 routes",
@@ -205,6 +207,7 @@ fn real_main() -> Result<()> {
             json,
         } => {
             let cfg = Config::load(&config)?;
+            ecmp_mem::set_policy(cfg.memory.hugepages)?;
             let report = demo::run(&cfg, &options)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

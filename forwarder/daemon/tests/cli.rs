@@ -199,11 +199,20 @@ fn run_logs_each_tables_backing_and_require_needs_a_pool() {
         .unwrap_or(0);
     let out = with("require");
     let log = String::from_utf8_lossy(&out.stderr);
+    // `check` of the same file fails as `run` did when the pool cannot meet `require`.
+    let cfg = dir.path().join("require.toml");
+    let check = run(&["check", "--config", cfg.to_str().unwrap()]);
     if free == 0 {
         assert!(!out.status.success(), "stderr: {log}");
         assert!(
             log.contains("hugepages = \"require\" but the hugetlb pool is empty"),
             "{log}"
+        );
+        let check_log = String::from_utf8_lossy(&check.stderr);
+        assert!(!check.status.success(), "check passed: {check_log}");
+        assert!(
+            check_log.contains("hugepages = \"require\" but the hugetlb pool is empty"),
+            "{check_log}"
         );
     } else {
         // A pool exists: either every big table got it, or the one that did not is named.
