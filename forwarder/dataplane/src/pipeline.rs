@@ -469,27 +469,21 @@ fn choose<F: Frame, const ROUTED_KEYS: bool>(
     };
 
     let cached = cache.lookup_ticked(&pkt.probe, tcp_flags);
-    if let Some(c) = cached {
-        if c.epoch == epoch {
-            tally.hits += 1;
-            return Ok(c.hop);
-        }
-        if !ROUTED_KEYS
-            && route_unchanged_since(snap, c.epoch)
-            && snap
-                .group(c.group)
-                .is_some_and(|g| g.still_member(c.member, c.hop))
-        {
-            cache.update_at(&pkt.probe, CachedHop { epoch, ..c });
-            tally.hits += 1;
-            return Ok(c.hop);
-        }
+    if let Some(c) = cached
+        && c.epoch == epoch
+    {
+        tally.hits += 1;
+        return Ok(c.hop);
     }
 
-    let (group_id, group) = if ROUTED_KEYS {
-        (pkt.route, snap.group(pkt.route).ok_or(DropReason::NoRoute)?)
-    } else {
-        route(snap, meta)?
+    // The route's group: looked up in stage one for routed keys; the cached flow's own while
+    // the FIB is unchanged since it was stamped (no FIB lookup); else looked up now.
+    let (group_id, group) = match cached {
+        _ if ROUTED_KEYS => (pkt.route, snap.group(pkt.route).ok_or(DropReason::NoRoute)?),
+        Some(c) if route_unchanged_since(snap, c.epoch) => {
+            (c.group, snap.group(c.group).ok_or(DropReason::NoRoute)?)
+        }
+        _ => route(snap, meta)?,
     };
     if let Some(c) = cached
         && c.group == group_id
