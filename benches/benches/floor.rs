@@ -11,27 +11,14 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ecmp_benches::per_burst;
 use ecmp_dataplane::flowcache::LINES_PER_LOOKUP;
 use ecmpfwd::bench::floor::Floor;
-use ecmpfwd::bench::{BenchAction, BenchHugePages, BenchMode, BenchOptions, BenchSetup};
+use ecmpfwd::bench::{BenchOptions, BenchSetup};
 
 /// `pipeline.rs`'s options for `flows` flows with the rewrite action.
 fn options(flows: usize) -> BenchOptions {
     BenchOptions {
         flows,
-        routes: 100_000,
-        group_size: 16,
-        groups: 64,
-        buckets: 1024,
-        mode: BenchMode::AutoRecovery,
         packets: 0,
-        frame_len: 60,
-        action: BenchAction::Rewrite,
-        cache_capacity: None,
-        core: None,
-        cores: Vec::new(),
-        workers: 1,
-        floor: false,
-        hugepages: BenchHugePages::Auto,
-        seed: 1,
+        ..BenchOptions::default()
     }
 }
 

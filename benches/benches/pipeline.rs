@@ -16,28 +16,16 @@ use ecmp_benches::per_burst;
 use ecmp_dataplane::counters::{Counter, Counters};
 use ecmp_port::BURST;
 use ecmp_port::memory::TxMode;
-use ecmpfwd::bench::{BenchAction, BenchHugePages, BenchMode, BenchOptions, BenchSetup};
+use ecmpfwd::bench::{BenchAction, BenchOptions, BenchSetup};
 use ecmpfwd::rig::{INGRESS, RigOptions};
 
 fn options(flows: usize, action: BenchAction) -> BenchOptions {
     BenchOptions {
         flows,
-        routes: 100_000,
-        group_size: 16,
-        groups: 64,
-        buckets: 1024,
-        mode: BenchMode::AutoRecovery,
         // Criterion decides how many packets are timed.
         packets: 0,
-        frame_len: 60,
         action,
-        cache_capacity: None,
-        core: None,
-        cores: Vec::new(),
-        workers: 1,
-        floor: false,
-        hugepages: BenchHugePages::Auto,
-        seed: 1,
+        ..BenchOptions::default()
     }
 }
 

@@ -232,6 +232,19 @@ pub struct BenchOptions {
     pub seed: u64,
 }
 
+impl Default for BenchOptions {
+    /// The command line's defaults (`ecmpfwd bench` with no option), from the `#[arg]`
+    /// attributes above, so that code building options names only what it changes.
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            options: BenchOptions,
+        }
+        <Defaults as clap::Parser>::parse_from(["bench"]).options
+    }
+}
+
 /// What was measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
@@ -814,17 +827,10 @@ mod tests {
             group_size: 4,
             groups: 8,
             buckets: 64,
-            mode: BenchMode::AutoRecovery,
             packets: 10_000,
-            frame_len: 60,
             action,
-            cache_capacity: None,
-            core: None,
-            cores: Vec::new(),
-            workers: 1,
-            floor: false,
-            hugepages: BenchHugePages::Auto,
             seed: 7,
+            ..BenchOptions::default()
         }
     }
 
