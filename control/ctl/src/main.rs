@@ -407,7 +407,7 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
                 );
             }
             outln!(
-                "{:<6} {:>5} {:>14} {:>14} {:>12} {:>12} {:>12} {:>10}",
+                "{:<6} {:>5} {:>14} {:>14} {:>12} {:>12} {:>12} {:>10} {:>6}",
                 "worker",
                 "cpu",
                 "packets",
@@ -415,11 +415,18 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
                 "dropped",
                 "cache hits",
                 "pps",
-                "generation"
+                "generation",
+                "busy"
             );
             for w in &s.workers {
+                // Since start: a live per-interval ratio is what `top` shows.
+                let busy = if w.polls == 0 {
+                    "-".to_owned()
+                } else {
+                    format!("{:.0}%", 100.0 * w.busy_polls as f64 / w.polls as f64)
+                };
                 outln!(
-                    "{:<6} {:>5} {:>14} {:>14} {:>12} {:>12} {:>12.0} {:>10}",
+                    "{:<6} {:>5} {:>14} {:>14} {:>12} {:>12} {:>12.0} {:>10} {:>6}",
                     w.worker,
                     w.cpu.map_or_else(|| "-".to_owned(), |c| c.to_string()),
                     w.packets,
@@ -427,7 +434,8 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
                     w.dropped,
                     w.cache_hits,
                     w.pps,
-                    w.generation
+                    w.generation,
+                    busy
                 );
             }
             if !s.drops.is_empty() {

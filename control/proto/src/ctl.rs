@@ -391,6 +391,12 @@ pub struct WorkerCounters {
     pub generation: u64,
     /// Packets per second over the last interval.
     pub pps: f64,
+    /// Passes over its ports since start (zero from a daemon that predates it).
+    #[serde(default)]
+    pub polls: u64,
+    /// Polls that received at least one frame: `busy_polls / polls` is its busy ratio.
+    #[serde(default)]
+    pub busy_polls: u64,
 }
 
 /// `stats`.

@@ -65,7 +65,7 @@ pub fn sum(shared: &[Arc<SharedCounters>]) -> Counters {
     total
 }
 
-const SHOWN: [(Counter, &str); 10] = [
+const SHOWN: [(Counter, &str); 12] = [
     (Counter::RxPackets, "rx_packets"),
     (Counter::RxBytes, "rx_bytes"),
     (Counter::TxPackets, "tx_packets"),
@@ -76,6 +76,8 @@ const SHOWN: [(Counter, &str); 10] = [
     (Counter::NotCached, "flows_not_cached"),
     (Counter::Evictions, "flow_evictions"),
     (Counter::Generations, "table_generations"),
+    (Counter::Polls, "polls"),
+    (Counter::BusyPolls, "busy_polls"),
 ];
 
 /// Human-readable counters: totals first, then every non-zero drop reason.

@@ -29,10 +29,14 @@ pub enum Counter {
     Evictions,
     /// Snapshots (table generations) this worker has switched to.
     Generations,
+    /// Passes over the worker's ports, empty or not: a stalled worker is one whose count stops.
+    Polls,
+    /// Polls that received at least one frame; with `Polls` the worker's busy ratio.
+    BusyPolls,
 }
 
 /// Number of non-drop counters.
-pub const COUNTER_COUNT: usize = Counter::Generations as usize + 1;
+pub const COUNTER_COUNT: usize = Counter::BusyPolls as usize + 1;
 /// Total published slots: the counters above, then one per drop reason.
 pub const SLOT_COUNT: usize = COUNTER_COUNT + DropReason::COUNT;
 

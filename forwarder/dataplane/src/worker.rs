@@ -149,7 +149,10 @@ impl<P: Port> Worker<P> {
             self.last_drain_ns = now_ns;
         }
         self.cell.report(self.reader, self.generation);
-        self.pipeline.counters().publish(&self.shared);
+        let counters = self.pipeline.counters_mut();
+        counters.add(Counter::Polls, 1);
+        counters.add(Counter::BusyPolls, u64::from(received > 0));
+        counters.publish(&self.shared);
         received
     }
 
@@ -371,6 +374,29 @@ mod tests {
         no_route[14 + 16] = 11;
         ecmp_wire::ipv4::Packet::new_unchecked(&mut no_route[14..]).fill_checksum();
         assert_eq!(p.trace(&snap, 0, &no_route, 1), Err(DropReason::NoRoute));
+    }
+
+    #[test]
+    fn every_poll_is_counted_and_busy_ones_apart_in_the_shared_block() {
+        let pool = FramePool::new(64);
+        let ports = (0..2)
+            .map(|_| MemoryPort::with_tx_mode(pool.clone(), TxMode::Count))
+            .collect();
+        let cell = Arc::new(SnapshotCell::new(snapshot(), 1));
+        let shared = Arc::new(SharedCounters::default());
+        let mut w = Worker::new(ports, &pipeline_config(), cell, Arc::clone(&shared)).unwrap();
+        w.poll(1_000_000);
+        w.ports_mut()[0].inject(&frame(100, 10, 0, 64)).unwrap();
+        w.ports_mut()[0].inject(&frame(101, 10, 0, 64)).unwrap();
+        assert_eq!(w.poll(2_000_000), 2);
+        w.poll(3_000_000);
+        let c = shared.read();
+        assert_eq!(c.get(Counter::Polls), 3);
+        assert_eq!(
+            c.get(Counter::BusyPolls),
+            1,
+            "two frames in one poll are one busy poll"
+        );
     }
 
     #[test]

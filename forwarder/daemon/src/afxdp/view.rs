@@ -286,6 +286,8 @@ impl Dataplane for LiveView {
                 cache_misses: c.get(Counter::CacheMisses),
                 generation: generation_of(wi),
                 pps: rate(packets, rates.workers.get(wi).copied()),
+                polls: c.get(Counter::Polls),
+                busy_polls: c.get(Counter::BusyPolls),
             });
             worker_now.push(packets);
         }
