@@ -1,11 +1,15 @@
-//! Compiles the XDP program (bpf/redirect.bpf.c) and generates its libbpf-rs skeleton.
+//! Compiles the XDP programs (bpf/*.bpf.c) and generates their libbpf-rs skeletons.
 
 use std::env;
 use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-const SRC: &str = "bpf/redirect.bpf.c";
+/// (source, skeleton file) of each program.
+const PROGRAMS: [(&str, &str); 2] = [
+    ("bpf/redirect.bpf.c", "redirect.skel.rs"),
+    ("bpf/sink.bpf.c", "sink.skel.rs"),
+];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -13,10 +17,12 @@ fn main() {
     // clang does not search when targeting bpf.
     let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_else(|_| "x86_64".into());
     let multiarch = format!("-I/usr/include/{arch}-linux-gnu");
-    SkeletonBuilder::new()
-        .source(SRC)
-        .clang_args(["-O2", "-g", "-Wall", multiarch.as_str()])
-        .build_and_generate(out.join("redirect.skel.rs"))
-        .expect("compiling bpf/redirect.bpf.c and generating its skeleton");
-    println!("cargo:rerun-if-changed={SRC}");
+    for (src, skel) in PROGRAMS {
+        SkeletonBuilder::new()
+            .source(src)
+            .clang_args(["-O2", "-g", "-Wall", multiarch.as_str()])
+            .build_and_generate(out.join(skel))
+            .unwrap_or_else(|e| panic!("compiling {src} and generating its skeleton: {e}"));
+        println!("cargo:rerun-if-changed={src}");
+    }
 }

@@ -126,6 +126,20 @@ fn afxdp_sender_to_afpacket_sink_counts_every_flow() {
 }
 
 #[test]
+fn afxdp_sender_to_xdp_drop_sink_counts_every_packet() {
+    let lab = Lab::up("xd", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (summary, report) = send_and_sink(&lab, dir.path(), "xdp-drop");
+    assert_eq!(summary["packets"], COUNT, "{summary}");
+    assert_eq!(report["packets"], COUNT, "{report}");
+    assert_eq!(report["bytes"], summary["bytes"], "{report} {summary}");
+    // Totals only: the program drops what it counts.
+    assert!(report["flows"].as_object().expect("flows").is_empty());
+    assert!(report["latency_ns"].is_null());
+    assert!(!fc0_has_xdp(&lab), "the drop sink's program went with it");
+}
+
+#[test]
 fn afxdp_sink_detaches_its_program_on_sigterm() {
     let lab = Lab::up("xt", 1);
     let dir = tempfile::tempdir().expect("tempdir");

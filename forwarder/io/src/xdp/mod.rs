@@ -10,6 +10,8 @@
 //!   (`XDP_SHARED_UMEM`), with one free list of chunk addresses. Because the memory is shared, a
 //!   frame received on one port is sent on another by moving its descriptor: no copy.
 //! - [`XskPort`] (one per interface queue per worker) owns a socket and its four rings.
+//! - [`DropSink`] is the benchmarks' sink, not part of forwarding: `bpf/sink.bpf.c` counts and
+//!   drops the generator's tagged packets in XDP on a backend.
 //!
 //! Frame ownership: every chunk of a [`Umem`] is in exactly one place: the free list, a port's
 //! fill ring or rx ring (counted by [`XskPort::kernel_held`]), the caller's hands (an
@@ -27,6 +29,7 @@ mod error;
 mod frame;
 mod program;
 mod ring;
+mod sink;
 mod socket;
 mod sys;
 mod umem;
@@ -34,5 +37,6 @@ mod umem;
 pub use error::XdpError;
 pub use frame::XdpFrame;
 pub use program::{AttachMode, XdpCounters, XdpProgram};
+pub use sink::{DropSink, DropSinkCounters};
 pub use socket::{BindMode, XskConfig, XskKernelStats, XskPort, XskStats};
 pub use umem::{FRAME_SIZE, UMEM_HEADROOM, Umem, UmemConfig};

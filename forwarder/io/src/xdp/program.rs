@@ -360,7 +360,7 @@ fn prog_id(prog: &OwnedFd) -> libbpf_rs::Result<u32> {
 }
 
 /// Creates an XDP bpf_link in `mode`; Err(errno) on failure.
-fn link_create(prog: &OwnedFd, ifindex: u32, mode: AttachMode) -> Result<OwnedFd, i32> {
+pub(super) fn link_create(prog: &OwnedFd, ifindex: u32, mode: AttachMode) -> Result<OwnedFd, i32> {
     let opts = libbpf_sys::bpf_link_create_opts {
         sz: size_of::<libbpf_sys::bpf_link_create_opts>() as _,
         flags: mode.flags(),
@@ -449,6 +449,29 @@ fn detach_stale(ifname: &str, ifindex: u32, errno: i32) -> Result<(), XdpError> 
             "attaching the XDP program",
             std::io::Error::from_raw_os_error(errno),
         ))
+    }
+}
+
+/// The error for an interface whose XDP slot is taken (`errno` from the attach): names the
+/// program attached there, in whichever mode.
+pub(super) fn occupied(ifname: &str, ifindex: u32, errno: i32) -> XdpError {
+    let mut q = libbpf_sys::bpf_xdp_query_opts {
+        sz: size_of::<libbpf_sys::bpf_xdp_query_opts>() as _,
+        ..Default::default()
+    };
+    // SAFETY: FFI call with an opts struct whose `sz` is its size, alive for the call.
+    let rc = unsafe { libbpf_sys::bpf_xdp_query(ifindex as i32, 0, &mut q) };
+    match [q.hw_prog_id, q.drv_prog_id, q.skb_prog_id]
+        .into_iter()
+        .find(|&id| id != 0)
+    {
+        Some(id) if rc == 0 => foreign(ifname, id, ""),
+        _ => XdpError::from_os(
+            ifname,
+            0,
+            "attaching the XDP program",
+            std::io::Error::from_raw_os_error(errno),
+        ),
     }
 }
 

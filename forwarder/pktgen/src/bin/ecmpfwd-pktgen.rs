@@ -7,7 +7,10 @@
 //!
 //! Drivers: `afxdp` (an AF_XDP socket on one queue; the sink attaches the ecmpfwd XDP program),
 //! `afpacket` (a raw socket, every queue), or `auto`: AF_XDP when its socket (and, for the sink,
-//! the program) can be set up, else AF_PACKET with a line on stderr saying why.
+//! the program) can be set up, else AF_PACKET with a line on stderr saying why. The sink also has
+//! `xdp-drop`: an XDP program counts and drops tagged packets (every queue) without handing them
+//! to anyone, the cheapest sink for throughput runs (totals only: no per-flow counts, latency or
+//! dump).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -21,7 +24,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ecmp_io::packet::{PacketOptions, PacketPort};
-use ecmp_io::xdp::AttachMode;
+use ecmp_io::xdp::{AttachMode, DropSink};
 use ecmp_pktgen::{
     FlowConfig, FlowSet, Proto, SendOptions, SinkOptions, SinkReport, Vary, XdpSender, XdpSink,
 };
@@ -50,6 +53,19 @@ enum Driver {
     Afxdp,
     /// An AF_PACKET raw socket (a syscall per packet; sees every queue).
     Afpacket,
+}
+
+/// How the sink receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SinkDriver {
+    /// As the sender's `auto`.
+    Auto,
+    /// As the sender's `afxdp`.
+    Afxdp,
+    /// As the sender's `afpacket`.
+    Afpacket,
+    /// Count and drop tagged packets in XDP (every queue): totals only.
+    XdpDrop,
 }
 
 /// Where the sink's XDP program runs.
@@ -155,13 +171,14 @@ struct SinkArgs {
     #[arg(long)]
     iface: String,
     /// Packet I/O driver (afxdp receives only transit IPv4/IPv6 packets of one queue; the
-    /// interface's own traffic still goes to the host).
+    /// interface's own traffic still goes to the host; xdp-drop counts tagged packets in XDP and
+    /// drops them).
     #[arg(long, value_enum, default_value = "afpacket")]
-    driver: Driver,
+    driver: SinkDriver,
     /// Interface queue of the AF_XDP socket.
     #[arg(long, default_value_t = 0)]
     queue: u32,
-    /// Where the XDP program runs (afxdp).
+    /// Where the XDP program runs (afxdp, xdp-drop).
     #[arg(long, value_enum, default_value = "driver")]
     xdp_mode: XdpMode,
     /// Seconds to listen (0 = until --count or a signal).
@@ -346,6 +363,9 @@ fn run_send(a: SendArgs) -> Result<bool> {
 }
 
 fn run_sink(a: SinkArgs) -> Result<bool> {
+    if a.driver == SinkDriver::XdpDrop && a.dump.is_some() {
+        bail!("--dump needs a driver that receives the frames (xdp-drop drops them)");
+    }
     let stop = signal_flag()?;
     let opts = SinkOptions {
         duration: (a.duration > 0.0)
@@ -362,12 +382,27 @@ fn run_sink(a: SinkArgs) -> Result<bool> {
         None => None,
     };
     let xdp = match a.driver {
-        Driver::Afpacket => None,
-        Driver::Afxdp => Some(
+        SinkDriver::XdpDrop => {
+            let prog = DropSink::attach(&a.iface, a.xdp_mode.into())
+                .with_context(|| format!("{}: attaching the XDP drop sink", a.iface))?;
+            if let Some(path) = &a.ready_file {
+                File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
+            }
+            eprintln!(
+                "ecmpfwd-pktgen sink: counting and dropping in XDP on {} ({:?} mode)",
+                a.iface,
+                prog.mode()
+            );
+            let report = ecmp_pktgen::drop_sink(&prog, &opts, &stop)?;
+            write_out(a.out.as_ref(), &serde_json::to_string(&report)?)?;
+            return Ok(true);
+        }
+        SinkDriver::Afpacket => None,
+        SinkDriver::Afxdp => Some(
             XdpSink::open(&a.iface, a.queue, a.xdp_mode.into())
                 .with_context(|| format!("{} queue {}: setting up AF_XDP", a.iface, a.queue))?,
         ),
-        Driver::Auto => match XdpSink::open(&a.iface, a.queue, a.xdp_mode.into()) {
+        SinkDriver::Auto => match XdpSink::open(&a.iface, a.queue, a.xdp_mode.into()) {
             Ok(x) => Some(x),
             Err(e) => {
                 eprintln!(
