@@ -11,9 +11,11 @@ One lab (scripts/lab, 4 backends). Forwarders compared, interleaved within every
   ecmpfwd      configs/lab-afxdp-bench.toml (MAC rewrite), one worker on core 1
   ecmpfwd-vxlan  configs/lab-afxdp-bench-vxlan.toml: the same with every VIP next hop
                encapsulating in VXLAN
-Throughput: ecmpfwd-pktgen (AF_XDP, core 0) sends a fixed count; delivered = rx packets counted
-on the backends' b0 (summed deltas), Mpps = delivered / the generator's send time, CPU busy per
-core from /proc/stat deltas around the generator. Latency: right after each throughput run, the
+Throughput: ecmpfwd-pktgen (AF_XDP, core 0) sends a fixed count; delivered = the generator's
+tagged packets counted by XDP drop sinks on every backend's b0 (`ecmpfwd-pktgen sink --driver
+xdp-drop`, bpf/sink.bpf.c: counted and dropped in the driver, so no backend IP/UDP stack runs on
+the forwarder's core, and the kernel's own ND/MLD is not counted), Mpps = delivered / the
+generator's send time, CPU busy per core from /proc/stat deltas around the generator. Latency: right after each throughput run, the
 same flows at a fixed low rate to AF_PACKET sinks on every b0 (timestamps in the payload,
 hdrhistogram buckets merged across sinks). Resilience: tagged flows, sinks on every b0, how many
 flows change backend when a hop is added, fails, returns and is drained, for the kernel's two
@@ -162,15 +164,6 @@ class Bench:
         if p in self.procs:
             self.procs.remove(p)
 
-    def b0_rx(self):
-        """(packets, bytes) received on every backend's b0, summed."""
-        pkts = byts = 0
-        for i in range(1, NBACK + 1):
-            j = json.loads(sh(["ip", "-n", f"{self.prefix}-b{i}", "-s", "-j", "link", "show", "b0"]))
-            pkts += j[0]["stats64"]["rx"]["packets"]
-            byts += j[0]["stats64"]["rx"]["bytes"]
-        return pkts, byts
-
     # (total, idle) jiffies per CPU from /proc/stat
     cpu_times = staticmethod(testpmd.cpu_times)
 
@@ -240,9 +233,8 @@ class Bench:
         elif fwd.startswith("testpmd"):
             self.no_xdp()
             self.sysctl(self.fw, "net.ipv4.ip_forward", 0)
-            # mac: the destination MAC becomes backend 1's, so the backend's stack takes the
-            # packet in as it does for the other forwarders (io frames keep fc0's MAC and are
-            # dropped by the backend as not its own, which costs the sending core far less)
+            # mac: the destination MAC becomes backend 1's, as a forwarder must write it (io
+            # frames keep fc0's MAC; the throughput sinks count both alike, in XDP)
             mode = fwd.split("-", 1)[1]
             peer = None
             if mode == "mac":
@@ -305,7 +297,7 @@ class Bench:
         """(vary, source address): up to 64512 flows differ in the source port alone (one client
         address, as one client would); beyond, `grid` crosses every source port with the fewest
         source addresses from 198.18.5.0 up (16 for 1M flows), inside 198.18.0.0/15 and clear of
-        the lab's own addresses (the backends drop them after b0 counted them)."""
+        the lab's own addresses."""
         return ("port", "198.18.0.1") if flows <= MAX_PORT_FLOWS else ("grid", "198.18.5.0")
 
     def send(self, count, size, flows, seed, rate=0, src=None):
@@ -327,17 +319,22 @@ class Bench:
         return self.tpmd.port_stats() if self.tpmd is not None else None
 
     def throughput_run(self, fwd, size, flows, seed, count=None):
-        tp0 = self.testpmd_stats()
-        st0 = self.ecmp_stats()
-        rx0 = self.b0_rx()
-        c0 = self.cpu_times()
-        gen = self.send(count or self.args.count, size, flows, seed)
-        c1 = self.cpu_times()
-        time.sleep(0.2)  # in-flight packets land
-        rx1 = self.b0_rx()
-        st1 = self.ecmp_stats()
-        tp1 = self.testpmd_stats()
-        delivered = rx1[0] - rx0[0]
+        # Cheap sinks, the same for every forwarder: the backends' stacks would otherwise run on
+        # the forwarder's core (veth delivers in the sender's context) and set the rate.
+        sinks = self.start_sinks(f"tp-{fwd}-{size}-{flows}-{seed}", driver="xdp-drop")
+        try:
+            tp0 = self.testpmd_stats()
+            st0 = self.ecmp_stats()
+            c0 = self.cpu_times()
+            gen = self.send(count or self.args.count, size, flows, seed)
+            c1 = self.cpu_times()
+            time.sleep(0.2)  # in-flight packets land
+            st1 = self.ecmp_stats()
+            tp1 = self.testpmd_stats()
+        finally:
+            reports = self.stop_sinks(sinks)
+        delivered = sum(r["packets"] for r in reports.values())
+        delivered_bytes = sum(r["bytes"] for r in reports.values())
         hz = os.sysconf("SC_CLK_TCK")
         busy = {}
         busy_s = {}
@@ -354,7 +351,9 @@ class Bench:
             "mpps": round(delivered / gen["seconds"] / 1e6, 3) if gen["seconds"] > 0 else 0.0,
             "drops": gen["packets"] - delivered,
             # frame length as the backends saw it: proves the VXLAN variant encapsulated (+50 B)
-            "b0_bytes_per_pkt": round((rx1[1] - rx0[1]) / delivered, 1) if delivered else None,
+            "b0_bytes_per_pkt": round(delivered_bytes / delivered, 1) if delivered else None,
+            # what else reached the backends (the kernel's own chatter), left to their stacks
+            "b0_other_packets": sum(r["ignored"] for r in reports.values()),
             "cpu_busy": busy,
             "ns_per_pkt_core1": round(busy_s.get(FWD_CORE, 0) * 1e9 / delivered, 1) if delivered else None,
             "ns_per_pkt_all": round(sum(busy_s.values()) * 1e9 / delivered, 1) if delivered else None,
@@ -428,22 +427,29 @@ class Bench:
         return rows
 
     # ---- sinks and latency -----------------------------------------------------------------
-    def start_sinks(self, name):
-        """An AF_PACKET ecmpfwd-pktgen sink on every backend's b0, ready to count; returns them."""
+    def start_sinks(self, name, driver="afpacket"):
+        """An ecmpfwd-pktgen sink on every backend's b0, ready to count; returns them. AF_PACKET
+        (every packet inspected: flows, latency) for the latency and resilience runs; `xdp-drop`
+        (totals, counted and dropped in XDP) for throughput."""
         sinks = []
-        for i in range(1, NBACK + 1):
-            out = os.path.join(self.work, f"sink-{name}-{i}.json")
-            ready = out + ".ready"
-            p = self.start(self.nsx(f"{self.prefix}-b{i}", os.path.join(BIN, "ecmpfwd-pktgen"),
-                                    "sink", "--driver", "afpacket", "--iface", "b0", "--duration",
-                                    "0", "--out", out, "--ready-file", ready),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            sinks.append((i, p, out, ready))
-        deadline = time.time() + 10
-        while not all(os.path.exists(s[3]) for s in sinks):
-            if time.time() > deadline or any(s[1].poll() is not None for s in sinks):
-                raise RuntimeError("sinks did not become ready")
-            time.sleep(0.02)
+        try:
+            for i in range(1, NBACK + 1):
+                out = os.path.join(self.work, f"sink-{name}-{i}.json")
+                ready = out + ".ready"
+                p = self.start(self.nsx(f"{self.prefix}-b{i}", os.path.join(BIN, "ecmpfwd-pktgen"),
+                                        "sink", "--driver", driver, "--iface", "b0", "--duration",
+                                        "0", "--out", out, "--ready-file", ready),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                sinks.append((i, p, out, ready))
+            deadline = time.time() + 10
+            while not all(os.path.exists(s[3]) for s in sinks):
+                if time.time() > deadline or any(s[1].poll() is not None for s in sinks):
+                    raise RuntimeError(f"{driver} sinks did not become ready")
+                time.sleep(0.02)
+        except BaseException:
+            for _, p, _, _ in sinks:
+                self.stop(p, signal.SIGINT)
+            raise
         return sinks
 
     def stop_sinks(self, sinks):
@@ -742,7 +748,7 @@ def markdown(meta, summary, res, scaling=None, plots=(), plot_dir=""):
           "- generator: ecmpfwd-pktgen, AF_XDP on cl0, pinned to core 0; forwarder under test on "
           "core 1 (ecmpfwd's worker; testpmd's forwarding lcore; the kernel's forwarding runs in "
           "the sender's softirq on core 0, or on core 1 with RPS in the -rps rows)",
-          "- delivered = rx packets counted on the 4 backends' b0 (deltas, summed); Mpps = delivered / "
+          "- delivered = the generator's packets counted (and dropped) by XDP sinks on the 4 backends' b0 (summed); Mpps = delivered / "
           "generator send time; drops = offered - delivered; busy = 1 - idle/total per CPU from "
           "/proc/stat around the generator; ns/pkt = busy CPU time / delivered (core 1 alone, "
           "and all cores incl. the generator)",
@@ -753,15 +759,14 @@ def markdown(meta, summary, res, scaling=None, plots=(), plot_dir=""):
           "- testpmd-io: DPDK testpmd, io forwarding engine (no header touched), net_af_xdp on fc0 -> "
           "fb1: one backend, no routing, no ECMP: an upper bound for a forwarder on the same I/O path "
           "(scripts/lib/testpmd.py); its main lcore shares core 0 with the generator, blocked on stdin. "
-          "io frames keep fc0's destination MAC, so backend 1 drops them as not its own at once; "
-          "every other forwarder's packets go up the backend's stack (IP, UDP, ICMP port unreachable), "
-          "which on veth runs on the sending core: the forwarder's. testpmd-mac rewrites the MACs "
-          "(destination: backend 1) and so pays what the others pay: the like-for-like row",
+          "The backends' XDP sinks count and drop every tagged frame whatever its destination MAC, "
+          "so io (fc0's MAC kept) and mac (rewritten to backend 1's) pay the same at the backend; "
+          "testpmd-mac is the like-for-like row (it touches the header as a forwarder must)",
           "- flows above 64512 cross every source port with the fewest source addresses "
           "(`ecmpfwd-pktgen --vary grid`); ecmpfwd's flow cache holds "
           f"{meta.get('flow_capacity', 'n/a')} flows",
-          "- b0 rx counters include a handful of packets that are not the generator's, so drops "
-          "can read slightly negative", "",
+          "- the sinks count only the generator's tagged packets (the kernel's own ND/MLD on b0 is "
+          "passed to the backend's stack and left out), so drops = offered - delivered exactly", "",
           "| size B | flows | forwarder | Mpps delivered | offered Mpps | drops | cpu0 busy | cpu1 busy | ns/pkt core1 | ns/pkt all | rx/offered | B/pkt at b0 |",
           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
