@@ -407,7 +407,7 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
                 );
             }
             outln!(
-                "{:<6} {:>5} {:>14} {:>14} {:>12} {:>12} {:>12} {:>10} {:>6}",
+                "{:<6} {:>5} {:>14} {:>14} {:>12} {:>12} {:>12} {:>10} {:>6} {:>10}",
                 "worker",
                 "cpu",
                 "packets",
@@ -416,7 +416,8 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
                 "cache hits",
                 "pps",
                 "generation",
-                "busy"
+                "busy",
+                "cycles/pkt"
             );
             for w in &s.workers {
                 // Since start: a live per-interval ratio is what `top` shows.
@@ -425,8 +426,14 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
                 } else {
                     format!("{:.0}%", 100.0 * w.busy_polls as f64 / w.polls as f64)
                 };
+                // Busy cycles per forwarded packet since start, in the daemon's TSC ticks.
+                let cost = if w.forwarded == 0 || w.busy_cycles == 0 {
+                    "-".to_owned()
+                } else {
+                    format!("{:.0}", w.busy_cycles as f64 / w.forwarded as f64)
+                };
                 outln!(
-                    "{:<6} {:>5} {:>14} {:>14} {:>12} {:>12} {:>12.0} {:>10} {:>6}",
+                    "{:<6} {:>5} {:>14} {:>14} {:>12} {:>12} {:>12.0} {:>10} {:>6} {:>10}",
                     w.worker,
                     w.cpu.map_or_else(|| "-".to_owned(), |c| c.to_string()),
                     w.packets,
@@ -435,7 +442,8 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
                     w.cache_hits,
                     w.pps,
                     w.generation,
-                    busy
+                    busy,
+                    cost
                 );
             }
             if !s.drops.is_empty() {

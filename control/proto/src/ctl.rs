@@ -397,6 +397,10 @@ pub struct WorkerCounters {
     /// Polls that received at least one frame: `busy_polls / polls` is its busy ratio.
     #[serde(default)]
     pub busy_polls: u64,
+    /// Time-stamp counter cycles spent in polls that moved frames (tx and kicks included):
+    /// `busy_cycles / forwarded` is its cost per forwarded packet.
+    #[serde(default)]
+    pub busy_cycles: u64,
 }
 
 /// `stats`.
@@ -404,6 +408,10 @@ pub struct WorkerCounters {
 pub struct StatsReply {
     /// Seconds since the daemon started.
     pub uptime_s: f64,
+    /// The time-stamp counter's rate (ticks per second) that `busy_cycles` count in, measured
+    /// over the daemon's life; none from a daemon too young to tell or that predates it.
+    #[serde(default)]
+    pub tsc_hz: Option<f64>,
     /// Per port.
     pub ports: Vec<PortCounters>,
     /// Per worker.

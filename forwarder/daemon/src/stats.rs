@@ -65,7 +65,7 @@ pub fn sum(shared: &[Arc<SharedCounters>]) -> Counters {
     total
 }
 
-const SHOWN: [(Counter, &str); 12] = [
+const SHOWN: [(Counter, &str); 13] = [
     (Counter::RxPackets, "rx_packets"),
     (Counter::RxBytes, "rx_bytes"),
     (Counter::TxPackets, "tx_packets"),
@@ -78,6 +78,7 @@ const SHOWN: [(Counter, &str); 12] = [
     (Counter::Generations, "table_generations"),
     (Counter::Polls, "polls"),
     (Counter::BusyPolls, "busy_polls"),
+    (Counter::BusyCycles, "busy_cycles"),
 ];
 
 /// Human-readable counters: totals first, then every non-zero drop reason.

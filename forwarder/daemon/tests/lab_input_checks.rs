@@ -81,6 +81,20 @@ fn martian_sources_and_frames_for_other_hosts_are_counted_in_ecmpctl_stats() {
     }
     assert_eq!(fw.tx_packets(&backend_ports(1)), 100, "nothing more sent");
 
+    // The worker accounted its polls and the cycles of those that moved frames.
+    let stats = fw.ctl_ok(&Request::Stats {});
+    let w = &stats["workers"][0];
+    let n = |k: &str| w[k].as_u64().unwrap_or_else(|| panic!("{k}: {stats}"));
+    assert!(
+        n("busy_polls") > 0 && n("polls") >= n("busy_polls"),
+        "{stats}"
+    );
+    assert!(n("busy_cycles") > 0, "{stats}");
+    let hz = stats["tsc_hz"].as_f64().expect("tsc_hz");
+    assert!((1e8..1e10).contains(&hz), "{stats}");
+    // Less than a second of busy time went into 200 packets.
+    assert!((n("busy_cycles") as f64) < hz, "{stats}");
+
     // What an operator sees.
     let out = Command::new(ecmpctl())
         .arg("--socket")
@@ -97,6 +111,7 @@ fn martian_sources_and_frames_for_other_hosts_are_counted_in_ecmpctl_stats() {
     };
     assert_eq!(line("martian_source").as_deref(), Some("60"), "{text}");
     assert_eq!(line("not_for_us").as_deref(), Some("40"), "{text}");
+    assert!(text.contains("cycles/pkt"), "{text}");
 
     let stopped = fw.stop();
     assert!(stopped.status.success(), "{stopped:?}");

@@ -33,10 +33,13 @@ pub enum Counter {
     Polls,
     /// Polls that received at least one frame; with `Polls` the worker's busy ratio.
     BusyPolls,
+    /// Time-stamp counter cycles spent in polls that received or sent frames (their tx and
+    /// kicks included), as the runtime measured them: the worker's cost of its packets.
+    BusyCycles,
 }
 
 /// Number of non-drop counters.
-pub const COUNTER_COUNT: usize = Counter::BusyPolls as usize + 1;
+pub const COUNTER_COUNT: usize = Counter::BusyCycles as usize + 1;
 /// Total published slots: the counters above, then one per drop reason.
 pub const SLOT_COUNT: usize = COUNTER_COUNT + DropReason::COUNT;
 

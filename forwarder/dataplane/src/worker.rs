@@ -90,6 +90,15 @@ impl<P: Port> Worker<P> {
         &self.snapshot
     }
 
+    /// Adds `cycles` the runtime measured around polls that moved frames to
+    /// [`Counter::BusyCycles`] (published with the next poll). The dataplane reads no clock of
+    /// its own: the runtime owns the time source.
+    pub fn add_busy_cycles(&mut self, cycles: u64) {
+        self.pipeline
+            .counters_mut()
+            .add(Counter::BusyCycles, cycles);
+    }
+
     /// One pass over every port: returns how many frames were received. `now_ns` is a monotonic
     /// clock read once per poll by the caller.
     pub fn poll(&mut self, now_ns: u64) -> usize {
@@ -390,12 +399,20 @@ mod tests {
         w.ports_mut()[0].inject(&frame(101, 10, 0, 64)).unwrap();
         assert_eq!(w.poll(2_000_000), 2);
         w.poll(3_000_000);
+        w.add_busy_cycles(1234);
+        w.add_busy_cycles(1);
+        w.poll(3_500_000);
         let c = shared.read();
-        assert_eq!(c.get(Counter::Polls), 3);
+        assert_eq!(c.get(Counter::Polls), 4);
         assert_eq!(
             c.get(Counter::BusyPolls),
             1,
             "two frames in one poll are one busy poll"
+        );
+        assert_eq!(
+            c.get(Counter::BusyCycles),
+            1235,
+            "published with the next poll"
         );
     }
 

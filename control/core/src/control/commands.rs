@@ -279,6 +279,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                     Some(dp) => dp.stats(),
                     None => StatsReply {
                         uptime_s: self.started.elapsed().as_secs_f64(),
+                        tsc_hz: None,
                         ports: Vec::new(),
                         workers: Vec::new(),
                         drops: Vec::new(),

@@ -27,6 +27,7 @@ impl Dataplane for FakeDataplane {
     fn stats(&self) -> StatsReply {
         StatsReply {
             uptime_s: 1.0,
+            tsc_hz: None,
             ports: Vec::new(),
             workers: Vec::new(),
             drops: vec![("no_route".to_owned(), 3)],

@@ -2,6 +2,7 @@
 //! atomics, and flow-cache questions asked through a per-worker mailbox that the worker answers
 //! between two polls (the flow cache is the worker's own; nobody else reads it).
 
+use ecmp_io::tsc::TscClock;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -177,6 +178,8 @@ pub struct LiveView {
     workers: Vec<WorkerShared>,
     port_names: Vec<String>,
     started: Instant,
+    /// Started with the view: the time-stamp counter's rate over the daemon's whole life.
+    tsc: TscClock,
     rates: Mutex<Rates>,
 }
 
@@ -192,6 +195,7 @@ impl LiveView {
             workers,
             port_names,
             started: Instant::now(),
+            tsc: TscClock::new(),
             rates: Mutex::default(),
         }
     }
@@ -288,6 +292,7 @@ impl Dataplane for LiveView {
                 pps: rate(packets, rates.workers.get(wi).copied()),
                 polls: c.get(Counter::Polls),
                 busy_polls: c.get(Counter::BusyPolls),
+                busy_cycles: c.get(Counter::BusyCycles),
             });
             worker_now.push(packets);
         }
@@ -302,6 +307,7 @@ impl Dataplane for LiveView {
                 .map(|(w, t)| crate::stats::table_backing(w, t))
                 .collect(),
             uptime_s: self.started.elapsed().as_secs_f64(),
+            tsc_hz: self.tsc.hz(),
             ports,
             workers,
             drops: DropReason::ALL

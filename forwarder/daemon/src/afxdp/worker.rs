@@ -9,9 +9,10 @@ use std::sync::mpsc::Sender;
 use ecmp_mem::Placement;
 use std::time::Instant;
 
-use ecmp_dataplane::counters::SharedCounters;
+use ecmp_dataplane::counters::{Counter, SharedCounters};
 use ecmp_dataplane::pipeline::PipelineConfig;
 use ecmp_dataplane::worker::Worker;
+use ecmp_io::tsc;
 use ecmp_io::xdp::{BindMode, Umem, UmemConfig, XdpProgram, XskConfig, XskPort};
 use ecmp_port::Port;
 use ecmp_tables::snapshot::SnapshotCell;
@@ -134,7 +135,15 @@ pub(super) fn run(
     let mut empty_polls = 0u32;
     while !job.stop.load(Ordering::Relaxed) {
         let now = start.elapsed().as_nanos() as u64;
-        if worker.poll(now) == 0 {
+        // Busy cycles: whole polls that received or sent frames, their tx and kicks included
+        // (a poll that only drains a partial batch after a burst pays a kick for it).
+        let tsc0 = tsc::cycles();
+        let sent0 = worker.pipeline().counters().get(Counter::TxPackets);
+        let received = worker.poll(now);
+        if received > 0 || worker.pipeline().counters().get(Counter::TxPackets) != sent0 {
+            worker.add_busy_cycles(tsc::cycles().wrapping_sub(tsc0));
+        }
+        if received == 0 {
             empty_polls = empty_polls.saturating_add(1);
             if empty_polls >= YIELD_AFTER_EMPTY_POLLS {
                 std::thread::yield_now();
