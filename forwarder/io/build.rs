@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use libbpf_cargo::SkeletonBuilder;
 
 /// (source, skeleton file) of each program.
-const PROGRAMS: [(&str, &str); 2] = [
+const PROGRAMS: [(&str, &str); 3] = [
     ("bpf/redirect.bpf.c", "redirect.skel.rs"),
     ("bpf/sink.bpf.c", "sink.skel.rs"),
+    ("bpf/fib.bpf.c", "fib.skel.rs"),
 ];
 
 fn main() {

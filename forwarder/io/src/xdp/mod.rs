@@ -10,8 +10,9 @@
 //!   (`XDP_SHARED_UMEM`), with one free list of chunk addresses. Because the memory is shared, a
 //!   frame received on one port is sent on another by moving its descriptor: no copy.
 //! - [`XskPort`] (one per interface queue per worker) owns a socket and its four rings.
-//! - [`DropSink`] is the benchmarks' sink, not part of forwarding: `bpf/sink.bpf.c` counts and
-//!   drops the generator's tagged packets in XDP on a backend.
+//! - Two programs for the benchmarks, not part of forwarding: [`DropSink`] (`bpf/sink.bpf.c`)
+//!   counts and drops the generator's tagged packets in XDP on a backend; [`FibForwarder`]
+//!   (`bpf/fib.bpf.c`) is the in-kernel XDP forwarding baseline (bpf_fib_lookup + redirect).
 //!
 //! Frame ownership: every chunk of a [`Umem`] is in exactly one place: the free list, a port's
 //! fill ring or rx ring (counted by [`XskPort::kernel_held`]), the caller's hands (an
@@ -26,7 +27,9 @@
 #![allow(unsafe_code)]
 
 mod error;
+mod fib;
 mod frame;
+mod linked;
 mod program;
 mod ring;
 mod sink;
@@ -35,6 +38,7 @@ mod sys;
 mod umem;
 
 pub use error::XdpError;
+pub use fib::{FibCounters, FibForwarder};
 pub use frame::XdpFrame;
 pub use program::{AttachMode, XdpCounters, XdpProgram};
 pub use sink::{DropSink, DropSinkCounters};

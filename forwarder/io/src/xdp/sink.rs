@@ -8,14 +8,14 @@
 
 use std::fmt;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 
+use libbpf_rs::MapHandle;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
-use super::XdpError;
-use super::program::{AttachMode, link_create, occupied};
-use super::sys;
+use super::linked::{self, Attached};
+use super::program::AttachMode;
+use super::{XdpError, sys};
 
 #[allow(
     clippy::all,
@@ -41,14 +41,7 @@ pub struct DropSinkCounters {
 }
 
 /// The sink program, attached to one interface; dropping it (or the process dying) detaches it.
-pub struct DropSink {
-    ifname: String,
-    mode: AttachMode,
-    // Declared first among the descriptors so it closes (and detaches) first.
-    _link: OwnedFd,
-    _prog: OwnedFd,
-    counters: MapHandle,
-}
+pub struct DropSink(Attached);
 
 impl DropSink {
     /// The program's name in the kernel.
@@ -69,17 +62,9 @@ impl DropSink {
         let open = skel::SinkSkelBuilder::default()
             .open(&mut object)
             .map_err(err("opening the BPF object"))?;
-        let skel = open.load().map_err(|source| match source.kind() {
-            libbpf_rs::ErrorKind::PermissionDenied => XdpError::Permission {
-                ifname: ifname.to_owned(),
-                what: "loading the sink program",
-            },
-            _ => XdpError::Bpf {
-                ifname: ifname.to_owned(),
-                what: "loading the sink program",
-                source,
-            },
-        })?;
+        let skel = open
+            .load()
+            .map_err(|e| linked::load_error(ifname, "loading the sink program", e))?;
         let prog = skel
             .progs
             .ecmpfwd_sink
@@ -88,56 +73,20 @@ impl DropSink {
             .map_err(|e| XdpError::from_os(ifname, 0, "duplicating the program fd", e))?;
         let counters =
             MapHandle::try_from(&skel.maps.counters).map_err(err("duplicating a map fd"))?;
-        let link = match link_create(&prog, ifindex, mode) {
-            Ok(link) => link,
-            Err(libc::EOPNOTSUPP) if mode == AttachMode::Driver => {
-                return Err(XdpError::Unsupported {
-                    ifname: ifname.to_owned(),
-                    queue: 0,
-                    mode: "driver-mode XDP",
-                });
-            }
-            Err(errno @ (libc::EBUSY | libc::EEXIST)) => {
-                return Err(occupied(ifname, ifindex, errno));
-            }
-            Err(errno) => {
-                return Err(XdpError::from_os(
-                    ifname,
-                    0,
-                    "attaching the sink program",
-                    std::io::Error::from_raw_os_error(errno),
-                ));
-            }
-        };
-        Ok(Self {
-            ifname: ifname.to_owned(),
-            mode,
-            _link: link,
-            _prog: prog,
+        Attached::new(
+            prog,
             counters,
-        })
+            ifname,
+            ifindex,
+            mode,
+            "attaching the sink program",
+        )
+        .map(Self)
     }
 
     /// The counts so far, summed over CPUs.
     pub fn counters(&self) -> Result<DropSinkCounters, XdpError> {
-        let mut values = [0u64; 3];
-        for (idx, value) in values.iter_mut().enumerate() {
-            let per_cpu = self
-                .counters
-                .lookup_percpu(&(idx as u32).to_ne_bytes(), MapFlags::ANY)
-                .map_err(|source| XdpError::Bpf {
-                    ifname: self.ifname.clone(),
-                    what: "reading the sink's counters",
-                    source,
-                })?
-                .unwrap_or_default();
-            *value = per_cpu
-                .iter()
-                .filter_map(|v| v.get(..8)?.try_into().ok())
-                .map(u64::from_ne_bytes)
-                .sum();
-        }
-        let [tagged, tagged_bytes, passed] = values;
+        let [tagged, tagged_bytes, passed] = self.0.counters()?;
         Ok(DropSinkCounters {
             tagged,
             tagged_bytes,
@@ -147,20 +96,20 @@ impl DropSink {
 
     /// The interface name.
     pub fn ifname(&self) -> &str {
-        &self.ifname
+        &self.0.ifname
     }
 
     /// The attach mode.
     pub fn mode(&self) -> AttachMode {
-        self.mode
+        self.0.mode
     }
 }
 
 impl fmt::Debug for DropSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DropSink")
-            .field("ifname", &self.ifname)
-            .field("mode", &self.mode)
+            .field("ifname", &self.0.ifname)
+            .field("mode", &self.0.mode)
             .finish()
     }
 }
