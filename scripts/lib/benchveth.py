@@ -6,6 +6,10 @@ One lab (scripts/lab, 4 backends). Forwarders compared, interleaved within every
   kernel-mp    Linux forwarding, plain multipath route
   (both kernel variants hash L4: fib_multipath_hash_policy=1; on veth the forwarding runs in the
   sender's softirq, i.e. on the generator's core 0; the -rps variants steer it to core 1 with RPS)
+  xdp-fib      in-kernel XDP forwarding (the class of Katran and Cilium's XDP LB): bpf/fib.bpf.c
+               on fc0 looks each packet up with bpf_fib_lookup (the resilient group of 4 above)
+               and redirects it in the driver; runs in fc0's NAPI, i.e. in the generator's
+               softirq on core 0 (veth delivers in the sender's context; XDP runs before RPS)
   testpmd-io   DPDK testpmd, io engine, net_af_xdp fc0 -> fb1, forwarding lcore on core 1
                (scripts/lib/testpmd.py: one backend, no header touched: an upper bound)
   ecmpfwd      configs/lab-afxdp-bench.toml (MAC rewrite), one worker on core 1
@@ -43,15 +47,16 @@ import tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import benchscale  # noqa: E402  (scripts/lib, beside this file)
+import benchcost  # noqa: E402  (scripts/lib, beside this file)
+import benchscale  # noqa: E402
 import testpmd  # noqa: E402
 
 BIN = os.path.join(ROOT, "target", "release")
 VIP = "198.19.0.1"
 NBACK = 4
 # -rps: the kernel's forwarding moved off the generator's core onto core 1 by RPS on fc0
-FORWARDERS = ["kernel-res", "kernel-mp", "kernel-res-rps", "kernel-mp-rps", "testpmd-io",
-              "testpmd-mac", "ecmpfwd", "ecmpfwd-vxlan"]
+FORWARDERS = ["kernel-res", "kernel-mp", "kernel-res-rps", "kernel-mp-rps", "xdp-fib",
+              "testpmd-io", "testpmd-mac", "ecmpfwd", "ecmpfwd-vxlan"]
 # the resilience comparison: ecmpfwd in each group mode against the kernel's two ECMP kinds
 RES_FORWARDERS = ["kernel-res", "kernel-mp", "ecmpfwd-auto-recovery", "ecmpfwd-manual",
                   "ecmpfwd-maglev"]
@@ -127,6 +132,8 @@ class Bench:
         self.sysctl_saved = {}  # (ns, key) -> original value
         self.fwd_proc = None
         self.tpmd = None  # testpmd.Testpmd while the testpmd baseline runs
+        self.tpmd_extra = []  # extra testpmd arguments (the cost runs record core cycles)
+        self.xdp_fib = None  # (Popen, report path) while the XDP baseline runs
         self.warm = set()  # (flows, seed) the running ecmpfwd has seen (reset by setup)
         self.fc_mac = None
         self.ctl_sock = None  # the running ecmpfwd's control socket (its config's)
@@ -214,14 +221,14 @@ class Bench:
         route over the control socket instead of from the config."""
         log(f"forwarder {fwd}{' (VIP added at run time)' if dynamic else ''}")
         self.warm = set()  # a started forwarder has seen no flow yet
-        if fwd.startswith("kernel"):
+        if fwd.startswith("kernel") or fwd == "xdp-fib":
             self.no_xdp()
             self.sysctl(self.fw, "net.ipv4.ip_forward", 1)
             # L4 hashing for both: the resilient group hashes with the same policy, and with
             # L3 only every generated flow (one source, one destination) takes one hop
             self.sysctl(self.fw, "net.ipv4.fib_multipath_hash_policy", 1)
             self.rps(1 << FWD_CORE if fwd.endswith("-rps") else 0)
-            if fwd.startswith("kernel-res"):
+            if fwd.startswith("kernel-res") or fwd == "xdp-fib":
                 for i in range(1, NBACK + 1):
                     sh(["ip", "-n", self.fw, "nexthop", "replace", "id", str(i), "via",
                         f"198.18.{i}.1", "dev", f"fb{i}"])
@@ -230,6 +237,8 @@ class Bench:
                 sh(["ip", "-n", self.fw, "route", "replace", f"{VIP}/32", "nhid", "100"])
             else:
                 sh(self.mp_route(self.kernel_hops()))
+            if fwd == "xdp-fib":
+                self.start_xdp_fib()
         elif fwd.startswith("testpmd"):
             self.no_xdp()
             self.sysctl(self.fw, "net.ipv4.ip_forward", 0)
@@ -242,7 +251,7 @@ class Bench:
                 peer = j[0]["address"]
             self.tpmd = testpmd.Testpmd(self.fw, rx_iface="fc0", tx_iface="fb1",
                                         main_core=GEN_CORE, fwd_core=FWD_CORE, mode=mode,
-                                        eth_peer=peer)
+                                        eth_peer=peer, extra_args=self.tpmd_extra)
             self.tpmd.start()
         else:
             self.sysctl(self.fw, "net.ipv4.ip_forward", 0)
@@ -263,8 +272,45 @@ class Bench:
             if dynamic:
                 self.ctl_route(dynamic)
 
+    def start_xdp_fib(self):
+        """Attaches the XDP baseline to fc0 (ecmpfwd-pktgen xdp-fib holds it). A redirect into a
+        veth needs NAPI on its peer: GRO on every b0 gives it one whichever sink runs there."""
+        for i in range(1, NBACK + 1):
+            sh(self.nsx(f"{self.prefix}-b{i}", "ethtool", "-K", "b0", "gro", "on"))
+        out = os.path.join(self.work, "xdp-fib.json")
+        ready = out + ".ready"
+        p = self.start(self.nsx(self.fw, os.path.join(BIN, "ecmpfwd-pktgen"), "xdp-fib",
+                                "--iface", "fc0", "--out", out, "--ready-file", ready),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.xdp_fib = (p, out)
+        deadline = time.time() + 10
+        while not os.path.exists(ready):
+            if time.time() > deadline or p.poll() is not None:
+                raise RuntimeError("the XDP FIB program did not attach: "
+                                   + (p.stderr.read().decode() if p.poll() is not None else "timeout"))
+            time.sleep(0.02)
+
+    def stop_xdp_fib(self):
+        """Detaches the XDP baseline; returns its counters (None if it was not running)."""
+        if self.xdp_fib is None:
+            return None
+        p, out = self.xdp_fib
+        self.xdp_fib = None
+        self.stop(p, signal.SIGINT)
+        for i in range(1, NBACK + 1):
+            subprocess.run(self.nsx(f"{self.prefix}-b{i}", "ethtool", "-K", "b0", "gro", "off"),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            with open(out) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
     def teardown(self, fwd):
-        if fwd.startswith("kernel"):
+        if fwd == "xdp-fib":
+            c = self.stop_xdp_fib()
+            log(f"  xdp-fib counters: {c}")
+        if fwd.startswith("kernel") or fwd == "xdp-fib":
             subprocess.run(["ip", "-n", self.fw, "route", "del", f"{VIP}/32"],
                            stderr=subprocess.DEVNULL)
             subprocess.run(["ip", "-n", self.fw, "nexthop", "flush"], stdout=subprocess.DEVNULL,
@@ -451,6 +497,29 @@ class Bench:
                 self.stop(p, signal.SIGINT)
             raise
         return sinks
+
+    def start_drop_sink_on_fc0(self):
+        """An XDP drop sink on fc0 itself (the generator's capacity, nothing forwarding)."""
+        out = os.path.join(self.work, "sink-fc0.json")
+        ready = out + ".ready"
+        p = self.start(self.nsx(self.fw, os.path.join(BIN, "ecmpfwd-pktgen"), "sink", "--driver",
+                                "xdp-drop", "--iface", "fc0", "--duration", "0", "--out", out,
+                                "--ready-file", ready),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 10
+        while not os.path.exists(ready):
+            if time.time() > deadline or p.poll() is not None:
+                self.stop(p, signal.SIGINT)
+                raise RuntimeError("the drop sink on fc0 did not become ready")
+            time.sleep(0.02)
+        return p, out
+
+    def stop_drop_sink_on_fc0(self, p, path):
+        self.stop(p, signal.SIGINT)
+        with open(path) as f:
+            report = json.load(f)
+        os.unlink(path)
+        return report
 
     def stop_sinks(self, sinks):
         """Stops the sinks (SIGINT: each writes its report); returns backend -> report."""
@@ -769,12 +838,27 @@ def markdown(meta, summary, res, scaling=None, plots=(), plot_dir=""):
           "passed to the backend's stack and left out), so drops = offered - delivered exactly", "",
           "| size B | flows | forwarder | Mpps delivered | offered Mpps | drops | cpu0 busy | cpu1 busy | ns/pkt core1 | ns/pkt all | rx/offered | B/pkt at b0 |",
           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    cap = meta.get("generator_capacity") or {}
+    bound = [s for s in summary if s["offered_mpps"] and (cap.get(s["size"]) or {}).get(s["flows"])
+             and s["offered_mpps"]["median"] >= 0.95 * cap[s["size"]][s["flows"]]["offered_mpps"]
+             and s["drops"] is not None and s["drops"]["median"] <= 0.01 * max(1, meta["count"])]
     for s in summary:
         share = s.get("ecmpfwd_rx_share") or s.get("testpmd_rx_share")
         L.append(f"| {s['size']} | {s['flows']} | {s['forwarder']} | {fmt(s['mpps'])} | "
                  f"{fmt(s['offered_mpps'])} | {fmt(s['drops'], 0)} | {fmt(s['cpu0_busy'], 2)} | "
                  f"{fmt(s['cpu1_busy'], 2)} | {fmt(s['ns_per_pkt_core1'], 0)} | {fmt(s['ns_per_pkt_all'], 0)} | "
-                 f"{fmt(share)} | {s['b0_bytes_per_pkt']['median'] if s['b0_bytes_per_pkt'] else 'n/a'} |")
+                 f"{fmt(share)} | {s['b0_bytes_per_pkt']['median'] if s['b0_bytes_per_pkt'] else 'n/a'} |"
+                 + (" generator-bound" if s in bound else ""))
+    if cap:
+        L += [""] + [f"- generator capacity: " + ", ".join(
+            f"{size} B / {flows_label(f)} flows {c['offered_mpps']:.3f} Mpps"
+            for size, by in sorted(cap.items()) for f, c in sorted(by.items()))
+            + "; rows marked generator-bound were offered 95% or more of it and forwarded it all "
+            "(within 1%): the generator, not the forwarder, set their rate"]
+    cost = meta.get("cost")
+    if cost:
+        L += [""] + benchcost.markdown(cost["summary"], cost["tsc_hz"], fmt, flows_label,
+                                       cost["seconds"])
     if any(s.get("latency_us") for s in summary):
         L += ["", "### Latency", "",
               f"One-way, generator transmit stamp (in the payload) to the sink's receipt, at "
@@ -900,6 +984,17 @@ def main():
                          "none with --quick)")
     ap.add_argument("--bin-dir", default=BIN, help="where the ecmpfwd binaries are (default target/release)")
     ap.add_argument("--res-flows", type=int, default=1000, help="flows of the resilience rounds")
+    ap.add_argument("--no-cost", action="store_true", help="no cycles-per-packet runs")
+    ap.add_argument("--cost-rates", type=lambda s: [int(x) for x in s.split(",")],
+                    default=[100_000, 300_000, 0],
+                    help="offered packets/s of the cycles-per-packet runs (0: the generator's max)")
+    ap.add_argument("--cost-seconds", type=int, help="seconds per fixed-rate cost run (default 3, quick 1)")
+    ap.add_argument("--cost-flows", type=lambda s: [int(x) for x in s.split(",")],
+                    help="flow counts of the cost runs (default 1000,1000000; quick: --flows)")
+    ap.add_argument("--cost-forwarders", type=lambda s: s.split(","),
+                    default=benchcost.DEFAULT_FORWARDERS,
+                    help="forwarders of the cost runs (default " + ",".join(benchcost.DEFAULT_FORWARDERS) + ")")
+    ap.add_argument("--no-capacity", action="store_true", help="do not measure the generator alone")
     ap.add_argument("--command", help=argparse.SUPPRESS)
     args = ap.parse_args()
     BIN = os.path.abspath(args.bin_dir)
@@ -911,6 +1006,11 @@ def main():
     if args.veth_flows is None:
         args.veth_flows = [] if args.quick else [10_000_000]
     args.big_reps = 1
+    args.cost_seconds = args.cost_seconds or (1 if args.quick else 3)
+    args.cost_flows = args.cost_flows or (args.flows if args.quick else [1000, 1_000_000])
+    unknown_cost = [f for f in args.cost_forwarders if f not in benchcost.METHODS]
+    if unknown_cost:
+        sys.exit(f"error: no cost method for {unknown_cost}; known: {list(benchcost.METHODS)}")
     if args.results_md is None and not args.quick:
         args.results_md = RESULTS_MD
     unknown = [f for f in args.forwarders if f not in FORWARDERS]
@@ -953,7 +1053,19 @@ def main():
     try:
         b.lab_up()
         meta["flow_capacity"] = flow_capacity("ecmpfwd")
+        if not args.no_capacity:
+            log("generator capacity: into an XDP drop sink on fc0")
+            meta["generator_capacity"] = benchcost.generator_capacity(
+                b, args.sizes, args.flows, args.count, GEN_CORE)
+            log(f"  {meta['generator_capacity']}")
         rows = b.throughput()
+        if not args.no_cost:
+            log("cycles per forwarded packet")
+            cost_rows = benchcost.run(b, args, log, GEN_CORE, FWD_CORE)
+            hz = benchcost.finish(cost_rows)
+            meta["cost"] = {"rows": cost_rows, "tsc_hz": hz, "seconds": args.cost_seconds,
+                            "rates": args.cost_rates, "flows": args.cost_flows,
+                            "summary": benchcost.summarize(cost_rows, aggregate)}
         if not args.no_resilience:
             log("resilience")
             res = b.resilience()

@@ -13,11 +13,12 @@ use serde_json::Value;
 
 mod driver;
 
-const FORWARDERS: [&str; 8] = [
+const FORWARDERS: [&str; 9] = [
     "kernel-res",
     "kernel-mp",
     "kernel-res-rps",
     "kernel-mp-rps",
+    "xdp-fib",
     "testpmd-io",
     "testpmd-mac",
     "ecmpfwd",
@@ -155,6 +156,34 @@ fn every_forwarder_runs_side_by_side_and_ecmpfwd_moves_only_what_it_must() {
             "{fwd}: {row}"
         );
     }
+
+    // The generator alone, and every cost forwarder charged for its packets at every rate.
+    let cap = &r["meta"]["generator_capacity"]["66"]["1000"];
+    assert!(num(cap, &["offered_mpps"]) > 0.0, "{cap}");
+    assert_eq!(
+        cap["received"], cap["sent"],
+        "the drop sink counts all: {cap}"
+    );
+    let cost = r["meta"]["cost"]["summary"]
+        .as_array()
+        .expect("cost summary");
+    for fwd in ["kernel-res-rps", "xdp-fib", "testpmd-mac", "ecmpfwd"] {
+        for rate in [100_000, 300_000, 0] {
+            let row = cost
+                .iter()
+                .find(|s| s["forwarder"] == fwd && s["rate_pps"] == rate)
+                .unwrap_or_else(|| panic!("no cost row for {fwd} at {rate}:\n{log}"));
+            assert!(num(row, &["delivered", "median"]) > 0.0, "{fwd}: {row}");
+            // The softirq-based rows resolve to 10 ms ticks: a short run may see none.
+            if !(fwd.starts_with("kernel") || fwd == "xdp-fib") {
+                assert!(
+                    num(row, &["cycles_per_pkt", "median"]) > 0.0,
+                    "{fwd} at {rate}: {row}"
+                );
+            }
+        }
+    }
+    assert!(md.contains("### Cycles per forwarded packet"), "{md}");
 
     let res = &r["resilience"];
     for fwd in ["kernel-res", "kernel-mp"] {

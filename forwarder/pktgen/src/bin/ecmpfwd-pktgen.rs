@@ -1,7 +1,8 @@
 //! `ecmpfwd-pktgen`: send tagged flows out of an interface, or count them on arrival.
 //!
 //! Runs in whatever network namespace it is started in (`ip netns exec NS ecmpfwd-pktgen ...`).
-//! `send` prints one JSON summary line; `sink` writes one JSON report to stdout or `--out`.
+//! `send` prints one JSON summary line; `sink` writes one JSON report to stdout or `--out`;
+//! `xdp-fib` holds the in-kernel XDP forwarding baseline on an interface and writes its counters.
 //! Both stop at their duration or count, and cleanly on SIGTERM/SIGINT (an AF_XDP sink detaches
 //! its XDP program on the way out).
 //!
@@ -24,7 +25,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ecmp_io::packet::{PacketOptions, PacketPort};
-use ecmp_io::xdp::{AttachMode, DropSink};
+use ecmp_io::xdp::{AttachMode, DropSink, FibForwarder};
 use ecmp_pktgen::{
     FlowConfig, FlowSet, Proto, SendOptions, SinkOptions, SinkReport, Vary, XdpSender, XdpSink,
 };
@@ -92,6 +93,29 @@ enum Command {
     Send(SendArgs),
     /// Receive on an interface and count tagged packets per flow.
     Sink(SinkArgs),
+    /// Forward in the kernel with XDP, the benchmarks' baseline: bpf_fib_lookup over the
+    /// kernel's routes and nexthop groups, then a redirect in the driver, on `--iface` (the
+    /// ingress) until a signal or `--duration`; prints the program's counters as JSON.
+    XdpFib(XdpFibArgs),
+}
+
+#[derive(Args)]
+struct XdpFibArgs {
+    /// The ingress interface (forwarding must be enabled on it).
+    #[arg(long)]
+    iface: String,
+    /// Where the program runs.
+    #[arg(long, value_enum, default_value = "driver")]
+    xdp_mode: XdpMode,
+    /// Seconds to stay attached (0 = until SIGTERM/SIGINT).
+    #[arg(long, default_value_t = 0.0)]
+    duration: f64,
+    /// Create this file once the program is attached.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+    /// Write the JSON counters here instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -472,6 +496,40 @@ fn run_sink(a: SinkArgs) -> Result<bool> {
     Ok(true)
 }
 
+fn run_xdp_fib(a: XdpFibArgs) -> Result<bool> {
+    let stop = signal_flag()?;
+    let limit = (a.duration > 0.0)
+        .then(|| seconds(a.duration, "--duration"))
+        .transpose()?;
+    let prog = FibForwarder::attach(&a.iface, a.xdp_mode.into())
+        .with_context(|| format!("{}: attaching the XDP FIB program", a.iface))?;
+    if let Some(path) = &a.ready_file {
+        File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
+    }
+    eprintln!(
+        "ecmpfwd-pktgen xdp-fib: forwarding from {} ({:?} mode)",
+        a.iface,
+        prog.mode()
+    );
+    let start = std::time::Instant::now();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed)
+        && limit.is_none_or(|d| start.elapsed() < d)
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let c = prog.counters()?;
+    let report = serde_json::json!({
+        "redirected": c.redirected,
+        "pass_not_ip": c.pass_not_ip,
+        "pass_no_route": c.pass_no_route,
+        "pass_ttl": c.pass_ttl,
+        "pass_malformed": c.pass_malformed,
+        "seconds": start.elapsed().as_secs_f64(),
+    });
+    write_out(a.out.as_ref(), &report.to_string())?;
+    Ok(true)
+}
+
 /// Announces readiness (`--ready-file`, a line on stderr) and runs the sink on `port`.
 fn listen<P: Port>(
     port: &mut P,
@@ -492,6 +550,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Send(a) => run_send(a),
         Command::Sink(a) => run_sink(a),
+        Command::XdpFib(a) => run_xdp_fib(a),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
