@@ -48,6 +48,7 @@ fn every_example_loads() {
         "anycast-vip.toml",
         "encap.toml",
         "lab-afxdp.toml",
+        "lab-afxdp-2workers.toml",
         "lab-afxdp-bench.toml",
         "lab-afxdp-bench-vxlan.toml",
         "lab-afxdp-bench-10m.toml",
@@ -63,6 +64,18 @@ fn every_example_loads() {
             "configs/{expected} is missing"
         );
     }
+}
+
+#[test]
+fn two_workers_split_every_port_by_queue() {
+    let c = load("lab-afxdp-2workers.toml");
+    assert!(c.ports.iter().all(|p| p.queues() == 2));
+    assert_eq!(c.workers.len(), 2);
+    for (q, w) in c.workers.iter().enumerate() {
+        assert_eq!(w.ports.len(), c.ports.len(), "every port, once");
+        assert!(w.ports.iter().all(|pq| usize::from(pq.queue) == q));
+    }
+    ecmpfwd::setup::check_workers(&c).expect("a runnable worker layout");
 }
 
 #[test]

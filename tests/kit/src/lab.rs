@@ -140,6 +140,11 @@ pub struct Lab {
 impl Lab {
     /// Builds a lab with `backends` backends, named `tag` + this process's id.
     pub fn up(tag: &str, backends: u32) -> Lab {
+        Lab::up_with_queues(tag, backends, 1)
+    }
+
+    /// [`Lab::up`] with `queues` rx and tx queues on every veth (`scripts/lab up --queues`).
+    pub fn up_with_queues(tag: &str, backends: u32, queues: u32) -> Lab {
         // The guard exists before the lab does, so a half-built lab is torn down as well.
         let mut lab = Lab {
             prefix: format!("{tag}{}", std::process::id()),
@@ -151,6 +156,7 @@ impl Lab {
             .arg(lab_script())
             .args(["up", "--prefix", &lab.prefix])
             .args(["--backends", &backends.to_string()])
+            .args(["--queues", &queues.to_string()])
             .output()
             .expect("run scripts/lab up");
         assert!(
