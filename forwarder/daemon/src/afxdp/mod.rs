@@ -455,7 +455,8 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
         }
         if cell.min_reported() < first {
             tracing::warn!(
-                "workers still run generation {} of {first} after {FIRST_TABLES:?}; telling                  systemd ready anyway",
+                "workers still run generation {} of {first} after {FIRST_TABLES:?}; telling systemd \
+                 ready anyway",
                 cell.min_reported()
             );
         }
