@@ -53,12 +53,14 @@ use crate::rib::{PrefixChange, Rib};
 
 mod commands;
 mod convergence;
+mod events;
 mod outbox;
 mod stats;
 #[cfg(test)]
 mod tests;
 
 use convergence::Convergence;
+use events::RouteEvents;
 use outbox::Conn;
 pub use outbox::OUTBOX_MAX;
 pub(crate) use stats::{Counters, bump, set_text};
@@ -300,6 +302,7 @@ impl ControlThread {
             convergence: Convergence::new(),
             started: Instant::now(),
             upkeep,
+            events: RouteEvents::new(Instant::now()),
         };
         let mut serving = Vec::with_capacity(front_ends.len());
         for front_end in front_ends {
@@ -434,6 +437,8 @@ struct Control<R, P> {
     started: Instant,
     /// Called on every loop turn.
     upkeep: Option<Box<dyn Upkeep<R>>>,
+    /// Recent route changes, for `route-events`.
+    events: RouteEvents,
 }
 
 impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
@@ -542,9 +547,14 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
         }
         let changes = coalesce(std::mem::take(&mut self.pending));
         let first_rx = self.first_rx.take();
-        if let Some(snapshot) = self.builder.apply(&changes) {
-            self.publish_snapshot(snapshot, first_rx);
-        }
+        let published = match self.builder.apply(&changes) {
+            Some(snapshot) => {
+                self.publish_snapshot(snapshot, first_rx);
+                self.generation()
+            }
+            None => 0,
+        };
+        self.events.feed_batch(&changes, published);
         for error in self.builder.take_errors() {
             bump(&self.counters.build_errors);
             set_text(&self.counters.last_build_error, error.to_string());

@@ -16,8 +16,10 @@ use clap::{Parser, Subcommand};
 use ecmp_proto::Prefix;
 use ecmp_proto::ctl::{
     Changed, ConvergenceReply, FlowsReply, NexthopSummary, PeerLine, Reply, Request, RouteDetail,
-    RouteSummary, StatsReply, TraceQuery, TraceReply, TraceVia, WhatIfReply,
+    RouteEvent, RouteSummary, StatsReply, TraceQuery, TraceReply, TraceVia, WhatIfReply,
 };
+
+mod top;
 
 /// `println!` for ecmpctl's output: a reader that went away (`ecmpctl routes | head -3`) ends
 /// ecmpctl quietly, as other command-line tools do, instead of a panic with a backtrace.
@@ -139,6 +141,22 @@ enum Command {
     Peers,
     /// Route-update convergence histogram.
     Convergence,
+    /// The latest route changes (feed batches and operator commands), oldest first.
+    RouteEvents {
+        /// How many (0: every one the daemon keeps).
+        #[arg(long, default_value_t = 20)]
+        last: usize,
+    },
+    /// A live view, redrawn every interval: port and worker rates, busy ratio, flow cache,
+    /// flows per next hop, drops by reason, route events. `q` or Ctrl-C quits.
+    Top {
+        /// Seconds between refreshes.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// Print one frame (two samples an interval apart) as plain text and exit.
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 fn proto_number(name: &str) -> Result<u8> {
@@ -218,6 +236,8 @@ fn request(command: &Command) -> Result<Request> {
         },
         Command::Peers => Request::Peers {},
         Command::Convergence => Request::Convergence {},
+        Command::RouteEvents { last } => Request::RouteEvents { last: *last },
+        Command::Top { .. } => bail!("top asks several questions, not one"),
     })
 }
 
@@ -539,6 +559,20 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
                 outln!("  <= {upto:>10.0} us {n:>8}");
             }
         }
+        Command::RouteEvents { .. } => {
+            let events: Vec<RouteEvent> = serde_json::from_value(result)?;
+            for e in events {
+                outln!(
+                    "{:>10.3} s  gen {:<6} {:<8} {}{}",
+                    e.uptime_s,
+                    e.generation,
+                    format!("{:?}", e.source).to_lowercase(),
+                    e.prefix.map(|p| format!("{p}  ")).unwrap_or_default(),
+                    e.what
+                );
+            }
+        }
+        Command::Top { .. } => bail!("top draws its own screen"),
         Command::Drain { .. }
         | Command::Undrain { .. }
         | Command::Clear { .. }
@@ -562,6 +596,18 @@ fn main() -> ExitCode {
 
 fn run() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Top { interval, once } = cli.command {
+        let ask = |req: &Request| ask(&cli, req);
+        let every = Duration::try_from_secs_f64(interval).unwrap_or(Duration::ZERO);
+        let title = cli.socket.display().to_string();
+        return match top::run(&ask, &title, every, once) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ecmpctl: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let req = match request(&cli.command) {
         Ok(r) => r,
         Err(e) => {

@@ -81,7 +81,16 @@ pub enum Request {
     Peers {},
     /// Route-update convergence (feed line received -> every worker on the new tables).
     Convergence {},
+    /// The most recent route changes (feed and operator), oldest first.
+    RouteEvents {
+        /// How many to return at most (0: every one kept, up to [`ROUTE_EVENTS_KEPT`]).
+        #[serde(default)]
+        last: usize,
+    },
 }
+
+/// Route changes the control thread keeps for `route-events`; older ones are forgotten.
+pub const ROUTE_EVENTS_KEPT: usize = 256;
 
 /// The answer to one request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -345,6 +354,9 @@ pub struct FlowsReply {
     pub per_hop: Vec<HopFlows>,
     /// Up to `top` flows.
     pub flows: Vec<FlowEntry>,
+    /// Flows the caches hold at most, all workers (zero from a daemon that predates it).
+    #[serde(default)]
+    pub capacity: u64,
 }
 
 /// One port's counters, for `stats`.
@@ -524,6 +536,32 @@ pub struct ConvergenceReply {
     pub max_us: f64,
     /// Histogram buckets (upper bound in microseconds, count), non-empty ones only.
     pub histogram: Vec<(f64, u64)>,
+}
+
+/// Where a route change came from, for `route-events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RouteEventSource {
+    /// A batch of feed updates (or paths going stale).
+    Feed,
+    /// An operator command (`drain`, `route add`...).
+    Operator,
+}
+
+/// One line of `route-events`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteEvent {
+    /// Seconds since the control thread started.
+    pub uptime_s: f64,
+    /// The table generation published with it (0: the change published nothing).
+    pub generation: u64,
+    /// Feed or operator.
+    pub source: RouteEventSource,
+    /// The prefix, when the change is about one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<Prefix>,
+    /// What changed, for people (`4 next hops, 198.18.3.1 gone`, `withdrawn`, `drain 198.18.2.1`).
+    pub what: String,
 }
 
 /// What a state-changing command did.

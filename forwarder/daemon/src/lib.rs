@@ -10,5 +10,6 @@ pub mod config;
 pub mod demo;
 pub mod replay;
 pub mod rig;
+pub mod sdnotify;
 pub mod setup;
 pub mod stats;

@@ -163,7 +163,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
         });
     }
 
-    fn generation(&self) -> u64 {
+    pub(super) fn generation(&self) -> u64 {
         match &self.dataplane {
             Some(dp) => dp.generation(),
             None => self
@@ -173,12 +173,14 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
         }
     }
 
-    /// Publishes what an operator command produced and says so.
-    fn changed(&mut self, snapshot: Option<Snapshot>) -> Reply {
+    /// Publishes what an operator command produced, notes it among the route events and says so.
+    fn changed(&mut self, snapshot: Option<Snapshot>, what: String) -> Reply {
         let published = snapshot.is_some();
         if let Some(s) = snapshot {
             self.publish_snapshot(s, None);
         }
+        let generation = if published { self.generation() } else { 0 };
+        self.events.operator(what, generation);
         Reply::ok(Changed {
             published,
             generation: self.generation(),
@@ -314,27 +316,30 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
             }
             Request::Drain { hop } => {
                 let s = self.builder.set_drained(hop, true);
-                self.changed(s)
+                self.changed(s, format!("drain {hop}"))
             }
             Request::Undrain { hop } => {
                 let s = self.builder.set_drained(hop, false);
-                self.changed(s)
+                self.changed(s, format!("undrain {hop}"))
             }
             Request::Clear { prefix } => {
                 if self.builder.group_id(&prefix).is_none() {
                     return Reply::error(format!("no BGP route for {prefix}"));
                 }
                 let s = self.builder.clear(&prefix);
-                self.changed(s)
+                self.changed(s, format!("clear {prefix}"))
             }
             Request::RouteAdd { prefix, via } => {
                 match self.builder.add_static_route(prefix, &via) {
-                    Ok(s) => self.changed(s),
+                    Ok(s) => {
+                        let hops: Vec<String> = via.iter().map(ToString::to_string).collect();
+                        self.changed(s, format!("route add {prefix} via {}", hops.join(" ")))
+                    }
                     Err(e) => Reply::error(e.to_string()),
                 }
             }
             Request::RouteDel { prefix } => match self.builder.remove_static_route(&prefix) {
-                Ok(s) => self.changed(s),
+                Ok(s) => self.changed(s, format!("route del {prefix}")),
                 Err(e) => Reply::error(e.to_string()),
             },
             Request::WhatIfRemove { hop } => {
@@ -413,6 +418,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                 Reply::ok(out)
             }
             Request::Convergence {} => Reply::ok(self.convergence.report()),
+            Request::RouteEvents { last } => Reply::ok(self.events.recent(last)),
         }
     }
 

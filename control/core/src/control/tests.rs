@@ -41,6 +41,7 @@ impl Dataplane for FakeDataplane {
             per_worker: vec![10],
             per_hop: vec![HopFlows { hop: 1, flows: 7 }, HopFlows { hop: 2, flows: 3 }],
             flows: Vec::new(),
+            capacity: 64,
         })
     }
     fn trace(&self, q: &TraceQuery) -> Result<TraceReply, DataQueryError> {
@@ -443,4 +444,30 @@ fn route_says_what_the_mode_does_and_whether_forwarders_agree() {
         let note = commands::mode_note(mode);
         assert!(note.contains("identical on every forwarder"), "{note}");
     }
+}
+
+#[test]
+fn route_events_list_feed_batches_and_operator_commands_in_order() {
+    let h = CtlHarness::start();
+    h.three_servers();
+    let hop = ip("198.51.100.2");
+    let drained: Changed = h.ok(&Request::Drain { hop });
+    let events: Vec<ecmp_proto::ctl::RouteEvent> = h.ok(&Request::RouteEvents { last: 0 });
+    let last = events.last().expect("events");
+    assert_eq!(last.what, "drain 198.51.100.2");
+    assert_eq!(last.source, ecmp_proto::ctl::RouteEventSource::Operator);
+    assert_eq!(last.generation, drained.generation);
+    // The announcements came as one or more feed batches; the last one has all three hops.
+    let feed: Vec<&ecmp_proto::ctl::RouteEvent> = events
+        .iter()
+        .filter(|e| e.source == ecmp_proto::ctl::RouteEventSource::Feed)
+        .collect();
+    let latest = feed.last().expect("a feed event");
+    assert_eq!(latest.prefix, Some(prefix()));
+    assert_eq!(latest.what, "3 next hops");
+    assert!(latest.generation > 0 && latest.generation < drained.generation);
+    assert!(events.windows(2).all(|w| w[0].uptime_s <= w[1].uptime_s));
+    let one: Vec<ecmp_proto::ctl::RouteEvent> = h.ok(&Request::RouteEvents { last: 1 });
+    assert_eq!(one.as_slice(), &events[events.len() - 1..]);
+    h.finish();
 }

@@ -10,7 +10,10 @@
 //!    `[[neighbor]]` entries win), the first snapshot;
 //! 4. one thread per `[[worker]]`, pinned, builds its UMEM and sockets on its own core and
 //!    polls until stopped;
-//! 5. the control thread serves the feed socket, the control socket and the neighbour upkeep.
+//! 5. the control thread serves the feed socket, the control socket and the neighbour upkeep;
+//! 6. once every worker runs the first tables, systemd hears `READY=1` (when `$NOTIFY_SOCKET`
+//!    is set), and the control thread pings its watchdog while every worker polls (see
+//!    [`crate::sdnotify`]).
 //!
 //! Stopping (SIGTERM/SIGINT): the control thread stops first (no new publications), then the
 //! workers send what they hold and close their sockets, then the XDP programs are detached
@@ -38,7 +41,7 @@ use ecmp_control::builder::{
     ActionTemplate, Builder, BuilderConfig, ConnectedResolver, GroupPolicy, PrefixPolicy,
     StaticTables,
 };
-use ecmp_control::control::{ControlConfig, ControlHandle, ControlThread};
+use ecmp_control::control::{ControlConfig, ControlHandle, ControlThread, Upkeep};
 use ecmp_control::ctl_server::{CtlConfig, CtlListener};
 use ecmp_control::feed_server::{FeedServer, FeedServerConfig};
 use ecmp_control::{Rib, RibConfig};
@@ -52,12 +55,15 @@ use ecmp_tables::policy::HashPolicy;
 use ecmp_tables::snapshot::SnapshotCell;
 
 use crate::config::{self, ActionTemplateSpec, Config, GroupPolicySpec, PortKind, XdpMode};
+use crate::sdnotify::{self, Notifier, Watchdog};
 use crate::setup::{self, pipeline_config};
 use crate::stats;
 use view::{LiveView, Mailbox, SharedPortStats, WorkerShared};
 
 /// How long a worker may take to open its sockets and report ready.
 const WORKER_START: Duration = Duration::from_secs(30);
+/// How long the workers may take to load the first tables once they run.
+const FIRST_TABLES: Duration = Duration::from_secs(5);
 
 /// One port as found on the system.
 #[derive(Debug, Clone)]
@@ -410,6 +416,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
         .iter()
         .map(|w| Arc::clone(&w.counters))
         .collect();
+    let notifier = notifier();
 
     // Read back from the kernel, not assumed from the policy: under `require` a big table off
     // the hugetlb pool is a start-up error naming it.
@@ -418,6 +425,10 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
         return Err(AfXdpError::Memory(e));
     }
 
+    let upkeep = ControlUpkeep {
+        neigh: upkeep,
+        watchdog: watchdog(&shared),
+    };
     let control = match start_control(cfg, &ports, &cell, view_workers, builder, upkeep) {
         Ok(c) => c,
         Err(e) => {
@@ -425,13 +436,38 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
             return Err(e);
         }
     };
-    tracing::info!(
+    let status = format!(
         "forwarding on {} port(s) with {} worker(s)",
         ports.len(),
         cfg.workers.len()
     );
+    tracing::info!("{status}");
+    if let Some(n) = &notifier {
+        // Every port is attached and every worker's sockets are open; wait for the workers to
+        // run the first tables, so "ready" means packets are forwarded.
+        let first = cell.generation();
+        let deadline = std::time::Instant::now() + FIRST_TABLES;
+        while cell.min_reported() < first
+            && std::time::Instant::now() < deadline
+            && !stop.load(Ordering::Relaxed)
+        {
+            thread::sleep(Duration::from_millis(1));
+        }
+        if cell.min_reported() < first {
+            tracing::warn!(
+                "workers still run generation {} of {first} after {FIRST_TABLES:?}; telling systemd \
+                 ready anyway",
+                cell.min_reported()
+            );
+        }
+        n.send_or_log(&format!("READY=1\nSTATUS={status}"));
+        tracing::info!("told systemd READY=1 on {}", n.name());
+    }
     while !stop.load(Ordering::Relaxed) && handles.iter().all(|h| !h.is_finished()) {
         thread::sleep(Duration::from_millis(20));
+    }
+    if let Some(n) = &notifier {
+        n.send_or_log("STOPPING=1");
     }
     // No publication after this; then the workers drain and close; then the programs go.
     let control_result = control.join();
@@ -452,7 +488,7 @@ fn start_control(
     cell: &Arc<SnapshotCell>,
     workers: Vec<WorkerShared>,
     builder: Builder<ConnectedResolver>,
-    upkeep: neigh::NeighUpkeep,
+    upkeep: ControlUpkeep,
 ) -> Result<ControlHandle<ConnectedResolver>, AfXdpError> {
     let mut rib_config = RibConfig::default();
     let mut control_config = ControlConfig::default();
@@ -521,4 +557,61 @@ fn start_control(
         Some(Box::new(upkeep)),
     )?;
     Ok(handle)
+}
+
+/// `$NOTIFY_SOCKET`'s notifier, if systemd gave one; a malformed one is logged and ignored (a
+/// service that never says ready is systemd's to time out, and a manual run must not fail).
+fn notifier() -> Option<Notifier> {
+    Notifier::from_env().unwrap_or_else(|e| {
+        tracing::warn!("{e}; no systemd notifications");
+        None
+    })
+}
+
+/// Poll counts per worker: what the watchdog judges progress by.
+type Progress = Box<dyn FnMut() -> Vec<u64> + Send>;
+
+/// The watchdog `$WATCHDOG_USEC` asks for, reading the workers' poll counters.
+fn watchdog(workers: &[Arc<SharedCounters>]) -> Option<Watchdog<Progress>> {
+    let interval = match sdnotify::watchdog_from_env() {
+        Ok(Some(i)) => i,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!("{e}; no watchdog pings");
+            return None;
+        }
+    };
+    let notifier = notifier()?;
+    let workers: Vec<Arc<SharedCounters>> = workers.to_vec();
+    let progress: Progress = Box::new(move || {
+        workers
+            .iter()
+            .map(|w| w.read().get(ecmp_dataplane::counters::Counter::Polls))
+            .collect()
+    });
+    tracing::info!(
+        "systemd watchdog every {interval:?}: pinged every {:?} while every worker polls",
+        interval / 2
+    );
+    Some(Watchdog::new(notifier, interval, progress))
+}
+
+/// What the control thread does between messages: the neighbour upkeep, then the watchdog.
+struct ControlUpkeep {
+    neigh: neigh::NeighUpkeep,
+    watchdog: Option<Watchdog<Progress>>,
+}
+
+impl Upkeep<ConnectedResolver> for ControlUpkeep {
+    fn run(
+        &mut self,
+        builder: &mut Builder<ConnectedResolver>,
+        now: std::time::Instant,
+    ) -> Option<ecmp_tables::Snapshot> {
+        let snapshot = self.neigh.run(builder, now);
+        if let Some(w) = &mut self.watchdog {
+            w.tick(now);
+        }
+        snapshot
+    }
 }

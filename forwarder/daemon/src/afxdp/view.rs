@@ -55,6 +55,8 @@ pub enum Answer {
         per_hop: Vec<(u32, u64)>,
         /// Up to `top` flows.
         flows: Vec<FlowEntry>,
+        /// Flows the cache holds at most.
+        capacity: u64,
     },
     /// The choice (or why the packet would be dropped).
     Trace(Result<Choice, DropReason>),
@@ -322,6 +324,7 @@ impl Dataplane for LiveView {
 
     fn flows(&self, top: usize) -> Result<FlowsReply, DataQueryError> {
         let mut total = 0;
+        let mut capacity = 0;
         let mut per_worker = Vec::new();
         let mut per_hop: std::collections::BTreeMap<u32, u64> = Default::default();
         let mut flows = Vec::new();
@@ -333,8 +336,10 @@ impl Dataplane for LiveView {
                     total: t,
                     per_hop: ph,
                     flows: mut f,
+                    capacity: c,
                 }) => {
                     total += t;
+                    capacity += c;
                     per_worker.push(t);
                     for (hop, n) in ph {
                         *per_hop.entry(hop).or_default() += n;
@@ -357,6 +362,7 @@ impl Dataplane for LiveView {
             per_worker,
             per_hop,
             flows,
+            capacity,
         })
     }
 
@@ -456,6 +462,7 @@ pub fn answer_flows(
         total,
         per_hop: per_hop.into_iter().collect(),
         flows,
+        capacity: cache.capacity() as u64,
     }
 }
 
@@ -480,6 +487,7 @@ mod tests {
                         total: top as u64,
                         per_hop: vec![(1, 2)],
                         flows: Vec::new(),
+                        capacity: 64,
                     },
                     Query::Trace { .. } => Answer::Trace(Err(DropReason::NoRoute)),
                 });
