@@ -419,6 +419,7 @@ mod tests {
             pps: 0.0,
             polls,
             busy_polls,
+            busy_cycles: 0,
         }
     }
 
@@ -440,6 +441,7 @@ mod tests {
         Sample {
             stats: StatsReply {
                 uptime_s,
+                tsc_hz: None,
                 ports: vec![port("fc0", 1000 * k, 0), port("fb1", 0, 1000 * k)],
                 workers: vec![worker(1000 * k, 10_000 * k, 2500 * k, 10 * k)],
                 drops: vec![("no_route".to_owned(), 10 * k)],
