@@ -81,6 +81,10 @@ pub enum Request {
     Peers {},
     /// Route-update convergence (feed line received -> every worker on the new tables).
     Convergence {},
+    /// Read the config file again and apply what changed in it (next hops, groups, routes,
+    /// policies, timeouts) as one table update; refused, with nothing applied, when the file
+    /// fails validation or changes something only a restart can.
+    Reload {},
 }
 
 /// The answer to one request.
@@ -522,6 +526,41 @@ pub struct ConvergenceReply {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Changed {
     /// A new table generation was published.
+    pub published: bool,
+    /// The generation now (after publishing, if it did).
+    pub generation: u64,
+}
+
+/// How many items of one kind a reload added, removed and changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadCounts {
+    /// In the new file only.
+    pub added: usize,
+    /// In the old file only.
+    pub removed: usize,
+    /// In both, with a difference.
+    pub changed: usize,
+}
+
+impl ReloadCounts {
+    /// Nothing added, removed or changed.
+    pub fn is_empty(&self) -> bool {
+        self.added == 0 && self.removed == 0 && self.changed == 0
+    }
+}
+
+/// What `reload` applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReply {
+    /// `[[nexthop]]` entries, matched by name.
+    pub nexthops: ReloadCounts,
+    /// `[[group]]` entries, matched by name.
+    pub groups: ReloadCounts,
+    /// `[[route]]` entries, matched by prefix.
+    pub routes: ReloadCounts,
+    /// Other keys whose new values were applied (`bgp`, `feed.stale_time`, ...).
+    pub settings: Vec<String>,
+    /// A new table generation was published (false when no table changed).
     pub published: bool,
     /// The generation now (after publishing, if it did).
     pub generation: u64,

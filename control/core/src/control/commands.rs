@@ -163,7 +163,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
         });
     }
 
-    fn generation(&self) -> u64 {
+    pub(super) fn generation(&self) -> u64 {
         match &self.dataplane {
             Some(dp) => dp.generation(),
             None => self
@@ -412,6 +412,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                 Reply::ok(out)
             }
             Request::Convergence {} => Reply::ok(self.convergence.report()),
+            Request::Reload {} => self.reload(false),
         }
     }
 
