@@ -52,6 +52,7 @@ use ecmp_tables::policy::HashPolicy;
 use ecmp_tables::snapshot::SnapshotCell;
 
 use crate::config::{self, ActionTemplateSpec, Config, GroupPolicySpec, PortKind, XdpMode};
+use crate::reload::{FileSource, Policies};
 use crate::setup::{self, pipeline_config};
 use crate::stats;
 use view::{LiveView, Mailbox, SharedPortStats, WorkerShared};
@@ -232,6 +233,27 @@ fn proto_prefix(p: config::Prefix) -> Result<Prefix, AfXdpError> {
     })
 }
 
+/// The BGP policies of `cfg`: `[[bgp.policy]]` and `[bgp]` (at start and on reload).
+pub fn bgp_policies(cfg: &Config) -> Result<Policies, AfXdpError> {
+    let policies = cfg
+        .bgp
+        .policies
+        .iter()
+        .map(|p| {
+            Ok(PrefixPolicy {
+                range: proto_prefix(p.range)?,
+                group: group_policy(&p.group),
+            })
+        })
+        .collect::<Result<_, AfXdpError>>()?;
+    Ok((policies, group_policy(&cfg.bgp.default_policy)))
+}
+
+/// [`bgp_policies`] with the error as the text a reload's reply carries.
+fn reload_policies(cfg: &Config) -> Result<Policies, String> {
+    bgp_policies(cfg).map_err(|e| e.to_string())
+}
+
 /// The control plane's builder over the config's static tables and these ports (step 3).
 pub fn builder(cfg: &Config, ports: &[LivePort]) -> Result<Builder<ConnectedResolver>, AfXdpError> {
     let tables = setup::build(cfg)?;
@@ -250,21 +272,15 @@ pub fn builder(cfg: &Config, ports: &[LivePort]) -> Result<Builder<ConnectedReso
             .iter()
             .map(|r| Ok((proto_prefix(r.prefix)?, r.group as u32 + 1)))
             .collect::<Result<_, AfXdpError>>()?,
+        // Names and configured states: what a reload matches and compares.
+        hop_names: tables.hop_names.clone(),
+        hop_states: cfg.nexthops.iter().map(|h| h.state.into()).collect(),
+        group_names: tables.group_names.clone(),
     };
-    let policies = cfg
-        .bgp
-        .policies
-        .iter()
-        .map(|p| {
-            Ok(PrefixPolicy {
-                range: proto_prefix(p.range)?,
-                group: group_policy(&p.group),
-            })
-        })
-        .collect::<Result<_, AfXdpError>>()?;
+    let (policies, default_policy) = bgp_policies(cfg)?;
     let bc = BuilderConfig {
         policies,
-        default_policy: group_policy(&cfg.bgp.default_policy),
+        default_policy,
         ports: port_infos,
         seed: cfg.instance.seed,
         max_tbl8: cfg.fib.max_tbl8 as usize,
@@ -418,9 +434,21 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
         return Err(AfXdpError::Memory(e));
     }
 
-    let control = match start_control(cfg, &ports, &cell, view_workers, builder, upkeep) {
+    // SIGHUP asks the control thread for a reload, as `ecmpctl reload` does.
+    let reload = Arc::new(AtomicBool::new(false));
+    let sighup = match signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
+    {
+        Ok(id) => id,
+        Err(e) => {
+            let _ = stop_workers(handles);
+            return Err(AfXdpError::Signal(e));
+        }
+    };
+    let started = start_control(cfg, &ports, &cell, view_workers, builder, upkeep, reload);
+    let control = match started {
         Ok(c) => c,
         Err(e) => {
+            signal_hook::low_level::unregister(sighup);
             let _ = stop_workers(handles);
             return Err(e);
         }
@@ -435,6 +463,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
     }
     // No publication after this; then the workers drain and close; then the programs go.
     let control_result = control.join();
+    signal_hook::low_level::unregister(sighup);
     let failure = stop_workers(handles);
     drop(programs);
     if let Some(e) = failure {
@@ -453,6 +482,7 @@ fn start_control(
     workers: Vec<WorkerShared>,
     builder: Builder<ConnectedResolver>,
     upkeep: neigh::NeighUpkeep,
+    reload: Arc<AtomicBool>,
 ) -> Result<ControlHandle<ConnectedResolver>, AfXdpError> {
     let mut rib_config = RibConfig::default();
     let mut control_config = ControlConfig::default();
@@ -511,6 +541,8 @@ fn start_control(
         }
         None => server,
     };
+    let source = FileSource::new(cfg.clone(), reload_policies);
+    let server = server.with_config_source(Box::new(source), reload);
     let cell = Arc::clone(cell);
     let handle = server.spawn_with(
         Rib::new(rib_config),
