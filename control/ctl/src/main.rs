@@ -15,8 +15,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use ecmp_proto::Prefix;
 use ecmp_proto::ctl::{
-    Changed, ConvergenceReply, FlowsReply, NexthopSummary, PeerLine, Reply, Request, RouteDetail,
-    RouteSummary, StatsReply, TraceQuery, TraceReply, TraceVia, WhatIfReply,
+    Changed, ConvergenceReply, FlowsReply, NexthopSummary, PeerLine, ReloadCounts, ReloadReply,
+    Reply, Request, RouteDetail, RouteSummary, StatsReply, TraceQuery, TraceReply, TraceVia,
+    WhatIfReply,
 };
 
 /// `println!` for ecmpctl's output: a reader that went away (`ecmpctl routes | head -3`) ends
@@ -139,6 +140,9 @@ enum Command {
     Peers,
     /// Route-update convergence histogram.
     Convergence,
+    /// Re-read the daemon's config file and apply what changed (next hops, groups, routes,
+    /// policies, timeouts); refused, changing nothing, if the file is invalid or needs a restart.
+    Reload,
 }
 
 fn proto_number(name: &str) -> Result<u8> {
@@ -218,6 +222,7 @@ fn request(command: &Command) -> Result<Request> {
         },
         Command::Peers => Request::Peers {},
         Command::Convergence => Request::Convergence {},
+        Command::Reload => Request::Reload {},
     })
 }
 
@@ -529,6 +534,28 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
             );
             for (upto, n) in &c.histogram {
                 outln!("  <= {upto:>10.0} us {n:>8}");
+            }
+        }
+        Command::Reload => {
+            let r: ReloadReply = serde_json::from_value(result)?;
+            let line = |what: &str, c: &ReloadCounts| {
+                outln!(
+                    "{what:<10} {} added, {} removed, {} changed",
+                    c.added,
+                    c.removed,
+                    c.changed
+                );
+            };
+            line("next hops", &r.nexthops);
+            line("groups", &r.groups);
+            line("routes", &r.routes);
+            if !r.settings.is_empty() {
+                outln!("settings   {}", r.settings.join(", "));
+            }
+            if r.published {
+                outln!("reloaded: generation {} published", r.generation);
+            } else {
+                outln!("reloaded: no table changed (generation {})", r.generation);
             }
         }
         Command::Drain { .. }

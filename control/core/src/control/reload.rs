@@ -53,3 +53,6 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
