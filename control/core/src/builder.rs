@@ -8,8 +8,11 @@
 //! GRACEFUL_SHUTDOWN into [`NextHopState::Draining`], with the reason, which `route` shows).
 //!
 //! Invariants:
-//! - Ids: hop ids `1..=S` and group ids `1..=G` are the static config's, in its order (as the
-//!   daemon's setup numbers them), never changed or freed here. A BGP prefix holds one group id
+//! - Ids: at start hop ids `1..=S` and group ids `1..=G` are the static config's, in its order
+//!   (as the daemon's setup numbers them). A configured hop or group keeps its id for as long as
+//!   the config lists it (by name); a reload ([`Builder::reload`]) gives new ones ids the way BGP
+//!   ones get them and frees the ids of removed ones, so after a reload configured ids need not be
+//!   `1..=S`. A BGP prefix holds one group id
 //!   for its whole lifetime; freed ids are reused lowest first, and trailing free ids are trimmed
 //!   so the snapshot's group vector stays as short as the live ids allow. An operator static
 //!   route ([`Builder::add_static_route`]) holds a group id the same way, from add to remove.

@@ -2,7 +2,7 @@
 //!
 //! One JSON object per line each way: a [`Request`] (tagged by `cmd`), answered by exactly one
 //! [`Reply`] line. Requests that change state (`drain`, `undrain`, `clear`, `route-add`,
-//! `route-del`) either apply completely or answer `ok: false` having changed nothing.
+//! `route-del`, `reload`) either apply completely or answer `ok: false` having changed nothing.
 //! Everything here is plain data so scripts can use the JSON directly (`ecmpctl --json`).
 
 use std::fmt;

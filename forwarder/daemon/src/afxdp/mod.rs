@@ -10,7 +10,8 @@
 //!    `[[neighbor]]` entries win), the first snapshot;
 //! 4. one thread per `[[worker]]`, pinned, builds its UMEM and sockets on its own core and
 //!    polls until stopped;
-//! 5. the control thread serves the feed socket, the control socket and the neighbour upkeep.
+//! 5. the control thread serves the feed socket, the control socket and the neighbour upkeep,
+//!    and reloads the config file on `ecmpctl reload` or SIGHUP ([`crate::reload`]).
 //!
 //! Stopping (SIGTERM/SIGINT): the control thread stops first (no new publications), then the
 //! workers send what they hold and close their sockets, then the XDP programs are detached
