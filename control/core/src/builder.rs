@@ -8,8 +8,11 @@
 //! GRACEFUL_SHUTDOWN into [`NextHopState::Draining`], with the reason, which `route` shows).
 //!
 //! Invariants:
-//! - Ids: hop ids `1..=S` and group ids `1..=G` are the static config's, in its order (as the
-//!   daemon's setup numbers them), never changed or freed here. A BGP prefix holds one group id
+//! - Ids: at start hop ids `1..=S` and group ids `1..=G` are the static config's, in its order
+//!   (as the daemon's setup numbers them). A configured hop or group keeps its id for as long as
+//!   the config lists it (by name); a reload ([`Builder::reload`]) gives new ones ids the way BGP
+//!   ones get them and frees the ids of removed ones, so after a reload configured ids need not be
+//!   `1..=S`. A BGP prefix holds one group id
 //!   for its whole lifetime; freed ids are reused lowest first, and trailing free ids are trimmed
 //!   so the snapshot's group vector stays as short as the live ids allow. An operator static
 //!   route ([`Builder::add_static_route`]) holds a group id the same way, from add to remove.
@@ -71,7 +74,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use ecmp_proto::Prefix;
-use ecmp_proto::ctl::DrainReason;
+use ecmp_proto::ctl::{DrainReason, ReloadCounts};
 use ecmp_tables::group::{DEFAULT_BUCKETS, GroupMode, GroupTable, MAX_BUCKETS, ResilientGroup};
 use ecmp_tables::nexthop::{
     Action, Encap, EncapKind, GroupId, HopId, HopState, NextHop, PortId, PortInfo,
@@ -183,6 +186,35 @@ pub enum BuildError {
     NoStaticRoute {
         /// The prefix.
         prefix: Prefix,
+    },
+    /// A reloaded config routes a prefix an operator added a static route for (`route-del` it
+    /// first); nothing was applied.
+    #[error("route {prefix}: an operator static route holds the prefix; remove it first")]
+    OperatorRoute {
+        /// The prefix.
+        prefix: Prefix,
+    },
+    /// A reloaded config refers to a hop or group index it does not have; nothing was applied.
+    #[error("{what} refers to {index}, which the config does not have")]
+    ConfigIndex {
+        /// The referring item.
+        what: String,
+        /// The missing index.
+        index: usize,
+    },
+    /// A group refused a reloaded config's change; nothing was applied.
+    #[error("group {group:?}: {source}")]
+    ConfigGroup {
+        /// The group's name.
+        group: String,
+        /// What the group builder said.
+        source: TableError,
+    },
+    /// A reloaded config needs more hop or group ids than are left; nothing was applied.
+    #[error("no {what} id left for the reloaded config")]
+    ConfigIds {
+        /// `"hop"` or `"group"`.
+        what: &'static str,
     },
 }
 
@@ -356,6 +388,80 @@ pub struct StaticTables {
     pub groups: Vec<ResilientGroup>,
     /// Routes to those groups.
     pub routes: Vec<(Prefix, GroupId)>,
+    /// The hops' names in the config, by the same index as `hops` (empty: unnamed, and a
+    /// [`Builder::reload`] then finds none of them in the new file).
+    pub hop_names: Vec<String>,
+    /// Each hop's configured state, by the same index as `hops` (missing: active).
+    pub hop_states: Vec<HopState>,
+    /// The groups' names in the config, by the same index as `groups` (empty: unnamed).
+    pub group_names: Vec<String>,
+}
+
+/// A configured next hop as a reloaded config file gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigHop {
+    /// Its name: what a reload matches it by.
+    pub name: String,
+    /// The hop; its `id` is ignored (the builder keeps or allocates ids), a zero `mac` means
+    /// "resolve it" (the port stays the configured one).
+    pub hop: NextHop,
+    /// Its configured state.
+    pub state: HopState,
+}
+
+/// A member of a [`ConfigGroup`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigMember {
+    /// Index into [`ConfigTables::hops`].
+    pub hop: usize,
+    /// Its weight in this group.
+    pub weight: u32,
+}
+
+/// A configured group as a reloaded config file gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigGroup {
+    /// Its name: what a reload matches it by.
+    pub name: String,
+    /// How hops coming and going get buckets.
+    pub mode: GroupMode,
+    /// Buckets (a power of two in 1..=65536).
+    pub buckets: u32,
+    /// Which fields feed the hash.
+    pub hash: HashPolicy,
+    /// Members (distinct hops).
+    pub members: Vec<ConfigMember>,
+}
+
+/// The tables and policies a config file asks for, by name and index rather than by id: what
+/// [`Builder::reload`] moves the running tables to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigTables {
+    /// `[[nexthop]]`, in file order.
+    pub hops: Vec<ConfigHop>,
+    /// `[[group]]`, in file order.
+    pub groups: Vec<ConfigGroup>,
+    /// `[[route]]`: prefix and index into `groups`.
+    pub routes: Vec<(Prefix, usize)>,
+    /// `[[bgp.policy]]`.
+    pub policies: Vec<PrefixPolicy>,
+    /// `[bgp]`.
+    pub default_policy: GroupPolicy,
+}
+
+/// What [`Builder::reload`] changed.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadSummary {
+    /// Configured next hops, matched by name.
+    pub hops: ReloadCounts,
+    /// Configured groups, matched by name.
+    pub groups: ReloadCounts,
+    /// Configured routes, matched by prefix.
+    pub routes: ReloadCounts,
+    /// The BGP policies (`[bgp]`, `[[bgp.policy]]`) changed.
+    pub policies: bool,
+    /// The snapshot to publish; `None` when no table changed.
+    pub snapshot: Option<Snapshot>,
 }
 
 /// Everything a [`Builder`] is built from, besides its resolver.
@@ -588,8 +694,13 @@ pub struct Builder<R> {
     operator_routes: BTreeMap<Prefix, GroupId>,
     /// Next-hop addresses an operator drained.
     drained: BTreeSet<IpAddr>,
-    /// Hop ids `1..=static_hops` are the config's.
-    static_hops: usize,
+    /// Index = hop id: the hop is the config's (at start ids `1..=S`; a reload adds and frees
+    /// configured ids like BGP ones).
+    hop_static: Vec<bool>,
+    /// The config's hops: name -> (hop id, configured state).
+    static_hop_names: BTreeMap<String, (HopId, HopState)>,
+    /// The config's groups: name -> group id.
+    static_group_names: BTreeMap<String, GroupId>,
     /// Config hops given without a MAC (all zero): their MAC comes from the resolver, their
     /// port stays the configured one.
     static_unresolved: Vec<HopId>,
@@ -715,7 +826,22 @@ impl<R: NextHopResolver> Builder<R> {
             static_routes,
             operator_routes: BTreeMap::new(),
             drained: BTreeSet::new(),
-            static_hops: statics.hops.len(),
+            hop_static: (0..=statics.hops.len()).map(|i| i != 0).collect(),
+            static_hop_names: statics
+                .hop_names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let state = statics.hop_states.get(i).copied();
+                    (name.clone(), (i as HopId + 1, state.unwrap_or_default()))
+                })
+                .collect(),
+            static_group_names: statics
+                .group_names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| (name.clone(), i as GroupId + 1))
+                .collect(),
             static_unresolved: statics
                 .hops
                 .iter()
@@ -1113,8 +1239,8 @@ impl<R: NextHopResolver> Builder<R> {
                 batch.hops = true;
             }
         }
-        for id in self.static_hops + 1..self.hops.len() {
-            if self.hop_refs[id] == 0 {
+        for id in 1..self.hops.len() {
+            if self.hop_static[id] || self.hop_refs[id] == 0 {
                 continue;
             }
             let (port, mac) = self.resolve(self.hops[id].addr);
@@ -1247,7 +1373,7 @@ impl<R: NextHopResolver> Builder<R> {
     /// The next hop with id `id`, if in use.
     pub fn hop(&self, id: HopId) -> Option<&NextHop> {
         let i = id as usize;
-        (i != 0 && (i <= self.static_hops || self.hop_refs.get(i).is_some_and(|&r| r > 0)))
+        (i != 0 && (self.is_static(i) || self.hop_refs.get(i).is_some_and(|&r| r > 0)))
             .then(|| self.hops.get(i))
             .flatten()
     }
@@ -1255,11 +1381,11 @@ impl<R: NextHopResolver> Builder<R> {
     /// Every next hop in use (static ones always), ascending by id.
     pub fn hops(&self) -> Vec<HopInfo> {
         (1..self.hops.len())
-            .filter(|&i| i <= self.static_hops || self.hop_refs[i] > 0)
+            .filter(|&i| self.is_static(i) || self.hop_refs[i] > 0)
             .map(|i| HopInfo {
                 hop: self.hops[i],
                 groups: self.hop_refs[i],
-                configured: i <= self.static_hops,
+                configured: self.is_static(i),
                 resolved: self.hops[i].mac != [0; 6],
                 drained: self.drained.contains(&self.hops[i].addr),
             })
@@ -1325,6 +1451,11 @@ impl<R: NextHopResolver> Builder<R> {
     /// A static route (configured or operator) holds the prefix's FIB entry.
     fn static_wins(&self, prefix: &Prefix) -> bool {
         self.static_routes.contains_key(prefix) || self.operator_routes.contains_key(prefix)
+    }
+
+    /// Whether hop id `i` is the config's.
+    fn is_static(&self, i: usize) -> bool {
+        self.hop_static.get(i).copied().unwrap_or(false)
     }
 
     /// Hop ids that can still be allocated.
@@ -1577,6 +1708,7 @@ impl<R: NextHopResolver> Builder<R> {
                 Ok(id) => {
                     self.hops.push(placeholder(id));
                     self.hop_refs.push(0);
+                    self.hop_static.push(false);
                     id
                 }
                 Err(_) => {
@@ -1608,7 +1740,7 @@ impl<R: NextHopResolver> Builder<R> {
     /// One group fewer lists `id`; a BGP hop no group lists is freed.
     fn release_hop(&mut self, batch: &mut Batch, id: HopId) {
         let i = id as usize;
-        if i <= self.static_hops {
+        if self.is_static(i) {
             return;
         }
         let Some(refs) = self.hop_refs.get_mut(i) else {
@@ -1693,6 +1825,7 @@ impl<R: NextHopResolver> Builder<R> {
     }
 }
 
+mod reload;
 #[cfg(test)]
 mod tests;
 mod twin;

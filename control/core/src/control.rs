@@ -45,16 +45,19 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use ecmp_proto::FeedEvent;
-use ecmp_proto::ctl::{FlowsReply, Reply, Request, StatsReply, TraceQuery, TraceReply};
+use ecmp_proto::ctl::{
+    FlowsReply, ReloadReply, Reply, Request, StatsReply, TraceQuery, TraceReply,
+};
 use ecmp_tables::Snapshot;
 
-use crate::builder::{Builder, NextHopResolver, coalesce};
-use crate::rib::{PrefixChange, Rib};
+use crate::builder::{Builder, ConfigTables, NextHopResolver, coalesce};
+use crate::rib::{PrefixChange, Rib, RibConfig};
 
 mod commands;
 mod convergence;
 mod events;
 mod outbox;
+mod reload;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -134,6 +137,36 @@ pub trait Dataplane: Send {
 pub trait Upkeep<R>: Send {
     /// Does what is due at `now`; returns the snapshot to publish when it changed the builder.
     fn run(&mut self, builder: &mut Builder<R>, now: Instant) -> Option<Snapshot>;
+}
+
+/// What a config file asks of the control thread: the configured tables and policies, and the
+/// timing of the RIB and of batching. Built by the daemon (which parses and validates the file);
+/// the control thread never reads the file itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DesiredConfig {
+    /// The file, for messages.
+    pub origin: String,
+    /// Next hops, groups, routes, BGP policies.
+    pub tables: ConfigTables,
+    /// `[feed]` stale time and refresh timeout.
+    pub rib: RibConfig,
+    /// `[feed]` batch window.
+    pub batch_window: Duration,
+    /// Keys outside the tables whose values changed (`bgp`, `feed.stale_time`, ...), for the
+    /// reply; the counts of next hops, groups and routes come from the builder.
+    pub settings: Vec<String>,
+}
+
+/// Where a reload reads the config from (the daemon implements it over its config file).
+pub trait ConfigSource: Send {
+    /// Reads and checks the file again, against the running config: what it asks for, or why it
+    /// cannot be applied (the text the operator reads: the validation error with its
+    /// `file:line: key`, or every key that needs a restart). Changes nothing.
+    fn load(&mut self) -> Result<DesiredConfig, String>;
+    /// How the reload `load` began ended: applied (what `load` returned is now the running
+    /// config) or refused with this text. `signal`: asked for through the reload flag (SIGHUP),
+    /// not by a control request.
+    fn finished(&mut self, outcome: &Result<ReloadReply, String>, signal: bool);
 }
 
 /// What the front ends tell the control thread.
@@ -218,6 +251,8 @@ pub struct ControlThread {
     front_ends: Vec<Box<dyn FrontEnd>>,
     dataplane: Option<Box<dyn Dataplane>>,
     counters: Arc<Counters>,
+    config_source: Option<Box<dyn ConfigSource>>,
+    reload_flag: Option<Arc<AtomicBool>>,
 }
 
 impl std::fmt::Debug for ControlThread {
@@ -226,6 +261,7 @@ impl std::fmt::Debug for ControlThread {
             .field("config", &self.config)
             .field("front_ends", &self.front_ends.len())
             .field("dataplane", &self.dataplane.is_some())
+            .field("config_source", &self.config_source.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -238,6 +274,8 @@ impl ControlThread {
             front_ends: Vec::new(),
             dataplane: None,
             counters: Arc::default(),
+            config_source: None,
+            reload_flag: None,
         }
     }
 
@@ -251,6 +289,19 @@ impl ControlThread {
     /// took a publication (convergence). Without one those commands answer with an error.
     pub fn with_dataplane(mut self, dataplane: Box<dyn Dataplane>) -> ControlThread {
         self.dataplane = Some(dataplane);
+        self
+    }
+
+    /// `source` answers the `reload` command; setting `flag` (a SIGHUP handler does) asks for
+    /// the same reload, noticed within [`STOP_POLL`], its outcome going to
+    /// [`ConfigSource::finished`]. Without a source `reload` answers with an error.
+    pub fn with_config_source(
+        mut self,
+        source: Box<dyn ConfigSource>,
+        flag: Arc<AtomicBool>,
+    ) -> ControlThread {
+        self.config_source = Some(source);
+        self.reload_flag = Some(flag);
         self
     }
 
@@ -285,6 +336,8 @@ impl ControlThread {
             front_ends,
             dataplane,
             counters,
+            config_source,
+            reload_flag,
         } = self;
         let (tx, rx) = sync_channel(CHANNEL_DEPTH);
         let mut control = Control {
@@ -303,6 +356,8 @@ impl ControlThread {
             started: Instant::now(),
             upkeep,
             events: RouteEvents::new(Instant::now()),
+            config_source,
+            reload_flag,
         };
         let mut serving = Vec::with_capacity(front_ends.len());
         for front_end in front_ends {
@@ -439,6 +494,10 @@ struct Control<R, P> {
     upkeep: Option<Box<dyn Upkeep<R>>>,
     /// Recent route changes, for `route-events`.
     events: RouteEvents,
+    /// Where `reload` reads the config.
+    config_source: Option<Box<dyn ConfigSource>>,
+    /// Set (by SIGHUP) to ask for a reload.
+    reload_flag: Option<Arc<AtomicBool>>,
 }
 
 impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
@@ -481,6 +540,13 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                 conn.flush();
             }
             self.check_convergence();
+            if self
+                .reload_flag
+                .as_ref()
+                .is_some_and(|f| f.swap(false, Ordering::Relaxed))
+            {
+                self.reload(true);
+            }
             if let Some(upkeep) = &mut self.upkeep
                 && let Some(snapshot) = upkeep.run(&mut self.builder, Instant::now())
             {

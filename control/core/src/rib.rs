@@ -262,6 +262,12 @@ impl Rib {
         }
     }
 
+    /// Replaces the timing (a config reload). Deadlines already set keep theirs: a peer down
+    /// before the change keeps its old stale time, a refresh under way its old timeout.
+    pub fn set_config(&mut self, config: RibConfig) {
+        self.config = config;
+    }
+
     /// The timing it was built with.
     pub fn config(&self) -> RibConfig {
         self.config

@@ -15,8 +15,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use ecmp_proto::Prefix;
 use ecmp_proto::ctl::{
-    Changed, ConvergenceReply, FlowsReply, NexthopSummary, PeerLine, Reply, Request, RouteDetail,
-    RouteEvent, RouteSummary, StatsReply, TraceQuery, TraceReply, TraceVia, WhatIfReply,
+    Changed, ConvergenceReply, FlowsReply, NexthopSummary, PeerLine, ReloadCounts, ReloadReply,
+    Reply, Request, RouteDetail, RouteEvent, RouteSummary, StatsReply, TraceQuery, TraceReply,
+    TraceVia, WhatIfReply,
 };
 
 mod top;
@@ -157,6 +158,9 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Re-read the daemon's config file and apply what changed (next hops, groups, routes,
+    /// policies, timeouts); refused, changing nothing, if the file is invalid or needs a restart.
+    Reload,
 }
 
 fn proto_number(name: &str) -> Result<u8> {
@@ -238,6 +242,7 @@ fn request(command: &Command) -> Result<Request> {
         Command::Convergence => Request::Convergence {},
         Command::RouteEvents { last } => Request::RouteEvents { last: *last },
         Command::Top { .. } => bail!("top asks several questions, not one"),
+        Command::Reload => Request::Reload {},
     })
 }
 
@@ -573,6 +578,28 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
             }
         }
         Command::Top { .. } => bail!("top draws its own screen"),
+        Command::Reload => {
+            let r: ReloadReply = serde_json::from_value(result)?;
+            let line = |what: &str, c: &ReloadCounts| {
+                outln!(
+                    "{what:<10} {} added, {} removed, {} changed",
+                    c.added,
+                    c.removed,
+                    c.changed
+                );
+            };
+            line("next hops", &r.nexthops);
+            line("groups", &r.groups);
+            line("routes", &r.routes);
+            if !r.settings.is_empty() {
+                outln!("settings   {}", r.settings.join(", "));
+            }
+            if r.published {
+                outln!("reloaded: generation {} published", r.generation);
+            } else {
+                outln!("reloaded: no table changed (generation {})", r.generation);
+            }
+        }
         Command::Drain { .. }
         | Command::Undrain { .. }
         | Command::Clear { .. }

@@ -250,6 +250,13 @@ fn every_output() -> Vec<(Vec<&'static str>, serde_json::Value)> {
             json!({"samples": 2, "p50_us": 40.0, "p99_us": 90.0, "max_us": 95.0,
                    "histogram": [[50.0, 1], [100.0, 1]]}),
         ),
+        (
+            vec!["reload"],
+            json!({"nexthops": {"added": 1, "removed": 0, "changed": 0},
+                   "groups": {"added": 0, "removed": 0, "changed": 1},
+                   "routes": {"added": 0, "removed": 0, "changed": 0},
+                   "settings": ["feed.stale_time"], "published": true, "generation": 4}),
+        ),
     ]
 }
 
@@ -346,4 +353,52 @@ fn a_reader_that_goes_away_ends_every_output_quietly() {
             );
         }
     }
+}
+
+#[test]
+fn reload_sends_its_request_and_prints_what_changed_or_why_not() {
+    use ecmp_proto::ctl::{ReloadCounts, ReloadReply};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sock = dir.path().join("ctl.sock");
+    let server = daemon(
+        &sock,
+        Reply::ok(ReloadReply {
+            nexthops: ReloadCounts {
+                added: 1,
+                removed: 0,
+                changed: 2,
+            },
+            groups: ReloadCounts {
+                added: 0,
+                removed: 0,
+                changed: 1,
+            },
+            routes: ReloadCounts::default(),
+            settings: vec!["feed.stale_time".into(), "bgp".into()],
+            published: true,
+            generation: 9,
+        }),
+    );
+    let out = ecmpctl(&sock, &["reload"]);
+    assert_eq!(server.join().expect("stand-in daemon"), Request::Reload {});
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(
+        text,
+        "next hops  1 added, 0 removed, 2 changed\n\
+         groups     0 added, 0 removed, 1 changed\n\
+         routes     0 added, 0 removed, 0 changed\n\
+         settings   feed.stale_time, bgp\n\
+         reloaded: generation 9 published\n"
+    );
+    std::fs::remove_file(&sock).expect("remove the socket");
+    let refusal = "c.toml: not applied, a restart is needed to change port[1].interface, worker";
+    let server = daemon(&sock, Reply::error(refusal));
+    let out = ecmpctl(&sock, &["reload"]);
+    server.join().expect("stand-in daemon");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stderr).expect("utf-8"),
+        format!("ecmpctl: {refusal}\n")
+    );
 }

@@ -2,7 +2,7 @@
 //!
 //! One JSON object per line each way: a [`Request`] (tagged by `cmd`), answered by exactly one
 //! [`Reply`] line. Requests that change state (`drain`, `undrain`, `clear`, `route-add`,
-//! `route-del`) either apply completely or answer `ok: false` having changed nothing.
+//! `route-del`, `reload`) either apply completely or answer `ok: false` having changed nothing.
 //! Everything here is plain data so scripts can use the JSON directly (`ecmpctl --json`).
 
 use std::fmt;
@@ -87,6 +87,10 @@ pub enum Request {
         #[serde(default)]
         last: usize,
     },
+    /// Read the config file again and apply what changed in it (next hops, groups, routes,
+    /// policies, timeouts) as one table update; refused, with nothing applied, when the file
+    /// fails validation or changes something only a restart can.
+    Reload {},
 }
 
 /// Route changes the control thread keeps for `route-events`; older ones are forgotten.
@@ -568,6 +572,41 @@ pub struct RouteEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Changed {
     /// A new table generation was published.
+    pub published: bool,
+    /// The generation now (after publishing, if it did).
+    pub generation: u64,
+}
+
+/// How many items of one kind a reload added, removed and changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadCounts {
+    /// In the new file only.
+    pub added: usize,
+    /// In the old file only.
+    pub removed: usize,
+    /// In both, with a difference.
+    pub changed: usize,
+}
+
+impl ReloadCounts {
+    /// Nothing added, removed or changed.
+    pub fn is_empty(&self) -> bool {
+        self.added == 0 && self.removed == 0 && self.changed == 0
+    }
+}
+
+/// What `reload` applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReply {
+    /// `[[nexthop]]` entries, matched by name.
+    pub nexthops: ReloadCounts,
+    /// `[[group]]` entries, matched by name.
+    pub groups: ReloadCounts,
+    /// `[[route]]` entries, matched by prefix.
+    pub routes: ReloadCounts,
+    /// Other keys whose new values were applied (`bgp`, `feed.stale_time`, ...).
+    pub settings: Vec<String>,
+    /// A new table generation was published (false when no table changed).
     pub published: bool,
     /// The generation now (after publishing, if it did).
     pub generation: u64,

@@ -8,6 +8,7 @@ pub mod afxdp;
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod reload;
 pub mod replay;
 pub mod rig;
 pub mod sdnotify;

@@ -175,7 +175,8 @@ impl Tables {
     }
 }
 
-fn mode_of(g: &config::GroupSpec) -> GroupMode {
+/// A configured group's mode in the tables' terms.
+pub fn mode_of(g: &config::GroupSpec) -> GroupMode {
     match g.mode {
         config::GroupMode::Manual => GroupMode::Manual,
         config::GroupMode::AutoRecovery => GroupMode::AutoRecovery,

@@ -4,6 +4,7 @@
 
 mod operator;
 mod order;
+mod reload;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -89,6 +90,7 @@ fn with_static(policy: GroupPolicy) -> BuilderConfig {
             hops: vec![hop],
             groups: vec![g],
             routes: vec![(pfx("10.0.0.0/8"), 1)],
+            ..StaticTables::default()
         },
         ..config(policy)
     }

@@ -419,6 +419,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
             }
             Request::Convergence {} => Reply::ok(self.convergence.report()),
             Request::RouteEvents { last } => Reply::ok(self.events.recent(last)),
+            Request::Reload {} => self.reload(false),
         }
     }
 

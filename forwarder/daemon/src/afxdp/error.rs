@@ -220,4 +220,7 @@ pub enum AfXdpError {
     /// A worker stopped with an error while forwarding.
     #[error("a worker stopped")]
     WorkerStopped(#[source] Box<AfXdpError>),
+    /// The SIGHUP handler (reload) could not be installed.
+    #[error("installing the SIGHUP handler")]
+    Signal(#[source] io::Error),
 }

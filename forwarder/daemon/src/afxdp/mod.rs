@@ -10,7 +10,8 @@
 //!    `[[neighbor]]` entries win), the first snapshot;
 //! 4. one thread per `[[worker]]`, pinned, builds its UMEM and sockets on its own core and
 //!    polls until stopped;
-//! 5. the control thread serves the feed socket, the control socket and the neighbour upkeep;
+//! 5. the control thread serves the feed socket, the control socket and the neighbour upkeep,
+//!    and reloads the config file on `ecmpctl reload` or SIGHUP ([`crate::reload`]);
 //! 6. once every worker runs the first tables, systemd hears `READY=1` (when `$NOTIFY_SOCKET`
 //!    is set), and the control thread pings its watchdog while every worker polls (see
 //!    [`crate::sdnotify`]).
@@ -55,6 +56,7 @@ use ecmp_tables::policy::HashPolicy;
 use ecmp_tables::snapshot::SnapshotCell;
 
 use crate::config::{self, ActionTemplateSpec, Config, GroupPolicySpec, PortKind, XdpMode};
+use crate::reload::{FileSource, Policies};
 use crate::sdnotify::{self, Notifier, Watchdog};
 use crate::setup::{self, pipeline_config};
 use crate::stats;
@@ -238,6 +240,27 @@ fn proto_prefix(p: config::Prefix) -> Result<Prefix, AfXdpError> {
     })
 }
 
+/// The BGP policies of `cfg`: `[[bgp.policy]]` and `[bgp]` (at start and on reload).
+pub fn bgp_policies(cfg: &Config) -> Result<Policies, AfXdpError> {
+    let policies = cfg
+        .bgp
+        .policies
+        .iter()
+        .map(|p| {
+            Ok(PrefixPolicy {
+                range: proto_prefix(p.range)?,
+                group: group_policy(&p.group),
+            })
+        })
+        .collect::<Result<_, AfXdpError>>()?;
+    Ok((policies, group_policy(&cfg.bgp.default_policy)))
+}
+
+/// [`bgp_policies`] with the error as the text a reload's reply carries.
+fn reload_policies(cfg: &Config) -> Result<Policies, String> {
+    bgp_policies(cfg).map_err(|e| e.to_string())
+}
+
 /// The control plane's builder over the config's static tables and these ports (step 3).
 pub fn builder(cfg: &Config, ports: &[LivePort]) -> Result<Builder<ConnectedResolver>, AfXdpError> {
     let tables = setup::build(cfg)?;
@@ -256,21 +279,15 @@ pub fn builder(cfg: &Config, ports: &[LivePort]) -> Result<Builder<ConnectedReso
             .iter()
             .map(|r| Ok((proto_prefix(r.prefix)?, r.group as u32 + 1)))
             .collect::<Result<_, AfXdpError>>()?,
+        // Names and configured states: what a reload matches and compares.
+        hop_names: tables.hop_names.clone(),
+        hop_states: cfg.nexthops.iter().map(|h| h.state.into()).collect(),
+        group_names: tables.group_names.clone(),
     };
-    let policies = cfg
-        .bgp
-        .policies
-        .iter()
-        .map(|p| {
-            Ok(PrefixPolicy {
-                range: proto_prefix(p.range)?,
-                group: group_policy(&p.group),
-            })
-        })
-        .collect::<Result<_, AfXdpError>>()?;
+    let (policies, default_policy) = bgp_policies(cfg)?;
     let bc = BuilderConfig {
         policies,
-        default_policy: group_policy(&cfg.bgp.default_policy),
+        default_policy,
         ports: port_infos,
         seed: cfg.instance.seed,
         max_tbl8: cfg.fib.max_tbl8 as usize,
@@ -429,9 +446,21 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
         neigh: upkeep,
         watchdog: watchdog(&shared),
     };
-    let control = match start_control(cfg, &ports, &cell, view_workers, builder, upkeep) {
+    // SIGHUP asks the control thread for a reload, as `ecmpctl reload` does.
+    let reload = Arc::new(AtomicBool::new(false));
+    let sighup = match signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
+    {
+        Ok(id) => id,
+        Err(e) => {
+            let _ = stop_workers(handles);
+            return Err(AfXdpError::Signal(e));
+        }
+    };
+    let started = start_control(cfg, &ports, &cell, view_workers, builder, upkeep, reload);
+    let control = match started {
         Ok(c) => c,
         Err(e) => {
+            signal_hook::low_level::unregister(sighup);
             let _ = stop_workers(handles);
             return Err(e);
         }
@@ -471,6 +500,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
     }
     // No publication after this; then the workers drain and close; then the programs go.
     let control_result = control.join();
+    signal_hook::low_level::unregister(sighup);
     let failure = stop_workers(handles);
     drop(programs);
     if let Some(e) = failure {
@@ -489,6 +519,7 @@ fn start_control(
     workers: Vec<WorkerShared>,
     builder: Builder<ConnectedResolver>,
     upkeep: ControlUpkeep,
+    reload: Arc<AtomicBool>,
 ) -> Result<ControlHandle<ConnectedResolver>, AfXdpError> {
     let mut rib_config = RibConfig::default();
     let mut control_config = ControlConfig::default();
@@ -547,6 +578,8 @@ fn start_control(
         }
         None => server,
     };
+    let source = FileSource::new(cfg.clone(), reload_policies);
+    let server = server.with_config_source(Box::new(source), reload);
     let cell = Arc::clone(cell);
     let handle = server.spawn_with(
         Rib::new(rib_config),

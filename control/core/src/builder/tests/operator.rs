@@ -26,6 +26,7 @@ fn shared_lab() -> Lab {
             hops: vec![hop(1, 2), hop(2, 254)],
             groups: vec![g],
             routes: vec![(pfx("10.0.0.0/8"), 1)],
+            ..StaticTables::default()
         },
         ..config(auto(64))
     };
@@ -41,7 +42,7 @@ fn shared_lab() -> Lab {
 }
 
 /// Every published group table is the one its builder holds now, byte for byte.
-fn assert_published(b: &Builder<Resolve>, snap: &Snapshot) {
+pub(super) fn assert_published(b: &Builder<Resolve>, snap: &Snapshot) {
     assert_eq!(snap.groups.len(), b.snapshot().groups.len());
     for gid in 1..snap.groups.len() as GroupId {
         match b.group(gid) {

@@ -1,0 +1,186 @@
+//! What a reload refuses (validation, restart keys), what it applies, and that a builder started
+//! from a config and reloaded with the same file changes nothing.
+
+use std::net::IpAddr;
+
+use ecmp_control::builder::{Builder, BuilderConfig, StaticTables};
+use ecmp_control::control::ConfigSource;
+use ecmp_proto::ctl::{ReloadCounts, ReloadReply};
+use ecmp_tables::nexthop::{PortId, PortInfo};
+
+use super::*;
+use crate::afxdp::bgp_policies;
+
+const LAB: &str = include_str!("../../../../configs/lab-afxdp.toml");
+
+fn policies(cfg: &Config) -> Result<Policies, String> {
+    bgp_policies(cfg).map_err(|e| e.to_string())
+}
+
+fn parse(text: &str) -> Config {
+    Config::parse(text, "lab.toml").unwrap()
+}
+
+fn edit(from: &str, to: &str) -> Config {
+    assert!(LAB.contains(from), "{from:?}");
+    parse(&LAB.replacen(from, to, 1))
+}
+
+#[test]
+fn restart_keys_name_every_key_a_running_process_cannot_change() {
+    let old = parse(LAB);
+    assert!(restart_keys(&old, &old).is_empty());
+    let text = LAB
+        .replacen("interface = \"fb2\"", "interface = \"fb9\"", 1)
+        .replacen("core = 1", "core = 2", 1)
+        .replacen(
+            "capacity = 65536",
+            "capacity = 131072\nidle_timeout = \"10s\"",
+            1,
+        )
+        .replacen("/run/ecmpfwd-lab/ctl.sock", "/run/other.sock", 1)
+        .replacen(
+            "[instance]\nname = \"lab\"",
+            "[instance]\nname = \"lab2\"",
+            1,
+        );
+    let new = parse(&text);
+    assert_eq!(
+        restart_keys(&old, &new),
+        [
+            "instance.name",
+            "port[2].interface",
+            "worker[0].core",
+            "flow_cache.capacity",
+            "flow_cache.idle_timeout",
+            "control.socket",
+        ]
+    );
+    let e = desired(&old, &new, policies).unwrap_err();
+    assert_eq!(
+        e,
+        "lab.toml: not applied, a restart is needed to change instance.name, port[2].interface, \
+         worker[0].core, flow_cache.capacity, flow_cache.idle_timeout, control.socket"
+    );
+}
+
+#[test]
+fn table_and_timing_edits_are_applied_and_shifted_lines_are_no_change() {
+    let old = parse(LAB);
+    // A next hop added near the top shifts every later line: only the hop is new.
+    let new = edit(
+        "[[nexthop]]\nname = \"b1\"",
+        "[[nexthop]]\nname = \"b5\"\naddress = \"198.18.4.5\"\nport = \"fb4\"\n\n[[nexthop]]\nname = \"b1\"",
+    );
+    let d = desired(&old, &new, policies).unwrap();
+    assert!(d.settings.is_empty(), "{:?}", d.settings);
+    assert_eq!(d.tables.hops.len(), 11);
+    assert_eq!(d.tables.hops[0].name, "b5");
+    let timing = edit(
+        "[feed]\nsocket = \"/run/ecmpfwd-lab/feed.sock\"",
+        "[feed]\nstale_time = \"30s\"\nsocket = \"/run/ecmpfwd-lab/feed.sock\"",
+    );
+    let d = desired(&old, &timing, policies).unwrap();
+    assert_eq!(d.settings, ["feed.stale_time"]);
+    assert_eq!(d.rib.stale_time, std::time::Duration::from_secs(30));
+    let bgp = edit("buckets = 256", "buckets = 512");
+    assert_eq!(desired(&old, &bgp, policies).unwrap().settings, ["bgp"]);
+}
+
+fn reply() -> ReloadReply {
+    ReloadReply {
+        nexthops: ReloadCounts::default(),
+        groups: ReloadCounts::default(),
+        routes: ReloadCounts::default(),
+        settings: Vec::new(),
+        published: false,
+        generation: 1,
+    }
+}
+
+#[test]
+fn the_file_source_refuses_an_invalid_file_with_the_check_message_and_commits_on_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lab.toml");
+    std::fs::write(&path, LAB).unwrap();
+    let mut source = FileSource::new(Config::load(&path).unwrap(), policies);
+    // A reference to a hop that does not exist: the same `file:line: key` as `ecmpfwd check`.
+    std::fs::write(&path, LAB.replacen("\"b1\", \"b2\"", "\"b1\", \"b9\"", 1)).unwrap();
+    let check = Config::load(&path).unwrap_err().to_string();
+    assert!(
+        check.ends_with(":104: group[0].members[1]: unknown next hop \"b9\""),
+        "{check}"
+    );
+    assert_eq!(source.load().unwrap_err(), check);
+    source.finished(&Err(check), false);
+    // Applied: the running config is the new file, so loading it again changes nothing.
+    let timing = LAB.replacen(
+        "mode = 0o660\n\n# Groups",
+        "mode = 0o660\nstale_time = \"5s\"\n\n# Groups",
+        1,
+    );
+    std::fs::write(&path, timing).unwrap();
+    assert_eq!(source.load().unwrap().settings, ["feed.stale_time"]);
+    // Not applied (the control thread refused): the running config stays the old one.
+    source.finished(&Err("refused".into()), true);
+    assert_eq!(source.load().unwrap().settings, ["feed.stale_time"]);
+    source.finished(&Ok(reply()), true);
+    assert!(source.load().unwrap().settings.is_empty());
+}
+
+fn resolve_none(_: IpAddr) -> Option<(PortId, [u8; 6])> {
+    None
+}
+
+#[test]
+fn a_builder_started_from_a_config_reloads_the_same_file_without_change() {
+    let cfg = parse(LAB);
+    // As `afxdp::builder` builds it, without the interfaces.
+    let tables = setup::build(&cfg).unwrap();
+    let statics = StaticTables {
+        hops: tables.snapshot.hops.iter().skip(1).copied().collect(),
+        groups: tables.groups.clone(),
+        routes: config_tables(&cfg, policies(&cfg).unwrap())
+            .unwrap()
+            .routes
+            .iter()
+            .map(|&(p, g)| (p, g as u32 + 1))
+            .collect(),
+        hop_names: tables.hop_names.clone(),
+        hop_states: cfg.nexthops.iter().map(|h| h.state.into()).collect(),
+        group_names: tables.group_names.clone(),
+    };
+    let (policies_list, default_policy) = policies(&cfg).unwrap();
+    let bc = BuilderConfig {
+        policies: policies_list,
+        default_policy,
+        ports: vec![
+            PortInfo {
+                mac: [2, 0, 0, 0, 0, 1],
+                mtu: 1500
+            };
+            cfg.ports.len()
+        ],
+        seed: cfg.instance.seed,
+        max_tbl8: cfg.fib.max_tbl8 as usize,
+        statics,
+    };
+    let mut b = Builder::new(bc, resolve_none as fn(IpAddr) -> _).unwrap();
+    let d = desired(&cfg, &cfg, policies).unwrap();
+    let s = b.reload(&d.tables).unwrap();
+    assert_eq!(
+        (s.hops, s.groups, s.routes),
+        Default::default(),
+        "ids, groups and routes as at start"
+    );
+    assert!(s.snapshot.is_none());
+    // One hop more in "vip": only that group changes.
+    let more = edit(
+        "members = [\"b1\", \"b2\", \"b3\", \"b4\"]",
+        "members = [\"b1\", \"b2\", \"b3\", \"b4\", \"client\"]",
+    );
+    let d = desired(&cfg, &more, policies).unwrap();
+    let s = b.reload(&d.tables).unwrap();
+    assert_eq!(s.groups.changed, 1);
+    assert_eq!((s.hops, s.routes), Default::default());
+}
