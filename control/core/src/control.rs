@@ -49,6 +49,7 @@ use ecmp_proto::ctl::{FlowsReply, Reply, Request, StatsReply, TraceQuery, TraceR
 use ecmp_tables::Snapshot;
 
 use crate::builder::{Builder, NextHopResolver, coalesce};
+use crate::metrics::MetricsSnapshot;
 use crate::rib::{PrefixChange, Rib};
 
 mod commands;
@@ -157,6 +158,11 @@ pub(crate) enum Msg {
     },
     /// The feed connection's reader ended.
     Closed(u64),
+    /// A scrape of the metrics front end; the snapshot goes back on `reply`.
+    Metrics {
+        /// Where the snapshot goes (the scraping thread waits on it).
+        reply: SyncSender<Box<MetricsSnapshot>>,
+    },
 }
 
 /// What a front end gets from the control thread when it starts: the channel to it, the stop
@@ -168,8 +174,9 @@ pub struct Link {
 }
 
 /// A socket front end served by the control thread: the feed socket
-/// ([`FeedServer`](crate::feed_server::FeedServer)) or the control socket
-/// ([`CtlListener`](crate::ctl_server::CtlListener)).
+/// ([`FeedServer`](crate::feed_server::FeedServer)), the control socket
+/// ([`CtlListener`](crate::ctl_server::CtlListener)) or the metrics listener
+/// ([`MetricsListener`](crate::metrics_server::MetricsListener)).
 pub trait FrontEnd: Send {
     /// Starts the front end's threads; they reach the control thread only through `link` and
     /// end once its stop flag is set.
@@ -517,6 +524,10 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
             }
             Msg::Closed(id) => {
                 self.conns.remove(&id);
+            }
+            Msg::Metrics { reply } => {
+                // The scraping thread may have timed out and gone; nothing to tell then.
+                let _ = reply.try_send(Box::new(self.metrics_snapshot()));
             }
         }
     }

@@ -288,6 +288,12 @@ impl Dataplane for LiveView {
                 pps: rate(packets, rates.workers.get(wi).copied()),
                 polls: c.get(Counter::Polls),
                 busy_polls: c.get(Counter::BusyPolls),
+                bursts: c.get(Counter::Bursts),
+                flow_inserts: c.get(Counter::FlowInserts),
+                flow_evictions: c.get(Counter::Evictions),
+                flows_not_cached: c.get(Counter::NotCached),
+                flow_repicks: c.get(Counter::Repicks),
+                flow_entries: c.get(Counter::FlowEntries),
             });
             worker_now.push(packets);
         }
