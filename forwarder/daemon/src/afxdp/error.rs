@@ -220,4 +220,14 @@ pub enum AfXdpError {
     /// A worker stopped with an error while forwarding.
     #[error("a worker stopped")]
     WorkerStopped(#[source] Box<AfXdpError>),
+    /// The `[metrics]` listener could not be bound.
+    #[error("{origin}:{line}: metrics.listen")]
+    Metrics {
+        /// The config file.
+        origin: String,
+        /// The `listen` key's line.
+        line: usize,
+        /// Why binding failed.
+        source: ecmp_control::metrics::MetricsError,
+    },
 }
