@@ -49,12 +49,12 @@ use ecmp_proto::ctl::{FlowsReply, Reply, Request, StatsReply, TraceQuery, TraceR
 use ecmp_tables::Snapshot;
 
 use crate::builder::{Builder, NextHopResolver, coalesce};
-use crate::metrics::MetricsSnapshot;
 use crate::rib::{PrefixChange, Rib};
 
 mod commands;
 mod convergence;
 mod outbox;
+mod scrape;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -62,6 +62,7 @@ mod tests;
 use convergence::Convergence;
 use outbox::Conn;
 pub use outbox::OUTBOX_MAX;
+pub use scrape::{CONVERGENCE_BOUNDS, MetricsSnapshot, SecondsHistogram};
 pub(crate) use stats::{Counters, bump, set_text};
 pub use stats::{FeedStats, StatsHandle};
 

@@ -28,19 +28,29 @@ fn http_get(ns: &str, port: u16, path: &str) -> Option<(String, String)> {
     let mut child = Command::new("timeout")
         // `ignoreeof`: the request's end must not half-close the connection, or Prometheus
         // (Go's HTTP server) takes the client for gone and cancels the query.
-        .args(["10", "ip", "netns", "exec", ns, "socat", "-t", "5", "-,ignoreeof"])
+        .args([
+            "10",
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "socat",
+            "-t",
+            "5",
+            "-,ignoreeof",
+        ])
         .arg(format!("TCP:127.0.0.1:{port}"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn socat");
-    child
+    // A failed write shows as an empty answer below; the child is reaped either way.
+    let _ = child
         .stdin
         .take()
         .expect("stdin")
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-        .ok()?;
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes());
     let out = child.wait_with_output().expect("socat");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (head, body) = text.split_once("\r\n\r\n")?;

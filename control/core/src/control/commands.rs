@@ -16,9 +16,8 @@ use ecmp_tables::Snapshot;
 use ecmp_tables::group::GroupMode;
 use ecmp_tables::nexthop::HopState;
 
-use super::{Control, bump};
+use super::{CONVERGENCE_BOUNDS, Control, MetricsSnapshot, bump};
 use crate::builder::{NextHopResolver, RouteInfo};
-use crate::metrics::{CONVERGENCE_BOUNDS, MetricsSnapshot};
 use crate::rib::PeerState;
 
 pub(super) fn state_name(state: HopState) -> HopStateName {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use ecmp_proto::ctl::ConvergenceReply;
 use hdrhistogram::Histogram;
 
-use crate::metrics::SecondsHistogram;
+use super::scrape::SecondsHistogram;
 
 /// Longest time recorded; anything slower is clamped (and still counted).
 const MAX_NS: u64 = 60_000_000_000;

@@ -5,7 +5,9 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use ecmp_proto::ctl::{PortCounters, TableBacking, WorkerCounters};
+use ecmp_proto::ctl::{PortCounters, StatsReply, TableBacking, WorkerCounters};
+
+use crate::control::FeedStats;
 
 use super::*;
 
