@@ -241,3 +241,28 @@ fn promtool_accepts_the_exposition() {
     let bad = "# HELP x_count_ms A counter without _total, in ms.\n# TYPE x_count_ms counter\nx_count_ms 1\n";
     assert!(!promtool_check(bad).0, "promtool accepted a bad family");
 }
+
+#[test]
+fn the_readme_lists_every_family_as_the_table_says() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+    let readme = std::fs::read_to_string(path).expect("README.md");
+    let rows: Vec<&str> = readme
+        .lines()
+        .filter(|l| l.starts_with("| `ecmpfwd_"))
+        .collect();
+    for d in METRICS {
+        let labels: Vec<String> = d.labels.iter().map(|l| format!("`{l}`")).collect();
+        let labels = if labels.is_empty() {
+            "-".to_owned()
+        } else {
+            labels.join(", ")
+        };
+        let row = format!("| `{}` | {} | {labels} | {} |", d.name, d.kind, d.help);
+        assert!(rows.contains(&row.as_str()), "README.md lacks:\n{row}");
+    }
+    assert_eq!(
+        rows.len(),
+        METRICS.len(),
+        "README.md lists families render does not make"
+    );
+}
