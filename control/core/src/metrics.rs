@@ -227,6 +227,12 @@ pub const METRICS: &[MetricDoc] = &[
         "Groups listing the next hop.",
     ),
     doc(
+        "ecmpfwd_group_bucket_moves_total",
+        "counter",
+        &["group", "prefix"],
+        "Buckets that changed owner since the group was created (only groups that moved any; prefix empty for a config group).",
+    ),
+    doc(
         "ecmpfwd_feed_peer_up",
         "gauge",
         &["peer", "state"],
@@ -542,6 +548,20 @@ pub fn render(s: &MetricsSnapshot) -> Result<String, MetricsError> {
         s.nexthops
             .iter()
             .map(|h| gauge(&hop(h), f64::from(h.groups)))
+            .collect(),
+    )?;
+
+    f.add(
+        "ecmpfwd_group_bucket_moves_total",
+        s.bucket_moves
+            .iter()
+            .map(|g| {
+                let prefix = g.prefix.map(|p| p.to_string()).unwrap_or_default();
+                counter(
+                    &[("group", g.group.to_string()), ("prefix", prefix)],
+                    g.moves,
+                )
+            })
             .collect(),
     )?;
 

@@ -436,6 +436,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
             feed: super::StatsHandle(std::sync::Arc::clone(&self.counters)).get(),
             nexthops: self.nexthop_lines(),
             peers: self.peer_lines(),
+            bucket_moves: self.builder.bucket_moves(),
             routes: (self.builder.static_routes().len() + self.builder.routes().count()) as u64,
             generation: self.generation(),
             applied_generation: self.dataplane.as_ref().map(|dp| dp.applied_generation()),

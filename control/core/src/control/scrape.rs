@@ -4,6 +4,7 @@
 use ecmp_proto::ctl::{NexthopSummary, PeerLine, StatsReply};
 
 use super::stats::FeedStats;
+use crate::builder::GroupMoves;
 
 /// Upper bounds, in seconds, of the convergence histogram's buckets (the target is 1 ms).
 pub const CONVERGENCE_BOUNDS: [f64; 14] = [
@@ -33,6 +34,8 @@ pub struct MetricsSnapshot {
     pub nexthops: Vec<NexthopSummary>,
     /// Feed sessions.
     pub peers: Vec<PeerLine>,
+    /// Groups whose buckets moved, with how many.
+    pub bucket_moves: Vec<GroupMoves>,
     /// Routes held (BGP and static).
     pub routes: u64,
     /// The generation the latest publication got.

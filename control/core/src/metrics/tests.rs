@@ -81,6 +81,11 @@ fn known() -> MetricsSnapshot {
             stale: 0,
             last_down_reason: None,
         }],
+        bucket_moves: vec![crate::builder::GroupMoves {
+            group: 1,
+            prefix: Some("192.0.2.10/32".parse().unwrap()),
+            moves: 21,
+        }],
         routes: 1,
         generation: 4,
         applied_generation: Some(4),
@@ -159,6 +164,7 @@ fn a_known_snapshot_renders_to_the_expected_lines() {
         r#"ecmpfwd_feed_peer_up{peer="127.0.0.2",state="up"} 1"#,
         r#"ecmpfwd_feed_peer_up{peer="127.0.0.2",state="down"} 0"#,
         r#"ecmpfwd_feed_peer_paths{peer="127.0.0.2"} 3"#,
+        r#"ecmpfwd_group_bucket_moves_total{group="1",prefix="192.0.2.10/32"} 21"#,
         "ecmpfwd_feed_lines_total 5",
         "ecmpfwd_table_publishes_total 4",
         "ecmpfwd_rib_prefixes 1",
@@ -191,6 +197,7 @@ fn families_without_series_are_left_out_and_label_values_are_escaped() {
     s.stats.ports.clear();
     s.stats.drops.clear();
     s.peers.clear();
+    s.bucket_moves.clear();
     s.applied_generation = None;
     s.nexthops[0].port = "a\"b\\c\nd".to_owned();
     let text = render(&s).unwrap();
@@ -198,6 +205,7 @@ fn families_without_series_are_left_out_and_label_values_are_escaped() {
         "ecmpfwd_port_rx_packets_total",
         "ecmpfwd_drops_total",
         "ecmpfwd_feed_peer_up",
+        "ecmpfwd_group_bucket_moves_total",
         "ecmpfwd_table_applied_generation",
     ] {
         assert!(!text.contains(gone), "{gone} still in\n{text}");
