@@ -718,6 +718,21 @@ pub struct Builder<R> {
     free_groups: BTreeSet<GroupId>,
     routes: BTreeMap<Prefix, GroupId>,
     errors: Vec<BuildError>,
+    /// Per live group: buckets whose owner changed from one published table to the next
+    /// (a group's first fill is no move); dropped with the group.
+    bucket_moves: BTreeMap<GroupId, u64>,
+}
+
+/// One group's bucket moves, for the metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMoves {
+    /// The group id.
+    pub group: GroupId,
+    /// The prefix of a BGP or operator group; none for a config group (which several routes
+    /// may share).
+    pub prefix: Option<Prefix>,
+    /// Buckets that changed owner since the group was created.
+    pub moves: u64,
 }
 
 fn placeholder(id: HopId) -> NextHop {
@@ -725,6 +740,21 @@ fn placeholder(id: HopId) -> NextHop {
         id,
         ..NextHop::UNSET
     }
+}
+
+/// Buckets owned in both tables by different hops: what a table change moved. Buckets that
+/// had no owner (a new group's first fill) or lose theirs are not moves; tables of different
+/// sizes (a group re-created) share no buckets.
+fn moved_buckets(old: &GroupTable, new: &GroupTable) -> u64 {
+    if old.bucket_count() != new.bucket_count() {
+        return 0;
+    }
+    (0..new.bucket_count())
+        .filter(|&b| match (old.pick(b), new.pick(b)) {
+            (Some((_, was)), Some((_, is))) => was != is,
+            _ => false,
+        })
+        .count() as u64
 }
 
 /// Index into `Builder::groups` of a group id (`None` for 0, which names no group).
@@ -870,6 +900,7 @@ impl<R: NextHopResolver> Builder<R> {
             free_groups: BTreeSet::new(),
             routes: BTreeMap::new(),
             errors: Vec::new(),
+            bucket_moves: BTreeMap::new(),
         })
     }
 
@@ -1792,12 +1823,30 @@ impl<R: NextHopResolver> Builder<R> {
         Some(id)
     }
 
+    /// Groups whose buckets moved, with how many moved since each was created, by group id.
+    pub fn bucket_moves(&self) -> Vec<GroupMoves> {
+        self.bucket_moves
+            .iter()
+            .map(|(&group, &moves)| GroupMoves {
+                group,
+                prefix: slot_of(group).and_then(|s| self.groups.get(s)).and_then(
+                    |slot| match slot {
+                        GroupSlot::Bgp(g) | GroupSlot::Operator(g) => Some(g.prefix),
+                        GroupSlot::Static(_) | GroupSlot::Free => None,
+                    },
+                ),
+                moves,
+            })
+            .collect()
+    }
+
     fn free_group(&mut self, id: GroupId) {
         let i = id as usize;
         if let Some(slot) = slot_of(id).and_then(|s| self.groups.get_mut(s)) {
             *slot = GroupSlot::Free;
             self.tables.set(i, Arc::clone(&self.unset));
             self.free_groups.insert(id);
+            self.bucket_moves.remove(&id);
         }
         while matches!(self.groups.last(), Some(GroupSlot::Free)) {
             self.groups.pop();
@@ -1819,6 +1868,12 @@ impl<R: NextHopResolver> Builder<R> {
             let table = slot
                 .group()
                 .map_or_else(|| Arc::clone(&self.unset), |g| Arc::new(g.table()));
+            if let Some(old) = self.tables.get(i) {
+                let moved = moved_buckets(old, &table);
+                if moved > 0 {
+                    *self.bucket_moves.entry(gid).or_default() += moved;
+                }
+            }
             self.tables.set(i, table);
         }
         Some(self.snapshot())

@@ -58,6 +58,7 @@ mod convergence;
 mod events;
 mod outbox;
 mod reload;
+mod scrape;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -66,6 +67,7 @@ use convergence::Convergence;
 use events::RouteEvents;
 use outbox::Conn;
 pub use outbox::OUTBOX_MAX;
+pub use scrape::{CONVERGENCE_BOUNDS, MetricsSnapshot, SecondsHistogram};
 pub(crate) use stats::{Counters, bump, set_text};
 pub use stats::{FeedStats, StatsHandle};
 
@@ -192,6 +194,11 @@ pub(crate) enum Msg {
     },
     /// The feed connection's reader ended.
     Closed(u64),
+    /// A scrape of the metrics front end; the snapshot goes back on `reply`.
+    Metrics {
+        /// Where the snapshot goes (the scraping thread waits on it).
+        reply: SyncSender<Box<MetricsSnapshot>>,
+    },
 }
 
 /// What a front end gets from the control thread when it starts: the channel to it, the stop
@@ -203,8 +210,9 @@ pub struct Link {
 }
 
 /// A socket front end served by the control thread: the feed socket
-/// ([`FeedServer`](crate::feed_server::FeedServer)) or the control socket
-/// ([`CtlListener`](crate::ctl_server::CtlListener)).
+/// ([`FeedServer`](crate::feed_server::FeedServer)), the control socket
+/// ([`CtlListener`](crate::ctl_server::CtlListener)) or the metrics listener
+/// ([`MetricsListener`](crate::metrics_server::MetricsListener)).
 pub trait FrontEnd: Send {
     /// Starts the front end's threads; they reach the control thread only through `link` and
     /// end once its stop flag is set.
@@ -588,6 +596,10 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
             }
             Msg::Closed(id) => {
                 self.conns.remove(&id);
+            }
+            Msg::Metrics { reply } => {
+                // The scraping thread may have timed out and gone; nothing to tell then.
+                let _ = reply.try_send(Box::new(self.metrics_snapshot()));
             }
         }
     }

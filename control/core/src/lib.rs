@@ -11,8 +11,10 @@
 //! - [`socket`]: binding a front end's Unix socket and checking its peers (`SO_PEERCRED`).
 //! - [`feed_server`]: the feed socket the companion's helper connects to.
 //! - [`ctl_server`]: the control socket `ecmpctl` talks to.
+//! - [`metrics`]: what the control thread knows, as a Prometheus exposition.
+//! - [`metrics_server`]: `GET /metrics` over TCP, for a Prometheus server to scrape.
 //!
-//! The two front ends depend on [`control`] and [`socket`] and never on each other; the control
+//! The front ends depend on [`control`] and [`socket`] and never on each other; the control
 //! thread knows them only as [`control::FrontEnd`]s. `feed`, `rib` and `builder` are pure (no
 //! threads, sockets or clocks: time is passed in). Control never depends on the data path
 //! crates; it shares only `ecmp-tables` types with them.
@@ -23,6 +25,8 @@ pub mod control;
 pub mod ctl_server;
 pub mod feed;
 pub mod feed_server;
+pub mod metrics;
+pub mod metrics_server;
 pub mod rib;
 pub mod socket;
 #[cfg(test)]

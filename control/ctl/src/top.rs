@@ -420,6 +420,12 @@ mod tests {
             polls,
             busy_polls,
             busy_cycles: 0,
+            bursts: busy_polls,
+            flow_inserts: 0,
+            flow_evictions: 0,
+            flows_not_cached: 0,
+            flow_repicks: 0,
+            flow_entries: 0,
         }
     }
 

@@ -417,6 +417,25 @@ pub struct WorkerCounters {
     /// `busy_cycles / forwarded` is its cost per forwarded packet.
     #[serde(default)]
     pub busy_cycles: u64,
+    /// Non-empty rx bursts, one per port that delivered frames in a poll (zero from a daemon
+    /// that predates it).
+    #[serde(default)]
+    pub bursts: u64,
+    /// Flows stored in its flow cache since start.
+    #[serde(default)]
+    pub flow_inserts: u64,
+    /// Established flows evicted from its flow cache to make room for new ones.
+    #[serde(default)]
+    pub flow_evictions: u64,
+    /// New flows that found no free cache slot (forwarded from the buckets anyway).
+    #[serde(default)]
+    pub flows_not_cached: u64,
+    /// Cached flows whose hop had failed or left its group, picked again from the buckets.
+    #[serde(default)]
+    pub flow_repicks: u64,
+    /// Flows in its flow cache now (expired ones not yet reclaimed included).
+    #[serde(default)]
+    pub flow_entries: u64,
 }
 
 /// `stats`.

@@ -1154,3 +1154,11 @@ fn member_order_in_the_config_does_not_change_the_table() {
         assert!(maps.iter().all(|m| m == &maps[0]), "{mode}");
     }
 }
+
+#[test]
+fn anycast_vip_serves_metrics_on_loopback() {
+    let c = load("anycast-vip.toml");
+    let m = c.metrics.as_ref().expect("[metrics]");
+    assert_eq!(m.listen, "127.0.0.1:9433".parse().unwrap());
+    assert!(load("minimal.toml").metrics.is_none(), "off when unset");
+}

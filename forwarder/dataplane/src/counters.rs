@@ -36,10 +36,17 @@ pub enum Counter {
     /// Time-stamp counter cycles spent in polls that received or sent frames (their tx and
     /// kicks included), as the runtime measured them: the worker's cost of its packets.
     BusyCycles,
+    /// Non-empty rx bursts (one per port that delivered frames in a poll).
+    Bursts,
+    /// Flows the flow cache stored so far (a copy of its own count, taken once per poll).
+    FlowInserts,
+    /// Flows in the flow cache now, expired ones not yet reclaimed included: a level, not a
+    /// running count (set once per poll; summed over workers it is their total).
+    FlowEntries,
 }
 
 /// Number of non-drop counters.
-pub const COUNTER_COUNT: usize = Counter::BusyCycles as usize + 1;
+pub const COUNTER_COUNT: usize = Counter::FlowEntries as usize + 1;
 /// Total published slots: the counters above, then one per drop reason.
 pub const SLOT_COUNT: usize = COUNTER_COUNT + DropReason::COUNT;
 
@@ -67,6 +74,12 @@ impl Counters {
     #[inline(always)]
     pub fn add(&mut self, c: Counter, n: u64) {
         self.values[c as usize] += n;
+    }
+
+    /// Sets counter `c` to `v` (for the slots that copy a count kept elsewhere, or a level).
+    #[inline(always)]
+    pub fn set(&mut self, c: Counter, v: u64) {
+        self.values[c as usize] = v;
     }
 
     /// Counts one drop.

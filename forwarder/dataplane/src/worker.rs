@@ -112,12 +112,14 @@ impl<P: Port> Worker<P> {
         let now_ms = now_ns / 1_000_000;
 
         let mut received = 0;
+        let mut bursts = 0;
         for p in 0..self.ports.len() {
             let n = self.ports[p].rx_burst(&mut self.rx);
             if n == 0 {
                 continue;
             }
             received += n;
+            bursts += 1;
             // Port ids are the indices of the worker's ports (at most u16::MAX of them).
             self.pipeline.process(
                 &self.snapshot,
@@ -158,9 +160,14 @@ impl<P: Port> Worker<P> {
             self.last_drain_ns = now_ns;
         }
         self.cell.report(self.reader, self.generation);
+        let cache = self.pipeline.flow_cache();
+        let (entries, inserts) = (cache.len() as u64, cache.counters().inserts);
         let counters = self.pipeline.counters_mut();
         counters.add(Counter::Polls, 1);
         counters.add(Counter::BusyPolls, u64::from(received > 0));
+        counters.add(Counter::Bursts, bursts);
+        counters.set(Counter::FlowInserts, inserts);
+        counters.set(Counter::FlowEntries, entries);
         counters.publish(&self.shared);
         received
     }
@@ -414,6 +421,30 @@ mod tests {
             1235,
             "published with the next poll"
         );
+    }
+
+    #[test]
+    fn bursts_and_the_flow_cache_levels_are_published_per_poll() {
+        let pool = FramePool::new(64);
+        let ports = (0..2)
+            .map(|_| MemoryPort::with_tx_mode(pool.clone(), TxMode::Count))
+            .collect();
+        let cell = Arc::new(SnapshotCell::new(snapshot(), 1));
+        let shared = Arc::new(SharedCounters::default());
+        let mut w = Worker::new(ports, &pipeline_config(), cell, Arc::clone(&shared)).unwrap();
+        // Two flows in one poll: one burst, two new flows.
+        w.ports_mut()[0].inject(&frame(100, 10, 0, 64)).unwrap();
+        w.ports_mut()[0].inject(&frame(101, 10, 0, 64)).unwrap();
+        assert_eq!(w.poll(1_000_000), 2);
+        // An empty poll is no burst; the first flow again is a hit, not an insert.
+        w.poll(2_000_000);
+        w.ports_mut()[0].inject(&frame(100, 10, 0, 64)).unwrap();
+        assert_eq!(w.poll(3_000_000), 1);
+        let c = shared.read();
+        assert_eq!(c.get(Counter::Bursts), 2);
+        assert_eq!(c.get(Counter::FlowInserts), 2);
+        assert_eq!(c.get(Counter::FlowEntries), 2);
+        assert_eq!(c.get(Counter::CacheHits), 1);
     }
 
     #[test]

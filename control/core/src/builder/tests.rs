@@ -379,6 +379,34 @@ fn a_withdrawn_server_loses_only_its_buckets() {
 }
 
 #[test]
+fn bucket_moves_count_changed_owners_not_first_fills_and_go_with_the_group() {
+    let (mut lab, _) = three_servers(GroupPolicy {
+        mode: GroupMode::Manual,
+        buckets: 64,
+        ..GroupPolicy::default()
+    });
+    let gid = lab.b.group_id(&pfx(P)).unwrap();
+    assert_eq!(lab.b.bucket_moves(), vec![], "the first fill moved nothing");
+    let had = count(&lab.owners(P), lab.hop(P, "192.0.2.2"));
+    lab.feed(withdraw("198.51.100.2", P)).unwrap();
+    let moves = GroupMoves {
+        group: gid,
+        prefix: Some(pfx(P)),
+        moves: had as u64,
+    };
+    assert_eq!(lab.b.bucket_moves(), vec![moves.clone()]);
+    // Manual mode: the returning hop gets nothing until `clear`, so nothing moves...
+    lab.feed(announce("198.51.100.2", P, "192.0.2.2", false));
+    assert_eq!(lab.b.bucket_moves(), vec![moves]);
+    // ...and every server withdrawn frees the group and its count.
+    for (peer, _) in SERVERS {
+        lab.feed(withdraw(peer, P));
+    }
+    assert_eq!(lab.b.group_id(&pfx(P)), None);
+    assert_eq!(lab.b.bucket_moves(), vec![]);
+}
+
+#[test]
 fn graceful_shutdown_drains_and_keeps_the_member() {
     let (mut lab, _) = three_servers(auto(64));
     let before = lab.owners(P);

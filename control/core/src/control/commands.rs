@@ -16,7 +16,7 @@ use ecmp_tables::Snapshot;
 use ecmp_tables::group::GroupMode;
 use ecmp_tables::nexthop::HopState;
 
-use super::{Control, bump};
+use super::{CONVERGENCE_BOUNDS, Control, MetricsSnapshot, bump};
 use crate::builder::{NextHopResolver, RouteInfo};
 use crate::rib::PeerState;
 
@@ -246,30 +246,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                     Reply::ok(routes)
                 }
             }
-            Request::Nexthops {} => {
-                let drained: Vec<IpAddr> = self.builder.drained();
-                let out: Vec<NexthopSummary> = self
-                    .builder
-                    .hops()
-                    .iter()
-                    .map(|h| NexthopSummary {
-                        hop: h.hop.id,
-                        addr: h.hop.addr,
-                        port: self
-                            .dataplane
-                            .as_ref()
-                            .and_then(|dp| dp.port_name(h.hop.port))
-                            .unwrap_or_else(|| format!("port{}", h.hop.port)),
-                        mac: mac_text(h.hop.mac),
-                        resolved: h.resolved,
-                        action: format!("{:?}", h.hop.action),
-                        groups: h.groups,
-                        configured: h.configured,
-                        drained: drained.contains(&h.hop.addr),
-                    })
-                    .collect();
-                Reply::ok(out)
-            }
+            Request::Nexthops {} => Reply::ok(self.nexthop_lines()),
             Request::Flows { top } => match &self.dataplane {
                 Some(dp) => dp
                     .flows(top)
@@ -277,18 +254,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                 None => Reply::error("no data plane attached"),
             },
             Request::Stats {} => {
-                let mut stats = match &self.dataplane {
-                    Some(dp) => dp.stats(),
-                    None => StatsReply {
-                        uptime_s: self.started.elapsed().as_secs_f64(),
-                        tsc_hz: None,
-                        ports: Vec::new(),
-                        workers: Vec::new(),
-                        drops: Vec::new(),
-                        feed: Vec::new(),
-                        memory: Vec::new(),
-                    },
-                };
+                let mut stats = self.data_stats();
                 let f = super::StatsHandle(std::sync::Arc::clone(&self.counters)).get();
                 stats.feed = vec![
                     ("connections".to_owned(), f.connections),
@@ -396,30 +362,89 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                     "no BGP route for {prefix}, or its action cannot reach {hop}"
                 )),
             },
-            Request::Peers {} => {
-                let out: Vec<PeerLine> = self
-                    .rib
-                    .peers()
-                    .into_iter()
-                    .map(|p| PeerLine {
-                        peer: p.neighbor.peer,
-                        asn: p.neighbor.peer_as,
-                        state: match p.state {
-                            PeerState::Connected => "connected",
-                            PeerState::Up => "up",
-                            PeerState::Down => "down",
-                        }
-                        .to_owned(),
-                        paths: p.paths,
-                        stale: p.stale,
-                        last_down_reason: p.last_down_reason,
-                    })
-                    .collect();
-                Reply::ok(out)
-            }
+            Request::Peers {} => Reply::ok(self.peer_lines()),
             Request::Convergence {} => Reply::ok(self.convergence.report()),
             Request::RouteEvents { last } => Reply::ok(self.events.recent(last)),
             Request::Reload {} => self.reload(false),
+        }
+    }
+
+    /// Every next hop in use, for `nexthops` and the metrics.
+    fn nexthop_lines(&self) -> Vec<NexthopSummary> {
+        let drained: Vec<IpAddr> = self.builder.drained();
+        self.builder
+            .hops()
+            .iter()
+            .map(|h| NexthopSummary {
+                hop: h.hop.id,
+                addr: h.hop.addr,
+                port: self
+                    .dataplane
+                    .as_ref()
+                    .and_then(|dp| dp.port_name(h.hop.port))
+                    .unwrap_or_else(|| format!("port{}", h.hop.port)),
+                mac: mac_text(h.hop.mac),
+                resolved: h.resolved,
+                action: format!("{:?}", h.hop.action),
+                groups: h.groups,
+                configured: h.configured,
+                drained: drained.contains(&h.hop.addr),
+            })
+            .collect()
+    }
+
+    /// Feed sessions, for `peers` and the metrics.
+    fn peer_lines(&self) -> Vec<PeerLine> {
+        self.rib
+            .peers()
+            .into_iter()
+            .map(|p| PeerLine {
+                peer: p.neighbor.peer,
+                asn: p.neighbor.peer_as,
+                state: match p.state {
+                    PeerState::Connected => "connected",
+                    PeerState::Up => "up",
+                    PeerState::Down => "down",
+                }
+                .to_owned(),
+                paths: p.paths,
+                stale: p.stale,
+                last_down_reason: p.last_down_reason,
+            })
+            .collect()
+    }
+
+    /// The data side's counters, or an empty set (with the control thread's uptime) when no
+    /// data plane is attached.
+    fn data_stats(&self) -> StatsReply {
+        match &self.dataplane {
+            Some(dp) => dp.stats(),
+            None => StatsReply {
+                uptime_s: self.started.elapsed().as_secs_f64(),
+                tsc_hz: None,
+                ports: Vec::new(),
+                workers: Vec::new(),
+                drops: Vec::new(),
+                feed: Vec::new(),
+                memory: Vec::new(),
+            },
+        }
+    }
+
+    /// What one scrape shows; the data side's counters are read from what the workers
+    /// publish (no worker is asked anything).
+    pub(super) fn metrics_snapshot(&self) -> MetricsSnapshot {
+        let stats = self.data_stats();
+        MetricsSnapshot {
+            stats,
+            feed: super::StatsHandle(std::sync::Arc::clone(&self.counters)).get(),
+            nexthops: self.nexthop_lines(),
+            peers: self.peer_lines(),
+            bucket_moves: self.builder.bucket_moves(),
+            routes: (self.builder.static_routes().len() + self.builder.routes().count()) as u64,
+            generation: self.generation(),
+            applied_generation: self.dataplane.as_ref().map(|dp| dp.applied_generation()),
+            convergence: self.convergence.seconds_histogram(&CONVERGENCE_BOUNDS),
         }
     }
 

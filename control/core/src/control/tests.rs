@@ -15,6 +15,7 @@ use ecmp_proto::ctl::{
 use super::*;
 use crate::ctl_server::{CtlConfig, CtlListener};
 use crate::feed_server::{FeedServer, FeedServerConfig};
+use crate::metrics_server::{MAX_HEAD, MetricsListener};
 use crate::rib::RibConfig;
 use crate::testkit::*;
 
@@ -75,6 +76,11 @@ struct CtlHarness {
 
 impl CtlHarness {
     fn start() -> CtlHarness {
+        CtlHarness::start_with(None)
+    }
+
+    /// Also serves `metrics`, when given.
+    fn start_with(metrics: Option<MetricsListener>) -> CtlHarness {
         let dir = tempfile::tempdir().unwrap();
         let feed = dir.path().join("feed.sock");
         let ctl = dir.path().join("ctl.sock");
@@ -88,9 +94,11 @@ impl CtlHarness {
         let publishes = Arc::clone(&generation);
         let latest = Arc::new(std::sync::Mutex::new(None));
         let latest_to = Arc::clone(&latest);
-        let handle = ControlThread::new(config)
-            .serve(listener)
-            .serve(server)
+        let mut thread = ControlThread::new(config).serve(listener).serve(server);
+        if let Some(m) = metrics {
+            thread = thread.serve(m);
+        }
+        let handle = thread
             .with_dataplane(Box::new(FakeDataplane {
                 generation: Arc::clone(&generation),
             }))
@@ -469,5 +477,86 @@ fn route_events_list_feed_batches_and_operator_commands_in_order() {
     assert!(events.windows(2).all(|w| w[0].uptime_s <= w[1].uptime_s));
     let one: Vec<ecmp_proto::ctl::RouteEvent> = h.ok(&Request::RouteEvents { last: 1 });
     assert_eq!(one.as_slice(), &events[events.len() - 1..]);
+}
+
+/// One HTTP exchange with the metrics listener: the status line and the body.
+fn http(addr: std::net::SocketAddr, request: &[u8]) -> (String, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    // The server may answer (and close) before taking all of an oversized head.
+    let _ = s.write_all(request);
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
+}
+
+#[test]
+fn metrics_are_scraped_over_http_with_the_routes_peers_and_data_side_counters() {
+    let listener = MetricsListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = listener.local_addr();
+    let h = CtlHarness::start_with(Some(listener));
+    h.three_servers();
+    let (status, body) = http(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    let lines: Vec<&str> = body.lines().collect();
+    for want in [
+        "ecmpfwd_routes 1",
+        "ecmpfwd_rib_prefixes 1",
+        "ecmpfwd_rib_paths 3",
+        r#"ecmpfwd_feed_peer_up{peer="127.0.0.2",state="up"} 1"#,
+        r#"ecmpfwd_feed_peer_paths{peer="127.0.0.2"} 3"#,
+        r#"ecmpfwd_drops_total{reason="no_route"} 3"#,
+        r#"ecmpfwd_nexthop_resolved{hop="1",addr="198.51.100.1",port="veth0"} 1"#,
+        "ecmpfwd_feed_lines_total 4",
+        "ecmpfwd_uptime_seconds 1",
+    ] {
+        assert!(lines.contains(&want), "missing {want:?} in\n{body}");
+    }
+    let generation = h.publishes.load(Ordering::Relaxed);
+    assert!(generation >= 1);
+    assert!(lines.contains(&format!("ecmpfwd_table_generation {generation}").as_str()));
+    // The announcements converged: at least one sample, and +Inf counts every one.
+    let count = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("ecmpfwd_convergence_seconds_count "))
+        .expect("convergence count");
+    assert!(count.parse::<u64>().unwrap() >= 1, "{body}");
+    assert!(
+        lines.contains(
+            &format!(r#"ecmpfwd_convergence_seconds_bucket{{le="+Inf"}} {count}"#).as_str()
+        )
+    );
+    let (ok, said) = crate::metrics::tests::promtool_check(&body);
+    assert!(ok, "promtool check metrics: {said}\n{body}");
+
+    assert_eq!(
+        http(addr, b"GET / HTTP/1.1\r\n\r\n").0,
+        "HTTP/1.1 404 Not Found"
+    );
+    assert_eq!(
+        http(addr, b"POST /metrics HTTP/1.1\r\n\r\n").0,
+        "HTTP/1.1 405 Method Not Allowed"
+    );
+    assert_eq!(http(addr, b"hello\r\n\r\n").0, "HTTP/1.1 400 Bad Request");
+    let mut big = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
+    big.resize(MAX_HEAD * 2, b'a');
+    assert_eq!(
+        http(addr, &big).0,
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+    // A client that sends nothing and stays does not keep the next scrape out for long.
+    let idle = std::net::TcpStream::connect(addr).unwrap();
+    let t = Instant::now();
+    assert_eq!(
+        http(addr, b"GET /metrics HTTP/1.1\r\n\r\n").0,
+        "HTTP/1.1 200 OK"
+    );
+    assert!(t.elapsed() < crate::metrics_server::REQUEST_TIMEOUT + Duration::from_secs(1));
+    drop(idle);
     h.finish();
 }

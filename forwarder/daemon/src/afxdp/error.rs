@@ -223,4 +223,14 @@ pub enum AfXdpError {
     /// The SIGHUP handler (reload) could not be installed.
     #[error("installing the SIGHUP handler")]
     Signal(#[source] io::Error),
+    /// The `[metrics]` listener could not be bound.
+    #[error("{origin}:{line}: metrics.listen")]
+    Metrics {
+        /// The config file.
+        origin: String,
+        /// The `listen` key's line.
+        line: usize,
+        /// Why binding failed.
+        source: ecmp_control::metrics::MetricsError,
+    },
 }

@@ -45,6 +45,7 @@ use ecmp_control::builder::{
 use ecmp_control::control::{ControlConfig, ControlHandle, ControlThread, Upkeep};
 use ecmp_control::ctl_server::{CtlConfig, CtlListener};
 use ecmp_control::feed_server::{FeedServer, FeedServerConfig};
+use ecmp_control::metrics_server::MetricsListener;
 use ecmp_control::{Rib, RibConfig};
 use ecmp_dataplane::counters::{Counters, SharedCounters};
 use ecmp_io::netlink;
@@ -510,8 +511,8 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
     Ok(stats::sum(&shared))
 }
 
-/// The control thread: feed socket (if configured), control socket (if configured), neighbour
-/// upkeep; publishes into `cell`.
+/// The control thread: feed socket (if configured), control socket (if configured), metrics
+/// listener (if configured), neighbour upkeep; publishes into `cell`.
 fn start_control(
     cfg: &Config,
     ports: &[LivePort],
@@ -574,9 +575,28 @@ fn start_control(
                 source,
             })?;
             chown_group(&c.socket, c.group)?;
-            server.serve(ctl).with_dataplane(Box::new(view))
+            server.serve(ctl)
         }
         None => server,
+    };
+    let server = match &cfg.metrics {
+        Some(m) => {
+            let listener =
+                MetricsListener::bind(m.listen).map_err(|source| AfXdpError::Metrics {
+                    origin: cfg.origin.clone(),
+                    line: m.line,
+                    source,
+                })?;
+            tracing::info!("metrics on http://{}/metrics", listener.local_addr());
+            server.serve(listener)
+        }
+        None => server,
+    };
+    // The data side answers whoever asks about it: the control socket or a scrape.
+    let server = if cfg.control.is_some() || cfg.metrics.is_some() {
+        server.with_dataplane(Box::new(view))
+    } else {
+        server
     };
     let source = FileSource::new(cfg.clone(), reload_policies);
     let server = server.with_config_source(Box::new(source), reload);

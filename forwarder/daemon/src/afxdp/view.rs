@@ -295,6 +295,12 @@ impl Dataplane for LiveView {
                 polls: c.get(Counter::Polls),
                 busy_polls: c.get(Counter::BusyPolls),
                 busy_cycles: c.get(Counter::BusyCycles),
+                bursts: c.get(Counter::Bursts),
+                flow_inserts: c.get(Counter::FlowInserts),
+                flow_evictions: c.get(Counter::Evictions),
+                flows_not_cached: c.get(Counter::NotCached),
+                flow_repicks: c.get(Counter::Repicks),
+                flow_entries: c.get(Counter::FlowEntries),
             });
             worker_now.push(packets);
         }

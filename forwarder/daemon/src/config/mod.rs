@@ -30,6 +30,7 @@
 //! `[bgp]` is the group policy of BGP-learnt prefixes; each `[[bgp.policy]]` overrides some of
 //! its keys for the prefixes inside its range (the longest covering range wins).
 //! `instance.control_socket` moved to `[control] socket` and is refused with a pointer there.
+//! `[metrics] listen = "127.0.0.1:9433"` serves Prometheus metrics there (off when unset).
 //!
 //! Relative paths (pcap files, the control and feed sockets) are resolved against the directory
 //! of the config file by [`Config::load`]; [`Config::parse`] keeps them as written.
@@ -90,8 +91,8 @@ pub use schema::parse_duration;
 pub use spec::{
     ActionSpec, ActionTemplateSpec, BgpSpec, Config, ControlSpec, EncapKindSpec, EncapSpec,
     FeedSpec, FibSpec, FlowCacheSpec, GroupMode, GroupPolicySpec, GroupSpec, HashAlgoSpec,
-    HashFieldsSpec, HashSpec, HopStateSpec, InstanceSpec, MemberSpec, NeighborSpec, NextHopSpec,
-    PortKind, PortQueue, PortSpec, PrefixPolicySpec, RouteSpec, WorkerSpec, XdpMode,
+    HashFieldsSpec, HashSpec, HopStateSpec, InstanceSpec, MemberSpec, MetricsSpec, NeighborSpec,
+    NextHopSpec, PortKind, PortQueue, PortSpec, PrefixPolicySpec, RouteSpec, WorkerSpec, XdpMode,
 };
 pub use validate::seed_from_name;
 pub use value::{MacAddr, PortAddr, Prefix};

@@ -230,6 +230,7 @@ pub(super) struct RawConfig {
     pub(super) control: Option<Spanned<RawControl>>,
     pub(super) feed: Option<Spanned<RawFeed>>,
     pub(super) bgp: Option<Spanned<RawBgp>>,
+    pub(super) metrics: Option<Spanned<RawMetrics>>,
 }
 
 #[derive(Deserialize)]
@@ -583,4 +584,11 @@ impl RawBgpPolicy {
         };
         (self.prefix, group, action)
     }
+}
+
+/// `[metrics]`: the Prometheus listener (off when `listen` is absent).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    pub(super) listen: Option<Spanned<String>>,
 }

@@ -45,6 +45,8 @@ pub struct Config {
     pub control: Option<ControlSpec>,
     /// `[feed]`: the BGP companion's socket, if any.
     pub feed: Option<FeedSpec>,
+    /// `[metrics]`: the Prometheus listener, if `listen` is set.
+    pub metrics: Option<MetricsSpec>,
     /// `[bgp]` and `[[bgp.policy]]`: how groups of BGP-learnt prefixes are built.
     pub bgp: BgpSpec,
 }
@@ -569,4 +571,13 @@ impl Config {
             message: message.into(),
         }
     }
+}
+
+/// `[metrics]`: where `GET /metrics` is served (see `ecmp_control::metrics_server`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSpec {
+    /// The TCP address to listen on (an IP literal and a non-zero port).
+    pub listen: std::net::SocketAddr,
+    /// Line of the `listen` key.
+    pub line: usize,
 }

@@ -31,7 +31,7 @@ use super::{
     DEFAULT_MTU, DEFAULT_RSS_KEY, MAX_IFNAME_LEN, MAX_MTU, MAX_TBL8, MIN_MTU,
 };
 use forwarding::{build_bgp, build_group, build_nexthop};
-use sockets::{build_control, build_feed};
+use sockets::{build_control, build_feed, build_metrics};
 
 pub(super) fn parse_with_base(
     text: &str,
@@ -227,6 +227,11 @@ fn build(
         }
     };
     let bgp = build_bgp(ctx, raw.bgp, hash)?;
+    let metrics = raw
+        .metrics
+        .map(|m| build_metrics(ctx, m))
+        .transpose()?
+        .flatten();
 
     Ok(Config {
         origin: ctx.origin.to_owned(),
@@ -244,6 +249,7 @@ fn build(
         control,
         feed,
         bgp,
+        metrics,
     })
 }
 

@@ -217,3 +217,44 @@ fn feed_socket_errors() {
         "unknown field `max_clients`",
     );
 }
+
+#[test]
+fn metrics_listener() {
+    assert_eq!(ok("").metrics, None);
+    assert_eq!(ok("[metrics]\n").metrics, None);
+    let c = ok("\n[metrics]\nlisten = \"127.0.0.1:9433\"\n");
+    assert_eq!(
+        c.metrics,
+        Some(MetricsSpec {
+            listen: "127.0.0.1:9433".parse().unwrap(),
+            line: 19,
+        })
+    );
+    let c = ok("[metrics]\nlisten = \"[::1]:9100\"\n");
+    assert_eq!(c.metrics.unwrap().listen, "[::1]:9100".parse().unwrap());
+    fails(
+        "[metrics]\nlisten = \"localhost:9433\" #<\n",
+        "metrics.listen",
+        "\"localhost:9433\" is not an IP address and port",
+    );
+    fails(
+        "[metrics]\nlisten = \"127.0.0.1\" #<\n",
+        "metrics.listen",
+        "is not an IP address and port",
+    );
+    fails(
+        "[metrics]\nlisten = \"127.0.0.1:0\" #<\n",
+        "metrics.listen",
+        "port 0",
+    );
+    fails(
+        "[metrics]\nlisten = 9433 #<\n",
+        "metrics.listen",
+        "invalid type",
+    );
+    fails(
+        "[metrics]\nport = 9433 #<\n",
+        "metrics.port",
+        "unknown field `port`",
+    );
+}

@@ -1,5 +1,6 @@
 //! `[control]` and `[feed]`: the two sockets share their path, mode, group and peer keys.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -7,8 +8,10 @@ use toml::Spanned;
 
 use super::nonzero_duration;
 use crate::config::error::{ConfigError, Ctx};
-use crate::config::schema::{Dur, GroupRef, RawControl, RawFeed, RawSocket, gid_in_group_file};
-use crate::config::spec::{ControlSpec, FeedSpec};
+use crate::config::schema::{
+    Dur, GroupRef, RawControl, RawFeed, RawMetrics, RawSocket, gid_in_group_file,
+};
+use crate::config::spec::{ControlSpec, FeedSpec, MetricsSpec};
 use crate::config::{
     DEFAULT_BATCH_WINDOW, DEFAULT_FEED_MAX_LINE, DEFAULT_MAX_CLIENTS, DEFAULT_REFRESH_TIMEOUT,
     DEFAULT_SOCKET_MODE, DEFAULT_STALE_TIME, GROUP_FILE, MAX_FEED_MAX_LINE, MAX_SOCKET_MODE,
@@ -221,4 +224,37 @@ pub(super) fn build_feed(
         refresh_timeout,
         line,
     })
+}
+
+/// `[metrics]`: `listen` must be an IP literal and a port (no name lookups at load time, and a
+/// scraper needs a fixed port, so 0 is refused). Absent `listen`: no listener.
+pub(super) fn build_metrics(
+    ctx: &Ctx<'_>,
+    raw: Spanned<RawMetrics>,
+) -> Result<Option<MetricsSpec>, ConfigError> {
+    let Some(listen) = raw.into_inner().listen else {
+        return Ok(None);
+    };
+    let span = listen.span();
+    let text = listen.into_inner();
+    let addr: SocketAddr = text.parse().map_err(|_| {
+        ctx.invalid(
+            span.clone(),
+            "metrics.listen",
+            format!(
+                "{text:?} is not an IP address and port (like \"127.0.0.1:9433\" or \"[::1]:9433\")"
+            ),
+        )
+    })?;
+    if addr.port() == 0 {
+        return Err(ctx.invalid(
+            span,
+            "metrics.listen",
+            "port 0 would pick a different port on every start; give the port Prometheus scrapes",
+        ));
+    }
+    Ok(Some(MetricsSpec {
+        listen: addr,
+        line: ctx.line(span.start),
+    }))
 }
