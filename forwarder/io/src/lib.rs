@@ -7,6 +7,7 @@
 //! - [`pcap`]: a classic libpcap reader and writer and [`PcapPort`](pcap::PcapPort) (rx from one
 //!   capture, tx appended to another).
 //! - [`netlink`]: rtnetlink interfaces, addresses and neighbours.
+//! - [`pcap_filter`]: tcpdump filter expressions compiled to classic BPF by libpcap.
 //!
 //! Every port here keeps the invariants `ecmp-port` states (one owner per frame, refused frames
 //! stay in the burst, no allocation after construction). The frames of the memory-backed ports
@@ -21,6 +22,7 @@ pub mod error;
 pub mod netlink;
 pub mod packet;
 pub mod pcap;
+pub mod pcap_filter;
 pub mod xdp;
 
 pub use error::IoError;
