@@ -133,12 +133,8 @@ impl<P: Port> Worker<P> {
                 continue;
             }
             received += n;
-            if let Some(cap) = &self.capture
-                && cap.rx
-            {
-                for f in self.rx.iter() {
-                    cap.offer(p as PortId, Direction::Rx, None, now_ns, f.data());
-                }
+            if let Some(cap) = &self.capture {
+                capture_rx(cap, p as PortId, &self.rx, now_ns);
             }
             // Port ids are the indices of the worker's ports (at most u16::MAX of them).
             self.pipeline.process(
@@ -148,9 +144,7 @@ impl<P: Port> Worker<P> {
                 &mut self.verdicts,
                 now_ms,
             );
-            if let Some(cap) = &self.capture
-                && (cap.tx || cap.drops)
-            {
+            if let Some(cap) = &self.capture {
                 capture_verdicts(cap, p as PortId, &self.rx, &self.verdicts, now_ns);
             }
             if self.forward_whole_burst() {
@@ -257,9 +251,22 @@ impl<P: Port> Drop for Worker<P> {
     }
 }
 
+/// Offers a received burst to the capture, before the pipeline rewrites it. Out of line: the
+/// poll loop keeps only the test of whether a capture runs.
+#[cold]
+#[inline(never)]
+fn capture_rx<F: Frame>(cap: &CaptureSession, port: PortId, rx: &Burst<F>, now_ns: u64) {
+    if cap.rx {
+        for f in rx.iter() {
+            cap.offer(port, Direction::Rx, None, now_ns, f.data());
+        }
+    }
+}
+
 /// Offers a processed burst to the capture: sent frames under their egress port, dropped ones
 /// under the port they came in on, with the reason.
 #[cold]
+#[inline(never)]
 fn capture_verdicts<F: Frame>(
     cap: &CaptureSession,
     ingress: PortId,

@@ -412,6 +412,8 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                 Reply::ok(out)
             }
             Request::Convergence {} => Reply::ok(self.convergence.report()),
+            // The connection thread turns a capture into `Msg::Capture` and streams it itself.
+            Request::Capture(_) => Reply::error("capture is served by its connection"),
         }
     }
 
