@@ -357,6 +357,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
             mailbox: Arc::new(Mailbox::default()),
             cpu: Some(w.core),
             memory: Vec::new(),
+            tap: Arc::default(),
         };
         let queues = (0..cfg.ports.len())
             .map(|pi| {
@@ -376,6 +377,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
             counters: Arc::clone(&ws.counters),
             port_stats: ws.ports.clone(),
             mailbox: Arc::clone(&ws.mailbox),
+            tap: Arc::clone(&ws.tap),
             stop: Arc::clone(&workers_stop),
             epoch,
         };
@@ -418,7 +420,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
         return Err(AfXdpError::Memory(e));
     }
 
-    let control = match start_control(cfg, &ports, &cell, view_workers, builder, upkeep) {
+    let control = match start_control(cfg, &ports, &cell, view_workers, builder, upkeep, epoch) {
         Ok(c) => c,
         Err(e) => {
             let _ = stop_workers(handles);
@@ -453,6 +455,7 @@ fn start_control(
     workers: Vec<WorkerShared>,
     builder: Builder<ConnectedResolver>,
     upkeep: neigh::NeighUpkeep,
+    epoch: std::time::Instant,
 ) -> Result<ControlHandle<ConnectedResolver>, AfXdpError> {
     let mut rib_config = RibConfig::default();
     let mut control_config = ControlConfig::default();
@@ -487,7 +490,8 @@ fn start_control(
         Arc::clone(cell),
         workers,
         ports.iter().map(|p| p.name.clone()).collect(),
-    );
+    )
+    .with_capture(epoch);
     let server = match &cfg.control {
         Some(c) => {
             socket_dir(&c.socket)?;
