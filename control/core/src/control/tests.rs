@@ -21,6 +21,39 @@ use crate::testkit::*;
 /// Takes every publication at once; reports a fixed flow count per hop.
 struct FakeDataplane {
     generation: Arc<AtomicU64>,
+    /// Whether a capture stream it handed out is still alive.
+    capturing: Arc<AtomicBool>,
+}
+
+/// A capture that yields three numbered frames per call until dropped.
+struct FakeCapture {
+    next: u64,
+    live: Arc<AtomicBool>,
+}
+
+impl CaptureStream for FakeCapture {
+    fn next(&mut self, out: &mut Vec<CapturedPacket>, _wait: Duration) {
+        for _ in 0..3 {
+            out.push(CapturedPacket {
+                port: 0,
+                dir: ecmp_proto::ctl::CaptureDir::Rx,
+                ts_ns: self.next,
+                len: 1,
+                data: "00".to_owned(),
+                drop: None,
+            });
+            self.next += 1;
+        }
+    }
+    fn ring_dropped(&self) -> u64 {
+        2
+    }
+}
+
+impl Drop for FakeCapture {
+    fn drop(&mut self) {
+        self.live.store(false, Ordering::SeqCst);
+    }
 }
 
 impl Dataplane for FakeDataplane {
@@ -60,6 +93,27 @@ impl Dataplane for FakeDataplane {
     fn port_name(&self, port: u16) -> Option<String> {
         Some(format!("veth{port}"))
     }
+    fn capture(
+        &self,
+        request: &CaptureRequest,
+    ) -> Result<(CaptureStarted, Box<dyn CaptureStream>), DataQueryError> {
+        if request.filter.as_deref() == Some("bad") {
+            return Err(DataQueryError::BadQuery(
+                "bad capture filter \"bad\"".to_owned(),
+            ));
+        }
+        self.capturing.store(true, Ordering::SeqCst);
+        Ok((
+            CaptureStarted {
+                ports: vec!["veth0".to_owned()],
+                snaplen: request.snaplen,
+            },
+            Box::new(FakeCapture {
+                next: 0,
+                live: Arc::clone(&self.capturing),
+            }),
+        ))
+    }
 }
 
 struct CtlHarness {
@@ -68,6 +122,7 @@ struct CtlHarness {
     ctl: PathBuf,
     publishes: Arc<AtomicU64>,
     latest: Arc<std::sync::Mutex<Option<Snapshot>>>,
+    capturing: Arc<AtomicBool>,
     _dir: tempfile::TempDir,
 }
 
@@ -86,11 +141,13 @@ impl CtlHarness {
         let publishes = Arc::clone(&generation);
         let latest = Arc::new(std::sync::Mutex::new(None));
         let latest_to = Arc::clone(&latest);
+        let capturing = Arc::new(AtomicBool::new(false));
         let handle = ControlThread::new(config)
             .serve(listener)
             .serve(server)
             .with_dataplane(Box::new(FakeDataplane {
                 generation: Arc::clone(&generation),
+                capturing: Arc::clone(&capturing),
             }))
             .spawn(Rib::new(RibConfig::default()), builder(), move |s| {
                 publishes.fetch_add(1, Ordering::Relaxed);
@@ -103,6 +160,7 @@ impl CtlHarness {
             ctl,
             publishes: generation,
             latest,
+            capturing,
             _dir: dir,
         }
     }
@@ -442,4 +500,82 @@ fn route_says_what_the_mode_does_and_whether_forwarders_agree() {
         let note = commands::mode_note(mode);
         assert!(note.contains("identical on every forwarder"), "{note}");
     }
+}
+
+/// Sends a capture request and returns the reply and a reader for the stream after it.
+fn start_capture(h: &CtlHarness, request: &str) -> (Reply, BufReader<UnixStream>, UnixStream) {
+    let mut s = UnixStream::connect(&h.ctl).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    writeln!(s, "{request}").unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    (serde_json::from_str(&line).unwrap(), r, s)
+}
+
+#[test]
+fn a_capture_streams_its_count_then_an_end_line_and_stops() {
+    let h = CtlHarness::start();
+    let (reply, mut r, _s) = start_capture(&h, r#"{"cmd":"capture","rx":true,"count":5}"#);
+    assert!(reply.ok, "{reply:?}");
+    let started: CaptureStarted = serde_json::from_value(reply.result).unwrap();
+    assert_eq!(started.ports, ["veth0"]);
+    let mut seen = Vec::new();
+    let end = loop {
+        let mut line = String::new();
+        assert!(
+            r.read_line(&mut line).unwrap() > 0,
+            "the stream ends with an end line"
+        );
+        match serde_json::from_str::<ecmp_proto::ctl::CaptureLine>(&line).unwrap() {
+            ecmp_proto::ctl::CaptureLine::Packet(p) => seen.push(p.ts_ns),
+            ecmp_proto::ctl::CaptureLine::End(end) => break end,
+        }
+    };
+    assert_eq!(seen, [0, 1, 2, 3, 4], "exactly the count, in order");
+    assert_eq!(
+        (end.captured, end.ring_dropped, end.reason.as_str()),
+        (5, 2, "count")
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while h.capturing.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the stream was not dropped");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_capture_stops_when_its_client_goes_away() {
+    let h = CtlHarness::start();
+    let (reply, mut r, s) = start_capture(&h, r#"{"cmd":"capture","drops":true}"#);
+    assert!(reply.ok, "{reply:?}");
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.contains("packet"), "{line}");
+    assert!(h.capturing.load(Ordering::SeqCst));
+    drop(r);
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while h.capturing.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the capture outlived its client");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_refused_capture_is_one_error_reply_and_starts_nothing() {
+    let h = CtlHarness::start();
+    let (reply, mut r, _s) = start_capture(&h, r#"{"cmd":"capture","rx":true,"filter":"bad"}"#);
+    assert!(!reply.ok);
+    assert!(
+        reply.error.as_deref().unwrap_or("").contains("\"bad\""),
+        "{reply:?}"
+    );
+    assert!(!h.capturing.load(Ordering::SeqCst));
+    let mut line = String::new();
+    assert_eq!(
+        r.read_line(&mut line).unwrap_or(0),
+        0,
+        "nothing follows: {line}"
+    );
 }
