@@ -25,14 +25,19 @@ struct FakeDataplane {
     capturing: Arc<AtomicBool>,
 }
 
-/// A capture that yields three numbered frames per call until dropped.
+/// A capture that yields three numbered frames per call until dropped (none when `quiet`).
 struct FakeCapture {
     next: u64,
+    quiet: bool,
     live: Arc<AtomicBool>,
 }
 
 impl CaptureStream for FakeCapture {
-    fn next(&mut self, out: &mut Vec<CapturedPacket>, _wait: Duration) {
+    fn next(&mut self, out: &mut Vec<CapturedPacket>, wait: Duration) {
+        if self.quiet {
+            thread::sleep(wait);
+            return;
+        }
         for _ in 0..3 {
             out.push(CapturedPacket {
                 port: 0,
@@ -110,6 +115,7 @@ impl Dataplane for FakeDataplane {
             },
             Box::new(FakeCapture {
                 next: 0,
+                quiet: request.filter.as_deref() == Some("quiet"),
                 live: Arc::clone(&self.capturing),
             }),
         ))
@@ -578,4 +584,21 @@ fn a_refused_capture_is_one_error_reply_and_starts_nothing() {
         0,
         "nothing follows: {line}"
     );
+}
+
+#[test]
+fn a_quiet_capture_stops_when_its_client_goes_away() {
+    // Nothing is ever written to this client, so only the read side can tell it left.
+    let h = CtlHarness::start();
+    let (reply, r, s) = start_capture(&h, r#"{"cmd":"capture","rx":true,"filter":"quiet"}"#);
+    assert!(reply.ok, "{reply:?}");
+    thread::sleep(Duration::from_millis(100));
+    assert!(h.capturing.load(Ordering::SeqCst));
+    drop(r);
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while h.capturing.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the capture outlived its client");
+        thread::sleep(Duration::from_millis(10));
+    }
 }
