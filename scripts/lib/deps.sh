@@ -54,5 +54,5 @@ need_debs() {
 # ensure_build_deps: what building ecmpfwd needs besides Rust: clang compiles the XDP program
 # (libbpf-cargo), libbpf links against libelf and zlib.
 ensure_build_deps() {
-  need_debs clang libelf-dev zlib1g-dev pkg-config make
+  need_debs clang libelf-dev zlib1g-dev pkg-config make libpcap-dev
 }

@@ -45,6 +45,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use ecmp_proto::FeedEvent;
+use ecmp_proto::ctl::{CaptureRequest, CaptureStarted, CapturedPacket};
 use ecmp_proto::ctl::{
     FlowsReply, ReloadReply, Reply, Request, StatsReply, TraceQuery, TraceReply,
 };
@@ -132,7 +133,31 @@ pub trait Dataplane: Send {
     fn applied_generation(&self) -> u64;
     /// The name of port `port`, for display.
     fn port_name(&self, port: u16) -> Option<String>;
+    /// Starts a packet capture on the workers; the stream ends it when dropped. A data side
+    /// that cannot capture refuses.
+    fn capture(
+        &self,
+        request: &CaptureRequest,
+    ) -> Result<(CaptureStarted, Box<dyn CaptureStream>), DataQueryError> {
+        let _ = request;
+        Err(DataQueryError::BadQuery(
+            "this data plane cannot capture".to_owned(),
+        ))
+    }
 }
+
+/// A running capture, read by the control connection that started it (never by the control
+/// thread, which must not block on a client). Dropping it stops the capture.
+pub trait CaptureStream: Send {
+    /// Appends the frames captured since the last call to `out`, waiting up to `wait` for the
+    /// first one.
+    fn next(&mut self, out: &mut Vec<CapturedPacket>, wait: Duration);
+    /// Matching frames lost so far because a worker's capture ring was full.
+    fn ring_dropped(&self) -> u64;
+}
+
+/// What starting a capture answers: the stream, or why not.
+pub(crate) type CaptureAnswer = Result<(CaptureStarted, Box<dyn CaptureStream>), String>;
 
 /// Work the control thread does between messages: neighbour tracking, idle-mode timers. Runs
 /// on every loop turn (at least every [`STOP_POLL`]); must not block.
@@ -198,6 +223,13 @@ pub(crate) enum Msg {
     Metrics {
         /// Where the snapshot goes (the scraping thread waits on it).
         reply: SyncSender<Box<MetricsSnapshot>>,
+    },
+    /// A control connection asks to start a capture; it streams the result itself.
+    Capture {
+        /// What to capture.
+        request: CaptureRequest,
+        /// Where the stream (or the refusal) goes.
+        reply: SyncSender<CaptureAnswer>,
     },
 }
 
@@ -592,6 +624,14 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
             Msg::Command { request, reply } => {
                 let answer = self.command(request);
                 // The connection thread may have timed out and gone; nothing to tell then.
+                let _ = reply.try_send(answer);
+            }
+            Msg::Capture { request, reply } => {
+                let answer = match &self.dataplane {
+                    Some(d) => d.capture(&request).map_err(|e| e.to_string()),
+                    None => Err("no data plane to capture from".to_owned()),
+                };
+                // A connection that gave up waiting drops the stream here, which stops it.
                 let _ = reply.try_send(answer);
             }
             Msg::Closed(id) => {

@@ -24,8 +24,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use ecmp_proto::ctl::{CAPTURE_MAX_SECONDS, CaptureEnd, CaptureLine, CaptureRequest};
 use ecmp_proto::ctl::{MAX_REQUEST, Reply, Request};
 
 use crate::control::{ControlError, FrontEnd, Link, Msg, Serving};
@@ -39,6 +40,10 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a connection thread looks at the stop flag while waiting for a request.
 const READ_POLL: Duration = Duration::from_millis(50);
+/// While streaming a capture: how long a look at the client's side may block.
+const CAPTURE_READ_POLL: Duration = Duration::from_millis(1);
+/// While streaming a capture: how long to wait for frames before looking at the client again.
+const CAPTURE_WAIT: Duration = Duration::from_millis(20);
 
 /// How the control socket is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,6 +282,11 @@ impl CtlConn {
                 Line::Text(text) if text.trim().is_empty() => continue,
                 Line::Text(text) => match serde_json::from_str::<Request>(&text) {
                     Err(e) => Reply::error(format!("bad request: {e}")),
+                    Ok(Request::Capture(request)) => {
+                        // A capture owns the connection until it ends.
+                        self.capture(request, &mut reader);
+                        break;
+                    }
                     Ok(request) => self.ask(request),
                 },
             };
@@ -331,6 +341,102 @@ impl CtlConn {
                 }
                 return Line::Text(String::from_utf8_lossy(buf).into_owned());
             }
+        }
+    }
+
+    /// Starts a capture through the control thread, then streams it to the client from this
+    /// thread: the control thread never waits on a capture's client.
+    fn capture(&mut self, request: CaptureRequest, reader: &mut BufReader<UnixStream>) {
+        let (reply_tx, reply_rx) = sync_channel(1);
+        let limit = Duration::from_secs(
+            request
+                .seconds
+                .unwrap_or(CAPTURE_MAX_SECONDS)
+                .min(CAPTURE_MAX_SECONDS),
+        );
+        let count = request.count;
+        let started = if self
+            .tx
+            .send(Msg::Capture {
+                request,
+                reply: reply_tx,
+            })
+            .is_err()
+        {
+            Err("the control thread is stopping".to_owned())
+        } else {
+            match reply_rx.recv_timeout(ANSWER_TIMEOUT) {
+                Ok(answer) => answer,
+                Err(RecvTimeoutError::Timeout) => {
+                    Err("the control thread did not answer in time".to_owned())
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    Err("the control thread is stopping".to_owned())
+                }
+            }
+        };
+        let (started, mut stream) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = write_reply(&mut self.stream, &Reply::error(e));
+                return;
+            }
+        };
+        if write_reply(&mut self.stream, &Reply::ok(started)).is_err() {
+            return;
+        }
+        // Reads only tell whether the client has closed its side; keep them short so the
+        // stream keeps moving (the receive timeout does not touch the write side).
+        let _ = reader.get_ref().set_read_timeout(Some(CAPTURE_READ_POLL));
+        let deadline = Instant::now() + limit;
+        let mut captured = 0u64;
+        let mut batch = Vec::new();
+        let reason = loop {
+            if self.stop.load(Ordering::Relaxed) {
+                break "shutdown";
+            }
+            if Instant::now() >= deadline {
+                break "time";
+            }
+            stream.next(&mut batch, CAPTURE_WAIT);
+            let mut out = Vec::new();
+            for packet in batch.drain(..) {
+                if count.is_some_and(|c| captured >= c) {
+                    break;
+                }
+                captured += 1;
+                if serde_json::to_writer(&mut out, &CaptureLine::Packet(packet)).is_err() {
+                    return;
+                }
+                out.push(b'\n');
+            }
+            if !out.is_empty() && self.stream.write_all(&out).is_err() {
+                return;
+            }
+            if count.is_some_and(|c| captured >= c) {
+                break "count";
+            }
+            match reader.fill_buf() {
+                // The client closed its side (or sent more, which a capture does not take).
+                Ok(_) => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(_) => return,
+            }
+        };
+        let end = CaptureLine::End(CaptureEnd {
+            captured,
+            ring_dropped: stream.ring_dropped(),
+            reason: reason.to_owned(),
+        });
+        if let Ok(mut line) = serde_json::to_vec(&end) {
+            line.push(b'\n');
+            let _ = self.stream.write_all(&line);
         }
     }
 

@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod capture;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use ecmp_proto::Prefix;
@@ -161,6 +163,37 @@ enum Command {
     /// Re-read the daemon's config file and apply what changed (next hops, groups, routes,
     /// policies, timeouts); refused, changing nothing, if the file is invalid or needs a restart.
     Reload,
+    /// Capture frames into a pcapng file (drops carry their reason as the packet comment):
+    /// `capture [--port P] [--rx] [--tx] [--drops] [--count N] [--snaplen S] [FILTER] -w FILE`.
+    /// No direction named: all three. Runs until N packets, --seconds, or Ctrl-C.
+    Capture {
+        /// Only this port (its config name).
+        #[arg(long)]
+        port: Option<String>,
+        /// Frames as received.
+        #[arg(long)]
+        rx: bool,
+        /// Frames as sent (after rewrite or encapsulation).
+        #[arg(long)]
+        tx: bool,
+        /// Dropped frames.
+        #[arg(long)]
+        drops: bool,
+        /// Stop after N packets.
+        #[arg(long, short = 'c')]
+        count: Option<u64>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// Bytes kept of each frame.
+        #[arg(long, short = 's', default_value_t = ecmp_proto::ctl::CAPTURE_DEFAULT_SNAPLEN)]
+        snaplen: u32,
+        /// The pcapng file to write.
+        #[arg(short = 'w', long = "write")]
+        file: PathBuf,
+        /// A tcpdump filter expression (its words are joined, as tcpdump does).
+        filter: Vec<String>,
+    },
 }
 
 fn proto_number(name: &str) -> Result<u8> {
@@ -243,7 +276,72 @@ fn request(command: &Command) -> Result<Request> {
         Command::RouteEvents { last } => Request::RouteEvents { last: *last },
         Command::Top { .. } => bail!("top asks several questions, not one"),
         Command::Reload => Request::Reload {},
+        Command::Capture {
+            port,
+            rx,
+            tx,
+            drops,
+            count,
+            seconds,
+            snaplen,
+            filter,
+            ..
+        } => Request::Capture(ecmp_proto::ctl::CaptureRequest {
+            port: port.clone(),
+            rx: *rx,
+            tx: *tx,
+            drops: *drops,
+            count: *count,
+            seconds: *seconds,
+            snaplen: *snaplen,
+            filter: (!filter.is_empty()).then(|| filter.join(" ")),
+        }),
     })
+}
+
+/// `capture`: exit 0 when it ended (count, time), 1 when the daemon refused it, 2 when the
+/// socket or the file failed.
+fn run_capture(cli: &Cli, req: &Request, file: &std::path::Path) -> ExitCode {
+    let stream = match UnixStream::connect(&cli.socket) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "ecmpctl: {}: cannot connect (is ecmpfwd running?): {e}",
+                cli.socket.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let timeout = Some(Duration::from_secs(cli.timeout.max(1)));
+    if stream.set_read_timeout(timeout).is_err() || stream.set_write_timeout(timeout).is_err() {
+        return ExitCode::from(2);
+    }
+    match capture::run(stream, req, file) {
+        Ok(end) => {
+            if cli.json {
+                if let Ok(text) = serde_json::to_string(&end) {
+                    outln!("{text}");
+                }
+            } else {
+                eprintln!(
+                    "ecmpctl: {} packet(s) written to {} ({}); {} lost to full capture rings",
+                    end.captured,
+                    file.display(),
+                    end.reason,
+                    end.ring_dropped
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ecmpctl: {e:#}");
+            if e.chain().any(|c| c.is::<capture::Refused>()) {
+                ExitCode::from(1)
+            } else {
+                ExitCode::from(2)
+            }
+        }
+    }
 }
 
 fn ask(cli: &Cli, req: &Request) -> Result<Reply> {
@@ -611,6 +709,8 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
                 outln!("nothing to change (generation {})", c.generation);
             }
         }
+        // Streamed to its file by `run_capture`; no reply reaches here.
+        Command::Capture { .. } => {}
     }
     Ok(())
 }
@@ -642,6 +742,9 @@ fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::Capture { file, .. } = &cli.command {
+        return run_capture(&cli, &req, file);
+    }
     let reply = match ask(&cli, &req) {
         Ok(r) => r,
         Err(e) => {

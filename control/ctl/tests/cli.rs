@@ -402,3 +402,156 @@ fn reload_sends_its_request_and_prints_what_changed_or_why_not() {
         format!("ecmpctl: {refusal}\n")
     );
 }
+
+/// Serves one capture: reads the request, answers `started`, then writes `lines` and closes.
+fn capture_daemon(path: &Path, reply: Reply, lines: Vec<String>) -> JoinHandle<Request> {
+    let listener = UnixListener::bind(path).expect("bind the stand-in socket");
+    thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("ecmpctl connects");
+        let mut line = String::new();
+        BufReader::new(&stream)
+            .read_line(&mut line)
+            .expect("one request line");
+        let request = serde_json::from_str(&line).expect("a valid request");
+        let mut out = serde_json::to_vec(&reply).expect("reply to JSON");
+        out.push(b'\n');
+        for l in lines {
+            out.extend_from_slice(l.as_bytes());
+            out.push(b'\n');
+        }
+        (&stream).write_all(&out).expect("write the stream");
+        request
+    })
+}
+
+#[test]
+fn capture_sends_its_options_and_writes_the_stream_as_pcapng() {
+    use ecmp_proto::ctl::{
+        CaptureDir, CaptureEnd, CaptureLine, CaptureRequest, CaptureStarted, CapturedPacket,
+    };
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
+    use pcap_file::pcapng::{Block, PcapNgReader};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sock = dir.path().join("ctl.sock");
+    let file = dir.path().join("out.pcapng");
+    let packet = |port, dir, drop: Option<&str>| {
+        serde_json::to_string(&CaptureLine::Packet(CapturedPacket {
+            port,
+            dir,
+            ts_ns: 1_000_000_007,
+            len: 4,
+            data: "01020304".to_owned(),
+            drop: drop.map(str::to_owned),
+        }))
+        .expect("JSON")
+    };
+    let server = capture_daemon(
+        &sock,
+        Reply::ok(CaptureStarted {
+            ports: vec!["fc0".to_owned(), "fb1".to_owned()],
+            snaplen: 96,
+        }),
+        vec![
+            packet(0, CaptureDir::Drop, Some("no_route")),
+            packet(1, CaptureDir::Tx, None),
+            serde_json::to_string(&CaptureLine::End(CaptureEnd {
+                captured: 2,
+                ring_dropped: 0,
+                reason: "count".to_owned(),
+            }))
+            .expect("JSON"),
+        ],
+    );
+    let out = ecmpctl(
+        &sock,
+        &[
+            "capture",
+            "--port",
+            "fc0",
+            "--drops",
+            "--tx",
+            "-c",
+            "2",
+            "-s",
+            "96",
+            "-w",
+            file.to_str().expect("utf-8 path"),
+            "udp",
+            "port",
+            "53",
+        ],
+    );
+    let request = server.join().expect("stand-in daemon");
+    assert_eq!(
+        request,
+        Request::Capture(CaptureRequest {
+            port: Some("fc0".to_owned()),
+            rx: false,
+            tx: true,
+            drops: true,
+            count: Some(2),
+            seconds: None,
+            snaplen: 96,
+            filter: Some("udp port 53".to_owned()),
+        })
+    );
+    assert!(out.status.success(), "{out:?}");
+    let bytes = std::fs::read(&file).expect("the capture file");
+    let mut r = PcapNgReader::new(&bytes[..]).expect("pcapng");
+    let mut packets = Vec::new();
+    while let Some(b) = r.next_block() {
+        if let Block::EnhancedPacket(p) = b.expect("a block") {
+            packets.push((
+                p.interface_id,
+                p.data.to_vec(),
+                p.options[0].clone().into_owned(),
+            ));
+        }
+    }
+    assert_eq!(
+        packets,
+        [
+            (
+                0,
+                vec![1, 2, 3, 4],
+                EnhancedPacketOption::Comment("drop: no_route".into())
+            ),
+            (
+                1,
+                vec![1, 2, 3, 4],
+                EnhancedPacketOption::Comment("tx".into())
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_refused_capture_exits_1_and_writes_no_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sock = dir.path().join("ctl.sock");
+    let file = dir.path().join("out.pcapng");
+    let server = capture_daemon(
+        &sock,
+        Reply::error("bad capture filter \"udp port x\": port 'x' is unknown"),
+        Vec::new(),
+    );
+    let out = ecmpctl(
+        &sock,
+        &[
+            "capture",
+            "-w",
+            file.to_str().expect("utf-8 path"),
+            "udp",
+            "port",
+            "x",
+        ],
+    );
+    server.join().expect("stand-in daemon");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("udp port x"),
+        "{out:?}"
+    );
+    assert!(!file.exists());
+}

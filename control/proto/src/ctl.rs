@@ -91,6 +91,10 @@ pub enum Request {
     /// policies, timeouts) as one table update; refused, with nothing applied, when the file
     /// fails validation or changes something only a restart can.
     Reload {},
+    /// Start a packet capture: answered by one [`Reply`] (a [`CaptureStarted`] or the reason
+    /// it could not start), then a stream of [`CaptureLine`]s on the same connection until the
+    /// capture ends (count reached, time bound, or the client closes its side).
+    Capture(CaptureRequest),
 }
 
 /// Route changes the control thread keeps for `route-events`; older ones are forgotten.
@@ -782,5 +786,177 @@ mod tests {
         let back: Reply = serde_json::from_str(&err).unwrap();
         assert!(!back.ok);
         assert_eq!(back.result, serde_json::Value::Null);
+    }
+}
+
+/// Longest capture a client may ask for, and how long one runs when it names no bound.
+pub const CAPTURE_MAX_SECONDS: u64 = 24 * 3600;
+/// The snapshot length when the request names none (tcpdump's default).
+pub const CAPTURE_DEFAULT_SNAPLEN: u32 = 262_144;
+
+/// What `ecmpctl capture` asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureRequest {
+    /// Only this port (by its config name); every port when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    /// Frames as received.
+    #[serde(default)]
+    pub rx: bool,
+    /// Frames as sent (after rewrite or encapsulation).
+    #[serde(default)]
+    pub tx: bool,
+    /// Dropped frames, each with its drop reason.
+    #[serde(default)]
+    pub drops: bool,
+    /// Stop after this many packets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Stop after this many seconds (at most [`CAPTURE_MAX_SECONDS`], the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u64>,
+    /// Bytes kept of each frame.
+    #[serde(default = "default_snaplen")]
+    pub snaplen: u32,
+    /// A tcpdump filter expression (compiled by the daemon's libpcap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+}
+
+fn default_snaplen() -> u32 {
+    CAPTURE_DEFAULT_SNAPLEN
+}
+
+/// The reply that starts a capture stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureStarted {
+    /// Every port's name, indexed by the `port` of [`CapturedPacket`].
+    pub ports: Vec<String>,
+    /// The snapshot length in force (the daemon may lower the requested one to its frame size).
+    pub snaplen: u32,
+}
+
+/// Which way a captured frame went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaptureDir {
+    /// Received.
+    Rx,
+    /// Sent.
+    Tx,
+    /// Dropped.
+    Drop,
+}
+
+/// One captured frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapturedPacket {
+    /// Index into [`CaptureStarted::ports`]: the port it came in on (rx, drop) or left by (tx).
+    pub port: u16,
+    /// Which way.
+    pub dir: CaptureDir,
+    /// When its burst was handled, ns since the Unix epoch.
+    pub ts_ns: u64,
+    /// The frame's length (the captured bytes may be fewer).
+    pub len: u32,
+    /// The captured bytes, hex.
+    pub data: String,
+    /// Why it was dropped (drops only): the drop reason's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop: Option<String>,
+}
+
+/// How a capture ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureEnd {
+    /// Packets streamed.
+    pub captured: u64,
+    /// Matching frames the workers could not keep (their capture ring was full).
+    pub ring_dropped: u64,
+    /// Why it stopped: `count`, `time` or `shutdown`.
+    pub reason: String,
+}
+
+/// One line of a capture stream after its [`Reply`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaptureLine {
+    /// A frame.
+    Packet(CapturedPacket),
+    /// The last line.
+    End(CaptureEnd),
+}
+
+/// Lower-case hex of `bytes` (captured frames travel as JSON strings).
+pub fn hex_encode(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
+}
+
+/// The bytes of a hex string, or None when it is not one.
+pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    let b = s.as_bytes();
+    if !b.len().is_multiple_of(2) {
+        return None;
+    }
+    b.chunks(2)
+        .map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
+        .collect()
+}
+
+#[cfg(test)]
+mod capture_tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_refuses_what_is_not_hex() {
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(hex_decode(&hex_encode(&all)), Some(all));
+        assert_eq!(hex_encode(&[0x0a, 0xff]), "0aff");
+        assert_eq!(hex_decode("0AfF"), Some(vec![0x0a, 0xff]));
+        assert_eq!(hex_decode("abc"), None);
+        assert_eq!(hex_decode("zz"), None);
+    }
+
+    #[test]
+    fn a_capture_request_defaults_what_it_does_not_name() {
+        let r: Request = serde_json::from_str(r#"{"cmd":"capture","rx":true}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::Capture(CaptureRequest {
+                port: None,
+                rx: true,
+                tx: false,
+                drops: false,
+                count: None,
+                seconds: None,
+                snaplen: CAPTURE_DEFAULT_SNAPLEN,
+                filter: None,
+            })
+        );
+        let line = CaptureLine::Packet(CapturedPacket {
+            port: 1,
+            dir: CaptureDir::Drop,
+            ts_ns: 5,
+            len: 60,
+            data: "00".to_owned(),
+            drop: Some("ttl-expired".to_owned()),
+        });
+        let text = serde_json::to_string(&line).unwrap();
+        assert_eq!(serde_json::from_str::<CaptureLine>(&text).unwrap(), line);
     }
 }

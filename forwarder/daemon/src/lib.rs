@@ -6,6 +6,7 @@
 
 pub mod afxdp;
 pub mod bench;
+pub mod capture;
 pub mod config;
 pub mod demo;
 pub mod reload;

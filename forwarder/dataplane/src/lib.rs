@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod action;
+pub mod capture;
 pub mod counters;
 pub mod drop;
 pub mod error;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ecmp_tables::snapshot::{ReaderId, Snapshot, SnapshotCell};
 
+use crate::capture::{CaptureSession, CaptureTap, Direction};
 use crate::counters::{Counter, SharedCounters};
 use crate::error::DataplaneError;
 use crate::pipeline::{Pipeline, PipelineConfig, Verdict};
@@ -32,6 +33,12 @@ pub struct Worker<P: Port> {
     generation: u64,
     shared: Arc<SharedCounters>,
     last_drain_ns: u64,
+    /// Where the control side arms a capture; looked at once per poll.
+    tap: Arc<CaptureTap>,
+    /// The tap's version when its session was last fetched.
+    tap_version: u64,
+    /// The armed capture, if any.
+    capture: Option<Arc<CaptureSession>>,
 }
 
 impl<P: Port> Worker<P> {
@@ -66,6 +73,9 @@ impl<P: Port> Worker<P> {
             generation,
             shared,
             last_drain_ns: 0,
+            tap: Arc::new(CaptureTap::default()),
+            tap_version: 0,
+            capture: None,
         })
     }
 
@@ -99,6 +109,14 @@ impl<P: Port> Worker<P> {
             .add(Counter::BusyCycles, cycles);
     }
 
+    /// Makes `tap` the one this worker captures through (each worker starts with its own,
+    /// never armed).
+    pub fn set_capture_tap(&mut self, tap: Arc<CaptureTap>) {
+        self.tap = tap;
+        self.tap_version = 0;
+        self.capture = None;
+    }
+
     /// One pass over every port: returns how many frames were received. `now_ns` is a monotonic
     /// clock read once per poll by the caller.
     pub fn poll(&mut self, now_ns: u64) -> usize {
@@ -110,6 +128,12 @@ impl<P: Port> Worker<P> {
             self.pipeline.on_new_snapshot(&self.snapshot);
         }
         let now_ms = now_ns / 1_000_000;
+        // The only capture cost while none runs: one relaxed load per poll.
+        let version = self.tap.version();
+        if version != self.tap_version {
+            self.tap_version = version;
+            self.capture = self.tap.session();
+        }
 
         let mut received = 0;
         let mut bursts = 0;
@@ -120,6 +144,9 @@ impl<P: Port> Worker<P> {
             }
             received += n;
             bursts += 1;
+            if let Some(cap) = &self.capture {
+                capture_rx(cap, p as PortId, &self.rx, now_ns);
+            }
             // Port ids are the indices of the worker's ports (at most u16::MAX of them).
             self.pipeline.process(
                 &self.snapshot,
@@ -128,6 +155,9 @@ impl<P: Port> Worker<P> {
                 &mut self.verdicts,
                 now_ms,
             );
+            if let Some(cap) = &self.capture {
+                capture_verdicts(cap, p as PortId, &self.rx, &self.verdicts, now_ns);
+            }
             if self.forward_whole_burst() {
                 continue;
             }
@@ -234,6 +264,40 @@ impl<P: Port> Drop for Worker<P> {
         self.drain();
         self.cell
             .report(self.reader, ecmp_tables::snapshot::OFFLINE);
+    }
+}
+
+/// Offers a received burst to the capture, before the pipeline rewrites it. Out of line: the
+/// poll loop keeps only the test of whether a capture runs.
+#[cold]
+#[inline(never)]
+fn capture_rx<F: Frame>(cap: &CaptureSession, port: PortId, rx: &Burst<F>, now_ns: u64) {
+    if cap.rx {
+        for f in rx.iter() {
+            cap.offer(port, Direction::Rx, None, now_ns, f.data());
+        }
+    }
+}
+
+/// Offers a processed burst to the capture: sent frames under their egress port, dropped ones
+/// under the port they came in on, with the reason.
+#[cold]
+#[inline(never)]
+fn capture_verdicts<F: Frame>(
+    cap: &CaptureSession,
+    ingress: PortId,
+    rx: &Burst<F>,
+    verdicts: &[Verdict; BURST],
+    now_ns: u64,
+) {
+    for (f, v) in rx.iter().zip(verdicts.iter()) {
+        match *v {
+            Verdict::Tx(out) if cap.tx => cap.offer(out, Direction::Tx, None, now_ns, f.data()),
+            Verdict::Drop(reason) if cap.drops => {
+                cap.offer(ingress, Direction::Drop, Some(reason), now_ns, f.data());
+            }
+            _ => {}
+        }
     }
 }
 
@@ -390,6 +454,85 @@ mod tests {
         no_route[14 + 16] = 11;
         ecmp_wire::ipv4::Packet::new_unchecked(&mut no_route[14..]).fill_checksum();
         assert_eq!(p.trace(&snap, 0, &no_route, 1), Err(DropReason::NoRoute));
+    }
+
+    #[test]
+    fn an_armed_tap_captures_frames_as_received_as_sent_and_as_dropped() {
+        use crate::capture::{CaptureSession, CaptureTap, Direction};
+        let pool = FramePool::new(64);
+        let ports = (0..2)
+            .map(|_| MemoryPort::with_tx_mode(pool.clone(), TxMode::Count))
+            .collect();
+        let cell = Arc::new(SnapshotCell::new(snapshot(), 1));
+        let mut w = Worker::new(
+            ports,
+            &pipeline_config(),
+            cell,
+            Arc::new(SharedCounters::default()),
+        )
+        .unwrap();
+        let tap = Arc::new(CaptureTap::default());
+        w.set_capture_tap(Arc::clone(&tap));
+        let forwarded = frame(100, 10, 0, 64);
+        let expired = frame(101, 10, 0, 1);
+        // Nothing is captured before the tap is armed.
+        w.ports_mut()[0].inject(&forwarded).unwrap();
+        w.poll(1_000_000);
+        let session = Arc::new(CaptureSession::new(None, None, (true, true, true), 30));
+        tap.set(Some(Arc::clone(&session)));
+        w.ports_mut()[0].inject(&forwarded).unwrap();
+        w.ports_mut()[0].inject(&expired).unwrap();
+        w.poll(2_000_000);
+        let mut got = Vec::new();
+        session.ring.drain(|c| {
+            got.push((
+                c.port,
+                c.direction,
+                c.reason,
+                c.ts_ns,
+                c.len,
+                c.data.to_vec(),
+            ));
+        });
+        let len = forwarded.len() as u32;
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert_eq!(
+            got[0],
+            (
+                0,
+                Direction::Rx,
+                None,
+                2_000_000,
+                len,
+                forwarded[..30].to_vec()
+            )
+        );
+        assert_eq!(
+            got[1],
+            (
+                0,
+                Direction::Rx,
+                None,
+                2_000_000,
+                len,
+                expired[..30].to_vec()
+            )
+        );
+        let (port, dir, reason, _, _, ref data) = got[2];
+        assert_eq!((port, dir, reason), (1, Direction::Tx, None));
+        assert_eq!(data[14 + 8], 63, "sent as rewritten: TTL decremented");
+        assert_eq!(&data[..6], &[0x02, 0, 0, 0, 0, 1], "to the hop's MAC");
+        let (port, dir, reason, _, _, _) = got[3];
+        assert_eq!(
+            (port, dir, reason),
+            (0, Direction::Drop, Some(DropReason::TtlExpired))
+        );
+        // Disarmed: the next poll captures nothing.
+        tap.set(None);
+        w.ports_mut()[0].inject(&forwarded).unwrap();
+        w.poll(3_000_000);
+        assert_eq!(session.ring.drain(|_| ()), 0);
+        assert_eq!(session.ring.dropped(), 0);
     }
 
     #[test]

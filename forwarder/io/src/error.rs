@@ -83,4 +83,12 @@ pub enum IoError {
         /// The captured length it claims.
         caplen: u32,
     },
+    /// A capture filter expression that libpcap does not accept.
+    #[error("bad capture filter {filter:?}: {message}")]
+    Filter {
+        /// The expression as given.
+        filter: String,
+        /// libpcap's message.
+        message: String,
+    },
 }

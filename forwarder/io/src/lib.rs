@@ -8,6 +8,7 @@
 //!   capture, tx appended to another).
 //! - [`netlink`]: rtnetlink interfaces, addresses and neighbours.
 //! - [`tsc`]: the time-stamp counter, for the workers' busy-cycle accounting.
+//! - [`pcap_filter`]: tcpdump filter expressions compiled to classic BPF by libpcap.
 //!
 //! Every port here keeps the invariants `ecmp-port` states (one owner per frame, refused frames
 //! stay in the burst, no allocation after construction). The frames of the memory-backed ports
@@ -22,6 +23,7 @@ pub mod error;
 pub mod netlink;
 pub mod packet;
 pub mod pcap;
+pub mod pcap_filter;
 pub mod tsc;
 pub mod xdp;
 

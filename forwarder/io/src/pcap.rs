@@ -14,6 +14,11 @@
 //! - Every error names the file it concerns.
 //! - [`PcapPort`] does no allocation after it is built: the reader reads straight into pool frames
 //!   and the writer writes from them, both through fixed buffers.
+//!
+//! The writer encodes through the `pcap-file` crate (its header and raw record encoders). The
+//! reader still parses by hand: pcap-file's reader reads each record into a buffer of its own and
+//! its errors carry no file offset, while this one reads straight into pool frames and names the
+//! byte where a file is cut.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -48,13 +53,6 @@ pub enum Resolution {
 }
 
 impl Resolution {
-    fn magic(self) -> u32 {
-        match self {
-            Self::Micro => MAGIC_MICRO,
-            Self::Nano => MAGIC_NANO,
-        }
-    }
-
     fn nanos_per_unit(self) -> u64 {
         match self {
             Self::Micro => 1_000,
@@ -85,20 +83,6 @@ impl Endian {
         match self {
             Self::Little => u32::from_le_bytes(b),
             Self::Big => u32::from_be_bytes(b),
-        }
-    }
-
-    fn put_u16(self, v: u16) -> [u8; 2] {
-        match self {
-            Self::Little => v.to_le_bytes(),
-            Self::Big => v.to_be_bytes(),
-        }
-    }
-
-    fn put_u32(self, v: u32) -> [u8; 4] {
-        match self {
-            Self::Little => v.to_le_bytes(),
-            Self::Big => v.to_be_bytes(),
         }
     }
 }
@@ -403,14 +387,25 @@ impl<W: Write> PcapWriter<W> {
             resolution,
             endian,
         };
-        let mut h = [0u8; FILE_HEADER_LEN];
-        h[0..4].copy_from_slice(&endian.put_u32(resolution.magic()));
-        h[4..6].copy_from_slice(&endian.put_u16(2));
-        h[6..8].copy_from_slice(&endian.put_u16(4));
         // thiszone and sigfigs stay 0, as every modern writer leaves them.
-        h[16..20].copy_from_slice(&endian.put_u32(MAX_CAPLEN));
-        h[20..24].copy_from_slice(&endian.put_u32(LINKTYPE_ETHERNET));
-        me.write_all(&h)?;
+        let header = pcap_file::pcap::PcapHeader {
+            version_major: 2,
+            version_minor: 4,
+            ts_correction: 0,
+            ts_accuracy: 0,
+            snaplen: MAX_CAPLEN,
+            datalink: pcap_file::DataLink::ETHERNET,
+            ts_resolution: match resolution {
+                Resolution::Micro => pcap_file::TsResolution::MicroSecond,
+                Resolution::Nano => pcap_file::TsResolution::NanoSecond,
+            },
+            endianness: match endian {
+                Endian::Little => pcap_file::Endianness::Little,
+                Endian::Big => pcap_file::Endianness::Big,
+            },
+        };
+        let written = header.write_to(&mut me.w);
+        me.written(written)?;
         Ok(me)
     }
 
@@ -419,10 +414,15 @@ impl<W: Write> PcapWriter<W> {
         &self.path
     }
 
-    fn write_all(&mut self, bytes: &[u8]) -> Result<(), IoError> {
-        self.w.write_all(bytes).map_err(|source| IoError::Write {
+    /// Maps what pcap-file says about a write to this layer's error.
+    fn written(&self, result: pcap_file::PcapResult<usize>) -> Result<(), IoError> {
+        result.map(drop).map_err(|e| IoError::Write {
             path: self.path.clone(),
-            source,
+            source: match e {
+                pcap_file::PcapError::IoError(source) => source,
+                // Headers and raw records only fail in the writer underneath.
+                other => io::Error::other(other.to_string()),
+            },
         })
     }
 
@@ -434,14 +434,19 @@ impl<W: Write> PcapWriter<W> {
         let secs = u32::try_from(ts_nanos / NANOS_PER_SEC).unwrap_or(u32::MAX);
         // Below 10^9, so it fits.
         let frac = ((ts_nanos % NANOS_PER_SEC) / self.resolution.nanos_per_unit()) as u32;
-        let e = self.endian;
-        let mut h = [0u8; RECORD_HEADER_LEN];
-        h[0..4].copy_from_slice(&e.put_u32(secs));
-        h[4..8].copy_from_slice(&e.put_u32(frac));
-        h[8..12].copy_from_slice(&e.put_u32(caplen));
-        h[12..16].copy_from_slice(&e.put_u32(orig_len));
-        self.write_all(&h)?;
-        self.write_all(&data[..caplen as usize])
+        // Raw, not `PcapPacket`: the seconds saturate instead of refusing the packet.
+        let record = pcap_file::pcap::RawPcapPacket {
+            ts_sec: secs,
+            ts_frac: frac,
+            incl_len: caplen,
+            orig_len,
+            data: std::borrow::Cow::Borrowed(&data[..caplen as usize]),
+        };
+        let written = match self.endian {
+            Endian::Little => record.write_to::<_, byteorder::LittleEndian>(&mut self.w),
+            Endian::Big => record.write_to::<_, byteorder::BigEndian>(&mut self.w),
+        };
+        self.written(written)
     }
 
     /// Flushes buffered records to the destination.

@@ -108,7 +108,10 @@ fn a_routed_packet_is_rewritten_and_redirected_in_the_driver() {
     tx.send(&ttl1);
     tx.send(&unroutable);
     let c = counters_after(&fib, |c| c.pass_ttl >= 1 && c.pass_no_route >= 1);
-    assert_eq!((c.pass_ttl, c.pass_no_route), (1, 1), "{c:?}");
+    assert_eq!(c.pass_ttl, 1, "{c:?}");
+    // The kernel's own IPv6 chatter from b0 (to link-local multicast) has no route either.
+    assert!(c.pass_no_route >= 1, "{c:?}");
+    assert_eq!(c.redirected, 1, "nothing else forwarded: {c:?}");
     drop(fib);
     assert!(!lab.has_xdp("a0"), "dropping it detaches the program");
 }

@@ -364,6 +364,8 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
             },
             Request::Peers {} => Reply::ok(self.peer_lines()),
             Request::Convergence {} => Reply::ok(self.convergence.report()),
+            // The connection thread turns a capture into `Msg::Capture` and streams it itself.
+            Request::Capture(_) => Reply::error("capture is served by its connection"),
             Request::RouteEvents { last } => Reply::ok(self.events.recent(last)),
             Request::Reload {} => self.reload(false),
         }

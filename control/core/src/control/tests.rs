@@ -22,6 +22,44 @@ use crate::testkit::*;
 /// Takes every publication at once; reports a fixed flow count per hop.
 struct FakeDataplane {
     generation: Arc<AtomicU64>,
+    /// Whether a capture stream it handed out is still alive.
+    capturing: Arc<AtomicBool>,
+}
+
+/// A capture that yields three numbered frames per call until dropped (none when `quiet`).
+struct FakeCapture {
+    next: u64,
+    quiet: bool,
+    live: Arc<AtomicBool>,
+}
+
+impl CaptureStream for FakeCapture {
+    fn next(&mut self, out: &mut Vec<CapturedPacket>, wait: Duration) {
+        if self.quiet {
+            thread::sleep(wait);
+            return;
+        }
+        for _ in 0..3 {
+            out.push(CapturedPacket {
+                port: 0,
+                dir: ecmp_proto::ctl::CaptureDir::Rx,
+                ts_ns: self.next,
+                len: 1,
+                data: "00".to_owned(),
+                drop: None,
+            });
+            self.next += 1;
+        }
+    }
+    fn ring_dropped(&self) -> u64 {
+        2
+    }
+}
+
+impl Drop for FakeCapture {
+    fn drop(&mut self) {
+        self.live.store(false, Ordering::SeqCst);
+    }
 }
 
 impl Dataplane for FakeDataplane {
@@ -63,6 +101,28 @@ impl Dataplane for FakeDataplane {
     fn port_name(&self, port: u16) -> Option<String> {
         Some(format!("veth{port}"))
     }
+    fn capture(
+        &self,
+        request: &CaptureRequest,
+    ) -> Result<(CaptureStarted, Box<dyn CaptureStream>), DataQueryError> {
+        if request.filter.as_deref() == Some("bad") {
+            return Err(DataQueryError::BadQuery(
+                "bad capture filter \"bad\"".to_owned(),
+            ));
+        }
+        self.capturing.store(true, Ordering::SeqCst);
+        Ok((
+            CaptureStarted {
+                ports: vec!["veth0".to_owned()],
+                snaplen: request.snaplen,
+            },
+            Box::new(FakeCapture {
+                next: 0,
+                quiet: request.filter.as_deref() == Some("quiet"),
+                live: Arc::clone(&self.capturing),
+            }),
+        ))
+    }
 }
 
 struct CtlHarness {
@@ -71,6 +131,7 @@ struct CtlHarness {
     ctl: PathBuf,
     publishes: Arc<AtomicU64>,
     latest: Arc<std::sync::Mutex<Option<Snapshot>>>,
+    capturing: Arc<AtomicBool>,
     _dir: tempfile::TempDir,
 }
 
@@ -94,6 +155,7 @@ impl CtlHarness {
         let publishes = Arc::clone(&generation);
         let latest = Arc::new(std::sync::Mutex::new(None));
         let latest_to = Arc::clone(&latest);
+        let capturing = Arc::new(AtomicBool::new(false));
         let mut thread = ControlThread::new(config).serve(listener).serve(server);
         if let Some(m) = metrics {
             thread = thread.serve(m);
@@ -101,6 +163,7 @@ impl CtlHarness {
         let handle = thread
             .with_dataplane(Box::new(FakeDataplane {
                 generation: Arc::clone(&generation),
+                capturing: Arc::clone(&capturing),
             }))
             .spawn(Rib::new(RibConfig::default()), builder(), move |s| {
                 publishes.fetch_add(1, Ordering::Relaxed);
@@ -113,6 +176,7 @@ impl CtlHarness {
             ctl,
             publishes: generation,
             latest,
+            capturing,
             _dir: dir,
         }
     }
@@ -559,4 +623,99 @@ fn metrics_are_scraped_over_http_with_the_routes_peers_and_data_side_counters() 
     assert!(t.elapsed() < crate::metrics_server::REQUEST_TIMEOUT + Duration::from_secs(1));
     drop(idle);
     h.finish();
+}
+
+/// Sends a capture request and returns the reply and a reader for the stream after it.
+fn start_capture(h: &CtlHarness, request: &str) -> (Reply, BufReader<UnixStream>, UnixStream) {
+    let mut s = UnixStream::connect(&h.ctl).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    writeln!(s, "{request}").unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    (serde_json::from_str(&line).unwrap(), r, s)
+}
+
+#[test]
+fn a_capture_streams_its_count_then_an_end_line_and_stops() {
+    let h = CtlHarness::start();
+    let (reply, mut r, _s) = start_capture(&h, r#"{"cmd":"capture","rx":true,"count":5}"#);
+    assert!(reply.ok, "{reply:?}");
+    let started: CaptureStarted = serde_json::from_value(reply.result).unwrap();
+    assert_eq!(started.ports, ["veth0"]);
+    let mut seen = Vec::new();
+    let end = loop {
+        let mut line = String::new();
+        assert!(
+            r.read_line(&mut line).unwrap() > 0,
+            "the stream ends with an end line"
+        );
+        match serde_json::from_str::<ecmp_proto::ctl::CaptureLine>(&line).unwrap() {
+            ecmp_proto::ctl::CaptureLine::Packet(p) => seen.push(p.ts_ns),
+            ecmp_proto::ctl::CaptureLine::End(end) => break end,
+        }
+    };
+    assert_eq!(seen, [0, 1, 2, 3, 4], "exactly the count, in order");
+    assert_eq!(
+        (end.captured, end.ring_dropped, end.reason.as_str()),
+        (5, 2, "count")
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while h.capturing.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the stream was not dropped");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_capture_stops_when_its_client_goes_away() {
+    let h = CtlHarness::start();
+    let (reply, mut r, s) = start_capture(&h, r#"{"cmd":"capture","drops":true}"#);
+    assert!(reply.ok, "{reply:?}");
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.contains("packet"), "{line}");
+    assert!(h.capturing.load(Ordering::SeqCst));
+    drop(r);
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while h.capturing.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the capture outlived its client");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_refused_capture_is_one_error_reply_and_starts_nothing() {
+    let h = CtlHarness::start();
+    let (reply, mut r, _s) = start_capture(&h, r#"{"cmd":"capture","rx":true,"filter":"bad"}"#);
+    assert!(!reply.ok);
+    assert!(
+        reply.error.as_deref().unwrap_or("").contains("\"bad\""),
+        "{reply:?}"
+    );
+    assert!(!h.capturing.load(Ordering::SeqCst));
+    let mut line = String::new();
+    assert_eq!(
+        r.read_line(&mut line).unwrap_or(0),
+        0,
+        "nothing follows: {line}"
+    );
+}
+
+#[test]
+fn a_quiet_capture_stops_when_its_client_goes_away() {
+    // Nothing is ever written to this client, so only the read side can tell it left.
+    let h = CtlHarness::start();
+    let (reply, r, s) = start_capture(&h, r#"{"cmd":"capture","rx":true,"filter":"quiet"}"#);
+    assert!(reply.ok, "{reply:?}");
+    thread::sleep(Duration::from_millis(100));
+    assert!(h.capturing.load(Ordering::SeqCst));
+    drop(r);
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while h.capturing.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the capture outlived its client");
+        thread::sleep(Duration::from_millis(10));
+    }
 }

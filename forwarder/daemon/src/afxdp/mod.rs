@@ -381,6 +381,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
             mailbox: Arc::new(Mailbox::default()),
             cpu: Some(w.core),
             memory: Vec::new(),
+            tap: Arc::default(),
         };
         let queues = (0..cfg.ports.len())
             .map(|pi| {
@@ -400,6 +401,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
             counters: Arc::clone(&ws.counters),
             port_stats: ws.ports.clone(),
             mailbox: Arc::clone(&ws.mailbox),
+            tap: Arc::clone(&ws.tap),
             stop: Arc::clone(&workers_stop),
             epoch,
         };
@@ -457,7 +459,18 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
             return Err(AfXdpError::Signal(e));
         }
     };
-    let started = start_control(cfg, &ports, &cell, view_workers, builder, upkeep, reload);
+    let started = start_control(
+        cfg,
+        &ports,
+        &cell,
+        view_workers,
+        builder,
+        ControlExtras {
+            upkeep,
+            reload,
+            epoch,
+        },
+    );
     let control = match started {
         Ok(c) => c,
         Err(e) => {
@@ -511,6 +524,16 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
     Ok(stats::sum(&shared))
 }
 
+/// What the control thread gets besides its sockets and tables.
+struct ControlExtras {
+    /// Between messages: neighbour upkeep, then the watchdog.
+    upkeep: ControlUpkeep,
+    /// Set by SIGHUP: reload the config.
+    reload: Arc<AtomicBool>,
+    /// The workers' clock, for capture timestamps.
+    epoch: std::time::Instant,
+}
+
 /// The control thread: feed socket (if configured), control socket (if configured), metrics
 /// listener (if configured), neighbour upkeep; publishes into `cell`.
 fn start_control(
@@ -519,9 +542,13 @@ fn start_control(
     cell: &Arc<SnapshotCell>,
     workers: Vec<WorkerShared>,
     builder: Builder<ConnectedResolver>,
-    upkeep: ControlUpkeep,
-    reload: Arc<AtomicBool>,
+    extras: ControlExtras,
 ) -> Result<ControlHandle<ConnectedResolver>, AfXdpError> {
+    let ControlExtras {
+        upkeep,
+        reload,
+        epoch,
+    } = extras;
     let mut rib_config = RibConfig::default();
     let mut control_config = ControlConfig::default();
     let server = match &cfg.feed {
@@ -555,7 +582,8 @@ fn start_control(
         Arc::clone(cell),
         workers,
         ports.iter().map(|p| p.name.clone()).collect(),
-    );
+    )
+    .with_capture(epoch);
     let server = match &cfg.control {
         Some(c) => {
             socket_dir(&c.socket)?;

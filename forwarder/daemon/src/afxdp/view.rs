@@ -8,7 +8,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use ecmp_control::control::CaptureStream;
 use ecmp_control::control::{DataQueryError, Dataplane};
+use ecmp_dataplane::capture::CaptureTap;
+use ecmp_proto::ctl::{CaptureRequest, CaptureStarted};
+
+use crate::capture::CaptureHub;
 use ecmp_dataplane::counters::{Counter, SharedCounters};
 use ecmp_dataplane::drop::DropReason;
 use ecmp_dataplane::pipeline::{Choice, ingress_mac};
@@ -162,6 +167,8 @@ pub struct WorkerShared {
     pub cpu: Option<usize>,
     /// Where its flow cache and UMEM live (reported once it started).
     pub memory: Vec<Placement>,
+    /// Where `ecmpctl capture` arms it.
+    pub tap: Arc<CaptureTap>,
 }
 
 #[derive(Debug, Default)]
@@ -183,6 +190,7 @@ pub struct LiveView {
     /// Started with the view: the time-stamp counter's rate over the daemon's whole life.
     tsc: TscClock,
     rates: Mutex<Rates>,
+    capture: Option<CaptureHub>,
 }
 
 impl LiveView {
@@ -199,7 +207,19 @@ impl LiveView {
             started: Instant::now(),
             tsc: TscClock::new(),
             rates: Mutex::default(),
+            capture: None,
         }
+    }
+
+    /// Serves `ecmpctl capture` through the workers' taps; `epoch` is the clock their polls
+    /// are given.
+    pub fn with_capture(mut self, epoch: Instant) -> Self {
+        self.capture = Some(CaptureHub::new(
+            self.workers.iter().map(|w| Arc::clone(&w.tap)).collect(),
+            self.port_names.clone(),
+            epoch,
+        ));
+        self
     }
 }
 
@@ -428,6 +448,18 @@ impl Dataplane for LiveView {
 
     fn port_name(&self, port: u16) -> Option<String> {
         self.port_names.get(usize::from(port)).cloned()
+    }
+
+    fn capture(
+        &self,
+        request: &CaptureRequest,
+    ) -> Result<(CaptureStarted, Box<dyn CaptureStream>), DataQueryError> {
+        match &self.capture {
+            Some(hub) => hub.start(request),
+            None => Err(DataQueryError::BadQuery(
+                "this runtime cannot capture".to_owned(),
+            )),
+        }
     }
 }
 

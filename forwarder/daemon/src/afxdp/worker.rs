@@ -9,6 +9,7 @@ use std::sync::mpsc::Sender;
 use ecmp_mem::Placement;
 use std::time::Instant;
 
+use ecmp_dataplane::capture::CaptureTap;
 use ecmp_dataplane::counters::{Counter, SharedCounters};
 use ecmp_dataplane::pipeline::PipelineConfig;
 use ecmp_dataplane::worker::Worker;
@@ -38,6 +39,8 @@ pub(super) struct Job {
     pub counters: Arc<SharedCounters>,
     pub port_stats: Vec<Arc<SharedPortStats>>,
     pub mailbox: Arc<Mailbox>,
+    /// Where `ecmpctl capture` arms this worker.
+    pub tap: Arc<CaptureTap>,
     pub stop: Arc<AtomicBool>,
     /// The process-wide clock (shared with the control thread's idle timers).
     pub epoch: Instant,
@@ -127,6 +130,7 @@ pub(super) fn run(
             };
         }
     };
+    worker.set_capture_tap(Arc::clone(&job.tap));
     let mut memory = worker.pipeline().flow_cache().memory().to_vec();
     memory.extend(umem.placement());
     let _ = ready.send(Ok(memory));
