@@ -26,4 +26,5 @@ fn main() {
             .unwrap_or_else(|e| panic!("compiling {src} and generating its skeleton: {e}"));
         println!("cargo:rerun-if-changed={src}");
     }
+    println!("cargo:rerun-if-changed=bpf/headers.h");
 }

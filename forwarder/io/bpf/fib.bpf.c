@@ -18,10 +18,10 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "headers.h"
+
 #define AF_INET 2
 #define AF_INET6 10
-#define ETH_P_IPV4 0x0800
-#define ETH_P_IPV6 0x86DD
 #define PROTO_TCP 6
 #define PROTO_UDP 17
 
@@ -33,34 +33,6 @@ enum counter {
 	CNT_PASS_TTL = 3,
 	CNT_PASS_MALFORMED = 4,
 	CNT_MAX = 5,
-};
-
-struct eth_hdr {
-	__u8 dst[6];
-	__u8 src[6];
-	__be16 proto;
-};
-
-struct ipv4_hdr {
-	__u8 ver_ihl;
-	__u8 tos;
-	__be16 tot_len;
-	__be16 id;
-	__be16 frag;
-	__u8 ttl;
-	__u8 protocol;
-	__sum16 check;
-	__be32 saddr;
-	__be32 daddr;
-};
-
-struct ipv6_hdr {
-	__be32 ver_tc_flow;
-	__be16 payload_len;
-	__u8 nexthdr;
-	__u8 hop_limit;
-	__u32 saddr[4];
-	__u32 daddr[4];
 };
 
 struct ports {
@@ -77,10 +49,7 @@ struct {
 
 static __always_inline int count(__u32 idx, int verdict)
 {
-	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
-
-	if (c)
-		*c += 1;
+	COUNTER_ADD(idx, 1);
 	return verdict;
 }
 
@@ -107,7 +76,7 @@ static __always_inline void decrement_ttl(struct ipv4_hdr *ip)
 {
 	__u32 sum = (__u32)ip->check + (__u32)bpf_htons(0x0100);
 
-	ip->check = (__sum16)(sum + (sum >= 0xffff));
+	ip->check = (__be16)(sum + (sum >= 0xffff));
 	ip->ttl--;
 }
 
@@ -170,8 +139,8 @@ int ecmpfwd_xdp_fib(struct xdp_md *ctx)
 		p.family = AF_INET6;
 		p.flowinfo = ip6->ver_tc_flow & bpf_htonl(0x0fffffff);
 		p.tot_len = bpf_ntohs(ip6->payload_len);
-		__builtin_memcpy(p.ipv6_src, ip6->saddr, 16);
-		__builtin_memcpy(p.ipv6_dst, ip6->daddr, 16);
+		__builtin_memcpy(p.ipv6_src, &ip6->saddr, 16);
+		__builtin_memcpy(p.ipv6_dst, &ip6->daddr, 16);
 		if (bpf_fib_lookup(ctx, &p, sizeof(p), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 			return count(CNT_PASS_NO_ROUTE, XDP_PASS);
 		ip6->hop_limit--;

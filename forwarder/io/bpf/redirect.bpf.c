@@ -19,10 +19,8 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-#define ETH_P_IPV4 0x0800
-#define ETH_P_IPV6 0x86DD
-#define ETH_P_8021Q 0x8100
-#define ETH_P_8021AD 0x88A8
+#include "headers.h"
+
 #define MAX_VLAN_DEPTH 2
 #define IPPROTO_ICMPV6_ 58
 
@@ -36,43 +34,6 @@ enum counter {
 	CNT_PASS_NO_SOCKET = 5,
 	CNT_PASS_MALFORMED = 6,
 	CNT_MAX = 7,
-};
-
-struct eth_hdr {
-	__u8 dst[6];
-	__u8 src[6];
-	__be16 proto;
-};
-
-struct vlan_tag {
-	__be16 tci;
-	__be16 proto;
-};
-
-struct ipv4_hdr {
-	__u8 ver_ihl;
-	__u8 tos;
-	__be16 tot_len;
-	__be16 id;
-	__be16 frag;
-	__u8 ttl;
-	__u8 protocol;
-	__be16 check;
-	__be32 saddr;
-	__be32 daddr;
-};
-
-struct ipv6_addr {
-	__u8 b[16];
-};
-
-struct ipv6_hdr {
-	__be32 ver_tc_flow;
-	__be16 payload_len;
-	__u8 nexthdr;
-	__u8 hop_limit;
-	struct ipv6_addr saddr;
-	struct ipv6_addr daddr;
 };
 
 struct {
@@ -106,10 +67,7 @@ struct {
 
 static __always_inline int count(__u32 idx, int verdict)
 {
-	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
-
-	if (c)
-		*c += 1;
+	COUNTER_ADD(idx, 1);
 	return verdict;
 }
 

@@ -22,10 +22,8 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-#define ETH_P_IPV4 0x0800
-#define ETH_P_IPV6 0x86DD
-#define ETH_P_8021Q 0x8100
-#define ETH_P_8021AD 0x88A8
+#include "headers.h"
+
 #define ETH_P_TEB 0x6558
 #define PROTO_IPIP 4
 #define PROTO_TCP 6
@@ -42,39 +40,6 @@ enum counter {
 	CNT_TAGGED_BYTES = 1,
 	CNT_PASSED = 2,
 	CNT_MAX = 3,
-};
-
-struct eth_hdr {
-	__u8 dst[6];
-	__u8 src[6];
-	__be16 proto;
-};
-
-struct vlan_tag {
-	__be16 tci;
-	__be16 proto;
-};
-
-struct ipv4_hdr {
-	__u8 ver_ihl;
-	__u8 tos;
-	__be16 tot_len;
-	__be16 id;
-	__be16 frag;
-	__u8 ttl;
-	__u8 protocol;
-	__be16 check;
-	__be32 saddr;
-	__be32 daddr;
-};
-
-struct ipv6_hdr {
-	__be32 ver_tc_flow;
-	__be16 payload_len;
-	__u8 nexthdr;
-	__u8 hop_limit;
-	__u8 saddr[16];
-	__u8 daddr[16];
 };
 
 struct udp_hdr {
@@ -110,10 +75,7 @@ struct {
 
 static __always_inline void add(__u32 idx, __u64 n)
 {
-	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
-
-	if (c)
-		*c += n;
+	COUNTER_ADD(idx, n);
 }
 
 // Skips Ethernet and up to two VLAN tags; returns the L3 header (NULL when too short) and its

@@ -5,16 +5,10 @@
 //! Not part of ecmpfwd's forwarding: it answers "why not stay in the kernel with XDP?" in the
 //! same lab and the same table as ecmpfwd, the kernel's stack and testpmd.
 
-use std::fmt;
-use std::mem::MaybeUninit;
-use std::os::fd::AsFd;
-
-use libbpf_rs::MapHandle;
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-
+use super::XdpError;
 use super::linked::{self, Attached};
 use super::program::AttachMode;
-use super::{XdpError, sys};
+use std::fmt;
 
 #[allow(
     clippy::all,
@@ -54,36 +48,12 @@ impl FibForwarder {
     /// Loads the program and attaches it to `ifname` in `mode`. An interface that already has
     /// an XDP program is an error naming it.
     pub fn attach(ifname: &str, mode: AttachMode) -> Result<Self, XdpError> {
-        let ifindex = sys::ifindex(ifname)?;
-        let err = |what| {
-            move |source| XdpError::Bpf {
-                ifname: ifname.to_owned(),
-                what,
-                source,
-            }
-        };
-        let mut object = MaybeUninit::uninit();
-        let open = skel::FibSkelBuilder::default()
-            .open(&mut object)
-            .map_err(err("opening the BPF object"))?;
-        let skel = open
-            .load()
-            .map_err(|e| linked::load_error(ifname, "loading the XDP FIB program", e))?;
-        let prog = skel
-            .progs
-            .ecmpfwd_xdp_fib
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| XdpError::from_os(ifname, 0, "duplicating the program fd", e))?;
-        let counters =
-            MapHandle::try_from(&skel.maps.counters).map_err(err("duplicating a map fd"))?;
-        Attached::new(
-            prog,
-            counters,
+        linked::load_attached!(
+            skel::FibSkelBuilder,
+            ecmpfwd_xdp_fib,
             ifname,
-            ifindex,
             mode,
-            "attaching the XDP FIB program",
+            "the XDP FIB program"
         )
         .map(Self)
     }

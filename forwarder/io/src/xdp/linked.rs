@@ -109,3 +109,43 @@ impl Attached {
         sum_per_cpu(&self.counters, &self.ifname)
     }
 }
+
+/// Loads the skeleton `$builder` (a `*SkelBuilder` of the calling module), takes its program
+/// `$prog` and its `counters` map, and attaches the program to `$ifname` through a link
+/// ([`Attached::new`]); `$what` names the program in errors ("the sink program").
+macro_rules! load_attached {
+    ($builder:ty, $prog:ident, $ifname:expr, $mode:expr, $what:literal) => {{
+        use libbpf_rs::skel::{OpenSkel as _, SkelBuilder as _};
+        use std::os::fd::AsFd as _;
+        let ifname: &str = $ifname;
+        let ifindex = $crate::xdp::sys::ifindex(ifname)?;
+        let bpf_err = |what: &'static str| {
+            move |source| $crate::xdp::XdpError::Bpf {
+                ifname: ifname.to_owned(),
+                what,
+                source,
+            }
+        };
+        let mut object = std::mem::MaybeUninit::uninit();
+        let open = <$builder>::default()
+            .open(&mut object)
+            .map_err(bpf_err("opening the BPF object"))?;
+        let skel = open
+            .load()
+            .map_err(|e| $crate::xdp::linked::load_error(ifname, concat!("loading ", $what), e))?;
+        let prog = skel.progs.$prog.as_fd().try_clone_to_owned().map_err(|e| {
+            $crate::xdp::XdpError::from_os(ifname, 0, "duplicating the program fd", e)
+        })?;
+        let counters = libbpf_rs::MapHandle::try_from(&skel.maps.counters)
+            .map_err(bpf_err("duplicating a map fd"))?;
+        $crate::xdp::linked::Attached::new(
+            prog,
+            counters,
+            ifname,
+            ifindex,
+            $mode,
+            concat!("attaching ", $what),
+        )
+    }};
+}
+pub(super) use load_attached;

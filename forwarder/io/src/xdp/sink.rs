@@ -6,16 +6,10 @@
 //! counts are read from a per-CPU array: one map read per counter per CPU, no per-packet cost
 //! on the reading side.
 
-use std::fmt;
-use std::mem::MaybeUninit;
-use std::os::fd::AsFd;
-
-use libbpf_rs::MapHandle;
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-
+use super::XdpError;
 use super::linked::{self, Attached};
 use super::program::AttachMode;
-use super::{XdpError, sys};
+use std::fmt;
 
 #[allow(
     clippy::all,
@@ -50,36 +44,12 @@ impl DropSink {
     /// Loads the program and attaches it to `ifname` in `mode`. An interface that already has
     /// an XDP program is an error naming it (the sink never replaces one).
     pub fn attach(ifname: &str, mode: AttachMode) -> Result<Self, XdpError> {
-        let ifindex = sys::ifindex(ifname)?;
-        let err = |what| {
-            move |source| XdpError::Bpf {
-                ifname: ifname.to_owned(),
-                what,
-                source,
-            }
-        };
-        let mut object = MaybeUninit::uninit();
-        let open = skel::SinkSkelBuilder::default()
-            .open(&mut object)
-            .map_err(err("opening the BPF object"))?;
-        let skel = open
-            .load()
-            .map_err(|e| linked::load_error(ifname, "loading the sink program", e))?;
-        let prog = skel
-            .progs
-            .ecmpfwd_sink
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| XdpError::from_os(ifname, 0, "duplicating the program fd", e))?;
-        let counters =
-            MapHandle::try_from(&skel.maps.counters).map_err(err("duplicating a map fd"))?;
-        Attached::new(
-            prog,
-            counters,
+        linked::load_attached!(
+            skel::SinkSkelBuilder,
+            ecmpfwd_sink,
             ifname,
-            ifindex,
             mode,
-            "attaching the sink program",
+            "the sink program"
         )
         .map(Self)
     }
