@@ -53,25 +53,6 @@ fn tshark(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// `count` UDP packets from `src` to `dst` on cl0, sent to the Ethernet address `dst_mac`.
-fn send_to_mac(lab: &Lab, dst_mac: &str, src: &str, dst: &str, count: u64) {
-    let out = Command::new("timeout")
-        .args(["20", "ip", "netns", "exec", &lab.cl()])
-        .arg(pktgen())
-        .arg("send")
-        .args(["--iface", "cl0", "--dst-mac", dst_mac])
-        .args(["--src-ip", src, "--dst-ip", dst, "--flows", "4"])
-        .args(["--count", &count.to_string(), "--rate", "20000"])
-        .args(["--proto", "udp"])
-        .output()
-        .expect("spawn send");
-    assert!(
-        out.status.success(),
-        "send failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn captures_read_back_by_tshark_hold_the_frames_and_the_drop_reasons() {
     let lab = Lab::up("cap", 1);

@@ -11,25 +11,6 @@ use std::time::{Duration, Instant};
 use ecmp_proto::ctl::Request;
 use lab_common::*;
 
-/// `count` UDP packets from `src` to `dst` on cl0, sent to the Ethernet address `dst_mac`.
-fn send_to_mac(lab: &Lab, dst_mac: &str, src: &str, dst: &str, count: u64) {
-    let out = Command::new("timeout")
-        .args(["20", "ip", "netns", "exec", &lab.cl()])
-        .arg(pktgen())
-        .arg("send")
-        .args(["--iface", "cl0", "--dst-mac", dst_mac])
-        .args(["--src-ip", src, "--dst-ip", dst, "--flows", "4"])
-        .args(["--count", &count.to_string(), "--rate", "20000"])
-        .args(["--proto", "udp"])
-        .output()
-        .expect("spawn send");
-    assert!(
-        out.status.success(),
-        "send failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The count of drop reason `reason` in a stats reply (0 when it is not listed).
 fn drops(stats: &serde_json::Value, reason: &str) -> u64 {
     stats["drops"]

@@ -395,6 +395,18 @@ mod tests {
         }
     }
 
+    /// A worker over two memory ports (64 frames between them) on [`snapshot`], publishing into
+    /// `shared`; the pool comes back for leak checks.
+    fn two_port_worker(tx: TxMode, shared: Arc<SharedCounters>) -> (FramePool, Worker<MemoryPort>) {
+        let pool = FramePool::new(64);
+        let ports = (0..2)
+            .map(|_| MemoryPort::with_tx_mode(pool.clone(), tx))
+            .collect();
+        let cell = Arc::new(SnapshotCell::new(snapshot(), 1));
+        let w = Worker::new(ports, &pipeline_config(), cell, shared).unwrap();
+        (pool, w)
+    }
+
     /// An untagged IPv4/UDP frame to 10.0.0.1 with `payload` bytes of UDP payload, padded by
     /// `pad` bytes after the IP packet (which the rewrite trims).
     fn frame(sport: u16, payload: usize, pad: usize, ttl: u8) -> Vec<u8> {
@@ -419,18 +431,7 @@ mod tests {
 
     #[test]
     fn trace_tells_a_cached_flow_from_a_bucket_pick_without_changing_state() {
-        let pool = FramePool::new(64);
-        let ports = (0..2)
-            .map(|_| MemoryPort::with_tx_mode(pool.clone(), TxMode::Count))
-            .collect();
-        let cell = Arc::new(SnapshotCell::new(snapshot(), 1));
-        let mut w = Worker::new(
-            ports,
-            &pipeline_config(),
-            cell,
-            Arc::new(SharedCounters::default()),
-        )
-        .unwrap();
+        let (_pool, mut w) = two_port_worker(TxMode::Count, Arc::default());
         let seen = frame(100, 10, 0, 64);
         let unseen = frame(101, 10, 0, 64);
         w.ports_mut()[0].inject(&seen).unwrap();
@@ -459,18 +460,7 @@ mod tests {
     #[test]
     fn an_armed_tap_captures_frames_as_received_as_sent_and_as_dropped() {
         use crate::capture::{CaptureSession, CaptureTap, Direction};
-        let pool = FramePool::new(64);
-        let ports = (0..2)
-            .map(|_| MemoryPort::with_tx_mode(pool.clone(), TxMode::Count))
-            .collect();
-        let cell = Arc::new(SnapshotCell::new(snapshot(), 1));
-        let mut w = Worker::new(
-            ports,
-            &pipeline_config(),
-            cell,
-            Arc::new(SharedCounters::default()),
-        )
-        .unwrap();
+        let (_pool, mut w) = two_port_worker(TxMode::Count, Arc::default());
         let tap = Arc::new(CaptureTap::default());
         w.set_capture_tap(Arc::clone(&tap));
         let forwarded = frame(100, 10, 0, 64);
@@ -537,13 +527,8 @@ mod tests {
 
     #[test]
     fn every_poll_is_counted_and_busy_ones_apart_in_the_shared_block() {
-        let pool = FramePool::new(64);
-        let ports = (0..2)
-            .map(|_| MemoryPort::with_tx_mode(pool.clone(), TxMode::Count))
-            .collect();
-        let cell = Arc::new(SnapshotCell::new(snapshot(), 1));
         let shared = Arc::new(SharedCounters::default());
-        let mut w = Worker::new(ports, &pipeline_config(), cell, Arc::clone(&shared)).unwrap();
+        let (_pool, mut w) = two_port_worker(TxMode::Count, Arc::clone(&shared));
         w.poll(1_000_000);
         w.ports_mut()[0].inject(&frame(100, 10, 0, 64)).unwrap();
         w.ports_mut()[0].inject(&frame(101, 10, 0, 64)).unwrap();
@@ -568,13 +553,8 @@ mod tests {
 
     #[test]
     fn bursts_and_the_flow_cache_levels_are_published_per_poll() {
-        let pool = FramePool::new(64);
-        let ports = (0..2)
-            .map(|_| MemoryPort::with_tx_mode(pool.clone(), TxMode::Count))
-            .collect();
-        let cell = Arc::new(SnapshotCell::new(snapshot(), 1));
         let shared = Arc::new(SharedCounters::default());
-        let mut w = Worker::new(ports, &pipeline_config(), cell, Arc::clone(&shared)).unwrap();
+        let (_pool, mut w) = two_port_worker(TxMode::Count, Arc::clone(&shared));
         // Two flows in one poll: one burst, two new flows.
         w.ports_mut()[0].inject(&frame(100, 10, 0, 64)).unwrap();
         w.ports_mut()[0].inject(&frame(101, 10, 0, 64)).unwrap();

@@ -7,6 +7,7 @@
 //! - [`lab`]: a lab built by `scripts/lab` ([`lab::Lab`]), hand-made network namespaces
 //!   ([`lab::Netns`]), and bounded commands inside a namespace (tests run as root).
 //! - [`proc`]: a child process that is stopped by its PID when its guard drops ([`proc::Proc`]).
+//! - [`promtool`]: `promtool check metrics` on an exposition text.
 //!
 //! It depends on no crate of the workspace, so any crate (ecmp-io included) can use it without a
 //! cycle; every guard tears down what it built on a failed assertion too.
@@ -14,3 +15,4 @@
 pub mod frames;
 pub mod lab;
 pub mod proc;
+pub mod promtool;

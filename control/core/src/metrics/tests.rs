@@ -2,9 +2,6 @@
 //! expected lines, and Debian's `promtool check metrics` on the real output (a missing promtool
 //! fails the test: scripts/test installs it).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use ecmp_proto::ctl::{PortCounters, StatsReply, TableBacking, WorkerCounters};
 
 use crate::control::FeedStats;
@@ -220,29 +217,7 @@ fn families_without_series_are_left_out_and_label_values_are_escaped() {
     );
 }
 
-/// `promtool check metrics` on `text`: its verdict and what it printed.
-pub(crate) fn promtool_check(text: &str) -> (bool, String) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus; scripts/test installs it)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write to promtool");
-    let out = child.wait_with_output().expect("promtool");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), said)
-}
+pub(crate) use ecmp_testkit::promtool::check_metrics as promtool_check;
 
 #[test]
 fn promtool_accepts_the_exposition() {

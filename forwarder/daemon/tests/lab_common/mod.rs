@@ -404,6 +404,25 @@ pub fn send(lab: &Lab, src: &str, dst: &str, flows: u32, count: u64, extra: &[&s
     summary
 }
 
+/// `count` UDP packets from `src` to `dst` on cl0, sent to the Ethernet address `dst_mac`.
+pub fn send_to_mac(lab: &Lab, dst_mac: &str, src: &str, dst: &str, count: u64) {
+    let out = Command::new("timeout")
+        .args(["20", "ip", "netns", "exec", &lab.cl()])
+        .arg(pktgen())
+        .arg("send")
+        .args(["--iface", "cl0", "--dst-mac", dst_mac])
+        .args(["--src-ip", src, "--dst-ip", dst, "--flows", "4"])
+        .args(["--count", &count.to_string(), "--rate", "20000"])
+        .args(["--proto", "udp"])
+        .output()
+        .expect("spawn send");
+    assert!(
+        out.status.success(),
+        "send failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The backend ports' names, fb1..fbN.
 pub fn backend_ports(n: u32) -> Vec<String> {
     (1..=n).map(|i| format!("fb{i}")).collect()
