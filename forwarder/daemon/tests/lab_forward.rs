@@ -12,30 +12,6 @@ use ecmp_proto::ctl::{FlowEntry, FlowsReply, Request, TraceQuery, TraceReply, Tr
 use lab_common::*;
 use serde_json::Value;
 
-/// Runs one sink per backend around `send_fn`, waits until the forwarder has sent `expected`
-/// packets out of the backend ports in total (`base` counts what they had sent before), and
-/// returns the sinks' reports in backend order.
-fn through_backends(
-    lab: &Lab,
-    fw: &Forwarder,
-    dir: &std::path::Path,
-    round: &str,
-    base: u64,
-    expected: u64,
-    send_fn: impl FnOnce(),
-) -> Vec<Value> {
-    let sinks: Vec<Sink> = (1..=lab.backends)
-        .map(|i| Sink::start(&lab.b(i), "b0", dir, &format!("{round}-b{i}")))
-        .collect();
-    send_fn();
-    fw.wait_tx(&backend_ports(lab.backends), base + expected);
-    sinks.into_iter().map(Sink::finish).collect()
-}
-
-fn packets(r: &Value) -> u64 {
-    r["packets"].as_u64().expect("packets")
-}
-
 /// Checks the first frame each backend received: MACs of its link, TTL/hop limit one lower,
 /// every checksum valid.
 fn check_first_frames(lab: &Lab, reports: &[Value], v6: bool) {

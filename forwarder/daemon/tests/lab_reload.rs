@@ -13,29 +13,6 @@ use ecmp_proto::ctl::Request;
 use lab_common::*;
 use serde_json::Value;
 
-/// Runs one sink per backend around `send_fn` and waits until the forwarder has sent `expected`
-/// more packets out of the backend ports (`base`: what they had sent before).
-fn through_backends(
-    lab: &Lab,
-    fw: &Forwarder,
-    dir: &Path,
-    round: &str,
-    base: u64,
-    expected: u64,
-    send_fn: impl FnOnce(),
-) -> Vec<Value> {
-    let sinks: Vec<Sink> = (1..=lab.backends)
-        .map(|i| Sink::start(&lab.b(i), "b0", dir, &format!("{round}-b{i}")))
-        .collect();
-    send_fn();
-    fw.wait_tx(&backend_ports(lab.backends), base + expected);
-    sinks.into_iter().map(Sink::finish).collect()
-}
-
-fn packets(r: &Value) -> u64 {
-    r["packets"].as_u64().expect("packets")
-}
-
 fn ecmpctl_run(ctl: &Path, args: &[&str]) -> Output {
     std::process::Command::new(ecmpctl())
         .arg("--socket")

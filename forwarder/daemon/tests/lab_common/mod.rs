@@ -423,6 +423,31 @@ pub fn send_to_mac(lab: &Lab, dst_mac: &str, src: &str, dst: &str, count: u64) {
     );
 }
 
+/// Runs one sink per backend around `send_fn`, waits until the forwarder has sent `expected`
+/// more packets out of the backend ports (`base`: what they had sent before), and returns the
+/// sinks' reports in backend order.
+pub fn through_backends(
+    lab: &Lab,
+    fw: &Forwarder,
+    dir: &Path,
+    round: &str,
+    base: u64,
+    expected: u64,
+    send_fn: impl FnOnce(),
+) -> Vec<Value> {
+    let sinks: Vec<Sink> = (1..=lab.backends)
+        .map(|i| Sink::start(&lab.b(i), "b0", dir, &format!("{round}-b{i}")))
+        .collect();
+    send_fn();
+    fw.wait_tx(&backend_ports(lab.backends), base + expected);
+    sinks.into_iter().map(Sink::finish).collect()
+}
+
+/// A sink report's tagged packet count.
+pub fn packets(r: &Value) -> u64 {
+    r["packets"].as_u64().expect("packets")
+}
+
 /// The backend ports' names, fb1..fbN.
 pub fn backend_ports(n: u32) -> Vec<String> {
     (1..=n).map(|i| format!("fb{i}")).collect()
