@@ -233,6 +233,12 @@ pub const METRICS: &[MetricDoc] = &[
         "Groups listing the next hop.",
     ),
     doc(
+        "ecmpfwd_nexthop_packets_total",
+        "counter",
+        HOP,
+        "Packets sent to the next hop, all workers (restarts from 0 when its hop id is given to another address).",
+    ),
+    doc(
         "ecmpfwd_group_bucket_moves_total",
         "counter",
         &["group", "prefix"],
@@ -578,6 +584,19 @@ pub fn render(s: &MetricsSnapshot) -> Result<String, MetricsError> {
         s.nexthops
             .iter()
             .map(|h| gauge(&hop(h), f64::from(h.groups)))
+            .collect(),
+    )?;
+    // Joined on id and address: a hop id reused between the two reads is left out once.
+    f.add(
+        "ecmpfwd_nexthop_packets_total",
+        s.nexthops
+            .iter()
+            .filter_map(|h| {
+                st.hops
+                    .iter()
+                    .find(|c| c.hop == h.hop && c.addr == h.addr)
+                    .map(|c| counter(&hop(h), c.packets))
+            })
             .collect(),
     )?;
 

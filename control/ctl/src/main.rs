@@ -569,6 +569,24 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
                     cost
                 );
             }
+            if !s.hops.is_empty() {
+                outln!(
+                    "{:<6} {:<40} {:>14} {:>12}",
+                    "hop",
+                    "address",
+                    "packets",
+                    "pps"
+                );
+                for h in &s.hops {
+                    outln!(
+                        "{:<6} {:<40} {:>14} {:>12.0}",
+                        h.hop,
+                        h.addr.to_string(),
+                        h.packets,
+                        h.pps
+                    );
+                }
+            }
             if !s.drops.is_empty() {
                 outln!("drops:");
                 for (reason, n) in &s.drops {

@@ -184,11 +184,11 @@ pub fn render(
     }
     out.push(String::new());
 
-    // The daemon counts packets per port and worker, not per next hop: each hop's cached
-    // flows (and their change) are what shows how traffic spreads over the hops.
+    // Packets per hop from the two samples' counts (a hop id given to another address in
+    // between has no rate yet); cached flows per hop show how new flows spread.
     out.push(format!(
-        "{:>5} {:<26} {:<10} {:<11} {:>10} {:>9}   per-hop packet rates are not counted: flows cached per hop",
-        "HOP", "ADDRESS", "PORT", "STATE", "FLOWS", "FLOWS/S"
+        "{:>5} {:<26} {:<10} {:<11} {:>10} {:>10} {:>9}",
+        "HOP", "ADDRESS", "PORT", "STATE", "PKTS/S", "FLOWS", "FLOWS/S"
     ));
     let flows_of = |f: &Result<FlowsReply, String>, hop: u32| {
         f.as_ref().ok().map(|f| {
@@ -198,6 +198,23 @@ pub fn render(
                 .map_or(0, |h| h.flows)
         })
     };
+    let packets_of = |st: &StatsReply, h: &NexthopSummary| {
+        st.hops
+            .iter()
+            .find(|c| c.hop == h.hop && c.addr == h.addr)
+            .map(|c| c.packets)
+    };
+    let hop_rate = |now: Option<u64>, before: Option<u64>, signed: bool| match (now, before, secs) {
+        (Some(n), Some(b), Some(s)) if s > 0.0 => {
+            let r = (n as f64 - b as f64) / s;
+            if signed {
+                format!("{r:+.0}")
+            } else {
+                format!("{:.0}", r.max(0.0))
+            }
+        }
+        _ => "-".to_owned(),
+    };
     for h in &cur.hops {
         let state = if h.drained {
             "drained"
@@ -206,18 +223,20 @@ pub fn render(
         } else {
             "active"
         };
+        let pps = hop_rate(
+            packets_of(s, h),
+            prev.and_then(|p| packets_of(&p.stats, h)),
+            false,
+        );
         let now = flows_of(&cur.flows, h.hop);
-        let before = prev.and_then(|p| flows_of(&p.flows, h.hop));
-        let change = match (now, before, secs) {
-            (Some(n), Some(b), Some(s)) if s > 0.0 => format!("{:+.0}", (n as f64 - b as f64) / s),
-            _ => "-".to_owned(),
-        };
+        let change = hop_rate(now, prev.and_then(|p| flows_of(&p.flows, h.hop)), true);
         out.push(format!(
-            "{:>5} {:<26} {:<10} {:<11} {:>10} {:>9}",
+            "{:>5} {:<26} {:<10} {:<11} {:>10} {:>10} {:>9}",
             h.hop,
             h.addr.to_string(),
             h.port,
             state,
+            pps,
             now.map_or_else(|| "-".to_owned(), |n| n.to_string()),
             change
         ));
@@ -390,7 +409,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ecmp_proto::ctl::{HopFlows, PortCounters, WorkerCounters};
+    use ecmp_proto::ctl::{HopCounters, HopFlows, PortCounters, WorkerCounters};
 
     fn port(name: &str, rx: u64, tx: u64) -> PortCounters {
         PortCounters {
@@ -451,6 +470,12 @@ mod tests {
                 ports: vec![port("fc0", 1000 * k, 0), port("fb1", 0, 1000 * k)],
                 workers: vec![worker(1000 * k, 10_000 * k, 2500 * k, 10 * k)],
                 drops: vec![("no_route".to_owned(), 10 * k)],
+                hops: vec![HopCounters {
+                    hop: 1,
+                    addr: "198.18.1.1".parse().unwrap(),
+                    packets: 900 * k,
+                    pps: 0.0,
+                }],
                 feed: Vec::new(),
                 memory: Vec::new(),
             },
@@ -511,8 +536,15 @@ mod tests {
             .iter()
             .map(|h| line(&screen, h))
             .collect();
-        assert_eq!(hops[0], ["1", "198.18.1.1", "fb1", "active", "300", "+100"]);
-        assert_eq!(hops[1], ["2", "198.18.2.1", "fb2", "drained", "0", "+0"]);
+        // hop 1: 1800 more packets in 2 s; hop 2 has no count in either sample.
+        assert_eq!(
+            hops[0],
+            ["1", "198.18.1.1", "fb1", "active", "900", "300", "+100"]
+        );
+        assert_eq!(
+            hops[1],
+            ["2", "198.18.2.1", "fb2", "drained", "-", "0", "+0"]
+        );
         assert_eq!(line(&screen, "no_route"), ["no_route", "10", "30"]);
         let events = screen
             .iter()

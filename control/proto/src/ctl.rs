@@ -390,6 +390,19 @@ pub struct PortCounters {
     pub tx_pps: f64,
 }
 
+/// One next hop's packets, for `stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HopCounters {
+    /// Hop id.
+    pub hop: u32,
+    /// Its address.
+    pub addr: IpAddr,
+    /// Packets sent to it, all workers, since its id was given to this address.
+    pub packets: u64,
+    /// Packets per second over the last interval.
+    pub pps: f64,
+}
+
 /// One worker's counters, for `stats`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerCounters {
@@ -457,6 +470,9 @@ pub struct StatsReply {
     pub workers: Vec<WorkerCounters>,
     /// Drops by reason (name, count), all workers; reasons never seen are left out.
     pub drops: Vec<(String, u64)>,
+    /// Per next hop of the running table, by hop id (empty from a daemon that predates it).
+    #[serde(default)]
+    pub hops: Vec<HopCounters>,
     /// Feed counters (lines, events, errors...), name -> value.
     pub feed: Vec<(String, u64)>,
     /// The big tables and how the kernel backs them (read back when asked); empty from a

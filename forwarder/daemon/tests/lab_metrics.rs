@@ -229,6 +229,54 @@ fn prometheus_scrapes_the_forwarded_packets_ecmpfwd_counted() {
         "two client routes and the two VIPs"
     );
 
+    // Per next hop: every forwarded packet was counted on the hop it went to, each backend got a share of the 64 flows, and Prometheus scrapes the same.
+    let stats = fw.ctl_ok(&Request::Stats {});
+    let per_hop = |addr: &str| {
+        stats["hops"]
+            .as_array()
+            .expect("hops")
+            .iter()
+            .find(|h| h["addr"] == addr)
+            .map_or(0, |h| h["packets"].as_u64().expect("packets"))
+    };
+    let hop_sum: u64 = stats["hops"]
+        .as_array()
+        .expect("hops")
+        .iter()
+        .map(|h| h["packets"].as_u64().expect("packets"))
+        .sum();
+    // One reading: forwarded plus refused by the ports is what the hops were given.
+    let sent: u64 = stats["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .map(|w| w["forwarded"].as_u64().expect("forwarded"))
+        .sum();
+    let refused: u64 = stats["drops"]
+        .as_array()
+        .expect("drops")
+        .iter()
+        .filter(|d| d[0] == "tx_refused")
+        .map(|d| d[1].as_u64().expect("count"))
+        .sum();
+    assert_eq!(hop_sum, sent + refused, "{stats:#}");
+    let (b1, b2) = (per_hop("198.18.1.1"), per_hop("198.18.2.1"));
+    assert!(
+        b1 > 0 && b2 > 0 && b1 + b2 >= PACKETS,
+        "{b1} + {b2}: {stats:#}"
+    );
+    let expr = "sum(ecmpfwd_nexthop_packets_total{job=\"ecmpfwd\",addr=~\"198[.]18[.][12][.]1\"})";
+    let deadline = Instant::now() + PROMETHEUS_LIMIT;
+    while prometheus.query(expr) != Some((b1 + b2) as f64) {
+        assert!(
+            Instant::now() < deadline,
+            "prometheus says {:?} for {expr}, ecmpfwd counted {}",
+            prometheus.query(expr),
+            b1 + b2
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
     drop(prometheus);
     let stopped = fw.stop();
     assert!(stopped.status.success(), "{}", stopped.stderr);

@@ -61,8 +61,8 @@ fn number(field: &str) -> f64 {
     digits.parse::<f64>().map_or(0.0, |n| n * scale)
 }
 
-/// What the screen must show once rates are in: traffic through fc0 and on to the backends,
-/// a busy worker, the drop reason, the flow cache's fill and the operator's drain.
+/// What the screen must show once rates are in: traffic through fc0 and on to the backends
+/// and its active hop, a busy worker, the drop reason, the flow cache's fill and the operator's drain.
 fn complete(screen: &str) -> bool {
     let rx = row(screen, "fc0 ").map_or(0.0, |r| number(r[2]));
     let tx: f64 = ["fb1 ", "fb2 "]
@@ -71,7 +71,15 @@ fn complete(screen: &str) -> bool {
         .map(|r| number(r[3]))
         .sum();
     let busy = row(screen, "0 ").map_or(0.0, |r| number(r[3]));
+    // The first row of the active backend's address is its rewrite hop: HOP ADDRESS PORT
+    // STATE PKTS/S FLOWS FLOWS/S.
+    let hop_pps = screen
+        .lines()
+        .find(|l| l.contains(" 198.18.1.1 "))
+        .and_then(|l| l.split_whitespace().nth(4).map(number))
+        .unwrap_or(0.0);
     rx > 1000.0
+        && hop_pps > 1000.0
         && tx > 1000.0
         && busy > 0.0
         && row(screen, "no_route").is_some()
@@ -166,13 +174,18 @@ fn top_shows_ports_workers_drops_flows_and_route_events_and_quits_on_q() {
         .split_whitespace()
         .collect();
     assert_eq!(hop[3], "drained", "{screen}");
+    assert_eq!(hop[4], "0", "drained before any flow: no packets: {screen}");
     let hop1: Vec<&str> = screen
         .lines()
         .find(|l| l.contains(" 198.18.1.1 "))
         .expect("a row for hop 198.18.1.1")
         .split_whitespace()
         .collect();
-    assert_eq!(hop1[4], "200", "every new flow on the active hop: {screen}");
+    assert!(
+        number(hop1[4]) > 1000.0,
+        "packets to the active hop: {screen}"
+    );
+    assert_eq!(hop1[5], "200", "every new flow on the active hop: {screen}");
     assert!(screen.lines().count() <= 50);
 
     let out = tmux.run(&["send-keys", "-t", "top", "q"]);

@@ -2,6 +2,7 @@
 //! single-writer shared block that stats readers sum (no atomics RMW, no sharing on the hot path).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::drop::DropReason;
 
@@ -153,6 +154,40 @@ impl SharedCounters {
             }
         }
         c
+    }
+}
+
+/// Packets one worker sent per hop id (index = hop id), as the stats side reads them.
+///
+/// The worker counts straight into the slots it published here (a relaxed load and store: it is
+/// their only writer, so no read-modify-write), so nothing is copied per poll. The slots are
+/// replaced only when a snapshot has more hops than they hold, which happens off the per-packet
+/// path; the lock guards that replacement and the readers' clone of the pointer, never a count.
+/// A slot restarts from zero when its hop id is given to a different next hop (ids are reused),
+/// so a count always belongs to the address the current snapshot gives that id.
+#[derive(Debug)]
+pub struct SharedHopPackets {
+    slots: Mutex<Arc<[AtomicU64]>>,
+}
+
+impl Default for SharedHopPackets {
+    fn default() -> Self {
+        SharedHopPackets {
+            slots: Mutex::new(Arc::from([])),
+        }
+    }
+}
+
+impl SharedHopPackets {
+    /// The counts, index = hop id (slots past the worker's last snapshot's hops read zero).
+    pub fn read(&self) -> Vec<u64> {
+        let slots = Arc::clone(&self.slots.lock().unwrap_or_else(PoisonError::into_inner));
+        slots.iter().map(|s| s.load(Ordering::Relaxed)).collect()
+    }
+
+    /// Worker side: makes `slots` the ones readers see.
+    pub(crate) fn publish(&self, slots: &Arc<[AtomicU64]>) {
+        *self.slots.lock().unwrap_or_else(PoisonError::into_inner) = Arc::clone(slots);
     }
 }
 

@@ -34,21 +34,28 @@
 //!   The TCP flags that drive a cached flow's state are those of the flow its key names (the
 //!   inner packet's for an inner key).
 
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use ecmp_tables::group::GroupTable;
-use ecmp_tables::nexthop::{GroupId, HopId};
+use ecmp_tables::nexthop::{Action, GroupId, HopId};
 use ecmp_tables::policy::HashPolicy;
 use ecmp_tables::snapshot::Snapshot;
 use ecmp_wire::meta::{IpVersion, PacketMeta};
 use ecmp_wire::parse::{parse_frame_into, parse_inner};
 
 use crate::action;
-use crate::counters::{Counter, Counters};
+use crate::counters::{Counter, Counters, SharedHopPackets};
 use crate::drop::DropReason;
 use crate::error::DataplaneError;
 use crate::flow::{FlowKey, OuterV4};
 use crate::flowcache::{CacheProbe, CachedHop, FlowCache, FlowCacheConfig, InsertOutcome};
 use crate::hash::{FlowHasher, policy_key};
 use ecmp_port::{BURST, Frame, PortId};
+
+/// Per-hop counters start with room for this many hop ids (then the next power of two).
+const MIN_HOP_SLOTS: usize = 64;
 
 /// What happens to one packet of a burst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,8 +158,14 @@ pub struct Pipeline {
     cache: FlowCache,
     hasher: FlowHasher,
     counters: Counters,
-    /// Packets sent per hop id; resized only when a new snapshot has more hops.
-    hop_packets: Vec<u64>,
+    /// Packets sent per hop id, shared with the stats side through `hop_sink`; replaced (with a
+    /// power-of-two capacity) only when a new snapshot has more hops than it holds.
+    hop_packets: Arc<[AtomicU64]>,
+    /// What each counted hop id named when last seen: (address, action). A different one
+    /// means the id was reused, and its count restarts.
+    hop_ident: Vec<(IpAddr, Action)>,
+    /// Where `hop_packets` is published.
+    hop_sink: Arc<SharedHopPackets>,
     /// Port ids at or above this are not the worker's (see [`Pipeline::set_egress_ports`]).
     egress_ports: usize,
     packets: [PacketState; BURST],
@@ -167,7 +180,9 @@ impl Pipeline {
             cache: FlowCache::new(cfg.flow_cache)?,
             hasher: FlowHasher::new(cfg.seed, &cfg.rss_key),
             counters: Counters::default(),
-            hop_packets: Vec::new(),
+            hop_packets: Arc::from([]),
+            hop_ident: Vec::new(),
+            hop_sink: Arc::new(SharedHopPackets::default()),
             egress_ports: usize::MAX,
             packets: [PacketState::default(); BURST],
             tx_bytes: 0,
@@ -194,9 +209,20 @@ impl Pipeline {
         &self.hasher
     }
 
-    /// Packets sent per hop id.
-    pub fn hop_packets(&self) -> &[u64] {
-        &self.hop_packets
+    /// Packets sent per hop id, for the hops of the snapshots seen so far (a copy: the counts
+    /// live in shared slots).
+    pub fn hop_packets(&self) -> Vec<u64> {
+        self.hop_packets[..self.hop_ident.len()]
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Publishes the per-hop counts through `sink` from now on (each pipeline starts with a
+    /// sink of its own that nobody reads).
+    pub fn set_hop_sink(&mut self, sink: Arc<SharedHopPackets>) {
+        sink.publish(&self.hop_packets);
+        self.hop_sink = sink;
     }
 
     /// Total length of the frames the last [`Self::process`] gave a [`Verdict::Tx`], as
@@ -212,11 +238,34 @@ impl Pipeline {
         self.egress_ports = ports;
     }
 
-    /// Called when the worker switches to a new snapshot: sizes per-hop counters (off the
-    /// per-packet path; it allocates only when the hop table grew).
+    /// Called when the worker switches to a new snapshot: sizes the per-hop counters and
+    /// restarts those whose id now names another next hop (off the per-packet path: one pass
+    /// over the hop table, allocating only when it outgrew the counters).
     pub fn on_new_snapshot(&mut self, snap: &Snapshot) {
         if self.hop_packets.len() < snap.hops.len() {
-            self.hop_packets.resize(snap.hops.len(), 0);
+            let len = snap.hops.len().next_power_of_two().max(MIN_HOP_SLOTS);
+            let grown: Arc<[AtomicU64]> = (0..len)
+                .map(|i| {
+                    AtomicU64::new(
+                        self.hop_packets
+                            .get(i)
+                            .map_or(0, |c| c.load(Ordering::Relaxed)),
+                    )
+                })
+                .collect();
+            self.hop_packets = grown;
+            self.hop_sink.publish(&self.hop_packets);
+        }
+        for (i, hop) in snap.hops.iter().enumerate() {
+            let ident = (hop.addr, hop.action);
+            match self.hop_ident.get_mut(i) {
+                Some(seen) if *seen == ident => {}
+                Some(seen) => {
+                    *seen = ident;
+                    self.hop_packets[i].store(0, Ordering::Relaxed);
+                }
+                None => self.hop_ident.push(ident),
+            }
         }
         self.counters.add(Counter::Generations, 1);
     }
@@ -260,7 +309,7 @@ impl Pipeline {
         now_ms: u64,
     ) {
         let n = frames.len().min(BURST).min(verdicts.len());
-        if self.hop_packets.len() < snap.hops.len() {
+        if self.hop_ident.len() < snap.hops.len() {
             self.on_new_snapshot(snap);
         }
         let port_mac = ingress_mac(snap, ingress);
@@ -358,8 +407,9 @@ impl Pipeline {
             *verdict = match sent {
                 Ok((hop_id, out, len)) => {
                     tx_bytes += len as u64;
-                    if let Some(c) = self.hop_packets.get_mut(hop_id as usize) {
-                        *c += 1;
+                    if let Some(c) = self.hop_packets.get(hop_id as usize) {
+                        // The only writer: a plain load and store, no locked add.
+                        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
                     }
                     Verdict::Tx(out)
                 }

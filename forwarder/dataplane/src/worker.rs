@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ecmp_tables::snapshot::{ReaderId, Snapshot, SnapshotCell};
 
 use crate::capture::{CaptureSession, CaptureTap, Direction};
-use crate::counters::{Counter, SharedCounters};
+use crate::counters::{Counter, SharedCounters, SharedHopPackets};
 use crate::error::DataplaneError;
 use crate::pipeline::{Pipeline, PipelineConfig, Verdict};
 use ecmp_port::{BURST, Burst, Frame, Port, PortId};
@@ -107,6 +107,11 @@ impl<P: Port> Worker<P> {
         self.pipeline
             .counters_mut()
             .add(Counter::BusyCycles, cycles);
+    }
+
+    /// Makes the worker's per-hop packet counts readable through `sink`.
+    pub fn set_hop_sink(&mut self, sink: Arc<SharedHopPackets>) {
+        self.pipeline.set_hop_sink(sink);
     }
 
     /// Makes `tap` the one this worker captures through (each worker starts with its own,

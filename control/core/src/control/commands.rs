@@ -427,6 +427,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                 ports: Vec::new(),
                 workers: Vec::new(),
                 drops: Vec::new(),
+                hops: Vec::new(),
                 feed: Vec::new(),
                 memory: Vec::new(),
             },

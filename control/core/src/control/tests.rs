@@ -70,6 +70,7 @@ impl Dataplane for FakeDataplane {
             ports: Vec::new(),
             workers: Vec::new(),
             drops: vec![("no_route".to_owned(), 3)],
+            hops: Vec::new(),
             feed: Vec::new(),
             memory: Vec::new(),
         }

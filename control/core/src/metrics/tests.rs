@@ -2,7 +2,7 @@
 //! expected lines, and Debian's `promtool check metrics` on the real output (a missing promtool
 //! fails the test: scripts/test installs it).
 
-use ecmp_proto::ctl::{PortCounters, StatsReply, TableBacking, WorkerCounters};
+use ecmp_proto::ctl::{HopCounters, PortCounters, StatsReply, TableBacking, WorkerCounters};
 
 use crate::control::FeedStats;
 
@@ -45,6 +45,12 @@ fn known() -> MetricsSnapshot {
                 flow_entries: 7,
             }],
             drops: vec![("no_route".to_owned(), 3)],
+            hops: vec![HopCounters {
+                hop: 1,
+                addr: "198.51.100.1".parse().unwrap(),
+                packets: 97,
+                pps: 9.0,
+            }],
             feed: Vec::new(),
             memory: vec![TableBacking {
                 name: "flow cache buckets".to_owned(),
@@ -161,6 +167,7 @@ fn a_known_snapshot_renders_to_the_expected_lines() {
         r#"ecmpfwd_table_memory_bytes{table="flow cache buckets",worker="0",backing="4k"} 4096"#,
         r#"ecmpfwd_nexthop_resolved{hop="1",addr="198.51.100.1",port="fw1"} 1"#,
         r#"ecmpfwd_nexthop_drained{hop="1",addr="198.51.100.1",port="fw1"} 0"#,
+        r#"ecmpfwd_nexthop_packets_total{hop="1",addr="198.51.100.1",port="fw1"} 97"#,
         r#"ecmpfwd_feed_peer_up{peer="127.0.0.2",state="connected"} 0"#,
         r#"ecmpfwd_feed_peer_up{peer="127.0.0.2",state="up"} 1"#,
         r#"ecmpfwd_feed_peer_up{peer="127.0.0.2",state="down"} 0"#,

@@ -382,6 +382,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
             cpu: Some(w.core),
             memory: Vec::new(),
             tap: Arc::default(),
+            hops: Arc::default(),
         };
         let queues = (0..cfg.ports.len())
             .map(|pi| {
@@ -402,6 +403,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
             port_stats: ws.ports.clone(),
             mailbox: Arc::clone(&ws.mailbox),
             tap: Arc::clone(&ws.tap),
+            hops: Arc::clone(&ws.hops),
             stop: Arc::clone(&workers_stop),
             epoch,
         };

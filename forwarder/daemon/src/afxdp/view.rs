@@ -14,14 +14,14 @@ use ecmp_dataplane::capture::CaptureTap;
 use ecmp_proto::ctl::{CaptureRequest, CaptureStarted};
 
 use crate::capture::CaptureHub;
-use ecmp_dataplane::counters::{Counter, SharedCounters};
+use ecmp_dataplane::counters::{Counter, SharedCounters, SharedHopPackets};
 use ecmp_dataplane::drop::DropReason;
 use ecmp_dataplane::pipeline::{Choice, ingress_mac};
 use ecmp_mem::{Placement, TableMemory};
 use ecmp_port::{PortId, PortStats};
 use ecmp_proto::ctl::{
-    FlowEntry, FlowsReply, HopFlows, PortCounters, StatsReply, TraceQuery, TraceReply, TraceVia,
-    WorkerCounters,
+    FlowEntry, FlowsReply, HopCounters, HopFlows, PortCounters, StatsReply, TraceQuery, TraceReply,
+    TraceVia, WorkerCounters,
 };
 use ecmp_tables::snapshot::{Snapshot, SnapshotCell};
 use ecmp_wire::meta::IpVersion;
@@ -169,6 +169,8 @@ pub struct WorkerShared {
     pub memory: Vec<Placement>,
     /// Where `ecmpctl capture` arms it.
     pub tap: Arc<CaptureTap>,
+    /// Its packets per hop id.
+    pub hops: Arc<SharedHopPackets>,
 }
 
 #[derive(Debug, Default)]
@@ -178,6 +180,8 @@ struct Rates {
     ports: Vec<(u64, u64)>,
     /// Per worker: rx packets at `at`.
     workers: Vec<u64>,
+    /// Per hop id: its address and packets at `at`.
+    hops: Vec<Option<(IpAddr, u64)>>,
 }
 
 /// The [`Dataplane`] of a running forwarder.
@@ -279,8 +283,17 @@ impl Dataplane for LiveView {
         let mut worker_now = Vec::new();
         let mut drops = vec![0u64; DropReason::ALL.len()];
         let generation_of = |_w: usize| self.cell.min_reported();
+        let snapshot = self.cell.load();
+        let mut hop_packets: Vec<u64> = Vec::new();
         for (wi, w) in self.workers.iter().enumerate() {
             let c = w.counters.read();
+            let per_hop = w.hops.read();
+            if hop_packets.len() < per_hop.len() {
+                hop_packets.resize(per_hop.len(), 0);
+            }
+            for (sum, n) in hop_packets.iter_mut().zip(per_hop) {
+                *sum += n;
+            }
             for (pi, p) in w.ports.iter().enumerate() {
                 let [rx_packets, rx_bytes, tx_packets, tx_bytes, tx_refused] = p.read();
                 let old = rates.ports.get(port_now.len()).copied();
@@ -324,13 +337,42 @@ impl Dataplane for LiveView {
             });
             worker_now.push(packets);
         }
+        // A hop id a worker has not counted for yet (a snapshot it has not switched to) reads 0.
+        let hops: Vec<HopCounters> = snapshot
+            .hops
+            .iter()
+            .enumerate()
+            .filter(|(i, h)| *i != 0 && h.id as usize == *i)
+            .map(|(i, h)| {
+                let packets = hop_packets.get(i).copied().unwrap_or(0);
+                let old = rates
+                    .hops
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .filter(|(addr, _)| *addr == h.addr)
+                    .map(|(_, n)| n);
+                HopCounters {
+                    hop: h.id,
+                    addr: h.addr,
+                    packets,
+                    pps: rate(packets, old),
+                }
+            })
+            .collect();
+        let mut hops_now = vec![None; snapshot.hops.len()];
+        for h in &hops {
+            hops_now[h.hop as usize] = Some((h.addr, h.packets));
+        }
         *rates = Rates {
             at: Some(now),
             ports: port_now,
             workers: worker_now,
+            hops: hops_now,
         };
         StatsReply {
-            memory: table_memory(&self.cell.load(), &self.workers)
+            hops,
+            memory: table_memory(&snapshot, &self.workers)
                 .into_iter()
                 .map(|(w, t)| crate::stats::table_backing(w, t))
                 .collect(),

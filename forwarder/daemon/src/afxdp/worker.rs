@@ -10,7 +10,7 @@ use ecmp_mem::Placement;
 use std::time::Instant;
 
 use ecmp_dataplane::capture::CaptureTap;
-use ecmp_dataplane::counters::{Counter, SharedCounters};
+use ecmp_dataplane::counters::{Counter, SharedCounters, SharedHopPackets};
 use ecmp_dataplane::pipeline::PipelineConfig;
 use ecmp_dataplane::worker::Worker;
 use ecmp_io::tsc;
@@ -41,6 +41,8 @@ pub(super) struct Job {
     pub mailbox: Arc<Mailbox>,
     /// Where `ecmpctl capture` arms this worker.
     pub tap: Arc<CaptureTap>,
+    /// Where its per-hop packet counts are read.
+    pub hops: Arc<SharedHopPackets>,
     pub stop: Arc<AtomicBool>,
     /// The process-wide clock (shared with the control thread's idle timers).
     pub epoch: Instant,
@@ -131,6 +133,7 @@ pub(super) fn run(
         }
     };
     worker.set_capture_tap(Arc::clone(&job.tap));
+    worker.set_hop_sink(Arc::clone(&job.hops));
     let mut memory = worker.pipeline().flow_cache().memory().to_vec();
     memory.extend(umem.placement());
     let _ = ready.send(Ok(memory));

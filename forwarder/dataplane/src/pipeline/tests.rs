@@ -870,3 +870,62 @@ fn a_publication_that_keeps_the_fib_still_moves_the_flows_of_a_failed_hop() {
     }
     assert_eq!(p.counters().get(Counter::CacheHits) - hits, 64);
 }
+
+#[test]
+fn hop_counts_reach_the_sink_survive_growth_and_restart_when_an_id_names_another_hop() {
+    let snap = snapshot();
+    let pool = FramePool::new(8);
+    let mut p = pipeline(&snap);
+    let sink = Arc::new(SharedHopPackets::default());
+    p.set_hop_sink(Arc::clone(&sink));
+    let frame = ethernet(&ipv4(
+        Ipv4Addr::new(172, 16, 0, 1),
+        Ipv4Addr::new(10, 1, 0, 1),
+        ip_proto::UDP,
+        &udp(4000),
+    ));
+    let send = |p: &mut Pipeline, s: &Snapshot| {
+        let (verdict, hop) = forward(p, s, &pool, &frame);
+        assert_eq!(verdict, Verdict::Tx(EGRESS));
+        hop.expect("counted on a hop") as usize
+    };
+    let hop = send(&mut p, &snap);
+    send(&mut p, &snap);
+    assert_eq!(sink.read()[hop], 2);
+    assert_eq!(sink.read().iter().sum::<u64>(), 2);
+
+    // More hops than the slots hold: new slots, published, the counts carried over.
+    let mut grown = snap.clone();
+    grown.generation += 1;
+    for id in grown.hops.len() as u32..200 {
+        grown.hops.push(NextHop {
+            id,
+            addr: IpAddr::V4(Ipv4Addr::new(198, 51, 100, id as u8)),
+            ..grown.hops[1]
+        });
+    }
+    p.on_new_snapshot(&grown);
+    assert!(sink.read().len() >= 200, "{}", sink.read().len());
+    assert_eq!(sink.read()[hop], 2);
+    assert_eq!(send(&mut p, &grown), hop);
+    assert_eq!(sink.read()[hop], 3);
+    assert_eq!(p.hop_packets().len(), 200);
+
+    // A new MAC (the neighbour resolved again) is the same next hop: the count stays.
+    let mut remac = grown.clone();
+    remac.generation += 1;
+    remac.hops[hop].mac = [0x02, 0xee, 0, 0, 0, 1];
+    p.on_new_snapshot(&remac);
+    assert_eq!(sink.read()[hop], 3);
+
+    // The id given to another address (the builder reuses freed ids): it restarts from zero,
+    // and the other hops keep theirs.
+    let mut reused = remac.clone();
+    reused.generation += 1;
+    reused.hops[hop].addr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
+    p.on_new_snapshot(&reused);
+    assert_eq!(sink.read()[hop], 0);
+    assert_eq!(send(&mut p, &reused), hop);
+    assert_eq!(sink.read()[hop], 1);
+    assert_eq!(p.hop_packets()[hop], 1);
+}
