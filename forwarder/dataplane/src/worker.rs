@@ -149,19 +149,19 @@ impl<P: Port> Worker<P> {
             }
             received += n;
             bursts += 1;
-            if let Some(cap) = &self.capture {
-                capture_rx(cap, p as PortId, &self.rx, now_ns);
-            }
             // Port ids are the indices of the worker's ports (at most u16::MAX of them).
-            self.pipeline.process(
-                &self.snapshot,
-                p as PortId,
-                &mut self.rx,
-                &mut self.verdicts,
-                now_ms,
-            );
-            if let Some(cap) = &self.capture {
-                capture_verdicts(cap, p as PortId, &self.rx, &self.verdicts, now_ns);
+            // While no capture runs this is the one test it costs per burst; the captured
+            // path is out of line so the common one keeps the shape it has without capture.
+            if self.capture.is_none() {
+                self.pipeline.process(
+                    &self.snapshot,
+                    p as PortId,
+                    &mut self.rx,
+                    &mut self.verdicts,
+                    now_ms,
+                );
+            } else {
+                self.process_captured(p as PortId, now_ns, now_ms);
             }
             if self.forward_whole_burst() {
                 continue;
@@ -205,6 +205,26 @@ impl<P: Port> Worker<P> {
         counters.set(Counter::FlowEntries, entries);
         counters.publish(&self.shared);
         received
+    }
+
+    /// [`Pipeline::process`] with the burst offered to the armed capture before (as received)
+    /// and after (with its verdicts).
+    #[cold]
+    #[inline(never)]
+    fn process_captured(&mut self, port: PortId, now_ns: u64, now_ms: u64) {
+        if let Some(cap) = &self.capture {
+            capture_rx(cap, port, &self.rx, now_ns);
+        }
+        self.pipeline.process(
+            &self.snapshot,
+            port,
+            &mut self.rx,
+            &mut self.verdicts,
+            now_ms,
+        );
+        if let Some(cap) = &self.capture {
+            capture_verdicts(cap, port, &self.rx, &self.verdicts, now_ns);
+        }
     }
 
     /// The common case in one move: every frame of the rx burst goes to the same port. Does
