@@ -197,6 +197,12 @@ pub const METRICS: &[MetricDoc] = &[
         "Flows in the flow cache now (expired ones not yet reclaimed included).",
     ),
     doc(
+        "ecmpfwd_umem_frames",
+        "gauge",
+        &["worker", "where"],
+        "A worker's AF_XDP buffers by where they are: free, kernel (its rings), worker (its batches), unaccounted (leaked; 0 unless a bug).",
+    ),
+    doc(
         "ecmpfwd_drops_total",
         "counter",
         &["reason"],
@@ -523,6 +529,27 @@ pub fn render(s: &MetricsSnapshot) -> Result<String, MetricsError> {
     f.add(
         "ecmpfwd_flow_cache_entries",
         worker_gauge(|w| w.flow_entries),
+    )?;
+    f.add(
+        "ecmpfwd_umem_frames",
+        st.workers
+            .iter()
+            .filter_map(|w| w.umem.map(|u| (w.worker, u)))
+            .flat_map(|(w, u)| {
+                [
+                    ("free", u.frames.saturating_sub(u.outstanding)),
+                    ("kernel", u.kernel_held),
+                    ("worker", u.in_worker),
+                    ("unaccounted", u.unaccounted()),
+                ]
+                .map(|(at, n)| {
+                    gauge(
+                        &[("worker", w.to_string()), ("where", at.to_owned())],
+                        n as f64,
+                    )
+                })
+            })
+            .collect(),
     )?;
     f.add(
         "ecmpfwd_drops_total",

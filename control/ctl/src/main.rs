@@ -569,6 +569,19 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
                     cost
                 );
             }
+            for w in &s.workers {
+                if let Some(u) = w.umem {
+                    outln!(
+                        "umem of worker {}: {} frames, {} free, {} with the kernel, {} in the worker, {} unaccounted",
+                        w.worker,
+                        u.frames,
+                        u.frames.saturating_sub(u.outstanding),
+                        u.kernel_held,
+                        u.in_worker,
+                        u.unaccounted()
+                    );
+                }
+            }
             if !s.hops.is_empty() {
                 outln!(
                     "{:<6} {:<40} {:>14} {:>12}",

@@ -445,6 +445,7 @@ mod tests {
             flows_not_cached: 0,
             flow_repicks: 0,
             flow_entries: 0,
+            umem: None,
         }
     }
 

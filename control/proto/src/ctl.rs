@@ -453,6 +453,32 @@ pub struct WorkerCounters {
     /// Flows in its flow cache now (expired ones not yet reclaimed included).
     #[serde(default)]
     pub flow_entries: u64,
+    /// Where its packet buffers are, for a runtime with a UMEM (AF_XDP); none otherwise or from
+    /// a daemon that predates it.
+    #[serde(default)]
+    pub umem: Option<UmemFrames>,
+}
+
+/// Where a worker's UMEM frames were at its last reading (published every millisecond between
+/// polls): a frame not free is with the kernel or in the worker's batches, or it leaked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UmemFrames {
+    /// Frames the UMEM has.
+    pub frames: u64,
+    /// Frames not on its free list.
+    pub outstanding: u64,
+    /// Frames lent to the kernel: in the ports' fill, rx, tx and completion rings.
+    pub kernel_held: u64,
+    /// Frames in the worker's tx batches.
+    pub in_worker: u64,
+}
+
+impl UmemFrames {
+    /// Frames neither free, with the kernel nor in the worker's hands: leaked (0 unless a bug).
+    pub fn unaccounted(&self) -> u64 {
+        self.outstanding
+            .saturating_sub(self.kernel_held + self.in_worker)
+    }
 }
 
 /// `stats`.

@@ -265,6 +265,21 @@ fn prometheus_scrapes_the_forwarded_packets_ecmpfwd_counted() {
         b1 > 0 && b2 > 0 && b1 + b2 >= PACKETS,
         "{b1} + {b2}: {stats:#}"
     );
+    // Every UMEM frame is free, lent to the kernel or in the worker's batches: none leaked.
+    for w in stats["workers"].as_array().expect("workers") {
+        let u = &w["umem"];
+        let n = |k: &str| u[k].as_u64().unwrap_or_else(|| panic!("umem {k}: {w:#}"));
+        assert!(n("frames") > 0 && n("kernel_held") > 0, "{w:#}");
+        assert_eq!(n("outstanding"), n("kernel_held") + n("in_worker"), "{w:#}");
+    }
+    assert!(
+        body_has_zero_unaccounted(
+            &http_get(&lab.fw(), METRICS_PORT, "/metrics")
+                .expect("/metrics")
+                .1
+        ),
+        "a leak shown on /metrics"
+    );
     let expr = "sum(ecmpfwd_nexthop_packets_total{job=\"ecmpfwd\",addr=~\"198[.]18[.][12][.]1\"})";
     let deadline = Instant::now() + PROMETHEUS_LIMIT;
     while prometheus.query(expr) != Some((b1 + b2) as f64) {
@@ -280,6 +295,15 @@ fn prometheus_scrapes_the_forwarded_packets_ecmpfwd_counted() {
     drop(prometheus);
     let stopped = fw.stop();
     assert!(stopped.status.success(), "{}", stopped.stderr);
+}
+
+/// The exposition has the leak gauge, at zero, for every worker.
+fn body_has_zero_unaccounted(body: &str) -> bool {
+    let lines: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("ecmpfwd_umem_frames{") && l.contains("where=\"unaccounted\""))
+        .collect();
+    !lines.is_empty() && lines.iter().all(|l| l.ends_with(" 0"))
 }
 
 fn check_with_promtool(text: &str) {

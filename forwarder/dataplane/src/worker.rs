@@ -95,6 +95,12 @@ impl<P: Port> Worker<P> {
         std::mem::take(&mut self.ports)
     }
 
+    /// Frames in the worker's hands between polls: in its tx batches (sent by the next full
+    /// batch, the drain timer or an idle poll) and its rx burst (empty between polls).
+    pub fn frames_held(&self) -> usize {
+        self.rx.len() + self.tx.iter().map(|b| b.len()).sum::<usize>()
+    }
+
     /// The snapshot currently in use.
     pub fn snapshot(&self) -> &Arc<Snapshot> {
         &self.snapshot

@@ -2,7 +2,9 @@
 //! expected lines, and Debian's `promtool check metrics` on the real output (a missing promtool
 //! fails the test: scripts/test installs it).
 
-use ecmp_proto::ctl::{HopCounters, PortCounters, StatsReply, TableBacking, WorkerCounters};
+use ecmp_proto::ctl::{
+    HopCounters, PortCounters, StatsReply, TableBacking, UmemFrames, WorkerCounters,
+};
 
 use crate::control::FeedStats;
 
@@ -43,6 +45,12 @@ fn known() -> MetricsSnapshot {
                 flows_not_cached: 1,
                 flow_repicks: 0,
                 flow_entries: 7,
+                umem: Some(UmemFrames {
+                    frames: 4096,
+                    outstanding: 2100,
+                    kernel_held: 2048,
+                    in_worker: 52,
+                }),
             }],
             drops: vec![("no_route".to_owned(), 3)],
             hops: vec![HopCounters {
@@ -163,6 +171,10 @@ fn a_known_snapshot_renders_to_the_expected_lines() {
         r#"ecmpfwd_flow_cache_inserts_total{worker="0"} 9"#,
         r#"ecmpfwd_flow_cache_evictions_total{worker="0"} 2"#,
         r#"ecmpfwd_flow_cache_entries{worker="0"} 7"#,
+        r#"ecmpfwd_umem_frames{worker="0",where="free"} 1996"#,
+        r#"ecmpfwd_umem_frames{worker="0",where="kernel"} 2048"#,
+        r#"ecmpfwd_umem_frames{worker="0",where="worker"} 52"#,
+        r#"ecmpfwd_umem_frames{worker="0",where="unaccounted"} 0"#,
         r#"ecmpfwd_drops_total{reason="no_route"} 3"#,
         r#"ecmpfwd_table_memory_bytes{table="flow cache buckets",worker="0",backing="4k"} 4096"#,
         r#"ecmpfwd_nexthop_resolved{hop="1",addr="198.51.100.1",port="fw1"} 1"#,

@@ -383,6 +383,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
             memory: Vec::new(),
             tap: Arc::default(),
             hops: Arc::default(),
+            umem: Arc::default(),
         };
         let queues = (0..cfg.ports.len())
             .map(|pi| {
@@ -404,6 +405,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
             mailbox: Arc::clone(&ws.mailbox),
             tap: Arc::clone(&ws.tap),
             hops: Arc::clone(&ws.hops),
+            umem: Arc::clone(&ws.umem),
             stop: Arc::clone(&workers_stop),
             epoch,
         };

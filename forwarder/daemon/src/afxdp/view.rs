@@ -21,7 +21,7 @@ use ecmp_mem::{Placement, TableMemory};
 use ecmp_port::{PortId, PortStats};
 use ecmp_proto::ctl::{
     FlowEntry, FlowsReply, HopCounters, HopFlows, PortCounters, StatsReply, TraceQuery, TraceReply,
-    TraceVia, WorkerCounters,
+    TraceVia, UmemFrames, WorkerCounters,
 };
 use ecmp_tables::snapshot::{Snapshot, SnapshotCell};
 use ecmp_wire::meta::IpVersion;
@@ -154,6 +154,49 @@ impl SharedPortStats {
     }
 }
 
+/// Where a worker's UMEM frames are, as it last published them (between two polls).
+#[derive(Debug, Default)]
+pub struct SharedUmemStats {
+    frames: AtomicU64,
+    outstanding: AtomicU64,
+    kernel_held: AtomicU64,
+    in_worker: AtomicU64,
+}
+
+/// One reading of [`SharedUmemStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UmemReading {
+    /// Frames the UMEM has.
+    pub frames: u64,
+    /// Frames not on its free list.
+    pub outstanding: u64,
+    /// Frames lent to the kernel: in the ports' fill, rx, tx and completion rings.
+    pub kernel_held: u64,
+    /// Frames in the worker's own batches.
+    pub in_worker: u64,
+}
+
+impl SharedUmemStats {
+    /// Worker side, between polls.
+    pub fn publish(&self, r: UmemReading) {
+        self.frames.store(r.frames, Ordering::Relaxed);
+        self.outstanding.store(r.outstanding, Ordering::Relaxed);
+        self.kernel_held.store(r.kernel_held, Ordering::Relaxed);
+        self.in_worker.store(r.in_worker, Ordering::Relaxed);
+    }
+
+    /// The last reading (fields stored one by one: a reader racing a publish may mix two
+    /// readings, each of which was consistent; a leak shows in every reading after it).
+    pub fn read(&self) -> UmemReading {
+        UmemReading {
+            frames: self.frames.load(Ordering::Relaxed),
+            outstanding: self.outstanding.load(Ordering::Relaxed),
+            kernel_held: self.kernel_held.load(Ordering::Relaxed),
+            in_worker: self.in_worker.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// What the control side holds of one worker.
 #[derive(Debug)]
 pub struct WorkerShared {
@@ -171,6 +214,8 @@ pub struct WorkerShared {
     pub tap: Arc<CaptureTap>,
     /// Its packets per hop id.
     pub hops: Arc<SharedHopPackets>,
+    /// Where its UMEM's frames are.
+    pub umem: Arc<SharedUmemStats>,
 }
 
 #[derive(Debug, Default)]
@@ -334,6 +379,15 @@ impl Dataplane for LiveView {
                 flows_not_cached: c.get(Counter::NotCached),
                 flow_repicks: c.get(Counter::Repicks),
                 flow_entries: c.get(Counter::FlowEntries),
+                umem: {
+                    let u = w.umem.read();
+                    Some(UmemFrames {
+                        frames: u.frames,
+                        outstanding: u.outstanding,
+                        kernel_held: u.kernel_held,
+                        in_worker: u.in_worker,
+                    })
+                },
             });
             worker_now.push(packets);
         }

@@ -18,7 +18,9 @@ use ecmp_io::xdp::{BindMode, Umem, UmemConfig, XdpProgram, XskConfig, XskPort};
 use ecmp_port::Port;
 use ecmp_tables::snapshot::SnapshotCell;
 
-use super::view::{Answer, Mailbox, Query, SharedPortStats, answer_flows};
+use super::view::{
+    Answer, Mailbox, Query, SharedPortStats, SharedUmemStats, UmemReading, answer_flows,
+};
 use super::{AfXdpError, LivePort};
 
 /// Ring sizes per socket: 1024 descriptors keep a 32-packet burst loop fed at line rate on veth
@@ -43,6 +45,8 @@ pub(super) struct Job {
     pub tap: Arc<CaptureTap>,
     /// Where its per-hop packet counts are read.
     pub hops: Arc<SharedHopPackets>,
+    /// Where it says where its UMEM's frames are.
+    pub umem: Arc<SharedUmemStats>,
     pub stop: Arc<AtomicBool>,
     /// The process-wide clock (shared with the control thread's idle timers).
     pub epoch: Instant,
@@ -101,6 +105,22 @@ fn open(job: &Job) -> Result<(Umem, Vec<XskPort>), AfXdpError> {
 /// never yields leaves it waiting for the scheduler tick, which showed as milliseconds of
 /// latency at low load. At full load polls are never empty, so this costs nothing there.
 const YIELD_AFTER_EMPTY_POLLS: u32 = 8;
+
+/// Where the UMEM's frames are now: every frame not free is with the kernel or in the worker's
+/// batches, unless one leaked (`outstanding - kernel_held - in_worker` is the leak).
+fn umem_reading(umem: &Umem, worker: &mut Worker<XskPort>) -> UmemReading {
+    let kernel_held: u64 = worker
+        .ports_mut()
+        .iter()
+        .map(|p| u64::from(p.kernel_held()))
+        .sum();
+    UmemReading {
+        frames: u64::from(umem.frame_count()),
+        outstanding: umem.outstanding() as u64,
+        kernel_held,
+        in_worker: worker.frames_held() as u64,
+    }
+}
 
 /// The worker thread's body; reports start-up success (with where its flow cache and UMEM
 /// live) or failure on `ready`.
@@ -174,6 +194,7 @@ pub(super) fn run(
             for (p, shared) in worker.ports_mut().iter().zip(&job.port_stats) {
                 shared.publish(&p.stats());
             }
+            job.umem.publish(umem_reading(&umem, &mut worker));
         }
     }
     // SIGTERM: what is batched goes out, completions are reaped, then the sockets close.
@@ -184,6 +205,7 @@ pub(super) fn run(
     for (p, shared) in worker.ports_mut().iter().zip(&job.port_stats) {
         shared.publish(&p.stats());
     }
+    job.umem.publish(umem_reading(&umem, &mut worker));
     for (prog, &queue) in job.programs.iter().zip(&job.queues) {
         // The program is detached right after; a failure here only means it is gone already.
         let _ = prog.unregister_socket(queue);
