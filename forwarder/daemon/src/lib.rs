@@ -4,6 +4,7 @@
 //! `main.rs` is the thin command-line edge (and the only place for `anyhow`).
 #![forbid(unsafe_code)]
 
+pub mod affinity;
 pub mod afxdp;
 pub mod bench;
 pub mod capture;

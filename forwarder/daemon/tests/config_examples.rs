@@ -56,6 +56,7 @@ fn every_example_loads() {
         "lab-afxdp-resilience-manual.toml",
         "lab-afxdp-resilience-maglev.toml",
         "lab-bgp.toml",
+        "lab-soak.toml",
         "maglev.toml",
         "minimal.toml",
     ] {
@@ -1119,6 +1120,52 @@ fn lab_bgp_learns_the_vip_and_routes_only_replies_statically() {
         (c.bgp.default_policy.mode, c.bgp.default_policy.buckets),
         (GroupMode::AutoRecovery, 256)
     );
+}
+
+/// The soak's config (scripts/lib/soak.py) is the BGP lab's plus what the soak's traffic needs:
+/// an IPv6 VIP through a rewrite group and a VIP through a VXLAN group, sockets of its own.
+#[test]
+fn lab_soak_adds_an_ipv6_vip_and_a_vxlan_vip_to_the_bgp_lab() {
+    let c = load("lab-soak.toml");
+    let bgp = load("lab-bgp.toml");
+    let ports = |c: &config::Config| -> Vec<(String, config::PortKind)> {
+        c.ports
+            .iter()
+            .map(|p| (p.name.clone(), p.kind.clone()))
+            .collect()
+    };
+    assert_eq!(ports(&c), ports(&bgp));
+    assert_eq!(c.bgp, bgp.bgp);
+    let route_to = |prefix: &str| {
+        let r = c
+            .routes
+            .iter()
+            .find(|r| r.prefix.to_string() == prefix)
+            .unwrap_or_else(|| panic!("no route {prefix}"));
+        &c.groups[r.group]
+    };
+    let hops = |g: &config::GroupSpec| -> Vec<&config::NextHopSpec> {
+        g.members.iter().map(|m| &c.nexthops[m.nexthop]).collect()
+    };
+    let v6 = hops(route_to("2001:2:0:ffff::1/128"));
+    assert_eq!(v6.len(), 4);
+    assert!(
+        v6.iter()
+            .all(|h| h.address.is_ipv6() && h.action == config::ActionSpec::Rewrite)
+    );
+    let vx = hops(route_to("198.19.0.2/32"));
+    assert_eq!(vx.len(), 4);
+    for (i, h) in vx.iter().enumerate() {
+        assert_eq!(h.address.to_string(), format!("198.18.{}.1", i + 1));
+        assert!(
+            matches!(h.action, config::ActionSpec::Encap(e) if e.dst == h.address),
+            "{h:?}"
+        );
+    }
+    let feed = c.feed.as_ref().expect("[feed]");
+    assert_eq!(feed.socket, Path::new("/run/ecmpfwd-soak/feed.sock"));
+    let control = c.control.as_ref().expect("[control]");
+    assert_eq!(control.socket, Path::new("/run/ecmpfwd-soak/ctl.sock"));
 }
 
 /// The same members listed in another order give the same bucket map in every mode (issue 12

@@ -184,6 +184,18 @@ fn prometheus_scrapes_the_forwarded_packets_ecmpfwd_counted() {
     let (status, _) = http_get(&lab.fw(), METRICS_PORT, "/").expect("/");
     assert_eq!(status, "HTTP/1.1 404 Not Found");
 
+    // The worker has its core to itself: every other thread of the daemon (control, sockets,
+    // metrics, neighbour upkeep) is kept off it.
+    let (worker, others) = thread_cores(fw.pid());
+    assert_eq!(worker, [WORKER_CORE], "the worker pinned to its core");
+    assert!(!others.is_empty());
+    for (name, cores) in &others {
+        assert!(
+            !cores.contains(&WORKER_CORE) && !cores.is_empty(),
+            "thread {name} may run on {cores:?}"
+        );
+    }
+
     let prometheus = Prometheus::start(&lab.fw());
 
     const PACKETS: u64 = 3000;
@@ -295,6 +307,43 @@ fn prometheus_scrapes_the_forwarded_packets_ecmpfwd_counted() {
     drop(prometheus);
     let stopped = fw.stop();
     assert!(stopped.status.success(), "{}", stopped.stderr);
+}
+
+/// The lab configs pin their one worker here.
+const WORKER_CORE: usize = 1;
+
+/// The cores the worker thread (`ecmpfwd-w1`) may run on, and those of each other thread.
+fn thread_cores(pid: u32) -> (Vec<usize>, Vec<(String, Vec<usize>)>) {
+    let mut worker = Vec::new();
+    let mut others = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks") {
+        let dir = task.expect("task").path();
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        let Some(list) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        else {
+            continue;
+        };
+        let cores: Vec<usize> = list
+            .trim()
+            .split(',')
+            .flat_map(|part| {
+                let core = |s: &str| s.parse::<usize>().expect("a core number");
+                match part.split_once('-') {
+                    Some((a, b)) => (core(a)..=core(b)).collect::<Vec<usize>>(),
+                    None => vec![core(part)],
+                }
+            })
+            .collect();
+        if name.trim() == format!("ecmpfwd-w{WORKER_CORE}") {
+            worker = cores;
+        } else {
+            others.push((name.trim().to_owned(), cores));
+        }
+    }
+    (worker, others)
 }
 
 /// The exposition has the leak gauge, at zero, for every worker.

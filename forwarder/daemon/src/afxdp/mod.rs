@@ -345,6 +345,16 @@ fn socket_dir(socket: &Path) -> Result<(), AfXdpError> {
 /// Runs the forwarder on AF_XDP ports until `stop`; returns the summed counters.
 pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> {
     setup::check_workers(cfg)?;
+    // Before any thread is spawned, so every non-worker thread inherits the mask.
+    let worker_cores: Vec<usize> = cfg.workers.iter().map(|w| w.core).collect();
+    match crate::affinity::keep_off_worker_cores(&worker_cores) {
+        Some(cores) => {
+            tracing::info!("control threads on cores {cores:?}, off the workers' {worker_cores:?}")
+        }
+        None => tracing::info!(
+            "control threads share the workers' cores {worker_cores:?} (no other core to use)"
+        ),
+    }
     let ports = resolve_ports(cfg)?;
     let programs = attach(cfg, &ports)?;
     let mut builder = builder(cfg, &ports)?;

@@ -128,12 +128,11 @@ pub(super) fn run(
     job: Job,
     ready: Sender<Result<Vec<Placement>, AfXdpError>>,
 ) -> Result<(), AfXdpError> {
-    if let Some(core) = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .find(|c| c.id == job.core)
-    {
-        core_affinity::set_for_current(core);
+    if !crate::affinity::pin_to(job.core) {
+        tracing::warn!(
+            core = job.core,
+            "could not pin the worker to its core; it runs where the scheduler puts it"
+        );
     }
     let started = open(&job).and_then(|(umem, sockets)| {
         Worker::new(sockets, &job.pipeline, Arc::clone(&job.cell), job.counters)

@@ -1,0 +1,78 @@
+//! `scripts/soak --minutes 1`: the soak's short version (root; ExaBGP from the venv scripts/test
+//! installs, found through ECMP_EXABGP). One minute of traffic at 80% of the measured rate while
+//! BGP sessions flap, a backend drains and undrains and a second feed client churns 10k prefixes;
+//! the driver checks frames, packets, RSS and routes and writes a JSON report, which this test
+//! reads back. The driver tears its lab down and kills what it started even when a check fails;
+//! this test bounds it in time and kills it by PID.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+mod driver;
+
+#[test]
+fn a_one_minute_soak_passes_every_check() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let exabgp = std::env::var("ECMP_EXABGP")
+        .unwrap_or_else(|_| root.join(".venv-exabgp/bin/exabgp").display().to_string());
+    assert!(
+        Path::new(&exabgp).is_file(),
+        "ExaBGP not found at {exabgp}: run scripts/test (it installs it) or set ECMP_EXABGP"
+    );
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_ecmpfwd"))
+        .parent()
+        .expect("binary dir")
+        .to_owned();
+    for bin in ["ecmpctl", "ecmpfwd-pktgen"] {
+        assert!(
+            bin_dir.join(bin).is_file(),
+            "{bin} is not built in {}: cargo build --workspace --bins",
+            bin_dir.display()
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("soak.json");
+    let prefix = format!("sk{}", std::process::id());
+    let mut child = Command::new("python3")
+        .arg(root.join("scripts/lib/soak.py"))
+        .args(["--exabgp", &exabgp, "--prefix", &prefix, "--minutes", "1"])
+        .arg("--report")
+        .arg(&report)
+        .arg("--bin-dir")
+        .arg(&bin_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let out = driver::read_on_the_side(child.stdout.take());
+    let err = driver::read_on_the_side(child.stderr.take());
+    let status = driver::wait_bounded(&mut child, Duration::from_secs(170), &root, &prefix);
+    let (out, err) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    let status =
+        status.unwrap_or_else(|| panic!("the soak did not finish within 170 s:\n{out}\n{err}"));
+    assert!(status.success(), "soak failed:\n{out}\n{err}");
+    assert!(out.contains("soak PASS: 1 min"), "{out}");
+    assert!(!out.contains("[FAIL]"), "{out}");
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("the JSON report"))
+            .expect("report JSON");
+    let n = |k: &str| {
+        report[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k}: {report:#}"))
+    };
+    assert!(
+        n("forwarded") > 0 && n("received") >= n("forwarded"),
+        "{out}"
+    );
+    // A minute of churn at 1,000 updates/s on top of the 10k-prefix load.
+    assert!(n("route_updates") >= 10_000 + 40_000, "{out}");
+    assert!(n("flaps") >= 3 && n("drains") >= 5, "{out}");
+    assert!(report["failures"].as_array().is_some_and(|f| f.is_empty()));
+    assert!(report["samples"].as_array().is_some_and(|s| s.len() >= 55));
+}
