@@ -97,7 +97,7 @@ enum Command {
     Nexthops,
     /// Cached flows: totals per worker and per hop, and the first N flows.
     Flows {
-        /// Flows to list.
+        /// Flows to list (the daemon lists at most 10000).
         #[arg(long, default_value_t = 10)]
         top: usize,
     },

@@ -1,0 +1,300 @@
+//! Hostile clients of the feed and control sockets (issue 15, item 3): each one gets an error
+//! reply or is disconnected, changes no state, and a well-behaved client is served while it is
+//! connected. The servers run in this process over Unix sockets in a temp dir; the data side is a
+//! stand-in whose flow cache holds [`CACHED_FLOWS`] flows. Every wait is bounded by [`WAIT`].
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, Ipv6Addr};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use ecmp_control::builder::{Builder, BuilderConfig, GroupPolicy, StaticTables};
+use ecmp_control::control::{
+    ControlConfig, ControlHandle, ControlThread, DataQueryError, Dataplane, FeedStats,
+};
+use ecmp_control::ctl_server::{CtlConfig, CtlListener};
+use ecmp_control::feed_server::{FeedServer, FeedServerConfig};
+use ecmp_control::{Rib, RibConfig};
+use ecmp_proto::ctl::{
+    FlowEntry, FlowsReply, HopFlows, MAX_FLOWS_LISTED, Reply, Request, StatsReply, TraceQuery,
+    TraceReply,
+};
+use ecmp_tables::nexthop::{PortId, PortInfo};
+
+/// The longest any step waits.
+const WAIT: Duration = Duration::from_secs(15);
+/// Flows the stand-in data side says its caches hold (the issue's "10M cached flows").
+const CACHED_FLOWS: u64 = 10_000_000;
+
+// ExaBGP 5.0.15, verbatim (as in shared/reference/bgp-feed.md).
+const UP: &str = r#"{ "exabgp": "5.0.0", "time": 1795310632.684011, "host" : "vm", "pid" : 8996, "ppid" : 8994, "counter": 2, "type": "state", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65001 }, "router-id": "127.0.0.1" , "state": "up" } }"#;
+const ANNOUNCE: &str = r#"{ "exabgp": "5.0.0", "time": 1795310634.8154979, "host" : "vm", "pid" : 8996, "ppid" : 8994, "counter": 6, "type": "update", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65001 }, "router-id": "127.0.0.1" , "direction": "receive", "message": { "update": { "attribute": { "origin": "igp", "as-path": {"0": {"element": "as-sequence", "value": [65001]}} }, "announce": { "ipv4 unicast": { "198.51.100.2": [ { "nlri": "192.0.2.10/32", "path-information": "0.0.0.2" } ] } } } } } }"#;
+
+type Resolve = fn(IpAddr) -> Option<(PortId, [u8; 6])>;
+
+fn resolve_all(addr: IpAddr) -> Option<(PortId, [u8; 6])> {
+    let last = match addr {
+        IpAddr::V4(a) => a.octets()[3],
+        IpAddr::V6(a) => a.octets()[15],
+    };
+    Some((0, [2, 0, 0, 0, 1, last]))
+}
+
+fn builder() -> Builder<Resolve> {
+    let config = BuilderConfig {
+        policies: Vec::new(),
+        default_policy: GroupPolicy {
+            buckets: 64,
+            ..GroupPolicy::default()
+        },
+        ports: vec![PortInfo {
+            mac: [2, 0, 0, 0, 0, 9],
+            mtu: 1500,
+        }],
+        seed: 7,
+        max_tbl8: 256,
+        statics: StaticTables::default(),
+    };
+    Builder::new(config, resolve_all as Resolve).expect("builder config")
+}
+
+/// A data side whose caches hold [`CACHED_FLOWS`] IPv6 flows (the longest addresses, so listed
+/// flows take the most bytes); remembers the largest `top` it was asked for.
+struct ManyFlows {
+    largest_top: Arc<AtomicUsize>,
+}
+
+impl Dataplane for ManyFlows {
+    fn stats(&self) -> StatsReply {
+        StatsReply {
+            uptime_s: 1.0,
+            tsc_hz: None,
+            ports: Vec::new(),
+            workers: Vec::new(),
+            drops: Vec::new(),
+            feed: Vec::new(),
+            memory: Vec::new(),
+        }
+    }
+
+    fn flows(&self, top: usize) -> Result<FlowsReply, DataQueryError> {
+        self.largest_top.fetch_max(top, Ordering::SeqCst);
+        let listed = top.min(CACHED_FLOWS as usize);
+        let addr = |i: usize| {
+            IpAddr::V6(Ipv6Addr::new(
+                0xfd00, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, i as u16,
+            ))
+        };
+        let flows = (0..listed)
+            .map(|i| FlowEntry {
+                worker: i % 2,
+                flow: TraceQuery {
+                    src: addr(i),
+                    dst: addr(usize::from(u16::MAX) - i % 65_536),
+                    proto: 17,
+                    sport: 65_535,
+                    dport: 65_535,
+                },
+                hop: u32::MAX,
+                group: u32::MAX,
+            })
+            .collect();
+        Ok(FlowsReply {
+            total: CACHED_FLOWS,
+            per_worker: vec![CACHED_FLOWS / 2; 2],
+            per_hop: vec![HopFlows {
+                hop: 1,
+                flows: CACHED_FLOWS,
+            }],
+            flows,
+            capacity: 2 * CACHED_FLOWS,
+        })
+    }
+
+    fn trace(&self, _: &TraceQuery) -> Result<TraceReply, DataQueryError> {
+        Err(DataQueryError::NoWorkers)
+    }
+
+    fn generation(&self) -> u64 {
+        0
+    }
+
+    fn applied_generation(&self) -> u64 {
+        0
+    }
+
+    fn port_name(&self, _: u16) -> Option<String> {
+        None
+    }
+}
+
+/// Both sockets served by one control thread, with one route learnt from a well-behaved feed
+/// client that stays connected.
+struct Server {
+    handle: Option<ControlHandle<Resolve>>,
+    feed: PathBuf,
+    ctl: PathBuf,
+    publishes: Arc<AtomicU64>,
+    largest_top: Arc<AtomicUsize>,
+    /// The well-behaved feed client.
+    companion: Option<UnixStream>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(feed_config: FeedServerConfig, ctl_config: CtlConfig) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let feed = dir.path().join("feed.sock");
+        let ctl = dir.path().join("ctl.sock");
+        let feed_server = FeedServer::bind(&feed, feed_config).expect("bind feed");
+        let ctl_server = CtlListener::bind(&ctl, ctl_config).expect("bind ctl");
+        let publishes = Arc::new(AtomicU64::new(0));
+        let largest_top = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&publishes);
+        let handle = ControlThread::new(ControlConfig::default())
+            .serve(feed_server)
+            .serve(ctl_server)
+            .with_dataplane(Box::new(ManyFlows {
+                largest_top: Arc::clone(&largest_top),
+            }))
+            .spawn(Rib::new(RibConfig::default()), builder(), move |_| {
+                counted.fetch_add(1, Ordering::SeqCst);
+            })
+            .expect("spawn the control thread");
+        let mut server = Server {
+            handle: Some(handle),
+            feed,
+            ctl,
+            publishes,
+            largest_top,
+            companion: None,
+            _dir: dir,
+        };
+        let mut companion = server.feed_client();
+        companion
+            .write_all(format!("{UP}\n{ANNOUNCE}\n").as_bytes())
+            .expect("announce");
+        server.companion = Some(companion);
+        server.wait_stats("the first route", |s| s.paths == 1 && s.publishes == 1);
+        server
+    }
+
+    fn stats(&self) -> FeedStats {
+        self.handle.as_ref().expect("running").stats()
+    }
+
+    fn wait_stats(&self, what: &str, ok: impl Fn(&FeedStats) -> bool) -> FeedStats {
+        let end = Instant::now() + WAIT;
+        loop {
+            let stats = self.stats();
+            if ok(&stats) {
+                return stats;
+            }
+            assert!(
+                Instant::now() < end,
+                "timed out waiting for {what}: {stats:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// A feed connection whose route-refresh request has been read (the server has taken it).
+    fn feed_client(&self) -> UnixStream {
+        let stream = UnixStream::connect(&self.feed).expect("connect feed");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut line = String::new();
+        for _ in FeedServerConfig::default().refresh_families {
+            line.clear();
+            reader.read_line(&mut line).expect("refresh request");
+            assert!(line.starts_with("announce route-refresh "), "{line:?}");
+        }
+        stream
+    }
+
+    fn ctl_client(&self) -> (UnixStream, BufReader<UnixStream>) {
+        let stream = UnixStream::connect(&self.ctl).expect("connect ctl");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        let reader = BufReader::new(stream.try_clone().expect("clone"));
+        (stream, reader)
+    }
+
+    /// One request on a new connection, as `ecmpctl` does; the reply and its line's length.
+    fn ask(&self, request: &Request) -> (Reply, usize) {
+        let (mut s, mut r) = self.ctl_client();
+        let mut line = serde_json::to_vec(request).expect("encode");
+        line.push(b'\n');
+        s.write_all(&line).expect("send request");
+        let mut reply = String::new();
+        r.read_line(&mut reply).expect("read reply");
+        (
+            serde_json::from_str(&reply).expect("a reply line"),
+            reply.len(),
+        )
+    }
+
+    /// What the state is: the routes as `routes` lists them, the paths, and how many snapshots
+    /// were published. A hostile client must leave all three as they were.
+    fn state(&self) -> (serde_json::Value, u64, u64) {
+        let (reply, _) = self.ask(&Request::Routes {});
+        assert!(reply.ok, "{reply:?}");
+        (
+            reply.result,
+            self.stats().paths,
+            self.publishes.load(Ordering::SeqCst),
+        )
+    }
+
+    /// A well-behaved client is served on both sockets: `peers` answers, and a feed line is
+    /// read and decoded (an `up` for the known peer, which changes nothing).
+    fn serves_well_behaved_clients(&self) {
+        let (reply, _) = self.ask(&Request::Peers {});
+        assert!(reply.ok, "{reply:?}");
+        let lines = self.stats().lines;
+        let mut companion = self.companion.as_ref().expect("companion");
+        companion
+            .write_all(format!("{UP}\n").as_bytes())
+            .expect("feed line");
+        self.wait_stats("the companion's line", |s| s.lines > lines);
+    }
+
+    fn finish(mut self) {
+        drop(self.companion.take());
+        let handle = self.handle.take().expect("running");
+        handle.join().expect("the control thread ended cleanly");
+    }
+}
+
+#[test]
+fn flows_lists_at_most_its_bound_and_refuses_more() {
+    let server = Server::start(FeedServerConfig::default(), CtlConfig::default());
+    let before = server.state();
+    for top in [MAX_FLOWS_LISTED + 1, CACHED_FLOWS as usize, usize::MAX] {
+        let (reply, _) = server.ask(&Request::Flows { top });
+        assert!(!reply.ok, "top {top}: {reply:?}");
+        let error = reply.error.expect("an error");
+        assert!(
+            error.contains(&format!("at most {MAX_FLOWS_LISTED}")),
+            "{error}"
+        );
+    }
+    // Refused before any worker was asked to copy its flows.
+    assert_eq!(server.largest_top.load(Ordering::SeqCst), 0);
+
+    let (reply, len) = server.ask(&Request::Flows {
+        top: MAX_FLOWS_LISTED,
+    });
+    assert!(reply.ok, "{reply:?}");
+    let flows: FlowsReply = serde_json::from_value(reply.result).expect("a flows reply");
+    assert_eq!(flows.total, CACHED_FLOWS);
+    assert_eq!(flows.flows.len(), MAX_FLOWS_LISTED);
+    // The bound the proto crate states for the largest listing (IPv6, longest addresses).
+    assert!(len < 2_000_000, "a full listing took {len} bytes");
+    assert_eq!(server.largest_top.load(Ordering::SeqCst), MAX_FLOWS_LISTED);
+    assert_eq!(server.state(), before);
+    server.serves_well_behaved_clients();
+    server.finish();
+}
