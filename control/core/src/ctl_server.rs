@@ -7,8 +7,9 @@
 //! builder, see [`crate::control`]), waits for the answer and writes it back itself.
 //!
 //! Invariants:
-//! - Bad input changes nothing: an oversized line, a line that is not a valid request (bad JSON,
-//!   unknown command or field) gets an error reply from the connection thread and never reaches
+//! - Bad input changes nothing: an oversized line, a line that is not UTF-8 or not a valid
+//!   request (bad JSON, JSON nested deeper than serde_json's recursion limit of 128, unknown
+//!   command or field) gets an error reply from the connection thread and never reaches
 //!   the control thread; a request the control thread refuses changed no state.
 //! - The control thread never writes to a control client: a client that stops reading blocks
 //!   only its own connection thread, whose write times out after [`WRITE_TIMEOUT`] and closes
@@ -261,6 +262,7 @@ struct CtlConn {
 /// One line read from a client, bounded.
 enum Line {
     Text(String),
+    NotUtf8(std::str::Utf8Error),
     Oversized,
     End,
 }
@@ -279,6 +281,7 @@ impl CtlConn {
                 Line::Oversized => Reply::error(format!(
                     "request longer than {MAX_REQUEST} bytes: discarded"
                 )),
+                Line::NotUtf8(e) => Reply::error(format!("request is not UTF-8: {e}")),
                 Line::Text(text) if text.trim().is_empty() => continue,
                 Line::Text(text) => match serde_json::from_str::<Request>(&text) {
                     Err(e) => Reply::error(format!("bad request: {e}")),
@@ -339,7 +342,11 @@ impl CtlConn {
                 if oversized {
                     return Line::Oversized;
                 }
-                return Line::Text(String::from_utf8_lossy(buf).into_owned());
+                // Strictly: a lossy conversion could turn a malformed request into another one.
+                return match std::str::from_utf8(buf) {
+                    Ok(text) => Line::Text(text.to_owned()),
+                    Err(e) => Line::NotUtf8(e),
+                };
             }
         }
     }

@@ -298,3 +298,80 @@ fn flows_lists_at_most_its_bound_and_refuses_more() {
     server.serves_well_behaved_clients();
     server.finish();
 }
+
+/// `depth` opening brackets, then as many closing ones.
+fn nested(depth: usize) -> Vec<u8> {
+    let mut v = vec![b'['; depth];
+    v.extend(std::iter::repeat_n(b']', depth));
+    v
+}
+
+#[test]
+fn invalid_utf8_and_deeply_nested_json_are_refused_and_change_nothing() {
+    let server = Server::start(FeedServerConfig::default(), CtlConfig::default());
+    let before = server.state();
+    // The first within the control socket's 64 KiB line limit, the second deep inside a request.
+    let deep = nested(30_000);
+    let mut deep_in_request = br#"{"cmd":"route-add","prefix":"203.0.113.0/24","via":"#.to_vec();
+    deep_in_request.extend(nested(10_000));
+    deep_in_request.push(b'}');
+    let mut drain = br#"{"cmd":"drain","hop":"198.51.100.2"}"#.to_vec();
+    drain.extend(b"\xff");
+    let mut not_utf8_in_string = br#"{"cmd":"drain","hop":"198.51.100.2"#.to_vec();
+    not_utf8_in_string.extend(b"\xc3\x28\"}");
+    let hostile: [(&[u8], &str); 5] = [
+        (&deep, "bad request"),
+        (&deep_in_request, "recursion limit"),
+        (&drain, "not UTF-8"),
+        (&not_utf8_in_string, "not UTF-8"),
+        (b"\xfe\xff\x00\x01", "not UTF-8"),
+    ];
+    // All on one connection: each gets its error reply and the connection keeps serving.
+    let (mut s, mut r) = server.ctl_client();
+    for (line, want) in hostile {
+        s.write_all(line).expect("send");
+        s.write_all(b"\n").expect("send");
+        let mut reply = String::new();
+        r.read_line(&mut reply).expect("a reply");
+        let reply: Reply = serde_json::from_str(&reply).expect("a reply line");
+        assert!(!reply.ok);
+        let error = reply.error.expect("an error");
+        assert!(error.contains(want), "{error:?} lacks {want:?}");
+    }
+    s.write_all(b"{\"cmd\":\"peers\"}\n").expect("send");
+    let mut reply = String::new();
+    r.read_line(&mut reply).expect("a reply");
+    assert!(serde_json::from_str::<Reply>(&reply).expect("reply").ok);
+
+    // The feed has no replies: such lines are counted and skipped, the connection stays.
+    let stats = server.stats();
+    let mut junk = server.feed_client();
+    let mut lines = Vec::new();
+    let deep_update = ANNOUNCE.replace(
+        r#""value": [65001]"#,
+        &format!(
+            r#""value": {}"#,
+            String::from_utf8(nested(100_000)).expect("ASCII")
+        ),
+    );
+    for line in [
+        &deep[..],
+        deep_update.as_bytes(),
+        &drain,
+        b"\xfe\xff\x00\x01",
+    ] {
+        lines.extend_from_slice(line);
+        lines.push(b'\n');
+    }
+    junk.write_all(&lines).expect("send");
+    let after = server.wait_stats("four skipped lines", |s| s.lines == stats.lines + 4);
+    assert_eq!(
+        after.not_json + after.decode_errors,
+        stats.not_json + stats.decode_errors + 4,
+        "{after:?}"
+    );
+    server.serves_well_behaved_clients();
+    assert_eq!(server.state(), before);
+    drop(junk);
+    server.finish();
+}
