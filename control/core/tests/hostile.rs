@@ -375,3 +375,293 @@ fn invalid_utf8_and_deeply_nested_json_are_refused_and_change_nothing() {
     drop(junk);
     server.finish();
 }
+
+/// This process's resident set in bytes.
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
+
+/// Samples [`rss`] every few milliseconds until dropped; the largest sample.
+struct RssPeak {
+    peak: Arc<AtomicU64>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RssPeak {
+    fn start() -> RssPeak {
+        let peak = Arc::new(AtomicU64::new(rss()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (p, s) = (Arc::clone(&peak), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                p.fetch_max(rss(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        RssPeak {
+            peak,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("sampler");
+        }
+        self.peak.load(Ordering::Relaxed).max(rss())
+    }
+}
+
+const GIB: u64 = 1 << 30;
+
+/// Writes up to 1 GiB of `b'x'` (no newline) to `stream` from another thread; how many bytes
+/// the server took before it closed the connection.
+fn stream_a_gib(mut stream: UnixStream) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let chunk = vec![b'x'; 1 << 20];
+        let mut sent = 0u64;
+        while sent < GIB {
+            match stream.write(&chunk) {
+                Ok(n) => sent += n as u64,
+                Err(_) => break,
+            }
+        }
+        sent
+    })
+}
+
+#[test]
+fn a_gib_line_without_newline_is_cut_off_with_memory_bounded() {
+    let server = Server::start(FeedServerConfig::default(), CtlConfig::default());
+    let before = server.state();
+    let baseline = rss();
+    let peak = RssPeak::start();
+
+    // Feed: the line is discarded past max_line (1 MiB) and the connection closed past
+    // DISCARD_FACTOR times that (16 MiB), long before the GiB.
+    let feed = stream_a_gib(server.feed_client());
+    // Control: the same past MAX_REQUEST (64 KiB) and 1 MiB, with an error line first.
+    let (ctl, mut ctl_reader) = server.ctl_client();
+    let ctl_sender = stream_a_gib(ctl);
+    let mut reply = String::new();
+    ctl_reader.read_line(&mut reply).expect("an error line");
+    let reply: Reply = serde_json::from_str(&reply).expect("a reply");
+    let error = reply.error.expect("an error");
+    assert!(
+        error.contains("no newline within 1048576 bytes: closing"),
+        "{error}"
+    );
+    let mut rest = String::new();
+    assert_eq!(
+        ctl_reader.read_line(&mut rest).expect("the end"),
+        0,
+        "closed after the error: {rest:?}"
+    );
+
+    let feed_sent = feed.join().expect("feed sender");
+    let ctl_sent = ctl_sender.join().expect("ctl sender");
+    let peak = peak.finish();
+    assert!(feed_sent < GIB, "the feed took the whole GiB");
+    assert!(ctl_sent < GIB, "the control socket took the whole GiB");
+    let stats = server.wait_stats("the feed connection closed", |s| s.abandoned == 1);
+    assert_eq!(stats.oversized, 1, "{stats:?}");
+    // Bound per connection: its line (max_line, 1 MiB on the feed; 64 KiB on the control
+    // socket) plus its read buffer (64 KiB; 8 KiB); margin for the allocator and threads.
+    let grown = peak.saturating_sub(baseline);
+    assert!(
+        grown < 16 << 20,
+        "RSS grew by {} KiB while a GiB was offered",
+        grown >> 10
+    );
+    server.serves_well_behaved_clients();
+    assert_eq!(server.state(), before);
+    server.finish();
+}
+
+#[test]
+fn partial_lines_dribbled_a_byte_a_second_are_closed_at_the_line_timeout() {
+    let line_timeout = Duration::from_secs(2);
+    let server = Server::start(
+        FeedServerConfig {
+            line_timeout,
+            ..FeedServerConfig::default()
+        },
+        CtlConfig {
+            line_timeout,
+            ..CtlConfig::default()
+        },
+    );
+    let before = server.state();
+    let withdraw = ANNOUNCE.replace("\"announce\"", "\"withdraw\"");
+    let feed = server.feed_client();
+    let (ctl, mut ctl_reader) = server.ctl_client();
+    let dribble = |mut stream: UnixStream, text: String| {
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            for b in text.bytes() {
+                if stream.write_all(&[b]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            started.elapsed()
+        })
+    };
+    let started = Instant::now();
+    let feed_dribbler = dribble(feed.try_clone().expect("clone"), format!("{withdraw}\n"));
+    let ctl_dribbler = dribble(
+        ctl.try_clone().expect("clone"),
+        "{\"cmd\":\"drain\",\"hop\":\"198.51.100.2\"}\n".to_owned(),
+    );
+    // While both dribble, well-behaved clients are served.
+    std::thread::sleep(Duration::from_millis(500));
+    server.serves_well_behaved_clients();
+    assert_eq!(server.stats().line_timeouts, 0, "closed too early");
+
+    let mut reply = String::new();
+    ctl_reader.read_line(&mut reply).expect("an error line");
+    let reply: Reply = serde_json::from_str(&reply).expect("a reply");
+    assert!(
+        reply
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("not completed within 2s")),
+        "{reply:?}"
+    );
+    let closed = started.elapsed();
+    assert!(
+        closed >= line_timeout && closed < line_timeout + Duration::from_secs(2),
+        "closed after {closed:?}"
+    );
+    let mut rest = String::new();
+    assert_eq!(ctl_reader.read_line(&mut rest).expect("the end"), 0);
+    // The feed side: the refresh request was read by feed_client; next comes the end.
+    let mut feed_reader = BufReader::new(feed);
+    assert_eq!(feed_reader.read_line(&mut rest).expect("the end"), 0);
+    server.wait_stats("the feed timeout", |s| s.line_timeouts == 1);
+    assert!(started.elapsed() < line_timeout + Duration::from_secs(2));
+    // The dribblers notice at their next write.
+    assert!(feed_dribbler.join().expect("feed dribbler") < Duration::from_secs(10));
+    assert!(ctl_dribbler.join().expect("ctl dribbler") < Duration::from_secs(10));
+    server.serves_well_behaved_clients();
+    assert_eq!(server.state(), before);
+    server.finish();
+}
+
+/// Makes room for `needed` open files in this process (the soft limit may be 1024).
+fn raise_open_file_limit(needed: u64) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current.is_some_and(|c| c < needed) {
+        let current = limit.maximum.map_or(needed, |m| m.min(needed));
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(current),
+                maximum: limit.maximum,
+            },
+        )
+        .expect("raise the open file limit");
+    }
+}
+
+/// Whether the server has closed `stream` (reads the end, or an error), waiting up to `wait`.
+fn closed_by_server(stream: &UnixStream, wait: Duration) -> bool {
+    use std::io::Read;
+    stream.set_read_timeout(Some(wait)).expect("timeout");
+    let mut buf = [0u8; 256];
+    let mut s = stream;
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            // The feed's route-refresh request; keep reading.
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn a_thousand_concurrent_connections_leave_the_sockets_serving() {
+    const HOSTILE: usize = 1000;
+    let feed_max = FeedServerConfig::default().max_clients;
+    let ctl_max = CtlConfig::default().max_clients;
+    // Both ends of every connection live in this process.
+    raise_open_file_limit(16_384);
+    let server = Server::start(FeedServerConfig::default(), CtlConfig::default());
+    let before = server.state();
+    let baseline = rss();
+    let peak = RssPeak::start();
+
+    // A thousand silent connections to each socket, all open at once.
+    let feed: Vec<UnixStream> = (0..HOSTILE)
+        .map(|_| UnixStream::connect(&server.feed).expect("connect feed"))
+        .collect();
+    let ctl: Vec<UnixStream> = (0..HOSTILE)
+        .map(|_| UnixStream::connect(&server.ctl).expect("connect ctl"))
+        .collect();
+    // Every one was taken and all but the slots' worth were closed to make room: the feed's
+    // for newer ones (none sent a valid line; the companion, which did, keeps its slot), the
+    // control socket's as the longest idle.
+    let stats = server.wait_stats("the feed connections", |s| {
+        s.evicted == (HOSTILE + 1 - feed_max) as u64
+    });
+    assert_eq!(stats.refused_busy, 0, "{stats:?}");
+    // A well-behaved client is served while they are all connected: on the control socket it
+    // takes the slot of the longest idle one, on the feed the companion connected before them
+    // keeps its slot (it sent valid lines) and is still read.
+    server.serves_well_behaved_clients();
+    let peak = peak.finish();
+    // A newcomer to the feed takes a slot too.
+    let newcomer = server.feed_client();
+    server.wait_stats("the newcomer", |s| {
+        s.evicted == (HOSTILE + 2 - feed_max) as u64
+    });
+
+    let open = |streams: &[UnixStream]| {
+        streams
+            .iter()
+            .filter(|s| !closed_by_server(s, Duration::from_millis(1)))
+            .count()
+    };
+    // Slots: max_clients each; the companion and the newcomer hold two of the feed's, and the
+    // `peers` above took one of the control socket's (freed when it closed).
+    assert_eq!(
+        open(&feed),
+        feed_max - 2,
+        "the companion and the newcomer hold two"
+    );
+    assert_eq!(open(&ctl), ctl_max - 1);
+    // Memory for the admitted ones: a read buffer each (64 KiB feed, 8 KiB control) and the
+    // threads' stacks, well under max_clients * 256 KiB.
+    let grown = peak.saturating_sub(baseline);
+    let bound = ((feed_max + ctl_max) * 256 * 1024) as u64;
+    assert!(grown < bound, "RSS grew by {} KiB", grown >> 10);
+
+    drop(feed);
+    drop(ctl);
+    drop(newcomer);
+    server.serves_well_behaved_clients();
+    // The refresh each admitted feed connection asked for has not timed out (30 s): see the
+    // README's Reliability section on why a feed connection starts one.
+    assert_eq!(server.state(), before);
+    server.finish();
+}
