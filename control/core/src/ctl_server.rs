@@ -7,22 +7,34 @@
 //! builder, see [`crate::control`]), waits for the answer and writes it back itself.
 //!
 //! Invariants:
-//! - Bad input changes nothing: an oversized line, a line that is not a valid request (bad JSON,
-//!   unknown command or field) gets an error reply from the connection thread and never reaches
+//! - Bad input changes nothing: an oversized line, a line that is not UTF-8 or not a valid
+//!   request (bad JSON, JSON nested deeper than serde_json's recursion limit of 128, unknown
+//!   command or field) gets an error reply from the connection thread and never reaches
 //!   the control thread; a request the control thread refuses changed no state.
 //! - The control thread never writes to a control client: a client that stops reading blocks
 //!   only its own connection thread, whose write times out after [`WRITE_TIMEOUT`] and closes
 //!   the connection.
-//! - At most `max_clients` connections are served at once; one more is answered with an error
-//!   line and closed.
+//! - At most `max_clients` connections are served at once (see [`crate::socket`] for the limits
+//!   both front ends share). One more takes the slot of the connection that has waited longest
+//!   for its next request, which is closed; when every connection is busy (inside a request, a
+//!   reply or a capture), the newcomer is answered with an error line and closed.
+//! - A request line must end within `line_timeout` of its first byte, and one longer than
+//!   [`MAX_REQUEST`] is discarded to its newline only within `DISCARD_FACTOR` times that:
+//!   otherwise the client gets an error line and the connection is closed.
+//! - A reply is as large as what it lists: `flows` lists at most
+//!   [`MAX_FLOWS_LISTED`](ecmp_proto::ctl::MAX_FLOWS_LISTED) flows.
+//!
+//! Memory: a connection holds its read buffer (8 KiB), at most [`MAX_REQUEST`] bytes of a
+//! request and the reply it is writing, so `max_clients * (8 KiB + 64 KiB)` (18 MiB at the
+//! default 256) plus the replies being written and the threads' stacks.
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::Shutdown;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -31,15 +43,14 @@ use ecmp_proto::ctl::{MAX_REQUEST, Reply, Request};
 
 use crate::control::{ControlError, FrontEnd, Link, Msg, Serving};
 use crate::socket::{
-    ACCEPT_POLL, DEFAULT_SOCKET_MODE, PeerCheck, SocketError, SocketFile, bind_socket,
+    ACCEPT_POLL, Admission, DEFAULT_LINE_TIMEOUT, DEFAULT_SOCKET_MODE, DISCARD_FACTOR, PeerCheck,
+    READ_POLL, Slot, Slots, SocketError, SocketFile, bind_socket,
 };
 
 /// How long a connection thread waits for the control thread's answer.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long writing one reply to a client may block before the connection is closed.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
-/// How often a connection thread looks at the stop flag while waiting for a request.
-const READ_POLL: Duration = Duration::from_millis(50);
 /// While streaming a capture: how long a look at the client's side may block.
 const CAPTURE_READ_POLL: Duration = Duration::from_millis(1);
 /// While streaming a capture: how long to wait for frames before looking at the client again.
@@ -56,6 +67,9 @@ pub struct CtlConfig {
     pub allowed_gids: Vec<u32>,
     /// Connections served at once.
     pub max_clients: usize,
+    /// Longest time from a request line's first byte to its newline before the connection is
+    /// closed.
+    pub line_timeout: Duration,
 }
 
 /// Default number of control connections served at once.
@@ -68,6 +82,7 @@ impl Default for CtlConfig {
             allowed_uids: Vec::new(),
             allowed_gids: Vec::new(),
             max_clients: DEFAULT_MAX_CLIENTS,
+            line_timeout: DEFAULT_LINE_TIMEOUT,
         }
     }
 }
@@ -86,6 +101,9 @@ impl CtlListener {
     pub fn bind(path: impl Into<PathBuf>, config: CtlConfig) -> Result<Self, SocketError> {
         if config.max_clients == 0 {
             return Err(SocketError::Config("max_clients must be at least 1"));
+        }
+        if config.line_timeout.is_zero() {
+            return Err(SocketError::Config("line_timeout must be above zero"));
         }
         let (listener, file) = bind_socket(path.into(), config.mode)?;
         Ok(CtlListener {
@@ -108,14 +126,14 @@ impl FrontEnd for CtlListener {
             file,
             config,
         } = *self;
-        let live = Arc::new(Mutex::new(Vec::new()));
+        let slots = Slots::new(config.max_clients);
         let acceptor = CtlAcceptor {
             listener,
             peers: PeerCheck::new(&config.allowed_uids, &config.allowed_gids),
-            max_clients: config.max_clients,
+            line_timeout: config.line_timeout,
             stop: Arc::clone(&link.stop),
             tx: link.tx,
-            live: Arc::clone(&live),
+            slots: Arc::clone(&slots),
         };
         let accept = thread::Builder::new()
             .name("ctl-accept".to_owned())
@@ -124,7 +142,7 @@ impl FrontEnd for CtlListener {
         Ok(Box::new(CtlServing {
             accept: Some(accept),
             threads: Vec::new(),
-            live,
+            slots,
             _file: file,
         }))
     }
@@ -135,8 +153,8 @@ struct CtlServing {
     /// Returns the connection threads still running; None once joined.
     accept: Option<JoinHandle<Vec<JoinHandle<()>>>>,
     threads: Vec<JoinHandle<()>>,
-    /// Live connections, shared with the connection threads (for shutdown).
-    live: Arc<Mutex<Vec<UnixStream>>>,
+    /// Live connections, shared with the acceptor and the connection threads (for shutdown).
+    slots: Arc<Slots>,
     /// Removed when this is dropped, after every thread has been joined.
     _file: SocketFile,
 }
@@ -149,15 +167,7 @@ impl Serving for CtlServing {
     fn close(&mut self) -> Result<(), ControlError> {
         let joined = self.accept.take().map(JoinHandle::join);
         // The acceptor ended on the stop flag; its connections end on shutdown.
-        for stream in self
-            .live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain(..)
-        {
-            // An error means the socket is closed already.
-            let _ = stream.shutdown(Shutdown::Both);
-        }
+        self.slots.shutdown_all();
         match joined {
             Some(Ok(threads)) => {
                 self.threads = threads;
@@ -184,16 +194,15 @@ impl Serving for CtlServing {
 struct CtlAcceptor {
     listener: UnixListener,
     peers: PeerCheck,
-    max_clients: usize,
+    line_timeout: Duration,
     stop: Arc<AtomicBool>,
     tx: SyncSender<Msg>,
-    /// Live connections, shared with the connection threads (for shutdown).
-    live: Arc<Mutex<Vec<UnixStream>>>,
+    /// Live connections, each freed by its thread when it ends.
+    slots: Arc<Slots>,
 }
 
 impl CtlAcceptor {
     fn run(self) -> Vec<JoinHandle<()>> {
-        let clients = Arc::new(AtomicUsize::new(0));
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
         while !self.stop.load(Ordering::Relaxed) {
             let mut stream = match self.listener.accept() {
@@ -212,34 +221,27 @@ impl CtlAcceptor {
                 continue;
             }
             let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-            if clients.load(Ordering::Relaxed) >= self.max_clients {
-                let _ = write_reply(&mut stream, &Reply::error("too many control clients"));
-                continue;
-            }
-            let Ok(shutdown_side) = stream.try_clone() else {
-                continue;
+            let slot = match self.slots.admit(&stream) {
+                Admission::Admitted { slot, .. } => slot,
+                Admission::Full => {
+                    let _ = write_reply(&mut stream, &Reply::error("too many control clients"));
+                    continue;
+                }
+                Admission::Failed => continue,
             };
-            self.live
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(shutdown_side);
-            clients.fetch_add(1, Ordering::Relaxed);
             let conn = CtlConn {
                 stream,
+                slot,
+                line_timeout: self.line_timeout,
                 tx: self.tx.clone(),
                 stop: Arc::clone(&self.stop),
             };
-            let counter = Arc::clone(&clients);
-            match thread::Builder::new()
+            // On a spawn error the closure (and with it the slot) is dropped.
+            if let Ok(t) = thread::Builder::new()
                 .name("ctl-conn".to_owned())
-                .spawn(move || {
-                    conn.run();
-                    counter.fetch_sub(1, Ordering::Relaxed);
-                }) {
-                Ok(t) => threads.push(t),
-                Err(_) => {
-                    clients.fetch_sub(1, Ordering::Relaxed);
-                }
+                .spawn(move || conn.run())
+            {
+                threads.push(t);
             }
         }
         threads
@@ -254,6 +256,9 @@ fn write_reply(stream: &mut UnixStream, reply: &Reply) -> io::Result<()> {
 
 struct CtlConn {
     stream: UnixStream,
+    /// Evictable while waiting for a request with nothing of it read yet.
+    slot: Slot,
+    line_timeout: Duration,
     tx: SyncSender<Msg>,
     stop: Arc<AtomicBool>,
 }
@@ -261,7 +266,12 @@ struct CtlConn {
 /// One line read from a client, bounded.
 enum Line {
     Text(String),
+    NotUtf8(std::str::Utf8Error),
     Oversized,
+    /// The line did not end within the line timeout: reply and close.
+    TimedOut,
+    /// An oversized line went on past `DISCARD_FACTOR * MAX_REQUEST` bytes: reply and close.
+    Abandoned,
     End,
 }
 
@@ -274,11 +284,37 @@ impl CtlConn {
         let mut reader = BufReader::new(read_side);
         let mut buf = Vec::new();
         loop {
+            // Nothing of the next request read yet: a newcomer may take this slot meanwhile.
+            if reader.buffer().is_empty() && !self.slot.evictable() {
+                break;
+            }
             let reply = match self.read_line(&mut reader, &mut buf) {
                 Line::End => break,
+                Line::TimedOut => {
+                    let _ = write_reply(
+                        &mut self.stream,
+                        &Reply::error(format!(
+                            "request not completed within {:?}: closing",
+                            self.line_timeout
+                        )),
+                    );
+                    break;
+                }
+                Line::Abandoned => {
+                    let _ = write_reply(
+                        &mut self.stream,
+                        &Reply::error(format!(
+                            "request longer than {MAX_REQUEST} bytes and no newline within {} \
+                             bytes: closing",
+                            MAX_REQUEST * DISCARD_FACTOR
+                        )),
+                    );
+                    break;
+                }
                 Line::Oversized => Reply::error(format!(
                     "request longer than {MAX_REQUEST} bytes: discarded"
                 )),
+                Line::NotUtf8(e) => Reply::error(format!("request is not UTF-8: {e}")),
                 Line::Text(text) if text.trim().is_empty() => continue,
                 Line::Text(text) => match serde_json::from_str::<Request>(&text) {
                     Err(e) => Reply::error(format!("bad request: {e}")),
@@ -298,13 +334,19 @@ impl CtlConn {
     }
 
     /// Reads up to a newline, keeping at most MAX_REQUEST bytes; an oversized line is consumed
-    /// to its newline and reported once.
+    /// to its newline and reported once (or abandoned past the discard bound). The line must end
+    /// within the line timeout of its first byte.
     fn read_line(&self, reader: &mut BufReader<UnixStream>, buf: &mut Vec<u8>) -> Line {
         buf.clear();
         let mut oversized = false;
+        let mut seen = 0usize;
+        let mut started: Option<Instant> = None;
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 return Line::End;
+            }
+            if started.is_some_and(|t| t.elapsed() >= self.line_timeout) {
+                return Line::TimedOut;
             }
             let chunk = match reader.fill_buf() {
                 Ok([]) => return Line::End,
@@ -321,6 +363,14 @@ impl CtlConn {
                 }
                 Err(_) => return Line::End,
             };
+            if started.is_none() {
+                // The request begins: this connection is busy until its reply is written. One
+                // evicted meanwhile stops without reading it.
+                if !self.slot.busy() {
+                    return Line::End;
+                }
+                started = Some(Instant::now());
+            }
             let (piece, done) = match chunk.iter().position(|&b| b == b'\n') {
                 Some(nl) => (&chunk[..nl], Some(nl + 1)),
                 None => (chunk, None),
@@ -334,12 +384,20 @@ impl CtlConn {
                 }
             }
             let used = done.unwrap_or(chunk.len());
+            seen = seen.saturating_add(used);
             reader.consume(used);
+            if done.is_none() && seen > MAX_REQUEST * DISCARD_FACTOR {
+                return Line::Abandoned;
+            }
             if done.is_some() {
                 if oversized {
                     return Line::Oversized;
                 }
-                return Line::Text(String::from_utf8_lossy(buf).into_owned());
+                // Strictly: a lossy conversion could turn a malformed request into another one.
+                return match std::str::from_utf8(buf) {
+                    Ok(text) => Line::Text(text.to_owned()),
+                    Err(e) => Line::NotUtf8(e),
+                };
             }
         }
     }

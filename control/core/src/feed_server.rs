@@ -2,33 +2,45 @@
 //! ExaBGP JSON lines; they reach the control thread ([`crate::control`]) as decoded events.
 //!
 //! Threads:
-//! - one accept thread checks each peer's `SO_PEERCRED` and starts a reader per connection;
+//! - one accept thread checks each peer's `SO_PEERCRED` and starts a reader per connection, up
+//!   to `max_clients` (see [`crate::socket`] for the limits both front ends share); when all are
+//!   taken, a newcomer evicts the oldest connection that has not yet sent a valid line (the
+//!   companion's helper has, within moments of connecting), else it is closed at once, before
+//!   it is told anything or starts a refresh;
 //! - each reader thread splits its connection into lines (at most `max_line` bytes), decodes
 //!   them and sends the events over the control thread's bounded channel, so a feed flood slows
-//!   its reader down instead of growing memory.
+//!   its reader down instead of growing memory. A line that does not end within
+//!   `line_timeout`, or an oversized one that goes on past `DISCARD_FACTOR` times `max_line`,
+//!   closes the connection.
+//!
+//! Memory: a connection holds its read buffer ([`READ_CHUNK`]) and at most `max_line` bytes of
+//! a partial line, so all of them together at most `max_clients * (max_line + READ_CHUNK)`
+//! (at the defaults 128 * (1 MiB + 64 KiB) = 136 MiB), plus their threads' stacks.
 //!
 //! The control thread holds the write side of every connection: it writes the route-refresh
 //! request (queued with the connection, before its reader starts) and never blocks on a client.
 
 use std::io::{self, Read};
+use std::net::Shutdown;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ecmp_proto::Family;
 
 use crate::control::{ControlError, Counters, FrontEnd, Link, Msg, Serving, bump, set_text};
 use crate::feed::{FeedError, decode_line};
 use crate::socket::{
-    ACCEPT_POLL, DEFAULT_SOCKET_MODE, PeerCheck, SocketError, SocketFile, bind_socket,
+    ACCEPT_POLL, Admission, DEFAULT_LINE_TIMEOUT, DEFAULT_SOCKET_MODE, DISCARD_FACTOR, PeerCheck,
+    READ_POLL, Slot, Slots, SocketError, SocketFile, bind_socket,
 };
 
 /// Bytes read from a connection per `read` call.
-const READ_CHUNK: usize = 64 * 1024;
+pub const READ_CHUNK: usize = 64 * 1024;
 
 /// How the feed socket is set up and read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +53,10 @@ pub struct FeedServerConfig {
     pub allowed_gids: Vec<u32>,
     /// Longest accepted line in bytes, newline excluded; longer lines are discarded and counted.
     pub max_line: usize,
+    /// Connections served at once (the companion needs one; a few more for restarts and tools).
+    pub max_clients: usize,
+    /// Longest time from a line's first byte to its newline before the connection is closed.
+    pub line_timeout: Duration,
     /// Families asked for with `announce route-refresh AFI SAFI` on every new connection.
     /// [`Rib::begin_refresh_all`](crate::rib::Rib::begin_refresh_all) marks the paths of both
     /// families, so a family left out here has its paths dropped at the refresh timeout unless
@@ -51,6 +67,8 @@ pub struct FeedServerConfig {
 
 /// Default longest feed line in bytes, newline excluded.
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
+/// Default number of feed connections served at once.
+pub const DEFAULT_FEED_MAX_CLIENTS: usize = 128;
 
 impl Default for FeedServerConfig {
     fn default() -> Self {
@@ -59,6 +77,8 @@ impl Default for FeedServerConfig {
             allowed_uids: Vec::new(),
             allowed_gids: Vec::new(),
             max_line: DEFAULT_MAX_LINE,
+            max_clients: DEFAULT_FEED_MAX_CLIENTS,
+            line_timeout: DEFAULT_LINE_TIMEOUT,
             refresh_families: Family::ALL.to_vec(),
         }
     }
@@ -82,6 +102,12 @@ impl FeedServer {
     ) -> Result<FeedServer, SocketError> {
         if config.max_line == 0 {
             return Err(SocketError::Config("max_line must be at least 1"));
+        }
+        if config.max_clients == 0 {
+            return Err(SocketError::Config("max_clients must be at least 1"));
+        }
+        if config.line_timeout.is_zero() {
+            return Err(SocketError::Config("line_timeout must be above zero"));
         }
         let (listener, file) = bind_socket(path.into(), config.mode)?;
         Ok(FeedServer {
@@ -108,6 +134,8 @@ impl FrontEnd for FeedServer {
             listener,
             peers: PeerCheck::new(&config.allowed_uids, &config.allowed_gids),
             max_line: config.max_line,
+            line_timeout: config.line_timeout,
+            slots: Slots::new(config.max_clients),
             refresh: refresh_lines(&config.refresh_families).into(),
             link,
         };
@@ -179,6 +207,8 @@ struct Acceptor {
     listener: UnixListener,
     peers: PeerCheck,
     max_line: usize,
+    line_timeout: Duration,
+    slots: Arc<Slots>,
     /// Written to every new connection by the control thread.
     refresh: Arc<[u8]>,
     link: Link,
@@ -208,6 +238,22 @@ impl Acceptor {
                 bump(&counters.rejected_peers);
                 continue;
             }
+            let slot = match self.slots.admit(&stream) {
+                Admission::Admitted { slot, evicted } => {
+                    if evicted {
+                        bump(&counters.evicted);
+                    }
+                    slot
+                }
+                Admission::Full => {
+                    bump(&counters.refused_busy);
+                    continue;
+                }
+                Admission::Failed => {
+                    bump(&counters.accept_errors);
+                    continue;
+                }
+            };
             let Ok(write_side) = stream.try_clone() else {
                 bump(&counters.accept_errors);
                 continue;
@@ -231,7 +277,9 @@ impl Acceptor {
             let reader = Reader {
                 stream,
                 id,
+                slot,
                 max_line: self.max_line,
+                line_timeout: self.line_timeout,
                 counters: Arc::clone(counters),
                 tx: self.link.tx.clone(),
             };
@@ -267,7 +315,10 @@ fn reap(readers: &mut Vec<JoinHandle<()>>) {
 struct Reader {
     stream: UnixStream,
     id: u64,
+    /// Evictable until the first line that decodes.
+    slot: Slot,
     max_line: usize,
+    line_timeout: Duration,
     counters: Arc<Counters>,
     tx: SyncSender<Msg>,
 }
@@ -277,24 +328,63 @@ impl Reader {
         let mut splitter = LineSplitter::new(self.max_line);
         let mut buf = vec![0u8; READ_CHUNK];
         let mut open = true;
+        // When the line being read began (None between lines).
+        let mut line_started: Option<Instant> = None;
+        // A timed-out read only means no bytes came: the line timeout is looked at every poll.
+        let polls = self.stream.set_read_timeout(Some(READ_POLL)).is_ok();
+        let mut ended = false;
         while open {
             let n = match self.stream.read(&mut buf) {
-                Ok(0) => break,
+                Ok(0) => {
+                    ended = true;
+                    break;
+                }
                 Ok(n) => n,
+                Err(e)
+                    if polls
+                        && matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                {
+                    if line_started.is_some_and(|t| t.elapsed() >= self.line_timeout) {
+                        bump(&self.counters.line_timeouts);
+                        break;
+                    }
+                    continue;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             };
             let chunk = buf.get(..n).unwrap_or_default();
-            splitter.feed(chunk, |piece| {
+            let fed = splitter.feed(chunk, |piece| {
                 if open {
                     open = self.handle(piece);
                 }
             });
+            if fed.abandon {
+                bump(&self.counters.abandoned);
+                break;
+            }
+            let now = Instant::now();
+            line_started = match line_started {
+                _ if !splitter.in_line() => None,
+                Some(t) if !fed.ended_line => Some(t),
+                _ => Some(now),
+            };
+            if line_started.is_some_and(|t| now.duration_since(t) >= self.line_timeout) {
+                bump(&self.counters.line_timeouts);
+                break;
+            }
         }
-        if open {
+        if open && ended {
             splitter.finish(|piece| {
                 open = self.handle(piece);
             });
+        } else {
+            // Closed by us (timeout, discard bound, eviction): the client sees the end; an error
+            // means it is gone already.
+            let _ = self.stream.shutdown(Shutdown::Both);
         }
         // The control thread may already be gone when stopping; nothing left to tell then.
         let _ = self.tx.send(Msg::Closed(self.id));
@@ -315,7 +405,13 @@ impl Reader {
             bump(&self.counters.not_json);
             return true;
         };
-        match decode_line(text) {
+        let decoded = decode_line(text);
+        // A valid line proves a feed client: from now on it keeps its slot. One evicted
+        // meanwhile stops here, before its line changes anything.
+        if decoded.is_ok() && !self.slot.busy() {
+            return false;
+        }
+        match decoded {
             Ok(Some(event)) => self.tx.send(Msg::Event(event, Instant::now())).is_ok(),
             Ok(None) => {
                 bump(&self.counters.ignored);
@@ -343,6 +439,15 @@ enum Piece<'a> {
     Oversized,
 }
 
+/// What one [`LineSplitter::feed`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Fed {
+    /// At least one line ended (oversized or not).
+    ended_line: bool,
+    /// The oversized line being discarded passed `DISCARD_FACTOR * max_line` bytes: close.
+    abandon: bool,
+}
+
 /// Splits a byte stream into lines while holding at most `max_line` bytes of any line.
 #[derive(Debug)]
 struct LineSplitter {
@@ -350,6 +455,8 @@ struct LineSplitter {
     partial: Vec<u8>,
     /// Inside an oversized line: drop bytes up to the next newline.
     discarding: bool,
+    /// Bytes of the oversized line seen so far.
+    discarded: usize,
 }
 
 impl LineSplitter {
@@ -358,27 +465,39 @@ impl LineSplitter {
             max_line,
             partial: Vec::new(),
             discarding: false,
+            discarded: 0,
         }
     }
 
-    fn feed(&mut self, mut bytes: &[u8], mut out: impl FnMut(Piece<'_>)) {
+    /// Inside a line: some of it was fed but not its newline.
+    fn in_line(&self) -> bool {
+        self.discarding || !self.partial.is_empty()
+    }
+
+    fn feed(&mut self, mut bytes: &[u8], mut out: impl FnMut(Piece<'_>)) -> Fed {
+        let mut fed = Fed::default();
+        let discard_limit = self.max_line.saturating_mul(DISCARD_FACTOR);
         while !bytes.is_empty() {
             let Some(nl) = bytes.iter().position(|&b| b == b'\n') else {
-                if !self.discarding {
-                    if self.partial.len() + bytes.len() > self.max_line {
-                        self.discarding = true;
-                        self.partial.clear();
-                        out(Piece::Oversized);
-                    } else {
-                        self.partial.extend_from_slice(bytes);
-                    }
+                if self.discarding {
+                    self.discarded = self.discarded.saturating_add(bytes.len());
+                } else if self.partial.len() + bytes.len() > self.max_line {
+                    self.discarding = true;
+                    self.discarded = self.partial.len() + bytes.len();
+                    self.partial.clear();
+                    out(Piece::Oversized);
+                } else {
+                    self.partial.extend_from_slice(bytes);
                 }
-                return;
+                fed.abandon = self.discarding && self.discarded > discard_limit;
+                return fed;
             };
             let (head, tail) = bytes.split_at(nl);
             bytes = tail.get(1..).unwrap_or_default();
+            fed.ended_line = true;
             if self.discarding {
                 self.discarding = false;
+                self.discarded = 0;
             } else if self.partial.len() + head.len() > self.max_line {
                 self.partial.clear();
                 out(Piece::Oversized);
@@ -390,6 +509,7 @@ impl LineSplitter {
                 self.partial.clear();
             }
         }
+        fed
     }
 
     /// End of stream: a last line without its newline is still a line.
@@ -399,6 +519,7 @@ impl LineSplitter {
         }
         self.partial.clear();
         self.discarding = false;
+        self.discarded = 0;
     }
 }
 

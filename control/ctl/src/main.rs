@@ -17,9 +17,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use ecmp_proto::Prefix;
 use ecmp_proto::ctl::{
-    Changed, ConvergenceReply, FlowsReply, NexthopSummary, PeerLine, ReloadCounts, ReloadReply,
-    Reply, Request, RouteDetail, RouteEvent, RouteSummary, StatsReply, TraceQuery, TraceReply,
-    TraceVia, WhatIfReply,
+    Changed, ConvergenceReply, FlowsReply, MAX_FLOWS_LISTED, NexthopSummary, PeerLine,
+    ReloadCounts, ReloadReply, Reply, Request, RouteDetail, RouteEvent, RouteSummary, StatsReply,
+    TraceQuery, TraceReply, TraceVia, WhatIfReply,
 };
 
 mod top;
@@ -97,8 +97,13 @@ enum Command {
     Nexthops,
     /// Cached flows: totals per worker and per hop, and the first N flows.
     Flows {
-        /// Flows to list.
-        #[arg(long, default_value_t = 10)]
+        /// Flows to list (0: totals only; the daemon lists a bounded number).
+        #[arg(
+            long,
+            default_value_t = 10,
+            value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+                .range(0..=MAX_FLOWS_LISTED as u64)
+        )]
         top: usize,
     },
     /// Counters per port, worker and drop reason, feed counters.

@@ -15,6 +15,12 @@ use crate::{Origin, Prefix};
 /// Longest request line the server reads; longer lines get an error reply and are discarded.
 pub const MAX_REQUEST: usize = 64 * 1024;
 
+/// Most flows one `flows` request may list. A cache holds millions of flows; listing them all
+/// would make workers copy them and the reply grow to hundreds of megabytes, so a larger `top`
+/// is refused (the totals per worker and per hop still count every flow). A listed IPv6 flow
+/// takes under 200 bytes of JSON, so the list stays under 2 MB.
+pub const MAX_FLOWS_LISTED: usize = 10_000;
+
 /// One command to the control socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
@@ -30,7 +36,8 @@ pub enum Request {
     Nexthops {},
     /// Flow-cache contents: totals per hop and the first `top` flows.
     Flows {
-        /// How many flows to list (0: totals only).
+        /// How many flows to list (0: totals only; at most [`MAX_FLOWS_LISTED`], more is
+        /// refused).
         #[serde(default)]
         top: usize,
     },

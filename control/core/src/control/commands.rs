@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use ecmp_proto::Prefix;
 use ecmp_proto::ctl::{
-    BucketDetail, Changed, HopStateName, MemberDetail, NexthopSummary, PeerLine, Reply, Request,
-    RouteDetail, RouteOrigin, RouteSummary, StatsReply, WhatIfGroup, WhatIfReply,
+    BucketDetail, Changed, HopStateName, MAX_FLOWS_LISTED, MemberDetail, NexthopSummary, PeerLine,
+    Reply, Request, RouteDetail, RouteOrigin, RouteSummary, StatsReply, WhatIfGroup, WhatIfReply,
 };
 use ecmp_tables::Snapshot;
 use ecmp_tables::group::GroupMode;
@@ -247,6 +247,10 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                 }
             }
             Request::Nexthops {} => Reply::ok(self.nexthop_lines()),
+            Request::Flows { top } if top > MAX_FLOWS_LISTED => Reply::error(format!(
+                "flows lists at most {MAX_FLOWS_LISTED} flows (asked for {top}); the totals count \
+                 every flow"
+            )),
             Request::Flows { top } => match &self.dataplane {
                 Some(dp) => dp
                     .flows(top)
@@ -264,6 +268,10 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                     ("ignored".to_owned(), f.ignored),
                     ("decode_errors".to_owned(), f.decode_errors),
                     ("oversized".to_owned(), f.oversized),
+                    ("abandoned".to_owned(), f.abandoned),
+                    ("line_timeouts".to_owned(), f.line_timeouts),
+                    ("refused_busy".to_owned(), f.refused_busy),
+                    ("evicted".to_owned(), f.evicted),
                     ("publishes".to_owned(), f.publishes),
                     ("build_errors".to_owned(), f.build_errors),
                     ("paths".to_owned(), f.paths),

@@ -25,6 +25,15 @@ pub struct FeedStats {
     pub last_error: Option<String>,
     /// Lines longer than `max_line`; discarded up to their newline.
     pub oversized: u64,
+    /// Connections closed because an oversized line went on past `DISCARD_FACTOR` times
+    /// `max_line` without a newline.
+    pub abandoned: u64,
+    /// Connections closed because a line did not end within `line_timeout` of its first byte.
+    pub line_timeouts: u64,
+    /// Connections closed at once because `max_clients` were served and none could be evicted.
+    pub refused_busy: u64,
+    /// Connections that had sent no valid line, closed to make room for a newcomer.
+    pub evicted: u64,
     /// Lines to a client that were dropped because its outbox was full or its socket failed.
     pub dropped_writes: u64,
     /// Snapshots published.
@@ -49,6 +58,10 @@ pub(crate) struct Counters {
     pub(crate) ignored: AtomicU64,
     pub(crate) decode_errors: AtomicU64,
     pub(crate) oversized: AtomicU64,
+    pub(crate) abandoned: AtomicU64,
+    pub(crate) line_timeouts: AtomicU64,
+    pub(crate) refused_busy: AtomicU64,
+    pub(crate) evicted: AtomicU64,
     pub(crate) dropped_writes: AtomicU64,
     pub(crate) publishes: AtomicU64,
     pub(crate) build_errors: AtomicU64,
@@ -89,6 +102,10 @@ impl StatsHandle {
             decode_errors: load(&c.decode_errors),
             last_error: get_text(&c.last_error),
             oversized: load(&c.oversized),
+            abandoned: load(&c.abandoned),
+            line_timeouts: load(&c.line_timeouts),
+            refused_busy: load(&c.refused_busy),
+            evicted: load(&c.evicted),
             dropped_writes: load(&c.dropped_writes),
             publishes: load(&c.publishes),
             build_errors: load(&c.build_errors),

@@ -523,3 +523,27 @@ fn line_splitter_bounds_lines_across_chunks() {
         ]
     );
 }
+
+#[test]
+fn line_splitter_abandons_an_oversized_line_past_the_discard_bound() {
+    let mut split = LineSplitter::new(4);
+    let pieces = std::cell::Cell::new(0);
+    let count = |_: Piece<'_>| pieces.set(pieces.get() + 1);
+    let fed = split.feed(b"ab", count);
+    assert_eq!(fed, Fed::default());
+    assert!(split.in_line());
+    // Oversized at once, then discarded while within DISCARD_FACTOR * 4 bytes.
+    let mut seen = 2;
+    while seen + 8 <= 4 * DISCARD_FACTOR {
+        assert!(!split.feed(b"xxxxxxxx", count).abandon, "at {seen}");
+        seen += 8;
+    }
+    assert_eq!(pieces.get(), 1, "one Oversized");
+    // Its newline within the bound ends it: the next line is a line again.
+    let fed = split.feed(b"\nok\n", count);
+    assert!(fed.ended_line && !fed.abandon && !split.in_line());
+    assert_eq!(pieces.get(), 2, "then \"ok\"");
+    // Past the bound without a newline: abandon.
+    let long = vec![b'y'; 4 * DISCARD_FACTOR + 1];
+    assert!(split.feed(&long, count).abandon);
+}

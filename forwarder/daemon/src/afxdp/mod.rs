@@ -608,6 +608,7 @@ fn start_control(
                     allowed_uids: c.allowed_uids.clone(),
                     allowed_gids: c.allowed_gids.clone(),
                     max_clients: c.max_clients,
+                    ..CtlConfig::default()
                 },
             )
             .map_err(|source| AfXdpError::Socket {
