@@ -75,7 +75,7 @@ mod dpdk {
             .allowlist_function("rte_socket_id|rte_lcore_count|rte_thread_(register|unregister)")
             .allowlist_function("rte_dev_(probe|remove)")
             // Ethdev.
-            .allowlist_function("rte_eth_dev_(count_avail|get_port_by_name|get_name_by_port|info_get|configure|start|stop|close|socket_id|is_valid_port|rss_hash_conf_get|set_mtu|adjust_nb_rx_tx_desc)")
+            .allowlist_function("rte_eth_dev_(count_avail|get_port_by_name|get_name_by_port|info_get|configure|start|stop|close|socket_id|is_valid_port|rss_hash_conf_get|rss_hash_update|set_mtu|adjust_nb_rx_tx_desc)")
             .allowlist_function("rte_eth_(rx|tx)_queue_setup")
             .allowlist_function("rte_eth_link_get_nowait|rte_eth_link_speed_to_str")
             .allowlist_function("rte_eth_xstats_(get|get_names|reset)")
