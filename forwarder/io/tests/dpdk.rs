@@ -118,6 +118,10 @@ fn ring_loops_frames_back_without_copying_them() {
     drop(port);
     drop(dev);
     assert_eq!(pool.in_use(), 0);
+
+    // Closing unplugs the device: the same spec opens again.
+    let again = open("net_ring10", std::slice::from_ref(&pool));
+    assert!(again.port(0).is_some());
 }
 
 #[test]

@@ -80,6 +80,9 @@ pub struct DeviceStats {
 
 pub(crate) struct DeviceInner {
     pub(crate) port_id: u16,
+    /// The bus device behind the port, unplugged after close so that the spec can be opened
+    /// again in this process.
+    device: *mut sys::rte_device,
     spec: String,
     queues: u16,
     rss: bool,
@@ -95,7 +98,8 @@ pub(crate) struct DeviceInner {
     _pools: Vec<Arc<Mempool>>,
 }
 
-// SAFETY: the inner state is a port id, immutable configuration, and mutex-guarded state;
+// SAFETY: the inner state is a port id, a bus device pointer used only in `Drop`, immutable
+// configuration, and mutex-guarded state;
 // the DPDK calls made through it are either thread-safe (bursts on distinct queues) or
 // serialised by `control`.
 unsafe impl Send for DeviceInner {}
@@ -350,6 +354,7 @@ impl DpdkDevice {
         Ok(Self {
             inner: Arc::new(DeviceInner {
                 port_id,
+                device: info.device,
                 spec: spec.to_owned(),
                 queues,
                 rss,
@@ -503,6 +508,11 @@ impl Drop for DeviceInner {
         unsafe {
             sys::rte_eth_dev_stop(self.port_id);
             sys::rte_eth_dev_close(self.port_id);
+        }
+        if !self.device.is_null() {
+            // SAFETY: the bus device outlives its closed port until removed, here, once; a
+            // driver whose close already released the port finds nothing more to free.
+            unsafe { sys::rte_dev_remove(self.device) };
         }
     }
 }
