@@ -27,12 +27,16 @@ mod device;
 mod eal;
 mod error;
 mod frame;
+mod inner;
 mod pool;
 mod port;
 
-pub use device::{DeviceConfig, DeviceStats, DpdkDevice, LinkState, RSS_KEY_LEN};
+pub use device::{DeviceConfig, DeviceStats, DpdkDevice, LinkState};
 pub use eal::Eal;
 pub use error::DpdkError;
 pub use frame::DpdkFrame;
 pub use pool::{Mempool, PoolConfig, default_headroom};
 pub use port::{DpdkPort, DpdkPortStats};
+
+/// Length of a Toeplitz RSS key (the one ecmpfwd's hash uses, and NICs' RSS).
+pub const RSS_KEY_LEN: usize = 40;

@@ -7,7 +7,7 @@ use ecmp_dpdk_sys as sys;
 use ecmp_port::{BURST, Burst, Frame, Port, PortStats};
 
 use super::DpdkFrame;
-use super::device::DeviceInner;
+use super::inner::DeviceInner;
 
 /// DPDK-specific counters of a [`DpdkPort`] (the generic ones are in [`PortStats`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
