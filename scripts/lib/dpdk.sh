@@ -13,3 +13,8 @@ ensure_dpdk() {
     return 1
   fi
 }
+# ensure_dpdk_build_deps: what the `dpdk` cargo feature (ecmp-dpdk-sys) builds against: DPDK's
+# headers and libraries (found through pkg-config) and libclang for bindgen.
+ensure_dpdk_build_deps() {
+  need_debs libdpdk-dev libclang-dev pkg-config
+}

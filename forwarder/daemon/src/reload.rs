@@ -150,6 +150,23 @@ fn port_keys(o: &PortSpec, n: &PortSpec) -> Vec<&'static str> {
                 out.push("output");
             }
         }
+        (
+            config::PortKind::Dpdk {
+                device: od,
+                queues: oq,
+            },
+            config::PortKind::Dpdk {
+                device: nd,
+                queues: nq,
+            },
+        ) => {
+            if od != nd {
+                out.push("device");
+            }
+            if oq != nq {
+                out.push("queues");
+            }
+        }
         (config::PortKind::Memory, config::PortKind::Memory) => {}
         _ => out.push("kind"),
     }

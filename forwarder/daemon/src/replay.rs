@@ -77,6 +77,9 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, ReplayError>
             PortKind::Pcap { .. } => continue,
             PortKind::Memory => "memory ports only exist inside tests and `ecmpfwd bench`",
             PortKind::AfXdp { .. } => "AF_XDP ports cannot be mixed with pcap ports",
+            PortKind::Dpdk { .. } => {
+                "DPDK ports are not run by `ecmpfwd run` yet (the DPDK runtime is still to come)"
+            }
         };
         return Err(ReplayError::PortKind {
             origin: cfg.origin.clone(),

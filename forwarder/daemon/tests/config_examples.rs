@@ -739,9 +739,9 @@ fn bad_configs() -> Vec<Bad> {
             "unknown variant `up`",
         ),
         after_base(
-            "[[port]]\nname = \"p1\"\nkind = \"dpdk\" #<\nmac = \"02:00:00:00:00:02\"\n",
+            "[[port]]\nname = \"p1\"\nkind = \"netmap\" #<\nmac = \"02:00:00:00:00:02\"\n",
             "port[1].kind",
-            "unknown variant `dpdk`",
+            "unknown variant `netmap`",
         ),
         after_base(
             &format!("{HOP}encap = {{ kind = \"gre\", src = \"192.0.2.1\", bogus = 1 }} #<\n"),

@@ -7,6 +7,8 @@
 //! - [`pcap`]: a classic libpcap reader and writer and [`PcapPort`](pcap::PcapPort) (rx from one
 //!   capture, tx appended to another).
 //! - [`netlink`]: rtnetlink interfaces, addresses and neighbours.
+//! - `dpdk` (feature `dpdk`, off by default): DPDK ports over any device DPDK drives, physical
+//!   or virtual, through the `ecmp-dpdk-sys` binding.
 //! - [`tsc`]: the time-stamp counter, for the workers' busy-cycle accounting.
 //! - [`pcap_filter`]: tcpdump filter expressions compiled to classic BPF by libpcap.
 //!
@@ -19,6 +21,8 @@
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod error;
 pub mod netlink;
 pub mod packet;

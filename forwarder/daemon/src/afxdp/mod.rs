@@ -106,6 +106,7 @@ pub fn resolve_ports(cfg: &Config) -> Result<Vec<LivePort>, AfXdpError> {
                 port: p.name.clone(),
                 kind: match p.kind {
                     PortKind::Memory => "memory",
+                    PortKind::Dpdk { .. } => "dpdk",
                     _ => "pcap",
                 },
             });

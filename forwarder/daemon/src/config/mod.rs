@@ -89,10 +89,11 @@ pub use ecmp_wire::udp_port::{MPLS_UDP as MPLS_UDP_PORT, VXLAN as VXLAN_PORT};
 pub use error::{ConfigError, Location};
 pub use schema::parse_duration;
 pub use spec::{
-    ActionSpec, ActionTemplateSpec, BgpSpec, Config, ControlSpec, EncapKindSpec, EncapSpec,
-    FeedSpec, FibSpec, FlowCacheSpec, GroupMode, GroupPolicySpec, GroupSpec, HashAlgoSpec,
-    HashFieldsSpec, HashSpec, HopStateSpec, InstanceSpec, MemberSpec, MetricsSpec, NeighborSpec,
-    NextHopSpec, PortKind, PortQueue, PortSpec, PrefixPolicySpec, RouteSpec, WorkerSpec, XdpMode,
+    ActionSpec, ActionTemplateSpec, BgpSpec, Config, ControlSpec, DEFAULT_DPDK_MEMORY_MB, DpdkSpec,
+    EncapKindSpec, EncapSpec, FeedSpec, FibSpec, FlowCacheSpec, GroupMode, GroupPolicySpec,
+    GroupSpec, HashAlgoSpec, HashFieldsSpec, HashSpec, HopStateSpec, InstanceSpec, MemberSpec,
+    MetricsSpec, NeighborSpec, NextHopSpec, PortKind, PortQueue, PortSpec, PrefixPolicySpec,
+    RouteSpec, WorkerSpec, XdpMode,
 };
 pub use validate::seed_from_name;
 pub use value::{MacAddr, PortAddr, Prefix};

@@ -231,6 +231,18 @@ pub(super) struct RawConfig {
     pub(super) feed: Option<Spanned<RawFeed>>,
     pub(super) bgp: Option<Spanned<RawBgp>>,
     pub(super) metrics: Option<Spanned<RawMetrics>>,
+    pub(super) dpdk: Option<Spanned<RawDpdk>>,
+}
+
+/// `[dpdk]` as written: the EAL's arguments.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDpdk {
+    pub(super) cores: Option<Spanned<String>>,
+    pub(super) memory: Option<Spanned<u32>>,
+    pub(super) no_huge: Option<bool>,
+    pub(super) file_prefix: Option<Spanned<String>>,
+    pub(super) args: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -249,6 +261,7 @@ pub(super) enum RawPortKind {
     Memory,
     Pcap,
     Afxdp,
+    Dpdk,
 }
 
 impl RawPortKind {
@@ -257,6 +270,7 @@ impl RawPortKind {
             Self::Memory => "memory",
             Self::Pcap => "pcap",
             Self::Afxdp => "afxdp",
+            Self::Dpdk => "dpdk",
         }
     }
 }
@@ -276,6 +290,7 @@ pub(super) struct RawPort {
     pub(super) queues: Option<Spanned<u16>>,
     pub(super) mode: Option<Spanned<XdpMode>>,
     pub(super) zero_copy: Option<Spanned<bool>>,
+    pub(super) device: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -49,6 +49,57 @@ pub struct Config {
     pub metrics: Option<MetricsSpec>,
     /// `[bgp]` and `[[bgp.policy]]`: how groups of BGP-learnt prefixes are built.
     pub bgp: BgpSpec,
+    /// `[dpdk]`: how the DPDK EAL is started for `kind = "dpdk"` ports.
+    pub dpdk: DpdkSpec,
+}
+
+/// `[dpdk]`: the DPDK EAL's arguments (used only when a port has `kind = "dpdk"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpdkSpec {
+    /// The EAL's lcore list (`-l`), e.g. `"0"` or `"0-3"`; ecmpfwd's own workers are pinned by
+    /// `[[worker]] core` and registered with the EAL, so this is usually one spare core.
+    pub cores: String,
+    /// Memory the EAL reserves, in MB (`-m`).
+    pub memory_mb: u32,
+    /// Use ordinary pages instead of huge pages (`--no-huge`): slower, for tests and VMs.
+    pub no_huge: bool,
+    /// The EAL's file prefix (`--file-prefix`), so several DPDK processes can share a host.
+    pub file_prefix: String,
+    /// Further EAL arguments, passed as written after the others.
+    pub args: Vec<String>,
+}
+
+/// Default `[dpdk] memory`, in MB.
+pub const DEFAULT_DPDK_MEMORY_MB: u32 = 512;
+
+impl DpdkSpec {
+    /// Defaults for instance `instance`.
+    pub fn defaults(instance: &str) -> Self {
+        Self {
+            cores: "0".into(),
+            memory_mb: DEFAULT_DPDK_MEMORY_MB,
+            no_huge: false,
+            file_prefix: format!("ecmpfwd-{instance}"),
+            args: Vec::new(),
+        }
+    }
+
+    /// The EAL argument list (without the program name).
+    pub fn eal_args(&self) -> Vec<String> {
+        let mut out = vec![
+            "-l".to_owned(),
+            self.cores.clone(),
+            "-m".to_owned(),
+            self.memory_mb.to_string(),
+            "--file-prefix".to_owned(),
+            self.file_prefix.clone(),
+        ];
+        if self.no_huge {
+            out.push("--no-huge".to_owned());
+        }
+        out.extend(self.args.iter().cloned());
+        out
+    }
 }
 
 /// `[instance]`.
@@ -86,7 +137,7 @@ impl PortSpec {
     /// Number of rx/tx queues (1 unless AF_XDP).
     pub fn queues(&self) -> u16 {
         match &self.kind {
-            PortKind::AfXdp { queues, .. } => *queues,
+            PortKind::AfXdp { queues, .. } | PortKind::Dpdk { queues, .. } => *queues,
             PortKind::Memory | PortKind::Pcap { .. } => 1,
         }
     }
@@ -114,6 +165,14 @@ pub enum PortKind {
         mode: XdpMode,
         /// Ask for zero-copy (driver mode only).
         zero_copy: bool,
+    },
+    /// A DPDK device: a PCI address or a `--vdev` spec (`net_null0`, `net_ring0`,
+    /// `net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap`, `net_af_xdp0,iface=eth0`).
+    Dpdk {
+        /// The device, as DPDK names it.
+        device: String,
+        /// Number of rx/tx queue pairs, ids `0..queues` (one per worker serving the port).
+        queues: u16,
     },
 }
 

@@ -18,12 +18,12 @@ use toml::de::DeTable;
 
 use super::error::{ConfigError, Ctx, Location, key_path, with_missing_field};
 use super::schema::{
-    Dur, Name, RawConfig, RawFib, RawFlowCache, RawHugePages, RawInstance, RawNeighbor, RawPort,
-    RawPortKind, RawWorker,
+    Dur, Name, RawConfig, RawDpdk, RawFib, RawFlowCache, RawHugePages, RawInstance, RawNeighbor,
+    RawPort, RawPortKind, RawWorker,
 };
 use super::spec::{
-    Config, FibSpec, FlowCacheSpec, HashSpec, InstanceSpec, MemorySpec, NeighborSpec, NextHopSpec,
-    PortKind, PortQueue, PortSpec, RouteSpec, WorkerSpec, XdpMode,
+    Config, DpdkSpec, FibSpec, FlowCacheSpec, HashSpec, InstanceSpec, MemorySpec, NeighborSpec,
+    NextHopSpec, PortKind, PortQueue, PortSpec, RouteSpec, WorkerSpec, XdpMode,
 };
 use super::value::{MacAddr, PortAddr, Prefix};
 use super::{
@@ -227,6 +227,7 @@ fn build(
         }
     };
     let bgp = build_bgp(ctx, raw.bgp, hash)?;
+    let dpdk = build_dpdk(ctx, raw.dpdk, &instance.name)?;
     let metrics = raw
         .metrics
         .map(|m| build_metrics(ctx, m))
@@ -250,8 +251,87 @@ fn build(
         feed,
         bgp,
         metrics,
+        dpdk,
     })
 }
+
+/// Largest `[dpdk] memory`, in MB (1 TiB: beyond any host, so a typo of units is caught).
+const MAX_DPDK_MEMORY_MB: u32 = 1 << 20;
+
+/// Smallest `[dpdk] memory`, in MB: the EAL's own structures need some 20 MB, one worker's mbuf
+/// pool about as much again.
+const MIN_DPDK_MEMORY_MB: u32 = 64;
+
+fn build_dpdk(
+    ctx: &Ctx<'_>,
+    raw: Option<Spanned<RawDpdk>>,
+    instance: &str,
+) -> Result<DpdkSpec, ConfigError> {
+    let mut spec = DpdkSpec::defaults(instance);
+    let Some(raw) = raw else {
+        return Ok(spec);
+    };
+    let r = raw.into_inner();
+    if let Some(cores) = r.cores {
+        let c = cores.get_ref();
+        let ok = !c.is_empty()
+            && c.chars()
+                .all(|ch| ch.is_ascii_digit() || ch == ',' || ch == '-')
+            && c.split(',').all(|part| {
+                let mut ends = part.splitn(2, '-');
+                ends.all(|n| !n.is_empty() && n.parse::<u32>().is_ok())
+            });
+        if !ok {
+            return Err(ctx.invalid(
+                cores.span(),
+                "dpdk.cores",
+                format!("invalid core list {c:?} (numbers and ranges: \"0\", \"0-3\", \"0,2,4\")"),
+            ));
+        }
+        spec.cores = cores.into_inner();
+    }
+    if let Some(m) = r.memory {
+        let mb = *m.get_ref();
+        if !(MIN_DPDK_MEMORY_MB..=MAX_DPDK_MEMORY_MB).contains(&mb) {
+            return Err(ctx.invalid(
+                m.span(),
+                "dpdk.memory",
+                format!("memory {mb} MB is outside {MIN_DPDK_MEMORY_MB}..={MAX_DPDK_MEMORY_MB}"),
+            ));
+        }
+        spec.memory_mb = mb;
+    }
+    spec.no_huge = r.no_huge.unwrap_or(false);
+    if let Some(p) = r.file_prefix {
+        let s = p.get_ref();
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+        if s.is_empty() || s.len() > MAX_NAME_LEN_PREFIX || !s.chars().all(ok_char) {
+            return Err(ctx.invalid(
+                p.span(),
+                "dpdk.file_prefix",
+                format!(
+                    "invalid file prefix {s:?} (1 to {MAX_NAME_LEN_PREFIX} of A-Z a-z 0-9 _ . -)"
+                ),
+            ));
+        }
+        spec.file_prefix = p.into_inner();
+    }
+    for (j, a) in r.args.unwrap_or_default().into_iter().enumerate() {
+        if a.get_ref().is_empty() || a.get_ref().contains('\0') {
+            return Err(ctx.invalid(
+                a.span(),
+                format!("dpdk.args[{j}]"),
+                "an EAL argument must be non-empty and without NUL bytes",
+            ));
+        }
+        spec.args.push(a.into_inner());
+    }
+    Ok(spec)
+}
+
+/// Longest `[dpdk] file_prefix`: the EAL builds socket paths from it, which must stay within
+/// a Unix socket path's 108 bytes.
+const MAX_NAME_LEN_PREFIX: usize = 64;
 
 fn build_neighbors(
     ctx: &Ctx<'_>,
@@ -447,10 +527,16 @@ fn build_port(
     };
     let afxdp_only = [
         ("interface", r.interface.as_ref().map(Spanned::span)),
-        ("queues", r.queues.as_ref().map(Spanned::span)),
         ("mode", r.mode.as_ref().map(Spanned::span)),
         ("zero_copy", r.zero_copy.as_ref().map(Spanned::span)),
     ];
+    let multi_queue_only = [("queues", r.queues.as_ref().map(Spanned::span))];
+    let dpdk_only = [("device", r.device.as_ref().map(Spanned::span))];
+    let queues = || match &r.queues {
+        None => Ok(1),
+        Some(q) if *q.get_ref() >= 1 => Ok(*q.get_ref()),
+        Some(q) => Err(ctx.invalid(q.span(), key("queues"), "queues must be at least 1")),
+    };
     let pcap_only = [
         ("input", r.input.as_ref().map(Spanned::span)),
         ("output", r.output.as_ref().map(Spanned::span)),
@@ -464,11 +550,38 @@ fn build_port(
     let kind = match *r.kind.get_ref() {
         RawPortKind::Memory => {
             reject(&afxdp_only)?;
+            reject(&multi_queue_only)?;
             reject(&pcap_only)?;
+            reject(&dpdk_only)?;
             PortKind::Memory
+        }
+        RawPortKind::Dpdk => {
+            reject(&afxdp_only)?;
+            reject(&pcap_only)?;
+            let Some(device) = &r.device else {
+                return Err(ctx.invalid(
+                    r.kind.span(),
+                    key("device"),
+                    "a dpdk port needs `device` (a PCI address or a vdev spec such as \"net_null0\")",
+                ));
+            };
+            let d = device.get_ref();
+            if d.trim().is_empty() || d.contains(|c: char| c.is_whitespace() || c.is_control()) {
+                return Err(ctx.invalid(
+                    device.span(),
+                    key("device"),
+                    format!("invalid DPDK device {d:?} (a PCI address or a vdev spec, no spaces)"),
+                ));
+            }
+            PortKind::Dpdk {
+                device: d.clone(),
+                queues: queues()?,
+            }
         }
         RawPortKind::Pcap => {
             reject(&afxdp_only)?;
+            reject(&multi_queue_only)?;
+            reject(&dpdk_only)?;
             if r.input.is_none() && r.output.is_none() {
                 return Err(ctx.invalid(
                     r.kind.span(),
@@ -483,6 +596,7 @@ fn build_port(
         }
         RawPortKind::Afxdp => {
             reject(&pcap_only)?;
+            reject(&dpdk_only)?;
             let Some(interface) = r.interface else {
                 return Err(ctx.invalid(
                     r.kind.span(),
@@ -501,13 +615,7 @@ fn build_port(
                     format!("invalid interface name {ifname:?} (1 to {MAX_IFNAME_LEN} bytes, no '/' or spaces)"),
                 ));
             }
-            let queues = match &r.queues {
-                None => 1,
-                Some(q) if *q.get_ref() >= 1 => *q.get_ref(),
-                Some(q) => {
-                    return Err(ctx.invalid(q.span(), key("queues"), "queues must be at least 1"));
-                }
-            };
+            let queues = queues()?;
             let mode = r.mode.as_ref().map_or(XdpMode::default(), |m| *m.get_ref());
             let zero_copy = r.zero_copy.as_ref().is_some_and(|z| *z.get_ref());
             if let (Some(z), XdpMode::Generic) = (&r.zero_copy, mode)
@@ -601,7 +709,9 @@ fn build_workers(
             let port = port_names.find(&name_spanned, &key)?;
             let spec = &ports[port];
             let queue = match (queue_text, &spec.kind) {
-                (None, PortKind::AfXdp { queues, .. }) if *queues > 1 => {
+                (None, PortKind::AfXdp { queues, .. } | PortKind::Dpdk { queues, .. })
+                    if *queues > 1 =>
+                {
                     return Err(ctx.invalid(
                         entry.span(),
                         key,
@@ -609,7 +719,7 @@ fn build_workers(
                     ));
                 }
                 (None, _) => 0,
-                (Some(q), PortKind::AfXdp { queues, .. }) => {
+                (Some(q), PortKind::AfXdp { queues, .. } | PortKind::Dpdk { queues, .. }) => {
                     match q.parse::<u16>() {
                         Ok(q) if q < *queues => q,
                         _ => {

@@ -263,6 +263,7 @@ pub(super) fn build_nexthop(
         None => {
             let kind = match ports[port].kind {
                 PortKind::Memory => "memory",
+                PortKind::Dpdk { .. } => "dpdk",
                 PortKind::Pcap { .. } | PortKind::AfXdp { .. } => "pcap",
             };
             return Err(ctx.invalid(
