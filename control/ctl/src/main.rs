@@ -17,9 +17,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use ecmp_proto::Prefix;
 use ecmp_proto::ctl::{
-    Changed, ConvergenceReply, FlowsReply, NexthopSummary, PeerLine, ReloadCounts, ReloadReply,
-    Reply, Request, RouteDetail, RouteEvent, RouteSummary, StatsReply, TraceQuery, TraceReply,
-    TraceVia, WhatIfReply,
+    Changed, ConvergenceReply, FlowsReply, GroupsReply, NexthopSummary, PeerLine, ReloadCounts,
+    ReloadReply, Reply, Request, RouteDetail, RouteEvent, RouteSummary, StatsReply, TraceQuery,
+    TraceReply, TraceVia, WhatIfReply,
 };
 
 mod top;
@@ -84,8 +84,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Every route with its group summary.
+    /// Every route with its group summary and bucket-map digest, then the table's digest.
     Routes,
+    /// Every group with its bucket map's digest (compare forwarders by digest, not by id).
+    Groups,
     /// `route PREFIX`: the group in detail with its bucket map; `route add PREFIX via HOP...` and
     /// `route del PREFIX` manage static routes.
     Route {
@@ -212,6 +214,7 @@ fn proto_number(name: &str) -> Result<u8> {
 fn request(command: &Command) -> Result<Request> {
     Ok(match command {
         Command::Routes => Request::Routes {},
+        Command::Groups => Request::Groups {},
         Command::Route { args } => match args.as_slice() {
             [prefix] => Request::Route {
                 prefix: prefix
@@ -377,7 +380,7 @@ fn mac_state(n: &NexthopSummary) -> String {
 
 fn print_routes(routes: &[RouteSummary]) {
     outln!(
-        "{:<24} {:<8} {:>5} {:<14} {:>6} {:>8} {:>6} {:>7}  installed",
+        "{:<24} {:<8} {:>5} {:<14} {:>6} {:>8} {:>6} {:>7} {:<16}  installed",
         "prefix",
         "origin",
         "group",
@@ -385,11 +388,12 @@ fn print_routes(routes: &[RouteSummary]) {
         "active",
         "draining",
         "failed",
-        "buckets"
+        "buckets",
+        "digest"
     );
     for r in routes {
         outln!(
-            "{:<24} {:<8} {:>5} {:<14} {:>6} {:>8} {:>6} {:>7}  {}",
+            "{:<24} {:<8} {:>5} {:<14} {:>6} {:>8} {:>6} {:>7} {:<16}  {}",
             r.prefix.to_string(),
             format!("{:?}", r.origin).to_lowercase(),
             r.group,
@@ -398,9 +402,44 @@ fn print_routes(routes: &[RouteSummary]) {
             r.draining,
             r.failed,
             r.buckets,
+            r.digest.map_or_else(|| "-".to_owned(), |d| d.to_string()),
             if r.installed { "yes" } else { "no (shadowed)" }
         );
     }
+    // The same function the daemon's `groups` reply uses, over the same installed routes.
+    let installed: Option<Vec<_>> = routes
+        .iter()
+        .filter(|r| r.installed)
+        .map(|r| r.digest.map(|d| (r.prefix, d)))
+        .collect();
+    match installed {
+        Some(routes) => outln!("table digest {}", ecmp_proto::digest::table_digest(routes)),
+        None => outln!("table digest unknown (the daemon predates digests)"),
+    }
+}
+
+fn print_groups(reply: &GroupsReply) {
+    outln!(
+        "{:>5} {:<14} {:>7} {:>6} {:<16}  prefixes",
+        "group",
+        "mode",
+        "buckets",
+        "active",
+        "digest"
+    );
+    for g in &reply.groups {
+        let prefixes: Vec<String> = g.prefixes.iter().map(ToString::to_string).collect();
+        outln!(
+            "{:>5} {:<14} {:>7} {:>6} {:<16}  {}",
+            g.group,
+            g.mode,
+            g.buckets,
+            g.active,
+            g.digest.to_string(),
+            prefixes.join(" ")
+        );
+    }
+    outln!("table digest {}", reply.digest);
 }
 
 fn print_route(details: &[RouteDetail]) {
@@ -455,6 +494,7 @@ fn print_route(details: &[RouteDetail]) {
 fn print(command: &Command, result: serde_json::Value) -> Result<()> {
     match command {
         Command::Routes => print_routes(&serde_json::from_value::<Vec<RouteSummary>>(result)?),
+        Command::Groups => print_groups(&serde_json::from_value::<GroupsReply>(result)?),
         Command::Route { args } if args.len() == 1 => {
             print_route(&serde_json::from_value::<Vec<RouteDetail>>(result)?);
         }

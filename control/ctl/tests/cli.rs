@@ -174,6 +174,16 @@ fn every_output() -> Vec<(Vec<&'static str>, serde_json::Value)> {
     vec![
         (vec!["routes"], json!([summary.clone()])),
         (
+            vec!["groups"],
+            json!({
+                "groups": [{
+                    "group": 1, "prefixes": ["198.19.0.1/32"], "mode": "maglev", "buckets": 4,
+                    "active": 2, "digest": "0123456789abcdef"
+                }],
+                "digest": "fedcba9876543210"
+            }),
+        ),
+        (
             vec!["route", "198.19.0.1/32"],
             json!([{
                 "summary": summary,

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::digest::Digest;
 use crate::{Origin, Prefix};
 
 /// Longest request line the server reads; longer lines get an error reply and are discarded.
@@ -26,6 +27,8 @@ pub enum Request {
         /// The exact prefix.
         prefix: Prefix,
     },
+    /// Every group with its bucket map's digest, and the table's digest.
+    Groups {},
     /// Every next hop in use.
     Nexthops {},
     /// Flow-cache contents: totals per hop and the first `top` flows.
@@ -260,6 +263,37 @@ pub struct RouteSummary {
     pub failed: usize,
     /// Buckets in the group.
     pub buckets: usize,
+    /// The digest of the group's bucket map ([`crate::digest::group_digest`]); absent from a
+    /// daemon that predates it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+}
+
+/// One group, for `groups`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    /// Its group id (this forwarder's own numbering: compare digests, not ids).
+    pub group: u32,
+    /// The routes using it, ascending.
+    pub prefixes: Vec<Prefix>,
+    /// Group mode name.
+    pub mode: String,
+    /// Buckets in the group.
+    pub buckets: usize,
+    /// Members taking new flows.
+    pub active: usize,
+    /// The digest of its bucket map.
+    pub digest: Digest,
+}
+
+/// `groups`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupsReply {
+    /// Every group behind a route, ascending by id.
+    pub groups: Vec<GroupSummary>,
+    /// The digest of the installed routes with their groups' digests
+    /// ([`crate::digest::table_digest`]): equal on forwarders that send every flow alike.
+    pub digest: Digest,
 }
 
 /// One member of a group, for `route`.
@@ -643,6 +677,7 @@ mod tests {
     fn requests_round_trip_with_their_tag() {
         let cases = [
             (r#"{"cmd":"routes"}"#, Request::Routes {}),
+            (r#"{"cmd":"groups"}"#, Request::Groups {}),
             (
                 r#"{"cmd":"route","prefix":"198.19.0.0/24"}"#,
                 Request::Route {

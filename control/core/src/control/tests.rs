@@ -719,3 +719,88 @@ fn a_quiet_capture_stops_when_its_client_goes_away() {
         thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Feeds 192.0.2.10/32 from the given servers, one batch after another (each waited for), on
+/// one feed connection.
+fn servers_in_batches(h: &CtlHarness, batches: &[&[u8]]) {
+    let mut c = UnixStream::connect(&h.feed).unwrap();
+    send(&mut c, &[UP]);
+    let mut seen = 0;
+    for batch in batches {
+        let lines: Vec<String> = batch
+            .iter()
+            .map(|n| {
+                announce(
+                    "127.0.0.2",
+                    &format!("198.51.100.{n}"),
+                    "192.0.2.10/32",
+                    &format!("0.0.0.{n}"),
+                )
+            })
+            .collect();
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        send(&mut c, &refs);
+        seen += batch.len();
+        let end = Instant::now() + WAIT;
+        while h
+            .ok::<Vec<RouteSummary>>(&Request::Routes {})
+            .first()
+            .is_none_or(|r| r.active != seen)
+        {
+            assert!(Instant::now() < end, "the servers never showed");
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+#[test]
+fn two_builders_fed_the_same_routes_print_the_same_digests() {
+    use ecmp_proto::ctl::GroupsReply;
+    use ecmp_proto::digest::table_digest;
+    let one = CtlHarness::start();
+    let two = CtlHarness::start();
+    // Another arrival order: the hop ids differ, the bucket map by address does not (before
+    // traffic the default mode's table depends only on the members).
+    servers_in_batches(&one, &[&[1, 2, 3]]);
+    servers_in_batches(&two, &[&[3], &[1, 2]]);
+    let (g1, g2): (GroupsReply, GroupsReply) =
+        (one.ok(&Request::Groups {}), two.ok(&Request::Groups {}));
+    assert_ne!(
+        route(&one)
+            .members
+            .iter()
+            .map(|m| m.hop)
+            .collect::<Vec<_>>(),
+        route(&two)
+            .members
+            .iter()
+            .map(|m| m.hop)
+            .collect::<Vec<_>>(),
+        "the test means the hop ids to differ"
+    );
+    assert_eq!(g1.groups.len(), 1);
+    assert_eq!(g1.groups[0].prefixes, vec![prefix()]);
+    assert_eq!(g1.groups[0].digest, g2.groups[0].digest);
+    assert_eq!(g1.digest, g2.digest);
+    // `routes` carries the same group digest, and ecmpctl's table digest over it is the daemon's.
+    let routes: Vec<RouteSummary> = one.ok(&Request::Routes {});
+    assert_eq!(routes[0].digest, Some(g1.groups[0].digest));
+    assert_eq!(
+        table_digest(routes.iter().map(|r| (r.prefix, r.digest.unwrap()))),
+        g1.digest
+    );
+    // A forwarder whose buckets differ prints another digest, and the same again once back.
+    let _: Changed = two.ok(&Request::Drain {
+        hop: ip("198.51.100.2"),
+    });
+    let drained: GroupsReply = two.ok(&Request::Groups {});
+    assert_ne!(drained.groups[0].digest, g1.groups[0].digest);
+    assert_ne!(drained.digest, g1.digest);
+    let _: Changed = two.ok(&Request::Undrain {
+        hop: ip("198.51.100.2"),
+    });
+    let back: GroupsReply = two.ok(&Request::Groups {});
+    assert_eq!(back.digest, g1.digest);
+    one.finish();
+    two.finish();
+}
