@@ -17,9 +17,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use ecmp_proto::Prefix;
 use ecmp_proto::ctl::{
-    Changed, ConvergenceReply, FlowsReply, GroupsReply, NexthopSummary, PeerLine, ReloadCounts,
-    ReloadReply, Reply, Request, RouteDetail, RouteEvent, RouteSummary, StatsReply, TraceQuery,
-    TraceReply, TraceVia, WhatIfReply,
+    AnnounceLine, Changed, ConvergenceReply, FlowsReply, GroupsReply, NexthopSummary, PeerLine,
+    ReloadCounts, ReloadReply, Reply, Request, RouteDetail, RouteEvent, RouteSummary, StatsReply,
+    TraceQuery, TraceReply, TraceVia, WhatIfReply,
 };
 
 mod top;
@@ -144,6 +144,8 @@ enum Command {
     },
     /// Feed sessions and their path counts.
     Peers,
+    /// The `[[bgp.announce]]` prefixes: announced or withdrawn, why, since when.
+    Announce,
     /// Route-update convergence histogram.
     Convergence,
     /// The latest route changes (feed batches and operator commands), oldest first.
@@ -275,6 +277,7 @@ fn request(command: &Command) -> Result<Request> {
             _ => bail!("usage: what-if remove HOP | what-if add PREFIX HOP"),
         },
         Command::Peers => Request::Peers {},
+        Command::Announce => Request::Announcements {},
         Command::Convergence => Request::Convergence {},
         Command::RouteEvents { last } => Request::RouteEvents { last: *last },
         Command::Top { .. } => bail!("top asks several questions, not one"),
@@ -415,6 +418,30 @@ fn print_routes(routes: &[RouteSummary]) {
     match installed {
         Some(routes) => outln!("table digest {}", ecmp_proto::digest::table_digest(routes)),
         None => outln!("table digest unknown (the daemon predates digests)"),
+    }
+}
+
+fn print_announce(lines: &[AnnounceLine]) {
+    outln!(
+        "{:<24} {:<10} {:>10}  {:<16} why",
+        "announce",
+        "state",
+        "since (s)",
+        "next hop"
+    );
+    for l in lines {
+        outln!(
+            "{:<24} {:<10} {:>10.1}  {:<16} {}",
+            l.prefix.to_string(),
+            if l.announced {
+                "announced"
+            } else {
+                "withdrawn"
+            },
+            l.since_s,
+            l.next_hop,
+            l.reason.map(|r| r.to_string()).unwrap_or_default()
+        );
     }
 }
 
@@ -639,6 +666,17 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
                         mib(t.huge_bytes)
                     );
                 }
+            }
+            if !s.announce.is_empty() {
+                print_announce(&s.announce);
+            }
+        }
+        Command::Announce => {
+            let lines: Vec<AnnounceLine> = serde_json::from_value(result)?;
+            if lines.is_empty() {
+                outln!("no [[bgp.announce]] prefix configured");
+            } else {
+                print_announce(&lines);
             }
         }
         Command::Trace { .. } => {

@@ -453,6 +453,7 @@ mod tests {
                 drops: vec![("no_route".to_owned(), 10 * k)],
                 feed: Vec::new(),
                 memory: Vec::new(),
+                announce: Vec::new(),
             },
             flows: Ok(FlowsReply {
                 total: 100 * k,

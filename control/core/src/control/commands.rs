@@ -274,6 +274,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                     ("paths".to_owned(), f.paths),
                     ("prefixes".to_owned(), f.prefixes),
                 ];
+                stats.announce = self.announcer.lines(Instant::now());
                 Reply::ok(stats)
             }
             Request::Trace(query) => match &self.dataplane {
@@ -368,6 +369,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                 )),
             },
             Request::Peers {} => Reply::ok(self.peer_lines()),
+            Request::Announcements {} => Reply::ok(self.announcer.lines(Instant::now())),
             Request::Convergence {} => Reply::ok(self.convergence.report()),
             // The connection thread turns a capture into `Msg::Capture` and streams it itself.
             Request::Capture(_) => Reply::error("capture is served by its connection"),
@@ -491,6 +493,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                 drops: Vec::new(),
                 feed: Vec::new(),
                 memory: Vec::new(),
+                announce: Vec::new(),
             },
         }
     }
@@ -509,6 +512,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
             generation: self.generation(),
             applied_generation: self.dataplane.as_ref().map(|dp| dp.applied_generation()),
             convergence: self.convergence.seconds_histogram(&CONVERGENCE_BOUNDS),
+            announce: self.announcer.lines(Instant::now()),
         }
     }
 

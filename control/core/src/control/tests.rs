@@ -22,6 +22,8 @@ use crate::testkit::*;
 /// Takes every publication at once; reports a fixed flow count per hop.
 struct FakeDataplane {
     generation: Arc<AtomicU64>,
+    /// What `worker_polls` answers (none: no worker, never stalled).
+    polls: Arc<std::sync::Mutex<Vec<u64>>>,
     /// Whether a capture stream it handed out is still alive.
     capturing: Arc<AtomicBool>,
 }
@@ -72,6 +74,7 @@ impl Dataplane for FakeDataplane {
             drops: vec![("no_route".to_owned(), 3)],
             feed: Vec::new(),
             memory: Vec::new(),
+            announce: Vec::new(),
         }
     }
     fn flows(&self, _top: usize) -> Result<FlowsReply, DataQueryError> {
@@ -100,6 +103,9 @@ impl Dataplane for FakeDataplane {
     }
     fn port_name(&self, port: u16) -> Option<String> {
         Some(format!("veth{port}"))
+    }
+    fn worker_polls(&self) -> Vec<u64> {
+        self.polls.lock().unwrap().clone()
     }
     fn capture(
         &self,
@@ -132,6 +138,7 @@ struct CtlHarness {
     publishes: Arc<AtomicU64>,
     latest: Arc<std::sync::Mutex<Option<Snapshot>>>,
     capturing: Arc<AtomicBool>,
+    polls: Arc<std::sync::Mutex<Vec<u64>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -142,6 +149,14 @@ impl CtlHarness {
 
     /// Also serves `metrics`, when given.
     fn start_with(metrics: Option<MetricsListener>) -> CtlHarness {
+        CtlHarness::start_full(metrics, crate::announce::AnnounceConfig::default())
+    }
+
+    /// Also serves `metrics`, when given, and announces `announce`.
+    fn start_full(
+        metrics: Option<MetricsListener>,
+        announce: crate::announce::AnnounceConfig,
+    ) -> CtlHarness {
         let dir = tempfile::tempdir().unwrap();
         let feed = dir.path().join("feed.sock");
         let ctl = dir.path().join("ctl.sock");
@@ -156,13 +171,18 @@ impl CtlHarness {
         let latest = Arc::new(std::sync::Mutex::new(None));
         let latest_to = Arc::clone(&latest);
         let capturing = Arc::new(AtomicBool::new(false));
-        let mut thread = ControlThread::new(config).serve(listener).serve(server);
+        let polls = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut thread = ControlThread::new(config)
+            .serve(listener)
+            .serve(server)
+            .with_announcements(announce);
         if let Some(m) = metrics {
             thread = thread.serve(m);
         }
         let handle = thread
             .with_dataplane(Box::new(FakeDataplane {
                 generation: Arc::clone(&generation),
+                polls: Arc::clone(&polls),
                 capturing: Arc::clone(&capturing),
             }))
             .spawn(Rib::new(RibConfig::default()), builder(), move |s| {
@@ -177,6 +197,7 @@ impl CtlHarness {
             publishes: generation,
             latest,
             capturing,
+            polls,
             _dir: dir,
         }
     }
@@ -803,4 +824,120 @@ fn two_builders_fed_the_same_routes_print_the_same_digests() {
     assert_eq!(back.digest, g1.digest);
     one.finish();
     two.finish();
+}
+
+/// Reads feed lines from the control thread until one equals `want`; panics after [`WAIT`].
+fn expect_line(r: &mut BufReader<UnixStream>, want: &str) {
+    let end = Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    while Instant::now() < end {
+        let mut line = String::new();
+        match r.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) if line.trim_end() == want => return,
+            Ok(_) => seen.push(line),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("reading the feed: {e}"),
+        }
+    }
+    panic!("no {want:?} on the feed; saw {seen:?}");
+}
+
+fn announcements(h: &CtlHarness) -> Vec<ecmp_proto::ctl::AnnounceLine> {
+    h.ok(&Request::Announcements {})
+}
+
+#[test]
+fn announcements_follow_hops_stalls_and_shutdown_on_every_feed_connection() {
+    use crate::announce::{AnnounceConfig, AnnounceNextHop, AnnounceSpec};
+    use ecmp_proto::ctl::WithdrawReason;
+    let config = AnnounceConfig {
+        entries: vec![AnnounceSpec {
+            prefix: prefix(),
+            next_hop: AnnounceNextHop::Local,
+            med: Some(10),
+            communities: Vec::new(),
+            neighbors: Vec::new(),
+        }],
+        stall_time: Duration::from_millis(300),
+    };
+    let announce = "announce route 192.0.2.10/32 next-hop self med 10";
+    let withdraw = "withdraw route 192.0.2.10/32 next-hop self";
+    let h = CtlHarness::start_full(None, config);
+    let companion = UnixStream::connect(&h.feed).unwrap();
+    companion
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut heard = BufReader::new(companion.try_clone().unwrap());
+    // A companion that connects hears the whole state: nothing served yet.
+    expect_line(&mut heard, withdraw);
+    assert_eq!(
+        announcements(&h)[0].reason,
+        Some(WithdrawReason::NoActiveHop)
+    );
+    h.three_servers();
+    expect_line(&mut heard, announce);
+    let line = &announcements(&h)[0];
+    assert!(line.announced && line.command == announce, "{line:?}");
+
+    // Every hop drained: no active hop, withdrawn; one back: announced again.
+    for n in 1..=3 {
+        let _: Changed = h.ok(&Request::Drain {
+            hop: ip(&format!("198.51.100.{n}")),
+        });
+    }
+    expect_line(&mut heard, withdraw);
+    assert_eq!(
+        announcements(&h)[0].reason,
+        Some(WithdrawReason::NoActiveHop)
+    );
+    let _: Changed = h.ok(&Request::Undrain {
+        hop: ip("198.51.100.2"),
+    });
+    expect_line(&mut heard, announce);
+
+    // A worker whose poll counter stops moving for the stall time withdraws it.
+    *h.polls.lock().unwrap() = vec![5, 7];
+    expect_line(&mut heard, withdraw);
+    let reason = announcements(&h)[0].reason;
+    assert!(
+        matches!(reason, Some(WithdrawReason::WorkersStalled { stalled_ms, .. }) if stalled_ms >= 300),
+        "{reason:?}"
+    );
+    // Polling again: announced again.
+    let moving = Arc::new(AtomicBool::new(true));
+    let ticker = {
+        let (polls, moving) = (Arc::clone(&h.polls), Arc::clone(&moving));
+        thread::spawn(move || {
+            while moving.load(Ordering::Relaxed) {
+                polls.lock().unwrap().iter_mut().for_each(|p| *p += 1);
+                thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    expect_line(&mut heard, announce);
+
+    // A second companion hears the current state at once.
+    let second = UnixStream::connect(&h.feed).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut second = BufReader::new(second);
+    expect_line(&mut second, announce);
+
+    // Stopping: withdrawn on every connection while the thread still serves.
+    h.server.as_ref().unwrap().withdraw_all();
+    expect_line(&mut heard, withdraw);
+    expect_line(&mut second, withdraw);
+    let line = &announcements(&h)[0];
+    assert_eq!(line.reason, Some(WithdrawReason::ShuttingDown));
+    let stats: StatsReply = h.ok(&Request::Stats {});
+    assert_eq!(stats.announce.len(), 1);
+    assert_eq!(stats.announce[0].reason, Some(WithdrawReason::ShuttingDown));
+    assert_eq!(stats.announce[0].command, withdraw);
+    moving.store(false, Ordering::Relaxed);
+    ticker.join().unwrap();
+    drop(companion);
+    h.finish();
 }
