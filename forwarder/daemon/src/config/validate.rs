@@ -226,7 +226,7 @@ fn build(
             Some(feed)
         }
     };
-    let bgp = build_bgp(ctx, raw.bgp, hash)?;
+    let (bgp, announce) = build_bgp(ctx, raw.bgp, hash, feed.is_some())?;
     let metrics = raw
         .metrics
         .map(|m| build_metrics(ctx, m))
@@ -249,6 +249,7 @@ fn build(
         control,
         feed,
         bgp,
+        announce,
         metrics,
     })
 }
