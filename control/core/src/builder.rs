@@ -1401,6 +1401,24 @@ impl<R: NextHopResolver> Builder<R> {
         })
     }
 
+    /// Whether the installed route for exactly `prefix` (static over BGP) can take new flows:
+    /// one of its members is active, resolved and owns buckets. What an `[[bgp.announce]]`
+    /// prefix is announced by.
+    pub fn serves(&self, prefix: &Prefix) -> bool {
+        let info = match self.static_route(prefix) {
+            Some(s) => s.route,
+            None => match self.route(prefix) {
+                Some(r) => r,
+                None => return false,
+            },
+        };
+        info.members.iter().any(|m| {
+            m.state == HopState::Active
+                && m.buckets > 0
+                && self.hop(m.hop).is_some_and(|h| h.mac != [0; 6])
+        })
+    }
+
     /// The next hop with id `id`, if in use.
     pub fn hop(&self, id: HopId) -> Option<&NextHop> {
         let i = id as usize;

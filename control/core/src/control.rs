@@ -34,6 +34,12 @@
 //!   them remove their socket files, if the files are still the ones they bound.
 //! - Events read after the stop flag was seen are not applied; changes already applied to the RIB
 //!   are published before [`ControlThread::run`] returns.
+//! - Announcements ([`crate::announce`]): every loop turn (at most every [`ANNOUNCE_POLL`]) the
+//!   `[[bgp.announce]]` prefixes are judged against the builder's routes and the workers' poll
+//!   counters, and what changed is written to every feed connection; a new connection gets the
+//!   whole state right after its route-refresh request. Setting the withdraw flag
+//!   ([`ControlHandle::withdraw_all`], SIGTERM) withdraws everything on the next turn while the
+//!   thread keeps serving; stopping afterwards writes nothing more.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -51,6 +57,7 @@ use ecmp_proto::ctl::{
 };
 use ecmp_tables::Snapshot;
 
+use crate::announce::{AnnounceConfig, Announcer, Health, StallWatch};
 use crate::builder::{Builder, ConfigTables, NextHopResolver, coalesce};
 use crate::rib::{PrefixChange, Rib, RibConfig};
 
@@ -83,6 +90,9 @@ const CONVERGENCE_POLL: Duration = Duration::from_micros(100);
 /// How often the control thread looks whether workers let go of the FIB's spare copy, while it
 /// trails the published one.
 pub const SPARE_POLL: Duration = Duration::from_micros(100);
+/// How often the announcements are judged at most (the loop turns at least every
+/// [`STOP_POLL`]).
+pub const ANNOUNCE_POLL: Duration = Duration::from_millis(10);
 /// Changes in one batch at most (see the module doc): the spare FIB replays at most this many
 /// changes in front of a later update, and a million routes load in about 120 publications
 /// (benches/RESULTS.md, "Control side at 1M routes").
@@ -133,6 +143,11 @@ pub trait Dataplane: Send {
     fn applied_generation(&self) -> u64;
     /// The name of port `port`, for display.
     fn port_name(&self, port: u16) -> Option<String>;
+    /// Each worker's poll count (passes over its ports, empty or not), what a stall is judged
+    /// by; called every [`ANNOUNCE_POLL`] while prefixes are announced, so it must be cheap.
+    fn worker_polls(&self) -> Vec<u64> {
+        self.stats().workers.iter().map(|w| w.polls).collect()
+    }
     /// Starts a packet capture on the workers; the stream ends it when dropped. A data side
     /// that cannot capture refuses.
     fn capture(
@@ -293,6 +308,8 @@ pub struct ControlThread {
     counters: Arc<Counters>,
     config_source: Option<Box<dyn ConfigSource>>,
     reload_flag: Option<Arc<AtomicBool>>,
+    announce: AnnounceConfig,
+    withdraw: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for ControlThread {
@@ -316,7 +333,22 @@ impl ControlThread {
             counters: Arc::default(),
             config_source: None,
             reload_flag: None,
+            announce: AnnounceConfig::default(),
+            withdraw: Arc::default(),
         }
+    }
+
+    /// Tells the companion to announce `config`'s prefixes while they can be served (see
+    /// [`crate::announce`]).
+    pub fn with_announcements(mut self, config: AnnounceConfig) -> ControlThread {
+        self.announce = config;
+        self
+    }
+
+    /// The flag that withdraws every announcement (the thread keeps serving), for
+    /// [`ControlThread::run`]; [`ControlHandle::withdraw_all`] sets it for a spawned thread.
+    pub fn withdraw_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.withdraw)
     }
 
     /// Also serves `front_end` (started, in order, when the thread runs).
@@ -378,6 +410,8 @@ impl ControlThread {
             counters,
             config_source,
             reload_flag,
+            announce,
+            withdraw,
         } = self;
         let (tx, rx) = sync_channel(CHANNEL_DEPTH);
         let mut control = Control {
@@ -398,6 +432,10 @@ impl ControlThread {
             events: RouteEvents::new(Instant::now()),
             config_source,
             reload_flag,
+            announcer: Announcer::new(announce.entries, Instant::now()),
+            stall: StallWatch::new(announce.stall_time),
+            withdraw,
+            announce_due: Instant::now(),
         };
         let mut serving = Vec::with_capacity(front_ends.len());
         for front_end in front_ends {
@@ -452,6 +490,7 @@ impl ControlThread {
     {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = self.stats();
+        let withdraw = self.withdraw_flag();
         let flag = Arc::clone(&stop);
         let thread = thread::Builder::new()
             .name("feed-control".to_owned())
@@ -460,6 +499,7 @@ impl ControlThread {
         Ok(ControlHandle {
             stop,
             stats,
+            withdraw,
             thread: Some(thread),
         })
     }
@@ -472,6 +512,7 @@ type Served<R> = Result<(Rib, Builder<R>), ControlError>;
 pub struct ControlHandle<R> {
     stop: Arc<AtomicBool>,
     stats: StatsHandle,
+    withdraw: Arc<AtomicBool>,
     thread: Option<JoinHandle<Served<R>>>,
 }
 
@@ -480,6 +521,12 @@ impl<R> ControlHandle<R> {
     /// connections).
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Withdraws every announced prefix (within [`STOP_POLL`]); the thread keeps serving, so a
+    /// stop can follow once upstream routers have moved their traffic away.
+    pub fn withdraw_all(&self) {
+        self.withdraw.store(true, Ordering::Relaxed);
     }
 
     /// The counters now.
@@ -507,6 +554,16 @@ impl<R> Drop for ControlHandle<R> {
             let _ = thread.join();
         }
     }
+}
+
+/// Commands as newline-terminated lines, one write.
+fn lines_of(commands: Vec<String>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in commands {
+        out.extend_from_slice(c.as_bytes());
+        out.push(b'\n');
+    }
+    out
 }
 
 struct Control<R, P> {
@@ -538,6 +595,14 @@ struct Control<R, P> {
     config_source: Option<Box<dyn ConfigSource>>,
     /// Set (by SIGHUP) to ask for a reload.
     reload_flag: Option<Arc<AtomicBool>>,
+    /// The `[[bgp.announce]]` prefixes' states.
+    announcer: Announcer,
+    /// Worker progress, for the announcements.
+    stall: StallWatch,
+    /// Set to withdraw every announcement (stopping).
+    withdraw: Arc<AtomicBool>,
+    /// When the announcements are judged next.
+    announce_due: Instant,
 }
 
 impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
@@ -592,6 +657,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
             {
                 self.publish_snapshot(snapshot, None);
             }
+            self.announce(Instant::now());
             // Last, so a batch just published above is not waited for: its workers move on
             // while the loop sleeps, and the next turn finds the spare free.
             self.builder.catch_up();
@@ -609,6 +675,10 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
             } => {
                 let mut conn = Conn::new(stream);
                 if !conn.send(&refresh) {
+                    bump(&self.counters.dropped_writes);
+                }
+                let state = lines_of(self.announcer.commands());
+                if !state.is_empty() && !conn.send(&state) {
                     bump(&self.counters.dropped_writes);
                 }
                 self.conns.insert(id, conn);
@@ -654,6 +724,40 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
         }
         if self.pending.len() >= MAX_BATCH_CHANGES {
             self.build();
+        }
+    }
+
+    /// Judges the announcements (at most every [`ANNOUNCE_POLL`], at once when the withdraw
+    /// flag is set) and writes what changed to every feed connection.
+    fn announce(&mut self, now: Instant) {
+        if self.announcer.is_empty() {
+            return;
+        }
+        let shutting_down = self.withdraw.load(Ordering::Relaxed);
+        if now < self.announce_due && !shutting_down {
+            return;
+        }
+        self.announce_due = now + ANNOUNCE_POLL;
+        let stalled = match &self.dataplane {
+            Some(dp) => self.stall.observe(&dp.worker_polls(), now),
+            None => None,
+        };
+        let builder = &self.builder;
+        let health = Health {
+            serving: |p: &ecmp_proto::Prefix| builder.serves(p),
+            stalled,
+            shutting_down,
+        };
+        let changed = lines_of(self.announcer.update(&health, now));
+        if changed.is_empty() {
+            return;
+        }
+        for conn in self.conns.values_mut() {
+            if !conn.send(&changed) {
+                bump(&self.counters.dropped_writes);
+            }
+            // At once: a withdrawal is what moves traffic away.
+            conn.flush();
         }
     }
 

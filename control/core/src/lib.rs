@@ -4,6 +4,7 @@
 //! - [`feed`]: one JSON line from the BGP companion -> one [`ecmp_proto::FeedEvent`].
 //! - [`rib`]: paths per (peer, prefix, path id) -> per-prefix next-hop sets, returned as batches
 //!   of [`rib::PrefixChange`] for the table builder.
+//! - [`announce`]: which `[[bgp.announce]]` prefixes the companion announces, and why not.
 //! - [`builder`]: prefix changes -> resilient groups, next hops and FIB deltas -> snapshots.
 //! - [`control`]: the control thread: owns the RIB and the builder, coalesces what arrives
 //!   together, publishes snapshots, answers control requests and runs the upkeep hook; the
@@ -20,6 +21,7 @@
 //! crates; it shares only `ecmp-tables` types with them.
 #![forbid(unsafe_code)]
 
+pub mod announce;
 pub mod builder;
 pub mod control;
 pub mod ctl_server;

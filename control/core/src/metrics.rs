@@ -66,6 +66,8 @@ const W: &[&str] = &["worker"];
 const HOP: &[&str] = &["hop", "addr", "port"];
 const PEER: &[&str] = &["peer"];
 const NONE: &[&str] = &[];
+const ANNOUNCE: &[&str] = &["prefix", "state"];
+const PREFIX: &[&str] = &["prefix"];
 
 /// Every family [`render`] can produce, in the order it produces them. A family with no
 /// series (no ports without a data plane, no drops yet, no peers) is left out of a scrape.
@@ -364,6 +366,27 @@ pub const METRICS: &[MetricDoc] = &[
         NONE,
         "Route update read from the feed -> every worker on the tables it produced.",
     ),
+    doc(
+        "ecmpfwd_announce_state",
+        "gauge",
+        ANNOUNCE,
+        "1 for an [[bgp.announce]] prefix's current state: announced, or withdrawn because of \
+         no-active-hop, workers-stalled or shutting-down; 0 for the others.",
+    ),
+    doc(
+        "ecmpfwd_announce_state_seconds",
+        "gauge",
+        PREFIX,
+        "Seconds since an [[bgp.announce]] prefix was last announced or withdrawn.",
+    ),
+];
+
+/// Every state of an announced prefix, each a series of `ecmpfwd_announce_state`.
+const ANNOUNCE_STATES: [&str; 4] = [
+    "announced",
+    "no-active-hop",
+    "workers-stalled",
+    "shutting-down",
 ];
 
 fn labels(pairs: &[(&str, String)]) -> Vec<LabelPair> {
@@ -720,6 +743,33 @@ pub fn render(s: &MetricsSnapshot) -> Result<String, MetricsError> {
     let mut m = Metric::default();
     m.set_histogram(h);
     f.add("ecmpfwd_convergence_seconds", vec![m])?;
+
+    // Every state gets a series, as for peers: a withdrawal is a 1 -> 0 change of `announced`.
+    f.add(
+        "ecmpfwd_announce_state",
+        s.announce
+            .iter()
+            .flat_map(|a| {
+                let now = a.reason.map_or("announced", |r| r.kind());
+                ANNOUNCE_STATES.map(|state| {
+                    gauge(
+                        &[
+                            ("prefix", a.prefix.to_string()),
+                            ("state", state.to_owned()),
+                        ],
+                        flag(state == now),
+                    )
+                })
+            })
+            .collect(),
+    )?;
+    f.add(
+        "ecmpfwd_announce_state_seconds",
+        s.announce
+            .iter()
+            .map(|a| gauge(&[("prefix", a.prefix.to_string())], a.since_s))
+            .collect(),
+    )?;
 
     if f.next != METRICS.len() {
         return Err(MetricsError::Encode(format!(

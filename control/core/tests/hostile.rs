@@ -78,6 +78,7 @@ impl Dataplane for ManyFlows {
             hops: Vec::new(),
             feed: Vec::new(),
             memory: Vec::new(),
+            announce: Vec::new(),
         }
     }
 

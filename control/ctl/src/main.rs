@@ -17,9 +17,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use ecmp_proto::Prefix;
 use ecmp_proto::ctl::{
-    Changed, ConvergenceReply, FlowsReply, MAX_FLOWS_LISTED, NexthopSummary, PeerLine,
-    ReloadCounts, ReloadReply, Reply, Request, RouteDetail, RouteEvent, RouteSummary, StatsReply,
-    TraceQuery, TraceReply, TraceVia, WhatIfReply,
+    AnnounceLine, Changed, ConvergenceReply, FlowsReply, GroupsReply, MAX_FLOWS_LISTED,
+    NexthopSummary, PeerLine, ReloadCounts, ReloadReply, Reply, Request, RouteDetail, RouteEvent,
+    RouteSummary, StatsReply, TraceQuery, TraceReply, TraceVia, WhatIfReply,
 };
 
 mod top;
@@ -84,8 +84,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Every route with its group summary.
+    /// Every route with its group summary and bucket-map digest, then the table's digest.
     Routes,
+    /// Every group with its bucket map's digest (compare forwarders by digest, not by id).
+    Groups,
     /// `route PREFIX`: the group in detail with its bucket map; `route add PREFIX via HOP...` and
     /// `route del PREFIX` manage static routes.
     Route {
@@ -147,6 +149,8 @@ enum Command {
     },
     /// Feed sessions and their path counts.
     Peers,
+    /// The `[[bgp.announce]]` prefixes: announced or withdrawn, why, since when.
+    Announce,
     /// Route-update convergence histogram.
     Convergence,
     /// The latest route changes (feed batches and operator commands), oldest first.
@@ -217,6 +221,7 @@ fn proto_number(name: &str) -> Result<u8> {
 fn request(command: &Command) -> Result<Request> {
     Ok(match command {
         Command::Routes => Request::Routes {},
+        Command::Groups => Request::Groups {},
         Command::Route { args } => match args.as_slice() {
             [prefix] => Request::Route {
                 prefix: prefix
@@ -277,6 +282,7 @@ fn request(command: &Command) -> Result<Request> {
             _ => bail!("usage: what-if remove HOP | what-if add PREFIX HOP"),
         },
         Command::Peers => Request::Peers {},
+        Command::Announce => Request::Announcements {},
         Command::Convergence => Request::Convergence {},
         Command::RouteEvents { last } => Request::RouteEvents { last: *last },
         Command::Top { .. } => bail!("top asks several questions, not one"),
@@ -382,7 +388,7 @@ fn mac_state(n: &NexthopSummary) -> String {
 
 fn print_routes(routes: &[RouteSummary]) {
     outln!(
-        "{:<24} {:<8} {:>5} {:<14} {:>6} {:>8} {:>6} {:>7}  installed",
+        "{:<24} {:<8} {:>5} {:<14} {:>6} {:>8} {:>6} {:>7} {:<16}  installed",
         "prefix",
         "origin",
         "group",
@@ -390,11 +396,12 @@ fn print_routes(routes: &[RouteSummary]) {
         "active",
         "draining",
         "failed",
-        "buckets"
+        "buckets",
+        "digest"
     );
     for r in routes {
         outln!(
-            "{:<24} {:<8} {:>5} {:<14} {:>6} {:>8} {:>6} {:>7}  {}",
+            "{:<24} {:<8} {:>5} {:<14} {:>6} {:>8} {:>6} {:>7} {:<16}  {}",
             r.prefix.to_string(),
             format!("{:?}", r.origin).to_lowercase(),
             r.group,
@@ -403,9 +410,68 @@ fn print_routes(routes: &[RouteSummary]) {
             r.draining,
             r.failed,
             r.buckets,
+            r.digest.map_or_else(|| "-".to_owned(), |d| d.to_string()),
             if r.installed { "yes" } else { "no (shadowed)" }
         );
     }
+    // The same function the daemon's `groups` reply uses, over the same installed routes.
+    let installed: Option<Vec<_>> = routes
+        .iter()
+        .filter(|r| r.installed)
+        .map(|r| r.digest.map(|d| (r.prefix, d)))
+        .collect();
+    match installed {
+        Some(routes) => outln!("table digest {}", ecmp_proto::digest::table_digest(routes)),
+        None => outln!("table digest unknown (the daemon predates digests)"),
+    }
+}
+
+fn print_announce(lines: &[AnnounceLine]) {
+    outln!(
+        "{:<24} {:<10} {:>10}  {:<16} why",
+        "announce",
+        "state",
+        "since (s)",
+        "next hop"
+    );
+    for l in lines {
+        outln!(
+            "{:<24} {:<10} {:>10.1}  {:<16} {}",
+            l.prefix.to_string(),
+            if l.announced {
+                "announced"
+            } else {
+                "withdrawn"
+            },
+            l.since_s,
+            l.next_hop,
+            l.reason.map(|r| r.to_string()).unwrap_or_default()
+        );
+    }
+}
+
+fn print_groups(reply: &GroupsReply) {
+    outln!(
+        "{:>5} {:<14} {:>7} {:>6} {:<16}  prefixes",
+        "group",
+        "mode",
+        "buckets",
+        "active",
+        "digest"
+    );
+    for g in &reply.groups {
+        let prefixes: Vec<String> = g.prefixes.iter().map(ToString::to_string).collect();
+        outln!(
+            "{:>5} {:<14} {:>7} {:>6} {:<16}  {}",
+            g.group,
+            g.mode,
+            g.buckets,
+            g.active,
+            g.digest.to_string(),
+            prefixes.join(" ")
+        );
+    }
+    outln!("table digest {}", reply.digest);
 }
 
 fn print_route(details: &[RouteDetail]) {
@@ -460,6 +526,7 @@ fn print_route(details: &[RouteDetail]) {
 fn print(command: &Command, result: serde_json::Value) -> Result<()> {
     match command {
         Command::Routes => print_routes(&serde_json::from_value::<Vec<RouteSummary>>(result)?),
+        Command::Groups => print_groups(&serde_json::from_value::<GroupsReply>(result)?),
         Command::Route { args } if args.len() == 1 => {
             print_route(&serde_json::from_value::<Vec<RouteDetail>>(result)?);
         }
@@ -635,6 +702,17 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
                         mib(t.huge_bytes)
                     );
                 }
+            }
+            if !s.announce.is_empty() {
+                print_announce(&s.announce);
+            }
+        }
+        Command::Announce => {
+            let lines: Vec<AnnounceLine> = serde_json::from_value(result)?;
+            if lines.is_empty() {
+                outln!("no [[bgp.announce]] prefix configured");
+            } else {
+                print_announce(&lines);
             }
         }
         Command::Trace { .. } => {

@@ -479,6 +479,7 @@ mod tests {
                 }],
                 feed: Vec::new(),
                 memory: Vec::new(),
+                announce: Vec::new(),
             },
             flows: Ok(FlowsReply {
                 total: 100 * k,

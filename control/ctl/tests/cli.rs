@@ -174,6 +174,26 @@ fn every_output() -> Vec<(Vec<&'static str>, serde_json::Value)> {
     vec![
         (vec!["routes"], json!([summary.clone()])),
         (
+            vec!["announce"],
+            json!([
+                {"prefix": "192.0.2.10/32", "next_hop": "self", "announced": true, "since_s": 3.5,
+                 "command": "announce route 192.0.2.10/32 next-hop self"},
+                {"prefix": "192.0.2.20/32", "next_hop": "self", "announced": false,
+                 "reason": {"kind": "workers-stalled", "worker": 1, "stalled_ms": 1200},
+                 "since_s": 1.0, "command": "withdraw route 192.0.2.20/32 next-hop self"}
+            ]),
+        ),
+        (
+            vec!["groups"],
+            json!({
+                "groups": [{
+                    "group": 1, "prefixes": ["198.19.0.1/32"], "mode": "maglev", "buckets": 4,
+                    "active": 2, "digest": "0123456789abcdef"
+                }],
+                "digest": "fedcba9876543210"
+            }),
+        ),
+        (
             vec!["route", "198.19.0.1/32"],
             json!([{
                 "summary": summary,
@@ -554,4 +574,76 @@ fn a_refused_capture_exits_1_and_writes_no_file() {
         "{out:?}"
     );
     assert!(!file.exists());
+}
+
+/// What ecmpctl prints for `args` when the daemon answers `result`.
+fn printed(args: &[&str], result: serde_json::Value) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sock = dir.path().join("ctl.sock");
+    let server = daemon(
+        &sock,
+        Reply {
+            ok: true,
+            error: None,
+            result,
+        },
+    );
+    let out = ecmpctl(&sock, args);
+    server.join().expect("stand-in daemon");
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn routes_prints_each_group_digest_and_the_table_digest_groups_would() {
+    use ecmp_proto::digest::{Digest, table_digest};
+    use serde_json::json;
+    let route = |prefix: &str, digest: &str, installed: bool| {
+        json!({
+            "prefix": prefix, "origin": "bgp", "group": 1, "installed": installed,
+            "mode": "maglev", "active": 2, "draining": 0, "failed": 0, "buckets": 4,
+            "digest": digest
+        })
+    };
+    let text = printed(
+        &["routes"],
+        json!([
+            route("192.0.2.10/32", "00000000000000aa", true),
+            route("192.0.2.20/32", "00000000000000bb", false)
+        ]),
+    );
+    assert!(text.contains("00000000000000aa"), "{text}");
+    // Only installed routes count, as in the daemon's `groups` reply.
+    let want = table_digest([("192.0.2.10/32".parse().unwrap(), Digest(0xaa))]);
+    assert!(
+        text.lines().last() == Some(&format!("table digest {want}")),
+        "{text}"
+    );
+    // A daemon that predates digests: said, not invented.
+    let mut old = route("192.0.2.10/32", "", true);
+    old.as_object_mut().unwrap().remove("digest");
+    let text = printed(&["routes"], json!([old]));
+    assert!(text.contains("table digest unknown"), "{text}");
+}
+
+#[test]
+fn announce_says_what_is_announced_and_why_the_rest_is_not() {
+    let (args, result) = every_output()
+        .into_iter()
+        .find(|(args, _)| args == &vec!["announce"])
+        .expect("an announce reply");
+    let text = printed(&args, result);
+    let line = |p: &str| {
+        text.lines()
+            .find(|l| l.starts_with(p))
+            .unwrap_or_else(|| panic!("no {p} in\n{text}"))
+            .to_owned()
+    };
+    assert!(line("192.0.2.10/32").contains("announced"), "{text}");
+    let stalled = line("192.0.2.20/32");
+    assert!(
+        stalled.contains("withdrawn")
+            && stalled.ends_with("worker 1 stalled (no poll for 1200 ms)"),
+        "{text}"
+    );
 }

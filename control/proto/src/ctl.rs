@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::digest::Digest;
 use crate::{Origin, Prefix};
 
 /// Longest request line the server reads; longer lines get an error reply and are discarded.
@@ -32,6 +33,8 @@ pub enum Request {
         /// The exact prefix.
         prefix: Prefix,
     },
+    /// Every group with its bucket map's digest, and the table's digest.
+    Groups {},
     /// Every next hop in use.
     Nexthops {},
     /// Flow-cache contents: totals per hop and the first `top` flows.
@@ -86,6 +89,8 @@ pub enum Request {
     },
     /// Feed sessions and their path counts.
     Peers {},
+    /// The `[[bgp.announce]]` prefixes: announced or withdrawn, why, and since when.
+    Announcements {},
     /// Route-update convergence (feed line received -> every worker on the new tables).
     Convergence {},
     /// The most recent route changes (feed and operator), oldest first.
@@ -267,6 +272,96 @@ pub struct RouteSummary {
     pub failed: usize,
     /// Buckets in the group.
     pub buckets: usize,
+    /// The digest of the group's bucket map ([`crate::digest::group_digest`]); absent from a
+    /// daemon that predates it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+}
+
+/// One group, for `groups`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    /// Its group id (this forwarder's own numbering: compare digests, not ids).
+    pub group: u32,
+    /// The routes using it, ascending.
+    pub prefixes: Vec<Prefix>,
+    /// Group mode name.
+    pub mode: String,
+    /// Buckets in the group.
+    pub buckets: usize,
+    /// Members taking new flows.
+    pub active: usize,
+    /// The digest of its bucket map.
+    pub digest: Digest,
+}
+
+/// `groups`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupsReply {
+    /// Every group behind a route, ascending by id.
+    pub groups: Vec<GroupSummary>,
+    /// The digest of the installed routes with their groups' digests
+    /// ([`crate::digest::table_digest`]): equal on forwarders that send every flow alike.
+    pub digest: Digest,
+}
+
+/// Why an `[[bgp.announce]]` prefix is withdrawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum WithdrawReason {
+    /// The route for the prefix has no active (resolved, undrained) next hop owning buckets, or
+    /// there is no such route.
+    NoActiveHop,
+    /// A worker has not completed a poll for longer than the configured stall time.
+    WorkersStalled {
+        /// The first stalled worker.
+        worker: usize,
+        /// How long it had gone without a poll when noticed, in milliseconds.
+        stalled_ms: u64,
+    },
+    /// The daemon is stopping (SIGTERM): withdrawn first, stopped after the grace time.
+    ShuttingDown,
+}
+
+impl fmt::Display for WithdrawReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WithdrawReason::NoActiveHop => f.write_str("no active hop"),
+            WithdrawReason::WorkersStalled { worker, stalled_ms } => {
+                write!(f, "worker {worker} stalled (no poll for {stalled_ms} ms)")
+            }
+            WithdrawReason::ShuttingDown => f.write_str("shutting down"),
+        }
+    }
+}
+
+impl WithdrawReason {
+    /// The reason's kind as one word, for metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            WithdrawReason::NoActiveHop => "no-active-hop",
+            WithdrawReason::WorkersStalled { .. } => "workers-stalled",
+            WithdrawReason::ShuttingDown => "shutting-down",
+        }
+    }
+}
+
+/// One `[[bgp.announce]]` prefix, for `announcements`, `stats` and the metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnnounceLine {
+    /// The announced prefix.
+    pub prefix: Prefix,
+    /// The next hop it is announced with (`self` or an address).
+    pub next_hop: String,
+    /// True while the companion is told to announce it.
+    pub announced: bool,
+    /// Why it is withdrawn (absent while announced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<WithdrawReason>,
+    /// Seconds since it was last announced or withdrawn (since start if never announced).
+    pub since_s: f64,
+    /// The ExaBGP command written on every feed connection for the current state.
+    pub command: String,
 }
 
 /// One member of a group, for `route`.
@@ -512,6 +607,10 @@ pub struct StatsReply {
     /// daemon that predates it.
     #[serde(default)]
     pub memory: Vec<TableBacking>,
+    /// The `[[bgp.announce]]` prefixes' states (empty when none is configured, or from a daemon
+    /// that predates them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub announce: Vec<AnnounceLine>,
 }
 
 /// One big table's memory, for `stats`.
@@ -692,6 +791,8 @@ mod tests {
     fn requests_round_trip_with_their_tag() {
         let cases = [
             (r#"{"cmd":"routes"}"#, Request::Routes {}),
+            (r#"{"cmd":"groups"}"#, Request::Groups {}),
+            (r#"{"cmd":"announcements"}"#, Request::Announcements {}),
             (
                 r#"{"cmd":"route","prefix":"198.19.0.0/24"}"#,
                 Request::Route {

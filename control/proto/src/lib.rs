@@ -1,6 +1,7 @@
 //! ecmpfwd control-plane messages shared by the daemon's control side and `ecmpctl`.
 //!
 //! - [`ctl`]: the control socket's requests and replies (`ecmpctl`).
+//! - [`digest`]: the table digests operators compare across forwarders.
 //! - [`feed`]: the events the ExaBGP feed decoder produces ([`FeedEvent`]) and the route vocabulary
 //!   they use ([`Prefix`], [`PathId`], [`Family`], [`Community`]).
 //!
@@ -9,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ctl;
+pub mod digest;
 pub mod feed;
 mod prefix;
 

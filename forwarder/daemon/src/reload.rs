@@ -90,6 +90,25 @@ pub fn restart_keys(old: &Config, new: &Config) -> Vec<String> {
         (None, None) => {}
         _ => key(true, "control".into()),
     }
+    // The control thread takes its announcements when it starts.
+    let announce = |c: &Config| {
+        let a = &c.announce;
+        let entries: Vec<_> = a
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.prefix,
+                    e.next_hop,
+                    e.med,
+                    e.communities.clone(),
+                    e.neighbors.clone(),
+                )
+            })
+            .collect();
+        (entries, a.stall_time, a.grace)
+    };
+    key(announce(old) != announce(new), "bgp.announce".into());
     match (&old.feed, &new.feed) {
         (Some(o), Some(n)) => {
             for k in feed_keys(o, n) {

@@ -4,14 +4,17 @@
 //! builder, so a command sees and changes one consistent state. A state-changing command that
 //! fails changes nothing (the builder's operations are all-or-nothing) and publishes nothing.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
 use ecmp_proto::Prefix;
 use ecmp_proto::ctl::{
-    BucketDetail, Changed, HopStateName, MAX_FLOWS_LISTED, MemberDetail, NexthopSummary, PeerLine,
-    Reply, Request, RouteDetail, RouteOrigin, RouteSummary, StatsReply, WhatIfGroup, WhatIfReply,
+    BucketDetail, Changed, GroupSummary, GroupsReply, HopStateName, MAX_FLOWS_LISTED, MemberDetail,
+    NexthopSummary, PeerLine, Reply, Request, RouteDetail, RouteOrigin, RouteSummary, StatsReply,
+    WhatIfGroup, WhatIfReply,
 };
+use ecmp_proto::digest::{group_digest, table_digest};
 use ecmp_tables::Snapshot;
 use ecmp_tables::group::GroupMode;
 use ecmp_tables::nexthop::HopState;
@@ -87,6 +90,20 @@ fn mac_text(mac: [u8; 6]) -> String {
     format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
 }
 
+/// Each bucket's owner by next-hop address, what the digests read: hop ids are this process's
+/// own numbering, addresses are what forwarders share.
+fn owners(info: &RouteInfo) -> Vec<Option<IpAddr>> {
+    info.buckets
+        .iter()
+        .map(|b| {
+            info.members
+                .iter()
+                .find(|m| m.hop == b.hop && b.hop != 0)
+                .map(|m| m.addr)
+        })
+        .collect()
+}
+
 fn summary(info: &RouteInfo, origin: RouteOrigin) -> RouteSummary {
     let count = |s: HopState| info.members.iter().filter(|m| m.state == s).count();
     RouteSummary {
@@ -99,6 +116,7 @@ fn summary(info: &RouteInfo, origin: RouteOrigin) -> RouteSummary {
         draining: count(HopState::Draining),
         failed: count(HopState::Failed),
         buckets: info.buckets.len(),
+        digest: Some(group_digest(&owners(info))),
     }
 }
 
@@ -205,27 +223,14 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
         match request {
             Request::Routes {} => {
                 let mut out: Vec<RouteSummary> = self
-                    .builder
-                    .static_routes()
+                    .route_infos()
                     .iter()
-                    .map(|s| {
-                        let origin = if s.configured {
-                            RouteOrigin::Config
-                        } else {
-                            RouteOrigin::Operator
-                        };
-                        summary(&s.route, origin)
-                    })
+                    .map(|(info, origin)| summary(info, *origin))
                     .collect();
-                let bgp: Vec<Prefix> = self.builder.routes().map(|(p, _)| p).collect();
-                out.extend(
-                    bgp.iter()
-                        .filter_map(|p| self.builder.route(p))
-                        .map(|info| summary(&info, RouteOrigin::Bgp)),
-                );
                 out.sort_by_key(|r| r.prefix);
                 Reply::ok(out)
             }
+            Request::Groups {} => Reply::ok(self.groups_reply()),
             Request::Route { prefix } => {
                 let mut routes = Vec::new();
                 if let Some(origin) = self.origin_of(&prefix)
@@ -277,6 +282,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                     ("paths".to_owned(), f.paths),
                     ("prefixes".to_owned(), f.prefixes),
                 ];
+                stats.announce = self.announcer.lines(Instant::now());
                 Reply::ok(stats)
             }
             Request::Trace(query) => match &self.dataplane {
@@ -371,11 +377,69 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                 )),
             },
             Request::Peers {} => Reply::ok(self.peer_lines()),
+            Request::Announcements {} => Reply::ok(self.announcer.lines(Instant::now())),
             Request::Convergence {} => Reply::ok(self.convergence.report()),
             // The connection thread turns a capture into `Msg::Capture` and streams it itself.
             Request::Capture(_) => Reply::error("capture is served by its connection"),
             Request::RouteEvents { last } => Reply::ok(self.events.recent(last)),
             Request::Reload {} => self.reload(false),
+        }
+    }
+
+    /// Every route, static ones first, with where it came from.
+    fn route_infos(&self) -> Vec<(RouteInfo, RouteOrigin)> {
+        let mut out: Vec<(RouteInfo, RouteOrigin)> = self
+            .builder
+            .static_routes()
+            .into_iter()
+            .map(|s| {
+                let origin = if s.configured {
+                    RouteOrigin::Config
+                } else {
+                    RouteOrigin::Operator
+                };
+                (s.route, origin)
+            })
+            .collect();
+        let bgp: Vec<Prefix> = self.builder.routes().map(|(p, _)| p).collect();
+        out.extend(
+            bgp.iter()
+                .filter_map(|p| self.builder.route(p))
+                .map(|info| (info, RouteOrigin::Bgp)),
+        );
+        out
+    }
+
+    /// Every group behind a route with its digest, and the table's digest (installed routes).
+    pub(super) fn groups_reply(&self) -> GroupsReply {
+        let mut groups: BTreeMap<u32, GroupSummary> = BTreeMap::new();
+        let mut installed = Vec::new();
+        for (info, _) in self.route_infos() {
+            let digest = group_digest(&owners(&info));
+            if info.installed {
+                installed.push((info.prefix, digest));
+            }
+            let entry = groups.entry(info.group).or_insert_with(|| GroupSummary {
+                group: info.group,
+                prefixes: Vec::new(),
+                mode: mode_name(info.policy.mode),
+                buckets: info.buckets.len(),
+                active: info
+                    .members
+                    .iter()
+                    .filter(|m| m.state == HopState::Active)
+                    .count(),
+                digest,
+            });
+            entry.prefixes.push(info.prefix);
+        }
+        let mut groups: Vec<GroupSummary> = groups.into_values().collect();
+        for g in &mut groups {
+            g.prefixes.sort_unstable();
+        }
+        GroupsReply {
+            groups,
+            digest: table_digest(installed),
         }
     }
 
@@ -438,6 +502,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                 hops: Vec::new(),
                 feed: Vec::new(),
                 memory: Vec::new(),
+                announce: Vec::new(),
             },
         }
     }
@@ -456,6 +521,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
             generation: self.generation(),
             applied_generation: self.dataplane.as_ref().map(|dp| dp.applied_generation()),
             convergence: self.convergence.seconds_histogram(&CONVERGENCE_BOUNDS),
+            announce: self.announcer.lines(Instant::now()),
         }
     }
 

@@ -1,7 +1,7 @@
 //! What one scrape of the metrics front end shows, gathered by the control thread (rendered by
 //! [`crate::metrics`], which depends on this and not the other way round).
 
-use ecmp_proto::ctl::{NexthopSummary, PeerLine, StatsReply};
+use ecmp_proto::ctl::{AnnounceLine, NexthopSummary, PeerLine, StatsReply};
 
 use super::stats::FeedStats;
 use crate::builder::GroupMoves;
@@ -44,4 +44,6 @@ pub struct MetricsSnapshot {
     pub applied_generation: Option<u64>,
     /// Update read -> every worker on the new tables.
     pub convergence: SecondsHistogram,
+    /// The `[[bgp.announce]]` prefixes' states.
+    pub announce: Vec<AnnounceLine>,
 }

@@ -22,6 +22,8 @@ use crate::testkit::*;
 /// Takes every publication at once; reports a fixed flow count per hop.
 struct FakeDataplane {
     generation: Arc<AtomicU64>,
+    /// What `worker_polls` answers (none: no worker, never stalled).
+    polls: Arc<std::sync::Mutex<Vec<u64>>>,
     /// Whether a capture stream it handed out is still alive.
     capturing: Arc<AtomicBool>,
 }
@@ -73,6 +75,7 @@ impl Dataplane for FakeDataplane {
             hops: Vec::new(),
             feed: Vec::new(),
             memory: Vec::new(),
+            announce: Vec::new(),
         }
     }
     fn flows(&self, _top: usize) -> Result<FlowsReply, DataQueryError> {
@@ -101,6 +104,9 @@ impl Dataplane for FakeDataplane {
     }
     fn port_name(&self, port: u16) -> Option<String> {
         Some(format!("veth{port}"))
+    }
+    fn worker_polls(&self) -> Vec<u64> {
+        self.polls.lock().unwrap().clone()
     }
     fn capture(
         &self,
@@ -133,6 +139,7 @@ struct CtlHarness {
     publishes: Arc<AtomicU64>,
     latest: Arc<std::sync::Mutex<Option<Snapshot>>>,
     capturing: Arc<AtomicBool>,
+    polls: Arc<std::sync::Mutex<Vec<u64>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -143,6 +150,14 @@ impl CtlHarness {
 
     /// Also serves `metrics`, when given.
     fn start_with(metrics: Option<MetricsListener>) -> CtlHarness {
+        CtlHarness::start_full(metrics, crate::announce::AnnounceConfig::default())
+    }
+
+    /// Also serves `metrics`, when given, and announces `announce`.
+    fn start_full(
+        metrics: Option<MetricsListener>,
+        announce: crate::announce::AnnounceConfig,
+    ) -> CtlHarness {
         let dir = tempfile::tempdir().unwrap();
         let feed = dir.path().join("feed.sock");
         let ctl = dir.path().join("ctl.sock");
@@ -157,13 +172,18 @@ impl CtlHarness {
         let latest = Arc::new(std::sync::Mutex::new(None));
         let latest_to = Arc::clone(&latest);
         let capturing = Arc::new(AtomicBool::new(false));
-        let mut thread = ControlThread::new(config).serve(listener).serve(server);
+        let polls = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut thread = ControlThread::new(config)
+            .serve(listener)
+            .serve(server)
+            .with_announcements(announce);
         if let Some(m) = metrics {
             thread = thread.serve(m);
         }
         let handle = thread
             .with_dataplane(Box::new(FakeDataplane {
                 generation: Arc::clone(&generation),
+                polls: Arc::clone(&polls),
                 capturing: Arc::clone(&capturing),
             }))
             .spawn(Rib::new(RibConfig::default()), builder(), move |s| {
@@ -178,6 +198,7 @@ impl CtlHarness {
             publishes: generation,
             latest,
             capturing,
+            polls,
             _dir: dir,
         }
     }
@@ -719,4 +740,205 @@ fn a_quiet_capture_stops_when_its_client_goes_away() {
         assert!(Instant::now() < deadline, "the capture outlived its client");
         thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Feeds 192.0.2.10/32 from the given servers, one batch after another (each waited for), on
+/// one feed connection.
+fn servers_in_batches(h: &CtlHarness, batches: &[&[u8]]) {
+    let mut c = UnixStream::connect(&h.feed).unwrap();
+    send(&mut c, &[UP]);
+    let mut seen = 0;
+    for batch in batches {
+        let lines: Vec<String> = batch
+            .iter()
+            .map(|n| {
+                announce(
+                    "127.0.0.2",
+                    &format!("198.51.100.{n}"),
+                    "192.0.2.10/32",
+                    &format!("0.0.0.{n}"),
+                )
+            })
+            .collect();
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        send(&mut c, &refs);
+        seen += batch.len();
+        let end = Instant::now() + WAIT;
+        while h
+            .ok::<Vec<RouteSummary>>(&Request::Routes {})
+            .first()
+            .is_none_or(|r| r.active != seen)
+        {
+            assert!(Instant::now() < end, "the servers never showed");
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+#[test]
+fn two_builders_fed_the_same_routes_print_the_same_digests() {
+    use ecmp_proto::ctl::GroupsReply;
+    use ecmp_proto::digest::table_digest;
+    let one = CtlHarness::start();
+    let two = CtlHarness::start();
+    // Another arrival order: the hop ids differ, the bucket map by address does not (before
+    // traffic the default mode's table depends only on the members).
+    servers_in_batches(&one, &[&[1, 2, 3]]);
+    servers_in_batches(&two, &[&[3], &[1, 2]]);
+    let (g1, g2): (GroupsReply, GroupsReply) =
+        (one.ok(&Request::Groups {}), two.ok(&Request::Groups {}));
+    assert_ne!(
+        route(&one)
+            .members
+            .iter()
+            .map(|m| m.hop)
+            .collect::<Vec<_>>(),
+        route(&two)
+            .members
+            .iter()
+            .map(|m| m.hop)
+            .collect::<Vec<_>>(),
+        "the test means the hop ids to differ"
+    );
+    assert_eq!(g1.groups.len(), 1);
+    assert_eq!(g1.groups[0].prefixes, vec![prefix()]);
+    assert_eq!(g1.groups[0].digest, g2.groups[0].digest);
+    assert_eq!(g1.digest, g2.digest);
+    // `routes` carries the same group digest, and ecmpctl's table digest over it is the daemon's.
+    let routes: Vec<RouteSummary> = one.ok(&Request::Routes {});
+    assert_eq!(routes[0].digest, Some(g1.groups[0].digest));
+    assert_eq!(
+        table_digest(routes.iter().map(|r| (r.prefix, r.digest.unwrap()))),
+        g1.digest
+    );
+    // A forwarder whose buckets differ prints another digest, and the same again once back.
+    let _: Changed = two.ok(&Request::Drain {
+        hop: ip("198.51.100.2"),
+    });
+    let drained: GroupsReply = two.ok(&Request::Groups {});
+    assert_ne!(drained.groups[0].digest, g1.groups[0].digest);
+    assert_ne!(drained.digest, g1.digest);
+    let _: Changed = two.ok(&Request::Undrain {
+        hop: ip("198.51.100.2"),
+    });
+    let back: GroupsReply = two.ok(&Request::Groups {});
+    assert_eq!(back.digest, g1.digest);
+    one.finish();
+    two.finish();
+}
+
+/// Reads feed lines from the control thread until one equals `want`; panics after [`WAIT`].
+fn expect_line(r: &mut BufReader<UnixStream>, want: &str) {
+    let end = Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    while Instant::now() < end {
+        let mut line = String::new();
+        match r.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) if line.trim_end() == want => return,
+            Ok(_) => seen.push(line),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("reading the feed: {e}"),
+        }
+    }
+    panic!("no {want:?} on the feed; saw {seen:?}");
+}
+
+fn announcements(h: &CtlHarness) -> Vec<ecmp_proto::ctl::AnnounceLine> {
+    h.ok(&Request::Announcements {})
+}
+
+#[test]
+fn announcements_follow_hops_stalls_and_shutdown_on_every_feed_connection() {
+    use crate::announce::{AnnounceConfig, AnnounceNextHop, AnnounceSpec};
+    use ecmp_proto::ctl::WithdrawReason;
+    let config = AnnounceConfig {
+        entries: vec![AnnounceSpec {
+            prefix: prefix(),
+            next_hop: AnnounceNextHop::Local,
+            med: Some(10),
+            communities: Vec::new(),
+            neighbors: Vec::new(),
+        }],
+        stall_time: Duration::from_millis(300),
+    };
+    let announce = "announce route 192.0.2.10/32 next-hop self med 10";
+    let withdraw = "withdraw route 192.0.2.10/32 next-hop self";
+    let h = CtlHarness::start_full(None, config);
+    let companion = UnixStream::connect(&h.feed).unwrap();
+    companion
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut heard = BufReader::new(companion.try_clone().unwrap());
+    // A companion that connects hears the whole state: nothing served yet.
+    expect_line(&mut heard, withdraw);
+    assert_eq!(
+        announcements(&h)[0].reason,
+        Some(WithdrawReason::NoActiveHop)
+    );
+    h.three_servers();
+    expect_line(&mut heard, announce);
+    let line = &announcements(&h)[0];
+    assert!(line.announced && line.command == announce, "{line:?}");
+
+    // Every hop drained: no active hop, withdrawn; one back: announced again.
+    for n in 1..=3 {
+        let _: Changed = h.ok(&Request::Drain {
+            hop: ip(&format!("198.51.100.{n}")),
+        });
+    }
+    expect_line(&mut heard, withdraw);
+    assert_eq!(
+        announcements(&h)[0].reason,
+        Some(WithdrawReason::NoActiveHop)
+    );
+    let _: Changed = h.ok(&Request::Undrain {
+        hop: ip("198.51.100.2"),
+    });
+    expect_line(&mut heard, announce);
+
+    // A worker whose poll counter stops moving for the stall time withdraws it.
+    *h.polls.lock().unwrap() = vec![5, 7];
+    expect_line(&mut heard, withdraw);
+    let reason = announcements(&h)[0].reason;
+    assert!(
+        matches!(reason, Some(WithdrawReason::WorkersStalled { stalled_ms, .. }) if stalled_ms >= 300),
+        "{reason:?}"
+    );
+    // Polling again: announced again.
+    let moving = Arc::new(AtomicBool::new(true));
+    let ticker = {
+        let (polls, moving) = (Arc::clone(&h.polls), Arc::clone(&moving));
+        thread::spawn(move || {
+            while moving.load(Ordering::Relaxed) {
+                polls.lock().unwrap().iter_mut().for_each(|p| *p += 1);
+                thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    expect_line(&mut heard, announce);
+
+    // A second companion hears the current state at once.
+    let second = UnixStream::connect(&h.feed).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut second = BufReader::new(second);
+    expect_line(&mut second, announce);
+
+    // Stopping: withdrawn on every connection while the thread still serves.
+    h.server.as_ref().unwrap().withdraw_all();
+    expect_line(&mut heard, withdraw);
+    expect_line(&mut second, withdraw);
+    let line = &announcements(&h)[0];
+    assert_eq!(line.reason, Some(WithdrawReason::ShuttingDown));
+    let stats: StatsReply = h.ok(&Request::Stats {});
+    assert_eq!(stats.announce.len(), 1);
+    assert_eq!(stats.announce[0].reason, Some(WithdrawReason::ShuttingDown));
+    assert_eq!(stats.announce[0].command, withdraw);
+    moving.store(false, Ordering::Relaxed);
+    ticker.join().unwrap();
+    drop(companion);
+    h.finish();
 }

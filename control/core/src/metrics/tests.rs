@@ -67,6 +67,7 @@ fn known() -> MetricsSnapshot {
                 backing: "4k".to_owned(),
                 huge_bytes: 0,
             }],
+            announce: Vec::new(),
         },
         feed: FeedStats {
             lines: 5,
@@ -110,6 +111,27 @@ fn known() -> MetricsSnapshot {
                 .map(|&b| (b, u64::from(b >= 0.0005) + u64::from(b >= 0.001)))
                 .collect(),
         },
+        announce: vec![
+            ecmp_proto::ctl::AnnounceLine {
+                prefix: "192.0.2.10/32".parse().unwrap(),
+                next_hop: "self".to_owned(),
+                announced: true,
+                reason: None,
+                since_s: 30.0,
+                command: "announce route 192.0.2.10/32 next-hop self".to_owned(),
+            },
+            ecmp_proto::ctl::AnnounceLine {
+                prefix: "192.0.2.20/32".parse().unwrap(),
+                next_hop: "self".to_owned(),
+                announced: false,
+                reason: Some(ecmp_proto::ctl::WithdrawReason::WorkersStalled {
+                    worker: 1,
+                    stalled_ms: 1500,
+                }),
+                since_s: 2.5,
+                command: "withdraw route 192.0.2.20/32 next-hop self".to_owned(),
+            },
+        ],
     }
 }
 
@@ -198,6 +220,12 @@ fn a_known_snapshot_renders_to_the_expected_lines() {
         r#"ecmpfwd_convergence_seconds_bucket{le="+Inf"} 2"#,
         "ecmpfwd_convergence_seconds_sum 0.0012",
         "ecmpfwd_convergence_seconds_count 2",
+        r#"ecmpfwd_announce_state{prefix="192.0.2.10/32",state="announced"} 1"#,
+        r#"ecmpfwd_announce_state{prefix="192.0.2.10/32",state="no-active-hop"} 0"#,
+        r#"ecmpfwd_announce_state{prefix="192.0.2.20/32",state="announced"} 0"#,
+        r#"ecmpfwd_announce_state{prefix="192.0.2.20/32",state="workers-stalled"} 1"#,
+        r#"ecmpfwd_announce_state_seconds{prefix="192.0.2.10/32"} 30"#,
+        r#"ecmpfwd_announce_state_seconds{prefix="192.0.2.20/32"} 2.5"#,
     ] {
         assert!(lines.contains(&want), "missing {want:?} in\n{text}");
     }
@@ -219,6 +247,7 @@ fn families_without_series_are_left_out_and_label_values_are_escaped() {
     s.peers.clear();
     s.bucket_moves.clear();
     s.applied_generation = None;
+    s.announce.clear();
     s.nexthops[0].port = "a\"b\\c\nd".to_owned();
     let text = render(&s).unwrap();
     for gone in [
@@ -227,6 +256,7 @@ fn families_without_series_are_left_out_and_label_values_are_escaped() {
         "ecmpfwd_feed_peer_up",
         "ecmpfwd_group_bucket_moves_total",
         "ecmpfwd_table_applied_generation",
+        "ecmpfwd_announce_state",
     ] {
         assert!(!text.contains(gone), "{gone} still in\n{text}");
     }

@@ -16,9 +16,12 @@
 //!    is set), and the control thread pings its watchdog while every worker polls (see
 //!    [`crate::sdnotify`]).
 //!
-//! Stopping (SIGTERM/SIGINT): the control thread stops first (no new publications), then the
-//! workers send what they hold and close their sockets, then the XDP programs are detached
-//! (their links dropped). A worker that fails stops everything the same way.
+//! Stopping (SIGTERM/SIGINT): with `[[bgp.announce]]` prefixes, the companion is first told to
+//! withdraw them and the workers keep forwarding for `[bgp] announce_grace`, so upstream routers
+//! move the traffic away before it is dropped; then the control thread stops (no new
+//! publications), then the workers send what they hold and close their sockets, then the XDP
+//! programs are detached (their links dropped). A worker that fails stops everything the same
+//! way, without the grace wait.
 
 // Start-up errors carry the kernel's and the control plane's errors whole; they are returned
 // once per run, never on the data path, so their size costs nothing worth boxing for.
@@ -38,6 +41,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use ecmp_control::announce::{AnnounceConfig, AnnounceNextHop, AnnounceSpec};
 use ecmp_control::builder::{
     ActionTemplate, Builder, BuilderConfig, ConnectedResolver, GroupPolicy, PrefixPolicy,
     StaticTables,
@@ -50,7 +54,7 @@ use ecmp_control::{Rib, RibConfig};
 use ecmp_dataplane::counters::{Counters, SharedCounters};
 use ecmp_io::netlink;
 use ecmp_io::xdp::{AttachMode, XdpProgram};
-use ecmp_proto::Prefix;
+use ecmp_proto::{Community, Prefix};
 use ecmp_tables::group::GroupMode as TableMode;
 use ecmp_tables::nexthop::{PortId, PortInfo};
 use ecmp_tables::policy::HashPolicy;
@@ -527,6 +531,20 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
     if let Some(n) = &notifier {
         n.send_or_log("STOPPING=1");
     }
+    if !cfg.announce.entries.is_empty() {
+        control.withdraw_all();
+        if handles.iter().all(|h| !h.is_finished()) {
+            let grace = cfg.announce.grace;
+            tracing::info!(
+                "withdrawing {} announced prefix(es); forwarding for {grace:?} more",
+                cfg.announce.entries.len()
+            );
+            let end = std::time::Instant::now() + grace;
+            while std::time::Instant::now() < end && handles.iter().all(|h| !h.is_finished()) {
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
     // No publication after this; then the workers drain and close; then the programs go.
     let control_result = control.join();
     signal_hook::low_level::unregister(sighup);
@@ -643,7 +661,9 @@ fn start_control(
         server
     };
     let source = FileSource::new(cfg.clone(), reload_policies);
-    let server = server.with_config_source(Box::new(source), reload);
+    let server = server
+        .with_config_source(Box::new(source), reload)
+        .with_announcements(announce_config(&cfg.announce)?);
     let cell = Arc::clone(cell);
     let handle = server.spawn_with(
         Rib::new(rib_config),
@@ -654,6 +674,33 @@ fn start_control(
         Some(Box::new(upkeep)),
     )?;
     Ok(handle)
+}
+
+/// The control side's view of `[[bgp.announce]]`.
+fn announce_config(spec: &config::AnnounceSpecs) -> Result<AnnounceConfig, AfXdpError> {
+    Ok(AnnounceConfig {
+        entries: spec
+            .entries
+            .iter()
+            .map(|e| {
+                Ok(AnnounceSpec {
+                    prefix: proto_prefix(e.prefix)?,
+                    next_hop: match e.next_hop {
+                        config::AnnounceNextHopSpec::Local => AnnounceNextHop::Local,
+                        config::AnnounceNextHopSpec::Addr(a) => AnnounceNextHop::Addr(a),
+                    },
+                    med: e.med,
+                    communities: e
+                        .communities
+                        .iter()
+                        .map(|&(asn, value)| Community { asn, value })
+                        .collect(),
+                    neighbors: e.neighbors.clone(),
+                })
+            })
+            .collect::<Result<_, AfXdpError>>()?,
+        stall_time: spec.stall_time,
+    })
 }
 
 /// `$NOTIFY_SOCKET`'s notifier, if systemd gave one; a malformed one is logged and ignored (a

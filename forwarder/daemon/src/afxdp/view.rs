@@ -314,6 +314,14 @@ pub(super) fn table_memory(
 }
 
 impl Dataplane for LiveView {
+    // Not through `stats`: that one moves the rate interval, and this runs every few ms.
+    fn worker_polls(&self) -> Vec<u64> {
+        self.workers
+            .iter()
+            .map(|w| w.counters.read().get(Counter::Polls))
+            .collect()
+    }
+
     fn stats(&self) -> StatsReply {
         let now = Instant::now();
         let mut rates = self.rates.lock().unwrap_or_else(PoisonError::into_inner);
@@ -426,6 +434,8 @@ impl Dataplane for LiveView {
         };
         StatsReply {
             hops,
+            // The control thread adds the announcements it owns.
+            announce: Vec::new(),
             memory: table_memory(&snapshot, &self.workers)
                 .into_iter()
                 .map(|(w, t)| crate::stats::table_backing(w, t))

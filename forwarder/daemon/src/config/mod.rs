@@ -75,6 +75,9 @@ mod tests;
 
 use std::time::Duration;
 
+pub use ecmp_control::announce::{
+    DEFAULT_GRACE as DEFAULT_ANNOUNCE_GRACE, DEFAULT_STALL_TIME as DEFAULT_ANNOUNCE_STALL_TIME,
+};
 pub use ecmp_control::control::DEFAULT_BATCH_WINDOW;
 pub use ecmp_control::ctl_server::DEFAULT_MAX_CLIENTS;
 pub use ecmp_control::feed_server::DEFAULT_MAX_LINE as DEFAULT_FEED_MAX_LINE;
@@ -89,11 +92,11 @@ pub use ecmp_wire::udp_port::{MPLS_UDP as MPLS_UDP_PORT, VXLAN as VXLAN_PORT};
 pub use error::{ConfigError, Location};
 pub use schema::parse_duration;
 pub use spec::{
-    ActionSpec, ActionTemplateSpec, BgpSpec, Config, ControlSpec, DEFAULT_DPDK_MEMORY_MB, DpdkSpec,
-    EncapKindSpec, EncapSpec, FeedSpec, FibSpec, FlowCacheSpec, GroupMode, GroupPolicySpec,
-    GroupSpec, HashAlgoSpec, HashFieldsSpec, HashSpec, HopStateSpec, InstanceSpec, MemberSpec,
-    MetricsSpec, NeighborSpec, NextHopSpec, PortKind, PortQueue, PortSpec, PrefixPolicySpec,
-    RouteSpec, WorkerSpec, XdpMode,
+    ActionSpec, ActionTemplateSpec, AnnounceNextHopSpec, AnnounceSpec, AnnounceSpecs, BgpSpec,
+    Config, ControlSpec, DEFAULT_DPDK_MEMORY_MB, DpdkSpec, EncapKindSpec, EncapSpec, FeedSpec,
+    FibSpec, FlowCacheSpec, GroupMode, GroupPolicySpec, GroupSpec, HashAlgoSpec, HashFieldsSpec,
+    HashSpec, HopStateSpec, InstanceSpec, MemberSpec, MetricsSpec, NeighborSpec, NextHopSpec,
+    PortKind, PortQueue, PortSpec, PrefixPolicySpec, RouteSpec, WorkerSpec, XdpMode,
 };
 pub use validate::seed_from_name;
 pub use value::{MacAddr, PortAddr, Prefix};

@@ -529,6 +529,10 @@ pub(super) struct RawActionKeys {
 pub(super) struct RawBgp {
     #[serde(default)]
     pub(super) policy: Vec<Spanned<RawBgpPolicy>>,
+    #[serde(default)]
+    pub(super) announce: Vec<Spanned<RawAnnounce>>,
+    pub(super) announce_stall_time: Option<Spanned<Dur>>,
+    pub(super) announce_grace: Option<Spanned<Dur>>,
     pub(super) mode: Option<Spanned<GroupMode>>,
     pub(super) buckets: Option<Spanned<u32>>,
     pub(super) idle_timer: Option<Spanned<Dur>>,
@@ -549,6 +553,20 @@ pub(super) struct RawBgpPolicy {
     pub(super) hash: Option<RawHash>,
     pub(super) action: Option<Spanned<RawActionKind>>,
     pub(super) encap: Option<Spanned<RawEncap>>,
+}
+
+/// `[[bgp.announce]]`: a prefix the companion announces while ecmpfwd can serve it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAnnounce {
+    pub(super) prefix: Spanned<Prefix>,
+    /// `"self"` or an address; parsed by `validate` to name the key on error.
+    pub(super) next_hop: Spanned<String>,
+    pub(super) med: Option<Spanned<u32>>,
+    /// `"ASN:VALUE"` each, parsed by `validate`.
+    pub(super) communities: Option<Vec<Spanned<String>>>,
+    /// The companion's neighbours it goes to, parsed by `validate`.
+    pub(super) neighbors: Option<Vec<Spanned<String>>>,
 }
 
 impl RawGroup {

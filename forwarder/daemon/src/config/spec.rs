@@ -51,6 +51,8 @@ pub struct Config {
     pub bgp: BgpSpec,
     /// `[dpdk]`: how the DPDK EAL is started for `kind = "dpdk"` ports.
     pub dpdk: DpdkSpec,
+    /// `[[bgp.announce]]` and its `[bgp]` timing keys.
+    pub announce: AnnounceSpecs,
 }
 
 /// `[dpdk]`: the DPDK EAL's arguments (used only when a port has `kind = "dpdk"`).
@@ -100,6 +102,43 @@ impl DpdkSpec {
         out.extend(self.args.iter().cloned());
         out
     }
+}
+
+/// The next hop of a `[[bgp.announce]]` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnnounceNextHopSpec {
+    /// `"self"`: the companion's address on each session.
+    Local,
+    /// An address of the prefix's family.
+    Addr(IpAddr),
+}
+
+/// `[[bgp.announce]]`: one prefix the companion announces while ecmpfwd can serve it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnounceSpec {
+    /// The prefix (unique among entries).
+    pub prefix: Prefix,
+    /// Its next hop.
+    pub next_hop: AnnounceNextHopSpec,
+    /// MULTI_EXIT_DISC, if set.
+    pub med: Option<u32>,
+    /// Standard communities as (ASN, value).
+    pub communities: Vec<(u16, u16)>,
+    /// The companion's neighbours it goes to (empty: all).
+    pub neighbors: Vec<IpAddr>,
+    /// Line of the `[[bgp.announce]]` header.
+    pub line: usize,
+}
+
+/// Every `[[bgp.announce]]` entry and the `[bgp]` keys timing them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnounceSpecs {
+    /// In file order.
+    pub entries: Vec<AnnounceSpec>,
+    /// `[bgp] announce_stall_time`: a worker this long without a poll withdraws everything.
+    pub stall_time: Duration,
+    /// `[bgp] announce_grace`: how long SIGTERM waits, withdrawn, before stopping.
+    pub grace: Duration,
 }
 
 /// `[instance]`.

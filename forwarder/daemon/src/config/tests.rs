@@ -2,6 +2,7 @@
 //! helpers that check an error's `file:line: key: message`; the tests themselves are in
 //! `tests/`, one file per part of the schema.
 
+mod announce;
 mod dpdk;
 mod groups;
 mod ports;

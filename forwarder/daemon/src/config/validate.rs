@@ -226,7 +226,7 @@ fn build(
             Some(feed)
         }
     };
-    let bgp = build_bgp(ctx, raw.bgp, hash)?;
+    let (bgp, announce) = build_bgp(ctx, raw.bgp, hash, feed.is_some())?;
     let dpdk = build_dpdk(ctx, raw.dpdk, &instance.name)?;
     let metrics = raw
         .metrics
@@ -250,6 +250,7 @@ fn build(
         control,
         feed,
         bgp,
+        announce,
         metrics,
         dpdk,
     })

@@ -184,3 +184,18 @@ fn a_builder_started_from_a_config_reloads_the_same_file_without_change() {
     assert_eq!(s.groups.changed, 1);
     assert_eq!((s.hops, s.routes), Default::default());
 }
+
+#[test]
+fn announcements_need_a_restart_and_do_not_count_as_a_bgp_policy_change() {
+    let old = parse(LAB);
+    let new = parse(&format!(
+        "{}\n[[bgp.announce]]\nprefix = \"198.19.0.1/32\"\nnext_hop = \"self\"\n",
+        LAB.replacen("[bgp]\n", "[bgp]\nannounce_grace = \"5s\"\n", 1)
+    ));
+    assert_eq!(new.announce.entries.len(), 1);
+    assert_eq!(restart_keys(&old, &new), ["bgp.announce"]);
+    assert!(desired(&old, &new, policies).is_err());
+    // The same entries on other lines are no change.
+    let shifted = parse(&LAB.replacen("[bgp]\n", "[bgp]\n\n\n", 1));
+    assert!(restart_keys(&old, &shifted).is_empty());
+}

@@ -1,4 +1,4 @@
-//! Next hops, their encapsulation, `[[group]]`, `[bgp]` and `[[bgp.policy]]`.
+//! Next hops, their encapsulation, `[[group]]`, `[bgp]`, `[[bgp.policy]]` and `[[bgp.announce]]`.
 //!
 //! A configured group and a BGP policy describe the same thing (how one group's buckets are laid
 //! out and handed out), so their shared keys go through [`group_shape`]; a next hop and a BGP
@@ -15,13 +15,13 @@ use toml::Spanned;
 use super::{Names, check_unicast_ip, check_unicast_mac, nonzero_duration};
 use crate::config::error::{ConfigError, Ctx};
 use crate::config::schema::{
-    RawActionKeys, RawActionKind, RawBgp, RawEncap, RawEncapKind, RawGroup, RawGroupKeys,
-    RawNextHop,
+    RawActionKeys, RawActionKind, RawAnnounce, RawBgp, RawEncap, RawEncapKind, RawGroup,
+    RawGroupKeys, RawNextHop,
 };
 use crate::config::spec::{
-    ActionSpec, ActionTemplateSpec, BgpSpec, EncapKindSpec, EncapSpec, GroupMode, GroupPolicySpec,
-    GroupSpec, HashAlgoSpec, HashSpec, MemberSpec, NextHopSpec, PortKind, PortSpec,
-    PrefixPolicySpec,
+    ActionSpec, ActionTemplateSpec, AnnounceNextHopSpec, AnnounceSpec, AnnounceSpecs, BgpSpec,
+    EncapKindSpec, EncapSpec, GroupMode, GroupPolicySpec, GroupSpec, HashAlgoSpec, HashSpec,
+    MemberSpec, NextHopSpec, PortKind, PortSpec, PrefixPolicySpec,
 };
 use crate::config::value::Prefix;
 use crate::config::{
@@ -139,20 +139,33 @@ fn action_keys(
     }
 }
 
+/// `[bgp]` and `[[bgp.policy]]`, then `[[bgp.announce]]` with its `[bgp]` timing keys.
 pub(super) fn build_bgp(
     ctx: &Ctx<'_>,
     raw: Option<Spanned<RawBgp>>,
     hash: HashSpec,
-) -> Result<BgpSpec, ConfigError> {
+    feed: bool,
+) -> Result<(BgpSpec, AnnounceSpecs), ConfigError> {
     let builtin = GroupPolicySpec::with_hash(hash);
     let Some(raw) = raw else {
-        return Ok(BgpSpec {
-            default_policy: builtin,
-            policies: Vec::new(),
-        });
+        return Ok((
+            BgpSpec {
+                default_policy: builtin,
+                policies: Vec::new(),
+            },
+            build_announce(ctx, Vec::new(), None, None, feed)?,
+        ));
     };
     let header = raw.span();
-    let (raw_policies, group, action) = raw.into_inner().split();
+    let mut raw = raw.into_inner();
+    let announce = build_announce(
+        ctx,
+        std::mem::take(&mut raw.announce),
+        raw.announce_stall_time.take(),
+        raw.announce_grace.take(),
+        feed,
+    )?;
+    let (raw_policies, group, action) = raw.split();
     let buckets_explicit = group.buckets.is_some();
     let default_policy = build_policy(ctx, "bgp", header, group, action, &builtin, false)?;
     let mut ranges: HashMap<Prefix, usize> = HashMap::new();
@@ -187,9 +200,121 @@ pub(super) fn build_bgp(
             line,
         });
     }
-    Ok(BgpSpec {
-        default_policy,
-        policies,
+    Ok((
+        BgpSpec {
+            default_policy,
+            policies,
+        },
+        announce,
+    ))
+}
+
+/// `[[bgp.announce]]`: prefixes unique, next hops of the prefix's family, communities as
+/// `ASN:VALUE` (16 bits each), neighbours as addresses; the stall time above zero; a `[feed]`
+/// to write the commands to.
+fn build_announce(
+    ctx: &Ctx<'_>,
+    raw: Vec<Spanned<RawAnnounce>>,
+    stall_time: Option<Spanned<crate::config::schema::Dur>>,
+    grace: Option<Spanned<crate::config::schema::Dur>>,
+    feed: bool,
+) -> Result<AnnounceSpecs, ConfigError> {
+    if let Some(first) = raw.first().filter(|_| !feed) {
+        return Err(ctx.invalid(
+            first.span(),
+            "bgp.announce[0]",
+            "announcements are written to the BGP companion: they need a [feed] socket",
+        ));
+    }
+    use crate::config::{DEFAULT_ANNOUNCE_GRACE, DEFAULT_ANNOUNCE_STALL_TIME};
+    let (stall_time, _) = nonzero_duration(
+        ctx,
+        &stall_time,
+        DEFAULT_ANNOUNCE_STALL_TIME,
+        "bgp.announce_stall_time",
+    )?;
+    let grace = grace.map_or(DEFAULT_ANNOUNCE_GRACE, |g| g.into_inner().0);
+    let mut seen: HashMap<Prefix, usize> = HashMap::new();
+    let mut entries = Vec::with_capacity(raw.len());
+    for (i, a) in raw.into_iter().enumerate() {
+        let line = ctx.line(a.span().start);
+        let a = a.into_inner();
+        let key = |k: &str| format!("bgp.announce[{i}].{k}");
+        let prefix = *a.prefix.get_ref();
+        if let Some(first) = seen.insert(prefix, line) {
+            return Err(ctx.invalid(
+                a.prefix.span(),
+                key("prefix"),
+                format!("{prefix} is announced twice (first on line {first})"),
+            ));
+        }
+        let next_hop = match a.next_hop.get_ref().as_str() {
+            "self" => AnnounceNextHopSpec::Local,
+            text => {
+                let addr: IpAddr = text.parse().map_err(|_| {
+                    ctx.invalid(
+                        a.next_hop.span(),
+                        key("next_hop"),
+                        format!("{text:?} is neither \"self\" nor an IP address"),
+                    )
+                })?;
+                if addr.is_ipv4() != prefix.addr.is_ipv4() {
+                    return Err(ctx.invalid(
+                        a.next_hop.span(),
+                        key("next_hop"),
+                        format!("{addr} is not of {prefix}'s address family"),
+                    ));
+                }
+                check_unicast_ip(ctx, &Spanned::new(a.next_hop.span(), addr), key("next_hop"))?;
+                AnnounceNextHopSpec::Addr(addr)
+            }
+        };
+        let mut communities = Vec::new();
+        for (j, c) in a.communities.unwrap_or_default().into_iter().enumerate() {
+            let parsed = c
+                .get_ref()
+                .split_once(':')
+                .and_then(|(asn, value)| Some((asn.parse().ok()?, value.parse().ok()?)));
+            match parsed {
+                Some(pair) => communities.push(pair),
+                None => {
+                    return Err(ctx.invalid(
+                        c.span(),
+                        format!("{}[{j}]", key("communities")),
+                        format!(
+                            "invalid community {:?} (expected \"ASN:VALUE\", each 0..=65535)",
+                            c.get_ref()
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut neighbors = Vec::new();
+        for (j, n) in a.neighbors.unwrap_or_default().into_iter().enumerate() {
+            match n.get_ref().parse::<IpAddr>() {
+                Ok(addr) => neighbors.push(addr),
+                Err(_) => {
+                    return Err(ctx.invalid(
+                        n.span(),
+                        format!("{}[{j}]", key("neighbors")),
+                        format!("{:?} is not an IP address", n.get_ref()),
+                    ));
+                }
+            }
+        }
+        entries.push(AnnounceSpec {
+            prefix,
+            next_hop,
+            med: a.med.map(Spanned::into_inner),
+            communities,
+            neighbors,
+            line,
+        });
+    }
+    Ok(AnnounceSpecs {
+        entries,
+        stall_time,
+        grace,
     })
 }
 
