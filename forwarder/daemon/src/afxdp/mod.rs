@@ -580,6 +580,8 @@ fn start_control(
         }
         None => ControlThread::new(control_config),
     };
+    // A reload's flow-cache timeouts go to every worker through its mailbox.
+    let mailboxes: Vec<Arc<Mailbox>> = workers.iter().map(|w| Arc::clone(&w.mailbox)).collect();
     let view = LiveView::new(
         Arc::clone(cell),
         workers,
@@ -628,7 +630,15 @@ fn start_control(
     } else {
         server
     };
-    let source = FileSource::new(cfg.clone(), reload_policies);
+    let source = FileSource::new(
+        cfg.clone(),
+        reload_policies,
+        Box::new(move |timeouts| {
+            for m in &mailboxes {
+                m.post_timeouts(timeouts);
+            }
+        }),
+    );
     let server = server.with_config_source(Box::new(source), reload);
     let cell = Arc::clone(cell);
     let handle = server.spawn_with(
