@@ -2,17 +2,21 @@
 //!
 //! The daemon reads and validates the file exactly as `ecmpfwd check` does, then compares it
 //! with the running config:
-//! - keys only a restart can change (ports, workers, the flow cache's size and timeouts, the FIB's
-//!   tbl8 count, memory, the instance's name, seed and RSS key, static neighbours, the control and
+//! - keys only a restart can change (ports, workers, the flow cache's size, the FIB's tbl8
+//!   count, memory, the instance's name, seed and RSS key, static neighbours, the control and
 //!   feed sockets) refuse the whole reload, naming every such key ([`restart_keys`]);
 //! - next hops, groups and routes become a [`ConfigTables`] (names and indices, not ids) and the
 //!   BGP policies and the feed's timing a [`DesiredConfig`], which the control thread applies as
-//!   one table update ([`ecmp_control::builder::Builder::reload`]).
+//!   one table update ([`ecmp_control::builder::Builder::reload`]);
+//! - the flow cache's timeouts go to the workers once the control thread applied the rest
+//!   ([`FileSource`]'s hook; the AF_XDP runtime posts them to every worker's mailbox): each
+//!   worker switches between two polls, and a flow already cached keeps the expiry its last
+//!   packet gave it until its next packet, which counts from the new timeout
+//!   ([`ecmp_dataplane::flowcache::FlowCache::set_timeouts`]). The cache's capacity sizes memory
+//!   allocated at start and stays a restart key.
 //!
 //! Nothing is applied from a file that fails validation or needs a restart; the running config
 //! this module compares against becomes the new file only once the control thread applied it.
-//! The flow cache's timeouts live in every worker's cache, sized and tuned at start: they are
-//! restart keys like its capacity.
 
 use std::path::PathBuf;
 
@@ -21,6 +25,7 @@ use ecmp_control::builder::{
 };
 use ecmp_control::control::{ConfigSource, DesiredConfig};
 use ecmp_control::rib::RibConfig;
+use ecmp_dataplane::flowcache::FlowTimeouts;
 use ecmp_proto::Prefix;
 use ecmp_proto::ctl::ReloadReply;
 use ecmp_tables::nexthop::NextHop;
@@ -58,19 +63,9 @@ pub fn restart_keys(old: &Config, new: &Config) -> Vec<String> {
         key(o.core != n.core, format!("worker[{i}].core"));
         key(o.ports != n.ports, format!("worker[{i}].ports"));
     }
-    let (of, nf) = (&old.flow_cache, &new.flow_cache);
-    key(of.capacity != nf.capacity, "flow_cache.capacity".into());
     key(
-        of.idle_timeout != nf.idle_timeout,
-        "flow_cache.idle_timeout".into(),
-    );
-    key(
-        of.embryonic_timeout != nf.embryonic_timeout,
-        "flow_cache.embryonic_timeout".into(),
-    );
-    key(
-        of.fin_timeout != nf.fin_timeout,
-        "flow_cache.fin_timeout".into(),
+        old.flow_cache.capacity != new.flow_cache.capacity,
+        "flow_cache.capacity".into(),
     );
     key(old.fib != new.fib, "fib.max_tbl8".into());
     key(old.memory != new.memory, "memory.hugepages".into());
@@ -236,6 +231,22 @@ pub fn applied_keys(old: &Config, new: &Config) -> Vec<String> {
     if old.hash != new.hash {
         out.push("hash".to_owned());
     }
+    let (of, nf) = (&old.flow_cache, &new.flow_cache);
+    for (changed, name) in [
+        (
+            of.idle_timeout != nf.idle_timeout,
+            "flow_cache.idle_timeout",
+        ),
+        (
+            of.embryonic_timeout != nf.embryonic_timeout,
+            "flow_cache.embryonic_timeout",
+        ),
+        (of.fin_timeout != nf.fin_timeout, "flow_cache.fin_timeout"),
+    ] {
+        if changed {
+            out.push(name.to_owned());
+        }
+    }
     if old.feed.is_some() && new.feed.is_some() {
         let (o, n) = (rib_config(old), rib_config(new));
         if o.stale_time != n.stale_time {
@@ -332,6 +343,10 @@ pub fn config_tables(cfg: &Config, policies: Policies) -> Result<ConfigTables, S
 pub fn desired(old: &Config, new: &Config, policies: PolicyFn) -> Result<DesiredConfig, String> {
     setup::build(new).map_err(|e| e.to_string())?;
     setup::check_workers(new).map_err(|e| e.to_string())?;
+    // What the workers' caches would refuse is refused here, before anything is applied.
+    flow_timeouts(new)
+        .check()
+        .map_err(|e| format!("{}: {e}", new.origin))?;
     let restart = restart_keys(old, new);
     if !restart.is_empty() {
         return Err(format!(
@@ -349,6 +364,14 @@ pub fn desired(old: &Config, new: &Config, policies: PolicyFn) -> Result<Desired
     })
 }
 
+/// The flow-cache timeouts of `cfg` in the data path's terms.
+pub fn flow_timeouts(cfg: &Config) -> FlowTimeouts {
+    setup::pipeline_config(cfg).flow_cache.timeouts()
+}
+
+/// How a runtime hands its workers new flow-cache timeouts (without waiting for them).
+pub type TimeoutsFn = Box<dyn FnMut(FlowTimeouts) + Send>;
+
 /// The config file a running forwarder reloads from.
 pub struct FileSource {
     path: PathBuf,
@@ -356,16 +379,19 @@ pub struct FileSource {
     /// Loaded and handed to the control thread, not yet applied.
     pending: Option<Config>,
     policies: PolicyFn,
+    timeouts: TimeoutsFn,
 }
 
 impl FileSource {
-    /// Reloads from the file `running` was loaded from (its `origin`).
-    pub fn new(running: Config, policies: PolicyFn) -> Self {
+    /// Reloads from the file `running` was loaded from (its `origin`); a reload that changes the
+    /// flow-cache timeouts hands them to `timeouts` once the control thread applied it.
+    pub fn new(running: Config, policies: PolicyFn, timeouts: TimeoutsFn) -> Self {
         FileSource {
             path: PathBuf::from(&running.origin),
             running,
             pending: None,
             policies,
+            timeouts,
         }
     }
 }
@@ -385,6 +411,10 @@ impl ConfigSource for FileSource {
         match outcome {
             Ok(r) => {
                 if let Some(cfg) = pending {
+                    let new = flow_timeouts(&cfg);
+                    if new != flow_timeouts(&self.running) {
+                        (self.timeouts)(new);
+                    }
                     self.running = cfg;
                 }
                 tracing::info!(

@@ -1,5 +1,5 @@
-//! The `ecmpfwd` binary end to end: `run` forwards a capture through pcap ports, `check`
-//! validates configs and names file, line and key on errors.
+//! The `ecmpfwd` binary end to end: `run` forwards a capture (pcap or pcapng) through pcap
+//! ports, `check` validates configs and names file, line and key on errors.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -149,6 +149,69 @@ fn run_forwards_a_capture_through_pcap_ports() {
         .unwrap()
         .count();
     assert_eq!(back, 0);
+}
+
+/// A capture as `ecmpctl capture` writes it (pcapng: an Ethernet interface with nanosecond
+/// timestamps, enhanced packet blocks with a comment) replays like a classic pcap.
+#[test]
+fn run_replays_a_pcapng_capture() {
+    use pcap_file::DataLink;
+    use pcap_file::pcapng::PcapNgWriter;
+    use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
+    use pcap_file::pcapng::blocks::interface_description::{
+        InterfaceDescriptionBlock, InterfaceDescriptionOption,
+    };
+    use std::borrow::Cow;
+
+    let dir = tempfile::tempdir().unwrap();
+    // The config names in.pcap; the reader tells the format from the file's first bytes.
+    let file = std::fs::File::create(dir.path().join("in.pcap")).unwrap();
+    let mut w = PcapNgWriter::new(std::io::BufWriter::new(file)).unwrap();
+    w.write_pcapng_block(InterfaceDescriptionBlock {
+        linktype: DataLink::ETHERNET,
+        snaplen: 65535,
+        options: vec![InterfaceDescriptionOption::IfTsResol(9)],
+    })
+    .unwrap();
+    for i in 0..100u64 {
+        let dst: IpAddr = if i % 10 == 9 {
+            "203.0.113.1"
+        } else {
+            "192.0.2.10"
+        }
+        .parse()
+        .unwrap();
+        let f = FrameSpec::udp("198.18.0.7".parse().unwrap(), dst, 1024 + i as u16, 53, 60)
+            .build()
+            .unwrap();
+        w.write_pcapng_block(EnhancedPacketBlock {
+            interface_id: 0,
+            timestamp: Duration::from_micros(i),
+            original_len: f.len() as u32,
+            data: Cow::Borrowed(&f),
+            options: vec![EnhancedPacketOption::Comment(Cow::Borrowed("rx"))],
+        })
+        .unwrap();
+    }
+    std::io::Write::flush(w.get_mut()).unwrap();
+    drop(w);
+    let cfg = dir.path().join("run.toml");
+    std::fs::write(&cfg, config(dir.path())).unwrap();
+
+    let out = run(&["run", "--config", cfg.to_str().unwrap(), "--json"]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["rx_packets"], 100);
+    assert_eq!(stats["tx_packets"], 90);
+    assert_eq!(stats["drops"]["no_route"], 10);
+    let sent = PcapReader::open(dir.path().join("servers-out.pcap"))
+        .unwrap()
+        .count();
+    assert_eq!(sent, 90);
 }
 
 /// `[memory] hugepages`: the start-up log says how each big table is backed, read back from the

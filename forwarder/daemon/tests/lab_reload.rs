@@ -1,7 +1,9 @@
 //! `ecmpctl reload` and SIGHUP over the veth lab (`scripts/lab`, needs root): established flows
 //! stay on their backends across a reload that adds a backend to their group and changes a
 //! timeout, new flows use the added backend, a restart-needing edit and an invalid file are
-//! refused naming the key and change nothing, and SIGHUP reloads like the command does.
+//! refused naming the key and change nothing, and SIGHUP reloads like the command does. A reload
+//! of the flow cache's timeouts takes effect in the running workers: new flows, and old flows
+//! from their next packet, expire by the new idle timeout, while a capacity change is refused.
 
 mod lab_common;
 
@@ -182,6 +184,118 @@ fn reload_keeps_cached_flows_applies_table_and_timeout_edits_and_refuses_restart
         single_backend(&flow_map(&reports))
     };
     assert_eq!(after, old, "the old flows never were on backend 4");
+    let stopped = fw.stop();
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+}
+
+/// Waits (at most `limit`) until at most `most` flows are cached.
+fn flows_expire_to(fw: &Forwarder, most: u64, limit: Duration) {
+    let t = Instant::now();
+    loop {
+        let n = cached_flows(fw);
+        if n <= most {
+            return;
+        }
+        assert!(
+            t.elapsed() < limit,
+            "{n} flows still cached after {limit:?}:\n{}",
+            fw.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until at least `least` flows are cached.
+fn flows_cached(fw: &Forwarder, least: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let n = cached_flows(fw);
+        if n >= least {
+            return n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {n} of {least} flows cached"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn reload_applies_flow_cache_timeouts_live_and_refuses_a_capacity_change() {
+    let lab = Lab::up("lrt", 4);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctl = dir.path().join("ctl.sock");
+    let text = lab_config(dir.path(), &ctl, "0s");
+    let cfg = write(dir.path(), "c.toml", &text);
+    let fw = Forwarder::start(&lab.fw(), &cfg, &ctl);
+    let udp = ["--proto", "udp"];
+
+    // 100 flows under the default 300 s idle timeout.
+    send(&lab, "198.18.0.1", VIP4, 100, 200, &udp);
+    let old = flows_cached(&fw, 100);
+
+    // Shorter timeouts (the embryonic and FIN ones may not exceed the idle one).
+    let short = text.replacen(
+        "capacity = 65536",
+        "capacity = 65536\nidle_timeout = \"2s\"\nembryonic_timeout = \"1s\"\nfin_timeout = \"1s\"",
+        1,
+    );
+    write(dir.path(), "c.toml", &short);
+    let out = ecmpctl_run(&ctl, &["--json", "reload"]);
+    assert!(out.status.success(), "{out:?}\n{}", fw.log());
+    let reply: Value = serde_json::from_slice(&out.stdout).expect("JSON reply");
+    assert_eq!(
+        reply["result"]["settings"],
+        serde_json::json!([
+            "flow_cache.idle_timeout",
+            "flow_cache.embryonic_timeout",
+            "flow_cache.fin_timeout"
+        ]),
+        "{reply}"
+    );
+
+    // New flows expire by the new idle timeout (2 s, plus a 32 ms grain); the old ones keep the
+    // expiry their last packet gave them.
+    send(&lab, "198.18.0.3", VIP4, 100, 200, &udp);
+    let sent = Instant::now();
+    flows_cached(&fw, old + 100);
+    // Within 10 s: under the old 300 s timeout they would still be cached.
+    flows_expire_to(&fw, old, Duration::from_secs(10));
+    let since_sent = sent.elapsed();
+    assert!(
+        since_sent >= Duration::from_millis(1_900),
+        "new flows expired {since_sent:?} after their last packet"
+    );
+    assert!(
+        cached_flows(&fw) >= 100,
+        "the flows cached before the reload are still there"
+    );
+    // The old flows' next packet sets their expiry from the new timeout too.
+    send(&lab, "198.18.0.1", VIP4, 100, 200, &udp);
+    let resent = Instant::now();
+    flows_expire_to(&fw, old - 100, Duration::from_secs(10));
+    assert!(resent.elapsed() >= Duration::from_millis(1_900));
+
+    // A capacity change with another timeout change: refused, naming the capacity only, and the
+    // timeouts stay as applied (new flows still expire within seconds, not the hour asked for).
+    let refused = short
+        .replacen("capacity = 65536", "capacity = 131072", 1)
+        .replacen("idle_timeout = \"2s\"", "idle_timeout = \"1h\"", 1);
+    write(dir.path(), "c.toml", &refused);
+    let out = ecmpctl_run(&ctl, &["reload"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.trim_end()
+            .ends_with("a restart is needed to change flow_cache.capacity"),
+        "{err}"
+    );
+    let before = cached_flows(&fw);
+    send(&lab, "198.18.0.5", VIP4, 100, 200, &udp);
+    flows_cached(&fw, before + 100);
+    flows_expire_to(&fw, before, Duration::from_secs(10));
+
     let stopped = fw.stop();
     assert!(stopped.status.success(), "{}", stopped.stderr);
 }

@@ -46,6 +46,13 @@
 //!   sixteenth of the shortest timeout, 256 ms with the defaults): a flow lives between its
 //!   timeout and its timeout plus one grain after its last packet, and a hit within the same
 //!   grain finds its expiry unchanged and writes nothing, so a busy flow's line stays clean.
+//! - The timeouts can change while flows are cached ([`FlowCache::set_timeouts`], a config
+//!   reload): an entry keeps the expiry its last packet gave it, and its next packet sets the
+//!   expiry from the new timeouts. A shortened timeout therefore reaches an idle flow at most the
+//!   old timeout later, a lengthened one never revives an expired flow, and the cache never
+//!   walks its entries to apply a change. (Eviction picks the least recently used entry from
+//!   `expiry - timeout`; for entries touched before a change that estimate is off by the change,
+//!   which only reorders eviction candidates.)
 //! - Time is kept in milliseconds relative to the first `now_ms` the cache sees, in 40 bits
 //!   (about 34 years); a clock beyond that makes every entry look expired (misses, never stale
 //!   hits). `now_ms` must not go backwards by more than the timeouts for expiry to be exact.
@@ -141,6 +148,44 @@ pub struct CachedHop {
     pub epoch: u32,
 }
 
+/// The timeouts of a flow cache: what [`FlowCache::set_timeouts`] changes while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowTimeouts {
+    /// Lifetime of an established flow after its last packet.
+    pub idle_timeout_ms: u64,
+    /// Lifetime of a flow that has only sent SYNs (no ACK yet).
+    pub embryonic_timeout_ms: u64,
+    /// Lifetime of a flow after a FIN or RST.
+    pub fin_timeout_ms: u64,
+}
+
+impl FlowTimeouts {
+    /// Checks that every timeout is in `1..=`[`MAX_TIMEOUT_MS`].
+    pub fn check(&self) -> Result<(), FlowCacheError> {
+        for (name, value_ms) in [
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("embryonic_timeout_ms", self.embryonic_timeout_ms),
+            ("fin_timeout_ms", self.fin_timeout_ms),
+        ] {
+            if value_ms == 0 || value_ms > MAX_TIMEOUT_MS {
+                return Err(FlowCacheError::InvalidTimeout { name, value_ms });
+            }
+        }
+        Ok(())
+    }
+
+    /// The expiry grain in milliseconds: the largest power of two at most a sixteenth of the
+    /// shortest timeout (at least 1).
+    fn grain(&self) -> u64 {
+        let shortest = self
+            .idle_timeout_ms
+            .min(self.embryonic_timeout_ms)
+            .min(self.fin_timeout_ms);
+        let sixteenth = (shortest / 16).max(1);
+        1 << sixteenth.ilog2()
+    }
+}
+
 /// Size and timeouts of a flow cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowCacheConfig {
@@ -152,6 +197,17 @@ pub struct FlowCacheConfig {
     pub embryonic_timeout_ms: u64,
     /// Lifetime of a flow after a FIN or RST.
     pub fin_timeout_ms: u64,
+}
+
+impl FlowCacheConfig {
+    /// The timeouts alone.
+    pub fn timeouts(&self) -> FlowTimeouts {
+        FlowTimeouts {
+            idle_timeout_ms: self.idle_timeout_ms,
+            embryonic_timeout_ms: self.embryonic_timeout_ms,
+            fin_timeout_ms: self.fin_timeout_ms,
+        }
+    }
 }
 
 impl Default for FlowCacheConfig {
@@ -275,6 +331,16 @@ struct Timeouts {
     embryonic: u64,
     established: u64,
     closing: u64,
+}
+
+impl From<FlowTimeouts> for Timeouts {
+    fn from(t: FlowTimeouts) -> Self {
+        Self {
+            embryonic: t.embryonic_timeout_ms,
+            established: t.idle_timeout_ms,
+            closing: t.fin_timeout_ms,
+        }
+    }
 }
 
 impl Timeouts {
@@ -609,17 +675,6 @@ impl Slot {
     }
 }
 
-/// The expiry grain of `config` in milliseconds: the largest power of two at most a sixteenth of
-/// its shortest timeout (at least 1).
-fn grain(config: &FlowCacheConfig) -> u64 {
-    let shortest = config
-        .idle_timeout_ms
-        .min(config.embryonic_timeout_ms)
-        .min(config.fin_timeout_ms);
-    let sixteenth = (shortest / 16).max(1);
-    1 << sixteenth.ilog2()
-}
-
 /// A slot's position: `bucket * WAYS + way`, which also indexes the extension records.
 type At = usize;
 
@@ -668,15 +723,8 @@ impl FlowCache {
                 max: MAX_CAPACITY,
             });
         }
-        for (name, value_ms) in [
-            ("idle_timeout_ms", config.idle_timeout_ms),
-            ("embryonic_timeout_ms", config.embryonic_timeout_ms),
-            ("fin_timeout_ms", config.fin_timeout_ms),
-        ] {
-            if value_ms == 0 || value_ms > MAX_TIMEOUT_MS {
-                return Err(FlowCacheError::InvalidTimeout { name, value_ms });
-            }
-        }
+        let timeouts = config.timeouts();
+        timeouts.check()?;
         let capacity = config.capacity.max(WAYS).next_power_of_two();
         let buckets = capacity / WAYS;
         Ok(Self {
@@ -689,12 +737,8 @@ impl FlowCache {
             tick_now: 0,
             tick_base: 0,
             tick_established: 0,
-            grain_mask: grain(&config) - 1,
-            timeouts: Timeouts {
-                embryonic: config.embryonic_timeout_ms,
-                established: config.idle_timeout_ms,
-                closing: config.fin_timeout_ms,
-            },
+            grain_mask: timeouts.grain() - 1,
+            timeouts: Timeouts::from(timeouts),
             counters: FlowCacheCounters::default(),
             len: 0,
             started: false,
@@ -704,6 +748,29 @@ impl FlowCache {
     /// Where the buckets and extension records live, to read back how the kernel backs them.
     pub fn memory(&self) -> [Placement; 2] {
         [self.buckets.placement(), self.ext.placement()]
+    }
+
+    /// The timeouts in force.
+    pub fn timeouts(&self) -> FlowTimeouts {
+        FlowTimeouts {
+            idle_timeout_ms: self.timeouts.established,
+            embryonic_timeout_ms: self.timeouts.embryonic,
+            fin_timeout_ms: self.timeouts.closing,
+        }
+    }
+
+    /// Changes the timeouts (and with them the expiry grain) from now on; cached entries keep
+    /// their expiry until their next packet (module doc). Refused, changing nothing, when a
+    /// timeout is out of range.
+    pub fn set_timeouts(&mut self, timeouts: FlowTimeouts) -> Result<(), FlowCacheError> {
+        timeouts.check()?;
+        self.timeouts = Timeouts::from(timeouts);
+        self.grain_mask = timeouts.grain() - 1;
+        if self.started {
+            // The current tick's base and established expiry were worked out with the old values.
+            self.new_tick(self.tick_ms);
+        }
+        Ok(())
     }
 
     /// Flows the cache can hold (a power of two).

@@ -204,6 +204,15 @@ impl Pipeline {
         &self.cache
     }
 
+    /// Changes the flow cache's timeouts between bursts (a config reload); see
+    /// [`FlowCache::set_timeouts`] for what happens to flows already cached.
+    pub fn set_flow_timeouts(
+        &mut self,
+        timeouts: crate::flowcache::FlowTimeouts,
+    ) -> Result<(), crate::flowcache::FlowCacheError> {
+        self.cache.set_timeouts(timeouts)
+    }
+
     /// The hasher (for `trace`).
     pub fn hasher(&self) -> &FlowHasher {
         &self.hasher

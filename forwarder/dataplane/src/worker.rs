@@ -84,6 +84,15 @@ impl<P: Port> Worker<P> {
         &self.pipeline
     }
 
+    /// Changes the flow cache's timeouts; call between polls (see
+    /// [`crate::flowcache::FlowCache::set_timeouts`]).
+    pub fn set_flow_timeouts(
+        &mut self,
+        timeouts: crate::flowcache::FlowTimeouts,
+    ) -> Result<(), crate::flowcache::FlowCacheError> {
+        self.pipeline.set_flow_timeouts(timeouts)
+    }
+
     /// The ports, e.g. for a test to inspect what was sent.
     pub fn ports_mut(&mut self) -> &mut [P] {
         &mut self.ports

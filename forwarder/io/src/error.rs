@@ -39,8 +39,9 @@ pub enum IoError {
         /// What the OS said.
         source: std::io::Error,
     },
-    /// The file does not start with a classic pcap magic number in either byte order.
-    #[error("{}: not a classic pcap file (magic {magic:#010x})", path.display())]
+    /// The file does not start with a capture magic number the reader accepts: classic pcap in
+    /// either byte order, or (where pcapng is read too) a pcapng section header.
+    #[error("{}: not a pcap capture (magic {magic:#010x})", path.display())]
     BadMagic {
         /// The file.
         path: PathBuf,
@@ -82,6 +83,16 @@ pub enum IoError {
         offset: u64,
         /// The captured length it claims.
         caplen: u32,
+    },
+    /// A header, record or block that pcap-file's parser rejects.
+    #[error("{}: malformed capture at byte {offset}: {reason}", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// Offset of the header, record or block.
+        offset: u64,
+        /// What is wrong with it.
+        reason: String,
     },
     /// A capture filter expression that libpcap does not accept.
     #[error("bad capture filter {filter:?}: {message}")]

@@ -4,8 +4,8 @@
 //!   transit traffic to them (attached through a bpf_link).
 //! - [`packet`]: an AF_PACKET port (one syscall per packet: the generator's fallback and the
 //!   sinks' receiver, never the forwarder's data path).
-//! - [`pcap`]: a classic libpcap reader and writer and [`PcapPort`](pcap::PcapPort) (rx from one
-//!   capture, tx appended to another).
+//! - [`pcap`]: capture readers (classic pcap and pcapng, parsed by pcap-file), a classic pcap
+//!   writer and [`PcapPort`](pcap::PcapPort) (rx from one capture, tx appended to another).
 //! - [`netlink`]: rtnetlink interfaces, addresses and neighbours.
 //! - `dpdk` (feature `dpdk`, off by default): DPDK ports over any device DPDK drives, physical
 //!   or virtual, through the `ecmp-dpdk-sys` binding.

@@ -1,29 +1,36 @@
-//! Classic libpcap capture files (not pcapng) and a port that reads and writes them.
+//! Capture files and a port that reads and writes them: classic libpcap files in and out, pcapng
+//! files in (what `ecmpctl capture` writes, so a capture can be replayed).
 //!
-//! Format: a 24-byte file header (magic, version 2.x, zone, sigfigs, snaplen, link type) then
-//! records of a 16-byte header (seconds, sub-second, captured length, original length) and the
-//! captured bytes. The magic gives both the byte order and the timestamp resolution:
-//! `a1b2c3d4` microseconds, `a1b23c4d` nanoseconds, each either way round.
+//! Both formats are parsed by the `pcap-file` crate, from a byte slice and without copying: the
+//! reader keeps one fixed buffer per file, refills it from the source, and hands pcap-file the
+//! unread part ([`pcap_file::pcap::PcapParser`], [`pcap_file::pcapng::PcapNgParser`]). The offset
+//! of every header, record and block is the count of bytes consumed before it, so errors name the
+//! byte where a file goes wrong. The one copy of a packet is from that buffer into a pool frame.
+//! The writer encodes through pcap-file too (its header and raw record encoders).
 //!
 //! Invariants:
-//! - Nothing in the file is trusted: a captured length above [`MAX_CAPLEN`] is an error before any
-//!   buffer is sized by it, and a file that ends inside a header or a packet is an error naming the
-//!   offset, while a file ending exactly at a record boundary is a clean end.
+//! - Nothing in the file is trusted: a captured length above [`MAX_CAPLEN`] is an error before
+//!   anything waits for that many bytes, and a file that ends inside a header, record or block is
+//!   an error naming its offset, while a file ending exactly at a record boundary is a clean end.
 //! - Only Ethernet captures ([`LINKTYPE_ETHERNET`]) are accepted: the pipeline parses from the
-//!   Ethernet header.
+//!   Ethernet header. In pcapng that is checked per packet, against the interface it names.
 //! - Every error names the file it concerns.
-//! - [`PcapPort`] does no allocation after it is built: the reader reads straight into pool frames
-//!   and the writer writes from them, both through fixed buffers.
-//!
-//! The writer encodes through the `pcap-file` crate (its header and raw record encoders). The
-//! reader still parses by hand: pcap-file's reader reads each record into a buffer of its own and
-//! its errors carry no file offset, while this one reads straight into pool frames and names the
-//! byte where a file is cut.
+//! - [`PcapPort`] does no allocation after it is built when it reads a classic pcap, and never when
+//!   it writes. pcap-file's pcapng block parser collects a block's options into a `Vec`, so a pcapng
+//!   packet carrying options (a drop's comment) costs one allocation: replaying such a capture is a
+//!   test and tooling path, not the data path.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use pcap_file::PcapError;
+use pcap_file::pcap::PcapParser;
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
+use pcap_file::pcapng::{Block, PcapNgParser, RawBlock};
 
 use ecmp_port::{Burst, Frame, Port};
 
@@ -36,11 +43,20 @@ pub const LINKTYPE_ETHERNET: u32 = 1;
 /// The largest captured length accepted or written (libpcap's `MAXIMUM_SNAPLEN`).
 pub const MAX_CAPLEN: u32 = 262_144;
 
-const MAGIC_MICRO: u32 = 0xa1b2_c3d4;
-const MAGIC_NANO: u32 = 0xa1b2_3c4d;
 const FILE_HEADER_LEN: usize = 24;
 const RECORD_HEADER_LEN: usize = 16;
 const NANOS_PER_SEC: u64 = 1_000_000_000;
+/// Bytes a reader buffers: any accepted record (or a pcapng block of that size with its framing
+/// and some options) fits whole, with room left to read ahead in large reads.
+const READ_BUF: usize = 1 << 20;
+const _: () = assert!(READ_BUF >= 2 * (RECORD_HEADER_LEN + MAX_CAPLEN as usize));
+/// The first four bytes of a pcapng file (a section header block's type, the same either way
+/// round).
+const PCAPNG_MAGIC: [u8; 4] = pcap_file::pcapng::blocks::SECTION_HEADER_BLOCK.to_be_bytes();
+/// Why a pcapng block that never completes in a full buffer is refused.
+const TOO_LONG: &str = "block longer than the reader's 1 MiB buffer";
+/// pcapng's default `if_tsresol`: microseconds.
+const PCAPNG_DEFAULT_TSRESOL: u8 = 6;
 
 /// Timestamp resolution of a capture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,22 +85,6 @@ pub enum Endian {
     Little,
     /// Big-endian.
     Big,
-}
-
-impl Endian {
-    fn u16(self, b: [u8; 2]) -> u16 {
-        match self {
-            Self::Little => u16::from_le_bytes(b),
-            Self::Big => u16::from_be_bytes(b),
-        }
-    }
-
-    fn u32(self, b: [u8; 4]) -> u32 {
-        match self {
-            Self::Little => u32::from_le_bytes(b),
-            Self::Big => u32::from_be_bytes(b),
-        }
-    }
 }
 
 /// The file header of a capture, as read.
@@ -134,94 +134,197 @@ pub enum Fetched {
     Oversize(RecordHeader),
 }
 
-/// Reads packets from a classic pcap capture.
-pub struct PcapReader<R> {
+impl Fetched {
+    /// Copies `data` into `buf` when it fits.
+    fn copy(header: RecordHeader, data: &[u8], buf: &mut [u8]) -> Self {
+        match buf.get_mut(..data.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(data);
+                Self::Packet(header)
+            }
+            None => Self::Oversize(header),
+        }
+    }
+}
+
+/// A source read through one fixed buffer, for parsers that work on byte slices.
+struct Input<R> {
     r: R,
     path: PathBuf,
-    header: FileHeader,
-    /// Offset of the next record header, for error messages.
+    buf: Box<[u8]>,
+    /// Start of the unread bytes in `buf`.
+    pos: usize,
+    /// End of the bytes read into `buf`.
+    len: usize,
+    /// File offset of `buf[pos]`.
     offset: u64,
+}
+
+impl<R: Read> Input<R> {
+    fn new(r: R, path: PathBuf) -> Self {
+        Self {
+            r,
+            path,
+            buf: vec![0; READ_BUF].into_boxed_slice(),
+            pos: 0,
+            len: 0,
+            offset: 0,
+        }
+    }
+
+    fn unread(&self) -> &[u8] {
+        &self.buf[self.pos..self.len]
+    }
+
+    /// True when the unread bytes fill the buffer: a parser still wanting more never gets it.
+    fn full(&self) -> bool {
+        self.len - self.pos == self.buf.len()
+    }
+
+    fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.len - self.pos);
+        self.pos += n;
+        self.offset += n as u64;
+    }
+
+    /// Moves the unread bytes to the front and reads more after them; returns how many were read
+    /// (0 at the end of the input).
+    fn refill(&mut self) -> Result<usize, IoError> {
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.len, 0);
+            self.len -= self.pos;
+            self.pos = 0;
+        }
+        loop {
+            match self.r.read(&mut self.buf[self.len..]) {
+                Ok(n) => {
+                    self.len += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(IoError::Read {
+                        path: self.path.clone(),
+                        offset: self.offset,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Reads until at least `n` bytes are unread or the input ends.
+    fn fill_to(&mut self, n: usize) -> Result<(), IoError> {
+        while self.len - self.pos < n && self.refill()? > 0 {}
+        Ok(())
+    }
+
+    fn truncated(&self) -> IoError {
+        IoError::Truncated {
+            path: self.path.clone(),
+            offset: self.offset,
+        }
+    }
+
+    fn malformed(&self, reason: impl ToString) -> IoError {
+        IoError::Malformed {
+            path: self.path.clone(),
+            offset: self.offset,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Reads packets from a classic pcap capture.
+pub struct PcapReader<R> {
+    input: Input<R>,
+    parser: PcapParser,
+    header: FileHeader,
     /// Set after the end or an error, so iteration stops for good.
     done: bool,
 }
 
-impl PcapReader<BufReader<File>> {
+impl PcapReader<File> {
     /// Opens a capture file and reads its header.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, IoError> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|source| IoError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::new(BufReader::new(file), path)
+        Self::new(open(path)?, path)
     }
 }
 
-/// Reads until `buf` is full or the input ends; returns how many bytes were read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
+fn open(path: &Path) -> Result<File, IoError> {
+    File::open(path).map_err(|source| IoError::Open {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 impl<R: Read> PcapReader<R> {
     /// Reads the file header from `r`; `path` names the source in errors.
-    pub fn new(mut r: R, path: impl Into<PathBuf>) -> Result<Self, IoError> {
-        let path = path.into();
-        let mut h = [0u8; FILE_HEADER_LEN];
-        let n = read_full(&mut r, &mut h).map_err(|source| IoError::Read {
-            path: path.clone(),
-            offset: 0,
-            source,
-        })?;
-        if n < 4 {
-            return Err(IoError::Truncated { path, offset: 0 });
-        }
-        let magic = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
-        let (resolution, endian) = match magic {
-            MAGIC_MICRO => (Resolution::Micro, Endian::Little),
-            MAGIC_NANO => (Resolution::Nano, Endian::Little),
-            m if m.swap_bytes() == MAGIC_MICRO => (Resolution::Micro, Endian::Big),
-            m if m.swap_bytes() == MAGIC_NANO => (Resolution::Nano, Endian::Big),
-            magic => return Err(IoError::BadMagic { path, magic }),
+    pub fn new(r: R, path: impl Into<PathBuf>) -> Result<Self, IoError> {
+        Self::from_input(Input::new(r, path.into()))
+    }
+
+    fn from_input(mut input: Input<R>) -> Result<Self, IoError> {
+        input.fill_to(FILE_HEADER_LEN)?;
+        let head = input.unread();
+        let magic = head
+            .get(..4)
+            .map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
+        let bad_magic = |path: PathBuf, magic| IoError::BadMagic { path, magic };
+        let (used, parser) = match PcapParser::new(head) {
+            Ok((rest, parser)) => (head.len() - rest.len(), parser),
+            Err(PcapError::IncompleteBuffer) => {
+                // A short file is cut if it starts like a capture and foreign if not: let
+                // pcap-file judge the magic of the header padded out to its full length.
+                let Some(magic) = magic else {
+                    return Err(input.truncated());
+                };
+                let mut padded = [0u8; FILE_HEADER_LEN];
+                padded[..head.len()].copy_from_slice(head);
+                return Err(match PcapParser::new(&padded) {
+                    Ok(_) => input.truncated(),
+                    Err(_) => bad_magic(input.path, magic),
+                });
+            }
+            // The magic is the one thing a complete header can fail on.
+            Err(_) => return Err(bad_magic(input.path, magic.unwrap_or_default())),
         };
-        if n < FILE_HEADER_LEN {
-            return Err(IoError::Truncated { path, offset: 0 });
-        }
-        let version_major = endian.u16([h[4], h[5]]);
-        let version_minor = endian.u16([h[6], h[7]]);
-        if version_major != 2 {
+        input.consume(used);
+        let h = parser.header();
+        if h.version_major != 2 {
             return Err(IoError::UnsupportedVersion {
-                path,
-                major: version_major,
-                minor: version_minor,
+                path: input.path,
+                major: h.version_major,
+                minor: h.version_minor,
             });
         }
-        let snaplen = endian.u32([h[16], h[17], h[18], h[19]]);
         // The high bits carry FCS information, not the link type.
-        let linktype = endian.u32([h[20], h[21], h[22], h[23]]) & 0xffff;
+        let linktype = u32::from(h.datalink) & 0xffff;
         if linktype != LINKTYPE_ETHERNET {
-            return Err(IoError::UnsupportedLinkType { path, linktype });
-        }
-        Ok(Self {
-            r,
-            path,
-            header: FileHeader {
-                resolution,
-                endian,
-                version_major,
-                version_minor,
-                snaplen,
+            return Err(IoError::UnsupportedLinkType {
+                path: input.path,
                 linktype,
+            });
+        }
+        let header = FileHeader {
+            resolution: match h.ts_resolution {
+                pcap_file::TsResolution::MicroSecond => Resolution::Micro,
+                pcap_file::TsResolution::NanoSecond => Resolution::Nano,
             },
-            offset: FILE_HEADER_LEN as u64,
+            endian: match h.endianness {
+                pcap_file::Endianness::Little => Endian::Little,
+                pcap_file::Endianness::Big => Endian::Big,
+            },
+            version_major: h.version_major,
+            version_minor: h.version_minor,
+            snaplen: h.snaplen,
+            linktype,
+        };
+        Ok(Self {
+            input,
+            parser,
+            header,
             done: false,
         })
     }
@@ -233,7 +336,7 @@ impl<R: Read> PcapReader<R> {
 
     /// The file this reader reads (as named in errors).
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.input.path
     }
 
     /// True once the end of the capture or an error was reached.
@@ -241,98 +344,99 @@ impl<R: Read> PcapReader<R> {
         self.done
     }
 
-    fn read_error(&mut self, source: io::Error) -> IoError {
-        self.done = true;
-        IoError::Read {
-            path: self.path.clone(),
-            offset: self.offset,
-            source,
-        }
+    /// The captured length a record header at the start of `unread` claims, if it is all there.
+    ///
+    /// pcap-file reports a record it cannot complete only as "more bytes needed", which cannot
+    /// tell a cut file from a header claiming gigabytes; this one field, in the byte order
+    /// pcap-file found, tells them apart before the reader waits for bytes that never come.
+    fn claimed_caplen(&self, unread: &[u8]) -> Option<u32> {
+        use byteorder::ByteOrder;
+        let field = unread.get(8..12)?;
+        Some(match self.header.endian {
+            Endian::Little => byteorder::LittleEndian::read_u32(field),
+            Endian::Big => byteorder::BigEndian::read_u32(field),
+        })
     }
 
-    fn truncated(&mut self) -> IoError {
-        self.done = true;
-        IoError::Truncated {
-            path: self.path.clone(),
-            offset: self.offset,
+    /// Parses the next record and hands its header and bytes to `f`; `None` at a clean end.
+    fn next_with<T>(
+        &mut self,
+        f: impl FnOnce(RecordHeader, &[u8]) -> T,
+    ) -> Result<Option<T>, IoError> {
+        let result = self.next_inner(f);
+        if !matches!(result, Ok(Some(_))) {
+            self.done = true;
         }
+        result
     }
 
-    /// Reads the next record header; `None` at a clean end of file.
-    fn next_header(&mut self) -> Result<Option<RecordHeader>, IoError> {
+    fn next_inner<T>(
+        &mut self,
+        f: impl FnOnce(RecordHeader, &[u8]) -> T,
+    ) -> Result<Option<T>, IoError> {
         if self.done {
             return Ok(None);
         }
-        let mut h = [0u8; RECORD_HEADER_LEN];
-        let n = read_full(&mut self.r, &mut h).map_err(|e| self.read_error(e))?;
-        if n == 0 {
-            self.done = true;
-            return Ok(None);
+        loop {
+            let unread = self.input.unread();
+            match self.parser.next_raw_packet(unread) {
+                Ok((rest, raw)) => {
+                    let used = unread.len() - rest.len();
+                    if raw.incl_len > MAX_CAPLEN {
+                        return Err(self.too_long(raw.incl_len));
+                    }
+                    let resolution = self.header.resolution;
+                    // Cannot overflow: secs < 2^32 and frac < 2^32, so the sum stays below 2^63.
+                    let ts_nanos = u64::from(raw.ts_sec) * NANOS_PER_SEC
+                        + u64::from(raw.ts_frac) * resolution.nanos_per_unit();
+                    let header = RecordHeader {
+                        ts_nanos,
+                        caplen: raw.incl_len,
+                        orig_len: raw.orig_len,
+                    };
+                    let out = f(header, &raw.data);
+                    self.input.consume(used);
+                    return Ok(Some(out));
+                }
+                Err(PcapError::IncompleteBuffer) => {
+                    if let Some(caplen) = self.claimed_caplen(unread)
+                        && caplen > MAX_CAPLEN
+                    {
+                        return Err(self.too_long(caplen));
+                    }
+                    let had = unread.len();
+                    if self.input.refill()? == 0 {
+                        return if had == 0 {
+                            Ok(None)
+                        } else {
+                            Err(self.input.truncated())
+                        };
+                    }
+                }
+                Err(e) => return Err(self.input.malformed(e)),
+            }
         }
-        if n < RECORD_HEADER_LEN {
-            return Err(self.truncated());
-        }
-        let e = self.header.endian;
-        let secs = e.u32([h[0], h[1], h[2], h[3]]);
-        let frac = e.u32([h[4], h[5], h[6], h[7]]);
-        let caplen = e.u32([h[8], h[9], h[10], h[11]]);
-        let orig_len = e.u32([h[12], h[13], h[14], h[15]]);
-        if caplen > MAX_CAPLEN {
-            self.done = true;
-            return Err(IoError::RecordTooLong {
-                path: self.path.clone(),
-                offset: self.offset,
-                caplen,
-            });
-        }
-        // Cannot overflow: secs < 2^32 and frac < 2^32, so the sum stays below 2^63.
-        let ts_nanos = u64::from(secs) * NANOS_PER_SEC
-            + u64::from(frac) * self.header.resolution.nanos_per_unit();
-        Ok(Some(RecordHeader {
-            ts_nanos,
+    }
+
+    fn too_long(&self, caplen: u32) -> IoError {
+        IoError::RecordTooLong {
+            path: self.input.path.clone(),
+            offset: self.input.offset,
             caplen,
-            orig_len,
-        }))
+        }
     }
 
     /// Reads the next packet into `buf` (or skips it when longer than `buf`); `None` at the end.
     pub fn read_into(&mut self, buf: &mut [u8]) -> Result<Option<Fetched>, IoError> {
-        let Some(header) = self.next_header()? else {
-            return Ok(None);
-        };
-        // caplen <= MAX_CAPLEN, so the conversion is lossless on any host with 32-bit usize.
-        let caplen = header.caplen as usize;
-        let fetched = if let Some(dst) = buf.get_mut(..caplen) {
-            let n = read_full(&mut self.r, dst).map_err(|e| self.read_error(e))?;
-            if n < caplen {
-                return Err(self.truncated());
-            }
-            Fetched::Packet(header)
-        } else {
-            let want = u64::from(header.caplen);
-            let skipped = io::copy(&mut (&mut self.r).take(want), &mut io::sink())
-                .map_err(|e| self.read_error(e))?;
-            if skipped < want {
-                return Err(self.truncated());
-            }
-            Fetched::Oversize(header)
-        };
-        self.offset += (RECORD_HEADER_LEN + caplen) as u64;
-        Ok(Some(fetched))
+        self.next_with(|header, data| Fetched::copy(header, data, buf))
     }
 
     /// Reads the next packet into a new buffer; `None` at the end. (Allocates: for tests and tools.)
     pub fn next_packet(&mut self) -> Result<Option<Packet>, IoError> {
-        let Some(header) = self.next_header()? else {
-            return Ok(None);
-        };
-        let mut data = vec![0u8; header.caplen as usize];
-        let n = read_full(&mut self.r, &mut data).map_err(|e| self.read_error(e))?;
-        if n < data.len() {
-            return Err(self.truncated());
-        }
-        self.offset += (RECORD_HEADER_LEN + data.len()) as u64;
-        Ok(Some(Packet { header, data }))
+        self.next_with(|header, data| Packet {
+            header,
+            data: data.to_vec(),
+        })
     }
 }
 
@@ -341,6 +445,338 @@ impl<R: Read> Iterator for PcapReader<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.next_packet().transpose()
+    }
+}
+
+/// The parts of a pcapng packet block the reader uses.
+struct PacketBlock<'a> {
+    /// Index of the interface description block it names.
+    interface: u32,
+    /// Timestamp in the interface's units.
+    units: u64,
+    /// Length on the wire.
+    orig_len: u32,
+    /// Captured bytes.
+    data: &'a [u8],
+    /// A simple packet block (no timestamp, no captured length).
+    simple: bool,
+}
+
+/// Reads packets from a pcapng capture: enhanced, simple and (obsolete) packet blocks, of
+/// Ethernet interfaces; every other block is skipped.
+pub struct PcapNgReader<R> {
+    input: Input<R>,
+    parser: PcapNgParser,
+    /// Set after the end or an error, so iteration stops for good.
+    done: bool,
+}
+
+impl PcapNgReader<File> {
+    /// Opens a pcapng file and reads its first section header.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, IoError> {
+        let path = path.as_ref();
+        Self::new(open(path)?, path)
+    }
+}
+
+/// Nanoseconds of `units` timestamp units of an interface (its `if_tsresol`: 10^-n s, or 2^-n s
+/// when the top bit is set; saturating).
+fn pcapng_nanos(units: u64, interface: &InterfaceDescriptionBlock<'_>) -> u64 {
+    let tsresol = interface
+        .options
+        .iter()
+        .find_map(|o| match o {
+            InterfaceDescriptionOption::IfTsResol(r) => Some(*r),
+            _ => None,
+        })
+        .unwrap_or(PCAPNG_DEFAULT_TSRESOL);
+    let exp = u32::from(tsresol & 0x7f);
+    let nanos = if tsresol & 0x80 != 0 {
+        (u128::from(units) * u128::from(NANOS_PER_SEC)) >> exp.min(127)
+    } else if exp <= 9 {
+        u128::from(units) * 10u128.pow(9 - exp)
+    } else {
+        10u128
+            .checked_pow(exp - 9)
+            .map_or(0, |d| u128::from(units) / d)
+    };
+    u64::try_from(nanos).unwrap_or(u64::MAX)
+}
+
+impl<R: Read> PcapNgReader<R> {
+    /// Reads the first section header from `r`; `path` names the source in errors.
+    pub fn new(r: R, path: impl Into<PathBuf>) -> Result<Self, IoError> {
+        Self::from_input(Input::new(r, path.into()))
+    }
+
+    fn from_input(mut input: Input<R>) -> Result<Self, IoError> {
+        loop {
+            let unread = input.unread();
+            match PcapNgParser::new(unread) {
+                Ok((rest, parser)) => {
+                    let used = unread.len() - rest.len();
+                    input.consume(used);
+                    return Ok(Self {
+                        input,
+                        parser,
+                        done: false,
+                    });
+                }
+                Err(PcapError::IncompleteBuffer) if input.full() => {
+                    return Err(input.malformed(TOO_LONG));
+                }
+                Err(PcapError::IncompleteBuffer) => {
+                    if input.refill()? == 0 {
+                        return Err(input.truncated());
+                    }
+                }
+                Err(e) => return Err(input.malformed(e)),
+            }
+        }
+    }
+
+    /// The file this reader reads (as named in errors).
+    pub fn path(&self) -> &Path {
+        &self.input.path
+    }
+
+    /// True once the end of the capture or an error was reached.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Parses blocks up to the next packet and hands its header and bytes to `f`; `None` at a
+    /// clean end.
+    fn next_with<T>(
+        &mut self,
+        f: impl FnOnce(RecordHeader, &[u8]) -> T,
+    ) -> Result<Option<T>, IoError> {
+        let result = self.next_inner(f);
+        if !matches!(result, Ok(Some(_))) {
+            self.done = true;
+        }
+        result
+    }
+
+    fn next_inner<T>(
+        &mut self,
+        f: impl FnOnce(RecordHeader, &[u8]) -> T,
+    ) -> Result<Option<T>, IoError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut f = Some(f);
+        loop {
+            let unread = self.input.unread();
+            match self.parser.next_block(unread) {
+                Ok((rest, block)) => {
+                    let used = unread.len() - rest.len();
+                    let packet = match &block {
+                        Block::EnhancedPacket(b) => Some(PacketBlock {
+                            interface: b.interface_id,
+                            units: u64::try_from(b.timestamp.as_nanos()).unwrap_or(u64::MAX),
+                            orig_len: b.original_len,
+                            data: &b.data,
+                            simple: false,
+                        }),
+                        Block::Packet(b) => Some(PacketBlock {
+                            interface: u32::from(b.interface_id),
+                            units: b.timestamp,
+                            orig_len: b.original_len,
+                            data: &b.data,
+                            simple: false,
+                        }),
+                        Block::SimplePacket(b) => Some(PacketBlock {
+                            interface: 0,
+                            units: 0,
+                            orig_len: b.original_len,
+                            data: &b.data,
+                            simple: true,
+                        }),
+                        _ => None,
+                    };
+                    if let Some(packet) = packet {
+                        let out = self.packet(packet, &mut f)?;
+                        self.input.consume(used);
+                        return Ok(Some(out));
+                    }
+                    self.input.consume(used);
+                }
+                Err(PcapError::IncompleteBuffer) => {
+                    // pcap-file also says "more bytes" about some fields inside a complete
+                    // block: when the block's framing is whole, the block is malformed.
+                    let whole = match self.parser.section().endianness {
+                        pcap_file::Endianness::Big => {
+                            RawBlock::from_slice::<byteorder::BigEndian>(unread).is_ok()
+                        }
+                        pcap_file::Endianness::Little => {
+                            RawBlock::from_slice::<byteorder::LittleEndian>(unread).is_ok()
+                        }
+                    };
+                    if whole {
+                        return Err(self
+                            .input
+                            .malformed("a field runs past the end of its block"));
+                    }
+                    if self.input.full() {
+                        return Err(self.input.malformed(TOO_LONG));
+                    }
+                    let had = unread.len();
+                    if self.input.refill()? == 0 {
+                        return if had == 0 {
+                            Ok(None)
+                        } else {
+                            Err(self.input.truncated())
+                        };
+                    }
+                }
+                Err(e) => return Err(self.input.malformed(e)),
+            }
+        }
+    }
+
+    /// Checks a packet block against the interface it names and hands it to `f`.
+    fn packet<T>(
+        &self,
+        p: PacketBlock<'_>,
+        f: &mut Option<impl FnOnce(RecordHeader, &[u8]) -> T>,
+    ) -> Result<T, IoError> {
+        let PacketBlock {
+            interface,
+            units,
+            orig_len,
+            mut data,
+            simple,
+        } = p;
+        let Some(idb) = self.parser.interfaces().get(interface as usize) else {
+            return Err(self
+                .input
+                .malformed(PcapError::InvalidInterfaceId(interface)));
+        };
+        if simple {
+            // A simple packet block stores no captured length: it is the original length cut to
+            // the interface's snaplen, and pcap-file hands over the block's padding with it.
+            let snaplen = if idb.snaplen == 0 {
+                u32::MAX
+            } else {
+                idb.snaplen
+            };
+            let caplen = usize::try_from(orig_len.min(snaplen)).unwrap_or(usize::MAX);
+            data = &data[..caplen.min(data.len())];
+        }
+        let linktype = u32::from(idb.linktype);
+        if linktype != LINKTYPE_ETHERNET {
+            return Err(IoError::UnsupportedLinkType {
+                path: self.input.path.clone(),
+                linktype,
+            });
+        }
+        // pcap-file checks the block holds the captured bytes; this layer's bound still holds.
+        let caplen = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        if caplen > MAX_CAPLEN {
+            return Err(IoError::RecordTooLong {
+                path: self.input.path.clone(),
+                offset: self.input.offset,
+                caplen,
+            });
+        }
+        let header = RecordHeader {
+            ts_nanos: pcapng_nanos(units, idb),
+            caplen,
+            orig_len,
+        };
+        // Called once per `next_inner`, right before it returns.
+        let f = f.take().expect("one packet per call");
+        Ok(f(header, data))
+    }
+
+    /// Reads the next packet into `buf` (or skips it when longer than `buf`); `None` at the end.
+    pub fn read_into(&mut self, buf: &mut [u8]) -> Result<Option<Fetched>, IoError> {
+        self.next_with(|header, data| Fetched::copy(header, data, buf))
+    }
+
+    /// Reads the next packet into a new buffer; `None` at the end. (Allocates: for tests and tools.)
+    pub fn next_packet(&mut self) -> Result<Option<Packet>, IoError> {
+        self.next_with(|header, data| Packet {
+            header,
+            data: data.to_vec(),
+        })
+    }
+}
+
+impl<R: Read> Iterator for PcapNgReader<R> {
+    type Item = Result<Packet, IoError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_packet().transpose()
+    }
+}
+
+/// A capture in either format, told apart by its first bytes.
+pub enum CaptureReader<R> {
+    /// A classic pcap file.
+    Pcap(PcapReader<R>),
+    /// A pcapng file.
+    PcapNg(PcapNgReader<R>),
+}
+
+impl CaptureReader<File> {
+    /// Opens a capture file of either format and reads its header.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, IoError> {
+        let path = path.as_ref();
+        Self::new(open(path)?, path)
+    }
+}
+
+impl<R: Read> CaptureReader<R> {
+    /// Reads the header of a capture of either format from `r`; `path` names it in errors.
+    pub fn new(r: R, path: impl Into<PathBuf>) -> Result<Self, IoError> {
+        let mut input = Input::new(r, path.into());
+        input.fill_to(PCAPNG_MAGIC.len())?;
+        if input.unread().starts_with(&PCAPNG_MAGIC) {
+            PcapNgReader::from_input(input).map(Self::PcapNg)
+        } else {
+            PcapReader::from_input(input).map(Self::Pcap)
+        }
+    }
+
+    /// True once the end of the capture or an error was reached.
+    pub fn is_done(&self) -> bool {
+        match self {
+            Self::Pcap(r) => r.is_done(),
+            Self::PcapNg(r) => r.is_done(),
+        }
+    }
+
+    /// Reads the next packet into `buf` (or skips it when longer than `buf`); `None` at the end.
+    pub fn read_into(&mut self, buf: &mut [u8]) -> Result<Option<Fetched>, IoError> {
+        match self {
+            Self::Pcap(r) => r.read_into(buf),
+            Self::PcapNg(r) => r.read_into(buf),
+        }
+    }
+}
+
+impl<R: Read> Iterator for CaptureReader<R> {
+    type Item = Result<Packet, IoError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Self::Pcap(r) => r.next(),
+            Self::PcapNg(r) => r.next(),
+        }
+    }
+}
+
+impl<R> From<PcapReader<R>> for CaptureReader<R> {
+    fn from(r: PcapReader<R>) -> Self {
+        Self::Pcap(r)
+    }
+}
+
+impl<R> From<PcapNgReader<R>> for CaptureReader<R> {
+    fn from(r: PcapNgReader<R>) -> Self {
+        Self::PcapNg(r)
     }
 }
 
@@ -475,16 +911,16 @@ pub enum TxClock {
     Wall,
 }
 
-/// A port that receives the packets of a capture once each, then nothing, and appends what it
+/// A port that receives the packets of a capture (pcap or pcapng) once each, then nothing, and appends what it
 /// transmits to another capture. Either side may be absent: without a reader `rx_burst` returns
 /// nothing; without a writer `tx_burst` refuses everything.
 ///
 /// `rx_burst` and `tx_burst` cannot return errors, so the first I/O error is kept for
 /// [`PcapPort::take_error`] / [`PcapPort::finish`]; after a read error the port receives nothing
 /// more, after a write error it refuses every frame (a half-written record would corrupt the file).
-pub struct PcapPort<R = BufReader<File>, W: Write = BufWriter<File>> {
+pub struct PcapPort<R = File, W: Write = BufWriter<File>> {
     pool: FramePool,
-    rx: Option<PcapReader<R>>,
+    rx: Option<CaptureReader<R>>,
     tx: Option<PcapWriter<W>>,
     clock: TxClock,
     tx_seq: u64,
@@ -499,7 +935,7 @@ impl PcapPort {
     pub fn open(pool: FramePool, rx: Option<&Path>, tx: Option<&Path>) -> Result<Self, IoError> {
         let mut port = Self::new(pool);
         if let Some(path) = rx {
-            port = port.with_rx(PcapReader::open(path)?);
+            port = port.with_rx(CaptureReader::open(path)?);
         }
         if let Some(path) = tx {
             port = port.with_tx(PcapWriter::create(path)?);
@@ -524,9 +960,9 @@ impl<R: Read, W: Write> PcapPort<R, W> {
         }
     }
 
-    /// Receives from `reader`.
-    pub fn with_rx(mut self, reader: PcapReader<R>) -> Self {
-        self.rx = Some(reader);
+    /// Receives from `reader` (a [`PcapReader`], [`PcapNgReader`] or [`CaptureReader`]).
+    pub fn with_rx(mut self, reader: impl Into<CaptureReader<R>>) -> Self {
+        self.rx = Some(reader.into());
         self
     }
 
@@ -544,7 +980,7 @@ impl<R: Read, W: Write> PcapPort<R, W> {
 
     /// True once every packet of the rx capture was received (or reading failed, or no capture).
     pub fn rx_done(&self) -> bool {
-        self.rx.as_ref().is_none_or(PcapReader::is_done)
+        self.rx.as_ref().is_none_or(CaptureReader::is_done)
     }
 
     /// Packets of the rx capture skipped because they do not fit a frame.

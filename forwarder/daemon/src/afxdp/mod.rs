@@ -611,6 +611,8 @@ fn start_control(
         }
         None => ControlThread::new(control_config),
     };
+    // A reload's flow-cache timeouts go to every worker through its mailbox.
+    let mailboxes: Vec<Arc<Mailbox>> = workers.iter().map(|w| Arc::clone(&w.mailbox)).collect();
     let view = LiveView::new(
         Arc::clone(cell),
         workers,
@@ -660,7 +662,15 @@ fn start_control(
     } else {
         server
     };
-    let source = FileSource::new(cfg.clone(), reload_policies);
+    let source = FileSource::new(
+        cfg.clone(),
+        reload_policies,
+        Box::new(move |timeouts| {
+            for m in &mailboxes {
+                m.post_timeouts(timeouts);
+            }
+        }),
+    );
     let server = server
         .with_config_source(Box::new(source), reload)
         .with_announcements(announce_config(&cfg.announce)?);

@@ -1,6 +1,7 @@
 //! What the control socket sees of the running workers: counters read from their published
 //! atomics, and flow-cache questions asked through a per-worker mailbox that the worker answers
-//! between two polls (the flow cache is the worker's own; nobody else reads it).
+//! between two polls (the flow cache is the worker's own; nobody else reads it). The same mailbox
+//! carries a reload's new flow-cache timeouts, which the worker applies between two polls.
 
 use ecmp_io::tsc::TscClock;
 use std::net::IpAddr;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use ecmp_control::control::CaptureStream;
 use ecmp_control::control::{DataQueryError, Dataplane};
 use ecmp_dataplane::capture::CaptureTap;
+use ecmp_dataplane::flowcache::FlowTimeouts;
 use ecmp_proto::ctl::{CaptureRequest, CaptureStarted};
 
 use crate::capture::CaptureHub;
@@ -71,10 +73,14 @@ pub enum Answer {
 struct Slot {
     query: Option<Query>,
     answer: Option<Answer>,
+    /// Timeouts posted and not taken yet (the latest wins).
+    timeouts: Option<FlowTimeouts>,
 }
 
-/// One worker's mailbox: the control thread posts one question at a time and waits; the worker
-/// looks at `pending` (one relaxed load) once per poll loop.
+/// One worker's mailbox: the control thread posts one question at a time and waits, or posts
+/// new flow-cache timeouts without waiting; the worker looks at `pending` (one load) once per
+/// poll loop. `pending` is set and cleared under the slot's lock, and stays set while timeouts
+/// wait, so a post that races with the worker's [`Mailbox::serve`] is seen on its next loop.
 #[derive(Debug, Default)]
 pub struct Mailbox {
     pending: AtomicBool,
@@ -95,8 +101,27 @@ impl Mailbox {
         if let Some(q) = slot.query.take() {
             slot.answer = Some(f(q));
         }
-        self.pending.store(false, Ordering::Release);
+        self.pending
+            .store(slot.timeouts.is_some(), Ordering::Release);
         self.answered.notify_all();
+    }
+
+    /// Worker side: the timeouts posted since the last call, if any (call before
+    /// [`Self::serve`] when `pending`).
+    pub fn take_timeouts(&self) -> Option<FlowTimeouts> {
+        self.slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .timeouts
+            .take()
+    }
+
+    /// Control side: hands the worker new flow-cache timeouts, which it applies between two
+    /// polls; does not wait.
+    pub fn post_timeouts(&self, timeouts: FlowTimeouts) {
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.timeouts = Some(timeouts);
+        self.pending.store(true, Ordering::Release);
     }
 
     /// Control side: asks and waits (bounded) for the answer.
@@ -110,7 +135,8 @@ impl Mailbox {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 slot.query = None;
-                self.pending.store(false, Ordering::Release);
+                self.pending
+                    .store(slot.timeouts.is_some(), Ordering::Release);
                 return None;
             }
             slot = self
@@ -649,5 +675,42 @@ mod tests {
         assert!(mb.ask(Query::Flows { top: 1 }).is_none());
         assert!(t.elapsed() < ANSWER_WAIT * 2);
         assert!(!mb.pending());
+    }
+
+    const T1: FlowTimeouts = FlowTimeouts {
+        idle_timeout_ms: 2_000,
+        embryonic_timeout_ms: 1_000,
+        fin_timeout_ms: 1_000,
+    };
+
+    #[test]
+    fn posted_timeouts_stay_pending_until_taken_and_the_latest_wins() {
+        let mb = Mailbox::default();
+        mb.post_timeouts(ecmp_dataplane::flowcache::FlowCacheConfig::default().timeouts());
+        mb.post_timeouts(T1);
+        assert!(mb.pending());
+        assert_eq!(mb.take_timeouts(), Some(T1));
+        // Posted after the worker took the last ones but before it served: still pending, so
+        // its next loop applies them.
+        let t2 = FlowTimeouts {
+            idle_timeout_ms: 9_000,
+            ..T1
+        };
+        mb.post_timeouts(t2);
+        mb.serve(|_| unreachable!("no question was asked"));
+        assert!(mb.pending());
+        assert_eq!(mb.take_timeouts(), Some(t2));
+        mb.serve(|_| unreachable!("no question was asked"));
+        assert!(!mb.pending());
+        assert_eq!(mb.take_timeouts(), None);
+    }
+
+    #[test]
+    fn an_unanswered_question_leaves_posted_timeouts_pending() {
+        let mb = Mailbox::default();
+        mb.post_timeouts(T1);
+        assert!(mb.ask(Query::Flows { top: 1 }).is_none());
+        assert!(mb.pending());
+        assert_eq!(mb.take_timeouts(), Some(T1));
     }
 }

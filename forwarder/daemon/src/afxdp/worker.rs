@@ -178,6 +178,15 @@ pub(super) fn run(
             empty_polls = 0;
         }
         if job.mailbox.pending() {
+            if let Some(timeouts) = job.mailbox.take_timeouts()
+                && let Err(e) = worker.set_flow_timeouts(timeouts)
+            {
+                // The reload checked them as the cache does; kept only for a bug's sake.
+                tracing::warn!(
+                    "worker on core {}: flow cache timeouts not applied: {e}",
+                    job.core
+                );
+            }
             let now_ms = now / 1_000_000;
             let snap = Arc::clone(worker.snapshot());
             let pipeline = worker.pipeline();

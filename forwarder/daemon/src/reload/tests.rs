@@ -45,6 +45,7 @@ fn restart_keys_name_every_key_a_running_process_cannot_change() {
             1,
         );
     let new = parse(&text);
+    // The idle timeout changed too, and is no restart key: only the capacity is named.
     assert_eq!(
         restart_keys(&old, &new),
         [
@@ -52,7 +53,6 @@ fn restart_keys_name_every_key_a_running_process_cannot_change() {
             "port[2].interface",
             "worker[0].core",
             "flow_cache.capacity",
-            "flow_cache.idle_timeout",
             "control.socket",
         ]
     );
@@ -60,8 +60,90 @@ fn restart_keys_name_every_key_a_running_process_cannot_change() {
     assert_eq!(
         e,
         "lab.toml: not applied, a restart is needed to change instance.name, port[2].interface, \
-         worker[0].core, flow_cache.capacity, flow_cache.idle_timeout, control.socket"
+         worker[0].core, flow_cache.capacity, control.socket"
     );
+}
+
+/// A file source whose timeout hook records what it was handed.
+fn recording_source(
+    path: &std::path::Path,
+) -> (
+    FileSource,
+    std::sync::Arc<std::sync::Mutex<Vec<FlowTimeouts>>>,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&seen);
+    let source = FileSource::new(
+        Config::load(path).unwrap(),
+        policies,
+        Box::new(move |t| sink.lock().unwrap().push(t)),
+    );
+    (source, seen)
+}
+
+#[test]
+fn flow_cache_timeouts_are_applied_after_the_control_thread_applied_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lab.toml");
+    std::fs::write(&path, LAB).unwrap();
+    let (mut source, seen) = recording_source(&path);
+    let timeouts = LAB.replacen(
+        "capacity = 65536",
+        "capacity = 65536\nidle_timeout = \"2s\"\nembryonic_timeout = \"1s\"\nfin_timeout = \"1500ms\"",
+        1,
+    );
+    std::fs::write(&path, &timeouts).unwrap();
+    let d = source.load().unwrap();
+    assert_eq!(
+        d.settings,
+        [
+            "flow_cache.idle_timeout",
+            "flow_cache.embryonic_timeout",
+            "flow_cache.fin_timeout"
+        ]
+    );
+    // Loaded is not applied: nothing reaches the workers until the control thread succeeded.
+    assert!(seen.lock().unwrap().is_empty());
+    source.finished(&Err("refused".into()), false);
+    assert!(seen.lock().unwrap().is_empty());
+    source.load().unwrap();
+    source.finished(&Ok(reply()), false);
+    let want = FlowTimeouts {
+        idle_timeout_ms: 2_000,
+        embryonic_timeout_ms: 1_000,
+        fin_timeout_ms: 1_500,
+    };
+    assert_eq!(*seen.lock().unwrap(), [want]);
+    // The same file again: no change, nothing handed over.
+    assert!(source.load().unwrap().settings.is_empty());
+    source.finished(&Ok(reply()), false);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+
+    // With the capacity changed as well, the whole file is refused, naming the capacity only.
+    let both = timeouts
+        .replacen("capacity = 65536", "capacity = 131072", 1)
+        .replacen("idle_timeout = \"2s\"", "idle_timeout = \"3s\"", 1);
+    std::fs::write(&path, both).unwrap();
+    let e = source.load().unwrap_err();
+    assert!(
+        e.ends_with("not applied, a restart is needed to change flow_cache.capacity"),
+        "{e}"
+    );
+    source.finished(&Err(e), false);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn timeouts_the_caches_would_refuse_are_refused_by_the_reload() {
+    let old = parse(LAB);
+    // 1200 hours (50 days): over the cache's 2^32 ms bound, which the file's own checks do not
+    // know.
+    let new = edit(
+        "capacity = 65536",
+        "capacity = 65536\nidle_timeout = \"1200h\"",
+    );
+    let e = desired(&old, &new, policies).unwrap_err();
+    assert!(e.starts_with("lab.toml: flow cache idle_timeout_ms"), "{e}");
 }
 
 #[test]
@@ -103,7 +185,7 @@ fn the_file_source_refuses_an_invalid_file_with_the_check_message_and_commits_on
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lab.toml");
     std::fs::write(&path, LAB).unwrap();
-    let mut source = FileSource::new(Config::load(&path).unwrap(), policies);
+    let (mut source, _) = recording_source(&path);
     // A reference to a hop that does not exist: the same `file:line: key` as `ecmpfwd check`.
     std::fs::write(&path, LAB.replacen("\"b1\", \"b2\"", "\"b1\", \"b9\"", 1)).unwrap();
     let check = Config::load(&path).unwrap_err().to_string();

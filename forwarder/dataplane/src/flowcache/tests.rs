@@ -14,12 +14,12 @@ const GRAIN: u64 = 256;
 
 #[test]
 fn the_grain_is_a_sixteenth_of_the_shortest_timeout_as_a_power_of_two() {
-    assert_eq!(super::grain(&FlowCacheConfig::default()), GRAIN);
+    assert_eq!(FlowCacheConfig::default().timeouts().grain(), GRAIN);
     let short = FlowCacheConfig {
         embryonic_timeout_ms: 1,
         ..FlowCacheConfig::default()
     };
-    assert_eq!(super::grain(&short), 1);
+    assert_eq!(short.timeouts().grain(), 1);
 }
 
 #[test]
@@ -37,6 +37,95 @@ fn a_hit_within_the_grain_writes_nothing() {
     // The next grain moves the expiry.
     assert_eq!(c.lookup(&key(1), 1, T0 + GRAIN + 1, ACK), Some(hop(1)));
     assert_ne!(occupied(&c), before);
+}
+
+/// Timeouts of a live change in the tests below: 2 s idle, 1 s embryonic and closing.
+const SHORT: FlowTimeouts = FlowTimeouts {
+    idle_timeout_ms: 2_000,
+    embryonic_timeout_ms: 1_000,
+    fin_timeout_ms: 1_000,
+};
+
+#[test]
+fn changed_timeouts_apply_to_new_flows_and_from_a_cached_flows_next_packet() {
+    let mut c = FlowCache::new(config(64)).unwrap();
+    // Cached under the default 300 s idle timeout.
+    c.insert(&key(1), 1, hop(1), T0, ACK);
+    c.insert(&key(2), 2, hop(2), T0, ACK);
+    c.set_timeouts(SHORT).unwrap();
+    assert_eq!(c.timeouts(), SHORT);
+    // A new flow and an old flow's next packet count from the new timeout; the grain is now
+    // 1 s / 16 = 62 -> 32 ms.
+    let t = T0 + 1_000;
+    c.insert(&key(3), 3, hop(3), t, ACK);
+    assert_eq!(c.lookup(&key(1), 1, t, ACK), Some(hop(1)));
+    let live = |c: &FlowCache, now: u64| {
+        let mut keys = Vec::new();
+        c.for_each(now, |k, _| keys.push(*k));
+        keys.sort_by_key(|k| k.src_port);
+        keys
+    };
+    assert_eq!(live(&c, t + 2_000 - 1), [key(1), key(2), key(3)]);
+    // Gone within the new timeout plus one new grain; the flow without a packet since the
+    // change keeps its old expiry.
+    assert_eq!(live(&c, t + 2_000 + 32), [key(2)]);
+    assert_eq!(c.lookup(&key(3), 3, t + 2_000 + 32, ACK), None);
+    assert_eq!(c.lookup(&key(2), 2, T0 + 300_000 - 1, ACK), Some(hop(2)));
+}
+
+#[test]
+fn longer_timeouts_keep_flows_longer_and_never_revive_expired_ones() {
+    let mut c = FlowCache::new(config(64)).unwrap();
+    c.set_timeouts(SHORT).unwrap();
+    c.insert(&key(1), 1, hop(1), T0, ACK);
+    c.insert(&key(2), 2, hop(2), T0, SYN);
+    // Expired under the short timeouts before the change back.
+    assert_eq!(c.lookup(&key(2), 2, T0 + 1_100, SYN), None);
+    c.set_timeouts(FlowCacheConfig::default().timeouts())
+        .unwrap();
+    assert_eq!(c.lookup(&key(2), 2, T0 + 1_100, SYN), None);
+    // The established flow's next packet takes the 300 s idle timeout.
+    assert_eq!(c.lookup(&key(1), 1, T0 + 1_500, ACK), Some(hop(1)));
+    assert_eq!(
+        c.lookup(&key(1), 1, T0 + 1_500 + 299_000, ACK),
+        Some(hop(1))
+    );
+}
+
+#[test]
+fn a_change_within_a_tick_applies_to_that_ticks_lookups() {
+    let mut c = FlowCache::new(config(64)).unwrap();
+    c.insert(&key(1), 1, hop(1), T0, ACK);
+    // The burst's tick was taken under the old timeouts; the change works its values out again.
+    c.tick(T0 + 500);
+    c.set_timeouts(SHORT).unwrap();
+    let p = c.probe(&key(1), 1);
+    assert_eq!(c.lookup_ticked(&p, ACK), Some(hop(1)));
+    let mut live = 0;
+    c.for_each(T0 + 500 + 2_000 + 32, |_, _| live += 1);
+    assert_eq!(live, 0, "the hit in that tick set a 2 s expiry");
+}
+
+#[test]
+fn out_of_range_timeouts_are_refused_and_change_nothing() {
+    let mut c = FlowCache::new(config(64)).unwrap();
+    let before = c.timeouts();
+    for bad in [
+        FlowTimeouts {
+            idle_timeout_ms: 0,
+            ..SHORT
+        },
+        FlowTimeouts {
+            fin_timeout_ms: MAX_TIMEOUT_MS + 1,
+            ..SHORT
+        },
+    ] {
+        assert!(matches!(
+            c.set_timeouts(bad),
+            Err(FlowCacheError::InvalidTimeout { .. })
+        ));
+        assert_eq!(c.timeouts(), before);
+    }
 }
 
 fn config(capacity: usize) -> FlowCacheConfig {
@@ -747,7 +836,7 @@ proptest! {
         };
         let mut c = FlowCache::new(cfg).unwrap();
         // Expiries count from the time rounded up to the grain (the first call is the origin).
-        let g = super::grain(&cfg);
+        let g = cfg.timeouts().grain();
         prop_assert_eq!(g, 4);
         let base = |now: u64| T0 + (now - T0).next_multiple_of(g);
         // Fix the origin at T0 (a lookup in the empty cache changes nothing else).

@@ -376,6 +376,262 @@ fn port_tx_sequence_clock_is_reproducible() {
     assert_eq!(pool.outstanding(), 0);
 }
 
+/// A pcapng file as `ecmpctl capture` writes one: two Ethernet interfaces with nanosecond
+/// timestamps, enhanced packet blocks (one carrying a drop comment), then a simple packet block.
+fn pcapng_capture(endianness: pcap_file::Endianness) -> Vec<u8> {
+    use pcap_file::DataLink;
+    use pcap_file::pcapng::PcapNgWriter;
+    use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
+    use pcap_file::pcapng::blocks::interface_description::{
+        InterfaceDescriptionBlock, InterfaceDescriptionOption,
+    };
+    use pcap_file::pcapng::blocks::simple_packet::SimplePacketBlock;
+    use std::borrow::Cow;
+    use std::time::Duration;
+
+    let mut w = PcapNgWriter::with_endianness(Vec::new(), endianness).unwrap();
+    for _ in 0..2 {
+        w.write_pcapng_block(InterfaceDescriptionBlock {
+            linktype: DataLink::ETHERNET,
+            snaplen: 65535,
+            options: vec![InterfaceDescriptionOption::IfTsResol(9)],
+        })
+        .unwrap();
+    }
+    w.write_pcapng_block(EnhancedPacketBlock {
+        interface_id: 0,
+        timestamp: Duration::from_nanos(1_000_000_002),
+        original_len: 16,
+        data: Cow::Borrowed(&BE_NANO[40..56]),
+        options: vec![],
+    })
+    .unwrap();
+    w.write_pcapng_block(EnhancedPacketBlock {
+        interface_id: 1,
+        timestamp: Duration::from_nanos(2_500_000_000),
+        original_len: 60,
+        data: Cow::Borrowed(&[7; 14]),
+        options: vec![EnhancedPacketOption::Comment(Cow::Borrowed(
+            "drop: no_route",
+        ))],
+    })
+    .unwrap();
+    w.write_pcapng_block(SimplePacketBlock {
+        original_len: 5,
+        data: Cow::Borrowed(&[1, 2, 3, 4, 5]),
+    })
+    .unwrap();
+    w.into_inner()
+}
+
+#[test]
+fn reads_pcapng_as_ecmpctl_capture_writes_it() {
+    for endianness in [pcap_file::Endianness::Little, pcap_file::Endianness::Big] {
+        let bytes = pcapng_capture(endianness);
+        let r = CaptureReader::new(&bytes[..], "cap.pcapng").unwrap();
+        assert!(matches!(r, CaptureReader::PcapNg(_)));
+        let packets: Vec<Packet> = r.collect::<Result<_, _>>().unwrap();
+        assert_eq!(packets.len(), 3);
+        assert_eq!(packets[0].data, &BE_NANO[40..56]);
+        assert_eq!(packets[0].header.ts_nanos, 1_000_000_002);
+        assert_eq!(packets[1].data, [7; 14]);
+        assert_eq!(
+            packets[1].header,
+            RecordHeader {
+                ts_nanos: 2_500_000_000,
+                caplen: 14,
+                orig_len: 60
+            }
+        );
+        assert_eq!(packets[2].data, [1, 2, 3, 4, 5]);
+    }
+}
+
+#[test]
+fn capture_reader_reads_classic_pcap_too() {
+    let packets: Vec<Packet> = CaptureReader::new(BE_NANO, "be.pcap")
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let classic: Vec<Packet> = read_all(BE_NANO).unwrap();
+    assert_eq!(packets, classic);
+    let e = CaptureReader::new(&b"hello, not a capture at all"[..], "notes.txt")
+        .err()
+        .unwrap();
+    assert!(matches!(e, IoError::BadMagic { .. }), "{e}");
+    assert!(e.to_string().contains("notes.txt"), "{e}");
+}
+
+#[test]
+fn pcapng_microsecond_default_and_binary_resolutions() {
+    use pcap_file::pcapng::blocks::interface_description::{
+        InterfaceDescriptionBlock, InterfaceDescriptionOption,
+    };
+    let mut idb = InterfaceDescriptionBlock::new(pcap_file::DataLink::ETHERNET, 0);
+    // No if_tsresol: microseconds.
+    assert_eq!(pcapng_nanos(3_000_007, &idb), 3_000_007_000);
+    idb.options = vec![InterfaceDescriptionOption::IfTsResol(0x80 | 10)];
+    assert_eq!(pcapng_nanos(1024 * 5, &idb), 5_000_000_000);
+    idb.options = vec![InterfaceDescriptionOption::IfTsResol(12)];
+    assert_eq!(pcapng_nanos(7_000, &idb), 7);
+    idb.options = vec![InterfaceDescriptionOption::IfTsResol(0x7f)];
+    assert_eq!(pcapng_nanos(u64::MAX, &idb), 0);
+}
+
+#[test]
+fn pcapng_errors_name_file_and_offset() {
+    let bytes = pcapng_capture(pcap_file::Endianness::Little);
+    // The second enhanced packet block: after the SHB, two IDBs and the first EPB.
+    let first_epb = {
+        let mut r = PcapNgReader::new(&bytes[..], "cap.pcapng").unwrap();
+        r.next().unwrap().unwrap();
+        r.input.offset
+    };
+    let e = PcapNgReader::new(&bytes[..first_epb as usize + 10], "cut.pcapng")
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, IoError::Truncated { offset, .. } if offset == first_epb),
+        "{e}"
+    );
+    assert!(e.to_string().contains("cut.pcapng"), "{e}");
+
+    // A section header cut short.
+    let e = CaptureReader::new(&bytes[..20], "short.pcapng")
+        .err()
+        .unwrap();
+    assert!(matches!(e, IoError::Truncated { offset: 0, .. }), "{e}");
+
+    // A packet naming an interface no block described.
+    let mut bad_if = bytes.clone();
+    let at = first_epb as usize + 8;
+    bad_if[at..at + 4].copy_from_slice(&9u32.to_le_bytes());
+    let e = PcapNgReader::new(&bad_if[..], "if.pcapng")
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, IoError::Malformed { offset, .. } if offset == first_epb),
+        "{e}"
+    );
+    assert!(e.to_string().contains("if.pcapng"), "{e}");
+
+    // A block whose trailing length disagrees with its leading one.
+    let mut bad_len = bytes.clone();
+    let n = bad_len.len();
+    bad_len[n - 4] ^= 0x40;
+    let e = PcapNgReader::new(&bad_len[..], "len.pcapng")
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .err()
+        .unwrap();
+    assert!(matches!(e, IoError::Malformed { .. }), "{e}");
+}
+
+#[test]
+fn pcapng_refuses_non_ethernet_interfaces() {
+    use pcap_file::pcapng::PcapNgWriter;
+    use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
+    use pcap_file::pcapng::blocks::simple_packet::SimplePacketBlock;
+    let mut w = PcapNgWriter::new(Vec::new()).unwrap();
+    w.write_pcapng_block(InterfaceDescriptionBlock::new(pcap_file::DataLink::RAW, 0))
+        .unwrap();
+    w.write_pcapng_block(SimplePacketBlock {
+        original_len: 1,
+        data: std::borrow::Cow::Borrowed(&[0x45]),
+    })
+    .unwrap();
+    let bytes = w.into_inner();
+    let e = CaptureReader::new(&bytes[..], "raw.pcapng")
+        .unwrap()
+        .next()
+        .unwrap()
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, IoError::UnsupportedLinkType { linktype: 101, .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn port_replays_a_pcapng_capture() {
+    let bytes = pcapng_capture(pcap_file::Endianness::Little);
+    let pool = FramePool::new(8);
+    let reader = CaptureReader::new(Cursor::new(bytes), "cap.pcapng").unwrap();
+    let mut port: PcapPort<_, Vec<u8>> = PcapPort::new(pool.clone()).with_rx(reader);
+    let mut b = Burst::new();
+    assert_eq!(port.rx_burst(&mut b), 3);
+    assert_eq!(b[1].data(), &[7; 14]);
+    assert_eq!(port.rx_burst(&mut b), 0);
+    assert!(port.rx_done());
+    assert!(port.take_error().is_none());
+    pool.release_all(b.drain(..));
+    assert_eq!(pool.outstanding(), 0);
+}
+
+/// A source that hands out at most `chunk` bytes a read, so records straddle refills.
+struct Trickle<'a> {
+    bytes: &'a [u8],
+    chunk: usize,
+}
+
+impl Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.chunk).min(self.bytes.len());
+        buf[..n].copy_from_slice(&self.bytes[..n]);
+        self.bytes = &self.bytes[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn captures_larger_than_the_buffer_read_whole_and_cut_at_the_right_byte() {
+    let mut w = PcapWriter::new(Vec::new(), "big.pcap", Resolution::Nano, Endian::Big).unwrap();
+    let packets: Vec<Vec<u8>> = (0..3_000u32)
+        .map(|i| vec![(i % 251) as u8; 60 + (i as usize * 97) % 1_454])
+        .chain([vec![9; MAX_CAPLEN as usize], vec![8; 100]])
+        .collect();
+    let mut offsets = Vec::new();
+    let mut offset = FILE_HEADER_LEN as u64;
+    for (i, p) in packets.iter().enumerate() {
+        w.write_packet(i as u64, p).unwrap();
+        offsets.push(offset);
+        offset += (RECORD_HEADER_LEN + p.len()) as u64;
+    }
+    let bytes = w.into_inner().unwrap();
+    assert!(bytes.len() > 2 * READ_BUF);
+    for chunk in [usize::MAX, 4_093] {
+        let r = PcapReader::new(
+            Trickle {
+                bytes: &bytes,
+                chunk,
+            },
+            "big.pcap",
+        )
+        .unwrap();
+        let back: Vec<Vec<u8>> = r.map(|p| p.unwrap().data).collect();
+        assert!(back == packets, "chunk {chunk}");
+    }
+    // Cut inside the header of the long record, inside it, and inside the last one.
+    let long = offsets[3_000];
+    for (cut, at) in [
+        (long + 5, long),
+        (long + 5_000, long),
+        (offset - 1, offsets[3_001]),
+    ] {
+        let r = PcapReader::new(&bytes[..cut as usize], "big.pcap").unwrap();
+        let e = r.collect::<Result<Vec<_>, _>>().err().unwrap();
+        assert!(
+            matches!(e, IoError::Truncated { offset, .. } if offset == at),
+            "cut {cut}: {e}"
+        );
+    }
+}
+
 proptest! {
     #[test]
     fn round_trip_any_packets(
@@ -405,6 +661,36 @@ proptest! {
             match r.read_into(&mut buf) {
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => break,
+            }
+        }
+    }
+
+    // Arbitrary bytes after a valid pcapng section header never panic the reader either, nor do
+    // random changes to a valid pcapng capture.
+    #[test]
+    fn pcapng_garbage_never_panics(
+        tail in proptest::collection::vec(any::<u8>(), 0..300),
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
+    ) {
+        let valid = pcapng_capture(pcap_file::Endianness::Little);
+        let shb = usize::from(valid[4]);
+        let mut garbage = valid[..shb].to_vec();
+        garbage.extend_from_slice(&tail);
+        let mut flipped = valid.clone();
+        for (at, x) in flips {
+            let n = flipped.len();
+            flipped[at % n] ^= x;
+        }
+        for bytes in [garbage, flipped] {
+            let Ok(mut r) = CaptureReader::new(&bytes[..], "fuzz.pcapng") else {
+                continue;
+            };
+            let mut buf = [0u8; 64];
+            for _ in 0..400 {
+                match r.read_into(&mut buf) {
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
             }
         }
     }
