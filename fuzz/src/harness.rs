@@ -822,7 +822,9 @@ mod tests {
         let mut h = Harness::new();
         for (name, input) in seeds::seed_dir("pipeline").expect("pipeline seeds") {
             let out = h.run(&input);
-            assert!(out.received > 0, "{name} injects nothing");
+            // A minimized corpus may keep an input for the table events it drives alone.
+            let generated = !name.starts_with("cmin-") && !name.starts_with("crash-");
+            assert!(!generated || out.received > 0, "{name} injects nothing");
         }
         // The seeds reach every next hop but the failed one, so every action gets fuzzed.
         let sent = h.rig.worker().pipeline().hop_packets();
