@@ -6,12 +6,16 @@
 //! - [`harness`] with [`input`]: the `pipeline` target. Frames split from the input go through
 //!   a real worker over memory ports; every frame is sent or dropped and counted, no frame leaks,
 //!   and every sent frame has valid outer headers toward a configured next hop.
+//! - [`decoders`]: the `feed_line`, `ctl_request` and `config` targets. The feed decoder, the
+//!   control socket's request decoder and the config loader take any bytes without panicking;
+//!   what they decode round-trips, and config errors point at a line of the text.
 //! - [`seeds`]: the seed corpora under `fuzz/seeds/`, generated from the wire crate's regression
-//!   corpus and a few valid frames.
+//!   corpus, a few valid frames, feed lines, requests and the example configs.
 //!
 //! A failed check panics: that is how a harness reports a finding to libFuzzer.
 #![forbid(unsafe_code)]
 
+pub mod decoders;
 pub mod harness;
 pub mod input;
 pub mod seeds;

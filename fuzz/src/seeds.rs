@@ -5,7 +5,11 @@
 //!   frames of [`extra_frames`];
 //! - `pipeline`: each of those frames as a one-record input, and the multi-record inputs of
 //!   [`pipeline_scenarios`] (several flows, barriers that expire flow-cache entries, hops that
-//!   fail and come back).
+//!   fail and come back, routes added and removed);
+//! - `feed_line`: the ExaBGP lines of [`FEED_LINES`] (5.0 and 4.x shapes, every line type);
+//! - `ctl_request`: one request line per command, [`REQUESTS`];
+//! - `config`: every example config under `configs/`, the pipeline harness's config and the
+//!   broken configs of [`BAD_CONFIGS`].
 //!
 //! The test `seed_dirs_match_their_sources` fails when a seed directory lacks a file this module
 //! generates or holds different bytes under its name; `ECMPFWD_WRITE_SEEDS=1 cargo test` in
@@ -20,7 +24,16 @@ use std::path::{Path, PathBuf};
 use ecmp_testkit::frames::{FrameSpec, TcpFlags};
 use ecmp_wire::ip_proto;
 
-use crate::input::{barrier, encode_addressed, hop_state};
+use crate::input::{barrier, encode_addressed, hop_state, route};
+
+/// Every fuzz target, as `cargo fuzz list` names them.
+pub const TARGETS: [&str; 5] = [
+    "parse_frame",
+    "pipeline",
+    "feed_line",
+    "ctl_request",
+    "config",
+];
 
 /// The fuzz crate's directory.
 fn crate_dir() -> PathBuf {
@@ -177,6 +190,42 @@ pub fn extra_frames() -> Vec<(String, Vec<u8>)> {
     ]
 }
 
+/// The stages of the route-churn scenario, each one input: (routes changed first, then the
+/// two probe frames of [`route_probes`]). Groups by selector: 0 `web`, 5 `dead`.
+pub fn route_churn_stages() -> Vec<Vec<u8>> {
+    let net4 = v4(200, 1, 0, 0);
+    let sub4 = v4(200, 1, 2, 0);
+    let net6 = v6(0x8000, 0);
+    let probes = route_probes();
+    let probes = encode_addressed(probes.iter().map(|f| (0, &f[..])));
+    let stage = |changes: &[Vec<u8>]| {
+        let mut input = changes.concat();
+        input.extend_from_slice(&probes);
+        input
+    };
+    vec![
+        // No route for either probe.
+        stage(&[]),
+        // Both routed to `web`.
+        stage(&[route(true, net4, 16, 0), route(true, net6, 16, 0)]),
+        // A more specific IPv4 route to `dead`, whose only hop failed.
+        stage(&[route(true, sub4, 24, 5)]),
+        // The /24 gone (IPv4 back on `web`), the IPv6 route gone.
+        stage(&[route(false, sub4, 24, 0), route(false, net6, 16, 0)]),
+        // The /16 gone: no route again.
+        stage(&[route(false, net4, 16, 0)]),
+    ]
+}
+
+/// The probe frames of [`route_churn_stages`]: a UDP packet to 200.1.2.3, another to
+/// 8000:db8::1 (neither covered by the harness config's routes).
+pub fn route_probes() -> [Vec<u8>; 2] {
+    [
+        built(FrameSpec::udp(v4(198, 51, 100, 9), v4(200, 1, 2, 3), 41000, 80, 0).data(b"r")),
+        built(FrameSpec::udp(v6(0x2001, 9), v6(0x8000, 1), 41000, 80, 0).data(b"r")),
+    ]
+}
+
 /// Multi-record inputs for the pipeline target: (name, input).
 pub fn pipeline_scenarios() -> Vec<(String, Vec<u8>)> {
     let valid: Vec<Vec<u8>> = wire_corpus()
@@ -242,11 +291,139 @@ pub fn pipeline_scenarios() -> Vec<(String, Vec<u8>)> {
         .collect();
     let crowd = on_both_ports(&many);
 
+    // Routes added and removed between bursts, with the flows cached in between.
+    let mut churn = Vec::new();
+    for stage in route_churn_stages() {
+        churn.extend(stage);
+        churn.extend_from_slice(&barrier(0));
+    }
+
     vec![
+        ("scenario__route_churn".into(), churn),
         ("scenario__mixed_barriers_hop_failures".into(), mixed),
         ("scenario__tcp_lifecycle_timeouts".into(), lifecycle),
         ("scenario__cache_overflow".into(), crowd),
     ]
+}
+
+/// Feed lines: verbatim ExaBGP 5.0 and 4.x output of every type the decoder handles, and lines
+/// it must reject. (file stem, line)
+pub const FEED_LINES: &[(&str, &str)] = &[
+    (
+        "state_up_50",
+        r#"{ "exabgp": "5.0.0", "time": 1795310632.684011, "host" : "vm", "pid" : 8996, "ppid" : 8994, "counter": 2, "type": "state", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65001 }, "router-id": "127.0.0.1" , "state": "up" } }"#,
+    ),
+    (
+        "state_down_50",
+        r#"{ "exabgp": "5.0.0", "time": 1795310644.5298004, "host" : "vm", "pid" : 8996, "ppid" : 8994, "counter": 10, "type": "state", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65001 }, "router-id": "127.0.0.1" , "state": "down", "reason": "closing connection" } }"#,
+    ),
+    (
+        "announce_50",
+        r#"{ "exabgp": "5.0.0", "time": 1795310634.8154979, "host" : "vm", "pid" : 8996, "ppid" : 8994, "counter": 6, "type": "update", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65001 }, "router-id": "127.0.0.1" , "direction": "receive", "message": { "update": { "attribute": { "origin": "igp", "as-path": {"0": {"element": "as-sequence", "value": [65001]}} }, "announce": { "ipv4 unicast": { "198.51.100.2": [ { "nlri": "192.0.2.10/32", "path-information": "0.0.0.2" } ] } } } } } }"#,
+    ),
+    (
+        "withdraw_50",
+        r#"{ "exabgp": "5.0.0", "time": 1795310636.7733183, "host" : "vm", "pid" : 8996, "ppid" : 8994, "counter": 9, "type": "update", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65001 }, "router-id": "127.0.0.1" , "direction": "receive", "message": { "update": { "withdraw": { "ipv4 unicast": [ { "nlri": "192.0.2.10/32", "path-information": "0.0.0.2" } ] } } } } }"#,
+    ),
+    (
+        "ibgp_med_community_50",
+        r#"{ "exabgp": "5.0.0", "time": 1796631829.8502533, "host" : "vm", "pid" : 20727, "ppid" : 20722, "counter": 5, "type": "update", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65000 }, "router-id": "127.0.0.1" , "direction": "receive", "message": { "update": { "attribute": { "origin": "incomplete", "as-path": {"0": {"element": "as-sequence", "value": [65010, 65011]}}, "med": 50, "local-preference": 100, "community": [ [ 65535, 0 ], [ 65001, 100 ] ] }, "announce": { "ipv4 unicast": { "198.51.100.3": [ { "nlri": "192.0.2.10/32", "path-information": "0.0.0.3" }, { "nlri": "192.0.2.11/32", "path-information": "0.0.0.3" } ] } } } } } }"#,
+    ),
+    (
+        "announce_v6_50",
+        r#"{ "exabgp": "5.0.0", "time": 1795310634.8, "host" : "vm", "pid" : 8996, "ppid" : 8994, "counter": 6, "type": "update", "neighbor": { "address": { "local": "::1", "peer": "::2" }, "asn": { "local": 65000, "peer": 65001 }, "router-id": "127.0.0.1" , "direction": "receive", "message": { "update": { "attribute": { "origin": "egp", "as-path": {"0": {"element": "as-sequence", "value": [65001]}, "1": {"element": "as-set", "value": [65002, 65003]}} }, "announce": { "ipv6 unicast": { "2001:db8:ffff::1": [ { "nlri": "2001:db8::10/128", "path-information": "0.0.0.1" } ] } } } } } }"#,
+    ),
+    (
+        "announce_42",
+        r#"{ "exabgp": "4.0.1", "time": 1678544034.886104, "host" : "vm", "pid" : 3167756, "ppid" : 1, "counter": 4, "type": "update", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65001 } , "direction": "receive", "message": { "update": { "attribute": { "origin": "igp", "as-path": [ 65001, 65002 ], "confederation-path": [], "med": 7, "local-preference": 200 }, "announce": { "ipv4 unicast": { "198.51.100.2": [ { "nlri": "192.0.2.10/32" } ] } } } } } }"#,
+    ),
+    (
+        "eor_v4_50",
+        r#"{ "exabgp": "5.0.0", "time": 1795310634.8, "host" : "vm", "pid" : 8996, "ppid" : 8994, "counter": 6, "type": "update", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65001 }, "router-id": "127.0.0.1" , "direction": "receive", "message": { "eor": { "afi" : "ipv4", "safi" : "unicast" } } } }"#,
+    ),
+    (
+        "sent_update_50",
+        r#"{ "exabgp": "5.0.0", "time": 1795310634.8, "host" : "vm", "pid" : 8996, "ppid" : 8994, "counter": 6, "type": "update", "neighbor": { "address": { "local": "127.0.0.1", "peer": "127.0.0.2" }, "asn": { "local": 65000, "peer": 65001 }, "router-id": "127.0.0.1" , "direction": "send", "message": { "update": { "withdraw": { "ipv4 unicast": [ { "nlri": "192.0.2.10/32" } ] } } } } }"#,
+    ),
+    (
+        "notification_shutdown",
+        r#"{ "exabgp": "5.0.0", "time": 1795310650.1, "host" : "vm", "pid" : 8996, "ppid" : 8994, "counter": 11, "type": "notification", "notification": "shutdown" }"#,
+    ),
+    ("bad__done", "done"),
+    (
+        "bad__prefix",
+        r#"{ "exabgp": "5.0.0", "type": "update", "neighbor": { "address": { "peer": "127.0.0.2" }, "direction": "receive", "message": { "update": { "withdraw": { "ipv4 unicast": [ { "nlri": "192.0.2.300/33" } ] } } } } }"#,
+    ),
+];
+
+/// Control-socket requests: one line per command, then malformed ones. (file stem, line)
+pub const REQUESTS: &[(&str, &str)] = &[
+    ("routes", r#"{"cmd":"routes"}"#),
+    ("route", r#"{"cmd":"route","prefix":"10.0.0.0/8"}"#),
+    ("nexthops", r#"{"cmd":"nexthops"}"#),
+    ("flows", r#"{"cmd":"flows","top":10}"#),
+    ("stats", r#"{"cmd":"stats"}"#),
+    (
+        "trace",
+        r#"{"cmd":"trace","src":"192.0.2.1","dst":"2001:db8::1","proto":6,"sport":1234,"dport":80}"#,
+    ),
+    ("drain", r#"{"cmd":"drain","hop":"10.1.0.1"}"#),
+    ("undrain", r#"{"cmd":"undrain","hop":"2001:db8::2"}"#),
+    ("clear", r#"{"cmd":"clear","prefix":"2001:db8::/32"}"#),
+    (
+        "route_add",
+        r#"{"cmd":"route-add","prefix":"198.51.100.0/24","via":["10.1.0.1","10.1.0.2"]}"#,
+    ),
+    (
+        "route_del",
+        r#"{"cmd":"route-del","prefix":"198.51.100.0/24"}"#,
+    ),
+    (
+        "what_if_remove",
+        r#"{"cmd":"what-if-remove","hop":"10.1.0.1"}"#,
+    ),
+    (
+        "what_if_add",
+        r#"{"cmd":"what-if-add","prefix":"10.0.0.0/8","hop":"10.1.0.3"}"#,
+    ),
+    ("peers", r#"{"cmd":"peers"}"#),
+    ("convergence", r#"{"cmd":"convergence"}"#),
+    ("route_events", r#"{"cmd":"route-events","last":5}"#),
+    ("reload", r#"{"cmd":"reload"}"#),
+    (
+        "capture",
+        r#"{"cmd":"capture","port":"uplink","rx":true,"drops":true,"count":10,"seconds":5,"snaplen":128,"filter":"udp"}"#,
+    ),
+    ("bad__unknown_field", r#"{"cmd":"routes","extra":1}"#),
+    ("bad__unknown_cmd", r#"{"cmd":"reboot"}"#),
+];
+
+/// Configs the loader must reject, each for a different layer (TOML syntax, schema,
+/// validation). (file stem, text)
+pub const BAD_CONFIGS: &[(&str, &str)] = &[
+    ("bad__syntax", "[instance\nname = \"x\"\n"),
+    ("bad__unknown_key", "[instance]\nname = \"x\"\nbogus = 1\n"),
+    (
+        "bad__bad_mac",
+        "[[port]]\nname = \"p\"\nkind = \"memory\"\nmac = \"zz\"\n",
+    ),
+    (
+        "bad__unknown_port",
+        "[[worker]]\ncore = 0\nports = [\"nope\"]\n",
+    ),
+];
+
+/// The example configs under `configs/`: (file stem, text), sorted by name.
+pub fn example_configs() -> io::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(crate_dir().join("../configs"))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            out.push((stem(&path), fs::read(&path)?));
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Every generated seed: (target, file name, bytes).
@@ -266,6 +443,31 @@ pub fn generated() -> io::Result<Vec<(&'static str, String, Vec<u8>)>> {
     }
     for (name, input) in pipeline_scenarios() {
         out.push(("pipeline", format!("{name}.bin"), input));
+    }
+    for (name, line) in FEED_LINES {
+        out.push((
+            "feed_line",
+            format!("{name}.json"),
+            line.as_bytes().to_vec(),
+        ));
+    }
+    for (name, line) in REQUESTS {
+        out.push((
+            "ctl_request",
+            format!("{name}.json"),
+            line.as_bytes().to_vec(),
+        ));
+    }
+    for (name, text) in example_configs()? {
+        out.push(("config", format!("{name}.toml"), text));
+    }
+    out.push((
+        "config",
+        "fuzz_pipeline.toml".into(),
+        crate::harness::CONFIG.as_bytes().to_vec(),
+    ));
+    for (name, text) in BAD_CONFIGS {
+        out.push(("config", format!("{name}.toml"), text.as_bytes().to_vec()));
     }
     Ok(out)
 }
@@ -311,7 +513,7 @@ mod tests {
             write_all().expect("seeds written");
         }
         let generated = generated().expect("sources readable");
-        for target in ["parse_frame", "pipeline"] {
+        for target in TARGETS {
             let on_disk = seed_dir(target).expect("seed dir readable");
             for (t, name, bytes) in generated.iter().filter(|(t, _, _)| *t == target) {
                 let found = on_disk.iter().find(|(n, _)| n == name);
