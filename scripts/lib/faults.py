@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""The fault campaign (issue 15, item 2; run as root): ecmpfwd on AF_XDP in the lab of
+scripts/demo, with a fault injected under a steady stream of traffic and exact expectations.
+
+Faults (one subcommand each, `all` runs them in sequence, each in a lab of its own):
+- companion: the companion ExaBGP is SIGKILLed mid-traffic and started again, with stale_time
+  10 s. The VIP's paths stay (same members, same bucket map) while it is gone, every packet of
+  the stream reaches a backend, and the refresh after reconnect replaces the stale paths with no
+  published generation in between that shrank or emptied the VIP's group.
+
+Every claim printed is checked; the exit status is 1 if one does not hold. Every process started
+here is killed by PID and the lab torn down on the way out, failure or not.
+"""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import labdemo  # noqa: E402  (the lab plumbing: namespaces, ExaBGP servers, the companion)
+
+ROOT = labdemo.ROOT
+RUN = "/run/ecmpfwd-faults"
+labdemo.CTL = f"{RUN}/ctl.sock"
+labdemo.FEED = f"{RUN}/feed.sock"
+VIP = labdemo.VIP
+PREFIX = labdemo.PREFIX
+STALE_TIME = 10.0  # configs/lab-faults-*.toml [feed] stale_time
+
+
+def config(mode):
+    return os.path.join(ROOT, "configs", f"lab-faults-{mode}.toml")
+
+
+class Faults(labdemo.Demo):
+    # ---- set-up ---------------------------------------------------------------------------
+
+    def bring_up(self, mode):
+        """The lab, ecmpfwd with the `mode` config, the companion and four servers announcing the
+        VIP; returns when the VIP's group has its four members."""
+        labdemo.CONFIG = config(mode)
+        self.lab_up()
+        self.start_forwarder()
+        self.start_companion()
+        for i in range(1, labdemo.BACKENDS + 1):
+            self.start_server(i)
+        self.wait_for("BGP sessions", lambda: self.peers_up() == labdemo.BACKENDS, timeout=40)
+        for i in range(1, labdemo.BACKENDS + 1):
+            self.announce(i)
+        self.wait_for("the VIP's four paths", lambda: len(self.members()) == labdemo.BACKENDS)
+        print(f"== lab {self.lab} up: ecmpfwd ({os.path.basename(labdemo.CONFIG)}), companion, "
+              f"{labdemo.BACKENDS} servers announcing {PREFIX}")
+
+    # ---- traffic --------------------------------------------------------------------------
+
+    def start_sinks(self, tag):
+        """AF_PACKET sinks on every backend: they report per-flow counts."""
+        for i in range(1, labdemo.BACKENDS + 1):
+            ready = os.path.join(self.dir, f"{tag}-ready-{i}")
+            self.spawn(f"sink{i}", self.ns(f"b{i}") + [
+                os.path.join(labdemo.BIN, "ecmpfwd-pktgen"), "sink", "--iface", "b0",
+                "--driver", "afpacket", "--duration", "0", "--ready-file", ready,
+                "--out", os.path.join(self.dir, f"{tag}-sink-{i}.json")])
+        for i in range(1, labdemo.BACKENDS + 1):
+            ready = os.path.join(self.dir, f"{tag}-ready-{i}")
+            self.wait_for(f"sink {i}", lambda r=ready: os.path.exists(r), timeout=15)
+
+    def stop_sinks(self, tag):
+        """(packets per backend, {flow: backend}, flows seen on more than one backend)"""
+        per, where, split = {}, {}, set()
+        for i in range(1, labdemo.BACKENDS + 1):
+            self.stop(f"sink{i}")
+            with open(os.path.join(self.dir, f"{tag}-sink-{i}.json")) as f:
+                report = json.load(f)
+            per[i] = report["packets"]
+            for flow in report["flows"]:
+                if flow in where:
+                    split.add(flow)
+                where[flow] = i
+        return per, where, split
+
+    def start_stream(self, tag, flows, seed, rate, seconds, src=None):
+        """A steady TCP stream to the VIP from the client: `rate` packets a second for `seconds`
+        over `flows` flows (the same 5-tuples for the same seed); returns the packet count."""
+        count = int(rate * seconds)
+        self.spawn(f"send-{tag}", self.ns("cl") + [
+            os.path.join(labdemo.BIN, "ecmpfwd-pktgen"), "send", "--iface", "cl0",
+            "--driver", "afpacket", "--dst-mac", self.env["LAB_FC_MAC"],
+            "--src-ip", src or self.env["LAB_CL_IP4"], "--dst-ip", VIP, "--proto", "tcp",
+            "--flows", str(flows), "--seed", str(seed), "--count", str(count),
+            "--rate", str(rate)])
+        return count
+
+    def wait_stream(self, tag, timeout):
+        p = self.procs[f"send-{tag}"]
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"sender {tag} did not finish")
+        self.procs.pop(f"send-{tag}")
+        if p.returncode != 0:
+            raise RuntimeError(f"sender {tag} failed:\n{self.log('send-' + tag)[-2000:]}")
+
+    # ---- observations ---------------------------------------------------------------------
+
+    def peers(self):
+        return self.ctl("peers")
+
+    def vip_events(self, after_gen):
+        """route-events about the VIP published after generation `after_gen`."""
+        return [e for e in self.ctl("route-events", "--last", "0")
+                if e.get("prefix") == PREFIX and e["generation"] > after_gen]
+
+    def generation(self):
+        events = self.ctl("route-events", "--last", "0")
+        return max((e["generation"] for e in events), default=0)
+
+    # ---- fault 1: the companion dies and comes back -----------------------------------------
+
+    def fault_companion(self):
+        print("\n== fault: the companion (ExaBGP) is SIGKILLed mid-traffic and restarted "
+              f"(stale_time {STALE_TIME:g} s)")
+        self.bring_up("maglev")
+        members0, map0 = self.members(), self.bucket_map()
+        rate, seconds = 2000, 16.0
+        self.start_sinks("companion")
+        count = self.start_stream("companion", flows=200, seed=7, rate=rate, seconds=seconds)
+
+        # Sampling `route` as fast as ecmpctl answers (a few ms a call) is the second witness:
+        # it sees what the workers read, but only at its own instants. route-events is the
+        # first: the control thread logs every published change of the VIP's group with its
+        # generation, so a generation that shrank or emptied it would be in that list.
+        samples, stop = [], threading.Event()
+
+        def sampler():
+            while not stop.is_set():
+                try:
+                    r = self.route()
+                    samples.append((len(r["members"]),
+                                    sum(1 for m in r["members"] if m["state"] == "active"),
+                                    self.bucket_map() == map0))
+                except (RuntimeError, KeyError, IndexError, ValueError) as e:
+                    samples.append((0, 0, f"error {e}"))
+                time.sleep(0.02)
+
+        sampling = threading.Thread(target=sampler, daemon=True)
+        time.sleep(2.0)
+        sampling.start()
+        t_kill = time.monotonic()
+        gen0 = self.generation()
+        self.stop("companion", signal.SIGKILL)
+        # A SIGKILLed companion says nothing: its feed connection just closes, and ecmpfwd keeps
+        # every path it had (no peer went down as far as it knows; a companion that reports its
+        # peers down first, or a session that drops while it restarts, leaves them stale for
+        # stale_time instead). Either way the members must not change.
+        time.sleep(2.0)
+        held = self.peers()
+        self.claim(len(held) == labdemo.BACKENDS and all(p["paths"] == 1 for p in held),
+                   f"2 s after the kill ecmpfwd still holds the {len(held)} peers' paths "
+                   f"({[(p['peer'], p['state'], p['paths'], p['stale']) for p in held]})")
+        self.claim(self.members() == members0 and self.bucket_map() == map0,
+                   "and the VIP keeps its 4 active members and every bucket")
+
+        t_restart = time.monotonic()
+        self.start_companion()
+        # The new companion's feed connection starts a refresh of every peer (the paths are
+        # marked), its sessions coming up start one each, and the servers' re-announcements
+        # unmark the paths: what is not re-announced by End-of-RIB (or the refresh timeout)
+        # goes, in one batch.
+        # ecmpfwd's view of the peers stayed "up" throughout (nobody told it otherwise), so the
+        # new sessions are counted in the new companion's own log.
+        self.wait_for("BGP sessions again",
+                      lambda: self.log("companion").count("statistics for up counter")
+                      >= labdemo.BACKENDS, timeout=STALE_TIME)
+        refreshed = time.monotonic()
+        self.claim(refreshed - t_kill < STALE_TIME,
+                   f"the restarted companion had its 4 sessions up {refreshed - t_restart:.1f} s "
+                   f"after its restart, {refreshed - t_kill:.1f} s after the kill "
+                   f"(stale_time {STALE_TIME:g} s)")
+        # Past the stale deadline: paths the refresh did not replace would go now.
+        time.sleep(max(0.0, STALE_TIME + 1.0 - (time.monotonic() - t_kill)))
+        stop.set()
+        sampling.join(timeout=10)
+        final = self.peers()
+        self.claim(all(p["state"] == "up" and p["paths"] == 1 and p["stale"] == 0
+                       for p in final) and len(final) == labdemo.BACKENDS,
+                   "past the stale deadline every peer is up with its path re-announced "
+                   "(none stale)")
+        self.claim(self.members() == members0 and self.bucket_map() == map0,
+                   f"past the stale deadline ({time.monotonic() - t_kill:.1f} s after the kill) "
+                   "the VIP has the same 4 active members and the same bucket map")
+        events = self.vip_events(gen0)
+        shrank = [e for e in events if e["what"] == "withdrawn" or "gone" in e["what"]
+                  or not e["what"].startswith(f"{labdemo.BACKENDS} next hops")]
+        self.claim(not shrank, f"no published generation since the kill shrank or emptied the "
+                   f"VIP's group ({len(events)} VIP route events in all: "
+                   f"{[e['what'] for e in events]})")
+        bad = [s for s in samples if s != (labdemo.BACKENDS, labdemo.BACKENDS, True)]
+        span = time.monotonic() - t_kill
+        self.claim(len(samples) >= 40 and not bad,
+                   f"{len(samples)} samples of `route` over the {span:.1f} s from the kill to past "
+                   f"the deadline (one each {1000 * span / max(1, len(samples)):.0f} ms): every one "
+                   f"4 active members, the bucket map unchanged" + (f"; not: {bad[:3]}" if bad
+                                                                    else ""))
+
+        self.wait_stream("companion", seconds + 30)
+        time.sleep(0.5)
+        per, where, split = self.stop_sinks("companion")
+        got = sum(per.values())
+        self.claim(got == count, f"forwarding never stopped: the sinks counted {got} of the "
+                   f"{count} packets sent at {rate} pps over {seconds:g} s "
+                   f"({'  '.join(f'b{i}: {n}' for i, n in per.items())})")
+        self.claim(not split and len(where) == 200,
+                   f"each of the {len(where)} flows stayed on one backend throughout")
+        stats = self.ctl("stats")
+        drops = dict(stats["drops"])
+        self.claim(sum(drops.values()) == 0, f"ecmpfwd dropped nothing ({drops})")
+
+    # ---- the campaign ---------------------------------------------------------------------
+
+    def fresh(self):
+        """Tears the lab down and kills what runs, for the next fault."""
+        for key in list(self.procs):
+            self.stop(key)
+        subprocess.run([os.path.join(ROOT, "scripts", "lab"), "down", "--prefix", self.lab],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def run(self):
+        t0 = time.monotonic()
+        a = self.args
+        faults = ["companion"] if a.fault == "all" else [a.fault]
+        for k, fault in enumerate(faults):
+            if k:
+                self.fresh()
+            if fault == "companion":
+                self.fault_companion()
+        print(f"\n{len(self.failures)} claim(s) failed; faults took "
+              f"{time.monotonic() - t0:.0f} s")
+        return 0 if not self.failures else 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("fault", choices=["companion", "all"])
+    ap.add_argument("--exabgp", required=True, help="the ExaBGP executable (in its venv)")
+    ap.add_argument("--prefix", default="efwfault", help="lab name prefix")
+    ap.add_argument("--keep-logs", action="store_true")
+    ap.add_argument("--bin-dir", help="where ecmpfwd, ecmpfwd-pktgen and ecmpctl are "
+                    "(default: target/release)")
+    args = ap.parse_args()
+    if args.bin_dir:
+        labdemo.BIN = os.path.abspath(args.bin_dir)
+    faults = Faults(args)
+
+    def interrupted(signum, _frame):
+        raise RuntimeError(f"interrupted by signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
+    status = 1
+    try:
+        status = faults.run()
+    except (RuntimeError, subprocess.SubprocessError, OSError) as e:
+        print(f"\nfaults failed: {e}", file=sys.stderr)
+        for key in ("ecmpfwd", "companion"):
+            tail = faults.log(key)[-3000:]
+            if tail:
+                print(f"--- {key} log (tail) ---\n{tail}", file=sys.stderr)
+    finally:
+        faults.close()
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()
