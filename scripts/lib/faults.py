@@ -7,6 +7,11 @@ Faults (one subcommand each, `all` runs them in sequence, each in a lab of its o
   10 s. The VIP's paths stay (same members, same bucket map) while it is gone, every packet of
   the stream reaches a backend, and the refresh after reconnect replaces the stale paths with no
   published generation in between that shrank or emptied the VIP's group.
+- restart: ecmpfwd is SIGKILLed mid-traffic and started again (for a `maglev` and a `rendezvous`
+  group, --mode): no XDP program is left on the interfaces, the new process attaches, the
+  companion's feed connection is re-made (socat retry) and a refresh fills the routes, and
+  packets are forwarded again within a bound this driver asserts (--restart-bound); flows to the
+  VIP resume on the backends they had, flow by flow.
 
 Every claim printed is checked; the exit status is 1 if one does not hold. Every process started
 here is killed by PID and the lab torn down on the way out, failure or not.
@@ -30,6 +35,7 @@ labdemo.FEED = f"{RUN}/feed.sock"
 VIP = labdemo.VIP
 PREFIX = labdemo.PREFIX
 STALE_TIME = 10.0  # configs/lab-faults-*.toml [feed] stale_time
+PORTS = ["fc0", "fb1", "fb2", "fb3", "fb4"]
 
 
 def config(mode):
@@ -118,6 +124,14 @@ class Faults(labdemo.Demo):
     def generation(self):
         events = self.ctl("route-events", "--last", "0")
         return max((e["generation"] for e in events), default=0)
+
+    def xdp_attached(self):
+        """Interfaces of the forwarder's namespace with an XDP program attached."""
+        out = subprocess.run(self.ns("fw") + ["ip", "-d", "-o", "link", "show"],
+                             capture_output=True, text=True, timeout=10).stdout
+        marks = {"xdp", "xdpdrv", "xdpgeneric", "xdpoffload", "prog/xdp"}
+        return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()
+                if marks & set(line.split())]
 
     # ---- fault 1: the companion dies and comes back -----------------------------------------
 
@@ -220,6 +234,91 @@ class Faults(labdemo.Demo):
         drops = dict(stats["drops"])
         self.claim(sum(drops.values()) == 0, f"ecmpfwd dropped nothing ({drops})")
 
+    # ---- fault 2: ecmpfwd dies and starts again ---------------------------------------------
+
+    def fault_restart(self, mode, bound):
+        print(f"\n== fault: ecmpfwd is SIGKILLed mid-traffic and started again ({mode} group)")
+        self.bring_up(mode)
+        flows = self.args.flows
+        before = self.round("before", flows, seed=1)
+        rate, seconds = 2000, 12.0
+        self.start_sinks("restart")
+        # The steady stream's flows are not the rounds' (another source address): the new process
+        # sees them while the refresh is still refilling the VIP's group, and caches each on the
+        # member it found then, which need not be its member once the group is whole.
+        count = self.start_stream("restart", flows=flows, seed=2, rate=rate, seconds=seconds,
+                                  src="198.18.0.2")
+        time.sleep(2.0)
+
+        t_kill = time.monotonic()
+        self.stop("ecmpfwd", signal.SIGKILL)
+        left = self.xdp_attached()
+        self.claim(not left, "after SIGKILL no XDP program is left on the forwarder's "
+                   f"interfaces (bpf_links die with the process){': ' + str(left) if left else ''}")
+        time.sleep(1.0)
+
+        t_start = time.monotonic()
+        self.spawn("ecmpfwd", self.ns("fw") + [os.path.join(labdemo.BIN, "ecmpfwd"), "run",
+                                              "--config", labdemo.CONFIG])
+        first = None
+        attached = None
+        end = t_start + 30.0
+        while time.monotonic() < end and first is None:
+            if self.procs["ecmpfwd"].poll() is not None:
+                raise RuntimeError("the new ecmpfwd exited:\n" + self.log("ecmpfwd")[-3000:])
+            if attached is None and "forwarding on" in self.log("ecmpfwd"):
+                attached = time.monotonic() - t_start
+            try:
+                fwd = sum(w["forwarded"] for w in self.ctl("stats")["workers"])
+                if fwd > 0:
+                    first = time.monotonic() - t_start
+            except (RuntimeError, ValueError):
+                pass
+            time.sleep(0.01)
+        if first is None:
+            raise RuntimeError("the new ecmpfwd forwarded nothing within 30 s:\n"
+                               + self.log("ecmpfwd")[-3000:])
+        if attached is None:
+            attached = first
+        print(f"  restart: ports up {attached:.2f} s, first packet forwarded {first:.2f} s "
+              f"after the new process started")
+        self.claim(sorted(self.xdp_attached()) == sorted(PORTS),
+                   f"the new process attached XDP to all {len(PORTS)} ports")
+        up = self.peers()
+        self.claim(len([p for p in up if p["state"] == "up"]) == labdemo.BACKENDS
+                   and len(self.members()) == labdemo.BACKENDS,
+                   "the companion's feed connection was re-made and its refresh filled the "
+                   "VIP's 4 paths")
+        self.claim(first <= bound, f"forwarding resumed {first:.2f} s after the restart "
+                   f"(bound {bound:g} s)")
+
+        self.wait_stream("restart", seconds + 30)
+        time.sleep(0.5)
+        per, where, split = self.stop_sinks("restart")
+        got = sum(per.values())
+        refill = [e["what"] for e in self.ctl("route-events", "--last", "0")
+                  if e.get("prefix") == PREFIX]
+        print(f"  the new process's VIP route events (the refresh refilling the group): {refill}")
+        print(f"  the steady stream's flows: {len(split)} of {len(where)} reached two backends "
+              "(first seen by the new process while its group was partial, and cached there)")
+        self.claim(len(where) == flows and refill and refill[-1].startswith("4 next hops"),
+                   f"every one of the steady stream's {flows} flows was forwarded again and the "
+                   "refresh ended with the VIP's 4 members")
+        lost = count - got
+        self.claim(0 < lost <= rate * (time.monotonic() - t_kill),
+                   f"{got} of {count} packets arrived; the {lost} lost are those sent while no "
+                   f"ecmpfwd ran (kill to first forwarded packet: "
+                   f"{t_start - t_kill + first:.2f} s at {rate} pps, at most "
+                   f"{int(rate * (t_start - t_kill + first)) + rate // 10})")
+        self.claim(lost <= int(rate * (t_start - t_kill + first)) + rate // 10,
+                   "no packet lost once forwarding resumed")
+        after = self.round("after", flows, seed=1)
+        same = sum(1 for f in before if after.get(f) == before[f])
+        self.claim(same == len(before) == len(after),
+                   f"flow by flow, all {same} of {len(before)} flows are on the same backend "
+                   "as before the restart")
+        return first
+
     # ---- the campaign ---------------------------------------------------------------------
 
     def fresh(self):
@@ -232,12 +331,18 @@ class Faults(labdemo.Demo):
     def run(self):
         t0 = time.monotonic()
         a = self.args
-        faults = ["companion"] if a.fault == "all" else [a.fault]
+        faults = ["companion", "restart"] if a.fault == "all" else [a.fault]
         for k, fault in enumerate(faults):
             if k:
                 self.fresh()
             if fault == "companion":
                 self.fault_companion()
+            elif fault == "restart":
+                modes = ["maglev", "rendezvous"] if a.mode == "both" else [a.mode]
+                for j, mode in enumerate(modes):
+                    if j:
+                        self.fresh()
+                    self.fault_restart(mode, a.restart_bound)
         print(f"\n{len(self.failures)} claim(s) failed; faults took "
               f"{time.monotonic() - t0:.0f} s")
         return 0 if not self.failures else 1
@@ -245,9 +350,16 @@ class Faults(labdemo.Demo):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("fault", choices=["companion", "all"])
+    ap.add_argument("fault", choices=["companion", "restart", "all"])
     ap.add_argument("--exabgp", required=True, help="the ExaBGP executable (in its venv)")
     ap.add_argument("--prefix", default="efwfault", help="lab name prefix")
+    ap.add_argument("--mode", choices=["maglev", "rendezvous", "both"], default="both",
+                    help="the VIP group's mode for `restart`")
+    ap.add_argument("--flows", type=int, default=300)
+    ap.add_argument("--packets", type=int, default=5, help="packets per flow per round")
+    ap.add_argument("--rate", type=int, default=50000, help="packets per second of a round")
+    ap.add_argument("--restart-bound", type=float, default=2.0,
+                    help="seconds from ecmpfwd's restart to its first forwarded packet")
     ap.add_argument("--keep-logs", action="store_true")
     ap.add_argument("--bin-dir", help="where ecmpfwd, ecmpfwd-pktgen and ecmpctl are "
                     "(default: target/release)")

@@ -63,3 +63,27 @@ fn run_fault(fault: &str, tag: &str, extra: &[&str], claims: usize) -> String {
 fn the_companion_killed_and_restarted_changes_nothing_within_stale_time() {
     run_fault("companion", "c", &[], 9);
 }
+
+/// The bound asserted on the time from ecmpfwd's restart to its first forwarded packet (the
+/// driver polls `ecmpctl stats` every 10 ms from the moment it spawns the new process).
+const RESTART_BOUND_S: &str = "2";
+
+#[test]
+fn a_killed_forwarder_restarts_and_keeps_maglev_flows_on_their_backends() {
+    run_fault(
+        "restart",
+        "m",
+        &["--mode", "maglev", "--restart-bound", RESTART_BOUND_S],
+        12,
+    );
+}
+
+#[test]
+fn a_killed_forwarder_restarts_and_keeps_rendezvous_flows_on_their_backends() {
+    run_fault(
+        "restart",
+        "r",
+        &["--mode", "rendezvous", "--restart-bound", RESTART_BOUND_S],
+        12,
+    );
+}
