@@ -12,6 +12,11 @@ Faults (one subcommand each, `all` runs them in sequence, each in a lab of its o
   companion's feed connection is re-made (socat retry) and a refresh fills the routes, and
   packets are forwarded again within a bound this driver asserts (--restart-bound); flows to the
   VIP resume on the backends they had, flow by flow.
+- link: backend 2's neighbour entry is deleted (`ip neigh del`), then its link goes down and up
+  (`ip link set fb2 down/up`) under the stream: packets to it are dropped and counted as
+  `unresolved` while its MAC is gone, forwarding to it resumes once the kernel resolves it
+  again, every packet is accounted for (delivered + dropped by reason = sent), no flow moves,
+  and no UMEM frame leaks (outstanding == kernel_held + in_worker, checked on every poll).
 
 Every claim printed is checked; the exit status is 1 if one does not hold. Every process started
 here is killed by PID and the lab torn down on the way out, failure or not.
@@ -319,6 +324,97 @@ class Faults(labdemo.Demo):
                    "as before the restart")
         return first
 
+    # ---- fault 3: a backend link goes down and up, a neighbour entry disappears -------------
+
+    def hop(self, addr):
+        return next(h for h in self.ctl("nexthops") if h["addr"] == addr)
+
+    def hop_packets(self, addr):
+        return next(h["packets"] for h in self.ctl("stats")["hops"] if h["addr"] == addr)
+
+    def drops(self):
+        return dict(self.ctl("stats")["drops"])
+
+    def umem_accounted(self):
+        """Every worker's UMEM frames are free, with the kernel or in the worker."""
+        ws = self.ctl("stats")["workers"]
+        return all(w.get("umem") and w["umem"]["outstanding"]
+                   == w["umem"]["kernel_held"] + w["umem"]["in_worker"] for w in ws), \
+            [w.get("umem") for w in ws]
+
+    def fault_link(self):
+        print("\n== fault: backend 2's neighbour entry is deleted, then its link goes down and up")
+        self.bring_up("maglev")
+        victim, dev = "198.18.2.1", "fb2"
+        rate, seconds, flows = 2000, 14.0, 200
+        drops0 = self.drops()
+        self.start_sinks("link")
+        count = self.start_stream("link", flows=flows, seed=9, rate=rate, seconds=seconds)
+        time.sleep(2.0)
+        leaks = []
+
+        def watch(what, pred, timeout=10.0):
+            """Waits for `pred`, checking the UMEM accounting as it goes."""
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                ok, umem = self.umem_accounted()
+                if not ok:
+                    leaks.append(umem)
+                if pred():
+                    return time.monotonic()
+                time.sleep(0.01)
+            raise RuntimeError(f"timed out waiting for {what}")
+
+        t_del = time.monotonic()
+        subprocess.run(self.ns("fw") + ["ip", "neigh", "del", victim, "dev", dev], check=True)
+        gone = watch("the hop unresolved", lambda: not self.hop(victim)["resolved"], 5.0)
+        back = watch("the hop resolved again", lambda: self.hop(victim)["resolved"], 10.0)
+        unresolved = self.drops().get("unresolved", 0) - drops0.get("unresolved", 0)
+        self.claim(unresolved > 0,
+                   f"neighbour deleted: ecmpfwd saw it go in {gone - t_del:.3f} s, counted "
+                   f"{unresolved} packets as unresolved, and had the MAC again "
+                   f"{back - gone:.2f} s later (ARP through the XDP pass path)")
+        self.claim(self.members()[victim][0] == "active",
+                   "the hop stayed a member throughout (its flows kept their bucket)")
+
+        time.sleep(1.0)
+        drops1 = self.drops()
+        t_down = time.monotonic()
+        subprocess.run(self.ns("fw") + ["ip", "link", "set", dev, "down"], check=True)
+        time.sleep(2.0)
+        mid = self.drops()
+        subprocess.run(self.ns("fw") + ["ip", "link", "set", dev, "up"], check=True)
+        t_up = time.monotonic()
+        resolved = watch("the hop resolved after link up", lambda: self.hop(victim)["resolved"],
+                         10.0)
+        sent_to = self.hop_packets(victim)
+        down_drops = {k: v - drops1.get(k, 0) for k, v in mid.items() if v != drops1.get(k, 0)}
+        self.claim(list(down_drops) == ["unresolved"] and down_drops["unresolved"] > 0,
+                   f"{dev} down for {t_up - t_down:.1f} s (the kernel flushed the neighbour): "
+                   f"packets to backend 2 counted by reason {down_drops}; resolved again "
+                   f"{resolved - t_up:.2f} s after link up")
+
+        self.wait_stream("link", seconds + 30)
+        time.sleep(0.5)
+        per, where, split = self.stop_sinks("link")
+        got = sum(per.values())
+        end = self.drops()
+        delta = {k: v - drops0.get(k, 0) for k, v in end.items() if v != drops0.get(k, 0)}
+        self.claim(got + sum(delta.values()) == count,
+                   f"every packet accounted for: {got} reached a backend + {sum(delta.values())} "
+                   f"dropped by reason {delta} = {count} sent")
+        self.claim(set(delta) <= {"unresolved", "tx_refused"},
+                   f"the only drop reasons are the ones the faults cause: {sorted(delta)}")
+        self.claim(not split and len(where) == flows,
+                   f"each of the {len(where)} flows reached one backend only (none moved)")
+        after_up = self.hop_packets(victim) - sent_to
+        self.claim(after_up > 0 and per[2] > 0,
+                   f"forwarding to backend 2 resumed: {after_up} packets sent to it after the "
+                   f"link came back ({per[2]} reached it over the run)")
+        ok, umem = self.umem_accounted()
+        self.claim(ok and not leaks, f"no UMEM frame leaked: outstanding == kernel_held + "
+                   f"in_worker in every check and at the end ({umem})")
+
     # ---- the campaign ---------------------------------------------------------------------
 
     def fresh(self):
@@ -331,7 +427,7 @@ class Faults(labdemo.Demo):
     def run(self):
         t0 = time.monotonic()
         a = self.args
-        faults = ["companion", "restart"] if a.fault == "all" else [a.fault]
+        faults = ["companion", "restart", "link"] if a.fault == "all" else [a.fault]
         for k, fault in enumerate(faults):
             if k:
                 self.fresh()
@@ -343,6 +439,8 @@ class Faults(labdemo.Demo):
                     if j:
                         self.fresh()
                     self.fault_restart(mode, a.restart_bound)
+            elif fault == "link":
+                self.fault_link()
         print(f"\n{len(self.failures)} claim(s) failed; faults took "
               f"{time.monotonic() - t0:.0f} s")
         return 0 if not self.failures else 1
@@ -350,7 +448,7 @@ class Faults(labdemo.Demo):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("fault", choices=["companion", "restart", "all"])
+    ap.add_argument("fault", choices=["companion", "restart", "link", "all"])
     ap.add_argument("--exabgp", required=True, help="the ExaBGP executable (in its venv)")
     ap.add_argument("--prefix", default="efwfault", help="lab name prefix")
     ap.add_argument("--mode", choices=["maglev", "rendezvous", "both"], default="both",

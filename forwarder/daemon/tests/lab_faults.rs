@@ -87,3 +87,8 @@ fn a_killed_forwarder_restarts_and_keeps_rendezvous_flows_on_their_backends() {
         12,
     );
 }
+
+#[test]
+fn a_lost_neighbour_and_a_link_down_are_counted_and_recovered_without_leaks() {
+    run_fault("link", "l", &[], 8);
+}
