@@ -330,7 +330,8 @@ class Faults(labdemo.Demo):
         return next(h for h in self.ctl("nexthops") if h["addr"] == addr)
 
     def hop_packets(self, addr):
-        return next(h["packets"] for h in self.ctl("stats")["hops"] if h["addr"] == addr)
+        """Packets ecmpfwd sent to next hop `addr` (0 before its first)."""
+        return next((h["packets"] for h in self.ctl("stats")["hops"] if h["addr"] == addr), 0)
 
     def drops(self):
         return dict(self.ctl("stats")["drops"])
