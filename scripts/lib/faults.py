@@ -4,9 +4,11 @@ scripts/demo, with a fault injected under a steady stream of traffic and exact e
 
 Faults (one subcommand each, `all` runs them in sequence, each in a lab of its own):
 - companion: the companion ExaBGP is SIGKILLed mid-traffic and started again, with stale_time
-  10 s. The VIP's paths stay (same members, same bucket map) while it is gone, every packet of
-  the stream reaches a backend, and the refresh after reconnect replaces the stale paths with no
-  published generation in between that shrank or emptied the VIP's group.
+  10 s. The VIP's paths stay (same members, same bucket map) while it is gone (a killed
+  companion reports no peer down, so ecmpfwd keeps them; reported downs would leave them stale
+  for stale_time), every packet of the stream reaches a backend, and the refresh after
+  reconnect confirms them with no published generation in between that shrank or emptied the
+  VIP's group.
 - restart: ecmpfwd is SIGKILLed mid-traffic and started again (for a `maglev` and a `rendezvous`
   group, --mode): no XDP program is left on the interfaces, the new process attaches, the
   companion's feed connection is re-made (socat retry) and a refresh fills the routes, and
