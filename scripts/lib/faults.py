@@ -20,6 +20,10 @@ Faults (one subcommand each, `all` runs them in sequence, each in a lab of its o
   again, every packet is accounted for (delivered + dropped by reason = sent, but for at most 8
   lost in the kernel across the link flap), no flow moves,
   and no UMEM frame leaks (outstanding == kernel_held + in_worker, checked on every poll).
+- overload: AF_XDP senders flat out for 4 s at the one worker: the kernel counts the rx ring's
+  overflow at fc0's socket (ethtool -S fc0 rx_queue_0_drops), every packet ecmpfwd received is
+  forwarded or dropped by reason (tx_refused among them when a tx ring is full), and no UMEM
+  frame leaks (checked every poll; back to the idle level after).
 
 Every claim printed is checked; the exit status is 1 if one does not hold. Every process started
 here is killed by PID and the lab torn down on the way out, failure or not.
@@ -425,6 +429,75 @@ class Faults(labdemo.Demo):
         self.claim(ok and not leaks, f"no UMEM frame leaked: outstanding == kernel_held + "
                    f"in_worker in every check and at the end ({umem})")
 
+    # ---- fault 4: overload on real AF_XDP: rx ring overflow, tx refusal --------------------
+
+    def fc0_drops(self):
+        """The kernel's count of packets the AF_XDP socket of fc0 had no room for."""
+        out = subprocess.run(self.ns("fw") + ["ethtool", "-S", "fc0"], capture_output=True,
+                             text=True, timeout=10).stdout
+        for line in out.splitlines():
+            key, _, value = line.strip().partition(":")
+            if key.strip() == "rx_queue_0_drops":
+                return int(value)
+        raise RuntimeError(f"no rx_queue_0_drops in ethtool -S fc0:\n{out}")
+
+    def fault_overload(self):
+        print("\n== fault: overload: AF_XDP senders flat out at ecmpfwd's one worker")
+        self.bring_up("maglev")
+        time.sleep(1.0)
+        idle = [w.get("umem") for w in self.ctl("stats")["workers"]]
+        before, k0 = self.ctl("stats"), self.fc0_drops()
+        for i in range(1, labdemo.BACKENDS + 1):
+            ready = os.path.join(self.dir, f"over-ready-{i}")
+            self.spawn(f"sink{i}", self.ns(f"b{i}") + [
+                os.path.join(labdemo.BIN, "ecmpfwd-pktgen"), "sink", "--iface", "b0",
+                "--driver", "xdp-drop", "--duration", "0", "--ready-file", ready,
+                "--out", os.path.join(self.dir, f"over-sink-{i}.json")])
+        for i in range(1, labdemo.BACKENDS + 1):
+            ready = os.path.join(self.dir, f"over-ready-{i}")
+            self.wait_for(f"sink {i}", lambda r=ready: os.path.exists(r), timeout=15)
+        seconds = 4
+        self.spawn("send-over", ["taskset", "-c", "0"] + self.ns("cl") + [
+            os.path.join(labdemo.BIN, "ecmpfwd-pktgen"), "send", "--iface", "cl0",
+            "--driver", "afxdp", "--dst-mac", self.env["LAB_FC_MAC"],
+            "--src-ip", self.env["LAB_CL_IP4"], "--dst-ip", VIP, "--proto", "udp",
+            "--flows", "1000", "--size", "100", "--duration", str(seconds), "--rate", "0"])
+        leaks = []
+        end = time.monotonic() + seconds + 30
+        while self.procs["send-over"].poll() is None and time.monotonic() < end:
+            ok, umem = self.umem_accounted()
+            if not ok:
+                leaks.append(umem)
+            time.sleep(0.05)
+        self.wait_stream("over", 5)
+        time.sleep(1.0)
+        for i in range(1, labdemo.BACKENDS + 1):
+            self.stop(f"sink{i}")
+        after, k1 = self.ctl("stats"), self.fc0_drops()
+        w0, w1 = before["workers"], after["workers"]
+        d = lambda k: sum(x[k] for x in w1) - sum(x[k] for x in w0)  # noqa: E731
+        drops0, drops1 = dict(before["drops"]), dict(after["drops"])
+        reasons = {k: v - drops0.get(k, 0) for k, v in drops1.items() if v != drops0.get(k, 0)}
+        print(f"  {d('packets'):,} received, {d('forwarded'):,} forwarded, drops {reasons}; "
+              f"the kernel dropped {k1 - k0:,} at fc0's socket (rx ring full)")
+        self.claim(k1 - k0 > 0, f"the rx ring overflowed and the kernel counted it: "
+                   f"rx_queue_0_drops +{k1 - k0:,} (ethtool -S fc0)")
+        self.claim(d("packets") == d("forwarded") + d("dropped")
+                   and d("dropped") == sum(reasons.values()),
+                   f"every packet ecmpfwd received is forwarded or dropped by reason: "
+                   f"{d('packets'):,} = {d('forwarded'):,} + {d('dropped'):,} {reasons}")
+        ok, umem = self.umem_accounted()
+        self.claim(ok and not leaks, "no UMEM frame leaked under overload: outstanding == "
+                   f"kernel_held + in_worker in every check and after ({umem})")
+        slack = 31 * len(after["ports"])
+        end_umem = [w.get("umem") for w in self.ctl("stats")["workers"]]
+        self.claim(all(e and i and abs(e["outstanding"] - i["outstanding"]) <= slack
+                       and e["in_worker"] == 0 for e, i in zip(end_umem, idle)),
+                   f"frames outstanding back to the idle level after the overload "
+                   f"({[u and u['outstanding'] for u in end_umem]} vs "
+                   f"{[u and u['outstanding'] for u in idle]}; fill rings are topped up a "
+                   f"batch at a time, so within {slack})")
+
     # ---- the campaign ---------------------------------------------------------------------
 
     def fresh(self):
@@ -437,7 +510,7 @@ class Faults(labdemo.Demo):
     def run(self):
         t0 = time.monotonic()
         a = self.args
-        faults = ["companion", "restart", "link"] if a.fault == "all" else [a.fault]
+        faults = ["companion", "restart", "link", "overload"] if a.fault == "all" else [a.fault]
         for k, fault in enumerate(faults):
             if k:
                 self.fresh()
@@ -451,6 +524,8 @@ class Faults(labdemo.Demo):
                     self.fault_restart(mode, a.restart_bound)
             elif fault == "link":
                 self.fault_link()
+            elif fault == "overload":
+                self.fault_overload()
         print(f"\n{len(self.failures)} claim(s) failed; faults took "
               f"{time.monotonic() - t0:.0f} s")
         return 0 if not self.failures else 1
@@ -458,7 +533,7 @@ class Faults(labdemo.Demo):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("fault", choices=["companion", "restart", "link", "all"])
+    ap.add_argument("fault", choices=["companion", "restart", "link", "overload", "all"])
     ap.add_argument("--exabgp", required=True, help="the ExaBGP executable (in its venv)")
     ap.add_argument("--prefix", default="efwfault", help="lab name prefix")
     ap.add_argument("--mode", choices=["maglev", "rendezvous", "both"], default="both",

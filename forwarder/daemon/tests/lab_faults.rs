@@ -92,3 +92,8 @@ fn a_killed_forwarder_restarts_and_keeps_rendezvous_flows_on_their_backends() {
 fn a_lost_neighbour_and_a_link_down_are_counted_and_recovered_without_leaks() {
     run_fault("link", "l", &[], 8);
 }
+
+#[test]
+fn an_overloaded_afxdp_port_counts_its_rx_overflow_and_leaks_no_frame() {
+    run_fault("overload", "o", &[], 4);
+}
