@@ -56,6 +56,8 @@ fn every_example_loads() {
         "lab-afxdp-resilience-manual.toml",
         "lab-afxdp-resilience-maglev.toml",
         "lab-bgp.toml",
+        "lab-faults-maglev.toml",
+        "lab-faults-rendezvous.toml",
         "lab-soak.toml",
         "maglev.toml",
         "minimal.toml",

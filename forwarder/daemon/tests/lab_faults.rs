@@ -1,0 +1,99 @@
+//! The fault campaign (scripts/lib/faults.py; root, ExaBGP from the venv scripts/test installs,
+//! found through ECMP_EXABGP): each fault injected under a steady stream of traffic in a lab of
+//! its own, with the driver's exact expectations printed as claims. The driver tears its lab down
+//! and kills what it started even when a claim fails; each test bounds it in time (well under
+//! nextest's 180 s) and kills it by PID.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+mod driver;
+
+/// What the driver printed, once it passed: every claim held and at least `claims` were made.
+fn run_fault(fault: &str, tag: &str, extra: &[&str], claims: usize) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let exabgp = std::env::var("ECMP_EXABGP")
+        .unwrap_or_else(|_| root.join(".venv-exabgp/bin/exabgp").display().to_string());
+    assert!(
+        Path::new(&exabgp).is_file(),
+        "ExaBGP not found at {exabgp}: run scripts/test (it installs it) or set ECMP_EXABGP"
+    );
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_ecmpfwd"))
+        .parent()
+        .expect("binary dir")
+        .to_owned();
+    for bin in ["ecmpctl", "ecmpfwd-pktgen"] {
+        assert!(
+            bin_dir.join(bin).is_file(),
+            "{bin} is not built in {}: cargo build --workspace --bins",
+            bin_dir.display()
+        );
+    }
+    let prefix = format!("f{tag}{}", std::process::id());
+    let mut child = Command::new("python3")
+        .arg(root.join("scripts/lib/faults.py"))
+        .arg(fault)
+        .args(["--exabgp", &exabgp, "--prefix", &prefix])
+        .args(extra)
+        .arg("--bin-dir")
+        .arg(&bin_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let out = driver::read_on_the_side(child.stdout.take());
+    let err = driver::read_on_the_side(child.stderr.take());
+    let limit = Duration::from_secs(150);
+    let status = driver::wait_bounded(&mut child, limit, &root, &prefix);
+    let (out, err) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    let status = status
+        .unwrap_or_else(|| panic!("fault {fault} did not finish within {limit:?}:\n{out}\n{err}"));
+    assert!(status.success(), "fault {fault} failed:\n{out}\n{err}");
+    assert!(out.contains("\n0 claim(s) failed"), "{out}");
+    assert!(!out.contains("[FAIL]"), "{out}");
+    assert!(out.matches("[ok]").count() >= claims, "{out}");
+    out
+}
+
+#[test]
+fn the_companion_killed_and_restarted_changes_nothing_within_stale_time() {
+    run_fault("companion", "c", &[], 9);
+}
+
+/// The bound asserted on the time from ecmpfwd's restart to its first forwarded packet (the
+/// driver polls `ecmpctl stats` every 10 ms from the moment it spawns the new process).
+const RESTART_BOUND_S: &str = "2";
+
+#[test]
+fn a_killed_forwarder_restarts_and_keeps_maglev_flows_on_their_backends() {
+    run_fault(
+        "restart",
+        "m",
+        &["--mode", "maglev", "--restart-bound", RESTART_BOUND_S],
+        12,
+    );
+}
+
+#[test]
+fn a_killed_forwarder_restarts_and_keeps_rendezvous_flows_on_their_backends() {
+    run_fault(
+        "restart",
+        "r",
+        &["--mode", "rendezvous", "--restart-bound", RESTART_BOUND_S],
+        12,
+    );
+}
+
+#[test]
+fn a_lost_neighbour_and_a_link_down_are_counted_and_recovered_without_leaks() {
+    run_fault("link", "l", &[], 8);
+}
+
+#[test]
+fn an_overloaded_afxdp_port_counts_its_rx_overflow_and_leaks_no_frame() {
+    run_fault("overload", "o", &[], 4);
+}
