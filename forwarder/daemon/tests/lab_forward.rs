@@ -81,9 +81,24 @@ fn ipv4_tcp_flows_reach_every_backend_exactly_once_with_rewritten_headers() {
         .find(|l| l.starts_with("198.19.0.1/32"))
         .unwrap_or_else(|| panic!("no VIP route in:\n{text}"));
     let cols: Vec<&str> = vip.split_whitespace().collect();
-    // prefix origin group mode active draining failed buckets installed
+    // prefix origin group mode active draining failed buckets digest installed; the digest is
+    // the one the daemon reports for the route (16 hex digits of its bucket map's FNV-1a).
     assert_eq!(cols[1], "config", "{vip}");
-    assert_eq!(cols[4..], ["4", "0", "0", "256", "yes"], "{vip}");
+    let routes = fw.ctl_ok(&Request::Routes {});
+    let digest = routes
+        .as_array()
+        .expect("routes")
+        .iter()
+        .find(|r| r["prefix"] == "198.19.0.1/32")
+        .and_then(|r| r["digest"].as_str())
+        .unwrap_or_else(|| panic!("no digest for the VIP in {routes:#}"))
+        .to_owned();
+    assert_eq!(digest.len(), 16, "{digest}");
+    assert_eq!(
+        cols[4..],
+        ["4", "0", "0", "256", digest.as_str(), "yes"],
+        "{vip}"
+    );
 
     // The worker's flow cache, seen through the control socket: every client flow is cached,
     // and tracing one of them answers from the cache with the hop it is pinned to.
