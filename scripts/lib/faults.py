@@ -547,28 +547,7 @@ def main():
     ap.add_argument("--bin-dir", help="where ecmpfwd, ecmpfwd-pktgen and ecmpctl are "
                     "(default: target/release)")
     args = ap.parse_args()
-    if args.bin_dir:
-        labdemo.BIN = os.path.abspath(args.bin_dir)
-    faults = Faults(args)
-
-    def interrupted(signum, _frame):
-        raise RuntimeError(f"interrupted by signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGINT, interrupted)
-    status = 1
-    try:
-        status = faults.run()
-    except (RuntimeError, subprocess.SubprocessError, OSError) as e:
-        print(f"\nfaults failed: {e}", file=sys.stderr)
-        for key in ("ecmpfwd", "companion"):
-            tail = faults.log(key)[-3000:]
-            if tail:
-                print(f"--- {key} log (tail) ---\n{tail}", file=sys.stderr)
-    finally:
-        faults.close()
-    sys.exit(status)
-
+    labdemo.run_driver(Faults, args, "faults")
 
 if __name__ == "__main__":
     main()

@@ -352,10 +352,17 @@ def main():
     ap.add_argument("--bin-dir", help="where ecmpfwd, ecmpfwd-pktgen and ecmpctl are "
                     "(default: target/release)")
     args = ap.parse_args()
+    run_driver(Demo, args, "demo")
+
+
+def run_driver(make, args, name):
+    """Builds the driver `make(args)` and runs it: SIGTERM and SIGINT end it as errors, a failure
+    prints the tails of ecmpfwd's and the companion's logs, and `close()` (every process killed,
+    the lab torn down) runs whatever happened. Exits with the driver's status."""
     if args.bin_dir:
         global BIN
         BIN = os.path.abspath(args.bin_dir)
-    demo = Demo(args)
+    driver = make(args)
 
     def interrupted(signum, _frame):
         raise RuntimeError(f"interrupted by signal {signum}")
@@ -364,17 +371,16 @@ def main():
     signal.signal(signal.SIGINT, interrupted)
     status = 1
     try:
-        status = demo.run()
+        status = driver.run()
     except (RuntimeError, subprocess.SubprocessError, OSError) as e:
-        print(f"\ndemo failed: {e}", file=sys.stderr)
+        print(f"\n{name} failed: {e}", file=sys.stderr)
         for key in ("ecmpfwd", "companion"):
-            tail = demo.log(key)[-3000:]
+            tail = driver.log(key)[-3000:]
             if tail:
                 print(f"--- {key} log (tail) ---\n{tail}", file=sys.stderr)
     finally:
-        demo.close()
+        driver.close()
     sys.exit(status)
-
 
 if __name__ == "__main__":
     main()

@@ -154,6 +154,11 @@ class Soak(labdemo.Demo):
         self.stop_churn = threading.Event()
         self.thread_errors = []
 
+    def close(self):
+        # The churn threads stop first, so none acts on a lab being torn down.
+        self.stop_churn.set()
+        super().close()
+
     def pid(self):
         return self.procs["ecmpfwd"].pid
 
@@ -466,29 +471,7 @@ def main():
     ap.add_argument("--bin-dir", help="where ecmpfwd, ecmpfwd-pktgen and ecmpctl are "
                     "(default: target/release)")
     args = ap.parse_args()
-    if args.bin_dir:
-        labdemo.BIN = os.path.abspath(args.bin_dir)
-    soak = Soak(args)
-
-    def interrupted(signum, _frame):
-        raise RuntimeError(f"interrupted by signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGINT, interrupted)
-    status = 1
-    try:
-        status = soak.run()
-    except (RuntimeError, subprocess.SubprocessError, OSError) as e:
-        print(f"\nsoak failed: {e}", file=sys.stderr)
-        for key in ("ecmpfwd", "companion"):
-            tail = soak.log(key)[-3000:]
-            if tail:
-                print(f"--- {key} log (tail) ---\n{tail}", file=sys.stderr)
-    finally:
-        soak.stop_churn.set()
-        soak.close()
-    sys.exit(status)
-
+    labdemo.run_driver(Soak, args, "soak")
 
 if __name__ == "__main__":
     main()

@@ -2,7 +2,6 @@
 //! scripts/test installs, found through ECMP_EXABGP). The driver tears its lab down and kills
 //! what it started even when a claim fails; this test bounds it in time and kills it by PID.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -10,22 +9,9 @@ mod driver;
 
 #[test]
 fn the_lab_demo_claims_hold() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let exabgp = std::env::var("ECMP_EXABGP")
-        .unwrap_or_else(|_| root.join(".venv-exabgp/bin/exabgp").display().to_string());
-    assert!(
-        Path::new(&exabgp).is_file(),
-        "ExaBGP not found at {exabgp}: run scripts/test (it installs it) or set ECMP_EXABGP"
-    );
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_ecmpfwd"))
-        .parent()
-        .expect("binary dir")
-        .to_owned();
-    assert!(
-        bin_dir.join("ecmpctl").is_file(),
-        "ecmpctl is not built in {}: cargo build -p ecmpctl",
-        bin_dir.display()
-    );
+    let root = driver::root();
+    let exabgp = driver::exabgp();
+    let bin_dir = driver::bin_dir(&["ecmpctl"]);
     let mut child = Command::new("python3")
         .arg(root.join("scripts/lib/labdemo.py"))
         .args([

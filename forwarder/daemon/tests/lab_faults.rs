@@ -4,7 +4,6 @@
 //! and kills what it started even when a claim fails; each test bounds it in time (well under
 //! nextest's 180 s) and kills it by PID.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -12,24 +11,9 @@ mod driver;
 
 /// What the driver printed, once it passed: every claim held and at least `claims` were made.
 fn run_fault(fault: &str, tag: &str, extra: &[&str], claims: usize) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let exabgp = std::env::var("ECMP_EXABGP")
-        .unwrap_or_else(|_| root.join(".venv-exabgp/bin/exabgp").display().to_string());
-    assert!(
-        Path::new(&exabgp).is_file(),
-        "ExaBGP not found at {exabgp}: run scripts/test (it installs it) or set ECMP_EXABGP"
-    );
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_ecmpfwd"))
-        .parent()
-        .expect("binary dir")
-        .to_owned();
-    for bin in ["ecmpctl", "ecmpfwd-pktgen"] {
-        assert!(
-            bin_dir.join(bin).is_file(),
-            "{bin} is not built in {}: cargo build --workspace --bins",
-            bin_dir.display()
-        );
-    }
+    let root = driver::root();
+    let exabgp = driver::exabgp();
+    let bin_dir = driver::bin_dir(&["ecmpctl", "ecmpfwd-pktgen"]);
     let prefix = format!("f{tag}{}", std::process::id());
     let mut child = Command::new("python3")
         .arg(root.join("scripts/lib/faults.py"))

@@ -5,7 +5,6 @@
 //! reads back. The driver tears its lab down and kills what it started even when a check fails;
 //! this test bounds it in time and kills it by PID.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -13,24 +12,9 @@ mod driver;
 
 #[test]
 fn a_one_minute_soak_passes_every_check() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let exabgp = std::env::var("ECMP_EXABGP")
-        .unwrap_or_else(|_| root.join(".venv-exabgp/bin/exabgp").display().to_string());
-    assert!(
-        Path::new(&exabgp).is_file(),
-        "ExaBGP not found at {exabgp}: run scripts/test (it installs it) or set ECMP_EXABGP"
-    );
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_ecmpfwd"))
-        .parent()
-        .expect("binary dir")
-        .to_owned();
-    for bin in ["ecmpctl", "ecmpfwd-pktgen"] {
-        assert!(
-            bin_dir.join(bin).is_file(),
-            "{bin} is not built in {}: cargo build --workspace --bins",
-            bin_dir.display()
-        );
-    }
+    let root = driver::root();
+    let exabgp = driver::exabgp();
+    let bin_dir = driver::bin_dir(&["ecmpctl", "ecmpfwd-pktgen"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let report = dir.path().join("soak.json");
     let prefix = format!("sk{}", std::process::id());

@@ -2,8 +2,11 @@
 //! themselves on SIGTERM, so that comes first; SIGKILL and `scripts/lab down` only if it does not
 //! end in time.
 
+// Each test binary that includes this module uses only some of it.
+#![allow(dead_code)]
+
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -51,4 +54,38 @@ pub fn wait_bounded(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// ExaBGP's executable: `ECMP_EXABGP`, else the venv scripts/test installs; panics saying how to
+/// get it when it is missing.
+pub fn exabgp() -> String {
+    let exabgp = std::env::var("ECMP_EXABGP")
+        .unwrap_or_else(|_| root().join(".venv-exabgp/bin/exabgp").display().to_string());
+    assert!(
+        Path::new(&exabgp).is_file(),
+        "ExaBGP not found at {exabgp}: run scripts/test (it installs it) or set ECMP_EXABGP"
+    );
+    exabgp
+}
+
+/// The directory of this test profile's `ecmpfwd`, checked to hold `bins` as well (a driver
+/// runs them from there with `--bin-dir`).
+pub fn bin_dir(bins: &[&str]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_ecmpfwd"))
+        .parent()
+        .expect("binary dir")
+        .to_owned();
+    for bin in bins {
+        assert!(
+            dir.join(bin).is_file(),
+            "{bin} is not built in {}: cargo build --workspace --bins",
+            dir.display()
+        );
+    }
+    dir
 }
