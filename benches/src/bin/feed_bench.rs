@@ -208,6 +208,7 @@ fn main() -> Result<(), String> {
     let sock = dir.join("feed.sock");
     let server = ControlThread::new(ControlConfig {
         batch_window: Duration::from_micros(args.batch_window_us),
+        ..ControlConfig::default()
     })
     .serve(FeedServer::bind(&sock, FeedServerConfig::default()).map_err(|e| e.to_string())?);
     let stats = server.stats();

@@ -11,8 +11,11 @@
 //!
 //! Invariants:
 //! - A feed connection's `Connected` message is queued before its reader starts, so the control
-//!   thread writes the route-refresh request and calls [`Rib::begin_refresh_all`] before it
-//!   applies any line of that connection.
+//!   thread writes the route-refresh request and begins the refresh before it applies any line
+//!   of that connection. The refresh covers only the peers whose paths no open connection
+//!   feeds (each peer's last line came on a connection that has closed since, or on none): a
+//!   second client of the socket (an operator's `socat`, a stray or hostile connection) must not
+//!   put the live companion's paths on a refresh timer that only the second client could stop.
 //! - RIB changes are collected from the first change after a publish until `batch_window` has
 //!   passed, then merged with [`coalesce`] and applied as one [`Builder::apply`]: a burst of lines
 //!   becomes one snapshot, and no state between two lines of one batch is ever published. The
@@ -21,6 +24,15 @@
 //!   whole lines: one line's changes are never split), because the FIB's spare copy replays the
 //!   previous batch before the next change (see [`Builder`]): bounded batches bound what a lone
 //!   update after a full-table load waits for.
+//! - Start-up hold: the first feed-learnt changes of a process (one that starts with an empty
+//!   RIB) are not published line by line. A companion answers the first route refresh with every
+//!   path of every peer in quick succession; publishing the VIP's group with its first path alone
+//!   would pin every flow seen in those milliseconds to that path in the flow caches, where it
+//!   stays after the group is whole (a restarted forwarder would break those flows). So the first
+//!   batch is built once the feed has been quiet for [`STARTUP_QUIET`], or
+//!   [`ControlConfig::startup_hold`] after its first change, or at [`MAX_BATCH_CHANGES`],
+//!   whichever comes first; it is not counted in the convergence histogram (the wait is on
+//!   purpose). Later batches follow `batch_window`.
 //! - Between messages the control thread lets the builder replay that batch onto the spare as
 //!   soon as the workers let go of it ([`Builder::catch_up`]), looking every [`SPARE_POLL`] while
 //!   there is one to replay, so the next update usually finds it done.
@@ -97,6 +109,10 @@ pub const ANNOUNCE_POLL: Duration = Duration::from_millis(10);
 /// changes in front of a later update, and a million routes load in about 120 publications
 /// (benches/RESULTS.md, "Control side at 1M routes").
 pub const MAX_BATCH_CHANGES: usize = 8192;
+/// How long the feed must be quiet (no line that changed the RIB) before the start-up batch is
+/// built (see the module doc). ExaBGP resent 4,000 ADD-PATH paths as 324 lines in 2.5 s, a line
+/// every 8 ms on average (../shared/reference/bgp-feed.md), so a gap this long ends the resend.
+pub const STARTUP_QUIET: Duration = Duration::from_millis(200);
 
 /// Why the control thread or a front end's thread could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -223,8 +239,9 @@ pub(crate) enum Msg {
         /// Written to the connection before anything else.
         refresh: Arc<[u8]>,
     },
-    /// A decoded feed line, and when its read completed (convergence is measured from there).
-    Event(FeedEvent, Instant),
+    /// A decoded feed line, when its read completed (convergence is measured from there) and
+    /// the id of the connection it came on.
+    Event(FeedEvent, Instant, u64),
     /// A control socket request; the answer goes back on `reply`.
     Command {
         /// The request.
@@ -286,16 +303,27 @@ pub struct ControlConfig {
     /// 1024) before it builds, so a burst becomes few snapshots while a lone update is published
     /// at once (the convergence target is 1 ms; see benches/RESULTS.md).
     pub batch_window: Duration,
+    /// The longest the first feed-learnt batch of a process is held while the feed is still
+    /// sending (see the module doc); zero publishes it like any other batch. The daemon's
+    /// default is [`DEFAULT_STARTUP_HOLD`]; this struct's default is zero, for embedders that
+    /// start with routes of their own.
+    pub startup_hold: Duration,
 }
 
 /// Default time changes are collected before one snapshot is built (zero: see
 /// [`ControlConfig::batch_window`]).
 pub const DEFAULT_BATCH_WINDOW: Duration = Duration::ZERO;
 
+/// The daemon's default [`ControlConfig::startup_hold`]: long enough for a companion's answer to
+/// the first route refresh (ExaBGP: milliseconds for a few paths, 2.5 s for 4,000), short enough
+/// that a feed which never goes quiet still gets its routes published soon after start.
+pub const DEFAULT_STARTUP_HOLD: Duration = Duration::from_secs(2);
+
 impl Default for ControlConfig {
     fn default() -> Self {
         ControlConfig {
             batch_window: DEFAULT_BATCH_WINDOW,
+            startup_hold: Duration::ZERO,
         }
     }
 }
@@ -414,13 +442,20 @@ impl ControlThread {
             withdraw,
         } = self;
         let (tx, rx) = sync_channel(CHANNEL_DEPTH);
+        let startup = if config.startup_hold.is_zero() || rib.path_count() > 0 {
+            Startup::Over
+        } else {
+            Startup::Waiting(config.startup_hold)
+        };
         let mut control = Control {
             rib,
             builder,
             publish,
             counters: Arc::clone(&counters),
             batch_window: config.batch_window,
+            startup,
             conns: BTreeMap::new(),
+            feeders: BTreeMap::new(),
             pending: Vec::new(),
             batch_due: None,
             first_rx: None,
@@ -566,13 +601,41 @@ fn lines_of(commands: Vec<String>) -> Vec<u8> {
     out
 }
 
+/// The session a feed event is about (none for the companion's shutdown).
+fn event_peer(event: &FeedEvent) -> Option<std::net::IpAddr> {
+    match event {
+        FeedEvent::State { neighbor, .. }
+        | FeedEvent::Update { neighbor, .. }
+        | FeedEvent::EndOfRib { neighbor, .. } => Some(neighbor.peer),
+        FeedEvent::Shutdown => None,
+    }
+}
+
+/// The start-up hold's states (see the module doc).
+#[derive(Debug, Clone, Copy)]
+enum Startup {
+    /// No feed change yet; the hold lasts this long from the first.
+    Waiting(Duration),
+    /// Changes pending since the first; built at the latest at `until`.
+    Holding {
+        /// The first change plus the hold.
+        until: Instant,
+    },
+    /// The first batch is built (or there is no hold): batches follow `batch_window`.
+    Over,
+}
+
 struct Control<R, P> {
     rib: Rib,
     builder: Builder<R>,
     publish: P,
     counters: Arc<Counters>,
     batch_window: Duration,
+    /// Where the start-up hold is (see the module doc).
+    startup: Startup,
     conns: BTreeMap<u64, Conn>,
+    /// Per peer, the feed connection its last line came on (see the module doc).
+    feeders: BTreeMap<std::net::IpAddr, u64>,
     /// RIB changes not yet built, oldest first.
     pending: Vec<PrefixChange>,
     /// When `pending` is built and published.
@@ -681,10 +744,20 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                 if !state.is_empty() && !conn.send(&state) {
                     bump(&self.counters.dropped_writes);
                 }
+                // Before inserting it: the new connection feeds nothing yet.
+                let conns = &self.conns;
+                let feeders = &self.feeders;
+                self.rib.begin_refresh_if(now, |peer| {
+                    feeders.get(&peer).is_none_or(|c| !conns.contains_key(c))
+                });
                 self.conns.insert(id, conn);
-                self.rib.begin_refresh_all(now);
             }
-            Msg::Event(event, read_at) => {
+            Msg::Event(event, read_at, conn) => {
+                if let Some(peer) = event_peer(&event)
+                    && self.feeders.get(&peer) != Some(&conn)
+                {
+                    self.feeders.insert(peer, conn);
+                }
                 let changes = self.rib.apply(&event, now);
                 if !changes.is_empty() && self.first_rx.is_none() {
                     self.first_rx = Some(read_at);
@@ -719,8 +792,20 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
             return;
         }
         self.pending.extend(changes);
-        if self.batch_due.is_none() {
-            self.batch_due = Some(now + self.batch_window);
+        match self.startup {
+            Startup::Over => {
+                if self.batch_due.is_none() {
+                    self.batch_due = Some(now + self.batch_window);
+                }
+            }
+            Startup::Waiting(hold) => {
+                let until = now + hold;
+                self.startup = Startup::Holding { until };
+                self.batch_due = Some((now + STARTUP_QUIET).min(until));
+            }
+            Startup::Holding { until } => {
+                self.batch_due = Some((now + STARTUP_QUIET).min(until));
+            }
         }
         if self.pending.len() >= MAX_BATCH_CHANGES {
             self.build();
@@ -768,7 +853,12 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
             return;
         }
         let changes = coalesce(std::mem::take(&mut self.pending));
-        let first_rx = self.first_rx.take();
+        let mut first_rx = self.first_rx.take();
+        if matches!(self.startup, Startup::Holding { .. }) {
+            self.startup = Startup::Over;
+            // Held on purpose: not an update's convergence time.
+            first_rx = None;
+        }
         let published = match self.builder.apply(&changes) {
             Some(snapshot) => {
                 self.publish_snapshot(snapshot, first_rx);

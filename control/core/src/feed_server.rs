@@ -58,7 +58,7 @@ pub struct FeedServerConfig {
     /// Longest time from a line's first byte to its newline before the connection is closed.
     pub line_timeout: Duration,
     /// Families asked for with `announce route-refresh AFI SAFI` on every new connection.
-    /// [`Rib::begin_refresh_all`](crate::rib::Rib::begin_refresh_all) marks the paths of both
+    /// [`Rib::begin_refresh`](crate::rib::Rib::begin_refresh) marks the paths of both
     /// families, so a family left out here has its paths dropped at the refresh timeout unless
     /// the companion resends them anyway: leave one out only when the companion does not carry
     /// it.
@@ -412,7 +412,10 @@ impl Reader {
             return false;
         }
         match decoded {
-            Ok(Some(event)) => self.tx.send(Msg::Event(event, Instant::now())).is_ok(),
+            Ok(Some(event)) => self
+                .tx
+                .send(Msg::Event(event, Instant::now(), self.id))
+                .is_ok(),
             Ok(None) => {
                 bump(&self.counters.ignored);
                 true

@@ -334,7 +334,12 @@ impl Rib {
 
     /// [`Rib::begin_refresh`] for every known peer (the feed reconnected).
     pub fn begin_refresh_all(&mut self, now: Instant) {
-        let peers: Vec<IpAddr> = self.peers.keys().copied().collect();
+        self.begin_refresh_if(now, |_| true);
+    }
+
+    /// [`Rib::begin_refresh`] for every known peer `pick` says yes to.
+    pub fn begin_refresh_if(&mut self, now: Instant, mut pick: impl FnMut(IpAddr) -> bool) {
+        let peers: Vec<IpAddr> = self.peers.keys().copied().filter(|&p| pick(p)).collect();
         for peer in peers {
             self.begin_refresh(peer, now);
         }

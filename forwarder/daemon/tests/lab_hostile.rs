@@ -218,7 +218,10 @@ fn forwarding_is_unaffected_by_hostile_socket_clients() {
             .and_then(|c| c[1].as_u64())
             .unwrap_or_else(|| panic!("no feed counter {name}: {stats}"))
     };
-    assert!(counter("abandoned") >= 1, "{stats}");
+    // The GiB line was seen as oversized and cut off (its thread asserts the cut); whether by
+    // the discard bound (`abandoned`) or by eviction for one of the thousand new connections is
+    // a race this test does not pin down: control/core/tests/hostile.rs tests each alone.
+    assert!(counter("oversized") >= 1, "{stats}");
     assert!(counter("evicted") >= 1, "{stats}");
     assert_eq!(fw.ctl_ok(&Request::Routes {}), routes, "routes changed");
     let stopped = fw.stop();

@@ -158,15 +158,26 @@ impl CtlHarness {
         metrics: Option<MetricsListener>,
         announce: crate::announce::AnnounceConfig,
     ) -> CtlHarness {
+        // A wide window, so the three first announcements join the group together.
+        let config = ControlConfig {
+            batch_window: Duration::from_millis(50),
+            startup_hold: Duration::ZERO,
+        };
+        CtlHarness::start_config(metrics, announce, config, RibConfig::default())
+    }
+
+    /// Batches as `config` says, times paths as `rib` says.
+    fn start_config(
+        metrics: Option<MetricsListener>,
+        announce: crate::announce::AnnounceConfig,
+        config: ControlConfig,
+        rib: RibConfig,
+    ) -> CtlHarness {
         let dir = tempfile::tempdir().unwrap();
         let feed = dir.path().join("feed.sock");
         let ctl = dir.path().join("ctl.sock");
         let generation = Arc::new(AtomicU64::new(0));
         let listener = CtlListener::bind(&ctl, CtlConfig::default()).unwrap();
-        // A wide window, so the three first announcements join the group together.
-        let config = ControlConfig {
-            batch_window: Duration::from_millis(50),
-        };
         let server = FeedServer::bind(&feed, FeedServerConfig::default()).unwrap();
         let publishes = Arc::clone(&generation);
         let latest = Arc::new(std::sync::Mutex::new(None));
@@ -186,7 +197,7 @@ impl CtlHarness {
                 polls: Arc::clone(&polls),
                 capturing: Arc::clone(&capturing),
             }))
-            .spawn(Rib::new(RibConfig::default()), builder(), move |s| {
+            .spawn(Rib::new(rib), builder(), move |s| {
                 publishes.fetch_add(1, Ordering::Relaxed);
                 *latest_to.lock().unwrap() = Some(s);
             })
@@ -940,5 +951,145 @@ fn announcements_follow_hops_stalls_and_shutdown_on_every_feed_connection() {
     moving.store(false, Ordering::Relaxed);
     ticker.join().unwrap();
     drop(companion);
+    h.finish();
+}
+
+fn vip_announce(n: u32) -> String {
+    announce(
+        "127.0.0.2",
+        &format!("198.51.100.{n}"),
+        "192.0.2.10/32",
+        &format!("0.0.0.{n}"),
+    )
+}
+
+/// Waits until the VIP's route has `active` members.
+fn wait_active(h: &CtlHarness, active: usize) {
+    let end = Instant::now() + WAIT;
+    while h
+        .ok::<Vec<RouteSummary>>(&Request::Routes {})
+        .first()
+        .is_none_or(|r| r.active != active)
+    {
+        assert!(Instant::now() < end, "the VIP never had {active} members");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A companion resending its paths line by line after a start (gaps far shorter than
+/// STARTUP_QUIET): the routes are published once, whole, and that held batch is no
+/// convergence sample; the next lone update is published by itself and is one.
+#[test]
+fn the_first_routes_are_published_whole_once_the_feed_is_quiet() {
+    let h = CtlHarness::start_config(
+        None,
+        crate::announce::AnnounceConfig::default(),
+        ControlConfig {
+            batch_window: Duration::ZERO,
+            startup_hold: Duration::from_secs(10),
+        },
+        RibConfig::default(),
+    );
+    let base = h.publishes.load(Ordering::Relaxed);
+    let mut c = UnixStream::connect(&h.feed).unwrap();
+    send(&mut c, &[UP, &vip_announce(1), &vip_announce(2)]);
+    thread::sleep(Duration::from_millis(20));
+    send(&mut c, &[&vip_announce(3), &vip_announce(4)]);
+    wait_active(&h, 4);
+    assert_eq!(
+        h.publishes.load(Ordering::Relaxed),
+        base + 1,
+        "the VIP's group was published before it was whole"
+    );
+    let c0: ConvergenceReply = h.ok(&Request::Convergence {});
+    assert_eq!(c0.samples, 0, "{c0:?}");
+
+    send(&mut c, &[&vip_announce(5)]);
+    wait_active(&h, 5);
+    assert_eq!(h.publishes.load(Ordering::Relaxed), base + 2);
+    let end = Instant::now() + WAIT;
+    loop {
+        let c1: ConvergenceReply = h.ok(&Request::Convergence {});
+        if c1.samples == 1 {
+            break;
+        }
+        assert!(Instant::now() < end, "{c1:?}");
+        thread::sleep(Duration::from_millis(5));
+    }
+    drop(c);
+    h.finish();
+}
+
+/// A feed that never pauses for STARTUP_QUIET still has its first routes published once the
+/// hold has passed since its first change, while it goes on sending.
+#[test]
+fn a_feed_that_never_pauses_is_published_at_the_end_of_the_hold() {
+    let h = CtlHarness::start_config(
+        None,
+        crate::announce::AnnounceConfig::default(),
+        ControlConfig {
+            batch_window: Duration::ZERO,
+            startup_hold: Duration::from_millis(300),
+        },
+        RibConfig::default(),
+    );
+    let base = h.publishes.load(Ordering::Relaxed);
+    let mut c = UnixStream::connect(&h.feed).unwrap();
+    send(&mut c, &[UP]);
+    let started = Instant::now();
+    let mut n = 1;
+    // A new path every 50 ms for up to WAIT: far longer than the hold, never quiet.
+    while h.publishes.load(Ordering::Relaxed) == base {
+        assert!(
+            started.elapsed() < WAIT,
+            "nothing published while the feed kept sending"
+        );
+        send(&mut c, &[&vip_announce(n)]);
+        n += 1;
+        thread::sleep(Duration::from_millis(50));
+    }
+    // Published while it was still sending, not at a quiet gap: more lines come after it.
+    assert!(n > 2, "published after {n} lines");
+    drop(c);
+    h.finish();
+}
+
+/// A second client of the feed socket that never answers the route refresh leaves the live
+/// companion's paths alone; once the companion's own connection has closed, the next connection
+/// refreshes its peers, and paths it does not resend go at the refresh timeout.
+#[test]
+fn a_second_feed_client_does_not_put_the_companions_paths_on_a_refresh_timer() {
+    const REFRESH: Duration = Duration::from_millis(300);
+    let h = CtlHarness::start_config(
+        None,
+        crate::announce::AnnounceConfig::default(),
+        ControlConfig {
+            batch_window: Duration::ZERO,
+            startup_hold: Duration::ZERO,
+        },
+        RibConfig {
+            refresh_timeout: REFRESH,
+            ..RibConfig::default()
+        },
+    );
+    let mut companion = UnixStream::connect(&h.feed).unwrap();
+    send(&mut companion, &[UP, &vip_announce(1), &vip_announce(2)]);
+    wait_active(&h, 2);
+    // A silent second client, held for three refresh timeouts.
+    let silent = UnixStream::connect(&h.feed).unwrap();
+    thread::sleep(REFRESH * 3);
+    let routes: Vec<RouteSummary> = h.ok(&Request::Routes {});
+    assert_eq!(routes[0].active, 2, "{routes:?}");
+    drop(silent);
+
+    // The companion's connection goes (its reader tells the control thread well within the
+    // pause); a new one resends path 1 only.
+    drop(companion);
+    thread::sleep(REFRESH);
+    let mut again = UnixStream::connect(&h.feed).unwrap();
+    send(&mut again, &[&vip_announce(1)]);
+    // Path 2 was not confirmed: it goes at the refresh timeout.
+    wait_active(&h, 1);
+    drop(again);
     h.finish();
 }

@@ -80,6 +80,7 @@ impl Harness {
             FeedServerConfig::default(),
             ControlConfig {
                 batch_window: window,
+                ..ControlConfig::default()
             },
             RibConfig::default(),
         )

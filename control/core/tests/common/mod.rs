@@ -321,6 +321,7 @@ impl Feed {
         // No data plane in these tests: the control socket answers from the RIB and builder.
         let server = ControlThread::new(ControlConfig {
             batch_window: BATCH_WINDOW,
+            ..ControlConfig::default()
         })
         .serve(ctl)
         .serve(FeedServer::bind(&sock, FeedServerConfig::default()).expect("bind feed"));

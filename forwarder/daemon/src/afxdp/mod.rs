@@ -590,6 +590,7 @@ fn start_control(
             rib_config.stale_time = f.stale_time;
             rib_config.refresh_timeout = f.refresh_timeout;
             control_config.batch_window = f.batch_window;
+            control_config.startup_hold = f.startup_hold;
             let server = FeedServer::bind(
                 &f.socket,
                 FeedServerConfig {

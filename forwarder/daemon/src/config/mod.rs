@@ -78,7 +78,7 @@ use std::time::Duration;
 pub use ecmp_control::announce::{
     DEFAULT_GRACE as DEFAULT_ANNOUNCE_GRACE, DEFAULT_STALL_TIME as DEFAULT_ANNOUNCE_STALL_TIME,
 };
-pub use ecmp_control::control::DEFAULT_BATCH_WINDOW;
+pub use ecmp_control::control::{DEFAULT_BATCH_WINDOW, DEFAULT_STARTUP_HOLD};
 pub use ecmp_control::ctl_server::DEFAULT_MAX_CLIENTS;
 pub use ecmp_control::feed_server::DEFAULT_MAX_LINE as DEFAULT_FEED_MAX_LINE;
 pub use ecmp_control::rib::{DEFAULT_REFRESH_TIMEOUT, DEFAULT_STALE_TIME};

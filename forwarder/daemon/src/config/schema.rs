@@ -504,6 +504,7 @@ pub(super) struct RawFeed {
     pub(super) batch_window: Option<Spanned<Dur>>,
     pub(super) stale_time: Option<Spanned<Dur>>,
     pub(super) refresh_timeout: Option<Spanned<Dur>>,
+    pub(super) startup_hold: Option<Spanned<Dur>>,
 }
 
 /// The group-shape keys `[[group]]`, `[bgp]` and `[[bgp.policy]]` share, validated by one

@@ -548,6 +548,9 @@ pub struct FeedSpec {
     /// How long a refresh waits for End-of-RIB before unconfirmed paths are dropped (> 0;
     /// default 30 s).
     pub refresh_timeout: Duration,
+    /// The longest the first feed-learnt routes are held after start while the companion is
+    /// still resending (zero: published at once; default 2 s; see `ControlConfig::startup_hold`).
+    pub startup_hold: Duration,
     /// Line of the `[feed]` header.
     pub line: usize,
 }

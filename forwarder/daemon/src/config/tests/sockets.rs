@@ -141,11 +141,12 @@ fn feed_socket() {
             batch_window: Duration::ZERO,
             stale_time: Duration::ZERO,
             refresh_timeout: Duration::from_secs(30),
+            startup_hold: Duration::from_secs(2),
             line: 17,
         })
     );
     let c = ok(
-        "[feed]\nsocket = \"/f\"\nmode = 0o640\ngroup = 7\nallowed_uids = [101]\nallowed_gids = [102, 103]\nmax_line = 65536\nbatch_window = \"0s\"\nstale_time = \"90s\"\nrefresh_timeout = \"1m\"\n\
+        "[feed]\nsocket = \"/f\"\nmode = 0o640\ngroup = 7\nallowed_uids = [101]\nallowed_gids = [102, 103]\nmax_line = 65536\nbatch_window = \"0s\"\nstale_time = \"90s\"\nrefresh_timeout = \"1m\"\nstartup_hold = \"0s\"\n\
          [control]\nsocket = \"/c\"\n",
     );
     let f = c.feed.unwrap();
@@ -155,11 +156,17 @@ fn feed_socket() {
         (vec![101], vec![102, 103])
     );
     assert_eq!(
-        (f.batch_window, f.stale_time, f.refresh_timeout),
+        (
+            f.batch_window,
+            f.stale_time,
+            f.refresh_timeout,
+            f.startup_hold
+        ),
         (
             Duration::ZERO,
             Duration::from_secs(90),
-            Duration::from_secs(60)
+            Duration::from_secs(60),
+            Duration::ZERO
         )
     );
 }
@@ -189,6 +196,11 @@ fn feed_socket_errors() {
     fails(
         "[feed]\nsocket = \"/f\"\nbatch_window = \"2 ms\" #<\n",
         "feed.batch_window",
+        "invalid duration",
+    );
+    fails(
+        "[feed]\nsocket = \"/f\"\nstartup_hold = \"2 s\" #<\n",
+        "feed.startup_hold",
         "invalid duration",
     );
     fails(

@@ -14,8 +14,8 @@ use crate::config::schema::{
 use crate::config::spec::{ControlSpec, FeedSpec, MetricsSpec};
 use crate::config::{
     DEFAULT_BATCH_WINDOW, DEFAULT_FEED_MAX_LINE, DEFAULT_MAX_CLIENTS, DEFAULT_REFRESH_TIMEOUT,
-    DEFAULT_SOCKET_MODE, DEFAULT_STALE_TIME, GROUP_FILE, MAX_FEED_MAX_LINE, MAX_SOCKET_MODE,
-    MAX_SOCKET_PATH_LEN, MIN_FEED_MAX_LINE,
+    DEFAULT_SOCKET_MODE, DEFAULT_STALE_TIME, DEFAULT_STARTUP_HOLD, GROUP_FILE, MAX_FEED_MAX_LINE,
+    MAX_SOCKET_MODE, MAX_SOCKET_PATH_LEN, MIN_FEED_MAX_LINE,
 };
 
 /// A socket path resolved against the config's directory, checked to fit `sun_path`.
@@ -204,6 +204,7 @@ pub(super) fn build_feed(
     )?;
     let batch_window = zero_ok(&r.batch_window, DEFAULT_BATCH_WINDOW);
     let stale_time = zero_ok(&r.stale_time, DEFAULT_STALE_TIME);
+    let startup_hold = zero_ok(&r.startup_hold, DEFAULT_STARTUP_HOLD);
     let socket = RawSocket {
         socket: r.socket,
         mode: r.mode,
@@ -222,6 +223,7 @@ pub(super) fn build_feed(
         batch_window,
         stale_time,
         refresh_timeout,
+        startup_hold,
         line,
     })
 }
