@@ -362,6 +362,8 @@ def run_driver(make, args, name):
     if args.bin_dir:
         global BIN
         BIN = os.path.abspath(args.bin_dir)
+    # The servers' helper scripts find ExaBGP's python beside it, and run from another directory.
+    args.exabgp = os.path.abspath(args.exabgp)
     driver = make(args)
 
     def interrupted(signum, _frame):
