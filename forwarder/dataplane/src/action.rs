@@ -30,17 +30,33 @@ pub fn apply<F: Frame>(
     port: &PortInfo,
     flow_hash: u64,
 ) -> Result<usize, DropReason> {
-    let ip_len = usize::from(meta.ip_len);
-    if matches!(hop.action, Action::Rewrite)
-        && hop.mac != [0; 6]
-        && ip_len <= usize::from(port.mtu)
-        && meta.version == IpVersion::V4
+    if meta.version == IpVersion::V4
         && usize::from(meta.l3_offset) == ETH
-        && let Some(len) = rewrite_v4_untagged(frame, ip_len, hop, port)
+        && let Some(len) = apply_fast_v4(frame, meta.ip_len, hop, port)
     {
         return Ok(len);
     }
     apply_general(frame, meta, hop, port, flow_hash)
+}
+
+/// The inlined case of [`apply`] for an untagged IPv4 packet of total length `ip_len` (one the
+/// parser's fast path took), which needs nothing else of its meta: `Some` with what `apply`
+/// returns when that case applies (a rewrite to a resolved hop within the port's MTU), `None`
+/// otherwise, the frame then unchanged but for its padding trim (which `apply` repeats
+/// identically).
+#[inline(always)]
+pub fn apply_fast_v4<F: Frame>(
+    frame: &mut F,
+    ip_len: u16,
+    hop: &NextHop,
+    port: &PortInfo,
+) -> Option<usize> {
+    let ip_len = usize::from(ip_len);
+    if matches!(hop.action, Action::Rewrite) && hop.mac != [0; 6] && ip_len <= usize::from(port.mtu)
+    {
+        return rewrite_v4_untagged(frame, ip_len, hop, port);
+    }
+    None
 }
 
 /// [`apply`] for every case but the inlined one, which it also handles (with the same result).
