@@ -279,19 +279,14 @@ impl FramePool {
         }
     }
 
-    /// Empties `frames` into the free list: [`Self::release_all`] for a whole burst, with the
-    /// per-frame checks done once for the lot when every frame is this pool's and fits.
+    /// Empties `frames` into the free list: [`Self::release_all`] for a whole burst, in one pass
+    /// (checking every frame's pool while pushing it measured fewer instructions than checking
+    /// the lot first and then moving it).
     #[inline]
     pub fn release_burst(&self, frames: &mut Burst<MemFrame>) {
         let mut inner = self.inner.borrow_mut();
-        let id = inner.id;
-        if frames.len() <= inner.capacity - inner.free.len() && frames.iter().all(|f| f.pool == id)
-        {
-            inner.free.extend(frames.drain(..).map(|f| f.buf));
-        } else {
-            for frame in frames.drain(..) {
-                inner.release(frame);
-            }
+        for frame in frames.drain(..) {
+            inner.release(frame);
         }
     }
 
