@@ -559,12 +559,14 @@ fn route_unchanged_since(snap: &Snapshot, stamp: u32) -> bool {
 
 /// Picks the hop for one parsed packet: the cached hop while it is still a usable member of
 /// the route's group, otherwise the group's bucket for the packet's hash. The frame is read
-/// only on a miss of a group that hashes inner headers. With `ROUTED_KEYS`, stage one has
-/// looked the route up already (`pkt.route`) and keyed the packet by that group's policy.
+/// only on a miss of a group that hashes inner headers (or to build the meta of a fast-path
+/// packet that needs it). With `ROUTED_KEYS`, stage one has looked the route up already
+/// (`pkt.route`) and keyed the packet by that group's policy.
 ///
 /// A cached hop is stamped with the generation it was last checked under ([`CachedHop::epoch`]):
 /// - under the current generation, it is used as is: nothing the packet path reads has changed
-///   since the check, so no table is read at all (the common case between publications);
+///   since the check, so no table is read at all (the common case between publications, and
+///   the only one inlined here: the entry's hop and epoch are all it reads);
 /// - under an older generation but not older than the last FIB change, the route is the same:
 ///   only its hop's membership is checked (no FIB lookup) and the entry is re-stamped;
 /// - otherwise the route is looked up again, and the hop kept while it is a usable member of
@@ -580,15 +582,33 @@ fn choose<F: Frame, const ROUTED_KEYS: bool>(
     now_ms: u64,
 ) -> Result<HopId, DropReason> {
     let epoch = snap.generation as u32;
-    let tcp_flags = pkt.tcp_flags;
+    let cached = match cache.lookup_entry(&pkt.probe, pkt.tcp_flags) {
+        Some(c) if c.epoch() == epoch => {
+            tally.hits += 1;
+            return Ok(c.hop());
+        }
+        c => c.map(|c| c.get()),
+    };
+    choose_checked::<F, ROUTED_KEYS>(cache, hasher, tally, snap, frame, pkt, now_ms, cached)
+}
 
-    let cached = cache.lookup_ticked(&pkt.probe, tcp_flags);
-    if let Some(c) = cached
-        && c.epoch == epoch
-    {
-        tally.hits += 1;
-        return Ok(c.hop);
-    }
+/// [`choose`] past the flow-cache lookup, for every packet but a hit under the current
+/// generation: `cached` is what the lookup found. Out of line, so that the hit path keeps its
+/// registers.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn choose_checked<F: Frame, const ROUTED_KEYS: bool>(
+    cache: &mut FlowCache,
+    hasher: &FlowHasher,
+    tally: &mut Tally,
+    snap: &Snapshot,
+    frame: &F,
+    pkt: &mut PacketState,
+    now_ms: u64,
+    cached: Option<CachedHop>,
+) -> Result<HopId, DropReason> {
+    let epoch = snap.generation as u32;
+    let tcp_flags = pkt.tcp_flags;
     pkt.meta(frame.data())?;
     let pkt = &*pkt;
     let meta = &pkt.meta;
