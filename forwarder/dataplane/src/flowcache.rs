@@ -927,8 +927,15 @@ impl FlowCache {
     /// [`Self::prefetch`] of a prepared key.
     #[inline(always)]
     pub fn prefetch_at(&self, probe: &CacheProbe) {
-        // A hint only: a bucket out of range (a probe of another cache) is skipped, not masked.
-        self.prefetch_buckets(probe.b1 as usize, probe.b2 as usize);
+        // A hint only, and the probe's buckets are in range for the cache that made it: no
+        // bounds check (a probe of another cache only wastes the hint).
+        let base = self.buckets.as_ptr();
+        for b in [probe.b1, probe.b2] {
+            let bucket = base.wrapping_add(b as usize);
+            for line in 0..size_of::<Bucket>() / 64 {
+                ecmp_port::hint::prefetch_ptr(bucket.cast::<[u8; 64]>().wrapping_add(line));
+            }
+        }
     }
 
     #[inline(always)]
