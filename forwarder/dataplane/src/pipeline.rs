@@ -203,6 +203,8 @@ pub struct Pipeline {
     hop_sink: Arc<SharedHopPackets>,
     /// Port ids at or above this are not the worker's (see [`Pipeline::set_egress_ports`]).
     egress_ports: usize,
+    /// The inlined rewrite's view of the hop and port tables, per snapshot.
+    rewrites: action::RewriteTable,
     packets: [PacketState; BURST],
     /// Bytes of the frames of the last burst given a [`Verdict::Tx`], as they will be sent.
     tx_bytes: u64,
@@ -219,6 +221,7 @@ impl Pipeline {
             hop_ident: Vec::new(),
             hop_sink: Arc::new(SharedHopPackets::default()),
             egress_ports: usize::MAX,
+            rewrites: action::RewriteTable::default(),
             packets: [PacketState::default(); BURST],
             tx_bytes: 0,
         })
@@ -357,6 +360,7 @@ impl Pipeline {
             self.on_new_snapshot(snap);
         }
         let port_mac = ingress_mac(snap, ingress);
+        self.rewrites.follow(snap, self.egress_ports);
         let (frames, verdicts) = (&mut frames[..n], &mut verdicts[..n]);
         let packets = &mut self.packets[..n];
         let counters = &mut self.counters;
@@ -462,16 +466,23 @@ impl Pipeline {
                 pkt,
                 now_ms,
             )
-            .and_then(|hop_id| match snap.hops.get(hop_id as usize) {
-                None => Err(DropReason::NoNextHop),
-                // Tables may name ports this worker does not serve (built for more ports):
-                // such a hop is no egress here, decided before anything is counted as sent.
-                Some(hop) => match snap.ports.get(hop.port as usize) {
-                    Some(port) if usize::from(hop.port) < self.egress_ports => {
-                        forward(frame, pkt, hop, port).map(|len| (hop_id, hop.port, len))
-                    }
-                    _ => Err(DropReason::NoEgressPort),
-                },
+            .and_then(|hop_id| {
+                if pkt.fast
+                    && let Some((out, len)) = self.rewrites.rewrite(frame, pkt.ip_len, hop_id)
+                {
+                    return Ok((hop_id, out, len));
+                }
+                match snap.hops.get(hop_id as usize) {
+                    None => Err(DropReason::NoNextHop),
+                    // Tables may name ports this worker does not serve (built for more ports):
+                    // such a hop is no egress here, decided before anything is counted as sent.
+                    Some(hop) => match snap.ports.get(hop.port as usize) {
+                        Some(port) if usize::from(hop.port) < self.egress_ports => {
+                            forward(frame, pkt, hop, port).map(|len| (hop_id, hop.port, len))
+                        }
+                        _ => Err(DropReason::NoEgressPort),
+                    },
+                }
             });
             *verdict = match sent {
                 Ok((hop_id, out, len)) => {
@@ -686,9 +697,8 @@ fn miss<F: Frame>(
     Ok(r.hop)
 }
 
-/// The rewrite or encapsulation of a packet toward `hop` ([`action::apply`]): for a fast-path
-/// packet the inlined untagged IPv4 rewrite without its meta, which is built only when that does
-/// not apply.
+/// The rewrite or encapsulation of a packet toward `hop` ([`action::apply`]) when the per-hop
+/// rewrite table did not take it (a fast-path packet's meta is built only now).
 #[inline(always)]
 fn forward<F: Frame>(
     frame: &mut F,
@@ -696,11 +706,6 @@ fn forward<F: Frame>(
     hop: &NextHop,
     port: &PortInfo,
 ) -> Result<usize, DropReason> {
-    if pkt.fast
-        && let Some(len) = action::apply_fast_v4(frame, pkt.ip_len, hop, port)
-    {
-        return Ok(len);
-    }
     let hash = pkt.hash;
     let meta = *pkt.meta(frame.data())?;
     action::apply(frame, &meta, hop, port, hash)
