@@ -8,12 +8,13 @@
 
 use std::net::IpAddr;
 
-use ecmp_tables::nexthop::{Action, Encap, EncapKind, NextHop, PortInfo};
+use ecmp_tables::nexthop::{Action, Encap, EncapKind, HopId, NextHop, PortInfo};
+use ecmp_tables::snapshot::Snapshot;
 use ecmp_wire::meta::{IpVersion, PacketMeta};
 use ecmp_wire::{checksum, ethernet, ethertype, gre, gue, ip_proto, ipv4, ipv6, mpls, udp, vxlan};
 
 use crate::drop::DropReason;
-use ecmp_port::Frame;
+use ecmp_port::{Frame, PortId};
 
 const ETH: usize = ethernet::HEADER_LEN;
 
@@ -30,17 +31,133 @@ pub fn apply<F: Frame>(
     port: &PortInfo,
     flow_hash: u64,
 ) -> Result<usize, DropReason> {
-    let ip_len = usize::from(meta.ip_len);
-    if matches!(hop.action, Action::Rewrite)
-        && hop.mac != [0; 6]
-        && ip_len <= usize::from(port.mtu)
-        && meta.version == IpVersion::V4
+    if meta.version == IpVersion::V4
         && usize::from(meta.l3_offset) == ETH
-        && let Some(len) = rewrite_v4_untagged(frame, ip_len, hop, port)
+        && let Some(len) = apply_fast_v4(frame, meta.ip_len, hop, port)
     {
         return Ok(len);
     }
     apply_general(frame, meta, hop, port, flow_hash)
+}
+
+/// The inlined case of [`apply`] for an untagged IPv4 packet of total length `ip_len` (one the
+/// parser's fast path took), which needs nothing else of its meta: `Some` with what `apply`
+/// returns when that case applies (a rewrite to a resolved hop within the port's MTU), `None`
+/// otherwise, the frame then unchanged but for its padding trim (which `apply` repeats
+/// identically).
+#[inline(always)]
+pub fn apply_fast_v4<F: Frame>(
+    frame: &mut F,
+    ip_len: u16,
+    hop: &NextHop,
+    port: &PortInfo,
+) -> Option<usize> {
+    let ip_len = usize::from(ip_len);
+    if matches!(hop.action, Action::Rewrite) && hop.mac != [0; 6] && ip_len <= usize::from(port.mtu)
+    {
+        return rewrite_v4_untagged(frame, ip_len, &rewrite_macs(hop, port));
+    }
+    None
+}
+
+/// The Ethernet addresses a rewrite toward `hop` on `port` writes: the hop's, then the port's.
+#[inline(always)]
+fn rewrite_macs(hop: &NextHop, port: &PortInfo) -> [u8; 12] {
+    let mut macs = [0; 12];
+    macs[..6].copy_from_slice(&hop.mac);
+    macs[6..].copy_from_slice(&port.mac);
+    macs
+}
+
+/// Per hop id of one snapshot, what [`apply_fast_v4`] reads of the hop and port tables,
+/// flattened into one 16-byte record: the two MACs, the MTU and the egress port. Built once per
+/// snapshot (and egress limit), so a fast-path packet's action costs one look-up and one
+/// comparison instead of the hop, port, egress and action checks.
+///
+/// Invariant: for every hop id and IP length, [`RewriteTable::rewrite`] gives a frame and a
+/// length exactly when the pipeline's general path (hop look-up, egress port check, [`apply`])
+/// would take the inlined rewrite, and the same ones; for every other case it gives `None` and
+/// changes nothing.
+#[derive(Debug, Default)]
+pub(crate) struct RewriteTable {
+    hops: Vec<RewriteHop>,
+    /// What the table was built from: generation, table addresses and lengths, egress limit.
+    built_for: Option<(u64, usize, usize, usize, usize, usize)>,
+}
+
+/// One hop's record; `mtu` 0 when the hop cannot take the inlined rewrite here (an
+/// encapsulation, an unresolved MAC, or a port this worker does not serve), which no IP length
+/// passes (every parsed IPv4 packet is at least 20 bytes).
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(16))]
+struct RewriteHop {
+    macs: [u8; 12],
+    mtu: u16,
+    port: PortId,
+}
+
+const _: () = assert!(size_of::<RewriteHop>() == 16);
+
+impl RewriteTable {
+    /// Makes the table describe `snap`'s hops under egress limit `egress_ports`, rebuilding it
+    /// only when it describes something else (once per snapshot; it allocates only when the
+    /// hop table outgrew it).
+    #[inline(always)]
+    pub(crate) fn follow(&mut self, snap: &Snapshot, egress_ports: usize) {
+        let key = (
+            snap.generation,
+            snap.hops.as_ptr() as usize,
+            snap.hops.len(),
+            snap.ports.as_ptr() as usize,
+            snap.ports.len(),
+            egress_ports,
+        );
+        if self.built_for != Some(key) {
+            self.rebuild(snap, egress_ports);
+            self.built_for = Some(key);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rebuild(&mut self, snap: &Snapshot, egress_ports: usize) {
+        self.hops.clear();
+        self.hops.extend(
+            snap.hops
+                .iter()
+                .map(|hop| match snap.ports.get(usize::from(hop.port)) {
+                    Some(port)
+                        if usize::from(hop.port) < egress_ports
+                            && matches!(hop.action, Action::Rewrite)
+                            && hop.mac != [0; 6] =>
+                    {
+                        RewriteHop {
+                            macs: rewrite_macs(hop, port),
+                            mtu: port.mtu,
+                            port: hop.port,
+                        }
+                    }
+                    _ => RewriteHop::default(),
+                }),
+        );
+    }
+
+    /// The inlined rewrite of a fast-path packet (untagged IPv4 of total length `ip_len`)
+    /// toward hop `hop_id`: the egress port and the frame's length, or `None` (the frame
+    /// unchanged) when the general path must decide.
+    #[inline(always)]
+    pub(crate) fn rewrite<F: Frame>(
+        &self,
+        frame: &mut F,
+        ip_len: u16,
+        hop_id: HopId,
+    ) -> Option<(PortId, usize)> {
+        let h = self.hops.get(hop_id as usize)?;
+        if ip_len > h.mtu {
+            return None;
+        }
+        rewrite_v4_untagged(frame, usize::from(ip_len), &h.macs).map(|len| (h.port, len))
+    }
 }
 
 /// [`apply`] for every case but the inlined one, which it also handles (with the same result).
@@ -84,12 +201,7 @@ fn apply_general<F: Frame>(
 /// having changed nothing but the padding trim (which the general path repeats identically),
 /// only for a frame too short to hold the headers, which a parsed frame never is.
 #[inline(always)]
-fn rewrite_v4_untagged<F: Frame>(
-    frame: &mut F,
-    ip_len: usize,
-    hop: &NextHop,
-    port: &PortInfo,
-) -> Option<usize> {
+fn rewrite_v4_untagged<F: Frame>(frame: &mut F, ip_len: usize, macs: &[u8; 12]) -> Option<usize> {
     frame.truncate(ETH + ip_len);
     let data = frame.data_mut();
     let len = data.len();
@@ -100,8 +212,7 @@ fn rewrite_v4_untagged<F: Frame>(
     let c = checksum::decrement_ttl_ne(u16::from_ne_bytes([h[ETH + 10], h[ETH + 11]]), ttl);
     h[ETH + 8] = ttl.saturating_sub(1);
     h[ETH + 10..ETH + 12].copy_from_slice(&c.to_ne_bytes());
-    h[..6].copy_from_slice(&hop.mac);
-    h[6..12].copy_from_slice(&port.mac);
+    h[..12].copy_from_slice(macs);
     h[12..14].copy_from_slice(&ethertype::IPV4.to_be_bytes());
     Some(len)
 }

@@ -22,6 +22,7 @@
 
 use ecmp_tables::nexthop::GroupId;
 use ecmp_wire::meta::{IpVersion, PacketMeta};
+use ecmp_wire::parse::FastV4;
 
 /// The identity of a flow as the flow cache sees it: addresses, ports, protocol, IP version and,
 /// for a policy key, the group. Fields a policy key does not select are zero.
@@ -131,6 +132,19 @@ impl OuterV4 {
         })
     }
 
+    /// The outer key of a frame the parser's fast path took: what [`Self::from_meta`] gives for
+    /// its meta (such a frame is never a fragment, so its ports are kept).
+    #[inline(always)]
+    pub fn from_fast(v: &FastV4) -> Self {
+        Self {
+            src: v.src.to_ne_bytes(),
+            dst: v.dst.to_ne_bytes(),
+            src_port: v.src_port,
+            dst_port: v.dst_port,
+            protocol: v.protocol,
+        }
+    }
+
     /// [`FlowKey::words`] of the same key: the addresses zero-extended, version 4, group 0.
     #[inline(always)]
     pub(crate) fn words(&self) -> (u128, u128, u64) {
@@ -178,6 +192,31 @@ mod tests {
             proptest::prop_assert_eq!(t.words(), FlowKey::from_meta(&m).words());
             m.version = IpVersion::V6;
             proptest::prop_assert_eq!(OuterV4::from_meta(&m), None);
+        }
+    }
+
+    proptest::proptest! {
+        /// The key of a fast-path frame is the key of its meta.
+        #[test]
+        fn outer_v4_from_fast_is_from_meta(
+            src in proptest::prelude::any::<[u8; 4]>(),
+            dst in proptest::prelude::any::<[u8; 4]>(),
+            src_port in proptest::prelude::any::<u16>(),
+            dst_port in proptest::prelude::any::<u16>(),
+            tcp in proptest::prelude::any::<bool>(),
+            tcp_flags in proptest::prelude::any::<u8>(),
+        ) {
+            let v = FastV4 {
+                src: u32::from_ne_bytes(src),
+                dst: u32::from_ne_bytes(dst),
+                src_port,
+                dst_port,
+                protocol: if tcp { 6 } else { 17 },
+                tcp_flags: if tcp { tcp_flags } else { 0 },
+                ttl: 64,
+                ip_len: 60,
+            };
+            proptest::prop_assert_eq!(Some(OuterV4::from_fast(&v)), OuterV4::from_meta(&v.meta()));
         }
     }
 

@@ -675,6 +675,30 @@ impl Slot {
     }
 }
 
+/// A live entry found by [`FlowCache::lookup_entry`] (already refreshed), read in place.
+#[derive(Debug, Clone, Copy)]
+pub struct CachedEntry<'a>(&'a Slot);
+
+impl CachedEntry<'_> {
+    /// The cached next hop ([`CachedHop::hop`]).
+    #[inline(always)]
+    pub fn hop(&self) -> HopId {
+        self.0.hop
+    }
+
+    /// The epoch the entry was stamped with ([`CachedHop::epoch`]).
+    #[inline(always)]
+    pub fn epoch(&self) -> u32 {
+        self.0.epoch
+    }
+
+    /// The whole entry.
+    #[inline(always)]
+    pub fn get(&self) -> CachedHop {
+        self.0.hop()
+    }
+}
+
 /// A slot's position: `bucket * WAYS + way`, which also indexes the extension records.
 type At = usize;
 
@@ -903,8 +927,15 @@ impl FlowCache {
     /// [`Self::prefetch`] of a prepared key.
     #[inline(always)]
     pub fn prefetch_at(&self, probe: &CacheProbe) {
-        // A hint only: a bucket out of range (a probe of another cache) is skipped, not masked.
-        self.prefetch_buckets(probe.b1 as usize, probe.b2 as usize);
+        // A hint only, and the probe's buckets are in range for the cache that made it: no
+        // bounds check (a probe of another cache only wastes the hint).
+        let base = self.buckets.as_ptr();
+        for b in [probe.b1, probe.b2] {
+            let bucket = base.wrapping_add(b as usize);
+            for line in 0..size_of::<Bucket>() / 64 {
+                ecmp_port::hint::prefetch_ptr(bucket.cast::<[u8; 64]>().wrapping_add(line));
+            }
+        }
     }
 
     #[inline(always)]
@@ -967,9 +998,18 @@ impl FlowCache {
     }
 
     /// [`Self::lookup_at`] at the millisecond of the last [`Self::tick`] (or other call that
-    /// took a time): what the pipeline calls for each packet of a burst after one `tick`.
+    /// took a time).
     #[inline(always)]
     pub fn lookup_ticked(&mut self, probe: &CacheProbe, tcp_flags: u8) -> Option<CachedHop> {
+        self.lookup_entry(probe, tcp_flags).map(|e| e.get())
+    }
+
+    /// [`Self::lookup_ticked`], the entry found given by reference: what the pipeline calls for
+    /// each packet of a burst after one `tick`. A hit under the current tables reads only the
+    /// hop and the epoch of the entry ([`CachedEntry::hop`], [`CachedEntry::epoch`]), so the
+    /// rest of it is unpacked only when needed.
+    #[inline(always)]
+    pub fn lookup_entry(&mut self, probe: &CacheProbe, tcp_flags: u8) -> Option<CachedEntry<'_>> {
         let now = self.tick_now;
         let (b1, b2) = self.buckets_of(probe);
         let (b, way) = self.find_way(&probe.key, b1, b2)?;
@@ -988,7 +1028,7 @@ impl FlowCache {
             } else {
                 s.touch(s.state().after(tcp_flags), base, timeouts);
             }
-            return Some(s.hop());
+            return Some(CachedEntry(s));
         }
         *s = Slot::FREE;
         self.len -= 1;

@@ -39,11 +39,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ecmp_tables::group::GroupTable;
-use ecmp_tables::nexthop::{Action, GroupId, HopId};
+use ecmp_tables::nexthop::{Action, GroupId, HopId, NextHop, PortInfo};
 use ecmp_tables::policy::HashPolicy;
 use ecmp_tables::snapshot::Snapshot;
 use ecmp_wire::meta::{IpVersion, PacketMeta};
-use ecmp_wire::parse::{parse_frame_into, parse_inner};
+use ecmp_wire::parse::{FastV4, parse_fast_v4, parse_frame_into, parse_inner};
 
 use crate::action;
 use crate::counters::{Counter, Counters, SharedHopPackets};
@@ -137,8 +137,14 @@ pub struct CacheKey {
 
 /// What the stages of one burst know about one packet: filled by stage one, read by the others.
 /// One record per packet, so that each stage walks a single array.
+///
+/// A packet the parser's fast path took (untagged IPv4, TCP or UDP: `fast`) is keyed from the
+/// parser's register-sized result and its `meta` is not written in stage one: a flow-cache hit
+/// needs only the probe, the TCP flags and the IP length. Stage two builds the meta from the
+/// (still unchanged) frame only for what needs it, off the hit path ([`PacketState::meta`]).
 #[derive(Debug, Clone, Copy, Default)]
 struct PacketState {
+    /// The parsed headers; stale while `fast` (see above).
     meta: PacketMeta,
     /// The flow key prepared for the flow cache (candidate buckets included).
     probe: CacheProbe,
@@ -148,9 +154,38 @@ struct PacketState {
     /// group and the key's TCP flags (see [`CacheKey`]). Otherwise the route is looked up on a
     /// miss and the flags are the packet's own.
     route: GroupId,
+    /// The TCP flags of the flow the key names (see [`CacheKey`]).
     tcp_flags: u8,
     /// Parsed and not dropped so far.
     pending: bool,
+    /// Taken by the parser's fast path; `meta` not built yet.
+    fast: bool,
+    /// The IP length (the meta's `ip_len`, valid whether or not `fast`).
+    ip_len: u16,
+}
+
+impl PacketState {
+    /// The packet's meta, built now from `frame` (the frame stage one parsed, not yet changed)
+    /// if stage one left it to be built.
+    #[inline(always)]
+    fn meta(&mut self, frame: &[u8]) -> Result<&PacketMeta, DropReason> {
+        if self.fast {
+            self.build_meta(frame)?;
+        }
+        Ok(&self.meta)
+    }
+
+    /// Parses the frame again into `meta`: the same frame and the same parser as in stage one,
+    /// so it succeeds with the meta stage one would have written (a failure, which would mean
+    /// the frame changed, drops the packet under the parser's reason rather than use a stale
+    /// meta).
+    #[cold]
+    #[inline(never)]
+    fn build_meta(&mut self, frame: &[u8]) -> Result<(), DropReason> {
+        parse_frame_into(frame, &mut self.meta)?;
+        self.fast = false;
+        Ok(())
+    }
 }
 
 /// One worker's pipeline state: flow cache, hasher, counters and per-burst scratch.
@@ -168,6 +203,8 @@ pub struct Pipeline {
     hop_sink: Arc<SharedHopPackets>,
     /// Port ids at or above this are not the worker's (see [`Pipeline::set_egress_ports`]).
     egress_ports: usize,
+    /// The inlined rewrite's view of the hop and port tables, per snapshot.
+    rewrites: action::RewriteTable,
     packets: [PacketState; BURST],
     /// Bytes of the frames of the last burst given a [`Verdict::Tx`], as they will be sent.
     tx_bytes: u64,
@@ -184,6 +221,7 @@ impl Pipeline {
             hop_ident: Vec::new(),
             hop_sink: Arc::new(SharedHopPackets::default()),
             egress_ports: usize::MAX,
+            rewrites: action::RewriteTable::default(),
             packets: [PacketState::default(); BURST],
             tx_bytes: 0,
         })
@@ -322,6 +360,7 @@ impl Pipeline {
             self.on_new_snapshot(snap);
         }
         let port_mac = ingress_mac(snap, ingress);
+        self.rewrites.follow(snap, self.egress_ports);
         let (frames, verdicts) = (&mut frames[..n], &mut verdicts[..n]);
         let packets = &mut self.packets[..n];
         let counters = &mut self.counters;
@@ -337,6 +376,27 @@ impl Pipeline {
             let data = frame.data();
             rx_bytes += data.len() as u64;
             pkt.pending = false;
+            // The common case first: keyed straight from the parser's registers (no meta).
+            if !ROUTED_KEYS && let Some(v) = parse_fast_v4(data) {
+                match admit_fast(data, &port_mac, &v) {
+                    Ok(()) => {
+                        let k = OuterV4::from_fast(&v);
+                        let h = self.hasher.cache_hash_v4(&k);
+                        pkt.probe = self.cache.probe_v4(&k, h);
+                        pkt.hash = h;
+                        pkt.tcp_flags = v.tcp_flags;
+                        pkt.ip_len = v.ip_len;
+                        pkt.fast = true;
+                        self.cache.prefetch_at(&pkt.probe);
+                        pkt.pending = true;
+                    }
+                    Err(r) => {
+                        *verdict = Verdict::Drop(r);
+                        counters.drop(r);
+                    }
+                }
+                continue;
+            }
             let dropped = match admit(data, &port_mac, &mut pkt.meta) {
                 Ok(()) if !ROUTED_KEYS => {
                     // IPv4 keyed in its natural width: same hash and probe, fewer bytes.
@@ -353,6 +413,9 @@ impl Pipeline {
                     };
                     pkt.hash = h;
                     pkt.probe = probe;
+                    pkt.tcp_flags = pkt.meta.tcp_flags;
+                    pkt.ip_len = pkt.meta.ip_len;
+                    pkt.fast = false;
                     self.cache.prefetch_at(&pkt.probe);
                     pkt.pending = true;
                     continue;
@@ -365,6 +428,8 @@ impl Pipeline {
                         self.cache.prefetch_at(&pkt.probe);
                         pkt.route = k.route;
                         pkt.tcp_flags = k.tcp_flags;
+                        pkt.ip_len = pkt.meta.ip_len;
+                        pkt.fast = false;
                         pkt.pending = true;
                         continue;
                     }
@@ -387,7 +452,7 @@ impl Pipeline {
         for ((frame, verdict), pkt) in frames
             .iter_mut()
             .zip(verdicts.iter_mut())
-            .zip(packets.iter())
+            .zip(packets.iter_mut())
         {
             if !pkt.pending {
                 continue;
@@ -401,17 +466,23 @@ impl Pipeline {
                 pkt,
                 now_ms,
             )
-            .and_then(|hop_id| match snap.hops.get(hop_id as usize) {
-                None => Err(DropReason::NoNextHop),
-                // Tables may name ports this worker does not serve (built for more ports):
-                // such a hop is no egress here, decided before anything is counted as sent.
-                Some(hop) => match snap.ports.get(hop.port as usize) {
-                    Some(port) if usize::from(hop.port) < self.egress_ports => {
-                        action::apply(frame, &pkt.meta, hop, port, pkt.hash)
-                            .map(|len| (hop_id, hop.port, len))
-                    }
-                    _ => Err(DropReason::NoEgressPort),
-                },
+            .and_then(|hop_id| {
+                if pkt.fast
+                    && let Some((out, len)) = self.rewrites.rewrite(frame, pkt.ip_len, hop_id)
+                {
+                    return Ok((hop_id, out, len));
+                }
+                match snap.hops.get(hop_id as usize) {
+                    None => Err(DropReason::NoNextHop),
+                    // Tables may name ports this worker does not serve (built for more ports):
+                    // such a hop is no egress here, decided before anything is counted as sent.
+                    Some(hop) => match snap.ports.get(hop.port as usize) {
+                        Some(port) if usize::from(hop.port) < self.egress_ports => {
+                            forward(frame, pkt, hop, port).map(|len| (hop_id, hop.port, len))
+                        }
+                        _ => Err(DropReason::NoEgressPort),
+                    },
+                }
             });
             *verdict = match sent {
                 Ok((hop_id, out, len)) => {
@@ -499,12 +570,14 @@ fn route_unchanged_since(snap: &Snapshot, stamp: u32) -> bool {
 
 /// Picks the hop for one parsed packet: the cached hop while it is still a usable member of
 /// the route's group, otherwise the group's bucket for the packet's hash. The frame is read
-/// only on a miss of a group that hashes inner headers. With `ROUTED_KEYS`, stage one has
-/// looked the route up already (`pkt.route`) and keyed the packet by that group's policy.
+/// only on a miss of a group that hashes inner headers (or to build the meta of a fast-path
+/// packet that needs it). With `ROUTED_KEYS`, stage one has looked the route up already
+/// (`pkt.route`) and keyed the packet by that group's policy.
 ///
 /// A cached hop is stamped with the generation it was last checked under ([`CachedHop::epoch`]):
 /// - under the current generation, it is used as is: nothing the packet path reads has changed
-///   since the check, so no table is read at all (the common case between publications);
+///   since the check, so no table is read at all (the common case between publications, and
+///   the only one inlined here: the entry's hop and epoch are all it reads);
 /// - under an older generation but not older than the last FIB change, the route is the same:
 ///   only its hop's membership is checked (no FIB lookup) and the entry is re-stamped;
 /// - otherwise the route is looked up again, and the hop kept while it is a usable member of
@@ -516,24 +589,40 @@ fn choose<F: Frame, const ROUTED_KEYS: bool>(
     tally: &mut Tally,
     snap: &Snapshot,
     frame: &F,
-    pkt: &PacketState,
+    pkt: &mut PacketState,
     now_ms: u64,
 ) -> Result<HopId, DropReason> {
-    let meta = &pkt.meta;
     let epoch = snap.generation as u32;
-    let tcp_flags = if ROUTED_KEYS {
-        pkt.tcp_flags
-    } else {
-        meta.tcp_flags
+    let cached = match cache.lookup_entry(&pkt.probe, pkt.tcp_flags) {
+        Some(c) if c.epoch() == epoch => {
+            tally.hits += 1;
+            return Ok(c.hop());
+        }
+        c => c.map(|c| c.get()),
     };
+    choose_checked::<F, ROUTED_KEYS>(cache, hasher, tally, snap, frame, pkt, now_ms, cached)
+}
 
-    let cached = cache.lookup_ticked(&pkt.probe, tcp_flags);
-    if let Some(c) = cached
-        && c.epoch == epoch
-    {
-        tally.hits += 1;
-        return Ok(c.hop);
-    }
+/// [`choose`] past the flow-cache lookup, for every packet but a hit under the current
+/// generation: `cached` is what the lookup found. Out of line, so that the hit path keeps its
+/// registers.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn choose_checked<F: Frame, const ROUTED_KEYS: bool>(
+    cache: &mut FlowCache,
+    hasher: &FlowHasher,
+    tally: &mut Tally,
+    snap: &Snapshot,
+    frame: &F,
+    pkt: &mut PacketState,
+    now_ms: u64,
+    cached: Option<CachedHop>,
+) -> Result<HopId, DropReason> {
+    let epoch = snap.generation as u32;
+    let tcp_flags = pkt.tcp_flags;
+    pkt.meta(frame.data())?;
+    let pkt = &*pkt;
+    let meta = &pkt.meta;
 
     // The route's group: looked up in stage one for routed keys; the cached flow's own while
     // the FIB is unchanged since it was stamped (no FIB lookup); else looked up now.
@@ -608,6 +697,20 @@ fn miss<F: Frame>(
     Ok(r.hop)
 }
 
+/// The rewrite or encapsulation of a packet toward `hop` ([`action::apply`]) when the per-hop
+/// rewrite table did not take it (a fast-path packet's meta is built only now).
+#[inline(always)]
+fn forward<F: Frame>(
+    frame: &mut F,
+    pkt: &mut PacketState,
+    hop: &NextHop,
+    port: &PortInfo,
+) -> Result<usize, DropReason> {
+    let hash = pkt.hash;
+    let meta = *pkt.meta(frame.data())?;
+    action::apply(frame, &meta, hop, port, hash)
+}
+
 /// The MAC address frames received on `ingress` must be sent to. A port the tables do not know
 /// gets the broadcast address, which [`admit`] never accepts, so its frames are all
 /// `not_for_us` rather than forwarded under another port's identity.
@@ -626,26 +729,44 @@ pub fn ingress_mac(snap: &Snapshot, ingress: PortId) -> [u8; 6] {
 #[inline(always)]
 pub fn admit(frame: &[u8], port_mac: &[u8; 6], meta: &mut PacketMeta) -> Result<(), DropReason> {
     parse_frame_into(frame, meta)?;
-    // A router routes what is sent to it: frames for other hosts, broadcast and multicast
-    // frames are not its to forward (the host has had ARP and the like before the pipeline).
-    // The group bit is tested too, so that no port address, however configured, lets a
-    // multicast frame through.
-    // Compared as integers: the port's half is the same for the whole burst.
-    let to_port = port_mac[0] & 1 == 0
-        && frame
-            .first_chunk::<6>()
-            .is_some_and(|dst| mac48(dst) == mac48(port_mac));
     // 255.255.255.255 is the host's own (RFC 1812 5.3.5.1: never forwarded).
     let d = &meta.dst;
     let limited_broadcast = (meta.version == IpVersion::V4)
         & (u32::from_ne_bytes([d[0], d[1], d[2], d[3]]) == u32::MAX);
-    if !to_port || limited_broadcast {
+    if !to_port(frame, port_mac) || limited_broadcast {
         return Err(DropReason::NotForUs);
     }
     if meta.ttl <= 1 {
         return Err(DropReason::TtlExpired);
     }
     Ok(())
+}
+
+/// [`admit`] of a frame the parser's fast path took (`v` = [`parse_fast_v4`] of `frame`), with
+/// the same result and no meta: such a frame parsed and passed the input checks, and its
+/// destination is never the limited broadcast (the fast path leaves 255/8 to the general path).
+#[inline(always)]
+pub fn admit_fast(frame: &[u8], port_mac: &[u8; 6], v: &FastV4) -> Result<(), DropReason> {
+    if !to_port(frame, port_mac) {
+        return Err(DropReason::NotForUs);
+    }
+    if v.ttl <= 1 {
+        return Err(DropReason::TtlExpired);
+    }
+    Ok(())
+}
+
+/// Whether `frame` is sent to the port whose address is `port_mac`. A router routes what is
+/// sent to it: frames for other hosts, broadcast and multicast frames are not its to forward
+/// (the host has had ARP and the like before the pipeline). The group bit is tested too, so
+/// that no port address, however configured, lets a multicast frame through.
+#[inline(always)]
+fn to_port(frame: &[u8], port_mac: &[u8; 6]) -> bool {
+    // Compared as integers: the port's half is the same for the whole burst.
+    port_mac[0] & 1 == 0
+        && frame
+            .first_chunk::<6>()
+            .is_some_and(|dst| mac48(dst) == mac48(port_mac))
 }
 
 /// A MAC address as one integer (byte order irrelevant: only compared for equality).

@@ -20,6 +20,22 @@ pub fn prefetch<T>(r: &T) {
     let _ = r;
 }
 
+/// [`prefetch`] of the line at `p`, which need not point into anything: a prefetch of any
+/// address never faults (so a caller indexing a table can skip the bounds check a reference
+/// would need; an index out of range only wastes the hint).
+#[inline(always)]
+pub fn prefetch_ptr<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` only needs SSE, which every x86_64 CPU has; it reads no memory
+    // architecturally and cannot fault, whatever the address.
+    unsafe {
+        use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -29,6 +45,9 @@ mod tests {
             super::prefetch(x);
         }
         super::prefetch(&v);
+        // Past the end, and nowhere at all: still only a hint.
+        super::prefetch_ptr(v.as_ptr().wrapping_add(1 << 20));
+        super::prefetch_ptr(core::ptr::null::<u64>());
         assert_eq!(v.iter().sum::<u64>(), 0);
     }
 }

@@ -279,19 +279,14 @@ impl FramePool {
         }
     }
 
-    /// Empties `frames` into the free list: [`Self::release_all`] for a whole burst, with the
-    /// per-frame checks done once for the lot when every frame is this pool's and fits.
+    /// Empties `frames` into the free list: [`Self::release_all`] for a whole burst, in one pass
+    /// (checking every frame's pool while pushing it measured fewer instructions than checking
+    /// the lot first and then moving it).
     #[inline]
     pub fn release_burst(&self, frames: &mut Burst<MemFrame>) {
         let mut inner = self.inner.borrow_mut();
-        let id = inner.id;
-        if frames.len() <= inner.capacity - inner.free.len() && frames.iter().all(|f| f.pool == id)
-        {
-            inner.free.extend(frames.drain(..).map(|f| f.buf));
-        } else {
-            for frame in frames.drain(..) {
-                inner.release(frame);
-            }
+        for frame in frames.drain(..) {
+            inner.release(frame);
         }
     }
 
@@ -351,11 +346,15 @@ const REPLAY_BLOCK: usize = 128;
 const SMALL_BLOCK: usize = 64;
 const _: () = assert!(REPLAY_BLOCK <= MAX_PACKET);
 
-/// Copies the first `N` bytes of `src` to `dst` as one fixed-size block; false (copying
-/// nothing) when either is shorter.
+/// Copies the `N` bytes of `bytes` at `off` to the start of `dst` as one fixed-size block; false
+/// (copying nothing) when either is shorter.
 #[inline(always)]
-fn copy_block<const N: usize>(dst: &mut [u8], src: &[u8]) -> bool {
-    match (dst.first_chunk_mut::<N>(), src.first_chunk::<N>()) {
+fn copy_block<const N: usize>(dst: &mut [u8], bytes: &[u8], off: usize) -> bool {
+    // `off` indexes a buffer, so `off + N` cannot overflow for the block sizes used here.
+    match (
+        dst.first_chunk_mut::<N>(),
+        bytes.get(off..off + N).and_then(|s| s.first_chunk::<N>()),
+    ) {
         (Some(d), Some(s)) => {
             *d = *s;
             true
@@ -400,9 +399,8 @@ impl Replay {
             let area = &mut buf[HEADROOM..];
             // A short packet is copied as one block of known size (a few vector moves, no
             // call); the bytes past its end land outside the packet window, unseen.
-            let src = self.bytes.get(off..).unwrap_or_default();
-            let copied = (len <= SMALL_BLOCK && copy_block::<SMALL_BLOCK>(area, src))
-                || (len <= REPLAY_BLOCK && copy_block::<REPLAY_BLOCK>(area, src));
+            let copied = (len <= SMALL_BLOCK && copy_block::<SMALL_BLOCK>(area, &self.bytes, off))
+                || (len <= REPLAY_BLOCK && copy_block::<REPLAY_BLOCK>(area, &self.bytes, off));
             // `replay` checked every length against `MAX_PACKET`, the size of `area`.
             let len = if copied {
                 len

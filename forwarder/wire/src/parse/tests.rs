@@ -538,6 +538,17 @@ fn fast_path_takes_the_common_case() {
     assert_eq!(Ok(m), slow(&f));
 }
 
+/// The limited broadcast never takes the fast path: the data path's fast admission relies on it
+/// (the general path accepts it and the pipeline refuses it as not for us).
+#[test]
+fn fast_path_leaves_the_limited_broadcast_to_the_general_path() {
+    let mut f = eth("0800", SYN);
+    f[30..34].copy_from_slice(&[255; 4]);
+    fix4(&mut f, 14);
+    assert_eq!(parse_fast_v4(&f), None);
+    assert_eq!(parse_frame(&f).map(|m| m.dst), Ok(v4([255; 4])));
+}
+
 /// IPv4 addresses on both sides of every input-check boundary (the proptest's choices).
 const EDGE_V4: [[u8; 4]; 16] = [
     [10, 0, 0, 1],
