@@ -123,7 +123,10 @@ impl Bird {
 fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out ({limit:?}) waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out ({limit:?}) waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -271,14 +274,19 @@ fn bird_learns_the_vip_while_ecmpfwd_serves_and_loses_it_when_it_cannot_or_stops
     bird.wait_learnt("restart");
     let t = Instant::now();
     signal(fw.pid(), "TERM");
-    wait_until("the VIP withdrawn on SIGTERM", Duration::from_secs(GRACE_S), || {
-        bird.vip_route().is_none()
-    });
+    wait_until(
+        "the VIP withdrawn on SIGTERM",
+        Duration::from_secs(GRACE_S),
+        || bird.vip_route().is_none(),
+    );
     let withdrawn_after = t.elapsed();
     // Still running: it answers on its control socket, withdrawn because it is stopping.
     let state = vip_state(&fw);
     assert_eq!(state["reason"]["kind"], "shutting-down", "{state}");
-    assert!(bird.established(), "the VIP left with the session, not by a withdraw");
+    assert!(
+        bird.established(),
+        "the VIP left with the session, not by a withdraw"
+    );
     let stopped = fw.wait_exit(Duration::from_secs(GRACE_S + 10));
     let stopped_after = t.elapsed();
     assert!(
@@ -292,9 +300,11 @@ fn bird_learns_the_vip_while_ecmpfwd_serves_and_loses_it_when_it_cannot_or_stops
         "ecmpfwd stopped {stopped_after:?} after SIGTERM, grace {GRACE_S}s"
     );
     companion.wait(BGP_LIMIT);
-    wait_until("the session down after the companion ended", BGP_LIMIT, || {
-        !bird.established()
-    });
+    wait_until(
+        "the session down after the companion ended",
+        BGP_LIMIT,
+        || !bird.established(),
+    );
     eprintln!(
         "SIGTERM: VIP gone from BIRD after {withdrawn_after:?}, ecmpfwd exited after \
          {stopped_after:?}"

@@ -135,7 +135,16 @@ impl ScaleLab {
         let mut answers = BTreeMap::new();
         for k in 0..CONNECTIONS {
             let out = Command::new("ip")
-                .args(["netns", "exec", &self.ns("cl"), "timeout", "5", "socat", "-T2", "-"])
+                .args([
+                    "netns",
+                    "exec",
+                    &self.ns("cl"),
+                    "timeout",
+                    "5",
+                    "socat",
+                    "-T2",
+                    "-",
+                ])
                 .arg(format!(
                     "TCP:{}:{PORT},sourceport={},reuseaddr",
                     self.env("SCALE_VIP4"),
@@ -237,14 +246,18 @@ fn router_spreads_the_vip_over_every_forwarder_and_drops_one_on_sigterm() {
     let t = Instant::now();
     assert!(signal(pid, "TERM"), "forwarder 1 was not running");
     let rest = lab.forwarder_addrs(2..=FORWARDERS);
-    wait_until("the router to drop forwarder 1", Duration::from_secs(10), || {
-        lab.next_hops() == rest
-    });
+    wait_until(
+        "the router to drop forwarder 1",
+        Duration::from_secs(10),
+        || lab.next_hops() == rest,
+    );
     let dropped_after = t.elapsed();
     // Its companion ends after it (the helper's `kill -TERM $PPID`).
-    wait_until("forwarder 1 and its companion to end", Duration::from_secs(15), || {
-        !signal(pid, "0") && !signal(companion, "0")
-    });
+    wait_until(
+        "forwarder 1 and its companion to end",
+        Duration::from_secs(15),
+        || !signal(pid, "0") && !signal(companion, "0"),
+    );
     let answers = lab.connect_round(41000);
     eprintln!(
         "SIGTERM: next hop gone after {dropped_after:?}; then {CONNECTIONS} connections: \
@@ -272,9 +285,7 @@ fn router_spreads_the_vip_over_every_forwarder_and_drops_one_on_sigterm() {
         .expect("ip netns list");
     let left = String::from_utf8_lossy(&left.stdout);
     assert!(
-        !left
-            .lines()
-            .any(|l| l.starts_with(&format!("{prefix}-"))),
+        !left.lines().any(|l| l.starts_with(&format!("{prefix}-"))),
         "namespaces left: {left}"
     );
     for pid in pids {
