@@ -5,7 +5,9 @@
 //! client namespace, which stands in for the upstream router. BIRD's table is the judge: the VIP
 //! is learnt with the configured next hop, MED and community while ecmpfwd can serve it, and
 //! withdrawn when no backend is active, on SIGTERM (before ecmpfwd stops) and on SIGKILL (the
-//! helper ends ExaBGP, the session drops).
+//! helper ends ExaBGP, the session drops). First, the pitfall: with an upstream neighbour whose
+//! `api` does not list the helper's process, ExaBGP refuses the commands (ecmpfwd counts its
+//! `error` answers) and BIRD learns nothing.
 //!
 //! Every process is a `Proc` guard and the lab a `Lab` guard, so a failing assertion leaves
 //! nothing running.
@@ -132,9 +134,10 @@ fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 }
 
 /// The companion ExaBGP in the forwarder's namespace: the README's helper as its API process,
-/// one upstream neighbour (BIRD) whose `api` lists that process, so ExaBGP takes the helper's
-/// commands for it.
-fn start_companion(ns: &str, dir: &Path, feed: &Path) -> Proc {
+/// one upstream neighbour (BIRD). With `api`, the neighbour's `api` lists the helper's process,
+/// so ExaBGP takes the helper's commands for it; without, ExaBGP refuses them (the pitfall the
+/// README warns about).
+fn start_companion(ns: &str, dir: &Path, feed: &Path, api: bool) -> Proc {
     let helper = dir.join("ecmpfwd-feed");
     std::fs::write(
         &helper,
@@ -161,9 +164,14 @@ fn start_companion(ns: &str, dir: &Path, feed: &Path) -> Proc {
              \x20 router-id {COMPANION_ADDR}; local-address {COMPANION_ADDR};\n\
              \x20 local-as {COMPANION_AS}; peer-as {UPSTREAM_AS}; hold-time 3;\n\
              \x20 family {{ ipv4 unicast; }}\n\
-             \x20 api {{ processes [ feed ]; }}\n\
+             {}\
              }}\n",
-            helper.display()
+            helper.display(),
+            if api {
+                "  api { processes [ feed ]; }\n"
+            } else {
+                ""
+            }
         ),
     );
     let log = std::fs::File::create(dir.join("companion.log")).expect("companion log");
@@ -208,6 +216,18 @@ fn announce_config(dir: &Path, ctl: &Path, feed: &Path) -> PathBuf {
     write(dir, "announce.toml", &text)
 }
 
+/// A feed counter of `stats`.
+fn feed_counter(fw: &Forwarder, name: &str) -> u64 {
+    let stats = fw.ctl_ok(&Request::Stats {});
+    stats["feed"]
+        .as_array()
+        .expect("feed counters")
+        .iter()
+        .find(|c| c[0] == name)
+        .and_then(|c| c[1].as_u64())
+        .unwrap_or_else(|| panic!("no feed counter {name}: {stats}"))
+}
+
 /// The VIP's line of `announcements`.
 fn vip_state(fw: &Forwarder) -> Value {
     let lines = fw.ctl_ok(&Request::Announcements {});
@@ -231,7 +251,24 @@ fn bird_learns_the_vip_while_ecmpfwd_serves_and_loses_it_when_it_cannot_or_stops
 
     // Served: BIRD learns the VIP with the configured attributes.
     let fw = Forwarder::start(&lab.fw(), &cfg, &ctl);
-    let mut companion = start_companion(&lab.fw(), dir.path(), &feed);
+
+    // The pitfall: the upstream neighbour's `api` does not list the helper's process. The
+    // session comes up, ExaBGP answers the announce with `error` (counted by ecmpfwd), and the
+    // router learns nothing.
+    let wrong = start_companion(&lab.fw(), dir.path(), &feed, false);
+    wait_until(
+        "the session with the misconfigured companion",
+        BGP_LIMIT,
+        || bird.established() && feed_counter(&fw, "command_errors") >= 1,
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(bird.vip_route(), None, "learnt without the api listing");
+    drop(wrong);
+    wait_until("the misconfigured session to end", BGP_LIMIT, || {
+        !bird.established()
+    });
+
+    let mut companion = start_companion(&lab.fw(), dir.path(), &feed, true);
     bird.wait_learnt("start");
     let state = vip_state(&fw);
     assert_eq!(state["announced"], true, "{state}");
@@ -270,7 +307,7 @@ fn bird_learns_the_vip_while_ecmpfwd_serves_and_loses_it_when_it_cannot_or_stops
     // (for the grace time) and the session is still up, then ecmpfwd stops and the helper ends
     // the companion.
     let fw = Forwarder::start(&lab.fw(), &cfg, &ctl);
-    let mut companion = start_companion(&lab.fw(), dir.path(), &feed);
+    let mut companion = start_companion(&lab.fw(), dir.path(), &feed, true);
     bird.wait_learnt("restart");
     let t = Instant::now();
     signal(fw.pid(), "TERM");
