@@ -3,8 +3,9 @@
 //! BGP (BIRD, `merge paths on`). Checks that the router installs one next hop per forwarder,
 //! that real TCP connections from the client reach a backend and get its answer directly
 //! (direct server return) through every forwarder, that the forwarders agree on the VIP's table
-//! digest, that SIGTERM on one forwarder takes its next hop away (and connections keep working
-//! through the others), and that `down` leaves no namespace or process behind.
+//! digest, that SIGTERM on one forwarder takes its next hop away, that the same 5-tuples then
+//! reach the same backends through the remaining forwarders, and that `down` leaves no
+//! namespace or process behind; in `maglev` and in `rendezvous` mode.
 
 mod driver;
 mod lab_common;
@@ -24,6 +25,8 @@ const BACKENDS: u32 = 4;
 const CONNECTIONS: u16 = 40;
 /// The backends' service port.
 const PORT: u16 = 8080;
+/// The client's first source port: every round uses the same 5-tuples.
+const PORTS_FROM: u16 = 40000;
 
 /// `scripts/lab-scale` with this process's prefix; `down` on drop, on panic too.
 struct ScaleLab {
@@ -36,7 +39,7 @@ fn lab_scale() -> PathBuf {
 }
 
 impl ScaleLab {
-    fn up() -> ScaleLab {
+    fn up(mode: &str) -> ScaleLab {
         let mut lab = ScaleLab {
             prefix: format!("sc{}", std::process::id()),
             env: HashMap::new(),
@@ -48,6 +51,7 @@ impl ScaleLab {
             .args(["up", "--prefix", &lab.prefix])
             .args(["--forwarders", &FORWARDERS.to_string()])
             .args(["--backends", &BACKENDS.to_string()])
+            .args(["--mode", mode])
             .arg("--bin-dir")
             .arg(&bin_dir)
             .env("ECMP_EXABGP", driver::exabgp())
@@ -129,11 +133,11 @@ impl ScaleLab {
             .expect("uplink rx_packets")
     }
 
-    /// `CONNECTIONS` TCP connections from the client to the VIP, each from its own source port
-    /// in `ports_from..`; per backend, how many answered.
-    fn connect_round(&self, ports_from: u16) -> BTreeMap<String, u32> {
+    /// `CONNECTIONS` TCP connections from the client to the VIP, one from each source port in
+    /// `PORTS_FROM..`, one after the other; per source port, the backend that answered.
+    fn connect_round(&self) -> BTreeMap<u16, String> {
         let mut answers = BTreeMap::new();
-        for k in 0..CONNECTIONS {
+        for port in PORTS_FROM..PORTS_FROM + CONNECTIONS {
             let out = Command::new("ip")
                 .args([
                     "netns",
@@ -146,9 +150,8 @@ impl ScaleLab {
                     "-",
                 ])
                 .arg(format!(
-                    "TCP:{}:{PORT},sourceport={},reuseaddr",
-                    self.env("SCALE_VIP4"),
-                    ports_from + k
+                    "TCP:{}:{PORT},sourceport={port},reuseaddr",
+                    self.env("SCALE_VIP4")
                 ))
                 .stdin(Stdio::null())
                 .output()
@@ -156,12 +159,11 @@ impl ScaleLab {
             let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
             assert!(
                 out.status.success() && said.starts_with('b'),
-                "connection {k} from port {}: {} {said:?} {}",
-                ports_from + k,
+                "connection from port {port}: {} {said:?} {}",
                 out.status,
                 String::from_utf8_lossy(&out.stderr)
             );
-            *answers.entry(said).or_insert(0) += 1;
+            answers.insert(port, said);
         }
         answers
     }
@@ -188,15 +190,15 @@ fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn router_spreads_the_vip_over_every_forwarder_and_drops_one_on_sigterm() {
+/// One run of the lab in `mode`: see the module doc.
+fn run(mode: &str) {
     let t0 = Instant::now();
-    let lab = ScaleLab::up();
+    let lab = ScaleLab::up(mode);
     let up_took = t0.elapsed();
 
     // One next hop per forwarder, all learnt over BGP.
     let all = lab.forwarder_addrs(1..=FORWARDERS);
-    assert_eq!(lab.next_hops(), all);
+    assert_eq!(lab.next_hops(), all, "{mode}");
 
     // Every backend answers on the VIP (held on lo; replies go straight back via the router).
     let servers: Vec<Proc> = (1..=BACKENDS)
@@ -222,11 +224,10 @@ fn router_spreads_the_vip_over_every_forwarder_and_drops_one_on_sigterm() {
     });
 
     let rx_before: Vec<u64> = (1..=FORWARDERS).map(|i| lab.uplink_rx(i)).collect();
-    let answers = lab.connect_round(40000);
-    eprintln!("{CONNECTIONS} connections through {FORWARDERS} forwarders: {answers:?}");
+    let before = lab.connect_round();
     for i in 1..=FORWARDERS {
         let got = lab.uplink_rx(i) - rx_before[i as usize - 1];
-        assert!(got > 0, "the router sent forwarder {i} nothing");
+        assert!(got > 0, "{mode}: the router sent forwarder {i} nothing");
     }
     let digests: BTreeSet<String> = (1..=FORWARDERS)
         .map(|i| {
@@ -235,9 +236,9 @@ fn router_spreads_the_vip_over_every_forwarder_and_drops_one_on_sigterm() {
             r.result["digest"].as_str().expect("digest").to_owned()
         })
         .collect();
-    assert_eq!(digests.len(), 1, "forwarders disagree: {digests:?}");
+    assert_eq!(digests.len(), 1, "{mode}: forwarders disagree: {digests:?}");
 
-    // SIGTERM on forwarder 1: it withdraws, the router drops its next hop while it still runs.
+    // SIGTERM on forwarder 1: it withdraws, the router drops its next hop.
     let pid: u32 = lab.env("SCALE_F1_PID").parse().expect("pid");
     let companion: u32 = lab
         .env("SCALE_F1_COMPANION_PID")
@@ -258,13 +259,24 @@ fn router_spreads_the_vip_over_every_forwarder_and_drops_one_on_sigterm() {
         Duration::from_secs(15),
         || !signal(pid, "0") && !signal(companion, "0"),
     );
-    let answers = lab.connect_round(41000);
+    // The same 5-tuples again: the router now hashes forwarder 1's share onto the others,
+    // whose tables are the same, so every flow reaches the backend it reached before.
+    let after = lab.connect_round();
+    assert_eq!(
+        before, after,
+        "{mode}: flows changed backend with the forwarder set"
+    );
+    let mut per_backend: BTreeMap<&str, u32> = BTreeMap::new();
+    for b in after.values() {
+        *per_backend.entry(b).or_insert(0) += 1;
+    }
     eprintln!(
-        "SIGTERM: next hop gone after {dropped_after:?}; then {CONNECTIONS} connections: \
-         {answers:?}"
+        "{mode}: SIGTERM took forwarder 1's next hop away after {dropped_after:?}; \
+         {CONNECTIONS} connections through 3 then 2 forwarders, same backend each time \
+         {per_backend:?}"
     );
 
-    // `down` leaves nothing: no namespace, no recorded process.
+    // `down` leaves nothing: no namespace, no recorded process, no run directory.
     let pids: Vec<u32> = (1..=FORWARDERS)
         .flat_map(|i| {
             [
@@ -295,5 +307,14 @@ fn router_spreads_the_vip_over_every_forwarder_and_drops_one_on_sigterm() {
         !PathBuf::from(format!("/run/ecmpfwd-scale-{prefix}")).exists(),
         "run dir left"
     );
-    eprintln!("lab-scale up took {up_took:?}, down {down_took:?}");
+    eprintln!("{mode}: lab-scale up took {up_took:?}, down {down_took:?}");
+}
+
+/// Both modes whose tables depend only on the member set and the seed, one after the other
+/// (each lab pins three workers to core 1, so two at once would starve each other).
+#[test]
+fn router_spreads_the_vip_over_every_forwarder_and_drops_one_on_sigterm() {
+    for mode in ["maglev", "rendezvous"] {
+        run(mode);
+    }
 }
