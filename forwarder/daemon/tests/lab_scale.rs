@@ -3,9 +3,11 @@
 //! BGP (BIRD, `merge paths on`). Checks that the router installs one next hop per forwarder,
 //! that real TCP connections from the client reach a backend and get its answer directly
 //! (direct server return) through every forwarder, that the forwarders agree on the VIP's table
-//! digest, that SIGTERM on one forwarder takes its next hop away, that the same 5-tuples then
-//! reach the same backends through the remaining forwarders, and that `down` leaves no
-//! namespace or process behind; in `maglev` and in `rendezvous` mode.
+//! digest; that SIGTERM on a forwarder (it withdraws), `lab-scale start` (it comes back) and
+//! SIGKILL on another (its companion's helper ends the BGP session) each change the router's
+//! next hops accordingly while the same 5-tuples keep reaching the same backends through
+//! whichever forwarders remain; and that `down` leaves no namespace or process behind. In
+//! `maglev` and in `rendezvous` mode.
 
 mod driver;
 mod lab_common;
@@ -82,6 +84,23 @@ impl ScaleLab {
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect()
+    }
+
+    /// `lab-scale start --forwarder I`: forwarder `i`'s ecmpfwd and companion again.
+    fn start(&self, i: u32) {
+        let out = Command::new("timeout")
+            .arg("60")
+            .arg(lab_scale())
+            .args(["start", "--prefix", &self.prefix])
+            .args(["--forwarder", &i.to_string()])
+            .output()
+            .expect("run scripts/lab-scale start");
+        assert!(
+            out.status.success(),
+            "scripts/lab-scale start failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn env(&self, key: &str) -> &str {
@@ -193,7 +212,7 @@ fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 /// One run of the lab in `mode`: see the module doc.
 fn run(mode: &str) {
     let t0 = Instant::now();
-    let lab = ScaleLab::up(mode);
+    let mut lab = ScaleLab::up(mode);
     let up_took = t0.elapsed();
 
     // One next hop per forwarder, all learnt over BGP.
@@ -264,16 +283,48 @@ fn run(mode: &str) {
     let after = lab.connect_round();
     assert_eq!(
         before, after,
-        "{mode}: flows changed backend with the forwarder set"
+        "{mode}: flows changed backend without forwarder 1"
     );
+
+    // Forwarder 1 comes back (`lab-scale start`): the router adds it again.
+    lab.start(1);
+    wait_until(
+        "the router to add forwarder 1 again",
+        Duration::from_secs(20),
+        || lab.next_hops() == all,
+    );
+    lab.env = lab.read_env();
+    let back = lab.connect_round();
+    assert_eq!(
+        before, back,
+        "{mode}: flows changed backend with forwarder 1 back"
+    );
+
+    // SIGKILL on forwarder 2: no withdraw; its helper ends its companion and the session drops.
+    let killed: u32 = lab.env("SCALE_F2_PID").parse().expect("pid");
+    let t = Instant::now();
+    assert!(signal(killed, "KILL"), "forwarder 2 was not running");
+    let rest = lab.forwarder_addrs([1, 3].into_iter());
+    wait_until(
+        "the router to drop forwarder 2",
+        Duration::from_secs(10),
+        || lab.next_hops() == rest,
+    );
+    let killed_after = t.elapsed();
+    let last = lab.connect_round();
+    assert_eq!(
+        before, last,
+        "{mode}: flows changed backend without forwarder 2"
+    );
+
     let mut per_backend: BTreeMap<&str, u32> = BTreeMap::new();
-    for b in after.values() {
+    for b in last.values() {
         *per_backend.entry(b).or_insert(0) += 1;
     }
     eprintln!(
-        "{mode}: SIGTERM took forwarder 1's next hop away after {dropped_after:?}; \
-         {CONNECTIONS} connections through 3 then 2 forwarders, same backend each time \
-         {per_backend:?}"
+        "{mode}: next hop gone {dropped_after:?} after SIGTERM, {killed_after:?} after SIGKILL; \
+         {CONNECTIONS} 5-tuples reached the same backend through forwarders 1-3, 2-3, 1-3 and \
+         1,3: {per_backend:?}"
     );
 
     // `down` leaves nothing: no namespace, no recorded process, no run directory.
@@ -313,7 +364,7 @@ fn run(mode: &str) {
 /// Both modes whose tables depend only on the member set and the seed, one after the other
 /// (each lab pins three workers to core 1, so two at once would starve each other).
 #[test]
-fn router_spreads_the_vip_over_every_forwarder_and_drops_one_on_sigterm() {
+fn router_follows_forwarders_leaving_and_returning_and_flows_keep_their_backend() {
     for mode in ["maglev", "rendezvous"] {
         run(mode);
     }
