@@ -422,6 +422,11 @@ impl Reader {
             }
             Err(FeedError::NotJson) => {
                 bump(&self.counters.not_json);
+                // ExaBGP answers every command read from its API process with `done` or
+                // `error`; an `error` is the one sign that an announcement went nowhere.
+                if text == "error" {
+                    bump(&self.counters.command_errors);
+                }
                 true
             }
             Err(e) => {

@@ -295,6 +295,12 @@ pub const METRICS: &[MetricDoc] = &[
         "Feed lines that are not JSON; skipped.",
     ),
     doc(
+        "ecmpfwd_feed_command_errors_total",
+        "counter",
+        NONE,
+        "Of those, the companion's `error` acknowledgements: a command ecmpfwd wrote was refused.",
+    ),
+    doc(
         "ecmpfwd_feed_ignored_lines_total",
         "counter",
         NONE,
@@ -701,6 +707,7 @@ pub fn render(s: &MetricsSnapshot) -> Result<String, MetricsError> {
         ("ecmpfwd_feed_rejected_peers_total", fd.rejected_peers),
         ("ecmpfwd_feed_lines_total", fd.lines),
         ("ecmpfwd_feed_not_json_lines_total", fd.not_json),
+        ("ecmpfwd_feed_command_errors_total", fd.command_errors),
         ("ecmpfwd_feed_ignored_lines_total", fd.ignored),
         ("ecmpfwd_feed_decode_errors_total", fd.decode_errors),
         ("ecmpfwd_feed_oversized_lines_total", fd.oversized),

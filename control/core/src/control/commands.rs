@@ -270,6 +270,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                     ("rejected_peers".to_owned(), f.rejected_peers),
                     ("lines".to_owned(), f.lines),
                     ("not_json".to_owned(), f.not_json),
+                    ("command_errors".to_owned(), f.command_errors),
                     ("ignored".to_owned(), f.ignored),
                     ("decode_errors".to_owned(), f.decode_errors),
                     ("oversized".to_owned(), f.oversized),

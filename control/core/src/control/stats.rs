@@ -15,8 +15,12 @@ pub struct FeedStats {
     pub accept_errors: u64,
     /// Complete lines within `max_line` (the ones handed to the decoder).
     pub lines: u64,
-    /// Lines that are not JSON (ExaBGP's `done`, garbage); skipped.
+    /// Lines that are not JSON (ExaBGP's `done` and `error` acknowledgements, garbage); skipped.
     pub not_json: u64,
+    /// Of those, ExaBGP's `error` acknowledgements: the companion refused a command ecmpfwd
+    /// wrote (an announce or withdraw no neighbour's `api` takes from the helper's process, a
+    /// route refresh before any session is up).
+    pub command_errors: u64,
     /// JSON lines with nothing for the control plane (other message types, other families).
     pub ignored: u64,
     /// Lines of a known type that failed to decode; skipped whole.
@@ -55,6 +59,7 @@ pub(crate) struct Counters {
     pub(crate) accept_errors: AtomicU64,
     pub(crate) lines: AtomicU64,
     pub(crate) not_json: AtomicU64,
+    pub(crate) command_errors: AtomicU64,
     pub(crate) ignored: AtomicU64,
     pub(crate) decode_errors: AtomicU64,
     pub(crate) oversized: AtomicU64,
@@ -98,6 +103,7 @@ impl StatsHandle {
             accept_errors: load(&c.accept_errors),
             lines: load(&c.lines),
             not_json: load(&c.not_json),
+            command_errors: load(&c.command_errors),
             ignored: load(&c.ignored),
             decode_errors: load(&c.decode_errors),
             last_error: get_text(&c.last_error),

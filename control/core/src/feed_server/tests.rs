@@ -281,6 +281,20 @@ fn done_garbage_and_bad_lines_are_counted_and_change_nothing() {
 }
 
 #[test]
+fn exabgp_error_acknowledgements_are_counted_apart_from_done() {
+    let h = Harness::with_window(Duration::from_millis(2));
+    let mut c = h.connect();
+    // ExaBGP's answers to commands (`error` when it refused one), and lines that only look
+    // like one.
+    c.write_all(b"done\nerror\ndone\nerror\r\nerrors\n error\n")
+        .unwrap();
+    let stats = h.wait_for("6 lines", |s| s.lines == 6);
+    assert_eq!(stats.not_json, 6, "{stats:?}");
+    assert_eq!(stats.command_errors, 2, "{stats:?}");
+    h.finish();
+}
+
+#[test]
 fn oversized_line_is_discarded_and_the_next_applies() {
     let h = Harness::start(
         FeedServerConfig {
