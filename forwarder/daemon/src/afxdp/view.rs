@@ -240,8 +240,8 @@ pub struct WorkerShared {
     pub tap: Arc<CaptureTap>,
     /// Its packets per hop id.
     pub hops: Arc<SharedHopPackets>,
-    /// Where its UMEM's frames are.
-    pub umem: Arc<SharedUmemStats>,
+    /// Where its UMEM's frames are (AF_XDP workers; `None` for backends without a UMEM).
+    pub umem: Option<Arc<SharedUmemStats>>,
 }
 
 #[derive(Debug, Default)]
@@ -321,7 +321,7 @@ fn flow_query(q: &TraceQuery) -> Result<Vec<u8>, DataQueryError> {
 
 /// Every big table and how the kernel backs it now: the published FIBs, then each worker's flow
 /// cache and UMEM.
-pub(super) fn table_memory(
+pub(crate) fn table_memory(
     snapshot: &Snapshot,
     workers: &[WorkerShared],
 ) -> Vec<(Option<usize>, TableMemory)> {
@@ -413,15 +413,15 @@ impl Dataplane for LiveView {
                 flows_not_cached: c.get(Counter::NotCached),
                 flow_repicks: c.get(Counter::Repicks),
                 flow_entries: c.get(Counter::FlowEntries),
-                umem: {
-                    let u = w.umem.read();
-                    Some(UmemFrames {
+                umem: w.umem.as_ref().map(|u| {
+                    let u = u.read();
+                    UmemFrames {
                         frames: u.frames,
                         outstanding: u.outstanding,
                         kernel_held: u.kernel_held,
                         in_worker: u.in_worker,
-                    })
-                },
+                    }
+                }),
             });
             worker_now.push(packets);
         }
