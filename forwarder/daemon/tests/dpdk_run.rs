@@ -313,13 +313,13 @@ fn stats_add_up_and_every_mbuf_comes_back() {
     assert_eq!(workers.len(), 1, "{stats}");
     let w = &workers[0];
     let get = |v: &Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k}: {stats}"));
-    let (packets, forwarded, dropped) = (
-        get(w, "packets"),
-        get(w, "forwarded"),
-        get(w, "dropped"),
-    );
+    let (packets, forwarded, dropped) = (get(w, "packets"), get(w, "forwarded"), get(w, "dropped"));
     assert_eq!(packets, n, "{stats}");
-    assert_eq!(packets, forwarded + dropped, "received = forwarded + dropped: {stats}");
+    assert_eq!(
+        packets,
+        forwarded + dropped,
+        "received = forwarded + dropped: {stats}"
+    );
     let want_sent = cases.iter().filter(|c| c.out.is_some()).count() as u64;
     assert_eq!(forwarded, want_sent, "{stats}");
     // (reason, count) pairs.
@@ -335,7 +335,11 @@ fn stats_add_up_and_every_mbuf_comes_back() {
     let rx: u64 = ports.iter().map(|p| get(p, "rx_packets")).sum();
     let tx: u64 = ports.iter().map(|p| get(p, "tx_packets")).sum();
     let refused: u64 = ports.iter().map(|p| get(p, "tx_refused")).sum();
-    assert_eq!((rx, tx, refused), (n, forwarded, 0), "port counters: {stats}");
+    assert_eq!(
+        (rx, tx, refused),
+        (n, forwarded, 0),
+        "port counters: {stats}"
+    );
     for (i, port) in PORTS.iter().enumerate() {
         let want = cases
             .iter()

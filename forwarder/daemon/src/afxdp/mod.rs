@@ -32,7 +32,10 @@ mod neigh;
 pub mod view;
 mod worker;
 
+// The DPDK runtime's share of this one.
+#[cfg(feature = "dpdk")]
 pub(crate) use neigh::{IdleTimers, static_neighbours};
+#[cfg(feature = "dpdk")]
 pub(crate) use worker::{Polling, poll_until_stopped, publish_ports};
 
 pub use error::AfXdpError;
@@ -663,8 +666,7 @@ pub(crate) fn start_control(
     };
     // A reload's flow-cache timeouts go to every worker through its mailbox.
     let mailboxes: Vec<Arc<Mailbox>> = workers.iter().map(|w| Arc::clone(&w.mailbox)).collect();
-    let view = LiveView::new(Arc::clone(cell), workers, port_names)
-    .with_capture(epoch);
+    let view = LiveView::new(Arc::clone(cell), workers, port_names).with_capture(epoch);
     let server = match &cfg.control {
         Some(c) => {
             socket_dir(&c.socket)?;

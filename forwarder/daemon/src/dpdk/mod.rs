@@ -305,11 +305,7 @@ fn serve(
         // its thread starts.
         let mut ports = Vec::with_capacity(devices.len());
         for (pi, dev) in devices.iter().enumerate() {
-            let queue = w
-                .ports
-                .iter()
-                .find(|q| q.port == pi)
-                .map_or(0, |q| q.queue);
+            let queue = w.ports.iter().find(|q| q.port == pi).map_or(0, |q| q.queue);
             match dev.port(queue) {
                 Some(p) => ports.push(p),
                 None => {
