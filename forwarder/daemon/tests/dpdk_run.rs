@@ -5,7 +5,8 @@
 //!   with exactly the frames the pcap ports send for the same capture and config, which are the
 //!   fixtures' expected outputs.
 //! - While it runs, `ecmpctl stats` (the control socket) adds up: every received packet is
-//!   forwarded or dropped, the ports' counters agree with the workers'; at SIGTERM every mbuf is
+//!   forwarded or dropped, the ports' counters and the devices' own (with their link state)
+//!   agree with the workers'; at SIGTERM every mbuf is
 //!   back in its pool (the runtime fails the run otherwise) and the exit is clean.
 
 mod lab_common;
@@ -349,6 +350,18 @@ fn stats_add_up_and_every_mbuf_comes_back() {
         assert_eq!(p["name"], *port, "{stats}");
         assert_eq!(get(p, "tx_packets"), want, "port {port}: {stats}");
     }
+    // The devices' own view (link state, DPDK's counters) agrees with the workers'.
+    let devices = stats["devices"].as_array().expect("devices");
+    assert_eq!(devices.len(), PORTS.len(), "{stats}");
+    for (d, port) in devices.iter().zip(PORTS) {
+        assert_eq!(d["port"], port, "{stats}");
+        assert_eq!(d["link_up"], true, "{stats}");
+        assert!(d["error"].is_null(), "{stats}");
+        assert!(d["xstats"].is_array(), "{stats}");
+    }
+    let ipackets: u64 = devices.iter().map(|d| get(d, "ipackets")).sum();
+    let opackets: u64 = devices.iter().map(|d| get(d, "opackets")).sum();
+    assert_eq!((ipackets, opackets), (n, forwarded), "device counters: {stats}");
 
     let (status, log_text) = stop(fw, &log);
     assert!(status.success(), "dpdk run: {log_text}");

@@ -523,6 +523,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
             upkeep,
             reload,
             epoch,
+            devices: None,
         },
     );
     let control = match started {
@@ -617,6 +618,8 @@ pub(crate) struct ControlExtras {
     pub reload: Arc<AtomicBool>,
     /// The workers' clock, for capture timestamps.
     pub epoch: std::time::Instant,
+    /// What `stats` reports of the devices behind the ports, if the backend has devices.
+    pub devices: Option<Box<dyn view::DeviceReader>>,
 }
 
 /// The control thread: feed socket (if configured), control socket (if configured), metrics
@@ -634,6 +637,7 @@ pub(crate) fn start_control(
         upkeep,
         reload,
         epoch,
+        devices,
     } = extras;
     let mut rib_config = RibConfig::default();
     let mut control_config = ControlConfig::default();
@@ -667,6 +671,10 @@ pub(crate) fn start_control(
     // A reload's flow-cache timeouts go to every worker through its mailbox.
     let mailboxes: Vec<Arc<Mailbox>> = workers.iter().map(|w| Arc::clone(&w.mailbox)).collect();
     let view = LiveView::new(Arc::clone(cell), workers, port_names).with_capture(epoch);
+    let view = match devices {
+        Some(d) => view.with_devices(d),
+        None => view,
+    };
     let server = match &cfg.control {
         Some(c) => {
             socket_dir(&c.socket)?;

@@ -22,7 +22,7 @@ use ecmp_dataplane::pipeline::{Choice, ingress_mac};
 use ecmp_mem::{Placement, TableMemory};
 use ecmp_port::{PortId, PortStats};
 use ecmp_proto::ctl::{
-    FlowEntry, FlowsReply, HopCounters, HopFlows, PortCounters, StatsReply, TraceQuery, TraceReply,
+    DeviceState, FlowEntry, FlowsReply, HopCounters, HopFlows, PortCounters, StatsReply, TraceQuery, TraceReply,
     TraceVia, UmemFrames, WorkerCounters,
 };
 use ecmp_tables::snapshot::{Snapshot, SnapshotCell};
@@ -255,6 +255,13 @@ struct Rates {
     hops: Vec<Option<(IpAddr, u64)>>,
 }
 
+/// Reads the state of the devices behind the ports, for `stats` (the DPDK runtime's link
+/// state and device counters; the control thread calls it, never a worker).
+pub trait DeviceReader: std::fmt::Debug + Send + Sync {
+    /// One entry per device.
+    fn read(&self) -> Vec<DeviceState>;
+}
+
 /// The [`Dataplane`] of a running forwarder.
 #[derive(Debug)]
 pub struct LiveView {
@@ -266,6 +273,7 @@ pub struct LiveView {
     tsc: TscClock,
     rates: Mutex<Rates>,
     capture: Option<CaptureHub>,
+    devices: Option<Box<dyn DeviceReader>>,
 }
 
 impl LiveView {
@@ -283,7 +291,14 @@ impl LiveView {
             tsc: TscClock::new(),
             rates: Mutex::default(),
             capture: None,
+            devices: None,
         }
+    }
+
+    /// Reports the devices `reader` reads in `stats`.
+    pub fn with_devices(mut self, reader: Box<dyn DeviceReader>) -> Self {
+        self.devices = Some(reader);
+        self
     }
 
     /// Serves `ecmpctl capture` through the workers' taps; `epoch` is the clock their polls
@@ -462,6 +477,7 @@ impl Dataplane for LiveView {
             hops,
             // The control thread adds the announcements it owns.
             announce: Vec::new(),
+            devices: self.devices.as_ref().map_or_else(Vec::new, |d| d.read()),
             memory: table_memory(&snapshot, &self.workers)
                 .into_iter()
                 .map(|(w, t)| crate::stats::table_backing(w, t))

@@ -45,7 +45,9 @@ use ecmp_io::dpdk::{DeviceConfig, DpdkDevice, Eal, Mempool, PoolConfig};
 use ecmp_port::BURST;
 use ecmp_tables::snapshot::SnapshotCell;
 
-use crate::afxdp::view::{self, Mailbox, SharedPortStats, WorkerShared};
+use ecmp_proto::ctl::DeviceState;
+
+use crate::afxdp::view::{self, DeviceReader, Mailbox, SharedPortStats, WorkerShared};
 use crate::afxdp::{self, ControlExtras, ControlUpkeep, IdleTimers, PortL3};
 use crate::config::{Config, PortKind};
 use crate::setup::{self, pipeline_config};
@@ -258,6 +260,45 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, DpdkRunError
     Ok(totals)
 }
 
+/// The ports' devices, read for `ecmpctl stats` on the control thread. Holding the handles
+/// keeps nothing open longer than the run: the control thread is joined before the devices
+/// close.
+#[derive(Debug)]
+struct Devices(Vec<(String, DpdkDevice)>);
+
+impl DeviceReader for Devices {
+    fn read(&self) -> Vec<DeviceState> {
+        self.0
+            .iter()
+            .map(|(port, dev)| {
+                let mut state = DeviceState {
+                    port: port.clone(),
+                    device: dev.spec().to_owned(),
+                    ..DeviceState::default()
+                };
+                let read = dev.link().and_then(|link| {
+                    state.link_up = link.up;
+                    state.speed_mbps = link.speed_mbps;
+                    state.full_duplex = link.full_duplex;
+                    let s = dev.stats()?;
+                    state.ipackets = s.ipackets;
+                    state.opackets = s.opackets;
+                    state.imissed = s.imissed;
+                    state.ierrors = s.ierrors;
+                    state.oerrors = s.oerrors;
+                    state.rx_nombuf = s.rx_nombuf;
+                    state.xstats = dev.xstats()?;
+                    Ok(())
+                });
+                if let Err(e) = read {
+                    state.error = Some(e.to_string());
+                }
+                state
+            })
+            .collect()
+    }
+}
+
 type WorkerHandle = thread::JoinHandle<Result<(), DpdkRunError>>;
 
 /// Steps 4 and 5 and the stop: the workers, the control thread, and the wait for `stop`.
@@ -392,6 +433,13 @@ fn serve(
             upkeep,
             reload,
             epoch,
+            devices: Some(Box::new(Devices(
+                cfg.ports
+                    .iter()
+                    .map(|p| p.name.clone())
+                    .zip(devices.iter().cloned())
+                    .collect(),
+            ))),
         },
     );
     let control = match started {
