@@ -121,4 +121,3 @@ mod tests {
         .unwrap();
     }
 }
-

@@ -22,8 +22,8 @@ use ecmp_dataplane::pipeline::{Choice, ingress_mac};
 use ecmp_mem::{Placement, TableMemory};
 use ecmp_port::{PortId, PortStats};
 use ecmp_proto::ctl::{
-    DeviceState, FlowEntry, FlowsReply, HopCounters, HopFlows, PortCounters, StatsReply, TraceQuery, TraceReply,
-    TraceVia, UmemFrames, WorkerCounters,
+    DeviceState, FlowEntry, FlowsReply, HopCounters, HopFlows, PortCounters, StatsReply,
+    TraceQuery, TraceReply, TraceVia, UmemFrames, WorkerCounters,
 };
 use ecmp_tables::snapshot::{Snapshot, SnapshotCell};
 use ecmp_wire::meta::IpVersion;
