@@ -79,6 +79,7 @@ impl Dataplane for ManyFlows {
             feed: Vec::new(),
             memory: Vec::new(),
             announce: Vec::new(),
+            devices: Vec::new(),
         }
     }
 

@@ -601,6 +601,38 @@ fn print(command: &Command, result: serde_json::Value) -> Result<()> {
                     p.tx_refused
                 );
             }
+            if !s.devices.is_empty() {
+                outln!(
+                    "{:<12} {:<6} {:>8} {:>14} {:>14} {:>10} {:>10} {:>10} {:>10}",
+                    "device of",
+                    "link",
+                    "Mb/s",
+                    "rx packets",
+                    "tx packets",
+                    "rx missed",
+                    "rx errors",
+                    "tx errors",
+                    "no mbuf"
+                );
+                for d in &s.devices {
+                    if let Some(e) = &d.error {
+                        outln!("{:<12} {e}", d.port);
+                        continue;
+                    }
+                    outln!(
+                        "{:<12} {:<6} {:>8} {:>14} {:>14} {:>10} {:>10} {:>10} {:>10}",
+                        d.port,
+                        if d.link_up { "up" } else { "down" },
+                        d.speed_mbps,
+                        d.ipackets,
+                        d.opackets,
+                        d.imissed,
+                        d.ierrors,
+                        d.oerrors,
+                        d.rx_nombuf
+                    );
+                }
+            }
             outln!(
                 "{:<6} {:>5} {:>14} {:>14} {:>12} {:>12} {:>12} {:>10} {:>6} {:>10}",
                 "worker",

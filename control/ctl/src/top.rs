@@ -480,6 +480,7 @@ mod tests {
                 feed: Vec::new(),
                 memory: Vec::new(),
                 announce: Vec::new(),
+                devices: Vec::new(),
             },
             flows: Ok(FlowsReply {
                 total: 100 * k,

@@ -611,6 +611,42 @@ pub struct StatsReply {
     /// that predates them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub announce: Vec<AnnounceLine>,
+    /// The DPDK devices behind the ports, read when asked (empty for other backends, or from a
+    /// daemon that predates them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceState>,
+}
+
+/// One DPDK device's link and counters, for `stats`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeviceState {
+    /// The port's name.
+    pub port: String,
+    /// The device as configured (a PCI address or a vdev spec).
+    pub device: String,
+    /// Carrier up.
+    pub link_up: bool,
+    /// Link speed in Mb/s (0 when unknown).
+    pub speed_mbps: u32,
+    /// Full duplex.
+    pub full_duplex: bool,
+    /// Packets the device received.
+    pub ipackets: u64,
+    /// Packets the device sent.
+    pub opackets: u64,
+    /// Packets the device dropped because no rx descriptor was free (the workers fell behind).
+    pub imissed: u64,
+    /// Receive errors.
+    pub ierrors: u64,
+    /// Transmit errors.
+    pub oerrors: u64,
+    /// Receive mbuf allocation failures (the pool ran dry).
+    pub rx_nombuf: u64,
+    /// The driver's extended statistics, (name, value).
+    pub xstats: Vec<(String, u64)>,
+    /// Why the device could not be read, when it could not (the fields above are then zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One big table's memory, for `stats`.

@@ -52,6 +52,30 @@ pub fn pin_to(core: usize) -> bool {
     core_affinity::set_for_current(core_affinity::CoreId { id: core })
 }
 
+/// The cores the calling thread may run on now; `None` when the kernel does not say.
+pub fn allowed_cores() -> Option<Vec<usize>> {
+    let current = sched_getaffinity(None).ok()?;
+    Some(
+        (0..CpuSet::MAX_CPU)
+            .filter(|&c| current.is_set(c))
+            .collect(),
+    )
+}
+
+/// Lets the calling thread run on `cores` again (DPDK's EAL pins the thread that initialises
+/// it to its main lcore; the daemon's main thread puts its own mask back). False when the
+/// kernel refused or `cores` is empty.
+pub fn restrict_to(cores: &[usize]) -> bool {
+    if cores.is_empty() {
+        return false;
+    }
+    let mut set = CpuSet::new();
+    for &c in cores {
+        set.set(c);
+    }
+    sched_setaffinity(None, &set).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,6 +112,18 @@ fn report(e: &anyhow::Error) -> String {
     text
 }
 
+/// `ecmpfwd run` over DPDK ports: the DPDK runtime when built with it.
+#[cfg(feature = "dpdk")]
+fn run_dpdk(cfg: &Config, stop: Arc<AtomicBool>) -> Result<ecmp_dataplane::counters::Counters> {
+    Ok(ecmpfwd::dpdk::run(cfg, stop)?)
+}
+
+/// Without the DPDK runtime, the pcap runtime refuses the DPDK ports, naming the feature.
+#[cfg(not(feature = "dpdk"))]
+fn run_dpdk(cfg: &Config, stop: Arc<AtomicBool>) -> Result<ecmp_dataplane::counters::Counters> {
+    Ok(replay::run(cfg, stop)?)
+}
+
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
@@ -145,8 +157,14 @@ fn real_main() -> Result<()> {
                 .ports
                 .iter()
                 .any(|p| matches!(p.kind, PortKind::AfXdp { .. }));
+            let dpdk = cfg
+                .ports
+                .iter()
+                .any(|p| matches!(p.kind, PortKind::Dpdk { .. }));
             let totals = if afxdp {
                 afxdp::run(&cfg, stop)?
+            } else if dpdk {
+                run_dpdk(&cfg, stop)?
             } else {
                 replay::run(&cfg, stop)?
             };

@@ -77,8 +77,12 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, ReplayError>
             PortKind::Pcap { .. } => continue,
             PortKind::Memory => "memory ports only exist inside tests and `ecmpfwd bench`",
             PortKind::AfXdp { .. } => "AF_XDP ports cannot be mixed with pcap ports",
+            PortKind::Dpdk { .. } if cfg!(feature = "dpdk") => {
+                "DPDK ports cannot be mixed with pcap ports"
+            }
             PortKind::Dpdk { .. } => {
-                "DPDK ports are not run by `ecmpfwd run` yet (the DPDK runtime is still to come)"
+                "DPDK ports need an ecmpfwd built with the cargo feature `dpdk` \
+                 (cargo build --release -p ecmpfwd --features dpdk); this one was built without"
             }
         };
         return Err(ReplayError::PortKind {

@@ -447,3 +447,24 @@ fn a_missing_config_file_is_reported_once() {
         "ecmpfwd: /nonexistent/ecmpfwd.toml: cannot read: No such file or directory (os error 2)",
     );
 }
+
+/// Built without the DPDK runtime, `run` refuses DPDK ports and says which feature adds it.
+#[cfg(not(feature = "dpdk"))]
+#[test]
+fn run_without_the_dpdk_feature_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("dpdk.toml");
+    std::fs::write(
+        &cfg,
+        "[instance]\nname = \"t\"\n[[port]]\nname = \"a\"\nkind = \"dpdk\"\ndevice = \"net_null0\"\nmac = \"02:00:00:00:00:01\"\n\
+         [[worker]]\ncore = 0\nports = [\"a\"]\n",
+    )
+    .unwrap();
+    let out = run(&["run", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("dpdk.toml:3: port \"a\"") && err.contains("cargo feature `dpdk`"),
+        "{err}"
+    );
+}

@@ -18,6 +18,28 @@ use ecmp_port::{Frame, PortId};
 
 const ETH: usize = ethernet::HEADER_LEN;
 
+/// The most bytes an encapsulation pushes in front of a received frame: VXLAN over IPv6 (outer
+/// Ethernet, IPv6, UDP and VXLAN headers; the frame's own Ethernet header becomes the inner
+/// one). Backends whose buffers' headroom is fixed (DPDK's mbufs) check it against this at
+/// start, so no frame is dropped for `no_headroom` at run time.
+pub const MAX_ENCAP_PUSH: usize = ETH + ipv6::HEADER_LEN + udp::HEADER_LEN + vxlan::HEADER_LEN;
+
+/// Bytes `encapsulate` pushes in front of the frame for `kind` with an outer header of the
+/// family of `dst`.
+#[inline]
+fn push_len(kind: &EncapKind, dst: IpAddr) -> usize {
+    let outer_ip_hdr = match dst {
+        IpAddr::V4(_) => ipv4::MIN_HEADER_LEN,
+        IpAddr::V6(_) => ipv6::HEADER_LEN,
+    };
+    // VXLAN keeps the frame's Ethernet header as the inner one and pushes a new outer one.
+    let outer_eth = match kind {
+        EncapKind::Vxlan { .. } => ETH,
+        _ => 0,
+    };
+    outer_ip_hdr + tunnel_len(kind) + outer_eth
+}
+
 /// Rewrites or encapsulates `frame` toward `hop`, leaving it ready to send on `port`; returns
 /// the length of the frame to send (its `data()` length now).
 ///
@@ -312,7 +334,8 @@ fn encapsulate<F: Frame>(
     if outer_ip_len > usize::from(port.mtu) {
         return Err(DropReason::MtuExceeded);
     }
-    let push = outer_ip_len + ETH - (ETH + inner_ip_len);
+    let push = push_len(&encap.kind, encap.dst);
+    debug_assert_eq!(push, outer_ip_len + ETH - (ETH + inner_ip_len));
     if frame.headroom() < push {
         return Err(DropReason::NoHeadroom);
     }

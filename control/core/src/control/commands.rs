@@ -504,6 +504,7 @@ impl<R: NextHopResolver, P: FnMut(Snapshot)> Control<R, P> {
                 feed: Vec::new(),
                 memory: Vec::new(),
                 announce: Vec::new(),
+                devices: Vec::new(),
             },
         }
     }

@@ -76,6 +76,7 @@ impl Dataplane for FakeDataplane {
             feed: Vec::new(),
             memory: Vec::new(),
             announce: Vec::new(),
+            devices: Vec::new(),
         }
     }
     fn flows(&self, _top: usize) -> Result<FlowsReply, DataQueryError> {

@@ -68,6 +68,7 @@ fn known() -> MetricsSnapshot {
                 huge_bytes: 0,
             }],
             announce: Vec::new(),
+            devices: Vec::new(),
         },
         feed: FeedStats {
             lines: 5,

@@ -32,6 +32,12 @@ mod neigh;
 pub mod view;
 mod worker;
 
+// The DPDK runtime's share of this one.
+#[cfg(feature = "dpdk")]
+pub(crate) use neigh::{IdleTimers, static_neighbours};
+#[cfg(feature = "dpdk")]
+pub(crate) use worker::{Polling, poll_until_stopped, publish_ports};
+
 pub use error::AfXdpError;
 
 use std::net::IpAddr;
@@ -65,10 +71,10 @@ use crate::reload::{FileSource, Policies};
 use crate::sdnotify::{self, Notifier, Watchdog};
 use crate::setup::{self, pipeline_config};
 use crate::stats;
-use view::{LiveView, Mailbox, SharedPortStats, WorkerShared};
+use view::{LiveView, Mailbox, SharedPortStats, SharedUmemStats, WorkerShared};
 
 /// How long a worker may take to open its sockets and report ready.
-const WORKER_START: Duration = Duration::from_secs(30);
+pub(crate) const WORKER_START: Duration = Duration::from_secs(30);
 /// How long the workers may take to load the first tables once they run.
 const FIRST_TABLES: Duration = Duration::from_secs(5);
 
@@ -269,6 +275,34 @@ fn reload_policies(cfg: &Config) -> Result<Policies, String> {
 
 /// The control plane's builder over the config's static tables and these ports (step 3).
 pub fn builder(cfg: &Config, ports: &[LivePort]) -> Result<Builder<ConnectedResolver>, AfXdpError> {
+    let l3: Vec<PortL3> = ports
+        .iter()
+        .map(|p| PortL3 {
+            mac: p.mac,
+            mtu: p.mtu,
+            addrs: p.addrs.clone(),
+        })
+        .collect();
+    builder_over(cfg, &l3)
+}
+
+/// What the control plane needs of a port, whatever its backend: its MAC, MTU and connected
+/// subnets.
+#[derive(Debug, Clone)]
+pub struct PortL3 {
+    /// The MAC frames leave with.
+    pub mac: [u8; 6],
+    /// The L3 MTU.
+    pub mtu: u16,
+    /// Its addresses with their prefix lengths (connected subnets).
+    pub addrs: Vec<(IpAddr, u8)>,
+}
+
+/// [`builder`] over ports of any backend.
+pub fn builder_over(
+    cfg: &Config,
+    ports: &[PortL3],
+) -> Result<Builder<ConnectedResolver>, AfXdpError> {
     let tables = setup::build(cfg)?;
     let port_infos: Vec<PortInfo> = ports
         .iter()
@@ -387,6 +421,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
         failure
     };
     for w in &cfg.workers {
+        let umem: Arc<SharedUmemStats> = Arc::default();
         let ws = WorkerShared {
             counters: Arc::new(SharedCounters::default()),
             ports: ports
@@ -398,7 +433,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
             memory: Vec::new(),
             tap: Arc::default(),
             hops: Arc::default(),
-            umem: Arc::default(),
+            umem: Some(Arc::clone(&umem)),
         };
         let queues = (0..cfg.ports.len())
             .map(|pi| {
@@ -420,7 +455,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
             mailbox: Arc::clone(&ws.mailbox),
             tap: Arc::clone(&ws.tap),
             hops: Arc::clone(&ws.hops),
-            umem: Arc::clone(&ws.umem),
+            umem,
             stop: Arc::clone(&workers_stop),
             epoch,
         };
@@ -465,7 +500,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
     }
 
     let upkeep = ControlUpkeep {
-        neigh: upkeep,
+        inner: Box::new(upkeep),
         watchdog: watchdog(&shared),
     };
     // SIGHUP asks the control thread for a reload, as `ecmpctl reload` does.
@@ -480,7 +515,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
     };
     let started = start_control(
         cfg,
-        &ports,
+        ports.iter().map(|p| p.name.clone()).collect(),
         &cell,
         view_workers,
         builder,
@@ -488,6 +523,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
             upkeep,
             reload,
             epoch,
+            devices: None,
         },
     );
     let control = match started {
@@ -498,14 +534,41 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
             return Err(e);
         }
     };
+    supervise(cfg, &cell, &stop, notifier.as_ref(), &control, || {
+        handles.iter().any(|h| h.is_finished())
+    });
+    // No publication after this; then the workers drain and close; then the programs go.
+    let control_result = control.join();
+    signal_hook::low_level::unregister(sighup);
+    let failure = stop_workers(handles);
+    drop(programs);
+    if let Some(e) = failure {
+        return Err(AfXdpError::WorkerStopped(Box::new(e)));
+    }
+    control_result?;
+    Ok(stats::sum(&shared))
+}
+
+/// From start to stop, the same for every runtime: tells systemd `READY=1` once every worker
+/// runs the first tables, waits for `stop` (or for a worker to end: `any_finished`), then, with
+/// `[[bgp.announce]]` prefixes, withdraws them and keeps forwarding for `[bgp] announce_grace`.
+/// The caller then joins the control thread and stops its workers.
+pub(crate) fn supervise(
+    cfg: &Config,
+    cell: &SnapshotCell,
+    stop: &AtomicBool,
+    notifier: Option<&Notifier>,
+    control: &ControlHandle<ConnectedResolver>,
+    any_finished: impl Fn() -> bool,
+) {
     let status = format!(
         "forwarding on {} port(s) with {} worker(s)",
-        ports.len(),
+        cfg.ports.len(),
         cfg.workers.len()
     );
     tracing::info!("{status}");
-    if let Some(n) = &notifier {
-        // Every port is attached and every worker's sockets are open; wait for the workers to
+    if let Some(n) = notifier {
+        // Every port is open and every worker polls; wait for the workers to
         // run the first tables, so "ready" means packets are forwarded.
         let first = cell.generation();
         let deadline = std::time::Instant::now() + FIRST_TABLES;
@@ -525,53 +588,46 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<Counters, AfXdpError> 
         n.send_or_log(&format!("READY=1\nSTATUS={status}"));
         tracing::info!("told systemd READY=1 on {}", n.name());
     }
-    while !stop.load(Ordering::Relaxed) && handles.iter().all(|h| !h.is_finished()) {
+    while !stop.load(Ordering::Relaxed) && !any_finished() {
         thread::sleep(Duration::from_millis(20));
     }
-    if let Some(n) = &notifier {
+    if let Some(n) = notifier {
         n.send_or_log("STOPPING=1");
     }
     if !cfg.announce.entries.is_empty() {
         control.withdraw_all();
-        if handles.iter().all(|h| !h.is_finished()) {
+        if !any_finished() {
             let grace = cfg.announce.grace;
             tracing::info!(
                 "withdrawing {} announced prefix(es); forwarding for {grace:?} more",
                 cfg.announce.entries.len()
             );
             let end = std::time::Instant::now() + grace;
-            while std::time::Instant::now() < end && handles.iter().all(|h| !h.is_finished()) {
+            while std::time::Instant::now() < end && !any_finished() {
                 thread::sleep(Duration::from_millis(20));
             }
         }
     }
-    // No publication after this; then the workers drain and close; then the programs go.
-    let control_result = control.join();
-    signal_hook::low_level::unregister(sighup);
-    let failure = stop_workers(handles);
-    drop(programs);
-    if let Some(e) = failure {
-        return Err(AfXdpError::WorkerStopped(Box::new(e)));
-    }
-    control_result?;
-    Ok(stats::sum(&shared))
 }
 
 /// What the control thread gets besides its sockets and tables.
-struct ControlExtras {
-    /// Between messages: neighbour upkeep, then the watchdog.
-    upkeep: ControlUpkeep,
+pub(crate) struct ControlExtras {
+    /// Between messages: the backend's upkeep, then the watchdog.
+    pub upkeep: ControlUpkeep,
     /// Set by SIGHUP: reload the config.
-    reload: Arc<AtomicBool>,
+    pub reload: Arc<AtomicBool>,
     /// The workers' clock, for capture timestamps.
-    epoch: std::time::Instant,
+    pub epoch: std::time::Instant,
+    /// What `stats` reports of the devices behind the ports, if the backend has devices.
+    pub devices: Option<Box<dyn view::DeviceReader>>,
 }
 
 /// The control thread: feed socket (if configured), control socket (if configured), metrics
-/// listener (if configured), neighbour upkeep; publishes into `cell`.
-fn start_control(
+/// listener (if configured), the backend's upkeep; publishes into `cell`. `port_names` are
+/// the config's, by port id. Shared by the AF_XDP and DPDK runtimes.
+pub(crate) fn start_control(
     cfg: &Config,
-    ports: &[LivePort],
+    port_names: Vec<String>,
     cell: &Arc<SnapshotCell>,
     workers: Vec<WorkerShared>,
     builder: Builder<ConnectedResolver>,
@@ -581,6 +637,7 @@ fn start_control(
         upkeep,
         reload,
         epoch,
+        devices,
     } = extras;
     let mut rib_config = RibConfig::default();
     let mut control_config = ControlConfig::default();
@@ -614,12 +671,11 @@ fn start_control(
     };
     // A reload's flow-cache timeouts go to every worker through its mailbox.
     let mailboxes: Vec<Arc<Mailbox>> = workers.iter().map(|w| Arc::clone(&w.mailbox)).collect();
-    let view = LiveView::new(
-        Arc::clone(cell),
-        workers,
-        ports.iter().map(|p| p.name.clone()).collect(),
-    )
-    .with_capture(epoch);
+    let view = LiveView::new(Arc::clone(cell), workers, port_names).with_capture(epoch);
+    let view = match devices {
+        Some(d) => view.with_devices(d),
+        None => view,
+    };
     let server = match &cfg.control {
         Some(c) => {
             socket_dir(&c.socket)?;
@@ -716,7 +772,7 @@ fn announce_config(spec: &config::AnnounceSpecs) -> Result<AnnounceConfig, AfXdp
 
 /// `$NOTIFY_SOCKET`'s notifier, if systemd gave one; a malformed one is logged and ignored (a
 /// service that never says ready is systemd's to time out, and a manual run must not fail).
-fn notifier() -> Option<Notifier> {
+pub(crate) fn notifier() -> Option<Notifier> {
     Notifier::from_env().unwrap_or_else(|e| {
         tracing::warn!("{e}; no systemd notifications");
         None
@@ -724,10 +780,10 @@ fn notifier() -> Option<Notifier> {
 }
 
 /// Poll counts per worker: what the watchdog judges progress by.
-type Progress = Box<dyn FnMut() -> Vec<u64> + Send>;
+pub(crate) type Progress = Box<dyn FnMut() -> Vec<u64> + Send>;
 
 /// The watchdog `$WATCHDOG_USEC` asks for, reading the workers' poll counters.
-fn watchdog(workers: &[Arc<SharedCounters>]) -> Option<Watchdog<Progress>> {
+pub(crate) fn watchdog(workers: &[Arc<SharedCounters>]) -> Option<Watchdog<Progress>> {
     let interval = match sdnotify::watchdog_from_env() {
         Ok(Some(i)) => i,
         Ok(None) => return None,
@@ -751,10 +807,13 @@ fn watchdog(workers: &[Arc<SharedCounters>]) -> Option<Watchdog<Progress>> {
     Some(Watchdog::new(notifier, interval, progress))
 }
 
-/// What the control thread does between messages: the neighbour upkeep, then the watchdog.
-struct ControlUpkeep {
-    neigh: neigh::NeighUpkeep,
-    watchdog: Option<Watchdog<Progress>>,
+/// What the control thread does between messages: the backend's upkeep (the AF_XDP runtime's
+/// neighbour table and idle timers, the DPDK runtime's idle timers), then the watchdog.
+pub(crate) struct ControlUpkeep {
+    /// The backend's part.
+    pub inner: Box<dyn Upkeep<ConnectedResolver>>,
+    /// Pinged while every worker polls.
+    pub watchdog: Option<Watchdog<Progress>>,
 }
 
 impl Upkeep<ConnectedResolver> for ControlUpkeep {
@@ -763,7 +822,7 @@ impl Upkeep<ConnectedResolver> for ControlUpkeep {
         builder: &mut Builder<ConnectedResolver>,
         now: std::time::Instant,
     ) -> Option<ecmp_tables::Snapshot> {
-        let snapshot = self.neigh.run(builder, now);
+        let snapshot = self.inner.run(builder, now);
         if let Some(w) = &mut self.watchdog {
             w.tick(now);
         }

@@ -49,9 +49,7 @@ pub(super) struct NeighUpkeep {
     next_refresh: Instant,
     /// Consecutive netlink errors (logged once per streak).
     failing: bool,
-    /// The clock workers stamp bucket use with.
-    epoch: Instant,
-    next_idle: Instant,
+    idle: IdleTimers,
 }
 
 impl NeighUpkeep {
@@ -61,16 +59,7 @@ impl NeighUpkeep {
         epoch: Instant,
     ) -> Result<Self, AfXdpError> {
         let watch = NeighbourWatch::new().map_err(AfXdpError::NeighbourWatch)?;
-        let statics = cfg
-            .neighbors
-            .iter()
-            .map(|n| (n.address, n.mac.0))
-            .chain(
-                cfg.nexthops
-                    .iter()
-                    .filter_map(|h| Some((h.address, h.mac?.0))),
-            )
-            .collect();
+        let statics = static_neighbours(cfg);
         let now = Instant::now();
         Ok(NeighUpkeep {
             watch,
@@ -82,8 +71,7 @@ impl NeighUpkeep {
             next_retry: now,
             next_refresh: now + REFRESH,
             failing: false,
-            epoch,
-            next_idle: now + IDLE_EVERY,
+            idle: IdleTimers::new(epoch),
         })
     }
 
@@ -213,19 +201,55 @@ impl Upkeep<ConnectedResolver> for NeighUpkeep {
             self.next_retry = now + RETRY;
             self.ask_kernel(builder, false);
         }
-        let mut snapshot = if changed {
+        let snapshot = if changed {
             builder.refresh_resolution()
         } else {
             None
         };
-        if now >= self.next_idle {
-            self.next_idle = now + IDLE_EVERY;
-            let now_ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
-            // The builder's state is cumulative: the later snapshot includes the earlier one.
-            if let Some(s) = builder.upkeep(now_ms) {
-                snapshot = Some(s);
-            }
+        // The builder's state is cumulative: the later snapshot includes the earlier one.
+        self.idle.run(builder, now).or(snapshot)
+    }
+}
+
+/// The neighbours the config fixes: `[[neighbor]]` entries and MACs given on a `[[nexthop]]`.
+pub(crate) fn static_neighbours(cfg: &Config) -> HashMap<IpAddr, [u8; 6]> {
+    cfg.neighbors
+        .iter()
+        .map(|n| (n.address, n.mac.0))
+        .chain(
+            cfg.nexthops
+                .iter()
+                .filter_map(|h| Some((h.address, h.mac?.0))),
+        )
+        .collect()
+}
+
+/// The `idle` groups' timers, run every [`IDLE_EVERY`] on the clock the workers stamp bucket
+/// use with. All of the DPDK runtime's upkeep (its neighbours are all static), and part of the
+/// AF_XDP runtime's.
+pub(crate) struct IdleTimers {
+    /// The clock workers stamp bucket use with.
+    epoch: Instant,
+    next: Instant,
+}
+
+impl IdleTimers {
+    /// Timers on the workers' clock `epoch`.
+    pub(crate) fn new(epoch: Instant) -> Self {
+        IdleTimers {
+            epoch,
+            next: Instant::now() + IDLE_EVERY,
         }
-        snapshot
+    }
+}
+
+impl Upkeep<ConnectedResolver> for IdleTimers {
+    fn run(&mut self, builder: &mut Builder<ConnectedResolver>, now: Instant) -> Option<Snapshot> {
+        if now < self.next {
+            return None;
+        }
+        self.next = now + IDLE_EVERY;
+        let now_ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        builder.upkeep(now_ms)
     }
 }

@@ -22,8 +22,8 @@ use ecmp_dataplane::pipeline::{Choice, ingress_mac};
 use ecmp_mem::{Placement, TableMemory};
 use ecmp_port::{PortId, PortStats};
 use ecmp_proto::ctl::{
-    FlowEntry, FlowsReply, HopCounters, HopFlows, PortCounters, StatsReply, TraceQuery, TraceReply,
-    TraceVia, UmemFrames, WorkerCounters,
+    DeviceState, FlowEntry, FlowsReply, HopCounters, HopFlows, PortCounters, StatsReply,
+    TraceQuery, TraceReply, TraceVia, UmemFrames, WorkerCounters,
 };
 use ecmp_tables::snapshot::{Snapshot, SnapshotCell};
 use ecmp_wire::meta::IpVersion;
@@ -240,8 +240,8 @@ pub struct WorkerShared {
     pub tap: Arc<CaptureTap>,
     /// Its packets per hop id.
     pub hops: Arc<SharedHopPackets>,
-    /// Where its UMEM's frames are.
-    pub umem: Arc<SharedUmemStats>,
+    /// Where its UMEM's frames are (AF_XDP workers; `None` for backends without a UMEM).
+    pub umem: Option<Arc<SharedUmemStats>>,
 }
 
 #[derive(Debug, Default)]
@@ -255,6 +255,13 @@ struct Rates {
     hops: Vec<Option<(IpAddr, u64)>>,
 }
 
+/// Reads the state of the devices behind the ports, for `stats` (the DPDK runtime's link
+/// state and device counters; the control thread calls it, never a worker).
+pub trait DeviceReader: std::fmt::Debug + Send + Sync {
+    /// One entry per device.
+    fn read(&self) -> Vec<DeviceState>;
+}
+
 /// The [`Dataplane`] of a running forwarder.
 #[derive(Debug)]
 pub struct LiveView {
@@ -266,6 +273,7 @@ pub struct LiveView {
     tsc: TscClock,
     rates: Mutex<Rates>,
     capture: Option<CaptureHub>,
+    devices: Option<Box<dyn DeviceReader>>,
 }
 
 impl LiveView {
@@ -283,7 +291,14 @@ impl LiveView {
             tsc: TscClock::new(),
             rates: Mutex::default(),
             capture: None,
+            devices: None,
         }
+    }
+
+    /// Reports the devices `reader` reads in `stats`.
+    pub fn with_devices(mut self, reader: Box<dyn DeviceReader>) -> Self {
+        self.devices = Some(reader);
+        self
     }
 
     /// Serves `ecmpctl capture` through the workers' taps; `epoch` is the clock their polls
@@ -321,7 +336,7 @@ fn flow_query(q: &TraceQuery) -> Result<Vec<u8>, DataQueryError> {
 
 /// Every big table and how the kernel backs it now: the published FIBs, then each worker's flow
 /// cache and UMEM.
-pub(super) fn table_memory(
+pub(crate) fn table_memory(
     snapshot: &Snapshot,
     workers: &[WorkerShared],
 ) -> Vec<(Option<usize>, TableMemory)> {
@@ -413,15 +428,15 @@ impl Dataplane for LiveView {
                 flows_not_cached: c.get(Counter::NotCached),
                 flow_repicks: c.get(Counter::Repicks),
                 flow_entries: c.get(Counter::FlowEntries),
-                umem: {
-                    let u = w.umem.read();
-                    Some(UmemFrames {
+                umem: w.umem.as_ref().map(|u| {
+                    let u = u.read();
+                    UmemFrames {
                         frames: u.frames,
                         outstanding: u.outstanding,
                         kernel_held: u.kernel_held,
                         in_worker: u.in_worker,
-                    })
-                },
+                    }
+                }),
             });
             worker_now.push(packets);
         }
@@ -462,6 +477,7 @@ impl Dataplane for LiveView {
             hops,
             // The control thread adds the announcements it owns.
             announce: Vec::new(),
+            devices: self.devices.as_ref().map_or_else(Vec::new, |d| d.read()),
             memory: table_memory(&snapshot, &self.workers)
                 .into_iter()
                 .map(|(w, t)| crate::stats::table_backing(w, t))

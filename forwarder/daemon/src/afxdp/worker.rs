@@ -15,7 +15,7 @@ use ecmp_dataplane::pipeline::PipelineConfig;
 use ecmp_dataplane::worker::Worker;
 use ecmp_io::tsc;
 use ecmp_io::xdp::{BindMode, Umem, UmemConfig, XdpProgram, XskConfig, XskPort};
-use ecmp_port::Port;
+use ecmp_port::{Port, PortStats};
 use ecmp_tables::snapshot::SnapshotCell;
 
 use super::view::{
@@ -156,10 +156,60 @@ pub(super) fn run(
     let mut memory = worker.pipeline().flow_cache().memory().to_vec();
     memory.extend(umem.placement());
     let _ = ready.send(Ok(memory));
-    let start = job.epoch;
+    let polling = Polling {
+        core: job.core,
+        stop: &job.stop,
+        mailbox: &job.mailbox,
+        port_stats: &job.port_stats,
+        epoch: job.epoch,
+    };
+    poll_until_stopped(&mut worker, &polling, XskPort::stats, |worker| {
+        job.umem.publish(umem_reading(&umem, worker));
+    });
+    // SIGTERM: what is batched goes out, completions are reaped, then the sockets close.
+    worker.drain();
+    for p in worker.ports_mut() {
+        p.flush();
+    }
+    publish_ports(&mut worker, &job.port_stats, XskPort::stats);
+    job.umem.publish(umem_reading(&umem, &mut worker));
+    for (prog, &queue) in job.programs.iter().zip(&job.queues) {
+        // The program is detached right after; a failure here only means it is gone already.
+        let _ = prog.unregister_socket(queue);
+    }
+    drop(worker);
+    drop(umem);
+    Ok(())
+}
+
+/// What a worker's poll loop shares with the control side, whatever its ports.
+pub(crate) struct Polling<'a> {
+    /// The core it is pinned to (named in its log lines).
+    pub core: usize,
+    /// Set when it must stop.
+    pub stop: &'a AtomicBool,
+    /// Questions from the control socket and a reload's timeouts.
+    pub mailbox: &'a Mailbox,
+    /// Where its ports' counters are published, per port id.
+    pub port_stats: &'a [Arc<SharedPortStats>],
+    /// The process-wide clock (shared with the control thread's idle timers).
+    pub epoch: Instant,
+}
+
+/// Polls `worker` until `polling.stop`: counts busy cycles, yields the core after empty polls,
+/// answers the mailbox between polls, and every [`STATS_EVERY_NS`] publishes its ports'
+/// counters (read with `stats`) and whatever `publish` adds (the backend's buffer accounting).
+/// Shared by the AF_XDP and DPDK runtimes: only the ports differ.
+pub(crate) fn poll_until_stopped<P: Port>(
+    worker: &mut Worker<P>,
+    polling: &Polling<'_>,
+    stats: fn(&P) -> PortStats,
+    mut publish: impl FnMut(&mut Worker<P>),
+) {
+    let start = polling.epoch;
     let mut last_stats = 0u64;
     let mut empty_polls = 0u32;
-    while !job.stop.load(Ordering::Relaxed) {
+    while !polling.stop.load(Ordering::Relaxed) {
         let now = start.elapsed().as_nanos() as u64;
         // Busy cycles: whole polls that received or sent frames, their tx and kicks included
         // (a poll that only drains a partial batch after a burst pays a kick for it).
@@ -177,20 +227,20 @@ pub(super) fn run(
         } else {
             empty_polls = 0;
         }
-        if job.mailbox.pending() {
-            if let Some(timeouts) = job.mailbox.take_timeouts()
+        if polling.mailbox.pending() {
+            if let Some(timeouts) = polling.mailbox.take_timeouts()
                 && let Err(e) = worker.set_flow_timeouts(timeouts)
             {
                 // The reload checked them as the cache does; kept only for a bug's sake.
                 tracing::warn!(
                     "worker on core {}: flow cache timeouts not applied: {e}",
-                    job.core
+                    polling.core
                 );
             }
             let now_ms = now / 1_000_000;
             let snap = Arc::clone(worker.snapshot());
             let pipeline = worker.pipeline();
-            job.mailbox.serve(|q| match q {
+            polling.mailbox.serve(|q| match q {
                 Query::Flows { top } => answer_flows(pipeline.flow_cache(), now_ms, top),
                 Query::Trace { ingress, frame } => {
                     Answer::Trace(pipeline.trace(&snap, ingress, &frame, now_ms))
@@ -199,26 +249,19 @@ pub(super) fn run(
         }
         if now.saturating_sub(last_stats) >= STATS_EVERY_NS {
             last_stats = now;
-            for (p, shared) in worker.ports_mut().iter().zip(&job.port_stats) {
-                shared.publish(&p.stats());
-            }
-            job.umem.publish(umem_reading(&umem, &mut worker));
+            publish_ports(worker, polling.port_stats, stats);
+            publish(worker);
         }
     }
-    // SIGTERM: what is batched goes out, completions are reaped, then the sockets close.
-    worker.drain();
-    for p in worker.ports_mut() {
-        p.flush();
+}
+
+/// Publishes every port's counters.
+pub(crate) fn publish_ports<P: Port>(
+    worker: &mut Worker<P>,
+    shared: &[Arc<SharedPortStats>],
+    stats: fn(&P) -> PortStats,
+) {
+    for (p, s) in worker.ports_mut().iter().zip(shared) {
+        s.publish(&stats(p));
     }
-    for (p, shared) in worker.ports_mut().iter().zip(&job.port_stats) {
-        shared.publish(&p.stats());
-    }
-    job.umem.publish(umem_reading(&umem, &mut worker));
-    for (prog, &queue) in job.programs.iter().zip(&job.queues) {
-        // The program is detached right after; a failure here only means it is gone already.
-        let _ = prog.unregister_socket(queue);
-    }
-    drop(worker);
-    drop(umem);
-    Ok(())
 }

@@ -164,3 +164,33 @@ proptest! {
         }
     }
 }
+
+/// The headroom backends check at start covers every encapsulation, and is no larger than the
+/// longest one needs.
+#[test]
+fn max_encap_push_is_the_longest_encapsulation() {
+    let kinds = [
+        EncapKind::IpIp,
+        EncapKind::Gre { key: None },
+        EncapKind::Gre { key: Some(7) },
+        EncapKind::Vxlan {
+            vni: 1,
+            inner_dst_mac: None,
+            port: 4789,
+        },
+        EncapKind::Gue { port: 6080 },
+        EncapKind::MplsUdp {
+            label: 16,
+            port: 6635,
+        },
+    ];
+    let dsts = [
+        IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 1)),
+        IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+    ];
+    let pushes: Vec<usize> = kinds
+        .iter()
+        .flat_map(|k| dsts.iter().map(move |&d| push_len(k, d)))
+        .collect();
+    assert_eq!(pushes.iter().copied().max(), Some(MAX_ENCAP_PUSH));
+}

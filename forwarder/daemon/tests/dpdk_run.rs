@@ -1,0 +1,435 @@
+//! `ecmpfwd run` over DPDK ports (cargo feature `dpdk`), on virtual devices only: no NIC, no
+//! huge pages (`--no-huge`), each run a process of its own with its own EAL and file prefix.
+//!
+//! - The golden fixtures (`tests/golden/`) replayed through `net_pcap` ports leave every port
+//!   with exactly the frames the pcap ports send for the same capture and config, which are the
+//!   fixtures' expected outputs.
+//! - While it runs, `ecmpctl stats` (the control socket) adds up: every received packet is
+//!   forwarded or dropped, the ports' counters and the devices' own (with their link state)
+//!   agree with the workers'; at SIGTERM every mbuf is
+//!   back in its pool (the runtime fails the run otherwise) and the exit is clean.
+
+mod lab_common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ecmp_io::pcap::{PcapReader, PcapWriter};
+use ecmp_proto::ctl::Request;
+use lab_common::{ECMPFWD, Proc, ctl_request, signal};
+use serde_json::Value;
+
+/// The golden fixtures' directory.
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden")
+}
+
+/// A fixture's hex: `#` lines are comments, the rest hex digits and whitespace.
+fn read_hex(path: &Path) -> Vec<u8> {
+    let text = std::fs::read_to_string(path).expect("hex fixture");
+    let digits: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .flat_map(|l| l.chars().filter(|c| !c.is_whitespace()))
+        .collect();
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).expect("hex digit"))
+        .collect()
+}
+
+/// One golden case: its input, and the port name and frame it must leave with (none: dropped).
+struct Case {
+    input: Vec<u8>,
+    out: Option<(String, Vec<u8>)>,
+}
+
+fn golden_cases() -> Vec<Case> {
+    let dir = golden_dir();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("tests/golden")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            Some(name.strip_suffix(".in.hex")?.to_owned())
+        })
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let verdict =
+                std::fs::read_to_string(dir.join(format!("{name}.verdict"))).expect("verdict");
+            let out = verdict.trim().strip_prefix("tx ").map(|port| {
+                (
+                    port.to_owned(),
+                    read_hex(&dir.join(format!("{name}.out.hex"))),
+                )
+            });
+            Case {
+                input: read_hex(&dir.join(format!("{name}.in.hex"))),
+                out,
+            }
+        })
+        .collect()
+}
+
+/// The golden config's port names, in order (`kind = "memory"` lines are replaced per port).
+const PORTS: [&str; 4] = ["uplink", "servers", "fabric", "narrow"];
+
+/// `golden.toml` with each `kind = "memory"` line (one per port, in [`PORTS`] order) replaced
+/// by `kind(i)`, and `extra` appended.
+fn golden_config_with(kind: impl Fn(usize) -> String, extra: &str) -> String {
+    let text = std::fs::read_to_string(golden_dir().join("golden.toml")).expect("golden.toml");
+    let mut i = 0;
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.trim() == "kind = \"memory\"" {
+            out.push_str(&kind(i));
+            i += 1;
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    assert_eq!(i, PORTS.len(), "golden.toml's ports changed: update PORTS");
+    out.push_str(extra);
+    out
+}
+
+fn write_input(dir: &Path, cases: &[Case]) -> PathBuf {
+    let path = dir.join("in.pcap");
+    let mut w = PcapWriter::create(&path).expect("in.pcap");
+    for (i, c) in cases.iter().enumerate() {
+        w.write_packet(i as u64 * 1000, &c.input).expect("write");
+    }
+    drop(w.into_inner().expect("flush"));
+    path
+}
+
+fn frames(path: &Path) -> Vec<Vec<u8>> {
+    PcapReader::open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .map(|p| p.expect("pcap record").data)
+        .collect()
+}
+
+/// The `[dpdk]` section of a test run: ordinary memory, no PCI scan, no shared files, a file
+/// prefix of its own.
+fn dpdk_section(prefix: &str, ctl: &Path) -> String {
+    format!(
+        "[dpdk]\ncores = \"0\"\nmemory = 256\nno_huge = true\nfile_prefix = \"{prefix}\"\n\
+         args = [\"--no-pci\", \"--no-telemetry\", \"--no-shconf\", \"--log-level\", \"lib.eal:error\"]\n\
+         [control]\nsocket = \"{}\"\n",
+        ctl.display()
+    )
+}
+
+/// The EAL creates its runtime directory even with `--no-shconf`; remove it (empty) after a run.
+struct RuntimeDir(String);
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(format!("/var/run/dpdk/{}", self.0));
+        if let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR") {
+            let _ = std::fs::remove_dir(Path::new(&xdg).join("dpdk").join(&self.0));
+        }
+    }
+}
+
+/// `ecmpfwd run --json` on `config`, running until stopped.
+fn spawn(config: &Path, log: &Path) -> Proc {
+    let stderr = std::fs::File::create(log).expect("log file");
+    Proc(
+        Command::new(ECMPFWD)
+            .args(["run", "--json", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn ecmpfwd"),
+    )
+}
+
+/// Polls the control socket until the workers have received `packets` (bounded); the stats.
+fn wait_received(fw: &mut Proc, ctl: &Path, log: &Path, packets: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = fw.exited() {
+            panic!(
+                "ecmpfwd exited ({status:?}) before receiving {packets} packets; its log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        if ctl.exists() {
+            let reply = ctl_request(ctl, &Request::Stats {});
+            assert!(reply.ok, "stats refused: {:?}", reply.error);
+            let got: u64 = reply.result["workers"]
+                .as_array()
+                .expect("workers")
+                .iter()
+                .map(|w| w["packets"].as_u64().expect("packets"))
+                .sum();
+            if got >= packets {
+                return reply.result;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ecmpfwd did not receive {packets} packets in time; its log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGTERM, then the exit status and the log; panics (the guard kills it) past 10 s.
+fn stop(mut fw: Proc, log: &Path) -> (std::process::ExitStatus, String) {
+    signal(fw.0.id(), "TERM");
+    let status = fw.wait(Duration::from_secs(10));
+    (status, std::fs::read_to_string(log).unwrap_or_default())
+}
+
+#[test]
+fn golden_fixtures_through_net_pcap_ports_match_the_pcap_ports() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let cases = golden_cases();
+    assert!(cases.len() > 100, "only {} golden cases", cases.len());
+    let input = write_input(d, &cases);
+
+    // The reference: the same capture through pcap ports.
+    let pcap_cfg = golden_config_with(
+        |i| {
+            let port = PORTS[i];
+            let rx = if i == 0 {
+                format!("input = \"{}\"\n", input.display())
+            } else {
+                String::new()
+            };
+            format!(
+                "kind = \"pcap\"\n{rx}output = \"{}/pcap-{port}.pcap\"",
+                d.display()
+            )
+        },
+        "",
+    );
+    let pcap_path = d.join("pcap.toml");
+    std::fs::write(&pcap_path, pcap_cfg).expect("config");
+    let out = Command::new(ECMPFWD)
+        .args(["run", "--json", "--config"])
+        .arg(&pcap_path)
+        .output()
+        .expect("ecmpfwd run (pcap)");
+    assert!(
+        out.status.success(),
+        "pcap run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The same through net_pcap devices.
+    let prefix = format!("ecmp-run-golden-{}", std::process::id());
+    let _runtime = RuntimeDir(prefix.clone());
+    let ctl = d.join("ctl.sock");
+    let dpdk_cfg = golden_config_with(
+        |i| {
+            let port = PORTS[i];
+            let rx = if i == 0 {
+                format!("rx_pcap={},", input.display())
+            } else {
+                String::new()
+            };
+            format!(
+                "kind = \"dpdk\"\ndevice = \"net_pcap{i},{rx}tx_pcap={}/dpdk-{port}.pcap\"",
+                d.display()
+            )
+        },
+        &dpdk_section(&prefix, &ctl),
+    );
+    let dpdk_path = d.join("dpdk.toml");
+    std::fs::write(&dpdk_path, dpdk_cfg).expect("config");
+    let log = d.join("dpdk.log");
+    let mut fw = spawn(&dpdk_path, &log);
+    wait_received(&mut fw, &ctl, &log, cases.len() as u64);
+    let (status, log_text) = stop(fw, &log);
+    assert!(status.success(), "dpdk run: {log_text}");
+
+    for port in PORTS {
+        let want = frames(&d.join(format!("pcap-{port}.pcap")));
+        let got = frames(&d.join(format!("dpdk-{port}.pcap")));
+        let golden: Vec<&Vec<u8>> = cases
+            .iter()
+            .filter_map(|c| c.out.as_ref())
+            .filter(|(p, _)| p == port)
+            .map(|(_, f)| f)
+            .collect();
+        assert_eq!(
+            want.iter().collect::<Vec<_>>(),
+            golden,
+            "port {port}: the pcap ports disagree with the golden fixtures"
+        );
+        assert_eq!(got.len(), want.len(), "port {port}: frames sent");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "port {port}: frame {i} differs");
+        }
+    }
+    let sent = cases.iter().filter(|c| c.out.is_some()).count();
+    assert!(sent > 0 && sent < cases.len(), "only {sent} cases are sent");
+}
+
+#[test]
+fn stats_add_up_and_every_mbuf_comes_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let cases = golden_cases();
+    let input = write_input(d, &cases);
+    let prefix = format!("ecmp-run-stats-{}", std::process::id());
+    let _runtime = RuntimeDir(prefix.clone());
+    let ctl = d.join("ctl.sock");
+    let cfg = golden_config_with(
+        |i| {
+            let rx = if i == 0 {
+                format!("rx_pcap={},", input.display())
+            } else {
+                String::new()
+            };
+            format!(
+                "kind = \"dpdk\"\ndevice = \"net_pcap{i},{rx}tx_pcap={}/out{i}.pcap\"",
+                d.display()
+            )
+        },
+        &dpdk_section(&prefix, &ctl),
+    );
+    let path = d.join("dpdk.toml");
+    std::fs::write(&path, cfg).expect("config");
+    let log = d.join("dpdk.log");
+    let mut fw = spawn(&path, &log);
+    let n = cases.len() as u64;
+    wait_received(&mut fw, &ctl, &log, n);
+    // The last burst's frames are counted received before they are sent: let it finish.
+    std::thread::sleep(Duration::from_millis(100));
+    let stats = ctl_request(&ctl, &Request::Stats {}).result;
+    let workers = stats["workers"].as_array().expect("workers");
+    assert_eq!(workers.len(), 1, "{stats}");
+    let w = &workers[0];
+    let get = |v: &Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k}: {stats}"));
+    let (packets, forwarded, dropped) = (get(w, "packets"), get(w, "forwarded"), get(w, "dropped"));
+    assert_eq!(packets, n, "{stats}");
+    assert_eq!(
+        packets,
+        forwarded + dropped,
+        "received = forwarded + dropped: {stats}"
+    );
+    let want_sent = cases.iter().filter(|c| c.out.is_some()).count() as u64;
+    assert_eq!(forwarded, want_sent, "{stats}");
+    // (reason, count) pairs.
+    let by_reason: u64 = stats["drops"]
+        .as_array()
+        .expect("drops")
+        .iter()
+        .map(|v| v[1].as_u64().expect("drop count"))
+        .sum();
+    assert_eq!(by_reason, dropped, "drops by reason: {stats}");
+    let ports = stats["ports"].as_array().expect("ports");
+    assert_eq!(ports.len(), PORTS.len(), "{stats}");
+    let rx: u64 = ports.iter().map(|p| get(p, "rx_packets")).sum();
+    let tx: u64 = ports.iter().map(|p| get(p, "tx_packets")).sum();
+    let refused: u64 = ports.iter().map(|p| get(p, "tx_refused")).sum();
+    assert_eq!(
+        (rx, tx, refused),
+        (n, forwarded, 0),
+        "port counters: {stats}"
+    );
+    for (i, port) in PORTS.iter().enumerate() {
+        let want = cases
+            .iter()
+            .filter(|c| c.out.as_ref().is_some_and(|(p, _)| p == port))
+            .count() as u64;
+        let p = &ports[i];
+        assert_eq!(p["name"], *port, "{stats}");
+        assert_eq!(get(p, "tx_packets"), want, "port {port}: {stats}");
+    }
+    // The devices' own view (link state, DPDK's counters) agrees with the workers'.
+    let devices = stats["devices"].as_array().expect("devices");
+    assert_eq!(devices.len(), PORTS.len(), "{stats}");
+    for (d, port) in devices.iter().zip(PORTS) {
+        assert_eq!(d["port"], port, "{stats}");
+        assert_eq!(d["link_up"], true, "{stats}");
+        assert!(d["error"].is_null(), "{stats}");
+        assert!(d["xstats"].is_array(), "{stats}");
+    }
+    let ipackets: u64 = devices.iter().map(|d| get(d, "ipackets")).sum();
+    let opackets: u64 = devices.iter().map(|d| get(d, "opackets")).sum();
+    assert_eq!(
+        (ipackets, opackets),
+        (n, forwarded),
+        "device counters: {stats}"
+    );
+
+    let (status, log_text) = stop(fw, &log);
+    assert!(status.success(), "dpdk run: {log_text}");
+    // The runtime fails the run when a pool is not whole after the devices close.
+    assert!(
+        log_text.contains("every mbuf is back in its pool"),
+        "no leak report: {log_text}"
+    );
+    let total: usize = (0..PORTS.len())
+        .map(|i| frames(&d.join(format!("out{i}.pcap"))).len())
+        .sum();
+    assert_eq!(total as u64, forwarded);
+}
+
+/// Two workers over two-queue `net_null` devices: each worker polls its own queue of every
+/// port, into its own pool, and both stop with every mbuf back. (net_null makes up zeroed
+/// frames on rx, which the pipeline drops as unknown ethertype, and frees what it is sent.)
+#[test]
+fn two_workers_poll_their_own_queues() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let prefix = format!("ecmp-run-queues-{}", std::process::id());
+    let _runtime = RuntimeDir(prefix.clone());
+    let ctl = d.join("ctl.sock");
+    let cfg = format!(
+        "[instance]\nname = \"queues\"\n\
+         [[port]]\nname = \"a\"\nkind = \"dpdk\"\ndevice = \"net_null0\"\nqueues = 2\nmac = \"02:00:00:00:00:01\"\n\
+         [[port]]\nname = \"b\"\nkind = \"dpdk\"\ndevice = \"net_null1\"\nqueues = 2\nmac = \"02:00:00:00:00:02\"\n\
+         [[worker]]\ncore = 0\nports = [\"a:0\", \"b:0\"]\n\
+         [[worker]]\ncore = 1\nports = [\"a:1\", \"b:1\"]\n{}",
+        dpdk_section(&prefix, &ctl)
+    );
+    let path = d.join("dpdk.toml");
+    std::fs::write(&path, cfg).expect("config");
+    let log = d.join("dpdk.log");
+    let mut fw = spawn(&path, &log);
+    let stats = wait_received(&mut fw, &ctl, &log, 1000);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stats = stats;
+    // Both workers receive (the first may be ahead of the second at the first look).
+    while stats["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .any(|w| w["packets"].as_u64() == Some(0))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "a worker receives nothing: {stats}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        stats = ctl_request(&ctl, &Request::Stats {}).result;
+    }
+    let cpus: Vec<u64> = stats["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .map(|w| w["cpu"].as_u64().expect("cpu"))
+        .collect();
+    assert_eq!(cpus, [0, 1], "{stats}");
+    let (status, log_text) = stop(fw, &log);
+    assert!(status.success(), "dpdk run: {log_text}");
+    assert!(
+        log_text.contains("every mbuf is back in its pool (2 pool(s)"),
+        "no leak report: {log_text}"
+    );
+}
