@@ -93,11 +93,23 @@ fn dpdk_ports(cfg: &Config) -> Result<Vec<DpdkPortSpec<'_>>, DpdkRunError> {
 
 /// Mbufs a worker's pool needs: every rx and tx ring of its ports full, plus what its bursts
 /// and batches hold and the lcore caches; rounded to 2^n - 1 (DPDK's most compact size).
-fn pool_mbufs(ports: usize) -> u32 {
-    let rings = ports * 2 * usize::from(DESCRIPTORS);
+const fn pool_mbufs(ports: usize) -> u32 {
+    let rings = ports * 2 * DESCRIPTORS as usize;
     let in_hand = (ports + 1) * 2 * BURST + 2 * POOL_CACHE as usize;
     ((rings + in_hand).next_power_of_two() - 1) as u32
 }
+
+// For up to 8 ports a worker's pool holds every ring and burst of its ports, at DPDK's compact
+// 2^n - 1 size.
+const _: () = {
+    let mut ports = 1;
+    while ports <= 8 {
+        let n = pool_mbufs(ports) as usize;
+        assert!(n >= ports * 2 * DESCRIPTORS as usize + (ports + 1) * 2 * BURST);
+        assert!((n + 1).is_power_of_two());
+        ports += 1;
+    }
+};
 
 /// Initialises the EAL from `[dpdk]` and restores the main thread's mask, which the EAL pins to
 /// its main lcore (step 1).
@@ -461,18 +473,4 @@ fn serve(
     }
     control_result?;
     Ok(stats::sum(&shared))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_pool_holds_every_ring_and_burst_of_its_ports() {
-        for ports in 1..=8 {
-            let n = pool_mbufs(ports) as usize;
-            assert!(n >= ports * 2 * usize::from(DESCRIPTORS) + (ports + 1) * 2 * BURST);
-            assert!((n + 1).is_power_of_two());
-        }
-    }
 }
