@@ -36,7 +36,7 @@ mod worker;
 #[cfg(feature = "dpdk")]
 pub(crate) use neigh::{IdleTimers, static_neighbours};
 #[cfg(feature = "dpdk")]
-pub(crate) use worker::{Polling, poll_until_stopped, publish_ports};
+pub(crate) use worker::{Polling, poll_until_stopped, publish_ports, start_failed};
 
 pub use error::AfXdpError;
 

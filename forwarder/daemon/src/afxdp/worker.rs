@@ -141,15 +141,7 @@ pub(super) fn run(
     });
     let (umem, mut worker) = match started {
         Ok(x) => x,
-        // The starter reports the failure; it comes back here only if the starter stopped
-        // waiting, and then this thread's result is where it goes.
-        Err(e) => {
-            return match ready.send(Err(e)) {
-                Ok(()) => Ok(()),
-                Err(std::sync::mpsc::SendError(Err(e))) => Err(e),
-                Err(std::sync::mpsc::SendError(Ok(_))) => Ok(()),
-            };
-        }
+        Err(e) => return start_failed(&ready, e),
     };
     worker.set_capture_tap(Arc::clone(&job.tap));
     worker.set_hop_sink(Arc::clone(&job.hops));
@@ -180,6 +172,16 @@ pub(super) fn run(
     drop(worker);
     drop(umem);
     Ok(())
+}
+
+/// A worker's start-up failure: the starter reports it; it comes back as this thread's result
+/// only if the starter stopped waiting.
+pub(crate) fn start_failed<T, E>(ready: &Sender<Result<T, E>>, e: E) -> Result<(), E> {
+    match ready.send(Err(e)) {
+        Ok(()) => Ok(()),
+        Err(std::sync::mpsc::SendError(Err(e))) => Err(e),
+        Err(std::sync::mpsc::SendError(Ok(_))) => Ok(()),
+    }
 }
 
 /// What a worker's poll loop shares with the control side, whatever its ports.

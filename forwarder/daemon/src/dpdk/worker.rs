@@ -16,7 +16,7 @@ use ecmp_tables::snapshot::SnapshotCell;
 
 use super::DpdkRunError;
 use crate::afxdp::view::{Mailbox, SharedPortStats};
-use crate::afxdp::{Polling, poll_until_stopped, publish_ports};
+use crate::afxdp::{Polling, poll_until_stopped, publish_ports, start_failed};
 
 /// What a worker thread needs.
 pub(super) struct Job {
@@ -66,15 +66,7 @@ pub(super) fn run(
         });
     let mut worker = match started {
         Ok(w) => w,
-        // The starter reports the failure; it comes back here only if the starter stopped
-        // waiting, and then this thread's result is where it goes.
-        Err(e) => {
-            return match ready.send(Err(e)) {
-                Ok(()) => Ok(()),
-                Err(std::sync::mpsc::SendError(Err(e))) => Err(e),
-                Err(std::sync::mpsc::SendError(Ok(_))) => Ok(()),
-            };
-        }
+        Err(e) => return start_failed(&ready, e),
     };
     worker.set_capture_tap(Arc::clone(&job.tap));
     worker.set_hop_sink(Arc::clone(&job.hops));
