@@ -2,10 +2,11 @@
 //! forwarders on AF_XDP behind a kernel router that learns the VIP from their companions over
 //! BGP (BIRD, `merge paths on`); four backends whose BGP speakers announce the VIP to a route
 //! reflector (BIRD) that reflects every path to every companion with ADD-PATH. Checks that each
-//! forwarder's VIP group holds the four backends learnt from the reflector, that the router
-//! installs one next hop per forwarder, that real TCP connections from the client reach a
-//! backend and get its answer directly (direct server return) through every forwarder, that the
-//! forwarders agree on the VIP's table digest; that SIGTERM on a forwarder (it withdraws),
+//! forwarder's VIP group holds the four backends learnt from the reflector (which hears nothing
+//! from the companions: the VIP goes to the router only), that the router installs one next hop
+//! per forwarder, that real TCP connections from the client reach a backend and get its answer
+//! directly (direct server return) through every forwarder, that the forwarders agree on the
+//! VIP's table digest; that SIGTERM on a forwarder (it withdraws),
 //! `lab-scale start` (it comes back) and SIGKILL on another (its companion's helper ends the BGP
 //! session) each change the router's next hops accordingly while the same 5-tuples keep
 //! reaching the same backends through whichever forwarders remain; that a backend whose speaker
@@ -199,6 +200,23 @@ impl ScaleLab {
         )
     }
 
+    /// The updates the route reflector received from forwarder `i`'s companion (before its
+    /// import filter, which takes none).
+    fn rr_updates_from(&self, i: u32) -> u64 {
+        let out = Command::new("birdc")
+            .arg("-s")
+            .arg(self.env("SCALE_RR_CTL"))
+            .args(["show", "protocols", "all", &format!("f{i}")])
+            .output()
+            .expect("run birdc");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("Import updates:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no import counts for f{i} in birdc's answer: {text}"))
+    }
+
     /// Forwarder `i`'s table digest.
     fn digest(&self, i: u32) -> String {
         let r = ctl_request(&self.ctl(i), &Request::Groups {});
@@ -307,6 +325,12 @@ fn run(mode: &str) {
             || lab.serving(i) == backend_addrs,
         );
         assert_eq!(lab.vip_members(i).0, "bgp", "{mode}: f{i}'s VIP route");
+        // The VIP's announcement goes to the router only, never back to the reflector.
+        assert_eq!(
+            lab.rr_updates_from(i),
+            0,
+            "{mode}: the reflector heard from f{i}"
+        );
     }
 
     // Every backend answers on the VIP (held on lo; replies go straight back via the router).
