@@ -13,19 +13,27 @@
 //! stops leaves every forwarder's group (its buckets go, the digests stay equal, no connection
 //! reaches it, and in `rendezvous` mode no other flow moves) and that its speaker's return
 //! brings back the first digest; and that `down` leaves no namespace or process behind. In
-//! `maglev` and in `rendezvous` mode.
+//! `maglev` and in `rendezvous` mode. Across each of the three forwarder changes, `SURVIVAL`
+//! long-lived TCP connections (scripts/lib/survival.py, one request every 200 ms each) must keep
+//! being answered by the backend they started on, with no reset and no timeout, in at least
+//! 99.9% of them (all of them at this count): the connections cached on the forwarder that
+//! leaves, and those the router moves onto the one that comes back (which has never seen them),
+//! included.
 
 mod driver;
 mod lab_common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use ecmp_proto::Prefix;
 use ecmp_proto::ctl::Request;
 use lab_common::{Proc, ctl_request, signal};
+use serde_json::Value;
 
 const FORWARDERS: u32 = 3;
 const BACKENDS: u32 = 4;
@@ -36,6 +44,11 @@ const CONNECTIONS: u16 = 40;
 const PORT: u16 = 8080;
 /// The client's first source port: every round uses the same 5-tuples.
 const PORTS_FROM: u16 = 40000;
+/// Long-lived connections held across each forwarder change: enough that each of three
+/// forwarders carries dozens, few enough for the lab's one shared core (about 1000 requests/s).
+const SURVIVAL: u16 = 200;
+/// The survival servers' port on the backends (scripts/lib/survival.py).
+const SURVIVAL_PORT: u16 = 8081;
 
 /// `scripts/lab-scale` with this process's prefix; `down` on drop, on panic too.
 struct ScaleLab {
@@ -247,6 +260,25 @@ impl ScaleLab {
             .expect("uplink rx_packets")
     }
 
+    /// How many of the client's connections from source ports `from..from + SURVIVAL`
+    /// forwarder `i`'s flow cache holds.
+    fn cached(&self, i: u32, from: u16) -> usize {
+        let r = ctl_request(&self.ctl(i), &Request::Flows { top: 10_000 });
+        assert!(r.ok, "flows on f{i}: {:?}", r.error);
+        let client = self.env("SCALE_CL_IP4");
+        r.result["flows"]
+            .as_array()
+            .expect("flows")
+            .iter()
+            .filter(|f| {
+                f["flow"]["src"] == client
+                    && f["flow"]["sport"]
+                        .as_u64()
+                        .is_some_and(|p| (u64::from(from)..u64::from(from + SURVIVAL)).contains(&p))
+            })
+            .count()
+    }
+
     /// `CONNECTIONS` TCP connections from the client to the VIP, one from each source port in
     /// `PORTS_FROM..`, one after the other; per source port, the backend that answered.
     fn connect_round(&self) -> BTreeMap<u16, String> {
@@ -281,6 +313,109 @@ impl ScaleLab {
         }
         answers
     }
+}
+
+/// scripts/lib/survival.py's client in the client namespace: `SURVIVAL` connections from source
+/// ports `from..`, held open and exchanging until `finish`. Killed by PID on drop.
+struct Survival {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    from: u16,
+}
+
+impl Survival {
+    /// Starts the client and waits (20 s at most) until every connection has had its first
+    /// answer.
+    fn start(lab: &ScaleLab, from: u16) -> Survival {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &lab.ns("cl"), "python3"])
+            .arg(driver::root().join("scripts/lib/survival.py"))
+            .args(["client", "--vip", lab.env("SCALE_VIP4")])
+            .args(["--port", &SURVIVAL_PORT.to_string()])
+            .args(["--src", lab.env("SCALE_CL_IP4")])
+            .args(["--sport-from", &from.to_string()])
+            .args(["-n", &SURVIVAL.to_string()])
+            .args(["--interval", "0.2", "--timeout", "5"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the survival client");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut client = Survival {
+            child,
+            stdin,
+            lines,
+            from,
+        };
+        let ready = client.line(Duration::from_secs(20));
+        assert!(ready.contains("\"ready\""), "survival client: {ready}");
+        client
+    }
+
+    fn line(&mut self, limit: Duration) -> String {
+        match self.lines.recv_timeout(limit) {
+            Ok(line) => line,
+            Err(e) => panic!(
+                "survival client said nothing within {limit:?} ({e}); exit: {:?}",
+                self.child.try_wait()
+            ),
+        }
+    }
+
+    /// Closes its stdin (one more exchange on every connection, then its report) and returns
+    /// the report.
+    fn finish(mut self) -> Value {
+        drop(self.stdin.take());
+        let report = self.line(Duration::from_secs(20));
+        serde_json::from_str(&report).expect("the survival client's report")
+    }
+}
+
+impl Drop for Survival {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// At least 99.9% of the connections kept their backend with no reset and no timeout.
+fn check_survival(mode: &str, event: &str, report: &Value) {
+    let n = report["connections"].as_u64().expect("connections");
+    let ok = report["ok"].as_u64().expect("ok");
+    let failed: Vec<&Value> = report["conns"]
+        .as_array()
+        .expect("conns")
+        .iter()
+        .filter(|c| c["outcome"] != "ok")
+        .take(5)
+        .collect();
+    assert!(
+        ok * 1000 >= n * 999,
+        "{mode}, {event}: {ok} of {n} connections survived (reset {}, timeout {}, moved {}, \
+         connect failed {}); first failures: {failed:?}",
+        report["reset"],
+        report["timeout"],
+        report["moved"],
+        report["connect_failed"]
+    );
+    eprintln!(
+        "{mode}, {event}: {ok} of {n} long-lived connections survived, max latency {} ms",
+        report["max_latency_ms"]
+    );
 }
 
 impl Drop for ScaleLab {
@@ -346,13 +481,28 @@ fn run(mode: &str) {
             )
         })
         .collect();
-    wait_until("the backends to listen", Duration::from_secs(5), || {
+    let survival_servers: Vec<Proc> = (1..=BACKENDS)
+        .map(|j| {
+            Proc::spawn(
+                Command::new("ip")
+                    .args(["netns", "exec", &lab.ns(&format!("b{j}")), "python3"])
+                    .arg(driver::root().join("scripts/lib/survival.py"))
+                    .args(["serve", "--name", &format!("b{j}")])
+                    .args(["--port", &SURVIVAL_PORT.to_string()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            )
+        })
+        .collect();
+    wait_until("the backends to listen", Duration::from_secs(10), || {
         (1..=BACKENDS).all(|j| {
-            Command::new("ip")
-                .args(["netns", "exec", &lab.ns(&format!("b{j}")), "ss", "-Hltn"])
-                .arg(format!("sport = :{PORT}"))
-                .output()
-                .is_ok_and(|o| !o.stdout.is_empty())
+            [PORT, SURVIVAL_PORT].iter().all(|port| {
+                Command::new("ip")
+                    .args(["netns", "exec", &lab.ns(&format!("b{j}")), "ss", "-Hltn"])
+                    .arg(format!("sport = :{port}"))
+                    .output()
+                    .is_ok_and(|o| !o.stdout.is_empty())
+            })
         })
     });
 
@@ -372,6 +522,14 @@ fn run(mode: &str) {
         .env("SCALE_F1_COMPANION_PID")
         .parse()
         .expect("companion pid");
+    let held = Survival::start(&lab, 30000);
+    // Past the client's first full round, so every forwarder has cached its share.
+    std::thread::sleep(Duration::from_millis(500));
+    let on_f1 = lab.cached(1, held.from);
+    assert!(
+        on_f1 > 0,
+        "{mode}: forwarder 1 carried none of the connections"
+    );
     let t = Instant::now();
     assert!(signal(pid, "TERM"), "forwarder 1 was not running");
     let rest = lab.forwarder_addrs(2..=FORWARDERS);
@@ -387,6 +545,11 @@ fn run(mode: &str) {
         Duration::from_secs(15),
         || !signal(pid, "0") && !signal(companion, "0"),
     );
+    check_survival(
+        mode,
+        &format!("forwarder 1 withdrawn ({on_f1} of them through it)"),
+        &held.finish(),
+    );
     // The same 5-tuples again: the router now hashes forwarder 1's share onto the others,
     // whose tables are the same, so every flow reaches the backend it reached before.
     let after = lab.connect_round();
@@ -396,6 +559,7 @@ fn run(mode: &str) {
     );
 
     // Forwarder 1 comes back (`lab-scale start`): the router adds it again.
+    let held = Survival::start(&lab, 31000);
     lab.start(1);
     wait_until(
         "the router to add forwarder 1 again",
@@ -403,6 +567,19 @@ fn run(mode: &str) {
         || lab.next_hops() == all,
     );
     lab.env = lab.read_env();
+    // A full round after the change: the router has moved some onto forwarder 1, which never
+    // saw them, and they still reach their backends.
+    std::thread::sleep(Duration::from_millis(1000));
+    let on_f1 = lab.cached(1, held.from);
+    assert!(
+        on_f1 > 0,
+        "{mode}: the router moved none of the connections to forwarder 1"
+    );
+    check_survival(
+        mode,
+        &format!("forwarder 1 added ({on_f1} of them moved onto it)"),
+        &held.finish(),
+    );
     let back = lab.connect_round();
     assert_eq!(
         before, back,
@@ -411,6 +588,13 @@ fn run(mode: &str) {
 
     // SIGKILL on forwarder 2: no withdraw; its helper ends its companion and the session drops.
     let killed: u32 = lab.env("SCALE_F2_PID").parse().expect("pid");
+    let held = Survival::start(&lab, 32000);
+    std::thread::sleep(Duration::from_millis(500));
+    let on_f2 = lab.cached(2, held.from);
+    assert!(
+        on_f2 > 0,
+        "{mode}: forwarder 2 carried none of the connections"
+    );
     let t = Instant::now();
     assert!(signal(killed, "KILL"), "forwarder 2 was not running");
     let rest = lab.forwarder_addrs([1, 3].into_iter());
@@ -420,6 +604,14 @@ fn run(mode: &str) {
         || lab.next_hops() == rest,
     );
     let killed_after = t.elapsed();
+    // Segments sent to the killed forwarder before the router dropped it were lost: give TCP's
+    // retransmissions (200 ms, then 400 ms...) time to get through the forwarders left.
+    std::thread::sleep(Duration::from_secs(2));
+    check_survival(
+        mode,
+        &format!("forwarder 2 killed ({on_f2} of them through it)"),
+        &held.finish(),
+    );
     let last = lab.connect_round();
     assert_eq!(
         before, last,
@@ -512,6 +704,7 @@ fn run(mode: &str) {
         .collect();
     let prefix = lab.prefix.clone();
     drop(servers);
+    drop(survival_servers);
     let t = Instant::now();
     drop(lab);
     let down_took = t.elapsed();
