@@ -20,6 +20,7 @@ here is killed by PID and the lab is torn down on the way out, failure or not.
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -371,6 +372,17 @@ class Demo:
         stats = self.ctl("stats")
         drops = dict((k, v) for k, v in stats["drops"])
         print(f"\n== ecmpfwd counters: {stats['workers'][0]['forwarded']} forwarded, drops {drops}")
+        if self.dpdk:
+            # The DPDK runtime checks its pools after the devices close and fails the run if an
+            # mbuf is missing (net_af_xdp's fill rings excepted, bounded: see dpdk/mod.rs).
+            rc = self.stop("ecmpfwd", wait=15.0)
+            log = self.log("ecmpfwd")
+            back = [re.sub(r"\x1b\[[0-9;]*m", "", l).split("ecmpfwd::dpdk: ", 1)[-1]
+                    for l in log.splitlines() if "every mbuf is back in its pool" in l]
+            self.claim(rc == 0 and len(back) == 1,
+                       f"ecmpfwd stops cleanly (exit {rc}) with every mbuf back in its pool")
+            if back:
+                print(f"  ({back[0]})")
         took = time.monotonic() - t0
         print(f"\n{len(self.failures)} claim(s) failed; demo took {took:.0f} s")
         return 0 if not self.failures else 1
