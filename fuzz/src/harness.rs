@@ -177,7 +177,7 @@ hash = { inner = true }
 [[group]]
 name = "tunnels-v6"
 mode = "maglev"
-buckets = 1024
+buckets = 256
 members = ["gue-v6", "mpls-v6", "ipip-v6", "vxlan-v6"]
 hash = { fields = "src-dst-ip", symmetric = true, algo = "crc32c" }
 

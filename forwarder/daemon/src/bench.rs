@@ -14,6 +14,12 @@
 //! their own cores ([`workers`]), and the report gives their aggregate rate and its scaling over
 //! this run, which is one worker on the first of those cores.
 //!
+//! With `--io dpdk` (cargo feature `dpdk`; [`dpdk`]), the same set-up and timed loop run over
+//! two DPDK devices instead of memory ports (by default `net_null` vdevs): each frame is a real
+//! mbuf from a real mempool, received by the device's rx burst and sent by its tx burst, so the
+//! report adds DPDK's I/O cost to the same measured work. Built without the feature, `--io dpdk`
+//! fails with [`BenchError::NoDpdk`].
+//!
 //! The set-up ([`BenchSetup`]: tables and frames) and the timed loop ([`BenchWorker`]) are public
 //! so the criterion benches in `benches/` measure exactly what this command measures. Everything
 //! set up is a pure function of the options: the same options and seed give the same tables and
@@ -47,6 +53,8 @@ use ecmp_testkit::frames::{FrameError, FrameSpec};
 use crate::rig::{INGRESS, Rig, RigError, RigOptions};
 use crate::stats;
 
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod floor;
 pub mod stages;
 pub mod workers;
@@ -103,6 +111,29 @@ pub enum BenchError {
     /// [`Self::Dataplane`]).
     #[error(transparent)]
     Rig(RigError),
+    /// `--io dpdk` on a binary built without the cargo feature `dpdk`.
+    #[error("--io dpdk: this ecmpfwd was built without DPDK (build it with `--features dpdk`)")]
+    NoDpdk,
+    /// An option the DPDK bench does not offer (it times one worker, the whole pipeline).
+    #[error("--io dpdk does not support {0}")]
+    DpdkUnsupported(&'static str),
+    /// A DPDK step of `--io dpdk` failed (EAL, pool, device).
+    #[cfg(feature = "dpdk")]
+    #[error("--io dpdk: {what}: {source}")]
+    Dpdk {
+        /// The step.
+        what: String,
+        /// DPDK's error.
+        source: ecmp_io::dpdk::DpdkError,
+    },
+    /// After `--io dpdk`, with the worker and the devices gone, mbufs were still out of the pool.
+    #[error("--io dpdk: {in_use} of {mbufs} mbufs are not back in the pool (leaked)")]
+    MbufLeak {
+        /// Mbufs still out.
+        in_use: u32,
+        /// The pool's size.
+        mbufs: u32,
+    },
     /// A frame of the set-up would not be forwarded, so a stage could not be given its inputs
     /// (e.g. a frame length that does not parse).
     #[error("frame {index} of the set-up would be dropped: {}", reason.name())]
@@ -140,6 +171,16 @@ pub enum BenchAction {
     Gue,
     /// MPLS over UDP.
     MplsUdp,
+}
+
+/// `--io`: the ports the bench's frames come from and go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BenchIo {
+    /// In-memory ports: a replaying port 0 and a counting port 1.
+    Memory,
+    /// Two DPDK devices (feature `dpdk`): `--dpdk-rx` and `--dpdk-tx`.
+    Dpdk,
 }
 
 /// The group mode of the bench's groups.
@@ -230,6 +271,25 @@ pub struct BenchOptions {
     /// PRNG seed for routes and flows.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The ports: in-memory, or DPDK devices (needs the cargo feature `dpdk`).
+    #[arg(long, value_enum, default_value_t = BenchIo::Memory)]
+    pub io: BenchIo,
+    /// With `--io dpdk`: the device frames are received from, a vdev spec or a PCI address
+    /// (default `net_null0,size=FRAME_LEN`). Each received mbuf gets the next flow's frame.
+    #[arg(long)]
+    pub dpdk_rx: Option<String>,
+    /// With `--io dpdk`: the device every next hop sends through (`no-rx=1`: net_null's rx
+    /// queue stays empty, as an idle NIC queue, and is still polled).
+    #[arg(long, default_value = "net_null1,no-rx=1")]
+    pub dpdk_tx: String,
+    /// With `--io dpdk`: EAL arguments, whitespace-separated, after the bench's own `-l CORE
+    /// --file-prefix ecmpfwd-bench-PID`.
+    #[arg(
+        long,
+        allow_hyphen_values = true,
+        default_value = "--no-huge -m 256 --no-pci --no-telemetry --no-shconf --log-level lib.eal:error"
+    )]
+    pub eal: String,
 }
 
 impl Default for BenchOptions {
@@ -273,12 +333,51 @@ pub struct BenchReport {
     /// the JSON when empty, so the report reads as before without `--stages`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageReport>,
+    /// With `--io dpdk`: the devices, their counters and the mbuf pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpdk: Option<DpdkBenchReport>,
     /// With `--floor`: the memory floor of this run, its keys at the top level of the JSON.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub floor: Option<FloorReport>,
     /// With `--workers N`, N > 1: the N workers run at once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<WorkersReport>,
+}
+
+/// What `--io dpdk` adds to the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct DpdkBenchReport {
+    /// The EAL arguments used.
+    pub eal_args: Vec<String>,
+    /// The rx device, then the tx device, with their counters over the timed part.
+    pub devices: Vec<DpdkDeviceCounters>,
+    /// Mbufs in the pool both devices use.
+    pub pool_mbufs: u32,
+    /// Mbufs not back in the pool once the worker and the devices were gone (0, or the run
+    /// fails with [`BenchError::MbufLeak`]).
+    pub pool_in_use_at_end: u32,
+    /// Received mbufs too small for the flow's frame (their tailroom could not take it): sent
+    /// on as they were, so the pipeline drops them.
+    pub rx_short: u64,
+}
+
+/// One device's own counters (`rte_eth_stats`) over the timed part.
+#[derive(Debug, Clone, Serialize)]
+pub struct DpdkDeviceCounters {
+    /// The device spec.
+    pub device: String,
+    /// Packets received.
+    pub ipackets: u64,
+    /// Packets sent.
+    pub opackets: u64,
+    /// Packets dropped for want of an rx descriptor.
+    pub imissed: u64,
+    /// Receive errors.
+    pub ierrors: u64,
+    /// Transmit errors.
+    pub oerrors: u64,
+    /// Rx mbuf allocation failures.
+    pub rx_nombuf: u64,
 }
 
 /// The memory floor measured beside a pipeline run ([`floor`]).
@@ -685,6 +784,17 @@ pub fn run_with_stages(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
 }
 
 fn measure(opts: &BenchOptions, with_stages: bool) -> Result<BenchReport, BenchError> {
+    if opts.io == BenchIo::Dpdk {
+        if !cfg!(feature = "dpdk") {
+            return Err(BenchError::NoDpdk);
+        }
+        if with_stages {
+            return Err(BenchError::DpdkUnsupported("--stages"));
+        }
+        if opts.workers > 1 {
+            return Err(BenchError::DpdkUnsupported("--workers"));
+        }
+    }
     let available: Vec<usize> = core_affinity::get_core_ids()
         .unwrap_or_default()
         .into_iter()
@@ -697,6 +807,9 @@ fn measure(opts: &BenchOptions, with_stages: bool) -> Result<BenchReport, BenchE
     // Before any table is built; the flow cache is then written first on the pinned core.
     ecmp_mem::set_policy(opts.hugepages.into())?;
     let setup = BenchSetup::new(opts)?;
+    if opts.io == BenchIo::Dpdk {
+        return measure_dpdk(opts, setup, cores.first().copied());
+    }
     let frame_len = setup.frame_len;
     let (mut w, kept) = if with_stages || opts.workers > 1 {
         (setup.worker()?, Some(setup))
@@ -706,6 +819,9 @@ fn measure(opts: &BenchOptions, with_stages: bool) -> Result<BenchReport, BenchE
     let cache_capacity = w.cache_capacity();
 
     w.run(opts.flows as u64);
+    // The warm-up's last batch goes out now, so that what is sent while timed is what was
+    // received while timed.
+    w.drain();
     let before = w.counters().clone();
     let t0 = Instant::now();
     w.run(opts.packets);
@@ -732,24 +848,7 @@ fn measure(opts: &BenchOptions, with_stages: bool) -> Result<BenchReport, BenchE
         }
         _ => Vec::new(),
     };
-    let floor = if opts.floor {
-        let f = time_floor(
-            opts.flows,
-            cache_capacity,
-            frame_len,
-            opts.seed,
-            opts.packets,
-        )?;
-        Some(FloorReport {
-            floor_ns_per_packet: f.ns_per_packet,
-            pipeline_over_floor: ns_per_packet / f.ns_per_packet,
-            floor_lines_per_packet: ecmp_dataplane::flowcache::LINES_PER_LOOKUP,
-            floor_table_bytes: f.table_bytes,
-            floor_packets: f.packets,
-        })
-    } else {
-        None
-    };
+    let floor = floor_report(opts, cache_capacity, frame_len, ns_per_packet)?;
     let workers = match &kept {
         Some(setup) if opts.workers > 1 => Some(workers::run(
             setup,
@@ -775,9 +874,60 @@ fn measure(opts: &BenchOptions, with_stages: bool) -> Result<BenchReport, BenchE
             .map(|(wi, t)| stats::table_backing(wi, t))
             .collect(),
         stages,
+        dpdk: None,
         floor,
         workers,
     })
+}
+
+/// With `--floor`: the memory floor at `opts`' flows and the worker's flow-cache size, beside
+/// a pipeline run of `ns_per_packet`.
+fn floor_report(
+    opts: &BenchOptions,
+    cache_capacity: usize,
+    frame_len: usize,
+    ns_per_packet: f64,
+) -> Result<Option<FloorReport>, BenchError> {
+    if !opts.floor {
+        return Ok(None);
+    }
+    let f = time_floor(
+        opts.flows,
+        cache_capacity,
+        frame_len,
+        opts.seed,
+        opts.packets,
+    )?;
+    Ok(Some(FloorReport {
+        floor_ns_per_packet: f.ns_per_packet,
+        pipeline_over_floor: ns_per_packet / f.ns_per_packet,
+        floor_lines_per_packet: ecmp_dataplane::flowcache::LINES_PER_LOOKUP,
+        floor_table_bytes: f.table_bytes,
+        floor_packets: f.packets,
+    }))
+}
+
+/// `--io dpdk`: the DPDK bench ([`dpdk::run`]) on `setup`, on `core`, then the floor.
+#[cfg(feature = "dpdk")]
+fn measure_dpdk(
+    opts: &BenchOptions,
+    setup: BenchSetup,
+    core: Option<usize>,
+) -> Result<BenchReport, BenchError> {
+    let frame_len = setup.frame_len;
+    let (mut r, cache_capacity) = dpdk::run(opts, setup, core)?;
+    r.floor = floor_report(opts, cache_capacity, frame_len, r.ns_per_packet)?;
+    Ok(r)
+}
+
+/// Built without DPDK: `measure` refused `--io dpdk` before getting here.
+#[cfg(not(feature = "dpdk"))]
+fn measure_dpdk(
+    _opts: &BenchOptions,
+    _setup: BenchSetup,
+    _core: Option<usize>,
+) -> Result<BenchReport, BenchError> {
+    Err(BenchError::NoDpdk)
 }
 
 /// The lines `--floor` and `--workers` add to the text report (empty without them).
@@ -865,6 +1015,7 @@ mod tests {
                 r.packets
             );
             assert_eq!(r.drops, 0);
+            assert_eq!(r.tx_packets, r.packets, "forwarded == timed");
             assert_eq!(r.cache_hits + r.cache_misses, r.packets);
             // 300 flows in a 1024-entry cache: only 4-way bucket overflow can miss.
             assert!(r.cache_hits > r.packets * 9 / 10, "{r:?}");
@@ -1063,6 +1214,29 @@ mod tests {
             ..small(BenchAction::Rewrite)
         };
         assert!(matches!(run(&o), Err(BenchError::EmptyShare { .. })));
+    }
+
+    #[test]
+    fn io_dpdk_parses_and_without_the_feature_says_so() {
+        let o = parse(&["--io", "dpdk", "--eal", "--no-huge -m 64"]).unwrap();
+        assert_eq!(o.io, BenchIo::Dpdk);
+        assert_eq!(o.eal, "--no-huge -m 64");
+        assert_eq!(parse(&[]).unwrap().io, BenchIo::Memory);
+        let o = BenchOptions {
+            io: BenchIo::Dpdk,
+            ..small(BenchAction::Rewrite)
+        };
+        if cfg!(feature = "dpdk") {
+            // Refused before the EAL would be initialised.
+            assert!(matches!(
+                run_with_stages(&o),
+                Err(BenchError::DpdkUnsupported("--stages"))
+            ));
+        } else {
+            let e = run(&o).unwrap_err();
+            assert!(matches!(e, BenchError::NoDpdk));
+            assert!(e.to_string().contains("built without DPDK"), "{e}");
+        }
     }
 
     #[test]

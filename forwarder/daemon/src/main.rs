@@ -62,7 +62,8 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Run the whole pipeline on synthetic traffic over in-memory ports and print Mpps.
+    /// Run the whole pipeline on synthetic traffic over in-memory ports (or, with `--io dpdk`,
+    /// DPDK devices) and print Mpps.
     Bench {
         #[command(flatten)]
         options: bench::BenchOptions,
@@ -210,6 +211,25 @@ fn real_main() -> Result<()> {
                         t.bytes as f64 / f64::from(1u32 << 20),
                         t.backing,
                         t.huge_bytes as f64 / f64::from(1u32 << 20)
+                    );
+                }
+                if let Some(d) = &r.dpdk {
+                    for dev in &d.devices {
+                        println!(
+                            "DPDK {}: {} in, {} out, {} missed, {} rx errors, {} tx errors, \
+                             {} rx no-mbuf",
+                            dev.device,
+                            dev.ipackets,
+                            dev.opackets,
+                            dev.imissed,
+                            dev.ierrors,
+                            dev.oerrors,
+                            dev.rx_nombuf
+                        );
+                    }
+                    println!(
+                        "mbuf pool: {} mbufs, {} out at the end",
+                        d.pool_mbufs, d.pool_in_use_at_end
                     );
                 }
                 if !r.stages.is_empty() {

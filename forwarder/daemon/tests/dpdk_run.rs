@@ -13,6 +13,8 @@
 //! - `scripts/demo --io dpdk`'s lab story (root, ExaBGP): ecmpfwd on `net_af_xdp` devices over
 //!   the lab's veths, every claim of the AF_XDP demo holding, and a clean stop with the mbufs
 //!   back (`lab_demo.rs` runs the same driver over AF_XDP ports).
+//! - `ecmpfwd bench --io dpdk` over two net_null devices forwards every packet it times, with no
+//!   drop, the devices' own counters agree, and every mbuf is back in the pool at the end.
 
 mod driver;
 mod lab_common;
@@ -660,4 +662,88 @@ fn the_lab_demo_claims_hold_over_dpdk_ports() {
     // The AF_XDP demo's claims, and the clean stop.
     assert!(out.matches("[ok]").count() >= 21, "{out}");
     assert!(out.contains("[ok] ecmpfwd stops cleanly (exit 0)"), "{out}");
+}
+
+#[test]
+fn bench_over_net_null_forwards_every_timed_packet_and_returns_every_mbuf() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_path = dir.path().join("report.json");
+    let log = dir.path().join("bench.log");
+    let packets: u64 = 100_000;
+    let mut bench = Proc(
+        Command::new(ECMPFWD)
+            .args([
+                "bench",
+                "--io",
+                "dpdk",
+                "--json",
+                "--flows",
+                "1000",
+                "--routes",
+                "1000",
+                "--groups",
+                "8",
+                "--group-size",
+                "4",
+                "--buckets",
+                "64",
+                "--hugepages",
+                "off",
+                "--packets",
+            ])
+            .arg(packets.to_string())
+            .arg(
+                "--eal=--no-huge -m 128 --no-pci --no-telemetry --no-shconf \
+                 --log-level lib.eal:error",
+            )
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out_path).expect("report file"))
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn ecmpfwd bench"),
+    );
+    let _runtime = RuntimeDir(format!("ecmpfwd-bench-{}", bench.id()));
+    let status = bench.wait(Duration::from_secs(60));
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        status.success(),
+        "ecmpfwd bench --io dpdk: {status:?}; its log:\n{log}"
+    );
+    let text = std::fs::read_to_string(&out_path).expect("report");
+    let r: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let n = |v: &Value| {
+        v.as_u64()
+            .unwrap_or_else(|| panic!("not a count: {v} in {r}"))
+    };
+    let timed = n(&r["packets"]);
+    // Whole bursts: may overshoot by less than one.
+    assert!((packets..packets + 32).contains(&timed), "{r}");
+    assert_eq!(n(&r["tx_packets"]), timed, "forwarded == timed: {r}");
+    assert_eq!(n(&r["drops"]), 0, "{r}");
+    assert_eq!(n(&r["cache_hits"]) + n(&r["cache_misses"]), timed, "{r}");
+    assert!(r["ns_per_packet"].as_f64().is_some_and(|x| x > 0.0), "{r}");
+    assert!(r["mpps"].as_f64().is_some_and(|x| x > 0.0), "{r}");
+    let d = &r["dpdk"];
+    assert_eq!(n(&d["pool_in_use_at_end"]), 0, "{r}");
+    assert!(n(&d["pool_mbufs"]) > 0, "{r}");
+    assert_eq!(n(&d["rx_short"]), 0, "{r}");
+    let devices = d["devices"].as_array().expect("devices");
+    assert_eq!(devices.len(), 2, "{r}");
+    assert!(
+        devices[0]["device"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("net_null0"),
+        "{r}"
+    );
+    // The rx device handed out exactly what the worker received; the tx device took all of it.
+    assert_eq!(n(&devices[0]["ipackets"]), timed, "{r}");
+    assert_eq!(n(&devices[0]["opackets"]), 0, "{r}");
+    assert_eq!(n(&devices[1]["ipackets"]), 0, "{r}");
+    assert_eq!(n(&devices[1]["opackets"]), timed, "{r}");
+    for dev in devices {
+        for k in ["imissed", "ierrors", "oerrors", "rx_nombuf"] {
+            assert_eq!(n(&dev[k]), 0, "{k}: {r}");
+        }
+    }
 }

@@ -1,12 +1,18 @@
 //! The scale-out lab (`scripts/lab-scale`, needs root, BIRD 2, socat and ExaBGP): three ecmpfwd
 //! forwarders on AF_XDP behind a kernel router that learns the VIP from their companions over
-//! BGP (BIRD, `merge paths on`). Checks that the router installs one next hop per forwarder,
-//! that real TCP connections from the client reach a backend and get its answer directly
-//! (direct server return) through every forwarder, that the forwarders agree on the VIP's table
-//! digest; that SIGTERM on a forwarder (it withdraws), `lab-scale start` (it comes back) and
-//! SIGKILL on another (its companion's helper ends the BGP session) each change the router's
-//! next hops accordingly while the same 5-tuples keep reaching the same backends through
-//! whichever forwarders remain; and that `down` leaves no namespace or process behind. In
+//! BGP (BIRD, `merge paths on`); four backends whose BGP speakers announce the VIP to a route
+//! reflector (BIRD) that reflects every path to every companion with ADD-PATH. Checks that each
+//! forwarder's VIP group holds the four backends learnt from the reflector (which hears nothing
+//! from the companions: the VIP goes to the router only), that the router installs one next hop
+//! per forwarder, that real TCP connections from the client reach a backend and get its answer
+//! directly (direct server return) through every forwarder, that the forwarders agree on the
+//! VIP's table digest; that SIGTERM on a forwarder (it withdraws),
+//! `lab-scale start` (it comes back) and SIGKILL on another (its companion's helper ends the BGP
+//! session) each change the router's next hops accordingly while the same 5-tuples keep
+//! reaching the same backends through whichever forwarders remain; that a backend whose speaker
+//! stops leaves every forwarder's group (its buckets go, the digests stay equal, no connection
+//! reaches it, and in `rendezvous` mode no other flow moves) and that its speaker's return
+//! brings back the first digest; and that `down` leaves no namespace or process behind. In
 //! `maglev` and in `rendezvous` mode.
 
 mod driver;
@@ -17,6 +23,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ecmp_proto::Prefix;
 use ecmp_proto::ctl::Request;
 use lab_common::{Proc, ctl_request, signal};
 
@@ -139,6 +146,94 @@ impl ScaleLab {
         PathBuf::from(self.env(&format!("SCALE_F{i}_CTL")))
     }
 
+    /// `lab-scale speaker --backend J`: backend `j`'s BGP speaker again.
+    fn speaker(&self, j: u32) {
+        let out = Command::new("timeout")
+            .arg("30")
+            .arg(lab_scale())
+            .args(["speaker", "--prefix", &self.prefix])
+            .args(["--backend", &j.to_string()])
+            .output()
+            .expect("run scripts/lab-scale speaker");
+        assert!(
+            out.status.success(),
+            "scripts/lab-scale speaker failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Forwarder `i`'s VIP route: each member's address with its state and bucket count, and
+    /// where the route came from.
+    fn vip_members(&self, i: u32) -> (String, BTreeMap<String, (String, u64)>) {
+        let vip: std::net::IpAddr = self.env("SCALE_VIP4").parse().expect("vip");
+        let r = ctl_request(
+            &self.ctl(i),
+            &Request::Route {
+                prefix: Prefix::new(vip, 32).expect("prefix"),
+            },
+        );
+        if !r.ok {
+            return (String::new(), BTreeMap::new());
+        }
+        let route = &r.result[0];
+        let members = route["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .map(|m| {
+                (
+                    m["addr"].as_str().expect("addr").to_owned(),
+                    (
+                        m["state"].as_str().expect("state").to_owned(),
+                        m["buckets"].as_u64().expect("buckets"),
+                    ),
+                )
+            })
+            .collect();
+        (
+            route["summary"]["origin"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            members,
+        )
+    }
+
+    /// The updates the route reflector received from forwarder `i`'s companion (before its
+    /// import filter, which takes none).
+    fn rr_updates_from(&self, i: u32) -> u64 {
+        let out = Command::new("birdc")
+            .arg("-s")
+            .arg(self.env("SCALE_RR_CTL"))
+            .args(["show", "protocols", "all", &format!("f{i}")])
+            .output()
+            .expect("run birdc");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("Import updates:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no import counts for f{i} in birdc's answer: {text}"))
+    }
+
+    /// Forwarder `i`'s table digest.
+    fn digest(&self, i: u32) -> String {
+        let r = ctl_request(&self.ctl(i), &Request::Groups {});
+        assert!(r.ok, "groups on f{i}: {:?}", r.error);
+        r.result["digest"].as_str().expect("digest").to_owned()
+    }
+
+    /// The backends that own buckets in forwarder `i`'s VIP group.
+    fn serving(&self, i: u32) -> BTreeSet<String> {
+        self.vip_members(i)
+            .1
+            .into_iter()
+            .filter(|(_, (state, buckets))| state == "active" && *buckets > 0)
+            .map(|(addr, _)| addr)
+            .collect()
+    }
+
     /// Packets forwarder `i` received on its uplink.
     fn uplink_rx(&self, i: u32) -> u64 {
         let r = ctl_request(&self.ctl(i), &Request::Stats {});
@@ -219,6 +314,25 @@ fn run(mode: &str) {
     let all = lab.forwarder_addrs(1..=FORWARDERS);
     assert_eq!(lab.next_hops(), all, "{mode}");
 
+    // Every forwarder's VIP group holds the four backends, learnt from the route reflector.
+    let backend_addrs: BTreeSet<String> = (1..=BACKENDS)
+        .map(|j| lab.env(&format!("SCALE_B{j}_IP4")).to_owned())
+        .collect();
+    for i in 1..=FORWARDERS {
+        wait_until(
+            &format!("forwarder {i} to serve the VIP with every backend"),
+            Duration::from_secs(10),
+            || lab.serving(i) == backend_addrs,
+        );
+        assert_eq!(lab.vip_members(i).0, "bgp", "{mode}: f{i}'s VIP route");
+        // The VIP's announcement goes to the router only, never back to the reflector.
+        assert_eq!(
+            lab.rr_updates_from(i),
+            0,
+            "{mode}: the reflector heard from f{i}"
+        );
+    }
+
     // Every backend answers on the VIP (held on lo; replies go straight back via the router).
     let servers: Vec<Proc> = (1..=BACKENDS)
         .map(|j| {
@@ -248,14 +362,9 @@ fn run(mode: &str) {
         let got = lab.uplink_rx(i) - rx_before[i as usize - 1];
         assert!(got > 0, "{mode}: the router sent forwarder {i} nothing");
     }
-    let digests: BTreeSet<String> = (1..=FORWARDERS)
-        .map(|i| {
-            let r = ctl_request(&lab.ctl(i), &Request::Groups {});
-            assert!(r.ok, "groups on f{i}: {:?}", r.error);
-            r.result["digest"].as_str().expect("digest").to_owned()
-        })
-        .collect();
+    let digests: BTreeSet<String> = (1..=FORWARDERS).map(|i| lab.digest(i)).collect();
     assert_eq!(digests.len(), 1, "{mode}: forwarders disagree: {digests:?}");
+    let first_digest = digests.into_iter().next().expect("a digest");
 
     // SIGTERM on forwarder 1: it withdraws, the router drops its next hop.
     let pid: u32 = lab.env("SCALE_F1_PID").parse().expect("pid");
@@ -327,6 +436,69 @@ fn run(mode: &str) {
          1,3: {per_backend:?}"
     );
 
+    // Backend 2's speaker stops: the reflector withdraws its path from every companion, and
+    // both remaining forwarders take it out of the VIP's group alike.
+    let remaining = [1, 3];
+    let speaker: u32 = lab.env("SCALE_B2_SPEAKER_PID").parse().expect("pid");
+    let gone = lab.env("SCALE_B2_IP4").to_owned();
+    let mut rest_backends = backend_addrs.clone();
+    rest_backends.remove(&gone);
+    let t = Instant::now();
+    assert!(
+        signal(speaker, "TERM"),
+        "backend 2's speaker was not running"
+    );
+    for i in remaining {
+        wait_until(
+            &format!("forwarder {i} to drop backend 2"),
+            Duration::from_secs(10),
+            || lab.serving(i) == rest_backends,
+        );
+    }
+    let withdrawn_after = t.elapsed();
+    let digests: BTreeSet<String> = remaining.iter().map(|&i| lab.digest(i)).collect();
+    assert_eq!(digests.len(), 1, "{mode}: forwarders disagree: {digests:?}");
+    assert!(
+        !digests.contains(&first_digest),
+        "{mode}: digest unchanged without backend 2"
+    );
+    let without = lab.connect_round();
+    assert!(
+        without.values().all(|b| b != "b2"),
+        "{mode}: a connection reached backend 2 after its withdrawal: {without:?}"
+    );
+    let moved_others = before
+        .iter()
+        .filter(|(port, b)| *b != "b2" && without[*port] != **b)
+        .count();
+    // Rendezvous moves only the leaving member's flows; Maglev may move a few more.
+    if mode == "rendezvous" {
+        assert_eq!(moved_others, 0, "{mode}: flows not on backend 2 moved");
+    }
+
+    // Its speaker again: the same member set, so the same tables as at first.
+    lab.speaker(2);
+    for i in remaining {
+        wait_until(
+            &format!("forwarder {i} to take backend 2 back"),
+            Duration::from_secs(10),
+            || lab.serving(i) == backend_addrs,
+        );
+    }
+    for i in remaining {
+        assert_eq!(
+            lab.digest(i),
+            first_digest,
+            "{mode}: f{i} with backend 2 back"
+        );
+    }
+    eprintln!(
+        "{mode}: backend 2 out of both forwarders' groups {withdrawn_after:?} after its \
+         speaker's SIGTERM; {moved_others} flows of other backends moved; with it back the \
+         digest is the first one again"
+    );
+    lab.env = lab.read_env();
+
     // `down` leaves nothing: no namespace, no recorded process, no run directory.
     let pids: Vec<u32> = (1..=FORWARDERS)
         .flat_map(|i| {
@@ -335,6 +507,7 @@ fn run(mode: &str) {
                 format!("SCALE_F{i}_COMPANION_PID"),
             ]
         })
+        .chain((1..=BACKENDS).map(|j| format!("SCALE_B{j}_SPEAKER_PID")))
         .filter_map(|k| lab.env(&k).parse().ok())
         .collect();
     let prefix = lab.prefix.clone();
