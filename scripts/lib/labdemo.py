@@ -6,12 +6,21 @@ Topology (scripts/lab): a client, the forwarder (ecmpfwd on AF_XDP ports), four 
 each hold the anycast VIP 198.19.0.1 and announce it over BGP (ExaBGP) with themselves as next
 hop. A companion ExaBGP in the forwarder's namespace feeds the paths into ecmpfwd's feed socket.
 
+With --io dpdk, ecmpfwd (built with the cargo feature `dpdk`) runs configs/lab-bgp-dpdk.toml:
+DPDK's net_af_xdp driver takes the forwarder's veths. Its XDP program hands every packet of the
+veth to DPDK, none to the kernel, so the BGP sessions run over a management veth pair per backend
+(198.19.<i>.1 on the server, 198.19.<i>.254 in the forwarder's namespace); the announced next hop
+is still the server's data address 198.18.<i>.1, whose MAC the config gives. libxdp gets a
+private bpffs (`ip netns exec` hides /sys/fs/bpf) and loads its program without the dispatcher,
+as for testpmd (scripts/lib/testpmd.py).
+
 Every claim printed is checked; the exit status is 1 if one does not hold. Every process started
 here is killed by PID and the lab is torn down on the way out, failure or not.
 """
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,6 +35,9 @@ PREFIX = VIP + "/32"
 BACKENDS = 4
 BGP_PORT = 1790
 CONFIG = os.path.join(ROOT, "configs", "lab-bgp.toml")
+DPDK_CONFIG = os.path.join(ROOT, "configs", "lab-bgp-dpdk.toml")
+# The EAL's runtime directory for DPDK_CONFIG's file prefix (created even with --no-shconf).
+DPDK_RUNTIME = "/var/run/dpdk/ecmpfwd-demo"
 CTL = "/run/ecmpfwd-demo/ctl.sock"
 FEED = "/run/ecmpfwd-demo/feed.sock"
 
@@ -38,6 +50,15 @@ class Demo:
         self.procs = {}
         self.failures = []
         self.env = {}
+        # DPDK ports (see the module doc); faults.py and soak.py have no --io.
+        self.dpdk = getattr(args, "io", "afxdp") == "dpdk"
+        self.bpffs = None
+
+    def session_addrs(self, i):
+        """(server, companion) addresses of server i's BGP session: the data link's, or with
+        DPDK ports the management link's."""
+        net = f"198.19.{i}" if self.dpdk else f"198.18.{i}"
+        return f"{net}.1", f"{net}.254"
 
     # ---- plumbing -------------------------------------------------------------------------
 
@@ -112,10 +133,29 @@ class Demo:
         out = subprocess.run([os.path.join(ROOT, "scripts", "lab"), "env", "--prefix", self.lab],
                              check=True, capture_output=True, text=True).stdout
         self.env = dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
+        if self.dpdk:
+            # Inside the lab's namespaces, so `scripts/lab down` removes them with the rest.
+            for i in range(1, BACKENDS + 1):
+                server, companion = self.session_addrs(i)
+                fw, b = f"{self.lab}-fw", f"{self.lab}-b{i}"
+                for cmd in (["ip", "-n", fw, "link", "add", f"mg{i}", "type", "veth", "peer",
+                             "name", "mg0", "netns", b],
+                            ["ip", "-n", fw, "addr", "add", f"{companion}/24", "dev", f"mg{i}"],
+                            ["ip", "-n", b, "addr", "add", f"{server}/24", "dev", "mg0"],
+                            ["ip", "-n", fw, "link", "set", f"mg{i}", "up"],
+                            ["ip", "-n", b, "link", "set", "mg0", "up"]):
+                    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
     def start_forwarder(self):
+        env = None
+        if self.dpdk:
+            if self.bpffs is None:
+                self.bpffs = os.path.join(self.dir, "bpffs")
+                os.mkdir(self.bpffs)
+                subprocess.run(["mount", "-t", "bpf", "bpf", self.bpffs], check=True)
+            env = dict(os.environ, LIBXDP_BPFFS=self.bpffs, LIBXDP_SKIP_DISPATCHER="1")
         self.spawn("ecmpfwd", self.ns("fw") + [os.path.join(BIN, "ecmpfwd"), "run", "--config",
-                                              CONFIG])
+                                              DPDK_CONFIG if self.dpdk else CONFIG], env=env)
         self.wait_for("ecmpfwd to forward", lambda: "forwarding on" in self.log("ecmpfwd")
                       or self.procs["ecmpfwd"].poll() is not None)
         if self.procs["ecmpfwd"].poll() is not None:
@@ -141,7 +181,8 @@ class Demo:
                 "  api { processes [ feed ]; neighbor-changes; receive { parsed; update; } }",
                 "} }"]
         for i in range(1, BACKENDS + 1):
-            conf.append(f"neighbor 198.18.{i}.1 {{ inherit servers; local-address 198.18.{i}.254; "
+            server, companion = self.session_addrs(i)
+            conf.append(f"neighbor {server} {{ inherit servers; local-address {companion}; "
                         f"peer-as {65000 + i}; }}")
         path = os.path.join(self.dir, "companion.conf")
         with open(path, "w") as f:
@@ -158,9 +199,10 @@ class Demo:
             f.write(f"#!/bin/sh\nexec {python} {ROOT}/control/core/tests/exabgp/announcer.py "
                     f"{fifo} {self.dir}/seen-{i}\n")
         os.chmod(helper, 0o755)
+        server, companion = self.session_addrs(i)
         conf = (f"process announce {{ run {helper}; encoder text; }}\n"
-                f"neighbor 198.18.{i}.254 {{\n"
-                f"  router-id 198.18.{i}.1; local-address 198.18.{i}.1; local-as {65000 + i};\n"
+                f"neighbor {companion} {{\n"
+                f"  router-id 198.18.{i}.1; local-address {server}; local-as {65000 + i};\n"
                 f"  peer-as 65000; connect {BGP_PORT}; hold-time 3;\n"
                 "  capability { add-path send; route-refresh; }\n"
                 "  family { ipv4 unicast; }\n"
@@ -247,7 +289,11 @@ class Demo:
               f"(namespaces {self.lab}-*)")
         self.lab_up()
         self.start_forwarder()
-        print("== ecmpfwd runs on AF_XDP ports fc0, fb1..fb4 (XDP attached through bpf_links)")
+        if self.dpdk:
+            print("== ecmpfwd runs on DPDK ports: net_af_xdp devices on fc0, fb1..fb4; BGP runs "
+                  "over a management veth per server")
+        else:
+            print("== ecmpfwd runs on AF_XDP ports fc0, fb1..fb4 (XDP attached through bpf_links)")
         self.start_companion()
         for i in range(1, BACKENDS + 1):
             self.start_server(i)
@@ -326,6 +372,17 @@ class Demo:
         stats = self.ctl("stats")
         drops = dict((k, v) for k, v in stats["drops"])
         print(f"\n== ecmpfwd counters: {stats['workers'][0]['forwarded']} forwarded, drops {drops}")
+        if self.dpdk:
+            # The DPDK runtime checks its pools after the devices close and fails the run if an
+            # mbuf is missing (net_af_xdp's fill rings excepted, bounded: see dpdk/mod.rs).
+            rc = self.stop("ecmpfwd", wait=15.0)
+            log = self.log("ecmpfwd")
+            back = [re.sub(r"\x1b\[[0-9;]*m", "", l).split("ecmpfwd::dpdk: ", 1)[-1]
+                    for l in log.splitlines() if "every mbuf is back in its pool" in l]
+            self.claim(rc == 0 and len(back) == 1,
+                       f"ecmpfwd stops cleanly (exit {rc}) with every mbuf back in its pool")
+            if back:
+                print(f"  ({back[0]})")
         took = time.monotonic() - t0
         print(f"\n{len(self.failures)} claim(s) failed; demo took {took:.0f} s")
         return 0 if not self.failures else 1
@@ -335,6 +392,11 @@ class Demo:
             self.stop(key)
         subprocess.run([os.path.join(ROOT, "scripts", "lab"), "down", "--prefix", self.lab],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if self.bpffs is not None:
+            subprocess.run(["umount", self.bpffs], stderr=subprocess.DEVNULL)
+            self.bpffs = None
+        if self.dpdk:
+            shutil.rmtree(DPDK_RUNTIME, ignore_errors=True)
         if self.failures or self.args.keep_logs:
             print(f"logs kept in {self.dir}")
         else:
@@ -349,6 +411,10 @@ def main():
     ap.add_argument("--packets", type=int, default=5, help="packets per flow per round")
     ap.add_argument("--rate", type=int, default=50000, help="packets per second")
     ap.add_argument("--keep-logs", action="store_true")
+    ap.add_argument("--io", choices=("afxdp", "dpdk"), default="afxdp",
+                    help="ecmpfwd's ports: its own AF_XDP ports (configs/lab-bgp.toml), or DPDK's "
+                    "net_af_xdp devices (configs/lab-bgp-dpdk.toml; ecmpfwd built with the "
+                    "feature dpdk)")
     ap.add_argument("--bin-dir", help="where ecmpfwd, ecmpfwd-pktgen and ecmpctl are "
                     "(default: target/release)")
     args = ap.parse_args()

@@ -56,6 +56,7 @@ fn every_example_loads() {
         "lab-afxdp-resilience-manual.toml",
         "lab-afxdp-resilience-maglev.toml",
         "lab-bgp.toml",
+        "lab-bgp-dpdk.toml",
         "lab-faults-maglev.toml",
         "lab-faults-rendezvous.toml",
         "lab-soak.toml",
@@ -1210,4 +1211,95 @@ fn anycast_vip_serves_metrics_on_loopback() {
     let m = c.metrics.as_ref().expect("[metrics]");
     assert_eq!(m.listen, "127.0.0.1:9433".parse().unwrap());
     assert!(load("minimal.toml").metrics.is_none(), "off when unset");
+}
+
+/// The lab demo over DPDK ports (`scripts/demo --io dpdk`) loads here in every build; it runs
+/// only in a build with the feature `dpdk`, where `dpdk_run`'s demo test runs it in the lab.
+#[test]
+fn lab_bgp_dpdk_is_lab_bgp_on_net_af_xdp_ports_with_the_labs_fixed_macs() {
+    let c = load("lab-bgp-dpdk.toml");
+    let afxdp = load("lab-bgp.toml");
+    let names: Vec<&str> = c.ports.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["fc0", "fb1", "fb2", "fb3", "fb4"]);
+    for (i, p) in c.ports.iter().enumerate() {
+        assert_eq!(
+            p.kind,
+            PortKind::Dpdk {
+                device: format!("net_af_xdp{i},iface={},start_queue=0,queue_count=1", p.name),
+                queues: 1,
+            }
+        );
+        // scripts/lab: the forwarder's end of link i is 02:ef:00:00:<i>:fe.
+        assert_eq!(p.mac, Some(MacAddr([0x02, 0xef, 0, 0, i as u8, 0xfe])));
+        let addrs: Vec<String> = p
+            .addresses
+            .iter()
+            .flatten()
+            .map(|a| format!("{}/{}", a.addr, a.len))
+            .collect();
+        let (v4, v6) = if i == 0 {
+            ("198.18.0.254/24".to_owned(), "2001:2::fe/64".to_owned())
+        } else {
+            (format!("198.18.{i}.254/24"), format!("2001:2:0:{i}::fe/64"))
+        };
+        assert_eq!(addrs, [v4, v6], "{}", p.name);
+    }
+    // Every neighbour is static: the client's (on its hops) and each server's, the BGP next
+    // hop it announces (the other end of link i is 02:ef:00:00:<i>:01).
+    assert!(
+        c.nexthops
+            .iter()
+            .all(|h| h.mac == Some(MacAddr([0x02, 0xef, 0, 0, 0, 0x01]))),
+        "the client's MAC"
+    );
+    let neighbours: Vec<(IpAddr, MacAddr)> =
+        c.neighbors.iter().map(|n| (n.address, n.mac)).collect();
+    let servers: Vec<(IpAddr, MacAddr)> = (1..=4u8)
+        .map(|i| {
+            (
+                ip(&format!("198.18.{i}.1")),
+                MacAddr([0x02, 0xef, 0, 0, i, 0x01]),
+            )
+        })
+        .collect();
+    assert_eq!(neighbours, servers);
+    assert_eq!(
+        c.dpdk.eal_args(),
+        [
+            "-l",
+            "0",
+            "-m",
+            "256",
+            "--file-prefix",
+            "ecmpfwd-demo",
+            "--no-huge",
+            "--no-pci",
+            "--no-telemetry",
+            "--no-shconf",
+            "--log-level",
+            "lib.eal:error"
+        ]
+    );
+    // The rest is lab-bgp.toml's: workers, routes, control, feed and the VIP's policy.
+    assert_eq!(c.workers.len(), 1);
+    assert_eq!(
+        (c.workers[0].core, &c.workers[0].ports),
+        (afxdp.workers[0].core, &afxdp.workers[0].ports)
+    );
+    let routes =
+        |c: &Config| -> Vec<String> { c.routes.iter().map(|r| r.prefix.to_string()).collect() };
+    assert_eq!(routes(&c), routes(&afxdp));
+    assert_eq!(
+        c.control.as_ref().map(|s| &s.socket),
+        afxdp.control.as_ref().map(|s| &s.socket)
+    );
+    let feed = |c: &Config| c.feed.as_ref().map(|f| (f.socket.clone(), f.stale_time));
+    assert_eq!(feed(&c), feed(&afxdp));
+    assert_eq!(
+        (c.bgp.default_policy.mode, c.bgp.default_policy.buckets),
+        (
+            afxdp.bgp.default_policy.mode,
+            afxdp.bgp.default_policy.buckets
+        )
+    );
 }

@@ -8,19 +8,42 @@
 //!   forwarded or dropped, the ports' counters and the devices' own (with their link state)
 //!   agree with the workers'; at SIGTERM every mbuf is
 //!   back in its pool (the runtime fails the run otherwise) and the exit is clean.
+//! - In this process (its own EAL): steady-state bursts through the worker's whole pipeline over
+//!   `net_ring` ports make no heap allocation, and every mbuf comes back to its pool.
+//! - `scripts/demo --io dpdk`'s lab story (root, ExaBGP): ecmpfwd on `net_af_xdp` devices over
+//!   the lab's veths, every claim of the AF_XDP demo holding, and a clean stop with the mbufs
+//!   back (`lab_demo.rs` runs the same driver over AF_XDP ports).
 //! - `ecmpfwd bench --io dpdk` over two net_null devices forwards every packet it times, with no
 //!   drop, the devices' own counters agree, and every mbuf is back in the pool at the end.
 
+mod driver;
 mod lab_common;
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ecmp_dataplane::counters::{Counter, SharedCounters};
+use ecmp_dataplane::drop::DropReason;
+use ecmp_dataplane::worker::Worker;
+use ecmp_io::dpdk::{DeviceConfig, DpdkDevice, DpdkFrame, DpdkPort, Eal, Mempool, PoolConfig};
 use ecmp_io::pcap::{PcapReader, PcapWriter};
+use ecmp_pktgen::traffic::Rng;
+use ecmp_port::alloc_count::{CountingAllocator, allocations};
+use ecmp_port::{Burst, Port};
 use ecmp_proto::ctl::Request;
+use ecmp_tables::snapshot::SnapshotCell;
+use ecmp_testkit::frames::{FrameSpec, TcpFlags};
+use ecmpfwd::config::Config;
+use ecmpfwd::setup::{self, pipeline_config};
 use lab_common::{ECMPFWD, Proc, ctl_request, signal};
 use serde_json::Value;
+
+// Counts are per thread: only the in-process test reads them.
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 /// The golden fixtures' directory.
 fn golden_dir() -> PathBuf {
@@ -434,6 +457,211 @@ fn two_workers_poll_their_own_queues() {
         log_text.contains("every mbuf is back in its pool (2 pool(s)"),
         "no leak report: {log_text}"
     );
+}
+
+/// Packets counted after warm-up in [`pipeline_over_net_ring_ports_allocates_nothing`].
+const STEADY_PACKETS: u64 = 1_000_000;
+
+/// configs/encap.toml's traffic of `no_alloc.rs` (every route and action, TCP and UDP, TTL 1 and
+/// unrouted drops), 20k flows.
+fn encap_traffic(cfg: &Config) -> Vec<Vec<u8>> {
+    let routes: Vec<IpAddr> = cfg.routes.iter().map(|r| r.prefix.addr).collect();
+    let mut rng = Rng::new(3);
+    (0..20_000u32)
+        .map(|i| {
+            let dst = routes[i as usize % routes.len()];
+            let src = match dst {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(
+                    0xC612_0000 | (rng.next_u64() as u32 & 0xFFFF),
+                )),
+                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::from(
+                    0x2001_0db8_0000_0000_0000_0000_0000_0000u128 | u128::from(i),
+                )),
+            };
+            let len = 60 + (i as usize % 4) * 100;
+            let mut spec = FrameSpec::udp(src, dst, 1024 + (i % 60_000) as u16, 80, len);
+            if i % 3 == 0 {
+                spec = spec.with_tcp(if i % 2 == 0 {
+                    TcpFlags::SYN
+                } else {
+                    TcpFlags::ACK
+                });
+            }
+            if i % 97 == 0 {
+                spec.ttl = 1;
+            }
+            if i % 89 == 0 {
+                spec.dst = match dst {
+                    IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)),
+                    IpAddr::V6(_) => "2001:db8:dead::1".parse().expect("address"),
+                };
+            }
+            spec.build().expect("frame")
+        })
+        .collect()
+}
+
+/// The worker of `ecmpfwd run` (configs/encap.toml's tables) over one `net_ring` device per
+/// port. A `net_ring` device's tx ring is its rx ring, so the test injects traffic by sending it
+/// on the ingress port, and what the worker forwards comes back on the egress port, where it is
+/// dropped (its destination MAC is the next hop's): rx, parse, flow cache (inserts, evictions),
+/// LPM, buckets, rewrite, every encap, tx batching and drops all run in the steady state, with
+/// zero heap allocations on the worker's thread. Stopped and drained, every mbuf is back.
+#[test]
+fn pipeline_over_net_ring_ports_allocates_nothing() {
+    let prefix = format!("ecmp-run-noalloc-{}", std::process::id());
+    let _runtime = RuntimeDir(prefix.clone());
+    let eal = Eal::init(&[
+        "-l",
+        "0",
+        "--no-huge",
+        "--no-pci",
+        "-m",
+        "256",
+        "--file-prefix",
+        prefix.as_str(),
+        "--log-level",
+        "lib.eal:error",
+        "--no-telemetry",
+        "--no-shconf",
+    ])
+    .expect("EAL init");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/encap.toml");
+    let mut cfg = Config::load(&path).expect("config");
+    // A cache smaller than the flow count, so inserts, evictions and "not cached" all happen.
+    cfg.flow_cache.capacity = 1 << 12;
+    let tables = setup::build(&cfg).expect("tables");
+    let cell = Arc::new(SnapshotCell::new(tables.snapshot.clone(), 1));
+    let pool = Arc::new(
+        Mempool::create(
+            eal,
+            "noalloc",
+            &PoolConfig {
+                mbufs: 8191,
+                cache: 256,
+                ..PoolConfig::default()
+            },
+        )
+        .expect("mbuf pool"),
+    );
+    let devices: Vec<DpdkDevice> = (0..cfg.ports.len())
+        .map(|i| {
+            DpdkDevice::open(
+                eal,
+                &format!("net_ring{i}"),
+                &DeviceConfig::default(),
+                std::slice::from_ref(&pool),
+            )
+            .expect("net_ring device")
+        })
+        .collect();
+    let ports = devices
+        .iter()
+        .map(|d| d.port(0).expect("queue 0"))
+        .collect();
+    let counters = Arc::new(SharedCounters::default());
+    let mut worker = Worker::new(ports, &pipeline_config(&cfg), cell, counters).expect("worker");
+    let frames = encap_traffic(&cfg);
+
+    let mut inject: Burst<DpdkFrame> = Burst::new();
+    let mut next = 0;
+    let mut now_ns = 10_000;
+    let rx = |w: &Worker<DpdkPort>| w.pipeline().counters().get(Counter::RxPackets);
+    // One round: top the injection burst up from the traffic, send it into the ingress ring
+    // (what the ring refuses stays for the next round), poll once.
+    let mut round = |worker: &mut Worker<DpdkPort>| {
+        while !inject.is_full() {
+            inject.push(pool.frame_from(&frames[next]).expect("mbuf"));
+            next = (next + 1) % frames.len();
+        }
+        worker.ports_mut()[0].tx_burst(&mut inject);
+        worker.poll(now_ns);
+        now_ns += 10_000;
+    };
+    // Warm-up: every flow seen twice, so every table and batch has its final size.
+    while rx(&worker) < 4 * frames.len() as u64 {
+        round(&mut worker);
+    }
+    let start_rx = rx(&worker);
+    let before = allocations();
+    while rx(&worker) < start_rx + STEADY_PACKETS {
+        round(&mut worker);
+    }
+    let allocated = allocations() - before;
+
+    // Stop: what is queued comes back in and is forwarded or dropped, until the rings stay
+    // empty; the batches go out; the leftover injection goes back.
+    let mut idle = 0;
+    while idle < 8 {
+        if worker.poll(now_ns) == 0 {
+            idle += 1;
+        } else {
+            idle = 0;
+        }
+        worker.drain();
+        now_ns += 10_000;
+    }
+    for f in inject.drain(..) {
+        worker.ports_mut()[0].release(f);
+    }
+    let c = worker.pipeline().counters().clone();
+    assert_eq!(
+        allocated, 0,
+        "the hot path allocated {allocated} times over {STEADY_PACKETS} packets"
+    );
+    assert!(
+        c.get(Counter::TxPackets) > STEADY_PACKETS / 2,
+        "most injected packets forwarded: {c:?}"
+    );
+    assert!(
+        c.drops(DropReason::NotForUs) > STEADY_PACKETS / 2,
+        "forwarded frames came back on their egress ring and were dropped there: {c:?}"
+    );
+    assert!(
+        c.get(Counter::NotCached) + c.get(Counter::Evictions) > 0,
+        "cache pressure: {c:?}"
+    );
+    assert_eq!(pool.in_use(), 0, "every mbuf back before the devices close");
+    drop(worker);
+    drop(devices);
+    assert_eq!(pool.in_use(), 0, "every mbuf back after the devices close");
+}
+
+/// The lab demo over DPDK ports, with few flows (its CI cost is the lab's set-up and the
+/// ExaBGP sessions, about 10 s). The driver tears its lab down and kills what it started even
+/// when a claim fails; this test bounds it in time and kills it by PID.
+#[test]
+fn the_lab_demo_claims_hold_over_dpdk_ports() {
+    let root = driver::root();
+    let exabgp = driver::exabgp();
+    // This build's ecmpfwd (with the feature), beside the workspace's other binaries.
+    let bin_dir = driver::bin_dir(&["ecmpctl", "ecmpfwd-pktgen"]);
+    let prefix = format!("dd{}", std::process::id());
+    let mut child = Command::new("python3")
+        .arg(root.join("scripts/lib/labdemo.py"))
+        .args(["--io", "dpdk", "--exabgp", &exabgp, "--prefix", &prefix])
+        .args(["--flows", "100", "--bin-dir"])
+        .arg(&bin_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let out = driver::read_on_the_side(child.stdout.take());
+    let err = driver::read_on_the_side(child.stderr.take());
+    let status = driver::wait_bounded(&mut child, Duration::from_secs(90), &root, &prefix);
+    let (out, err) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    let status =
+        status.unwrap_or_else(|| panic!("the demo did not finish within 90 s:\n{out}\n{err}"));
+    assert!(status.success(), "demo failed:\n{out}\n{err}");
+    assert!(out.contains("ecmpfwd runs on DPDK ports"), "{out}");
+    assert!(out.contains("0 claim(s) failed"), "{out}");
+    assert!(!out.contains("[FAIL]"), "{out}");
+    // The AF_XDP demo's claims, and the clean stop.
+    assert!(out.matches("[ok]").count() >= 21, "{out}");
+    assert!(out.contains("[ok] ecmpfwd stops cleanly (exit 0)"), "{out}");
 }
 
 #[test]

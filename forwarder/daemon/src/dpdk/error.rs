@@ -128,11 +128,17 @@ pub enum DpdkRunError {
     WorkerStopped(#[source] Box<DpdkRunError>),
     /// After every worker stopped and every device closed, a pool still had mbufs out: a frame
     /// was leaked.
-    #[error("worker on core {core}: {in_use} mbuf(s) of its pool still in use after stop (a leak)")]
+    #[error(
+        "worker on core {core}: {in_use} mbuf(s) of its pool still in use after stop, more than \
+         the {kept} net_af_xdp's fill rings may keep (a leak)"
+    )]
     MbufLeak {
         /// The worker's core.
         core: usize,
         /// Mbufs not back in the pool.
         in_use: u32,
+        /// Mbufs net_af_xdp devices took into their fill rings at start, which they do not
+        /// give back at close (0 without such devices).
+        kept: u32,
     },
 }

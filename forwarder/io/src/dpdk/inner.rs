@@ -36,6 +36,16 @@ unsafe impl Sync for DeviceInner {}
 
 impl Drop for DeviceInner {
     fn drop(&mut self) {
+        // Drivers reclaim sent mbufs inside their tx bursts; one empty burst per queue gives
+        // back what was sent since the last one. Most drivers free their tx rings at close
+        // anyway, but net_af_xdp (DPDK 22.11) frees neither its completion ring nor its fill
+        // ring then: after this burst, only the fill ring's mbufs stay out.
+        let mut none = [std::ptr::null_mut::<sys::rte_mbuf>(); 1];
+        for q in 0..self.queues {
+            // SAFETY: the device is started and no port uses its queues any more (this is the
+            // last handle); a burst of zero frames reads no pointer from `none`.
+            unsafe { sys::ecmp_rte_eth_tx_burst(self.port_id, q, none.as_mut_ptr(), 0) };
+        }
         // SAFETY: the last handle to the device is going, so no port polls its queues any
         // more; stopping and closing frees the mbufs its rings hold back to their pools,
         // which are released only after this (field drop order follows `drop`).
