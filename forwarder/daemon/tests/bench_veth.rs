@@ -59,7 +59,13 @@ fn run_driver(root: &Path, bin_dir: &Path, out: &Path, prefix: &str) -> (bool, S
         .spawn()
         .expect("python3");
     let reader = driver::read_on_the_side(child.stderr.take());
-    let status = driver::wait_bounded(&mut child, Duration::from_secs(160), root, prefix);
+    let status = driver::wait_bounded(
+        &mut child,
+        Duration::from_secs(160),
+        root,
+        driver::Lab::Single,
+        prefix,
+    );
     let log = reader.join().unwrap_or_default();
     match status {
         Some(s) => (s.success(), log),

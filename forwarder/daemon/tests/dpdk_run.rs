@@ -632,35 +632,18 @@ fn pipeline_over_net_ring_ports_allocates_nothing() {
 /// when a claim fails; this test bounds it in time and kills it by PID.
 #[test]
 fn the_lab_demo_claims_hold_over_dpdk_ports() {
-    let root = driver::root();
-    let exabgp = driver::exabgp();
     // This build's ecmpfwd (with the feature), beside the workspace's other binaries.
-    let bin_dir = driver::bin_dir(&["ecmpctl", "ecmpfwd-pktgen"]);
-    let prefix = format!("dd{}", std::process::id());
-    let mut child = Command::new("python3")
-        .arg(root.join("scripts/lib/labdemo.py"))
-        .args(["--io", "dpdk", "--exabgp", &exabgp, "--prefix", &prefix])
-        .args(["--flows", "100", "--bin-dir"])
-        .arg(&bin_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let out = driver::read_on_the_side(child.stdout.take());
-    let err = driver::read_on_the_side(child.stderr.take());
-    let status = driver::wait_bounded(&mut child, Duration::from_secs(90), &root, &prefix);
-    let (out, err) = (
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default(),
-    );
-    let status =
-        status.unwrap_or_else(|| panic!("the demo did not finish within 90 s:\n{out}\n{err}"));
-    assert!(status.success(), "demo failed:\n{out}\n{err}");
-    assert!(out.contains("ecmpfwd runs on DPDK ports"), "{out}");
-    assert!(out.contains("0 claim(s) failed"), "{out}");
-    assert!(!out.contains("[FAIL]"), "{out}");
+    let out = driver::run_driver(
+        "labdemo.py",
+        &["--io", "dpdk", "--flows", "100"],
+        driver::Lab::Single,
+        &format!("dd{}", std::process::id()),
+        &["ecmpctl", "ecmpfwd-pktgen"],
+        Duration::from_secs(90),
+    )
     // The AF_XDP demo's claims, and the clean stop.
-    assert!(out.matches("[ok]").count() >= 21, "{out}");
+    .assert_claims(21);
+    assert!(out.contains("ecmpfwd runs on DPDK ports"), "{out}");
     assert!(out.contains("[ok] ecmpfwd stops cleanly (exit 0)"), "{out}");
 }
 

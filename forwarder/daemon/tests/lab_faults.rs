@@ -4,43 +4,26 @@
 //! and kills what it started even when a claim fails; each test bounds it in time (well under
 //! nextest's 180 s) and kills it by PID.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod driver;
 
+use driver::Lab;
+
 /// What the driver printed, once it passed: every claim held and at least `claims` were made.
 fn run_fault(fault: &str, tag: &str, extra: &[&str], claims: usize) -> String {
-    let root = driver::root();
-    let exabgp = driver::exabgp();
-    let bin_dir = driver::bin_dir(&["ecmpctl", "ecmpfwd-pktgen"]);
-    let prefix = format!("f{tag}{}", std::process::id());
-    let mut child = Command::new("python3")
-        .arg(root.join("scripts/lib/faults.py"))
-        .arg(fault)
-        .args(["--exabgp", &exabgp, "--prefix", &prefix])
-        .args(extra)
-        .arg("--bin-dir")
-        .arg(&bin_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let out = driver::read_on_the_side(child.stdout.take());
-    let err = driver::read_on_the_side(child.stderr.take());
-    let limit = Duration::from_secs(150);
-    let status = driver::wait_bounded(&mut child, limit, &root, &prefix);
-    let (out, err) = (
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default(),
-    );
-    let status = status
-        .unwrap_or_else(|| panic!("fault {fault} did not finish within {limit:?}:\n{out}\n{err}"));
-    assert!(status.success(), "fault {fault} failed:\n{out}\n{err}");
-    assert!(out.contains("\n0 claim(s) failed"), "{out}");
-    assert!(!out.contains("[FAIL]"), "{out}");
-    assert!(out.matches("[ok]").count() >= claims, "{out}");
-    out
+    let args: Vec<&str> = std::iter::once(fault)
+        .chain(extra.iter().copied())
+        .collect();
+    driver::run_driver(
+        "faults.py",
+        &args,
+        Lab::Single,
+        &format!("f{tag}{}", std::process::id()),
+        &["ecmpctl", "ecmpfwd-pktgen"],
+        Duration::from_secs(150),
+    )
+    .assert_claims(claims)
 }
 
 #[test]

@@ -5,40 +5,31 @@
 //! reads back. The driver tears its lab down and kills what it started even when a check fails;
 //! this test bounds it in time and kills it by PID.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod driver;
 
+use driver::Lab;
+
 #[test]
 fn a_one_minute_soak_passes_every_check() {
-    let root = driver::root();
-    let exabgp = driver::exabgp();
-    let bin_dir = driver::bin_dir(&["ecmpctl", "ecmpfwd-pktgen"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let report = dir.path().join("soak.json");
-    let prefix = format!("sk{}", std::process::id());
-    let mut child = Command::new("python3")
-        .arg(root.join("scripts/lib/soak.py"))
-        .args(["--exabgp", &exabgp, "--prefix", &prefix, "--minutes", "1"])
-        .arg("--report")
-        .arg(&report)
-        .arg("--bin-dir")
-        .arg(&bin_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let out = driver::read_on_the_side(child.stdout.take());
-    let err = driver::read_on_the_side(child.stderr.take());
-    let status = driver::wait_bounded(&mut child, Duration::from_secs(170), &root, &prefix);
-    let (out, err) = (
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default(),
+    let run = driver::run_driver(
+        "soak.py",
+        &[
+            "--minutes",
+            "1",
+            "--report",
+            report.to_str().expect("UTF-8 path"),
+        ],
+        Lab::Single,
+        &format!("sk{}", std::process::id()),
+        &["ecmpctl", "ecmpfwd-pktgen"],
+        Duration::from_secs(170),
     );
-    let status =
-        status.unwrap_or_else(|| panic!("the soak did not finish within 170 s:\n{out}\n{err}"));
-    assert!(status.success(), "soak failed:\n{out}\n{err}");
+    let out = &run.out;
+    assert!(run.status.success(), "soak failed:\n{out}\n{}", run.err);
     assert!(out.contains("soak PASS: 1 min"), "{out}");
     assert!(!out.contains("[FAIL]"), "{out}");
 
