@@ -4,7 +4,8 @@
 //! socket, then `kill -TERM "$PPID"`) as its API process and peers over fc0 with BIRD 2 in the
 //! client namespace, which stands in for the upstream router. BIRD's table is the judge: the VIP
 //! is learnt with the configured next hop, MED and community while ecmpfwd can serve it, and
-//! withdrawn when no backend is active, on SIGTERM (before ecmpfwd stops) and on SIGKILL (the
+//! withdrawn when no backend is active, while the worker thread is stalled (held in a ptrace stop,
+//! the control thread still running), on SIGTERM (before ecmpfwd stops) and on SIGKILL (the
 //! helper ends ExaBGP, the session drops). First, the pitfall: with an upstream neighbour whose
 //! `api` does not list the helper's process, ExaBGP refuses the commands (ecmpfwd counts its
 //! `error` answers) and BIRD learns nothing.
@@ -34,6 +35,12 @@ const COMPANION_ADDR: &str = "198.18.0.254";
 const GRACE_S: u64 = 4;
 /// Bound on every wait for BGP to move (ExaBGP's and BIRD's connect retries are 1-5 s).
 const BGP_LIMIT: Duration = Duration::from_secs(20);
+/// `[bgp] announce_stall_time`: short, so the stalled-worker case costs little; far above the
+/// worker's gaps between polls (it busy-polls and only yields its core when idle).
+const STALL_MS: u64 = 500;
+/// Bound on the withdrawal once the worker stops: the stall time, then one UPDATE over a session
+/// that is up.
+const STALL_LIMIT: Duration = Duration::from_secs(5);
 
 /// BIRD 2 in the client namespace, in the foreground so its guard owns it.
 struct Bird {
@@ -202,7 +209,8 @@ fn announce_config(dir: &Path, ctl: &Path, feed: &Path) -> PathBuf {
     );
     // `config` ends inside `[bgp]`.
     text += &format!(
-        "announce_grace = \"{GRACE_S}s\"\n\n\
+        "announce_grace = \"{GRACE_S}s\"\n\
+         announce_stall_time = \"{STALL_MS}ms\"\n\n\
          [[bgp.announce]]\n\
          prefix = \"{VIP4}/32\"\n\
          next_hop = \"self\"\n\
@@ -238,6 +246,94 @@ fn vip_state(fw: &Forwarder) -> Value {
         .find(|l| l["prefix"] == format!("{VIP4}/32"))
         .cloned()
         .unwrap_or_else(|| panic!("VIP missing from announcements: {lines}"))
+}
+
+/// The TID of the thread of `pid` named `name` (`/proc/PID/task/*/comm`).
+fn thread_id(pid: u32, name: &str) -> u32 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("read /proc/PID/task");
+    let mut names = Vec::new();
+    for task in tasks {
+        let task = task.expect("task entry");
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() == name {
+            return task.file_name().to_string_lossy().parse().expect("TID");
+        }
+        names.push(comm.trim_end().to_owned());
+    }
+    panic!("no thread {name:?} in pid {pid}: {names:?}");
+}
+
+/// The state letter of thread `tid` of `pid` (`/proc/PID/task/TID/stat`; `t`: ptrace stop).
+fn thread_state(pid: u32, tid: u32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).expect("stat");
+    // The name (in parentheses) may hold spaces; the state follows its closing parenthesis.
+    let rest = &stat[stat.rfind(')').expect("stat name") + 1..];
+    rest.trim_start().chars().next().expect("state")
+}
+
+/// The tracer of [`ThreadStop`]: ptrace is per thread, so `PTRACE_SEIZE` then `PTRACE_INTERRUPT`
+/// stop that thread alone (no signal, no group stop: the process's other threads run on). It holds
+/// the stop until a line arrives on stdin, then detaches; if it dies instead, the kernel detaches
+/// and the thread resumes all the same.
+const TRACER: &str = "\
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+libc.ptrace.restype = ctypes.c_long
+tid = int(sys.argv[1])
+for req in (0x4206, 0x4207):  # PTRACE_SEIZE, PTRACE_INTERRUPT
+    if libc.ptrace(req, tid, None, None) != 0:
+        sys.exit(f'ptrace {req:#x} on {tid}: {os.strerror(ctypes.get_errno())}')
+os.waitpid(tid, 0x40000000)  # __WALL: the traced thread's stop
+sys.stdin.readline()
+if libc.ptrace(0x11, tid, None, None) != 0:  # PTRACE_DETACH
+    sys.exit(f'detach {tid}: {os.strerror(ctypes.get_errno())}')
+";
+
+/// One thread of a live process held stopped; resumed by [`ThreadStop::resume`], or by the
+/// tracer's end when dropped (its guard stops it by PID).
+struct ThreadStop {
+    tracer: Proc,
+    stdin: Option<std::process::ChildStdin>,
+    pid: u32,
+    tid: u32,
+}
+
+impl ThreadStop {
+    /// Stops thread `tid` of `pid`; returns once `/proc` shows it in a ptrace stop.
+    fn stop(pid: u32, tid: u32) -> ThreadStop {
+        let mut tracer = Proc::spawn(
+            Command::new("python3")
+                .args(["-c", TRACER, &tid.to_string()])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null()),
+        );
+        let stdin = tracer.0.stdin.take();
+        wait_until("the thread's ptrace stop", Duration::from_secs(5), || {
+            if let Some(st) = tracer.exited() {
+                panic!("the tracer of {tid} ended first: {st}");
+            }
+            thread_state(pid, tid) == 't'
+        });
+        ThreadStop {
+            tracer,
+            stdin,
+            pid,
+            tid,
+        }
+    }
+
+    /// Detaches; returns once the thread is out of its stop.
+    fn resume(mut self) {
+        use std::io::Write;
+        let mut stdin = self.stdin.take().expect("tracer stdin");
+        stdin.write_all(b"\n").expect("tell the tracer");
+        drop(stdin);
+        let st = self.tracer.wait(Duration::from_secs(5));
+        assert!(st.success(), "tracer: {st}");
+        let state = thread_state(self.pid, self.tid);
+        assert_ne!(state, 't', "thread {} still stopped", self.tid);
+    }
 }
 
 #[test]
@@ -290,6 +386,50 @@ fn bird_learns_the_vip_while_ecmpfwd_serves_and_loses_it_when_it_cannot_or_stops
         hop: ip("198.18.1.1"),
     });
     bird.wait_learnt("one backend back");
+
+    // A stalled worker: its thread alone held in a ptrace stop. The control thread, which judges
+    // the workers' poll counts, runs on and withdraws the VIP over a session that stays up; once
+    // the worker polls again, the VIP is announced again.
+    let worker = thread_id(fw.pid(), "ecmpfwd-w1");
+    let t = Instant::now();
+    let stop = ThreadStop::stop(fw.pid(), worker);
+    for task in std::fs::read_dir(format!("/proc/{}/task", fw.pid())).expect("tasks") {
+        let tid: u32 = task
+            .expect("task")
+            .file_name()
+            .to_string_lossy()
+            .parse()
+            .expect("TID");
+        if tid != worker {
+            assert_ne!(thread_state(fw.pid(), tid), 't', "thread {tid} stopped too");
+        }
+    }
+    wait_until(
+        "the VIP withdrawn with the worker stalled",
+        STALL_LIMIT,
+        || bird.vip_route().is_none(),
+    );
+    let stall_withdrawn = t.elapsed();
+    assert!(bird.established(), "the session dropped instead");
+    // The control thread answers while the worker is stopped, and says why.
+    let state = vip_state(&fw);
+    assert_eq!(state["announced"], false, "{state}");
+    assert_eq!(state["reason"]["kind"], "workers-stalled", "{state}");
+    assert_eq!(state["reason"]["worker"], 0, "{state}");
+    let quiet = state["reason"]["stalled_ms"].as_u64().expect("stalled_ms");
+    assert!(quiet >= STALL_MS, "{state}");
+    let stats = fw.ctl_ok(&Request::Stats {});
+    assert_eq!(stats["announce"][0]["reason"], state["reason"], "{stats}");
+    let t = Instant::now();
+    stop.resume();
+    bird.wait_learnt("worker resumed");
+    let stall_announced = t.elapsed();
+    let state = vip_state(&fw);
+    assert_eq!(state["announced"], true, "{state}");
+    eprintln!(
+        "stalled worker: VIP gone from BIRD {stall_withdrawn:?} after the stop \
+         (announce_stall_time {STALL_MS} ms), back {stall_announced:?} after the resume"
+    );
 
     // SIGKILL: ecmpfwd writes nothing more, the helper's socat sees the socket close and ends
     // ExaBGP, whose session drops, so BIRD withdraws.
