@@ -4,7 +4,7 @@ scripts/lib/benchveth.py; stdlib only).
 Rates alone cannot rank forwarders on veth: the generator, not the forwarder, is often the
 limit. What each forwarder pays per packet on its own core can, so each is offered the same
 traffic at fixed rates below saturation (and at the generator's maximum) and charged:
-  ecmpfwd      its worker's busy cycles (TSC, polls that moved frames, tx and kicks included;
+  ecmpfwd(-*)  its worker's busy cycles (TSC, polls that moved frames, tx and kicks included;
                `ecmpctl stats`) / the packets it forwarded
   testpmd-*    testpmd's own `--record-core-cycles` (busy cycles / packets, TSC), read from its
                exit report (so testpmd is started afresh for every rate)
@@ -27,6 +27,7 @@ import statistics
 METHODS = {
     "ecmpfwd": "worker busy TSC cycles (ecmpctl stats)",
     "ecmpfwd-vxlan": "worker busy TSC cycles (ecmpctl stats)",
+    "ecmpfwd-dpdk": "worker busy TSC cycles (ecmpctl stats)",
     "testpmd-io": "testpmd --record-core-cycles",
     "testpmd-mac": "testpmd --record-core-cycles",
     "kernel-res-rps": "softirq time of core 1 (RPS) x TSC rate",

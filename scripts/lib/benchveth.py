@@ -15,6 +15,9 @@ One lab (scripts/lab, 4 backends). Forwarders compared, interleaved within every
   ecmpfwd      configs/lab-afxdp-bench.toml (MAC rewrite), one worker on core 1
   ecmpfwd-vxlan  configs/lab-afxdp-bench-vxlan.toml: the same with every VIP next hop
                encapsulating in VXLAN
+  ecmpfwd-dpdk configs/lab-dpdk-bench.toml: ecmpfwd's rewrite on DPDK ports (net_af_xdp on the
+               same veths, static MACs), one worker on core 1; needs ecmpfwd built with the
+               feature `dpdk` (scripts/bench-veth builds it so when this row is selected)
 Throughput: ecmpfwd-pktgen (AF_XDP, core 0) sends a fixed count; delivered = the generator's
 tagged packets counted by XDP drop sinks on every backend's b0 (`ecmpfwd-pktgen sink --driver
 xdp-drop`, bpf/sink.bpf.c: counted and dropped in the driver, so no backend IP/UDP stack runs on
@@ -56,7 +59,7 @@ VIP = "198.19.0.1"
 NBACK = 4
 # -rps: the kernel's forwarding moved off the generator's core onto core 1 by RPS on fc0
 FORWARDERS = ["kernel-res", "kernel-mp", "kernel-res-rps", "kernel-mp-rps", "xdp-fib",
-              "testpmd-io", "testpmd-mac", "ecmpfwd", "ecmpfwd-vxlan"]
+              "testpmd-io", "testpmd-mac", "ecmpfwd", "ecmpfwd-vxlan", "ecmpfwd-dpdk"]
 # the resilience comparison: ecmpfwd in each group mode against the kernel's two ECMP kinds
 RES_FORWARDERS = ["kernel-res", "kernel-mp", "ecmpfwd-auto-recovery", "ecmpfwd-manual",
                   "ecmpfwd-maglev"]
@@ -66,6 +69,7 @@ RES_FORWARDERS = ["kernel-res", "kernel-mp", "ecmpfwd-auto-recovery", "ecmpfwd-m
 FWD_CONFIGS = {
     "ecmpfwd": "lab-afxdp-bench.toml",
     "ecmpfwd-vxlan": "lab-afxdp-bench-vxlan.toml",
+    "ecmpfwd-dpdk": "lab-dpdk-bench.toml",
     "ecmpfwd-big": "lab-afxdp-bench-10m.toml",
     "ecmpfwd-auto-recovery": "lab-afxdp-resilience-auto-recovery.toml",
     "ecmpfwd-manual": "lab-afxdp-resilience-manual.toml",
@@ -137,6 +141,8 @@ class Bench:
         self.warm = set()  # (flows, seed) the running ecmpfwd has seen (reset by setup)
         self.fc_mac = None
         self.ctl_sock = None  # the running ecmpfwd's control socket (its config's)
+        self.bpffs = None  # private bpffs for net_af_xdp's libxdp (ecmpfwd-dpdk), while mounted
+        self.dpdk_runtime = None  # DPDK's runtime directory of the running ecmpfwd-dpdk
 
     # ---- helpers -------------------------------------------------------------------------
     def nsx(self, ns, *cmd):
@@ -258,8 +264,12 @@ class Bench:
             path, cfg = fwd_config(fwd)
             self.ctl_sock = cfg["control"]["socket"]
             logf = open(os.path.join(self.work, f"{fwd}.log"), "w")
+            env = None
+            if "dpdk" in cfg:
+                env = self.dpdk_env(cfg)
             self.fwd_proc = self.start(self.nsx(self.fw, os.path.join(BIN, "ecmpfwd"), "run",
-                                                "--config", path), stdout=logf, stderr=logf)
+                                                "--config", path), stdout=logf, stderr=logf,
+                                       env=env)
             deadline = time.time() + 15
             while time.time() < deadline:
                 if "forwarding on" in open(logf.name).read():
@@ -271,6 +281,19 @@ class Bench:
                 raise RuntimeError(f"ecmpfwd did not start:\n{open(logf.name).read()}")
             if dynamic:
                 self.ctl_route(dynamic)
+
+    def dpdk_env(self, cfg):
+        """The environment of ecmpfwd on DPDK ports (as testpmd.py and labdemo.py run it):
+        net_af_xdp loads its XDP program through libxdp, which needs a bpffs (a private one,
+        mounted once per bench) and, in a namespace, no dispatcher (it cannot load here)."""
+        if self.bpffs is None:
+            path = os.path.join(self.work, "bpffs")
+            os.mkdir(path)
+            sh(["mount", "-t", "bpf", "bpf", path])
+            self.bpffs = path
+        # DPDK keeps its runtime files under this directory; teardown removes it.
+        self.dpdk_runtime = os.path.join("/var/run/dpdk", cfg["dpdk"]["file_prefix"])
+        return dict(os.environ, LIBXDP_BPFFS=self.bpffs, LIBXDP_SKIP_DISPATCHER="1")
 
     def start_xdp_fib(self):
         """Attaches the XDP baseline to fc0 (ecmpfwd-pktgen xdp-fib holds it). A redirect into a
@@ -324,9 +347,13 @@ class Bench:
             self.restore_sysctls()
             self.no_xdp()
         elif self.fwd_proc is not None:
-            self.stop(self.fwd_proc)
+            # DPDK's shutdown (devices closed, pools checked) takes longer than AF_XDP's
+            self.stop(self.fwd_proc, timeout=15 if self.dpdk_runtime else 5)
             self.fwd_proc = None
             self.no_xdp()  # a clean exit detaches; make sure for the next kernel round
+            if self.dpdk_runtime is not None:
+                subprocess.run(["rm", "-rf", self.dpdk_runtime])
+                self.dpdk_runtime = None
             time.sleep(0.3)  # AF_XDP re-bind right after close can give a transient EBUSY
 
     def ctl(self, *args):
@@ -664,6 +691,11 @@ class Bench:
         except Exception as e:
             log(f"cleanup: {e}")
         self.lab_down()
+        if self.dpdk_runtime is not None:
+            subprocess.run(["rm", "-rf", self.dpdk_runtime])
+        if self.bpffs is not None:
+            subprocess.run(["umount", self.bpffs], stderr=subprocess.DEVNULL)
+            self.bpffs = None
         subprocess.run(["rm", "-rf", self.work])
 
 
@@ -831,6 +863,10 @@ def markdown(meta, summary, res, scaling=None, plots=(), plot_dir=""):
           "The backends' XDP sinks count and drop every tagged frame whatever its destination MAC, "
           "so io (fc0's MAC kept) and mac (rewritten to backend 1's) pay the same at the backend; "
           "testpmd-mac is the like-for-like row (it touches the header as a forwarder must)",
+          "- ecmpfwd-dpdk: ecmpfwd (the ecmpfwd row's rewrite, one worker on core 1) on DPDK ports: "
+          "net_af_xdp on the same veths instead of ecmpfwd's own AF_XDP sockets "
+          "(configs/lab-dpdk-bench.toml, built with the feature dpdk); the EAL's main lcore shares "
+          "core 0 with the generator",
           "- flows above 64512 cross every source port with the fewest source addresses "
           "(`ecmpfwd-pktgen --vary grid`); ecmpfwd's flow cache holds "
           f"{meta.get('flow_capacity', 'n/a')} flows",
@@ -1018,8 +1054,8 @@ def main():
         sys.exit(f"error: unknown forwarder(s) {unknown}; known: {FORWARDERS}")
     if max(args.flows + args.veth_flows) > MAX_FLOWS:
         sys.exit(f"error: at most {MAX_FLOWS} flows")
-    for fwd in ("ecmpfwd", "ecmpfwd-vxlan"):
-        if fwd in args.forwarders:
+    for fwd in ("ecmpfwd", "ecmpfwd-vxlan", "ecmpfwd-dpdk"):
+        if fwd in args.forwarders + args.cost_forwarders:
             check_fits(fwd, max(args.flows), "--flows")
     if args.veth_flows:
         check_fits("ecmpfwd-big", max(args.veth_flows), "--veth-flows")

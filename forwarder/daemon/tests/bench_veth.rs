@@ -48,6 +48,9 @@ fn run_driver(root: &Path, bin_dir: &Path, out: &Path, prefix: &str) -> (bool, S
             "--res-flows",
             "300",
         ])
+        // Every forwarder but ecmpfwd-dpdk, which needs ecmpfwd built with the feature dpdk
+        // (this test runs the plain build; the DPDK ports are tested by dpdk_run).
+        .args(["--forwarders", &FORWARDERS.join(",")])
         .args(["--no-scaling", "--prefix", prefix, "--bin-dir"])
         .arg(bin_dir)
         .arg("--outdir")

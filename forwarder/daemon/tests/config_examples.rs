@@ -57,6 +57,7 @@ fn every_example_loads() {
         "lab-afxdp-resilience-maglev.toml",
         "lab-bgp.toml",
         "lab-bgp-dpdk.toml",
+        "lab-dpdk-bench.toml",
         "lab-faults-maglev.toml",
         "lab-faults-rendezvous.toml",
         "lab-soak.toml",
@@ -514,6 +515,60 @@ fn lab_afxdp_bench_vxlan_encapsulates_towards_every_ipv4_backend() {
         lab_bench_expected(),
         "everything but the encapsulation is lab-afxdp-bench.toml's"
     );
+}
+
+/// scripts/bench-veth's ecmpfwd-dpdk row loads here in every build (it runs only in a build with
+/// the feature `dpdk`): lab-afxdp-bench.toml on net_af_xdp ports, with the lab's fixed MACs on
+/// the ports and on every next hop, and an EAL file prefix of its own.
+#[test]
+fn lab_dpdk_bench_is_the_bench_config_on_net_af_xdp_ports() {
+    let mut c = positionless(load("lab-dpdk-bench.toml"));
+    let expected = lab_bench_expected();
+    let names: Vec<&str> = c.ports.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["fc0", "fb1", "fb2", "fb3", "fb4"]);
+    for (i, p) in c.ports.iter().enumerate() {
+        assert_eq!(
+            p.kind,
+            PortKind::Dpdk {
+                device: format!("net_af_xdp{i},iface={},start_queue=0,queue_count=1", p.name),
+                queues: 1,
+            }
+        );
+        // scripts/lab: the forwarder's end of link i is 02:ef:00:00:<i>:fe.
+        assert_eq!(p.mac, Some(MacAddr([0x02, 0xef, 0, 0, i as u8, 0xfe])));
+    }
+    // Every next hop carries the MAC of the other end of its link (02:ef:00:00:<i>:01).
+    for h in &mut c.nexthops {
+        let i = u8::try_from(h.port).expect("one of 5 ports");
+        assert_eq!(
+            h.mac,
+            Some(MacAddr([0x02, 0xef, 0, 0, i, 0x01])),
+            "{}",
+            h.name
+        );
+        h.mac = None;
+    }
+    assert_eq!(
+        c.dpdk.eal_args(),
+        [
+            "-l",
+            "0",
+            "-m",
+            "256",
+            "--file-prefix",
+            "ecmpfwd-bench",
+            "--no-huge",
+            "--no-pci",
+            "--no-telemetry",
+            "--no-shconf",
+            "--log-level",
+            "lib.eal:error"
+        ]
+    );
+    // The rest (workers, flow cache, hops, groups, routes, sockets, BGP) is lab-afxdp-bench.toml's.
+    c.ports = expected.ports.clone();
+    c.dpdk = expected.dpdk.clone();
+    assert_eq!(c, expected);
 }
 
 #[test]
