@@ -42,13 +42,42 @@ CTL = "/run/ecmpfwd-demo/ctl.sock"
 FEED = "/run/ecmpfwd-demo/feed.sock"
 
 
-class Demo:
+class Claims:
+    """What every lab driver (this demo, faults.py, soak.py, scaledemo.py) states: each claim
+    printed as `[ok]` or `[FAIL]` and the failed ones kept in `failures` (the driver ends with
+    "N claim(s) failed", which the tests read); waits bounded in time, polling every `POLL` s."""
+
+    POLL = 0.1
+
+    def __init__(self):
+        self.failures = []
+
+    def wait_for(self, what, pred, timeout=20.0):
+        end = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < end:
+            try:
+                last = pred()
+                if last:
+                    return last
+            except (RuntimeError, KeyError, IndexError, json.JSONDecodeError) as e:
+                last = e
+            time.sleep(self.POLL)
+        raise RuntimeError(f"timed out waiting for {what} (last: {last})")
+
+    def claim(self, ok, text):
+        print(f"  [{'ok' if ok else 'FAIL'}] {text}")
+        if not ok:
+            self.failures.append(text)
+
+
+class Demo(Claims):
     def __init__(self, args):
         self.args = args
         self.lab = args.prefix
         self.dir = tempfile.mkdtemp(prefix="ecmpfwd-demo-")
         self.procs = {}
-        self.failures = []
+        super().__init__()
         self.env = {}
         # DPDK ports (see the module doc); faults.py and soak.py have no --io.
         self.dpdk = getattr(args, "io", "afxdp") == "dpdk"
@@ -106,24 +135,6 @@ class Demo:
         out = subprocess.run([os.path.join(BIN, "ecmpctl"), "--socket", CTL, *args],
                              capture_output=True, text=True, timeout=15)
         return out.stdout
-
-    def wait_for(self, what, pred, timeout=20.0):
-        end = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < end:
-            try:
-                last = pred()
-                if last:
-                    return last
-            except (RuntimeError, KeyError, IndexError, json.JSONDecodeError) as e:
-                last = e
-            time.sleep(0.1)
-        raise RuntimeError(f"timed out waiting for {what} (last: {last})")
-
-    def claim(self, ok, text):
-        print(f"  [{'ok' if ok else 'FAIL'}] {text}")
-        if not ok:
-            self.failures.append(text)
 
     # ---- set-up ---------------------------------------------------------------------------
 

@@ -19,17 +19,22 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import labdemo  # noqa: E402  (scripts/lib, beside this file: the claim and wait helpers)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAB = os.path.join(ROOT, "scripts", "lab-scale")
 PORT = 8080
 PORTS_FROM = 40000
 
 
-class Demo:
+class Demo(labdemo.Claims):
+    POLL = 0.05
+
     def __init__(self, args):
         self.args = args
         self.bin = os.path.abspath(args.bin_dir)
-        self.failures = []
+        super().__init__()
         self.env = {}
         self.servers = []
         self.lab_started = False
@@ -62,24 +67,6 @@ class Demo:
         sock = self.env[f"SCALE_F{i}_CTL"]
         return subprocess.run([os.path.join(self.bin, "ecmpctl"), "--socket", sock, *args],
                               capture_output=True, text=True, timeout=15).stdout
-
-    def wait_for(self, what, pred, timeout=20.0):
-        end = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < end:
-            try:
-                last = pred()
-                if last:
-                    return last
-            except (RuntimeError, KeyError, IndexError, json.JSONDecodeError) as e:
-                last = e
-            time.sleep(0.05)
-        raise RuntimeError(f"timed out waiting for {what} (last: {last})")
-
-    def claim(self, ok, text):
-        print(f"  [{'ok' if ok else 'FAIL'}] {text}")
-        if not ok:
-            self.failures.append(text)
 
     # ---- what the lab says ----------------------------------------------------------------
 
