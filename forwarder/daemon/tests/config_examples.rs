@@ -517,13 +517,9 @@ fn lab_afxdp_bench_vxlan_encapsulates_towards_every_ipv4_backend() {
     );
 }
 
-/// scripts/bench-veth's ecmpfwd-dpdk row loads here in every build (it runs only in a build with
-/// the feature `dpdk`): lab-afxdp-bench.toml on net_af_xdp ports, with the lab's fixed MACs on
-/// the ports and on every next hop, and an EAL file prefix of its own.
-#[test]
-fn lab_dpdk_bench_is_the_bench_config_on_net_af_xdp_ports() {
-    let mut c = positionless(load("lab-dpdk-bench.toml"));
-    let expected = lab_bench_expected();
+/// The DPDK lab configs' ports: scripts/lab's fc0 and fb1..fb4 as one-queue `net_af_xdp`
+/// devices, each with the forwarder's fixed MAC of that link (02:ef:00:00:<i>:fe).
+fn assert_lab_net_af_xdp_ports(c: &Config) {
     let names: Vec<&str> = c.ports.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["fc0", "fb1", "fb2", "fb3", "fb4"]);
     for (i, p) in c.ports.iter().enumerate() {
@@ -534,9 +530,18 @@ fn lab_dpdk_bench_is_the_bench_config_on_net_af_xdp_ports() {
                 queues: 1,
             }
         );
-        // scripts/lab: the forwarder's end of link i is 02:ef:00:00:<i>:fe.
         assert_eq!(p.mac, Some(MacAddr([0x02, 0xef, 0, 0, i as u8, 0xfe])));
     }
+}
+
+/// scripts/bench-veth's ecmpfwd-dpdk row loads here in every build (it runs only in a build with
+/// the feature `dpdk`): lab-afxdp-bench.toml on net_af_xdp ports, with the lab's fixed MACs on
+/// the ports and on every next hop, and an EAL file prefix of its own.
+#[test]
+fn lab_dpdk_bench_is_the_bench_config_on_net_af_xdp_ports() {
+    let mut c = positionless(load("lab-dpdk-bench.toml"));
+    let expected = lab_bench_expected();
+    assert_lab_net_af_xdp_ports(&c);
     // Every next hop carries the MAC of the other end of its link (02:ef:00:00:<i>:01).
     for h in &mut c.nexthops {
         let i = u8::try_from(h.port).expect("one of 5 ports");
@@ -1274,18 +1279,8 @@ fn anycast_vip_serves_metrics_on_loopback() {
 fn lab_bgp_dpdk_is_lab_bgp_on_net_af_xdp_ports_with_the_labs_fixed_macs() {
     let c = load("lab-bgp-dpdk.toml");
     let afxdp = load("lab-bgp.toml");
-    let names: Vec<&str> = c.ports.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["fc0", "fb1", "fb2", "fb3", "fb4"]);
+    assert_lab_net_af_xdp_ports(&c);
     for (i, p) in c.ports.iter().enumerate() {
-        assert_eq!(
-            p.kind,
-            PortKind::Dpdk {
-                device: format!("net_af_xdp{i},iface={},start_queue=0,queue_count=1", p.name),
-                queues: 1,
-            }
-        );
-        // scripts/lab: the forwarder's end of link i is 02:ef:00:00:<i>:fe.
-        assert_eq!(p.mac, Some(MacAddr([0x02, 0xef, 0, 0, i as u8, 0xfe])));
         let addrs: Vec<String> = p
             .addresses
             .iter()
