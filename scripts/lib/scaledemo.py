@@ -345,22 +345,7 @@ def main():
     args = ap.parse_args()
     if not 2 <= args.forwarders <= 9 or not 1 <= args.backends <= 99:
         ap.error("--forwarders must be 2..9 and --backends 1..99")
-    args.exabgp = os.path.abspath(args.exabgp)
-    demo = Demo(args)
-
-    def interrupted(signum, _frame):
-        raise RuntimeError(f"interrupted by signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGINT, interrupted)
-    status = 1
-    try:
-        status = demo.run()
-    except (RuntimeError, subprocess.SubprocessError, OSError) as e:
-        print(f"\ndemo-scale failed: {e}", file=sys.stderr)
-    finally:
-        demo.close()
-    sys.exit(status)
+    labdemo.run_driver(Demo, args, "demo-scale")
 
 
 if __name__ == "__main__":
